@@ -1,0 +1,75 @@
+#pragma once
+/* The configuration file (INI, read with GKeyFile): one [account NAME]
+ * group per account and an optional [defaults] group whose keys apply to
+ * every account.  Unknown keys and bad values are errors naming the file,
+ * the group and the key. */
+
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <glib.h>
+#include "tokend/error.h"
+#include "tokend/provider.h"
+#include "tokend/secstr.h"
+
+enum store_kind {
+    STORE_KIND_AUTO,
+    STORE_KIND_SECRET_SERVICE,
+    STORE_KIND_FILE,
+};
+
+enum flow_kind {
+    FLOW_KIND_CODE,
+    FLOW_KIND_DEVICE,
+};
+
+typedef struct account {
+    char *name;
+    enum provider_kind provider;
+    char *tenant;
+    char *authority;
+    char *client_id;
+    SecStr *client_secret; /* given inline in the file */
+    char *client_secret_file; /* or read from this file when needed */
+    char *username;
+    char *scopes;          /* space separated */
+    char *redirect_uri;
+    char *token_file;      /* absolute */
+    enum store_kind store;
+    char *ca_file;
+    char *issuer;
+    char *authorize_url;
+    char *token_url;
+    char *device_authorization_url;
+    char *revocation_url;
+    char *prompt;
+    char **auth_params;    /* NULL-terminated "key=value" */
+    enum flow_kind flow;
+    int refresh_margin;    /* seconds */
+    int min_validity;      /* seconds */
+    int login_timeout;     /* seconds */
+    char *imap_host;
+    int imap_port;
+    char *smtp_host;
+    int smtp_port;
+    char *notify_cmd;
+} Account;
+
+typedef struct config {
+    char *path;
+    GPtrArray *accounts; /* Account*, in file order */
+    int max_parallel;
+} Config;
+
+Config *config_load(const char *path, struct tokend_error *e);
+/* Parse from memory; path is only used in messages and for relative paths. */
+Config *config_parse(const char *data, size_t len, const char *path, struct tokend_error *e);
+const Account *config_find(const Config *c, const char *name);
+void config_free(Config *c);
+/* An account name may be used as a folder name. */
+bool config_account_name_valid(const char *name);
+/* The keys the config file accepts, NULL-terminated (for docs and tests). */
+const char *const *config_known_keys(void);
+const char *store_kind_name(enum store_kind kind);
+const char *flow_kind_name(enum flow_kind kind);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)

@@ -1,0 +1,20 @@
+#pragma once
+/* Kill points for crash tests.  Builds with -Dfault_injection=true die with
+ * SIGKILL at the point named by $TOKEND_FAULT; other builds compile them
+ * away. */
+
+#ifdef TOKEND_FAULT_INJECTION
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#define FAULT_POINT(name)                                                                      \
+    do {                                                                                       \
+        const char *fault_ = getenv("TOKEND_FAULT");                                           \
+        if (fault_ && strcmp(fault_, name) == 0)                                               \
+            raise(SIGKILL);                                                                    \
+    } while (0)
+#else
+#define FAULT_POINT(name)                                                                      \
+    do {                                                                                       \
+    } while (0)
+#endif

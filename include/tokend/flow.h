@@ -1,0 +1,55 @@
+#pragma once
+/* The flows a verb runs for one account: sign in (obtain), refresh, forget.
+ * They use the protocol, HTTP, catcher and store modules and keep the
+ * account's state, token file and stored refresh token consistent. */
+
+#include <stdbool.h>
+#include "tokend/config.h"
+#include "tokend/error.h"
+#include "tokend/oauth.h"
+#include "tokend/secstr.h"
+
+struct obtain_options {
+    bool no_browser;
+    bool manual;
+    bool device;
+};
+
+enum refresh_outcome {
+    REFRESH_NOT_NEEDED,   /* fresh enough, nothing done */
+    REFRESH_DONE_ELSEWHERE, /* another tokend refreshed while we waited */
+    REFRESH_DONE,
+};
+
+/* The client as the protocol sees it, with endpoints resolved. */
+typedef struct flow_client {
+    struct oauth_client oauth;
+    SecStr *secret;
+    char *authorize_url;
+    char *token_url;
+    char *device_url;
+    char *revocation_url;
+    char *issuer;
+} FlowClient;
+
+FlowClient *flow_client_new(const Account *a, struct tokend_error *e);
+void flow_client_free(FlowClient *c);
+
+/* Save a token response: refresh token first, then the token file, then
+ * the state.  signin: the response of a new sign-in rather than a refresh. */
+struct account_state;
+int flow_save_response(const Account *a, const char *account_dir, struct account_state *st,
+                       const TokenResponse *t, bool signin, struct tokend_error *e);
+int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e);
+/* Refresh when the access token expires within margin seconds (always with
+ * force).  Serialised per account by a lock. */
+int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome *outcome,
+                 struct tokend_error *e);
+/* Forget the account locally; reports what was removed in *removed. */
+int flow_logout(const Account *a, GString *removed, struct tokend_error *e);
+/* Seconds the current access token is still valid (0 if none). */
+gint64 flow_token_seconds_left(const Account *a);
+/* Read the current access token (after flow_refresh made it fresh). */
+SecStr *flow_read_token(const Account *a, struct tokend_error *e);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowClient, flow_client_free)

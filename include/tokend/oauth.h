@@ -1,0 +1,84 @@
+#pragma once
+/* The OAuth 2.0 protocol: authorization URLs, redirect parameters, grants
+ * and the parsing of token and error responses.  Knows nothing of the
+ * command line, the config file or where tokens are stored. */
+
+#include <stdbool.h>
+#include <glib.h>
+#include "tokend/error.h"
+#include "tokend/http.h"
+#include "tokend/secstr.h"
+
+/* The client as the protocol sees it: filled by the flow layer from the
+ * account, its provider preset and discovery. */
+struct oauth_client {
+    const char *client_id;
+    const SecStr *client_secret; /* NULL for public clients */
+    const char *authorize_url;
+    const char *token_url;
+    const char *device_url;
+    const char *revocation_url;
+    const char *issuer;          /* expected `iss` in redirects, or NULL */
+    bool iss_required;           /* server advertised RFC 9207 support */
+    const char *scopes;
+};
+
+typedef struct token_response {
+    SecStr *access_token;
+    SecStr *refresh_token; /* NULL when the server sent none */
+    char *token_type;
+    gint64 expires_in;     /* seconds; 3600 when the server said nothing */
+    char *scope;
+} TokenResponse;
+
+typedef struct redirect_params {
+    SecStr *code;
+    char *state;
+    char *iss;
+    char *error;
+    char *error_description;
+    bool bare; /* the user pasted only a code: there is no state to check */
+} RedirectParams;
+
+/* A 2xx token response becomes *out; anything else fills e with the OAuth
+ * error classified (sign in again, administrator, configuration, slow down). */
+int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
+                               struct tokend_error *e);
+/* Fill e from a non-2xx response (or a 2xx one carrying "error"). */
+int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e);
+/* Classify an OAuth error.  code is Microsoft's error_codes[0] (0 if none). */
+int oauth_error_classify(const char *error, long code, const char *description,
+                         struct tokend_error *e);
+void token_response_free(TokenResponse *t);
+
+/* Parse what a user pasted: the whole final URL (with any extra parameters
+ * such as session_state, in quotes or not), its query string, or the bare
+ * code. */
+int oauth_parse_pasted(const char *input, RedirectParams **out, struct tokend_error *e);
+/* Add one decoded redirect parameter (duplicates of known ones are errors;
+ * unknown ones such as session_state are ignored). */
+int oauth_redirect_add(RedirectParams *p, const char *name, const char *value,
+                       struct tokend_error *e);
+/* Parse a raw query string (name=value&...). */
+int oauth_parse_query(const char *query, RedirectParams **out, struct tokend_error *e);
+/* Check a redirect: state must match (unless the user pasted a bare code),
+ * an error= is reported, iss must match when present or required, a code
+ * must be there. */
+int oauth_check_redirect(const RedirectParams *p, const char *expected_state,
+                         const struct oauth_client *c, struct tokend_error *e);
+void redirect_params_free(RedirectParams *p);
+
+/* The authorization request URL. */
+char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri,
+                          const char *state, const char *challenge,
+                          const char *const *extra, struct tokend_error *e);
+
+/* Grants. */
+int oauth_redeem_code(Http *h, const struct oauth_client *c, const SecStr *code,
+                      const SecStr *verifier, const char *redirect_uri, TokenResponse **out,
+                      struct tokend_error *e);
+int oauth_refresh(Http *h, const struct oauth_client *c, const SecStr *refresh_token,
+                  TokenResponse **out, struct tokend_error *e);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TokenResponse, token_response_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(RedirectParams, redirect_params_free)

@@ -1,0 +1,19 @@
+#pragma once
+/* Where tokend keeps its files: XDG base directories. */
+
+#include <stdbool.h>
+#include "tokend/error.h"
+
+/* The config file: explicit path, else $TOKEND_CONFIG, else
+ * $XDG_CONFIG_HOME/tokend/config (~/.config/tokend/config). */
+char *paths_config_file(const char *explicit_path);
+/* $XDG_STATE_HOME/tokend (~/.local/state/tokend). */
+char *paths_state_dir(void);
+/* The state folder of one account. */
+char *paths_account_dir(const char *account);
+/* Make the folder and its missing parents; the final folder gets 0700 and
+ * must belong to us.  A group- or world-accessible folder of ours is repaired
+ * with a warning; one owned by someone else is refused. */
+int paths_ensure_private_dir(const char *path, struct tokend_error *e);
+/* Expand a leading "~/" and make relative paths relative to base. */
+char *paths_expand(const char *path, const char *base_dir);

@@ -1,0 +1,40 @@
+#pragma once
+/* Provider presets: the endpoints, scopes and quirks of the providers tokend
+ * knows by name.  Pure data; no I/O. */
+
+#include <stdbool.h>
+
+enum provider_kind {
+    PROVIDER_MICROSOFT,
+    PROVIDER_GOOGLE,
+    PROVIDER_GENERIC,
+    PROVIDER_COUNT,
+};
+
+struct provider_preset {
+    const char *name;
+    /* printf templates taking (authority, tenant) for Microsoft, or fixed. */
+    const char *authorize_url;
+    const char *token_url;
+    const char *device_url;
+    const char *revocation_url;
+    const char *issuer;
+    const char *default_authority;
+    const char *default_tenant;
+    const char *default_scopes;
+    const char *default_redirect_uri;
+    const char *extra_auth_params; /* "k=v k=v" always sent on authorize */
+    const char *imap_host;
+    int imap_port;
+    const char *smtp_host;
+    int smtp_port;
+    const char *pop_host;
+    bool needs_client_secret;
+};
+
+const struct provider_preset *provider_preset(enum provider_kind kind);
+/* Parse a provider name; returns -1 if unknown. */
+int provider_from_name(const char *name);
+const char *provider_name(enum provider_kind kind);
+/* Fill a Microsoft endpoint template: returns a newly allocated URL. */
+char *provider_expand(const char *tmpl, const char *authority, const char *tenant);

@@ -1,0 +1,36 @@
+#pragma once
+/* What tokend remembers about an account besides its secrets: the access
+ * token's expiry, where the refresh token is stored, when it last talked to
+ * the server.  Kept as JSON beside the token file so that `token` and
+ * `refresh` can decide without the keyring.  Never holds a secret. */
+
+#include <stdbool.h>
+#include <glib.h>
+#include "tokend/error.h"
+
+typedef struct account_state {
+    gint64 expires_at;    /* access token expiry (unix seconds), 0 if none */
+    gint64 obtained_at;   /* when the access token was received */
+    gint64 signed_in_at;  /* last successful obtain */
+    gint64 last_refresh;  /* last successful refresh */
+    gint64 last_attempt;  /* last refresh attempt, successful or not */
+    char *store;          /* where the refresh token is: "secret-service", "file", or NULL */
+    char *token_file;     /* where the access token was written */
+    char *scope;          /* as granted */
+    char *last_error;     /* one line, when the last attempt failed */
+    int last_status;      /* exit status of the last attempt */
+    bool needs_signin;    /* the server refused the refresh token */
+} AccountState;
+
+AccountState *state_new(void);
+/* Load account_dir/state.json; a missing file gives an empty state. */
+AccountState *state_load(const char *account_dir, struct tokend_error *e);
+int state_save(const char *account_dir, const AccountState *st, struct tokend_error *e);
+void state_free(AccountState *st);
+/* Parse from memory (for tests and fuzzing). */
+AccountState *state_parse(const char *json, size_t len, struct tokend_error *e);
+/* True when an access token is there and valid for at least `margin` more
+ * seconds at time `now`. */
+bool state_token_fresh(const AccountState *st, int margin, gint64 now);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AccountState, state_free)

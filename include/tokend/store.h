@@ -1,0 +1,50 @@
+#pragma once
+/* Where long-lived secrets are kept, per account: the Secret Service
+ * (libsecret) or private files.  Stores know nothing of OAuth: they keep a
+ * named secret (a "kind", such as "refresh_token") for an account. */
+
+#include <stdbool.h>
+#include "tokend/config.h"
+#include "tokend/error.h"
+#include "tokend/secstr.h"
+
+typedef struct store Store;
+
+struct store_ops {
+    const char *name;
+    int (*get)(Store *s, const char *account, const char *kind, SecStr **out,
+               struct tokend_error *e);
+    int (*put)(Store *s, const char *account, const char *kind, const char *label,
+               const SecStr *value, struct tokend_error *e);
+    int (*remove)(Store *s, const char *account, const char *kind, struct tokend_error *e);
+    void (*free)(Store *s);
+};
+
+struct store {
+    const struct store_ops *ops;
+};
+
+/* Open a store.  STORE_KIND_AUTO picks the Secret Service when a session bus
+ * with an unlocked default collection is there, else the file store.
+ * Forcing the Secret Service when it is missing or locked fails with
+ * TOKEND_EX_UNAVAILABLE.  Calls never prompt and are bounded in time. */
+Store *store_open(enum store_kind kind, struct tokend_error *e);
+/* Open a store by its name ("secret-service" or "file"). */
+Store *store_open_named(const char *name, struct tokend_error *e);
+const char *store_name(const Store *s);
+/* *out is NULL (and 0 returned) when nothing is stored.  A locked keyring
+ * is an error (TOKEND_EX_UNAVAILABLE), never "nothing stored". */
+int store_get(Store *s, const char *account, const char *kind, SecStr **out,
+              struct tokend_error *e);
+int store_put(Store *s, const char *account, const char *kind, const char *label,
+              const SecStr *value, struct tokend_error *e);
+/* Returns 1 if something was removed, 0 if nothing was stored. */
+int store_remove(Store *s, const char *account, const char *kind, struct tokend_error *e);
+void store_free(Store *s);
+
+/* Backends. */
+Store *store_file_new(struct tokend_error *e);
+/* probe_only: fail quietly (no message worth showing) when unavailable. */
+Store *store_secret_new(bool probe_only, struct tokend_error *e);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Store, store_free)

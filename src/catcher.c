@@ -1,0 +1,344 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+
+#include "tokend/catcher.h"
+#include "tokend/log.h"
+
+#define CONNECTION_LIMIT 64
+#define CONNECTION_TIMEOUT_S 10
+#define CONNECTION_MEMORY 16384
+
+struct catcher {
+    struct MHD_Daemon *daemons[2];
+    int sockets[2];
+    char *redirect_uri;
+    char *path;
+    char *state;
+    GMutex lock;
+    GCond changed;
+    RedirectParams *result;
+    bool delivered;
+    int accepted; /* address of this marks the request that carried the result */
+};
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
+
+#define PAGE(title, text)                                                                      \
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>tokend: " title                 \
+    "</title></head><body style=\"font-family:sans-serif;margin:3em\"><h1>" title "</h1><p>"   \
+    text "</p></body></html>\n"
+
+static const char page_done[] = PAGE("Signed in", "tokend has the answer. You may close this tab.");
+static const char page_refused[] =
+    PAGE("Sign-in failed", "The provider refused the sign-in. See the terminal for the reason.");
+static const char page_stale[] = PAGE("Not this sign-in",
+    "This link does not belong to the sign-in tokend is waiting for. "
+    "Use the newest sign-in link, or run tokend obtain again.");
+static const char page_bad[] = PAGE("Bad request", "The request could not be understood.");
+static const char page_again[] =
+    PAGE("Already signed in", "This sign-in is complete. You may close this tab.");
+static const char page_missing[] = PAGE("Not found", "Nothing here.");
+static const char page_method[] = PAGE("Not allowed", "Only GET is served here.");
+
+bool catcher_handles(const char *redirect_uri)
+{
+    return g_str_has_prefix(redirect_uri, "http://127.0.0.1") ||
+           g_str_has_prefix(redirect_uri, "http://localhost") ||
+           g_str_has_prefix(redirect_uri, "http://[::1]");
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *page)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(page), (void *)page, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ret;
+
+    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Connection", "close");
+    ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+struct collect {
+    RedirectParams *p;
+    bool failed;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct collect *c = cls;
+    struct tokend_error e = TOKEND_ERROR_INIT;
+
+    (void)kind;
+    if (oauth_redirect_add(c->p, key, value, &e) < 0)
+        c->failed = true;
+    error_clear(&e);
+    return c->failed ? MHD_NO : MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **req_cls)
+{
+    Catcher *c = cls;
+    struct collect col = {.p = g_new0(RedirectParams, 1)};
+    const char *page;
+    unsigned int status = MHD_HTTP_OK;
+
+    (void)version;
+    (void)upload_data;
+    (void)upload_size;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        redirect_params_free(col.p);
+        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, page_method);
+    }
+    if (strcmp(url, c->path) != 0) {
+        redirect_params_free(col.p);
+        return reply(conn, MHD_HTTP_NOT_FOUND, page_missing);
+    }
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &col);
+    g_mutex_lock(&c->lock);
+    if (col.failed) {
+        status = MHD_HTTP_BAD_REQUEST;
+        page = page_bad;
+    } else if (c->result) {
+        page = page_again;
+    } else if (!col.p->state || strcmp(col.p->state, c->state) != 0) {
+        log_verbose("catcher: ignored a request that does not carry this sign-in's state");
+        status = MHD_HTTP_BAD_REQUEST;
+        page = page_stale;
+    } else {
+        page = col.p->error ? page_refused : page_done;
+        c->result = g_steal_pointer(&col.p);
+        *req_cls = &c->accepted;
+        g_cond_broadcast(&c->changed);
+    }
+    g_mutex_unlock(&c->lock);
+    redirect_params_free(col.p);
+    return reply(conn, status, page);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    Catcher *c = cls;
+
+    (void)conn;
+    (void)toe;
+    if (*req_cls != &c->accepted)
+        return;
+    g_mutex_lock(&c->lock);
+    c->delivered = true;
+    g_cond_broadcast(&c->changed);
+    g_mutex_unlock(&c->lock);
+}
+
+static int listen_socket(int family, int port, struct tokend_error *e)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    int one = 1;
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return error_set(e, TOKEND_EX_TEMPFAIL, "cannot open a socket: %s", g_strerror(errno));
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(*in);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        in6->sin6_addr = in6addr_loopback;
+        len = sizeof(*in6);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return error_set(e, TOKEND_EX_TEMPFAIL, "cannot listen on %s port %d: %s",
+                         family == AF_INET ? "127.0.0.1" : "[::1]", port, g_strerror(err));
+    }
+    return fd;
+}
+
+static int socket_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* Bind what the host asks for: localhost gets 127.0.0.1 and ::1 on one port
+ * (::1 is skipped where the machine has no IPv6). */
+static int bind_sockets(Catcher *c, const char *host, int port, struct tokend_error *e)
+{
+    bool v4 = strcmp(host, "[::1]") != 0;
+    bool v6 = strcmp(host, "127.0.0.1") != 0;
+
+    for (int attempt = 0; attempt < 8; attempt++) {
+        struct tokend_error e6 = TOKEND_ERROR_INIT;
+        int chosen = port;
+
+        c->sockets[0] = listen_socket(v4 ? AF_INET : AF_INET6, port, e);
+        if (c->sockets[0] < 0)
+            return -1;
+        chosen = socket_port(c->sockets[0]);
+        if (!(v4 && v6))
+            return chosen;
+        c->sockets[1] = listen_socket(AF_INET6, chosen, &e6);
+        if (c->sockets[1] >= 0 || errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL || port) {
+            if (c->sockets[1] < 0)
+                log_verbose("catcher: %s; listening on 127.0.0.1 only", e6.message);
+            error_clear(&e6);
+            return chosen;
+        }
+        /* ::1 has that port taken: try another pair. */
+        error_clear(&e6);
+        close(c->sockets[0]);
+        c->sockets[0] = -1;
+    }
+    return error_set(e, TOKEND_EX_TEMPFAIL, "cannot find a free loopback port");
+}
+
+static int parse_uri(const char *uri, char **host, int *port, char **path,
+                     struct tokend_error *e)
+{
+    g_autoptr(CURLU) u = curl_url();
+    char *h = NULL, *p = NULL, *portstr = NULL;
+
+    if (!catcher_handles(uri) || curl_url_set(u, CURLUPART_URL, uri, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK)
+        return error_set(e, TOKEND_EX_CONFIG,
+                         "redirect_uri %s is not an http:// loopback address", uri);
+    curl_url_get(u, CURLUPART_PATH, &p, 0);
+    if (curl_url_get(u, CURLUPART_PORT, &portstr, 0) == CURLUE_OK && portstr)
+        *port = atoi(portstr);
+    *host = g_strdup(h);
+    *path = g_strdup(p && *p ? p : "/");
+    curl_free(h);
+    curl_free(p);
+    curl_free(portstr);
+    return 0;
+}
+
+/* The configured URI as written, with our port: "http://localhost" stays
+ * without a trailing slash, as Microsoft registers it. */
+static char *uri_with_port(const char *uri, const char *host, int port)
+{
+    const char *after_host = strstr(uri, "://") + 3 + strlen(host);
+
+    if (*after_host == ':')
+        after_host += strspn(after_host + 1, "0123456789") + 1;
+    return g_strdup_printf("http://%s:%d%s", host, port, after_host);
+}
+
+static struct MHD_Daemon *start_daemon(Catcher *c, int fd, bool v6)
+{
+    return MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL,
+        NULL, on_request, c, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
+        MHD_OPTION_END);
+}
+
+Catcher *catcher_new(const char *redirect_uri, const char *expected_state,
+                     struct tokend_error *e)
+{
+    g_autoptr(Catcher) c = g_new0(Catcher, 1);
+    g_autofree char *host = NULL;
+    int port = 0;
+
+    c->sockets[0] = c->sockets[1] = -1;
+    g_mutex_init(&c->lock);
+    g_cond_init(&c->changed);
+    c->state = g_strdup(expected_state);
+    if (parse_uri(redirect_uri, &host, &port, &c->path, e) < 0)
+        return NULL;
+    port = bind_sockets(c, host, port, e);
+    if (port < 0)
+        return NULL;
+    c->redirect_uri = uri_with_port(redirect_uri, host, port);
+    for (int i = 0; i < 2; i++) {
+        if (c->sockets[i] < 0)
+            continue;
+        c->daemons[i] = start_daemon(c, c->sockets[i], i == 1 || strcmp(host, "[::1]") == 0);
+        if (!c->daemons[i]) {
+            error_set(e, TOKEND_EX_SOFTWARE, "cannot start the redirect listener");
+            return NULL;
+        }
+        c->sockets[i] = -1; /* the daemon owns it now */
+    }
+    log_verbose("catcher: waiting for %s", c->redirect_uri);
+    return g_steal_pointer(&c);
+}
+
+const char *catcher_redirect_uri(const Catcher *c)
+{
+    return c->redirect_uri;
+}
+
+int catcher_wait(Catcher *c, int timeout_s, RedirectParams **out, struct tokend_error *e)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
+    gint64 page_deadline;
+
+    g_mutex_lock(&c->lock);
+    while (!c->result && g_cond_wait_until(&c->changed, &c->lock, deadline))
+        ;
+    if (!c->result) {
+        g_mutex_unlock(&c->lock);
+        error_set(e, TOKEND_EX_TEMPFAIL, "no sign-in arrived within %d s", timeout_s);
+        error_set_hint(e, "run tokend obtain again (or use --manual to paste the URL)");
+        return -1;
+    }
+    /* Let the browser get its page before the listener goes away. */
+    page_deadline = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+    while (!c->delivered && g_cond_wait_until(&c->changed, &c->lock, page_deadline))
+        ;
+    *out = g_steal_pointer(&c->result);
+    g_mutex_unlock(&c->lock);
+    return 0;
+}
+
+void catcher_free(Catcher *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < 2; i++) {
+        if (c->daemons[i])
+            MHD_stop_daemon(c->daemons[i]);
+        if (c->sockets[i] >= 0)
+            close(c->sockets[i]);
+    }
+    redirect_params_free(c->result);
+    g_free(c->redirect_uri);
+    g_free(c->path);
+    g_free(c->state);
+    g_mutex_clear(&c->lock);
+    g_cond_clear(&c->changed);
+    g_free(c);
+}

@@ -1,0 +1,79 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tokend/cli.h"
+
+static const char usage[] =
+    "Usage: tokend [-c FILE] [-v] [-q] COMMAND ...\n"
+    "\n"
+    "Gets OAuth2 access tokens for mail clients (fetchmail, mutt, msmtp, isync).\n"
+    "\n"
+    "Commands:\n"
+    "  obtain ACCOUNT [--no-browser] [--manual] [--device]\n"
+    "                        sign in once in the browser and store the refresh token\n"
+    "  refresh [ACCOUNT...] [--force]\n"
+    "                        refresh access tokens that expire soon (for a timer)\n"
+    "  token ACCOUNT [--format raw|xoauth2|oauthbearer]\n"
+    "                        print a valid access token (for mutt, msmtp, isync)\n"
+    "  status [ACCOUNT...] [--json]\n"
+    "                        show accounts, stores, expiry and whether sign-in is needed\n"
+    "  logout ACCOUNT        forget the account's tokens\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE     configuration file (default $XDG_CONFIG_HOME/tokend/config)\n"
+    "  -v, --verbose         say more (twice for debugging); secrets are never shown\n"
+    "  -q, --quiet           only errors\n"
+    "  -h, --help            this help\n"
+    "  -V, --version         version\n"
+    "\n"
+    "Exit status: 0 ok, 64 usage, 65 bad server response, 69 keyring unavailable,\n"
+    "73 cannot write files, 75 try later, 77 sign-in needed, 78 configuration.\n"
+    "See tokend(1) and tokend.conf(5).\n";
+
+void cli_print_usage(void)
+{
+    fputs(usage, stdout);
+}
+
+int cli_parse_globals(int argc, char **argv, struct cli_globals *g)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    memset(g, 0, sizeof(*g));
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+c:vqhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            g->config_path = optarg;
+            break;
+        case 'v':
+            g->verbosity++;
+            break;
+        case 'q':
+            g->quiet = true;
+            break;
+        case 'h':
+            g->help = true;
+            break;
+        case 'V':
+            g->version = true;
+            break;
+        default:
+            fprintf(stderr, "tokend: unknown option %s; see tokend --help\n",
+                    argv[optind - 1]);
+            return -1;
+        }
+    }
+    g->command_index = optind;
+    return 0;
+}

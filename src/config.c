@@ -1,0 +1,555 @@
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "tokend/config.h"
+#include "tokend/fileio.h"
+#include "tokend/paths.h"
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define DEFAULTS_GROUP "defaults"
+#define ACCOUNT_PREFIX "account "
+
+enum key_type {
+    KEY_STRING,
+    KEY_PATH,
+    KEY_URL,
+    KEY_SECONDS,
+    KEY_PORT,
+    KEY_PROVIDER,
+    KEY_STORE,
+    KEY_FLOW,
+    KEY_SECRET,
+    KEY_PARAMS,
+};
+
+enum key_scope {
+    SCOPE_BOTH,
+    SCOPE_ACCOUNT,
+    SCOPE_DEFAULTS,
+};
+
+struct key_spec {
+    const char *name;
+    enum key_type type;
+    enum key_scope scope;
+    size_t offset; /* into Account; unused for SCOPE_DEFAULTS */
+};
+
+#define F(field) offsetof(Account, field)
+
+static const struct key_spec keys[] = {
+    {"provider", KEY_PROVIDER, SCOPE_BOTH, F(provider)},
+    {"tenant", KEY_STRING, SCOPE_BOTH, F(tenant)},
+    {"authority", KEY_STRING, SCOPE_BOTH, F(authority)},
+    {"client_id", KEY_STRING, SCOPE_BOTH, F(client_id)},
+    {"client_secret", KEY_SECRET, SCOPE_BOTH, F(client_secret)},
+    {"client_secret_file", KEY_PATH, SCOPE_BOTH, F(client_secret_file)},
+    {"username", KEY_STRING, SCOPE_ACCOUNT, F(username)},
+    {"scopes", KEY_STRING, SCOPE_BOTH, F(scopes)},
+    {"redirect_uri", KEY_URL, SCOPE_BOTH, F(redirect_uri)},
+    {"token_file", KEY_PATH, SCOPE_ACCOUNT, F(token_file)},
+    {"store", KEY_STORE, SCOPE_BOTH, F(store)},
+    {"ca_file", KEY_PATH, SCOPE_BOTH, F(ca_file)},
+    {"issuer", KEY_URL, SCOPE_BOTH, F(issuer)},
+    {"authorize_url", KEY_URL, SCOPE_BOTH, F(authorize_url)},
+    {"token_url", KEY_URL, SCOPE_BOTH, F(token_url)},
+    {"device_authorization_url", KEY_URL, SCOPE_BOTH, F(device_authorization_url)},
+    {"revocation_url", KEY_URL, SCOPE_BOTH, F(revocation_url)},
+    {"prompt", KEY_STRING, SCOPE_BOTH, F(prompt)},
+    {"auth_params", KEY_PARAMS, SCOPE_BOTH, F(auth_params)},
+    {"flow", KEY_FLOW, SCOPE_BOTH, F(flow)},
+    {"refresh_margin", KEY_SECONDS, SCOPE_BOTH, F(refresh_margin)},
+    {"min_validity", KEY_SECONDS, SCOPE_BOTH, F(min_validity)},
+    {"login_timeout", KEY_SECONDS, SCOPE_BOTH, F(login_timeout)},
+    {"imap_host", KEY_STRING, SCOPE_BOTH, F(imap_host)},
+    {"imap_port", KEY_PORT, SCOPE_BOTH, F(imap_port)},
+    {"smtp_host", KEY_STRING, SCOPE_BOTH, F(smtp_host)},
+    {"smtp_port", KEY_PORT, SCOPE_BOTH, F(smtp_port)},
+    {"notify_cmd", KEY_STRING, SCOPE_BOTH, F(notify_cmd)},
+    {"max_parallel", KEY_SECONDS, SCOPE_DEFAULTS, 0},
+};
+
+#undef F
+
+static const char *reserved_auth_params[] = {
+    "response_type", "client_id", "redirect_uri", "scope", "state",
+    "code_challenge", "code_challenge_method", "client_secret", NULL,
+};
+
+struct parse_ctx {
+    GKeyFile *kf;
+    const char *path;
+    const char *group;
+    struct tokend_error *e;
+};
+
+static int key_error(const struct parse_ctx *c, const char *key, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+static int key_error(const struct parse_ctx *c, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *what = NULL;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (key)
+        return error_set(c->e, TOKEND_EX_CONFIG, "%s: [%s] %s: %s", c->path, c->group, key,
+                         what);
+    return error_set(c->e, TOKEND_EX_CONFIG, "%s: [%s]: %s", c->path, c->group, what);
+}
+
+bool config_account_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > 64 || !g_ascii_isalnum(name[0]))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        if (!g_ascii_isalnum(ch) && !strchr("._@+-", ch))
+            return false;
+    }
+    return true;
+}
+
+static const struct key_spec *key_lookup(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+const char *const *config_known_keys(void)
+{
+    static const char *names[G_N_ELEMENTS(keys) + 1];
+
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
+        names[i] = keys[i].name;
+    return names;
+}
+
+const char *store_kind_name(enum store_kind kind)
+{
+    switch (kind) {
+    case STORE_KIND_AUTO:
+        return "auto";
+    case STORE_KIND_SECRET_SERVICE:
+        return "secret-service";
+    case STORE_KIND_FILE:
+        return "file";
+    }
+    return "unknown";
+}
+
+const char *flow_kind_name(enum flow_kind kind)
+{
+    switch (kind) {
+    case FLOW_KIND_CODE:
+        return "code";
+    case FLOW_KIND_DEVICE:
+        return "device";
+    }
+    return "unknown";
+}
+
+/* A value as written, unescaped, with an inline comment (" #...") removed
+ * and surrounding white space trimmed. */
+static char *get_value(const struct parse_ctx *c, const char *group, const char *key)
+{
+    g_autoptr(GError) err = NULL;
+    char *v = g_key_file_get_string(c->kf, group, key, &err);
+    char *hash;
+
+    if (!v)
+        return NULL;
+    for (hash = strchr(v, '#'); hash; hash = strchr(hash + 1, '#')) {
+        if (hash == v || hash[-1] == ' ' || hash[-1] == '\t') {
+            *hash = '\0';
+            break;
+        }
+    }
+    return g_strstrip(v);
+}
+
+static bool url_scheme_ok(const char *v)
+{
+    static const char *loopback[] = {"http://127.0.0.1", "http://localhost", "http://[::1]"};
+
+    if (g_str_has_prefix(v, "https://") && v[8] != '\0')
+        return true;
+    for (size_t i = 0; i < G_N_ELEMENTS(loopback); i++) {
+        size_t n = strlen(loopback[i]);
+        if (strncmp(v, loopback[i], n) == 0 && (v[n] == '\0' || v[n] == ':' || v[n] == '/'))
+            return true;
+    }
+    return false;
+}
+
+static int parse_int(const struct parse_ctx *c, const char *key, const char *v, gint64 min,
+                     gint64 max, int *out)
+{
+    gint64 n;
+    g_autoptr(GError) err = NULL;
+
+    if (!g_ascii_string_to_signed(v, 10, min, max, &n, &err))
+        return key_error(c, key, "\"%s\" is not a whole number from %" G_GINT64_FORMAT
+                         " to %" G_GINT64_FORMAT, v, min, max);
+    *out = (int)n;
+    return 0;
+}
+
+static int parse_params(const struct parse_ctx *c, const char *key, const char *v,
+                        char ***out)
+{
+    g_auto(GStrv) parts = g_strsplit_set(v, " \t", -1);
+    g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func(g_free);
+
+    for (char **p = parts; *p; p++) {
+        const char *eq = strchr(*p, '=');
+        g_autofree char *name = NULL;
+
+        if (**p == '\0')
+            continue;
+        if (!eq || eq == *p)
+            return key_error(c, key, "\"%s\" is not of the form name=value", *p);
+        name = g_strndup(*p, (gsize)(eq - *p));
+        if (g_strv_contains(reserved_auth_params, name))
+            return key_error(c, key, "\"%s\" is set by tokend itself and cannot be given",
+                             name);
+        g_ptr_array_add(kept, g_strdup(*p));
+    }
+    g_ptr_array_add(kept, NULL);
+    g_strfreev(*out);
+    *out = (char **)g_ptr_array_free(g_steal_pointer(&kept), FALSE);
+    return 0;
+}
+
+static int parse_enum(const struct parse_ctx *c, const char *key, const char *v,
+                      const char *const *names, int *out)
+{
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(names[i], v) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    g_autofree char *list = g_strjoinv(", ", (char **)names);
+    return key_error(c, key, "\"%s\" is not one of: %s", v, list);
+}
+
+static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const char *v,
+                     Account *a, const char *base_dir)
+{
+    static const char *const provider_names[] = {"microsoft", "google", "generic", NULL};
+    static const char *const store_names[] = {"auto", "secret-service", "file", NULL};
+    static const char *const flow_names[] = {"code", "device", NULL};
+    void *field = (char *)a + k->offset;
+
+    if (*v == '\0' && k->type != KEY_PARAMS && k->type != KEY_STRING)
+        return key_error(c, k->name, "empty value");
+    switch (k->type) {
+    case KEY_STRING:
+        g_free(*(char **)field);
+        *(char **)field = *v ? g_strdup(v) : NULL;
+        return 0;
+    case KEY_URL:
+        if (!url_scheme_ok(v))
+            return key_error(c, k->name,
+                             "\"%s\" must be an https:// URL (http:// only for 127.0.0.1, "
+                             "localhost or [::1])", v);
+        g_free(*(char **)field);
+        *(char **)field = g_strdup(v);
+        return 0;
+    case KEY_PATH:
+        g_free(*(char **)field);
+        *(char **)field = paths_expand(v, base_dir);
+        return 0;
+    case KEY_SECONDS:
+        return parse_int(c, k->name, v, 0, 86400 * 365, (int *)field);
+    case KEY_PORT:
+        return parse_int(c, k->name, v, 1, 65535, (int *)field);
+    case KEY_PROVIDER:
+        return parse_enum(c, k->name, v, provider_names, (int *)field);
+    case KEY_STORE:
+        return parse_enum(c, k->name, v, store_names, (int *)field);
+    case KEY_FLOW:
+        return parse_enum(c, k->name, v, flow_names, (int *)field);
+    case KEY_SECRET:
+        secstr_free(*(SecStr **)field);
+        *(SecStr **)field = secstr_from(v, strlen(v));
+        return 0;
+    case KEY_PARAMS:
+        return parse_params(c, k->name, v, (char ***)field);
+    }
+    return 0;
+}
+
+static void account_free(Account *a)
+{
+    if (!a)
+        return;
+    g_free(a->name);
+    g_free(a->tenant);
+    g_free(a->authority);
+    g_free(a->client_id);
+    secstr_free(a->client_secret);
+    g_free(a->client_secret_file);
+    g_free(a->username);
+    g_free(a->scopes);
+    g_free(a->redirect_uri);
+    g_free(a->token_file);
+    g_free(a->ca_file);
+    g_free(a->issuer);
+    g_free(a->authorize_url);
+    g_free(a->token_url);
+    g_free(a->device_authorization_url);
+    g_free(a->revocation_url);
+    g_free(a->prompt);
+    g_strfreev(a->auth_params);
+    g_free(a->imap_host);
+    g_free(a->smtp_host);
+    g_free(a->notify_cmd);
+    g_free(a);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Account, account_free)
+
+static int check_group_keys(const struct parse_ctx *c, bool is_defaults)
+{
+    g_auto(GStrv) names = g_key_file_get_keys(c->kf, c->group, NULL, NULL);
+
+    for (char **n = names; n && *n; n++) {
+        const struct key_spec *k = key_lookup(*n);
+        if (!k)
+            return key_error(c, *n, "unknown key");
+        if (is_defaults && k->scope == SCOPE_ACCOUNT)
+            return key_error(c, *n, "belongs in an [account NAME] group, not [defaults]");
+        if (!is_defaults && k->scope == SCOPE_DEFAULTS)
+            return key_error(c, *n, "belongs in the [defaults] group");
+    }
+    return 0;
+}
+
+/* Apply every known key, the account's own value winning over [defaults]. */
+static int apply_keys(struct parse_ctx *c, Account *a, bool has_defaults, const char *base_dir)
+{
+    const char *own_group = c->group;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        const struct key_spec *k = &keys[i];
+        g_autofree char *v = NULL;
+
+        if (k->scope == SCOPE_DEFAULTS)
+            continue;
+        c->group = own_group;
+        v = get_value(c, own_group, k->name);
+        if (!v && has_defaults && k->scope == SCOPE_BOTH) {
+            c->group = DEFAULTS_GROUP;
+            v = get_value(c, DEFAULTS_GROUP, k->name);
+        }
+        if (v && apply_key(c, k, v, a, base_dir) < 0)
+            return -1;
+    }
+    c->group = own_group;
+    return 0;
+}
+
+static bool has_key(const struct parse_ctx *c, const char *key)
+{
+    return g_key_file_has_key(c->kf, c->group, key, NULL) ||
+           g_key_file_has_key(c->kf, DEFAULTS_GROUP, key, NULL);
+}
+
+static void fill_defaults(Account *a)
+{
+    const struct provider_preset *p = provider_preset(a->provider);
+    g_autofree char *state = NULL;
+
+    if (!a->authority && p->default_authority)
+        a->authority = g_strdup(p->default_authority);
+    if (!a->tenant && p->default_tenant)
+        a->tenant = g_strdup(p->default_tenant);
+    if (!a->scopes)
+        a->scopes = g_strdup(p->default_scopes);
+    if (!a->redirect_uri)
+        a->redirect_uri = g_strdup(p->default_redirect_uri);
+    if (!a->authorize_url)
+        a->authorize_url = provider_expand(p->authorize_url, a->authority, a->tenant);
+    if (!a->token_url)
+        a->token_url = provider_expand(p->token_url, a->authority, a->tenant);
+    if (!a->device_authorization_url)
+        a->device_authorization_url = provider_expand(p->device_url, a->authority, a->tenant);
+    if (!a->revocation_url && p->revocation_url)
+        a->revocation_url = g_strdup(p->revocation_url);
+    if (!a->issuer && p->issuer)
+        a->issuer = g_strdup(p->issuer);
+    if (!a->imap_host && p->imap_host)
+        a->imap_host = g_strdup(p->imap_host);
+    if (!a->imap_port)
+        a->imap_port = p->imap_port;
+    if (!a->smtp_host && p->smtp_host)
+        a->smtp_host = g_strdup(p->smtp_host);
+    if (!a->smtp_port)
+        a->smtp_port = p->smtp_port;
+    if (!a->token_file) {
+        state = paths_account_dir(a->name);
+        a->token_file = g_build_filename(state, "token", NULL);
+    }
+}
+
+static int validate_account(struct parse_ctx *c, Account *a)
+{
+    const struct provider_preset *p = provider_preset(a->provider);
+
+    if (!a->client_id)
+        return key_error(c, "client_id", "missing (the application id registered with %s)",
+                         p->name);
+    if (a->provider != PROVIDER_MICROSOFT && (has_key(c, "tenant") || has_key(c, "authority")))
+        return key_error(c, has_key(c, "tenant") ? "tenant" : "authority",
+                         "only applies to provider = microsoft");
+    if (a->client_secret && a->client_secret_file)
+        return key_error(c, "client_secret", "give client_secret or client_secret_file, not both");
+    if (p->needs_client_secret && !a->client_secret && !a->client_secret_file)
+        return key_error(c, "client_secret",
+                         "missing (%s desktop clients need the secret they were issued)",
+                         p->name);
+    if (a->provider == PROVIDER_GENERIC && !a->issuer && (!a->authorize_url || !a->token_url))
+        return key_error(c, NULL,
+                         "provider = generic needs issuer, or authorize_url and token_url");
+    if (a->refresh_margin < 0 || a->min_validity < 0)
+        return key_error(c, NULL, "margins cannot be negative");
+    if (a->login_timeout == 0)
+        return key_error(c, "login_timeout", "must be at least 1 second");
+    return 0;
+}
+
+static Account *parse_account(struct parse_ctx *c, const char *name, bool has_defaults,
+                              const char *base_dir)
+{
+    g_autoptr(Account) a = g_new0(Account, 1);
+
+    a->name = g_strdup(name);
+    a->provider = PROVIDER_COUNT;
+    a->refresh_margin = 600;
+    a->min_validity = 120;
+    a->login_timeout = 300;
+    if (!config_account_name_valid(name)) {
+        key_error(c, NULL, "account name \"%s\" may use letters, digits and ._@+- only, "
+                  "starting with a letter or digit", name);
+        return NULL;
+    }
+    if (check_group_keys(c, false) < 0 || apply_keys(c, a, has_defaults, base_dir) < 0)
+        return NULL;
+    if (a->provider == PROVIDER_COUNT) {
+        key_error(c, "provider", "missing (microsoft, google or generic)");
+        return NULL;
+    }
+    fill_defaults(a);
+    if (validate_account(c, a) < 0)
+        return NULL;
+    return g_steal_pointer(&a);
+}
+
+static int parse_defaults(struct parse_ctx *c, Config *cfg)
+{
+    g_autofree char *v = NULL;
+
+    c->group = DEFAULTS_GROUP;
+    if (check_group_keys(c, true) < 0)
+        return -1;
+    v = get_value(c, DEFAULTS_GROUP, "max_parallel");
+    if (v && parse_int(c, "max_parallel", v, 1, 1024, &cfg->max_parallel) < 0)
+        return -1;
+    return 0;
+}
+
+Config *config_parse(const char *data, size_t len, const char *path, struct tokend_error *e)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) err = NULL;
+    g_autoptr(Config) cfg = g_new0(Config, 1);
+    g_autofree char *base_dir = g_path_get_dirname(path);
+    g_auto(GStrv) groups = NULL;
+    struct parse_ctx c = {.kf = kf, .path = path, .group = "", .e = e};
+    bool has_defaults;
+
+    cfg->path = g_strdup(path);
+    cfg->accounts = g_ptr_array_new_with_free_func((GDestroyNotify)account_free);
+    cfg->max_parallel = 8;
+    if (!g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, &err)) {
+        error_set(e, TOKEND_EX_CONFIG, "%s: %s", path, err->message);
+        return NULL;
+    }
+    has_defaults = g_key_file_has_group(kf, DEFAULTS_GROUP);
+    if (has_defaults && parse_defaults(&c, cfg) < 0)
+        return NULL;
+    groups = g_key_file_get_groups(kf, NULL);
+    for (char **g = groups; *g; g++) {
+        const char *name;
+        Account *a;
+
+        if (strcmp(*g, DEFAULTS_GROUP) == 0)
+            continue;
+        c.group = *g;
+        if (!g_str_has_prefix(*g, ACCOUNT_PREFIX)) {
+            key_error(&c, NULL, "unknown group (use [account NAME] or [defaults])");
+            return NULL;
+        }
+        name = *g + strlen(ACCOUNT_PREFIX);
+        if (config_find(cfg, name)) {
+            key_error(&c, NULL, "account \"%s\" is defined twice", name);
+            return NULL;
+        }
+        a = parse_account(&c, name, has_defaults, base_dir);
+        if (!a)
+            return NULL;
+        g_ptr_array_add(cfg->accounts, a);
+    }
+    return g_steal_pointer(&cfg);
+}
+
+Config *config_load(const char *path, struct tokend_error *e)
+{
+    g_autofree char *data = NULL;
+    size_t len = 0;
+    bool missing = false;
+    Config *cfg;
+
+    if (fileio_read(path, CONFIG_MAX_BYTES, &data, &len, &missing, e) < 0) {
+        if (missing) {
+            error_set(e, TOKEND_EX_CONFIG, "no configuration file at %s", path);
+            error_set_hint(e, "create it (see tokend.conf(5)) or pass -c FILE");
+        } else {
+            e->status = TOKEND_EX_CONFIG;
+        }
+        return NULL;
+    }
+    cfg = config_parse(data, len, path, e);
+    /* The file may hold a client secret. */
+    explicit_bzero(data, len);
+    return cfg;
+}
+
+const Account *config_find(const Config *c, const char *name)
+{
+    for (guint i = 0; i < c->accounts->len; i++) {
+        const Account *a = g_ptr_array_index(c->accounts, i);
+        if (strcmp(a->name, name) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+void config_free(Config *c)
+{
+    if (!c)
+        return;
+    g_free(c->path);
+    if (c->accounts)
+        g_ptr_array_free(c->accounts, TRUE);
+    g_free(c);
+}

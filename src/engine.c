@@ -1,0 +1,40 @@
+/* tokend-engine: the whole of tokend.  The tokend launcher runs it for
+ * everything but the calls it can answer from local files. */
+
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <locale.h>
+
+#include "tokend-config.h"
+#include "tokend/cli.h"
+#include "tokend/log.h"
+#include "tokend/verbs.h"
+
+int main(int argc, char **argv)
+{
+    struct rlimit no_core = {0, 0};
+    struct cli_globals g;
+
+    /* Tokens live in this process's memory: no core dumps, no ptrace by
+     * other processes of the user. */
+    prctl(PR_SET_DUMPABLE, 0);
+    setrlimit(RLIMIT_CORE, &no_core);
+    setlocale(LC_ALL, "");
+    if (cli_parse_globals(argc, argv, &g) < 0)
+        return 64;
+    log_level = g.quiet ? LOG_LEVEL_QUIET : MIN(g.verbosity, LOG_LEVEL_DEBUG);
+    if (g.help) {
+        cli_print_usage();
+        return 0;
+    }
+    if (g.version) {
+        printf("tokend %s\n", TOKEND_VERSION);
+        return 0;
+    }
+    if (g.command_index >= argc) {
+        fprintf(stderr, "tokend: no command given; see tokend --help\n");
+        return 64;
+    }
+    return verbs_run(&g, argc, argv);
+}

@@ -1,0 +1,296 @@
+/* Refresh, logout and the saving of a token response that every flow shares.
+ * Order of writes after the server answers: the new refresh token first (a
+ * strict server has already revoked the old one), then the access token
+ * file, then the state that says how long it is valid. */
+
+#include <string.h>
+#include <unistd.h>
+
+#include "tokend/flow.h"
+#include "tokend/fault.h"
+#include "tokend/fileio.h"
+#include "tokend/http.h"
+#include "tokend/lock.h"
+#include "tokend/log.h"
+#include "tokend/paths.h"
+#include "tokend/state.h"
+#include "tokend/store.h"
+#include "tokend/tokenfile.h"
+
+#define REFRESH_KIND "refresh_token"
+#define LOCK_TIMEOUT_MS 60000
+
+static gint64 now_s(void)
+{
+    return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+static char *store_label(const Account *a)
+{
+    return g_strdup_printf("tokend refresh token for %s%s%s", a->name,
+                           a->username ? " " : "", a->username ? a->username : "");
+}
+
+/* Store the refresh token; when the keyring refuses, keep it in the file
+ * store rather than lose it.  Returns the name of the store used. */
+static const char *put_refresh_token(const Account *a, const char *preferred,
+                                     const SecStr *rt, struct tokend_error *e)
+{
+    g_autofree char *label = store_label(a);
+    g_autoptr(Store) s = NULL;
+    g_autoptr(Store) rescue = NULL;
+    struct tokend_error first = TOKEND_ERROR_INIT;
+
+    s = preferred ? store_open_named(preferred, &first) : store_open(a->store, &first);
+    if (s && store_put(s, a->name, REFRESH_KIND, label, rt, &first) == 0)
+        return store_name(s);
+    if (s && strcmp(store_name(s), "file") == 0) {
+        error_move(e, &first);
+        return NULL;
+    }
+    rescue = store_file_new(e);
+    if (store_put(rescue, a->name, REFRESH_KIND, label, rt, e) < 0) {
+        error_clear(&first);
+        return NULL;
+    }
+    log_warn("%s: could not save the new refresh token in the keyring (%s); kept it in the "
+             "file store instead", a->name, first.message);
+    error_clear(&first);
+    return "file";
+}
+
+static void forget_in_store(const Account *a, const char *name)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(Store) s = store_open_named(name, &e);
+
+    if (!s || store_remove(s, a->name, REFRESH_KIND, &e) < 0)
+        log_warn("%s: could not remove the old refresh token from the %s store: %s", a->name,
+                 name, e.message);
+    error_clear(&e);
+}
+
+static int ensure_token_dir(const Account *a, const char *account_dir, struct tokend_error *e)
+{
+    g_autofree char *parent = g_path_get_dirname(a->token_file);
+
+    if (strcmp(parent, account_dir) == 0)
+        return 0;
+    if (g_mkdir_with_parents(parent, 0700) < 0)
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s for token_file",
+                         parent);
+    return 0;
+}
+
+int flow_save_response(const Account *a, const char *dir, AccountState *st,
+                       const TokenResponse *t, bool signin, struct tokend_error *e)
+{
+    gint64 now = now_s();
+    const char *preferred = NULL;
+    const char *used;
+
+    if (t->refresh_token) {
+        /* A refresh keeps the token where it was unless the user chose a
+         * store; a new sign-in goes where the configuration says. */
+        if (!signin && a->store == STORE_KIND_AUTO && st->store)
+            preferred = st->store;
+        used = put_refresh_token(a, preferred, t->refresh_token, e);
+        if (!used)
+            return -1;
+        FAULT_POINT("after-store");
+        if (st->store && strcmp(st->store, used) != 0)
+            forget_in_store(a, st->store);
+        g_free(st->store);
+        st->store = g_strdup(used);
+    } else if (signin) {
+        log_warn("%s: the server sent no refresh token, so tokend cannot refresh; check that "
+                 "scopes include offline_access", a->name);
+    }
+    if (ensure_token_dir(a, dir, e) < 0 || tokenfile_write(a->token_file, t->access_token, e) < 0)
+        return -1;
+    FAULT_POINT("after-token-file");
+    st->expires_at = now + t->expires_in;
+    st->obtained_at = now;
+    st->last_attempt = now;
+    if (signin)
+        st->signed_in_at = now;
+    else
+        st->last_refresh = now;
+    st->needs_signin = !t->refresh_token && !st->store;
+    st->last_status = 0;
+    g_clear_pointer(&st->last_error, g_free);
+    g_free(st->token_file);
+    st->token_file = g_strdup(a->token_file);
+    g_free(st->scope);
+    st->scope = g_strdup(t->scope);
+    return state_save(dir, st, e);
+}
+
+static void record_failure(const char *dir, AccountState *st, const struct tokend_error *err)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+
+    st->last_attempt = now_s();
+    st->last_status = err->status;
+    g_free(st->last_error);
+    st->last_error = g_strdup(err->message);
+    if (err->status == TOKEND_EX_NOPERM)
+        st->needs_signin = true;
+    if (state_save(dir, st, &e) < 0)
+        log_warn("%s", e.message);
+    error_clear(&e);
+}
+
+static int signin_needed(const Account *a, struct tokend_error *e, const char *why)
+{
+    error_set(e, TOKEND_EX_NOPERM, "%s", why);
+    error_set_hint(e, "run: tokend obtain %s", a->name);
+    return -1;
+}
+
+static int load_refresh_token(const Account *a, const AccountState *st, SecStr **rt,
+                              struct tokend_error *e)
+{
+    g_autoptr(Store) s = st->store ? store_open_named(st->store, e) : NULL;
+
+    if (!st->store)
+        return signin_needed(a, e, "not signed in yet (no refresh token stored)");
+    if (!s || store_get(s, a->name, REFRESH_KIND, rt, e) < 0)
+        return -1;
+    if (!*rt)
+        return signin_needed(a, e, "no refresh token is stored");
+    return 0;
+}
+
+static int refresh_locked(const Account *a, const char *dir, AccountState *st,
+                          struct tokend_error *e)
+{
+    g_autoptr(SecStr) rt = NULL;
+    g_autoptr(FlowClient) client = NULL;
+    g_autoptr(Http) http = NULL;
+    g_autoptr(TokenResponse) t = NULL;
+
+    if (load_refresh_token(a, st, &rt, e) < 0)
+        return -1;
+    client = flow_client_new(a, e);
+    if (!client)
+        return -1;
+    http = http_new(a->ca_file);
+    FAULT_POINT("before-request");
+    if (oauth_refresh(http, &client->oauth, rt, &t, e) < 0) {
+        if (e->status == TOKEND_EX_NOPERM && !e->hint)
+            error_set_hint(e, "run: tokend obtain %s", a->name);
+        record_failure(dir, st, e);
+        return -1;
+    }
+    FAULT_POINT("after-response");
+    return flow_save_response(a, dir, st, t, false, e);
+}
+
+static bool token_file_present(const Account *a)
+{
+    return access(a->token_file, F_OK) == 0;
+}
+
+int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome *outcome,
+                 struct tokend_error *e)
+{
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(AccountState) st = NULL;
+    int fd, r;
+
+    *outcome = REFRESH_NOT_NEEDED;
+    if (paths_ensure_private_dir(dir, e) < 0 || !(st = state_load(dir, e)))
+        return -1;
+    if (!force && state_token_fresh(st, margin, now_s()) && token_file_present(a) &&
+        g_strcmp0(st->token_file, a->token_file) == 0)
+        return 0;
+    fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e);
+    if (fd < 0)
+        return -1;
+    /* Whoever held the lock may have refreshed already: use its result. */
+    state_free(st);
+    st = state_load(dir, e);
+    if (!st) {
+        r = -1;
+    } else if (!force && state_token_fresh(st, margin, now_s()) && token_file_present(a) &&
+               g_strcmp0(st->token_file, a->token_file) == 0) {
+        *outcome = REFRESH_DONE_ELSEWHERE;
+        r = 0;
+    } else {
+        r = refresh_locked(a, dir, st, e);
+        if (r == 0)
+            *outcome = REFRESH_DONE;
+    }
+    lock_release(fd);
+    return r;
+}
+
+SecStr *flow_read_token(const Account *a, struct tokend_error *e)
+{
+    return tokenfile_read(a->token_file, NULL, e);
+}
+
+static void forget_everywhere(const Account *a, const AccountState *st, GString *removed)
+{
+    const char *names[] = {st->store, "file", "secret-service"};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        struct tokend_error e = TOKEND_ERROR_INIT;
+        g_autoptr(Store) s = NULL;
+        bool seen = false;
+
+        for (size_t j = 0; j < i; j++)
+            seen |= g_strcmp0(names[j], names[i]) == 0;
+        if (!names[i] || seen)
+            continue;
+        /* The keyring is only asked when it holds the token or can answer. */
+        s = strcmp(names[i], "secret-service") == 0 && g_strcmp0(st->store, names[i]) != 0
+                ? store_secret_new(true, &e)
+                : store_open_named(names[i], &e);
+        if (s && store_remove(s, a->name, REFRESH_KIND, &e) > 0)
+            g_string_append_printf(removed, "refresh token (%s store); ", names[i]);
+        else if (e.message && g_strcmp0(st->store, names[i]) == 0)
+            log_warn("%s: %s", a->name, e.message);
+        error_clear(&e);
+    }
+}
+
+int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
+{
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autofree char *state_path = g_build_filename(dir, "state.json", NULL);
+    g_autoptr(AccountState) st = state_load(dir, e);
+    int fd;
+
+    if (!st)
+        st = state_new();
+    error_clear(e);
+    fd = g_file_test(dir, G_FILE_TEST_IS_DIR) ? lock_acquire(dir, LOCK_TIMEOUT_MS, e) : -1;
+    if (fd < 0 && e->status)
+        return -1;
+    forget_everywhere(a, st, removed);
+    if (fileio_remove(a->token_file, e) > 0)
+        g_string_append_printf(removed, "access token file %s; ", a->token_file);
+    if (st->token_file && strcmp(st->token_file, a->token_file) != 0 &&
+        fileio_remove(st->token_file, e) > 0)
+        g_string_append_printf(removed, "access token file %s; ", st->token_file);
+    if (fileio_remove(state_path, e) > 0)
+        g_string_append(removed, "state; ");
+    lock_release(fd);
+    if (removed->len >= 2)
+        g_string_truncate(removed, removed->len - 2);
+    return e->status ? -1 : 0;
+}
+
+gint64 flow_token_seconds_left(const Account *a)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(AccountState) st = state_load(dir, &e);
+
+    error_clear(&e);
+    if (!st || g_strcmp0(st->token_file, a->token_file) != 0)
+        return 0;
+    return MAX(st->expires_at - now_s(), 0);
+}

@@ -1,0 +1,169 @@
+/* Signing in: the authorization-code flow with PKCE, through the loopback
+ * catcher or by pasting the final URL. */
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tokend/flow.h"
+#include "tokend/browser.h"
+#include "tokend/catcher.h"
+#include "tokend/http.h"
+#include "tokend/lock.h"
+#include "tokend/log.h"
+#include "tokend/paths.h"
+#include "tokend/pkce.h"
+#include "tokend/state.h"
+#include "tokend/store.h"
+
+#define PASTE_MAX 65536
+#define STATE_BYTES 24
+#define LOCK_TIMEOUT_MS 60000
+
+/* name=value pairs for the authorize request: the preset's, then
+ * login_hint and prompt, then the user's auth_params, later ones winning. */
+static GPtrArray *authorize_extras(const Account *a)
+{
+    GPtrArray *x = g_ptr_array_new_with_free_func(g_free);
+    const struct provider_preset *p = provider_preset(a->provider);
+    g_auto(GStrv) preset = g_strsplit(p->extra_auth_params ? p->extra_auth_params : "", " ", -1);
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func(g_free);
+
+    for (char **s = preset; *s; s++)
+        if (**s)
+            g_ptr_array_add(all, g_strdup(*s));
+    if (a->username)
+        g_ptr_array_add(all, g_strconcat("login_hint=", a->username, NULL));
+    if (a->prompt)
+        g_ptr_array_add(all, g_strconcat("prompt=", a->prompt, NULL));
+    for (char **s = a->auth_params; s && *s; s++)
+        g_ptr_array_add(all, g_strdup(*s));
+    /* Walk backwards so the last setting of a name wins. */
+    for (guint i = all->len; i-- > 0;) {
+        const char *kv = g_ptr_array_index(all, i);
+        const char *eq = strchr(kv, '=');
+        char *name = g_strndup(kv, (gsize)(eq - kv));
+        if (g_hash_table_add(seen, name))
+            g_ptr_array_insert(x, 0, g_strdup(kv));
+    }
+    g_ptr_array_add(x, NULL);
+    return x;
+}
+
+static void show_url(const Account *a, const char *url, bool open_browser)
+{
+    bool opened = open_browser && browser_open(url);
+
+    fprintf(stderr, "tokend: %s: %s this URL to sign in:\n%s\n", a->name,
+            opened ? "a browser was opened; if it did not appear, open" : "open", url);
+}
+
+static int read_pasted(int timeout_s, char **out, struct tokend_error *e)
+{
+    g_autoptr(GString) line = g_string_sized_new(1024);
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
+    char buf[1024];
+
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "Paste the address of the page the sign-in ended on, then Enter:\n");
+    while (!strchr(line->str, '\n')) {
+        int left = (int)((deadline - g_get_monotonic_time()) / 1000);
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        ssize_t n;
+
+        if (left <= 0 || poll(&pfd, 1, left) == 0)
+            return error_set(e, TOKEND_EX_TEMPFAIL, "nothing was pasted within %d s",
+                             timeout_s);
+        n = read(STDIN_FILENO, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        g_string_append_len(line, buf, n);
+        if (line->len > PASTE_MAX)
+            return error_set(e, TOKEND_EX_DATAERR, "the pasted text is too long");
+    }
+    explicit_bzero(buf, sizeof(buf));
+    *out = g_strdup(line->str);
+    explicit_bzero(line->str, line->len);
+    return 0;
+}
+
+static int wait_manual(const Account *a, RedirectParams **params, struct tokend_error *e)
+{
+    char *pasted = NULL;
+    int r;
+
+    if (read_pasted(a->login_timeout, &pasted, e) < 0)
+        return -1;
+    r = oauth_parse_pasted(pasted, params, e);
+    secure_free_str(pasted);
+    return r;
+}
+
+static int save_signin(const Account *a, const TokenResponse *t, struct tokend_error *e)
+{
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(AccountState) st = NULL;
+    int fd, r;
+
+    if (paths_ensure_private_dir(dir, e) < 0)
+        return -1;
+    fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e);
+    if (fd < 0)
+        return -1;
+    st = state_load(dir, e);
+    if (!st) {
+        /* A broken state file must not stop a fresh sign-in. */
+        log_warn("%s: %s; starting a new state", a->name, e->message);
+        error_clear(e);
+        st = state_new();
+    }
+    r = flow_save_response(a, dir, st, t, true, e);
+    lock_release(fd);
+    if (r == 0)
+        fprintf(stderr, "tokend: %s: signed in; refresh token in the %s store, access token in "
+                        "%s (valid for %" G_GINT64_FORMAT " min)\n",
+                a->name, st->store ? st->store : "(none)", a->token_file, t->expires_in / 60);
+    return r;
+}
+
+int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e)
+{
+    g_autoptr(FlowClient) client = flow_client_new(a, e);
+    g_autoptr(Pkce) pkce = NULL;
+    g_autoptr(Catcher) catcher = NULL;
+    g_autoptr(RedirectParams) params = NULL;
+    g_autoptr(GPtrArray) extras = NULL;
+    g_autoptr(Http) http = NULL;
+    g_autoptr(TokenResponse) t = NULL;
+    g_autofree char *state = NULL;
+    g_autofree char *url = NULL;
+    g_autofree char *redirect = NULL;
+    bool manual = o->manual || !catcher_handles(a->redirect_uri);
+
+    if (!client || !(pkce = pkce_new(e)) || !(state = pkce_random_string(STATE_BYTES, e)))
+        return -1;
+    if (!manual && !(catcher = catcher_new(a->redirect_uri, state, e)))
+        return -1;
+    redirect = g_strdup(catcher ? catcher_redirect_uri(catcher) : a->redirect_uri);
+    extras = authorize_extras(a);
+    url = oauth_authorize_url(&client->oauth, redirect, state, pkce->challenge,
+                              (const char *const *)extras->pdata, e);
+    if (!url)
+        return -1;
+    show_url(a, url, !o->no_browser);
+    if (catcher ? catcher_wait(catcher, a->login_timeout, &params, e) < 0
+                : wait_manual(a, &params, e) < 0)
+        return -1;
+    g_clear_pointer(&catcher, catcher_free);
+    if (oauth_check_redirect(params, state, &client->oauth, e) < 0)
+        return -1;
+    http = http_new(a->ca_file);
+    if (oauth_redeem_code(http, &client->oauth, params->code, pkce->verifier, redirect, &t, e) < 0)
+        return -1;
+    return save_signin(a, t, e);
+}

@@ -1,0 +1,417 @@
+#include <math.h>
+#include <string.h>
+#include <curl/curl.h>
+#include <cjson/cJSON.h>
+
+#include "tokend/oauth.h"
+#include "tokend/log.h"
+#include "tokend/tokenfile.h"
+
+#define DEFAULT_EXPIRES_IN 3600
+#define MAX_EXPIRES_IN (366 * 86400)
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
+
+void token_response_free(TokenResponse *t)
+{
+    if (!t)
+        return;
+    secstr_free(t->access_token);
+    secstr_free(t->refresh_token);
+    g_free(t->token_type);
+    g_free(t->scope);
+    g_free(t);
+}
+
+void redirect_params_free(RedirectParams *p)
+{
+    if (!p)
+        return;
+    secstr_free(p->code);
+    g_free(p->state);
+    g_free(p->iss);
+    g_free(p->error);
+    g_free(p->error_description);
+    g_free(p);
+}
+
+static int bad_response(struct tokend_error *e, const char *what)
+{
+    error_set(e, TOKEND_EX_DATAERR, "malformed token response: %s", what);
+    error_set_hint(e, "the server or a proxy in between is misbehaving; try again later");
+    return -1;
+}
+
+static int get_expires_in(const cJSON *v, gint64 *out, struct tokend_error *e)
+{
+    double d;
+    char *end = NULL;
+
+    if (!v || cJSON_IsNull(v)) {
+        *out = DEFAULT_EXPIRES_IN;
+        return 0;
+    }
+    if (cJSON_IsNumber(v)) {
+        d = v->valuedouble;
+    } else if (cJSON_IsString(v) && v->valuestring && *v->valuestring) {
+        /* Microsoft's v1 endpoints and some clouds send "3599". */
+        d = g_ascii_strtod(v->valuestring, &end);
+        if (*end != '\0')
+            return bad_response(e, "expires_in is not a number");
+    } else {
+        return bad_response(e, "expires_in is not a number");
+    }
+    if (!isfinite(d) || d < 1 || d > MAX_EXPIRES_IN)
+        return bad_response(e, "expires_in is out of range");
+    *out = (gint64)d;
+    return 0;
+}
+
+static int get_token(const cJSON *root, const char *name, bool required, SecStr **out,
+                     struct tokend_error *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+    g_autofree char *what = NULL;
+
+    if (!v || (cJSON_IsNull(v) && !required)) {
+        if (!required)
+            return 0;
+        what = g_strdup_printf("%s is missing", name);
+        return bad_response(e, what);
+    }
+    if (!cJSON_IsString(v) || !v->valuestring ||
+        !tokenfile_token_valid(v->valuestring, strlen(v->valuestring))) {
+        what = g_strdup_printf("%s is not a valid token", name);
+        return bad_response(e, what);
+    }
+    *out = secstr_from(v->valuestring, strlen(v->valuestring));
+    return 0;
+}
+
+/* Wipe every string in the tree before it is freed: it holds tokens. */
+static void json_wipe(cJSON *node)
+{
+    for (; node; node = node->next) {
+        if (node->valuestring)
+            explicit_bzero(node->valuestring, strlen(node->valuestring));
+        json_wipe(node->child);
+    }
+}
+
+static void json_wipe_delete(cJSON *root)
+{
+    json_wipe(root);
+    cJSON_Delete(root);
+}
+
+typedef cJSON SecretJson;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SecretJson, json_wipe_delete)
+
+int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
+                               struct tokend_error *e)
+{
+    g_autoptr(SecretJson) root = NULL;
+    g_autoptr(TokenResponse) t = NULL;
+    const cJSON *type, *scope;
+
+    if (r->status < 200 || r->status > 299)
+        return oauth_error_from_response(r, e);
+    root = cJSON_ParseWithLength(r->body->data, r->body->len);
+    if (!cJSON_IsObject(root))
+        return bad_response(e, "not a JSON object");
+    if (cJSON_GetObjectItemCaseSensitive(root, "error"))
+        return oauth_error_from_response(r, e);
+    t = g_new0(TokenResponse, 1);
+    if (get_token(root, "access_token", true, &t->access_token, e) < 0 ||
+        get_token(root, "refresh_token", false, &t->refresh_token, e) < 0 ||
+        get_expires_in(cJSON_GetObjectItemCaseSensitive(root, "expires_in"), &t->expires_in,
+                       e) < 0)
+        return -1;
+    type = cJSON_GetObjectItemCaseSensitive(root, "token_type");
+    if (type && !(cJSON_IsString(type) && g_ascii_strcasecmp(type->valuestring, "bearer") == 0))
+        return bad_response(e, "token_type is not Bearer");
+    t->token_type = g_strdup("Bearer");
+    scope = cJSON_GetObjectItemCaseSensitive(root, "scope");
+    if (scope && !cJSON_IsString(scope) && !cJSON_IsNull(scope))
+        return bad_response(e, "scope is not a string");
+    if (cJSON_IsString(scope))
+        t->scope = g_strdup(scope->valuestring);
+    *out = g_steal_pointer(&t);
+    return 0;
+}
+
+static char *unescape(const char *s, size_t len)
+{
+    g_autofree char *plus = g_strndup(s, len);
+    int outlen = 0;
+    char *raw;
+    char *copy;
+
+    /* application/x-www-form-urlencoded: '+' is a space. */
+    g_strdelimit(plus, "+", ' ');
+    raw = curl_easy_unescape(NULL, plus, 0, &outlen);
+    explicit_bzero(plus, len);
+    if (!raw)
+        return NULL;
+    if ((size_t)outlen != strlen(raw)) {
+        /* An encoded NUL: refuse. */
+        explicit_bzero(raw, (size_t)outlen);
+        curl_free(raw);
+        return NULL;
+    }
+    copy = g_strndup(raw, (gsize)outlen);
+    explicit_bzero(raw, (size_t)outlen);
+    curl_free(raw);
+    return copy;
+}
+
+static int set_param(RedirectParams *p, const char *name, char *value, struct tokend_error *e)
+{
+    char **slot = NULL;
+
+    if (strcmp(name, "code") == 0) {
+        if (p->code) {
+            secure_free_str(value);
+            return error_set(e, TOKEND_EX_DATAERR, "the redirect carries two codes");
+        }
+        p->code = secstr_from(value, strlen(value));
+        secure_free_str(value);
+        return 0;
+    }
+    if (strcmp(name, "state") == 0)
+        slot = &p->state;
+    else if (strcmp(name, "iss") == 0)
+        slot = &p->iss;
+    else if (strcmp(name, "error") == 0)
+        slot = &p->error;
+    else if (strcmp(name, "error_description") == 0)
+        slot = &p->error_description;
+    if (!slot) {
+        g_free(value); /* session_state and friends */
+        return 0;
+    }
+    if (*slot) {
+        g_free(value);
+        return error_set(e, TOKEND_EX_DATAERR, "the redirect carries \"%s\" twice", name);
+    }
+    *slot = value;
+    return 0;
+}
+
+int oauth_redirect_add(RedirectParams *p, const char *name, const char *value,
+                       struct tokend_error *e)
+{
+    return set_param(p, name, g_strdup(value ? value : ""), e);
+}
+
+int oauth_parse_query(const char *query, RedirectParams **out, struct tokend_error *e)
+{
+    g_autoptr(RedirectParams) p = g_new0(RedirectParams, 1);
+    const char *s = query;
+
+    if (*s == '?' || *s == '#')
+        s++;
+    while (*s) {
+        const char *amp = strchr(s, '&');
+        const char *end = amp ? amp : s + strlen(s);
+        const char *eq = memchr(s, '=', (size_t)(end - s));
+        g_autofree char *name = NULL;
+        char *value;
+
+        if (eq && eq > s) {
+            name = unescape(s, (size_t)(eq - s));
+            value = unescape(eq + 1, (size_t)(end - eq - 1));
+            if (!name || !value) {
+                g_free(value);
+                return error_set(e, TOKEND_EX_DATAERR, "the redirect is not properly encoded");
+            }
+            if (set_param(p, name, value, e) < 0)
+                return -1;
+        }
+        s = amp ? amp + 1 : end;
+    }
+    *out = g_steal_pointer(&p);
+    return 0;
+}
+
+static char *trim_pasted(const char *input)
+{
+    char *s = g_strstrip(g_strdup(input));
+    size_t n = strlen(s);
+
+    /* Quotes or angle brackets around the URL, as mail and chat add them. */
+    while (n >= 2 && strchr("\"'<", s[0]) && strchr("\"'>", s[n - 1])) {
+        memmove(s, s + 1, n - 2);
+        n -= 2;
+        s[n] = '\0';
+        g_strstrip(s);
+        n = strlen(s);
+    }
+    return s;
+}
+
+static int parse_url_query(const char *url, RedirectParams **out, struct tokend_error *e)
+{
+    g_autoptr(CURLU) u = curl_url();
+    char *query = NULL;
+    char *fragment = NULL;
+    int r;
+
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+        return error_set(e, TOKEND_EX_DATAERR, "the pasted text is not a valid URL");
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    if (!query)
+        curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
+    if (!query && !fragment)
+        return error_set(e, TOKEND_EX_DATAERR,
+                         "the pasted URL has no parameters; copy the whole address of the "
+                         "page the sign-in ended on");
+    r = oauth_parse_query(query ? query : fragment, out, e);
+    if (query) {
+        explicit_bzero(query, strlen(query));
+        curl_free(query);
+    }
+    if (fragment) {
+        explicit_bzero(fragment, strlen(fragment));
+        curl_free(fragment);
+    }
+    return r;
+}
+
+int oauth_parse_pasted(const char *input, RedirectParams **out, struct tokend_error *e)
+{
+    g_autofree char *s = trim_pasted(input);
+    int r;
+
+    if (*s == '\0') {
+        r = error_set(e, TOKEND_EX_DATAERR, "nothing was pasted");
+    } else if (strstr(s, "://")) {
+        r = parse_url_query(s, out, e);
+    } else if (strchr(s, '=')) {
+        r = oauth_parse_query(s, out, e);
+    } else if (tokenfile_token_valid(s, strlen(s))) {
+        RedirectParams *p = g_new0(RedirectParams, 1);
+        p->code = secstr_from(s, strlen(s));
+        p->bare = true;
+        *out = p;
+        r = 0;
+    } else {
+        r = error_set(e, TOKEND_EX_DATAERR, "the pasted text is neither a URL nor a code");
+    }
+    explicit_bzero(s, strlen(s));
+    return r;
+}
+
+int oauth_check_redirect(const RedirectParams *p, const char *expected_state,
+                         const struct oauth_client *c, struct tokend_error *e)
+{
+    if (!p->bare && (!p->state || g_strcmp0(p->state, expected_state) != 0)) {
+        error_set(e, TOKEND_EX_DATAERR, "%s",
+                  p->state ? "the redirect belongs to another sign-in attempt (state differs)"
+                           : "the redirect has no state parameter");
+        error_set_hint(e, "use the URL of this attempt, or run tokend obtain again");
+        return -1;
+    }
+    if (p->error) {
+        oauth_error_classify(p->error, 0, p->error_description, e);
+        error_prefix(e, "the sign-in failed");
+        return -1;
+    }
+    if (p->iss && c->issuer && strcmp(p->iss, c->issuer) != 0)
+        return error_set(e, TOKEND_EX_DATAERR,
+                         "the redirect comes from issuer %s, not %s: refusing it", p->iss,
+                         c->issuer);
+    if (!p->iss && c->iss_required && !p->bare)
+        return error_set(e, TOKEND_EX_DATAERR,
+                         "the redirect lacks the iss parameter the server promised: refusing it");
+    if (!p->code || p->code->len == 0)
+        return error_set(e, TOKEND_EX_DATAERR, "the redirect carries no authorization code");
+    return 0;
+}
+
+static int append_param(CURLU *u, const char *name, const char *value)
+{
+    g_autofree char *pair = g_strconcat(name, "=", value, NULL);
+
+    return curl_url_set(u, CURLUPART_QUERY, pair, CURLU_APPENDQUERY | CURLU_URLENCODE) ==
+                   CURLUE_OK
+               ? 0
+               : -1;
+}
+
+char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri,
+                          const char *state, const char *challenge,
+                          const char *const *extra, struct tokend_error *e)
+{
+    g_autoptr(CURLU) u = curl_url();
+    char *url = NULL;
+    char *copy;
+    int r = 0;
+
+    if (http_check_url(c->authorize_url, e) < 0)
+        return NULL;
+    if (curl_url_set(u, CURLUPART_URL, c->authorize_url, 0) != CURLUE_OK) {
+        error_set(e, TOKEND_EX_CONFIG, "authorize_url %s is not a valid URL", c->authorize_url);
+        return NULL;
+    }
+    r |= append_param(u, "response_type", "code");
+    r |= append_param(u, "client_id", c->client_id);
+    r |= append_param(u, "redirect_uri", redirect_uri);
+    r |= append_param(u, "scope", c->scopes);
+    r |= append_param(u, "state", state);
+    r |= append_param(u, "code_challenge", challenge);
+    r |= append_param(u, "code_challenge_method", "S256");
+    for (const char *const *x = extra; x && *x; x++) {
+        const char *eq = strchr(*x, '=');
+        g_autofree char *name = eq ? g_strndup(*x, (gsize)(eq - *x)) : NULL;
+        if (name)
+            r |= append_param(u, name, eq + 1);
+    }
+    if (r < 0 || curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK) {
+        error_set(e, TOKEND_EX_CONFIG, "cannot build the authorization URL");
+        return NULL;
+    }
+    copy = g_strdup(url);
+    curl_free(url);
+    return copy;
+}
+
+static int token_request(Http *h, const struct oauth_client *c, SecStr *form,
+                         TokenResponse **out, struct tokend_error *e)
+{
+    g_autoptr(HttpResponse) r = NULL;
+
+    secstr_append_form(form, "client_id", c->client_id, strlen(c->client_id));
+    if (c->client_secret)
+        secstr_append_form(form, "client_secret", c->client_secret->data,
+                           c->client_secret->len);
+    if (http_request(h, c->token_url, form, &r, e) < 0)
+        return -1;
+    return oauth_parse_token_response(r, out, e);
+}
+
+int oauth_redeem_code(Http *h, const struct oauth_client *c, const SecStr *code,
+                      const SecStr *verifier, const char *redirect_uri, TokenResponse **out,
+                      struct tokend_error *e)
+{
+    g_autoptr(SecStr) form = secstr_new(1024);
+
+    secstr_append_form(form, "grant_type", "authorization_code", 18);
+    secstr_append_form(form, "code", code->data, code->len);
+    secstr_append_form(form, "redirect_uri", redirect_uri, strlen(redirect_uri));
+    secstr_append_form(form, "code_verifier", verifier->data, verifier->len);
+    return token_request(h, c, form, out, e);
+}
+
+int oauth_refresh(Http *h, const struct oauth_client *c, const SecStr *refresh_token,
+                  TokenResponse **out, struct tokend_error *e)
+{
+    g_autoptr(SecStr) form = secstr_new(1024);
+
+    secstr_append_form(form, "grant_type", "refresh_token", 13);
+    secstr_append_form(form, "refresh_token", refresh_token->data, refresh_token->len);
+    if (c->scopes)
+        secstr_append_form(form, "scope", c->scopes, strlen(c->scopes));
+    return token_request(h, c, form, out, e);
+}

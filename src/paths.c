@@ -1,0 +1,89 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tokend/paths.h"
+#include "tokend/log.h"
+
+static char *xdg_dir(const char *env, const char *fallback)
+{
+    const char *v = g_getenv(env);
+
+    /* The XDG spec: relative paths are invalid and must be ignored. */
+    if (v && g_path_is_absolute(v))
+        return g_strdup(v);
+    return g_build_filename(g_get_home_dir(), fallback, NULL);
+}
+
+char *paths_config_file(const char *explicit_path)
+{
+    g_autofree char *base = NULL;
+    const char *env;
+
+    if (explicit_path)
+        return g_strdup(explicit_path);
+    env = g_getenv("TOKEND_CONFIG");
+    if (env && *env)
+        return g_strdup(env);
+    base = xdg_dir("XDG_CONFIG_HOME", ".config");
+    return g_build_filename(base, "tokend", "config", NULL);
+}
+
+char *paths_state_dir(void)
+{
+    g_autofree char *base = xdg_dir("XDG_STATE_HOME", ".local/state");
+    return g_build_filename(base, "tokend", NULL);
+}
+
+char *paths_account_dir(const char *account)
+{
+    g_autofree char *state = paths_state_dir();
+    return g_build_filename(state, account, NULL);
+}
+
+char *paths_expand(const char *path, const char *base_dir)
+{
+    if (g_str_has_prefix(path, "~/"))
+        return g_build_filename(g_get_home_dir(), path + 2, NULL);
+    if (g_path_is_absolute(path) || !base_dir)
+        return g_strdup(path);
+    return g_build_filename(base_dir, path, NULL);
+}
+
+static int check_private_dir(const char *path, struct tokend_error *e)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0)
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot use folder %s: %s", path,
+                         g_strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return error_set(e, TOKEND_EX_CANTCREAT, "%s is not a folder", path);
+    if (st.st_uid != geteuid())
+        return error_set(e, TOKEND_EX_CANTCREAT,
+                         "folder %s belongs to another user; refusing to keep tokens there",
+                         path);
+    if ((st.st_mode & 077) != 0) {
+        log_warn("folder %s was accessible to others (mode %03o); setting 0700", path,
+                 (unsigned)(st.st_mode & 0777));
+        if (chmod(path, 0700) < 0)
+            return error_set(e, TOKEND_EX_CANTCREAT, "cannot make %s private: %s", path,
+                             g_strerror(errno));
+    }
+    return 0;
+}
+
+int paths_ensure_private_dir(const char *path, struct tokend_error *e)
+{
+    g_autofree char *parent = g_path_get_dirname(path);
+
+    if (g_mkdir_with_parents(parent, 0700) < 0)
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s: %s", parent,
+                         g_strerror(errno));
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s: %s", path,
+                         g_strerror(errno));
+    return check_private_dir(path, e);
+}

@@ -1,0 +1,127 @@
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "tokend/state.h"
+#include "tokend/fileio.h"
+
+#define STATE_FILE "state.json"
+#define STATE_MAX_BYTES (64 * 1024)
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
+
+AccountState *state_new(void)
+{
+    return g_new0(AccountState, 1);
+}
+
+void state_free(AccountState *st)
+{
+    if (!st)
+        return;
+    g_free(st->store);
+    g_free(st->token_file);
+    g_free(st->scope);
+    g_free(st->last_error);
+    g_free(st);
+}
+
+static gint64 get_int(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    double d;
+
+    if (!cJSON_IsNumber(v))
+        return 0;
+    d = v->valuedouble;
+    if (!(d >= 0 && d < 1e15))
+        return 0;
+    return (gint64)d;
+}
+
+static char *get_str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) && v->valuestring ? g_strdup(v->valuestring) : NULL;
+}
+
+AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
+{
+    g_autoptr(cJSON) root = cJSON_ParseWithLength(json, len);
+    g_autoptr(AccountState) st = state_new();
+
+    if (!cJSON_IsObject(root)) {
+        error_set(e, TOKEND_EX_CANTCREAT, "state file is not a JSON object");
+        return NULL;
+    }
+    st->expires_at = get_int(root, "expires_at");
+    st->obtained_at = get_int(root, "obtained_at");
+    st->signed_in_at = get_int(root, "signed_in_at");
+    st->last_refresh = get_int(root, "last_refresh");
+    st->last_attempt = get_int(root, "last_attempt");
+    st->last_status = (int)get_int(root, "last_status");
+    st->store = get_str(root, "store");
+    st->token_file = get_str(root, "token_file");
+    st->scope = get_str(root, "scope");
+    st->last_error = get_str(root, "last_error");
+    st->needs_signin = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "needs_signin"));
+    return g_steal_pointer(&st);
+}
+
+AccountState *state_load(const char *account_dir, struct tokend_error *e)
+{
+    g_autofree char *path = g_build_filename(account_dir, STATE_FILE, NULL);
+    g_autofree char *data = NULL;
+    size_t len = 0;
+    bool missing = false;
+    AccountState *st;
+
+    if (fileio_read(path, STATE_MAX_BYTES, &data, &len, &missing, e) < 0) {
+        if (missing) {
+            error_clear(e);
+            return state_new();
+        }
+        return NULL;
+    }
+    st = state_parse(data, len, e);
+    if (!st)
+        error_prefix(e, "%s", path);
+    return st;
+}
+
+static void add_str(cJSON *obj, const char *name, const char *value)
+{
+    if (value)
+        cJSON_AddStringToObject(obj, name, value);
+}
+
+int state_save(const char *account_dir, const AccountState *st, struct tokend_error *e)
+{
+    g_autofree char *path = g_build_filename(account_dir, STATE_FILE, NULL);
+    g_autoptr(cJSON) root = cJSON_CreateObject();
+    g_autofree char *text = NULL;
+    char *printed;
+
+    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddNumberToObject(root, "expires_at", (double)st->expires_at);
+    cJSON_AddNumberToObject(root, "obtained_at", (double)st->obtained_at);
+    cJSON_AddNumberToObject(root, "signed_in_at", (double)st->signed_in_at);
+    cJSON_AddNumberToObject(root, "last_refresh", (double)st->last_refresh);
+    cJSON_AddNumberToObject(root, "last_attempt", (double)st->last_attempt);
+    cJSON_AddNumberToObject(root, "last_status", st->last_status);
+    cJSON_AddBoolToObject(root, "needs_signin", st->needs_signin);
+    add_str(root, "store", st->store);
+    add_str(root, "token_file", st->token_file);
+    add_str(root, "scope", st->scope);
+    add_str(root, "last_error", st->last_error);
+    printed = cJSON_Print(root);
+    if (!printed)
+        return error_set(e, TOKEND_EX_SOFTWARE, "out of memory");
+    text = g_strconcat(printed, "\n", NULL);
+    cJSON_free(printed);
+    return fileio_write_atomic(path, text, strlen(text), e);
+}
+
+bool state_token_fresh(const AccountState *st, int margin, gint64 now)
+{
+    return st->expires_at > 0 && st->expires_at - now > margin;
+}

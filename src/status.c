@@ -1,0 +1,109 @@
+#include <stdio.h>
+#include <cjson/cJSON.h>
+
+#include "tokend/status.h"
+#include "tokend/paths.h"
+#include "tokend/state.h"
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
+
+static char *when(gint64 t)
+{
+    g_autoptr(GDateTime) dt = t > 0 ? g_date_time_new_from_unix_local(t) : NULL;
+    return dt ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S") : g_strdup("never");
+}
+
+static const char *signin_state(const AccountState *st)
+{
+    if (!st->store)
+        return "needed (not signed in)";
+    if (st->needs_signin)
+        return "needed";
+    return "not needed";
+}
+
+static char *expiry_text(const AccountState *st, gint64 now)
+{
+    g_autofree char *at = when(st->expires_at);
+
+    if (st->expires_at == 0)
+        return g_strdup("none");
+    if (st->expires_at <= now)
+        return g_strdup_printf("expired at %s", at);
+    return g_strdup_printf("valid until %s (%" G_GINT64_FORMAT " min left)", at,
+                           (st->expires_at - now) / 60);
+}
+
+static void print_text(const Account *a, const AccountState *st, gint64 now)
+{
+    g_autofree char *expiry = expiry_text(st, now);
+    g_autofree char *refreshed = when(st->last_refresh);
+    g_autofree char *signed_in = when(st->signed_in_at);
+
+    printf("%s: %s%s%s\n", a->name, provider_name(a->provider), a->username ? ", " : "",
+           a->username ? a->username : "");
+    printf("  store:        %s (configured: %s)\n", st->store ? st->store : "none",
+           store_kind_name(a->store));
+    printf("  token file:   %s\n", a->token_file);
+    printf("  access token: %s\n", expiry);
+    printf("  signed in:    %s\n", signed_in);
+    printf("  last refresh: %s\n", refreshed);
+    printf("  sign-in:      %s\n", signin_state(st));
+    if (st->last_error)
+        printf("  last error:   %s\n", st->last_error);
+}
+
+static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "account", a->name);
+    cJSON_AddStringToObject(o, "provider", provider_name(a->provider));
+    if (a->username)
+        cJSON_AddStringToObject(o, "username", a->username);
+    cJSON_AddStringToObject(o, "store_configured", store_kind_name(a->store));
+    if (st->store)
+        cJSON_AddStringToObject(o, "store", st->store);
+    else
+        cJSON_AddNullToObject(o, "store");
+    cJSON_AddStringToObject(o, "token_file", a->token_file);
+    cJSON_AddNumberToObject(o, "expires_at", (double)st->expires_at);
+    cJSON_AddNumberToObject(o, "expires_in", (double)MAX(st->expires_at - now, 0));
+    cJSON_AddBoolToObject(o, "valid", st->expires_at > now);
+    cJSON_AddNumberToObject(o, "signed_in_at", (double)st->signed_in_at);
+    cJSON_AddNumberToObject(o, "last_refresh", (double)st->last_refresh);
+    cJSON_AddBoolToObject(o, "needs_signin", !st->store || st->needs_signin);
+    if (st->last_error)
+        cJSON_AddStringToObject(o, "last_error", st->last_error);
+    return o;
+}
+
+void status_print(const Config *cfg, GPtrArray *accounts, bool json)
+{
+    g_autoptr(cJSON) list = cJSON_CreateArray();
+    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    char *text;
+
+    (void)cfg;
+    for (guint i = 0; i < accounts->len; i++) {
+        const Account *a = g_ptr_array_index(accounts, i);
+        struct tokend_error e = TOKEND_ERROR_INIT;
+        g_autofree char *dir = paths_account_dir(a->name);
+        g_autoptr(AccountState) st = state_load(dir, &e);
+
+        if (!st) {
+            st = state_new();
+            st->last_error = g_strdup(e.message);
+        }
+        error_clear(&e);
+        if (json)
+            cJSON_AddItemToArray(list, to_json(a, st, now));
+        else
+            print_text(a, st, now);
+    }
+    if (json) {
+        text = cJSON_Print(list);
+        puts(text);
+        cJSON_free(text);
+    }
+}

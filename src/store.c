@@ -1,0 +1,65 @@
+#include <string.h>
+
+#include "tokend/store.h"
+#include "tokend/log.h"
+
+Store *store_open(enum store_kind kind, struct tokend_error *e)
+{
+    struct tokend_error probe = TOKEND_ERROR_INIT;
+    Store *s;
+
+    switch (kind) {
+    case STORE_KIND_FILE:
+        return store_file_new(e);
+    case STORE_KIND_SECRET_SERVICE:
+        return store_secret_new(false, e);
+    case STORE_KIND_AUTO:
+        s = store_secret_new(true, &probe);
+        if (s)
+            return s;
+        log_verbose("Secret Service not usable (%s); using the file store", probe.message);
+        error_clear(&probe);
+        return store_file_new(e);
+    }
+    error_set(e, TOKEND_EX_SOFTWARE, "unknown store");
+    return NULL;
+}
+
+Store *store_open_named(const char *name, struct tokend_error *e)
+{
+    if (g_strcmp0(name, "file") == 0)
+        return store_file_new(e);
+    if (g_strcmp0(name, "secret-service") == 0)
+        return store_secret_new(false, e);
+    error_set(e, TOKEND_EX_CANTCREAT, "unknown store \"%s\" in the account state", name);
+    return NULL;
+}
+
+const char *store_name(const Store *s)
+{
+    return s->ops->name;
+}
+
+int store_get(Store *s, const char *account, const char *kind, SecStr **out,
+              struct tokend_error *e)
+{
+    *out = NULL;
+    return s->ops->get(s, account, kind, out, e);
+}
+
+int store_put(Store *s, const char *account, const char *kind, const char *label,
+              const SecStr *value, struct tokend_error *e)
+{
+    return s->ops->put(s, account, kind, label, value, e);
+}
+
+int store_remove(Store *s, const char *account, const char *kind, struct tokend_error *e)
+{
+    return s->ops->remove(s, account, kind, e);
+}
+
+void store_free(Store *s)
+{
+    if (s)
+        s->ops->free(s);
+}

@@ -1,0 +1,269 @@
+/* The Secret Service store (gnome-keyring, KWallet, KeePassXC) through
+ * libsecret.  It never prompts: a locked collection is reported as locked,
+ * and every call is cancelled after CALL_TIMEOUT_S. */
+
+#include <string.h>
+#include <libsecret/secret.h>
+
+#include "tokend/store.h"
+#include "tokend/log.h"
+
+#define CALL_TIMEOUT_S 10
+
+typedef struct secret_store {
+    Store base;
+    SecretService *service;
+} SecretStore;
+
+static const SecretSchema schema = {
+    "org.tokend.Secret",
+    SECRET_SCHEMA_NONE,
+    {
+        {"account", SECRET_SCHEMA_ATTRIBUTE_STRING},
+        {"kind", SECRET_SCHEMA_ATTRIBUTE_STRING},
+        {NULL, 0},
+    },
+    0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+};
+
+/* A watchdog thread cancels the call when it outlives its bound. */
+struct deadline {
+    GCancellable *cancel;
+    GThread *thread;
+    GMutex lock;
+    GCond done_cond;
+    bool done;
+};
+
+static gpointer deadline_run(gpointer data)
+{
+    struct deadline *d = data;
+    gint64 until = g_get_monotonic_time() + CALL_TIMEOUT_S * G_USEC_PER_SEC;
+
+    g_mutex_lock(&d->lock);
+    while (!d->done && g_cond_wait_until(&d->done_cond, &d->lock, until))
+        ;
+    if (!d->done)
+        g_cancellable_cancel(d->cancel);
+    g_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+static void deadline_start(struct deadline *d)
+{
+    d->cancel = g_cancellable_new();
+    d->done = false;
+    g_mutex_init(&d->lock);
+    g_cond_init(&d->done_cond);
+    d->thread = g_thread_new("tokend-deadline", deadline_run, d);
+}
+
+static void deadline_stop(struct deadline *d)
+{
+    g_mutex_lock(&d->lock);
+    d->done = true;
+    g_cond_signal(&d->done_cond);
+    g_mutex_unlock(&d->lock);
+    g_thread_join(d->thread);
+    g_object_unref(d->cancel);
+    g_mutex_clear(&d->lock);
+    g_cond_clear(&d->done_cond);
+}
+
+static int dbus_error(GError *err, const char *what, struct tokend_error *e)
+{
+    if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring did not answer within %d s while %s",
+                  CALL_TIMEOUT_S, what);
+    else
+        error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring failed while %s: %s", what,
+                  err ? err->message : "unknown error");
+    error_set_hint(e, "check that a Secret Service (gnome-keyring, KeePassXC) is running, "
+                      "or set store = file");
+    return -1;
+}
+
+static int locked_error(struct tokend_error *e)
+{
+    error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring is locked");
+    error_set_hint(e, "unlock it (log in to the desktop, or use your keyring's unlock tool) "
+                      "and try again");
+    return -1;
+}
+
+static GHashTable *attributes(const char *account, const char *kind)
+{
+    GHashTable *a = g_hash_table_new(g_str_hash, g_str_equal);
+
+    g_hash_table_insert(a, (gpointer) "account", (gpointer)account);
+    g_hash_table_insert(a, (gpointer) "kind", (gpointer)kind);
+    return a;
+}
+
+/* 1 locked, 0 unlocked, -1 error (no default collection counts as error). */
+static int default_collection_locked(SecretStore *s, struct tokend_error *e)
+{
+    struct deadline d;
+    g_autoptr(GError) err = NULL;
+    SecretCollection *c;
+    int locked;
+
+    deadline_start(&d);
+    c = secret_collection_for_alias_sync(s->service, SECRET_COLLECTION_DEFAULT,
+                                         SECRET_COLLECTION_NONE, d.cancel, &err);
+    deadline_stop(&d);
+    if (err)
+        return dbus_error(err, "looking for the default collection", e);
+    if (!c)
+        return error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring has no default collection");
+    locked = secret_collection_get_locked(c) ? 1 : 0;
+    g_object_unref(c);
+    return locked;
+}
+
+static int secret_get(Store *base, const char *account, const char *kind, SecStr **out,
+                      struct tokend_error *e)
+{
+    SecretStore *s = (SecretStore *)base;
+    g_autoptr(GHashTable) attrs = attributes(account, kind);
+    g_autoptr(GError) err = NULL;
+    struct deadline d;
+    GList *items;
+    SecretValue *value;
+    const char *data;
+    gsize len = 0;
+    int r = 0;
+
+    deadline_start(&d);
+    /* No SECRET_SEARCH_UNLOCK: we never prompt.  Locked items are found
+     * too, so a locked keyring is told apart from an empty one. */
+    items = secret_service_search_sync(s->service, &schema, attrs,
+                                       SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS,
+                                       d.cancel, &err);
+    deadline_stop(&d);
+    if (err)
+        return dbus_error(err, "reading the refresh token", e);
+    if (!items)
+        return 0;
+    if (secret_item_get_locked(items->data)) {
+        r = locked_error(e);
+    } else if ((value = secret_item_get_secret(items->data)) != NULL) {
+        data = secret_value_get(value, &len);
+        if (len > 0)
+            *out = secstr_from(data, len);
+        else
+            r = error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring holds an empty secret");
+        secret_value_unref(value);
+    } else {
+        r = error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring did not hand out the secret");
+    }
+    g_list_free_full(items, g_object_unref);
+    return r;
+}
+
+static int secret_put(Store *base, const char *account, const char *kind, const char *label,
+                      const SecStr *v, struct tokend_error *e)
+{
+    SecretStore *s = (SecretStore *)base;
+    g_autoptr(GHashTable) attrs = attributes(account, kind);
+    g_autoptr(GError) err = NULL;
+    struct deadline d;
+    SecretValue *value;
+    int locked = default_collection_locked(s, e);
+    gboolean ok;
+
+    if (locked < 0)
+        return -1;
+    if (locked)
+        return locked_error(e);
+    value = secret_value_new(v->data, (gssize)v->len, "text/plain");
+    deadline_start(&d);
+    ok = secret_service_store_sync(s->service, &schema, attrs, SECRET_COLLECTION_DEFAULT, label,
+                                   value, d.cancel, &err);
+    deadline_stop(&d);
+    secret_value_unref(value);
+    if (!ok)
+        return dbus_error(err, "saving the refresh token", e);
+    return 0;
+}
+
+static int secret_remove(Store *base, const char *account, const char *kind,
+                         struct tokend_error *e)
+{
+    SecretStore *s = (SecretStore *)base;
+    g_autoptr(GHashTable) attrs = attributes(account, kind);
+    g_autoptr(GError) err = NULL;
+    struct deadline d;
+    gboolean removed;
+
+    deadline_start(&d);
+    removed = secret_service_clear_sync(s->service, &schema, attrs, d.cancel, &err);
+    deadline_stop(&d);
+    if (err)
+        return dbus_error(err, "removing the refresh token", e);
+    return removed ? 1 : 0;
+}
+
+static void secret_free(Store *base)
+{
+    SecretStore *s = (SecretStore *)base;
+
+    g_clear_object(&s->service);
+    g_free(s);
+}
+
+static const struct store_ops secret_ops = {
+    .name = "secret-service",
+    .get = secret_get,
+    .put = secret_put,
+    .remove = secret_remove,
+    .free = secret_free,
+};
+
+static bool session_bus_known(void)
+{
+    g_autofree char *bus = NULL;
+    const char *runtime = g_getenv("XDG_RUNTIME_DIR");
+
+    if (g_getenv("DBUS_SESSION_BUS_ADDRESS"))
+        return true;
+    if (!runtime)
+        return false;
+    bus = g_build_filename(runtime, "bus", NULL);
+    return g_file_test(bus, G_FILE_TEST_EXISTS);
+}
+
+Store *store_secret_new(bool probe_only, struct tokend_error *e)
+{
+    g_autoptr(GError) err = NULL;
+    SecretStore *s;
+    struct deadline d;
+    int locked;
+
+    if (!session_bus_known()) {
+        error_set(e, TOKEND_EX_UNAVAILABLE, "no D-Bus session bus for the Secret Service");
+        error_set_hint(e, "run inside a desktop session, or set store = file");
+        return NULL;
+    }
+    s = g_new0(SecretStore, 1);
+    s->base.ops = &secret_ops;
+    deadline_start(&d);
+    s->service = secret_service_get_sync(SECRET_SERVICE_OPEN_SESSION, d.cancel, &err);
+    deadline_stop(&d);
+    if (!s->service) {
+        dbus_error(err, "connecting", e);
+        secret_free(&s->base);
+        return NULL;
+    }
+    if (probe_only) {
+        /* For store = auto: only an unlocked default collection will do. */
+        locked = default_collection_locked(s, e);
+        if (locked != 0) {
+            if (locked > 0)
+                locked_error(e);
+            secret_free(&s->base);
+            return NULL;
+        }
+    }
+    return &s->base;
+}

@@ -1,0 +1,329 @@
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tokend/verbs.h"
+#include "tokend/config.h"
+#include "tokend/flow.h"
+#include "tokend/log.h"
+#include "tokend/paths.h"
+#include "tokend/status.h"
+#include "tokend/tokenformat.h"
+
+struct verb_ctx {
+    const struct cli_globals *g;
+    Config *cfg;
+    int argc;
+    char **argv; /* argv[0] is the verb */
+};
+
+struct verb {
+    const char *name;
+    int (*run)(struct verb_ctx *ctx);
+};
+
+static int usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *text = NULL;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tokend: %s; see tokend --help\n", text);
+    return TOKEND_EX_USAGE;
+}
+
+static int fail(struct tokend_error *e, const char *account)
+{
+    int status = e->status ? e->status : TOKEND_EX_SOFTWARE;
+
+    error_print(e, account);
+    error_clear(e);
+    return status;
+}
+
+static int load_config(struct verb_ctx *ctx)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *path = paths_config_file(ctx->g->config_path);
+
+    ctx->cfg = config_load(path, &e);
+    return ctx->cfg ? 0 : fail(&e, NULL);
+}
+
+static const Account *find_account(struct verb_ctx *ctx, const char *name, int *status)
+{
+    const Account *a = config_find(ctx->cfg, name);
+
+    if (!a) {
+        fprintf(stderr, "tokend: %s: no such account in %s; add an [account %s] group\n", name,
+                ctx->cfg->path, name);
+        *status = TOKEND_EX_CONFIG;
+    }
+    return a;
+}
+
+/* getopt over the verb's own arguments; returns the first operand index. */
+#define VERB_GETOPT(ctx, shortopts, longopts, c)                                               \
+    for (optind = 1, opterr = 0;                                                               \
+         ((c) = getopt_long((ctx)->argc, (ctx)->argv, "+" shortopts, longopts, NULL)) != -1;)
+
+static int verb_obtain(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {
+        {"no-browser", no_argument, NULL, 'n'},
+        {"manual", no_argument, NULL, 'm'},
+        {"device", no_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct obtain_options o = {0};
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    const Account *a;
+    int c, status = 0;
+
+    VERB_GETOPT(ctx, "", opts, c)
+    {
+        if (c == 'n')
+            o.no_browser = true;
+        else if (c == 'm')
+            o.manual = true;
+        else if (c == 'd')
+            o.device = true;
+        else
+            return usage_error("obtain: unknown option %s", ctx->argv[optind - 1]);
+    }
+    if (ctx->argc - optind != 1)
+        return usage_error("%s", "obtain takes one ACCOUNT");
+    if (o.manual && o.device)
+        return usage_error("%s", "obtain: --manual and --device exclude each other");
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
+    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return status;
+    if (flow_obtain(a, &o, &e) < 0)
+        return fail(&e, a->name);
+    return 0;
+}
+
+static int refresh_one(const Account *a, bool force)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    enum refresh_outcome outcome;
+
+    if (flow_refresh(a, a->refresh_margin, force, &outcome, &e) < 0)
+        return fail(&e, a->name);
+    switch (outcome) {
+    case REFRESH_NOT_NEEDED:
+        log_verbose("%s: the access token is fresh; nothing to do", a->name);
+        break;
+    case REFRESH_DONE_ELSEWHERE:
+        log_verbose("%s: refreshed by another tokend meanwhile", a->name);
+        break;
+    case REFRESH_DONE:
+        log_info("%s: refreshed", a->name);
+        break;
+    }
+    return 0;
+}
+
+static int verb_refresh(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {
+        {"force", no_argument, NULL, 'f'},
+        {NULL, 0, NULL, 0},
+    };
+    bool force = false;
+    int c, status = 0;
+
+    VERB_GETOPT(ctx, "f", opts, c)
+    {
+        if (c != 'f')
+            return usage_error("refresh: unknown option %s", ctx->argv[optind - 1]);
+        force = true;
+    }
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
+    for (int i = optind; i < ctx->argc; i++)
+        if (!config_find(ctx->cfg, ctx->argv[i]))
+            return find_account(ctx, ctx->argv[i], &status) ? 0 : status;
+    if (optind == ctx->argc && ctx->cfg->accounts->len == 0) {
+        fprintf(stderr, "tokend: no accounts in %s\n", ctx->cfg->path);
+        return TOKEND_EX_CONFIG;
+    }
+    for (guint i = 0; i < (optind < ctx->argc ? (guint)(ctx->argc - optind)
+                                              : ctx->cfg->accounts->len);
+         i++) {
+        const Account *a = optind < ctx->argc ? config_find(ctx->cfg, ctx->argv[optind + (int)i])
+                                              : g_ptr_array_index(ctx->cfg->accounts, i);
+        int r = refresh_one(a, force);
+        if (r != 0 && status == 0)
+            status = r;
+    }
+    return status;
+}
+
+static int print_token(const Account *a, enum token_format f, const char *service,
+                       struct tokend_error *e)
+{
+    g_autoptr(SecStr) token = flow_read_token(a, e);
+    g_autoptr(SecStr) line = NULL;
+    bool smtp = g_strcmp0(service, "smtp") == 0;
+
+    if (!token)
+        return -1;
+    line = tokenformat_render(f, token, a->username, smtp ? a->smtp_host : a->imap_host,
+                              smtp ? a->smtp_port : a->imap_port, e);
+    if (!line)
+        return -1;
+    secstr_append(line, "\n", 1);
+    if (fwrite(line->data, 1, line->len, stdout) != line->len || fflush(stdout) != 0)
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot write the token to standard output");
+    return 0;
+}
+
+static int verb_token(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {
+        {"format", required_argument, NULL, 'f'},
+        {"service", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    enum refresh_outcome outcome;
+    const char *service = "imap";
+    const Account *a;
+    int c, f = TOKEN_FORMAT_RAW, status = 0;
+
+    VERB_GETOPT(ctx, "f:s:", opts, c)
+    {
+        if (c == 'f' && (f = tokenformat_from_name(optarg)) >= 0)
+            continue;
+        if (c == 's' && (strcmp(optarg, "imap") == 0 || strcmp(optarg, "smtp") == 0)) {
+            service = optarg;
+            continue;
+        }
+        return usage_error("token: bad option %s (--format raw|xoauth2|oauthbearer, "
+                           "--service imap|smtp)", ctx->argv[optind - 1]);
+    }
+    if (ctx->argc - optind != 1)
+        return usage_error("%s", "token takes one ACCOUNT");
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
+    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return status;
+    if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0) {
+        /* A token that is still valid beats no token when the server is
+         * unreachable: mail keeps flowing, and the timer retries. */
+        struct tokend_error e2 = TOKEND_ERROR_INIT;
+        if (e.status != TOKEND_EX_TEMPFAIL || flow_token_seconds_left(a) <= 0 ||
+            print_token(a, f, service, &e2) < 0) {
+            error_clear(&e2);
+            return fail(&e, a->name);
+        }
+        log_warn("%s: %s; handed out the current token, which is still valid", a->name,
+                 e.message);
+        error_clear(&e);
+        return 0;
+    }
+    if (print_token(a, f, service, &e) < 0)
+        return fail(&e, a->name);
+    return 0;
+}
+
+static int collect_accounts(struct verb_ctx *ctx, GPtrArray *out)
+{
+    int status = 0;
+
+    if (optind == ctx->argc) {
+        for (guint i = 0; i < ctx->cfg->accounts->len; i++)
+            g_ptr_array_add(out, g_ptr_array_index(ctx->cfg->accounts, i));
+        return 0;
+    }
+    for (int i = optind; i < ctx->argc; i++) {
+        const Account *a = find_account(ctx, ctx->argv[i], &status);
+        if (!a)
+            return status;
+        g_ptr_array_add(out, (gpointer)a);
+    }
+    return 0;
+}
+
+static int verb_status(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    g_autoptr(GPtrArray) accounts = g_ptr_array_new();
+    bool json = false;
+    int c, status;
+
+    VERB_GETOPT(ctx, "", opts, c)
+    {
+        if (c != 'j')
+            return usage_error("status: unknown option %s", ctx->argv[optind - 1]);
+        json = true;
+    }
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
+    if ((status = collect_accounts(ctx, accounts)) != 0)
+        return status;
+    status_print(ctx->cfg, accounts, json);
+    return 0;
+}
+
+static int verb_logout(struct verb_ctx *ctx)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(GString) removed = g_string_new(NULL);
+    const Account *a;
+    int c, status = 0;
+
+    VERB_GETOPT(ctx, "", NULL, c)
+    return usage_error("logout: unknown option %s", ctx->argv[optind - 1]);
+    if (ctx->argc - optind != 1)
+        return usage_error("%s", "logout takes one ACCOUNT");
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
+    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return status;
+    if (flow_logout(a, removed, &e) < 0)
+        return fail(&e, a->name);
+    if (removed->len)
+        fprintf(stderr, "tokend: %s: removed %s\n", a->name, removed->str);
+    else
+        fprintf(stderr, "tokend: %s: nothing was stored\n", a->name);
+    return 0;
+}
+
+static const struct verb verbs[] = {
+    {"obtain", verb_obtain},
+    {"refresh", verb_refresh},
+    {"token", verb_token},
+    {"status", verb_status},
+    {"logout", verb_logout},
+};
+
+int verbs_run(const struct cli_globals *g, int argc, char **argv)
+{
+    struct verb_ctx ctx = {.g = g, .argc = argc - g->command_index,
+                           .argv = argv + g->command_index};
+    const char *name = argv[g->command_index];
+    int status = -1;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++) {
+        if (strcmp(verbs[i].name, name) == 0) {
+            status = verbs[i].run(&ctx);
+            break;
+        }
+    }
+    config_free(ctx.cfg);
+    if (status < 0)
+        return usage_error("unknown command \"%s\"", name);
+    return status;
+}

@@ -1,0 +1,184 @@
+// OAuth 2.0 / OpenID Connect authorization server for tokend's integration tests.
+//
+// Usage: node server.mjs [--port N] [--cert FILE] [--key FILE]
+// or env TOKEND_TEST_AS_PORT, TOKEND_TEST_AS_CERT, TOKEND_TEST_AS_KEY.
+// Port 0 picks a free port. Prints "READY <port>" once listening.
+// TOKEND_TEST_ACCESS_TTL sets the access token lifetime in seconds (default 3600).
+
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import { parseArgs } from 'node:util';
+
+import Provider from 'oidc-provider';
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string', default: process.env.TOKEND_TEST_AS_PORT ?? '0' },
+    cert: { type: 'string', default: process.env.TOKEND_TEST_AS_CERT },
+    key: { type: 'string', default: process.env.TOKEND_TEST_AS_KEY },
+  },
+});
+if (!args.cert || !args.key) {
+  console.error('server.mjs: --cert and --key (or TOKEND_TEST_AS_CERT/KEY) are required');
+  process.exit(2);
+}
+const accessTtl = Number.parseInt(process.env.TOKEND_TEST_ACCESS_TTL ?? '3600', 10);
+if (!(accessTtl > 0)) {
+  console.error('server.mjs: TOKEND_TEST_ACCESS_TTL must be a positive integer');
+  process.exit(2);
+}
+
+const LOOPBACK = 'http://127.0.0.1/';
+const clients = [
+  {
+    client_id: 'tokend-native',
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+    response_types: ['code'],
+    redirect_uris: [LOOPBACK, 'http://127.0.0.1/callback', 'http://localhost/'],
+  },
+  {
+    client_id: 'tokend-paste',
+    application_type: 'web',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: ['https://login.example.invalid/common/oauth2/nativeclient'],
+  },
+  {
+    client_id: 'tokend-secret',
+    client_secret: 'test-client-secret',
+    application_type: 'native',
+    token_endpoint_auth_method: 'client_secret_post',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: [LOOPBACK],
+  },
+  {
+    client_id: 'dovecot',
+    client_secret: 'dovecot-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: [],
+    response_types: [],
+  },
+];
+
+// Counts requests as they arrive, before the provider sees them.
+const ENDPOINTS = {
+  '/.well-known/openid-configuration': 'discovery',
+  '/auth': 'authorization',
+  '/token': 'token',
+  '/device/auth': 'device_authorization',
+  '/device': 'device_verification',
+  '/token/introspection': 'introspection',
+  '/token/revocation': 'revocation',
+  '/me': 'userinfo',
+  '/jwks': 'jwks',
+};
+const newStats = () => ({ token: {}, endpoints: {} });
+let stats = newStats();
+const bump = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
+
+async function readRawBody(req) {
+  const chunks = [];
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// The provider drops offline_access from authorization requests unless
+// prompt includes consent (OpenID Connect Core 11). Real providers issue
+// refresh tokens for offline_access alone, so add the consent prompt here;
+// the dev interactions ask for consent in every new session anyway.
+function offlineWithoutConsentPrompt(ctx) {
+  const { scope, prompt } = ctx.query;
+  if (typeof scope !== 'string' || !scope.split(' ').includes('offline_access')) return;
+  const prompts = new Set(typeof prompt === 'string' ? prompt.split(' ').filter(Boolean) : []);
+  if (prompts.has('none') || prompts.has('consent') || Array.isArray(prompt)) return;
+  prompts.add('consent');
+  ctx.query = { ...ctx.query, prompt: [...prompts].join(' ') };
+}
+
+async function testEndpoints(ctx, next) {
+  if (ctx.path === '/test/stats' && ctx.method === 'GET') {
+    ctx.body = stats;
+    return;
+  }
+  if (ctx.path === '/test/reset-stats' && ctx.method === 'POST') {
+    stats = newStats();
+    ctx.status = 204;
+    return;
+  }
+  const endpoint = ENDPOINTS[ctx.path];
+  if (endpoint) bump(stats.endpoints, endpoint);
+  if (endpoint === 'authorization' && ctx.method === 'GET') offlineWithoutConsentPrompt(ctx);
+  if (endpoint === 'token' && ctx.method === 'POST') {
+    // The provider accepts an already read body as req.body.
+    const body = await readRawBody(ctx.req);
+    ctx.req.body = body;
+    const grantType = ctx.is('application/x-www-form-urlencoded')
+      ? new URLSearchParams(body).get('grant_type') : null;
+    bump(stats.token, grantType ?? 'none');
+  }
+  await next();
+}
+
+const server = createServer({ cert: readFileSync(args.cert), key: readFileSync(args.key) });
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(Number(args.port), '127.0.0.1', resolve);
+});
+const { port } = server.address();
+
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid: 'test' };
+
+const provider = new Provider(`https://127.0.0.1:${port}`, {
+  clients,
+  clientDefaults: { id_token_signed_response_alg: 'ES256' },
+  jwks: { keys: [signingKey] },
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  scopes: ['openid', 'offline_access', 'mail.imap', 'mail.smtp'],
+  async findAccount(_ctx, sub) {
+    return { accountId: sub, claims: async () => ({ sub }) };
+  },
+  features: {
+    devInteractions: { enabled: true },
+    deviceFlow: { enabled: true },
+    introspection: {
+      enabled: true,
+      allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none'
+        || token.clientId === client.clientId,
+    },
+    revocation: {
+      enabled: true,
+      allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId,
+    },
+  },
+  issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token')
+    && code.scopes.has('offline_access'),
+  rotateRefreshToken: true,
+  ttl: {
+    AccessToken: accessTtl,
+    AuthorizationCode: 60,
+    DeviceCode: 600,
+    IdToken: 3600,
+    RefreshToken: 14 * 24 * 3600,
+    Interaction: 3600,
+    Session: 14 * 24 * 3600,
+    Grant: 14 * 24 * 3600,
+  },
+});
+provider.on('server_error', (_ctx, err) => console.error('server_error:', err));
+provider.on('grant.error', (_ctx, err) => console.error('grant.error:', err.error, err.error_detail || err.error_description));
+provider.use(testEndpoints);
+server.on('request', provider.callback());
+
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});
+process.on('SIGINT', () => process.exit(0));
+
+console.log(`READY ${port}`);
