@@ -49,7 +49,7 @@ int cli_parse_globals(int argc, char **argv, struct cli_globals *g)
     int c;
 
     memset(g, 0, sizeof(*g));
-    optind = 1;
+    optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+c:vqhV", opts, NULL)) != -1) {
         switch (c) {

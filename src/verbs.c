@@ -70,8 +70,8 @@ static const Account *find_account(struct verb_ctx *ctx, const char *name, int *
 
 /* getopt over the verb's own arguments; returns the first operand index. */
 #define VERB_GETOPT(ctx, shortopts, longopts, c)                                               \
-    for (optind = 1, opterr = 0;                                                               \
-         ((c) = getopt_long((ctx)->argc, (ctx)->argv, "+" shortopts, longopts, NULL)) != -1;)
+    for (optind = 0, opterr = 0;                                                               \
+         ((c) = getopt_long((ctx)->argc, (ctx)->argv, shortopts, longopts, NULL)) != -1;)
 
 static int verb_obtain(struct verb_ctx *ctx)
 {
