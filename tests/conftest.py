@@ -1,0 +1,121 @@
+"""Fixtures for the integration tests: the built tokend, a private home for
+each test, the real authorization server, the real Secret Service."""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / 'tests'))
+
+from harness.authserver import AuthServer  # noqa: E402
+
+BUILD = Path(os.environ.get('TOKEND_BUILD_DIR', REPO / 'build'))
+TOKEND = BUILD / 'src' / 'tokend'
+BROWSER = REPO / 'tests' / 'harness' / 'browser.py'
+
+# sysexits, as documented in tokend(1)
+EX_OK, EX_USAGE, EX_DATAERR, EX_UNAVAILABLE = 0, 64, 65, 69
+EX_CANTCREAT, EX_TEMPFAIL, EX_NOPERM, EX_CONFIG = 73, 75, 77, 78
+
+
+@pytest.fixture(scope='session')
+def authserver(tmp_path_factory):
+    with AuthServer(tmp_path_factory.mktemp('authserver')) as srv:
+        yield srv
+
+
+@pytest.fixture
+def make_authserver(tmp_path_factory):
+    """A private server, for tests that need another token lifetime."""
+    servers = []
+
+    def make(access_ttl=3600):
+        srv = AuthServer(tmp_path_factory.mktemp('authserver'), access_ttl=access_ttl)
+        srv.start()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.stop()
+
+
+class Tokend:
+    """The built tokend with a private home, config and state."""
+
+    def __init__(self, home, server=None):
+        self.home = Path(home)
+        self.config = self.home / 'config' / 'tokend' / 'config'
+        self.state = self.home / 'state' / 'tokend'
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.server = server
+        self.env = {
+            'PATH': os.environ['PATH'],
+            'HOME': str(self.home),
+            'XDG_CONFIG_HOME': str(self.home / 'config'),
+            'XDG_STATE_HOME': str(self.home / 'state'),
+            'XDG_RUNTIME_DIR': str(self.home / 'no-runtime'),
+            'BROWSER': str(BROWSER),
+            'LANG': 'C.UTF-8',
+        }
+        if server:
+            self.env['TOKEND_TEST_CA'] = server.ca_file
+        self.accounts = {}
+
+    def account(self, name='work', server=None, **keys):
+        """Writes an [account NAME] for the test server (or explicit keys)."""
+        server = server or self.server
+        values = {}
+        if server:
+            values = dict(provider='generic', client_id='tokend-native',
+                          authorize_url=server.authorize_url, token_url=server.token_url,
+                          scopes='openid offline_access mail.imap', username='alice',
+                          ca_file=server.ca_file, store='file')
+        values.update({k: v for k, v in keys.items()})
+        self.accounts[name] = {k: v for k, v in values.items() if v is not None}
+        self.write_config()
+        return self
+
+    def write_config(self, extra=''):
+        text = ''
+        for name, keys in self.accounts.items():
+            text += f'[account {name}]\n' + ''.join(f'{k} = {v}\n' for k, v in keys.items())
+            text += '\n'
+        self.config.write_text(text + extra)
+
+    def run(self, *args, input=None, timeout=60, env=None):
+        e = dict(self.env, **(env or {}))
+        return subprocess.run([str(TOKEND), *args], input=input, capture_output=True,
+                              text=True, timeout=timeout, env=e)
+
+    def popen(self, *args, env=None, **kw):
+        e = dict(self.env, **(env or {}))
+        return subprocess.Popen([str(TOKEND), *args], env=e, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+    def token_file(self, name='work'):
+        return self.state / name / 'token'
+
+    def refresh_token_file(self, name='work'):
+        return self.state / name / 'refresh_token'
+
+    def obtain(self, name='work', *args, env=None):
+        r = self.run('obtain', name, *args, env=env)
+        assert r.returncode == EX_OK, r.stderr
+        return r
+
+
+@pytest.fixture
+def tokend(tmp_path, authserver):
+    return Tokend(tmp_path, authserver)
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)

@@ -1,0 +1,191 @@
+"""Refreshing, handing out tokens, status and logout against the real
+authorization server."""
+
+import json
+import os
+import time
+
+from conftest import (EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE, TOKEND, mode)
+
+
+def signed_in(tokend, **keys):
+    tokend.account(**keys)
+    tokend.obtain()
+    return tokend.token_file().read_text(), tokend.refresh_token_file().read_text()
+
+
+def test_refresh_force_rotates_and_saves_the_new_refresh_token(tokend, authserver):
+    access1, refresh1 = signed_in(tokend)
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    access2, refresh2 = tokend.token_file().read_text(), tokend.refresh_token_file().read_text()
+    assert access2 != access1 and refresh2 != refresh1
+    assert authserver.introspect(access2.strip())['active']
+    # The server rotated: the old refresh token is refused.  Replaying it
+    # also revokes the whole grant (oidc-provider does, as strict servers do).
+    status, body = authserver.refresh(refresh1)
+    assert status == 400 and body['error'] == 'invalid_grant'
+    # Now tokend is told to sign in again, and loses nothing on the way.
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_NOPERM
+    assert 'run: tokend obtain work' in r.stderr
+    assert tokend.refresh_token_file().read_text() == refresh2
+    assert tokend.token_file().read_text() == access2
+    status = json.loads(tokend.run('status', '--json').stdout)[0]
+    assert status['needs_signin'] is True
+
+
+def test_refresh_does_nothing_while_fresh(tokend, authserver):
+    access, refresh = signed_in(tokend)
+    before = authserver.stats()['token'].get('refresh_token', 0)
+    r = tokend.run('refresh')
+    assert r.returncode == EX_OK and r.stderr == ''
+    assert authserver.stats()['token'].get('refresh_token', 0) == before
+    assert tokend.token_file().read_text() == access
+
+
+def test_refresh_margin_decides(tokend, authserver):
+    access, _ = signed_in(tokend)
+    before = authserver.stats()['token'].get('refresh_token', 0)
+    # The token lives 3600 s: a margin of 3650 s makes it due now.
+    tokend.accounts['work']['refresh_margin'] = '3650'
+    tokend.write_config()
+    r = tokend.run('refresh')
+    assert r.returncode == EX_OK, r.stderr
+    assert authserver.stats()['token'].get('refresh_token', 0) == before + 1
+    assert tokend.token_file().read_text() != access
+
+
+def test_expired_token_is_refreshed_by_token(tokend, make_authserver):
+    srv = make_authserver(access_ttl=3)
+    tokend.server = srv
+    tokend.env['TOKEND_TEST_CA'] = srv.ca_file
+    tokend.account(server=srv, min_validity=0)
+    tokend.obtain()
+    old = tokend.token_file().read_text().strip()
+    time.sleep(3.5)
+    assert not srv.introspect(old)['active']
+    r = tokend.run('token', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    new = r.stdout.strip()
+    assert new != old and srv.introspect(new)['active']
+    assert r.stdout == tokend.token_file().read_text()
+
+
+def test_token_with_a_fresh_cache_needs_no_network_nor_engine(tokend, authserver):
+    access, _ = signed_in(tokend)
+    # Point the account at a port where nothing listens: a fresh token must
+    # not need the server at all.
+    tokend.accounts['work']['token_url'] = 'https://127.0.0.1:9/token'
+    tokend.write_config()
+    before = authserver.stats()
+    r = tokend.run('token', 'work', env={'LD_DEBUG': 'libs'})
+    assert r.returncode == EX_OK
+    assert r.stdout == access
+    assert authserver.stats() == before
+    # Only the launcher ran: libcurl, libsecret and libmicrohttpd were never loaded.
+    for lib in ('libcurl', 'libsecret', 'libmicrohttpd', 'libgio'):
+        assert lib not in r.stderr
+
+
+def test_token_prints_only_the_token(tokend):
+    access, _ = signed_in(tokend)
+    r = tokend.run('token', 'work')
+    assert r.stdout == access and r.stdout.count('\n') == 1
+
+
+def test_server_down_is_a_temporary_failure_and_keeps_tokens(tokend):
+    access, refresh = signed_in(tokend)
+    tokend.accounts['work']['token_url'] = 'https://127.0.0.1:9/token'
+    tokend.write_config()
+    start = time.time()
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_TEMPFAIL
+    assert 'cannot reach 127.0.0.1' in r.stderr and 'try again later' in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert time.time() - start < 15
+    assert tokend.token_file().read_text() == access
+    assert tokend.refresh_token_file().read_text() == refresh
+    # `token` still hands out the valid token while the server is away.
+    r = tokend.run('token', 'work')
+    assert r.returncode == EX_OK and r.stdout == access
+
+
+def test_no_refresh_token_means_sign_in(tokend):
+    tokend.account()
+    r = tokend.run('token', 'work')
+    assert r.returncode == EX_NOPERM
+    assert r.stderr.strip() == ('tokend: work: not signed in yet (no refresh token stored); '
+                                'run: tokend obtain work')
+
+
+def test_configuration_errors(tokend):
+    tokend.account(bogus_key='1')
+    r = tokend.run('token', 'work')
+    assert r.returncode == EX_CONFIG
+    assert 'bogus_key' in r.stderr and str(tokend.config) in r.stderr
+    tokend.accounts['work'].pop('bogus_key')
+    tokend.write_config()
+    r = tokend.run('token', 'nobody')
+    assert r.returncode == EX_CONFIG and 'nobody' in r.stderr
+    r = tokend.run('token', 'work', '-c', '/nonexistent/config')
+    assert r.returncode == EX_USAGE or r.returncode == EX_CONFIG
+    r = tokend.run('-c', '/nonexistent/config', 'status')
+    assert r.returncode == EX_CONFIG and '/nonexistent/config' in r.stderr
+    tokend.config.write_text('[account work\nprovider = generic\n')
+    r = tokend.run('status')
+    assert r.returncode == EX_CONFIG and 'line' in r.stderr
+
+
+def test_config_from_environment_variable(tokend, tmp_path):
+    tokend.account()
+    moved = tmp_path / 'elsewhere.conf'
+    tokend.config.rename(moved)
+    assert tokend.run('status').returncode == EX_CONFIG
+    r = tokend.run('status', env={'TOKEND_CONFIG': str(moved)})
+    assert r.returncode == EX_OK and 'work' in r.stdout
+
+
+def test_status_reports_each_account(tokend):
+    signed_in(tokend)
+    tokend.account('other')
+    r = tokend.run('status', '--json')
+    assert r.returncode == EX_OK
+    data = {a['account']: a for a in json.loads(r.stdout)}
+    assert data['work']['valid'] and not data['work']['needs_signin']
+    assert data['work']['store'] == 'file'
+    assert 3500 < data['work']['expires_in'] <= 3600
+    assert data['other']['needs_signin'] and data['other']['store'] is None
+    text = tokend.run('status', 'work').stdout
+    assert 'store:        file' in text and 'sign-in:      not needed' in text
+
+
+def test_logout_forgets_everything_local(tokend):
+    signed_in(tokend)
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_OK
+    assert 'refresh token (file store)' in r.stderr and 'access token file' in r.stderr
+    assert not tokend.token_file().exists() and not tokend.refresh_token_file().exists()
+    assert tokend.run('token', 'work').returncode == EX_NOPERM
+    assert 'nothing was stored' in tokend.run('logout', 'work').stderr
+
+
+def test_custom_token_file_and_modes_under_permissive_umask(tokend, tmp_path):
+    target = tmp_path / 'fetchmail' / 'token'
+    tokend.account(token_file=str(target))
+    old = os.umask(0)
+    try:
+        tokend.obtain()
+    finally:
+        os.umask(old)
+    assert mode(target) == 0o600
+    assert mode(tokend.state / 'work') == 0o700
+    assert tokend.run('token', 'work').stdout == target.read_text()
+
+
+def test_version_and_help():
+    import subprocess
+    out = subprocess.run([str(TOKEND), '--version'], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith('tokend ')
+    out = subprocess.run([str(TOKEND), '--help'], capture_output=True, text=True)
+    assert out.returncode == 0 and 'obtain ACCOUNT' in out.stdout
