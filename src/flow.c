@@ -83,15 +83,17 @@ static int ensure_token_dir(const Account *a, const char *account_dir, struct to
 }
 
 int flow_save_response(const Account *a, const char *dir, AccountState *st,
-                       const TokenResponse *t, bool signin, struct tokend_error *e)
+                       const char *signin_store, const TokenResponse *t,
+                       struct tokend_error *e)
 {
     gint64 now = now_s();
-    const char *preferred = NULL;
+    bool signin = signin_store != NULL;
+    const char *preferred = signin_store;
     const char *used;
 
     if (t->refresh_token) {
         /* A refresh keeps the token where it was unless the user chose a
-         * store; a new sign-in goes where the configuration says. */
+         * store; a new sign-in goes where obtain decided. */
         if (!signin && a->store == STORE_KIND_AUTO && st->store)
             preferred = st->store;
         used = put_refresh_token(a, preferred, t->refresh_token, e);
@@ -184,7 +186,7 @@ static int refresh_locked(const Account *a, const char *dir, AccountState *st,
         return -1;
     }
     FAULT_POINT("after-response");
-    return flow_save_response(a, dir, st, t, false, e);
+    return flow_save_response(a, dir, st, NULL, t, e);
 }
 
 static bool token_file_present(const Account *a)

@@ -104,7 +104,8 @@ static int wait_manual(const Account *a, RedirectParams **params, struct tokend_
     return r;
 }
 
-static int save_signin(const Account *a, const TokenResponse *t, struct tokend_error *e)
+static int save_signin(const Account *a, const char *store, const TokenResponse *t,
+                       struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(a->name);
     g_autoptr(AccountState) st = NULL;
@@ -122,7 +123,7 @@ static int save_signin(const Account *a, const TokenResponse *t, struct tokend_e
         error_clear(e);
         st = state_new();
     }
-    r = flow_save_response(a, dir, st, t, true, e);
+    r = flow_save_response(a, dir, st, store, t, e);
     lock_release(fd);
     if (r == 0)
         fprintf(stderr, "tokend: %s: signed in; refresh token in the %s store, access token in "
@@ -143,10 +144,15 @@ int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_
     g_autofree char *state = NULL;
     g_autofree char *url = NULL;
     g_autofree char *redirect = NULL;
+    g_autoptr(Store) store = NULL;
     bool manual = o->manual || !catcher_handles(a->redirect_uri);
 
     if (!client || !(pkce = pkce_new(e)) || !(state = pkce_random_string(STATE_BYTES, e)))
         return -1;
+    /* Know where the refresh token will go before the user signs in. */
+    if (!(store = store_open(a->store, e)))
+        return -1;
+    log_info("%s: the refresh token will be kept in the %s store", a->name, store_name(store));
     if (!manual && !(catcher = catcher_new(a->redirect_uri, state, e)))
         return -1;
     redirect = g_strdup(catcher ? catcher_redirect_uri(catcher) : a->redirect_uri);
@@ -165,5 +171,5 @@ int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_
     http = http_new(a->ca_file);
     if (oauth_redeem_code(http, &client->oauth, params->code, pkce->verifier, redirect, &t, e) < 0)
         return -1;
-    return save_signin(a, t, e);
+    return save_signin(a, store_name(store), t, e);
 }

@@ -36,10 +36,12 @@ FlowClient *flow_client_new(const Account *a, struct tokend_error *e);
 void flow_client_free(FlowClient *c);
 
 /* Save a token response: refresh token first, then the token file, then
- * the state.  signin: the response of a new sign-in rather than a refresh. */
+ * the state.  signin_store: the store a new sign-in chose, or NULL for a
+ * refresh (which keeps the token where it is). */
 struct account_state;
 int flow_save_response(const Account *a, const char *account_dir, struct account_state *st,
-                       const TokenResponse *t, bool signin, struct tokend_error *e);
+                       const char *signin_store, const TokenResponse *t,
+                       struct tokend_error *e);
 int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e);
 /* Refresh when the access token expires within margin seconds (always with
  * force).  Serialised per account by a lock. */
