@@ -145,6 +145,8 @@ const char *error_status_name(int status)
         return "sign-in-needed";
     case TOKEND_EX_CONFIG:
         return "config";
+    case TOKEND_EX_INTERRUPTED:
+        return "interrupted";
     default:
         return "error";
     }

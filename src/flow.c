@@ -174,10 +174,10 @@ static int refresh_locked(const Account *a, const char *dir, AccountState *st,
 
     if (load_refresh_token(a, st, &rt, e) < 0)
         return -1;
-    client = flow_client_new(a, e);
+    http = http_new(a->ca_file);
+    client = flow_client_new(a, http, e);
     if (!client)
         return -1;
-    http = http_new(a->ca_file);
     FAULT_POINT("before-request");
     if (oauth_refresh(http, &client->oauth, rt, &t, e) < 0) {
         if (e->status == TOKEND_EX_NOPERM && !e->hint)
@@ -251,11 +251,40 @@ static void forget_everywhere(const Account *a, const AccountState *st, GString 
                 ? store_secret_new(true, &e)
                 : store_open_named(names[i], &e);
         if (s && store_remove(s, a->name, REFRESH_KIND, &e) > 0)
-            g_string_append_printf(removed, "refresh token (%s store); ", names[i]);
+            g_string_append_printf(removed, "removed the refresh token (%s store); ", names[i]);
         else if (e.message && g_strcmp0(st->store, names[i]) == 0)
             log_warn("%s: %s", a->name, e.message);
         error_clear(&e);
     }
+}
+
+/* RFC 7009: revoke the refresh token (never the access token alone) where
+ * the provider has an endpoint.  A failure is reported; the local forget
+ * happens anyway. */
+static void revoke_at_provider(const Account *a, const AccountState *st, GString *removed)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(Http) http = http_new(a->ca_file);
+    g_autoptr(FlowClient) client = NULL;
+    g_autoptr(Store) s = NULL;
+    g_autoptr(SecStr) rt = NULL;
+
+    if (!st->store)
+        return;
+    if (!(client = flow_client_new(a, http, &e)))
+        goto out;
+    if (!client->revocation_url)
+        return;
+    if (!(s = store_open_named(st->store, &e)) || store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0
+        || !rt)
+        goto out;
+    if (oauth_revoke(http, &client->oauth, rt, &e) == 0)
+        g_string_append(removed, "revoked the refresh token at the provider; ");
+out:
+    if (e.message)
+        log_warn("%s: could not revoke the refresh token at the provider (%s); forgetting it "
+                 "locally anyway", a->name, e.message);
+    error_clear(&e);
 }
 
 int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
@@ -271,14 +300,15 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     fd = g_file_test(dir, G_FILE_TEST_IS_DIR) ? lock_acquire(dir, LOCK_TIMEOUT_MS, e) : -1;
     if (fd < 0 && e->status)
         return -1;
+    revoke_at_provider(a, st, removed);
     forget_everywhere(a, st, removed);
     if (fileio_remove(a->token_file, e) > 0)
-        g_string_append_printf(removed, "access token file %s; ", a->token_file);
+        g_string_append_printf(removed, "removed the access token file %s; ", a->token_file);
     if (st->token_file && strcmp(st->token_file, a->token_file) != 0 &&
         fileio_remove(st->token_file, e) > 0)
-        g_string_append_printf(removed, "access token file %s; ", st->token_file);
+        g_string_append_printf(removed, "removed the access token file %s; ", st->token_file);
     if (fileio_remove(state_path, e) > 0)
-        g_string_append(removed, "state; ");
+        g_string_append(removed, "removed the state; ");
     lock_release(fd);
     if (removed->len >= 2)
         g_string_truncate(removed, removed->len - 2);

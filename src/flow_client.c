@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "tokend/flow.h"
+#include "tokend/discovery.h"
 #include "tokend/fileio.h"
+#include "tokend/paths.h"
 
 #define CLIENT_SECRET_MAX 4096
 
@@ -33,9 +35,36 @@ static int load_secret(const Account *a, SecStr **out, struct tokend_error *e)
     return 0;
 }
 
-FlowClient *flow_client_new(const Account *a, struct tokend_error *e)
+static void take(char **slot, const char *discovered)
+{
+    if (!*slot && discovered)
+        *slot = g_strdup(discovered);
+}
+
+/* Endpoints the configuration leaves out come from the server's metadata;
+ * RFC 9207 `iss` becomes mandatory when the metadata promises it. */
+static int discover(const Account *a, Http *h, FlowClient *c, bool *iss_required,
+                    struct tokend_error *e)
+{
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(Discovery) d = NULL;
+
+    if (paths_ensure_private_dir(dir, e) < 0 || !(d = discovery_get(h, a->issuer, dir, e)))
+        return -1;
+    take(&c->authorize_url, d->authorization_endpoint);
+    take(&c->token_url, d->token_endpoint);
+    take(&c->device_url, d->device_authorization_endpoint);
+    take(&c->revocation_url, d->revocation_endpoint);
+    *iss_required = d->iss_parameter_supported;
+    if (d->issuer_templated)
+        g_clear_pointer(&c->issuer, g_free);
+    return 0;
+}
+
+FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e)
 {
     g_autoptr(FlowClient) c = g_new0(FlowClient, 1);
+    bool iss_required = false;
 
     if (load_secret(a, &c->secret, e) < 0)
         return NULL;
@@ -44,6 +73,8 @@ FlowClient *flow_client_new(const Account *a, struct tokend_error *e)
     c->device_url = g_strdup(a->device_authorization_url);
     c->revocation_url = g_strdup(a->revocation_url);
     c->issuer = g_strdup(a->issuer);
+    if (a->provider == PROVIDER_GENERIC && a->issuer && discover(a, h, c, &iss_required, e) < 0)
+        return NULL;
     if (!c->token_url) {
         error_set(e, TOKEND_EX_CONFIG, "no token endpoint known for this account");
         error_set_hint(e, "set token_url, or issuer for discovery");
@@ -57,7 +88,7 @@ FlowClient *flow_client_new(const Account *a, struct tokend_error *e)
         .device_url = c->device_url,
         .revocation_url = c->revocation_url,
         .issuer = c->issuer,
-        .iss_required = false,
+        .iss_required = iss_required,
         .scopes = a->scopes,
     };
     return g_steal_pointer(&c);

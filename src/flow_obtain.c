@@ -132,27 +132,20 @@ static int save_signin(const Account *a, const char *store, const TokenResponse 
     return r;
 }
 
-int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e)
+static int code_flow(const Account *a, const struct obtain_options *o, FlowClient *client,
+                     Http *http, TokenResponse **t, struct tokend_error *e)
 {
-    g_autoptr(FlowClient) client = flow_client_new(a, e);
     g_autoptr(Pkce) pkce = NULL;
     g_autoptr(Catcher) catcher = NULL;
     g_autoptr(RedirectParams) params = NULL;
     g_autoptr(GPtrArray) extras = NULL;
-    g_autoptr(Http) http = NULL;
-    g_autoptr(TokenResponse) t = NULL;
     g_autofree char *state = NULL;
     g_autofree char *url = NULL;
     g_autofree char *redirect = NULL;
-    g_autoptr(Store) store = NULL;
     bool manual = o->manual || !catcher_handles(a->redirect_uri);
 
-    if (!client || !(pkce = pkce_new(e)) || !(state = pkce_random_string(STATE_BYTES, e)))
+    if (!(pkce = pkce_new(e)) || !(state = pkce_random_string(STATE_BYTES, e)))
         return -1;
-    /* Know where the refresh token will go before the user signs in. */
-    if (!(store = store_open(a->store, e)))
-        return -1;
-    log_info("%s: the refresh token will be kept in the %s store", a->name, store_name(store));
     if (!manual && !(catcher = catcher_new(a->redirect_uri, state, e)))
         return -1;
     redirect = g_strdup(catcher ? catcher_redirect_uri(catcher) : a->redirect_uri);
@@ -168,8 +161,27 @@ int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_
     g_clear_pointer(&catcher, catcher_free);
     if (oauth_check_redirect(params, state, &client->oauth, e) < 0)
         return -1;
-    http = http_new(a->ca_file);
-    if (oauth_redeem_code(http, &client->oauth, params->code, pkce->verifier, redirect, &t, e) < 0)
+    return oauth_redeem_code(http, &client->oauth, params->code, pkce->verifier, redirect, t, e);
+}
+
+int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e)
+{
+    g_autoptr(Http) http = http_new(a->ca_file);
+    g_autoptr(FlowClient) client = NULL;
+    g_autoptr(Store) store = NULL;
+    g_autoptr(TokenResponse) t = NULL;
+    bool device = o->device || (a->flow == FLOW_KIND_DEVICE && !o->manual);
+    int r;
+
+    /* Know where the refresh token will go before the user signs in. */
+    if (!(store = store_open(a->store, e)))
+        return -1;
+    log_info("%s: the refresh token will be kept in the %s store", a->name, store_name(store));
+    if (!(client = flow_client_new(a, http, e)))
+        return -1;
+    r = device ? flow_device(a, client, http, !o->no_browser, &t, e)
+               : code_flow(a, o, client, http, &t, e);
+    if (r < 0)
         return -1;
     return save_signin(a, store_name(store), t, e);
 }

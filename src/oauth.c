@@ -377,15 +377,20 @@ char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri
     return copy;
 }
 
-static int token_request(Http *h, const struct oauth_client *c, SecStr *form,
-                         TokenResponse **out, struct tokend_error *e)
+void oauth_add_client_auth(SecStr *form, const struct oauth_client *c)
 {
-    g_autoptr(HttpResponse) r = NULL;
-
     secstr_append_form(form, "client_id", c->client_id, strlen(c->client_id));
     if (c->client_secret)
         secstr_append_form(form, "client_secret", c->client_secret->data,
                            c->client_secret->len);
+}
+
+int oauth_token_request(Http *h, const struct oauth_client *c, SecStr *form,
+                        TokenResponse **out, struct tokend_error *e)
+{
+    g_autoptr(HttpResponse) r = NULL;
+
+    oauth_add_client_auth(form, c);
     if (http_request(h, c->token_url, form, &r, e) < 0)
         return -1;
     return oauth_parse_token_response(r, out, e);
@@ -401,7 +406,7 @@ int oauth_redeem_code(Http *h, const struct oauth_client *c, const SecStr *code,
     secstr_append_form(form, "code", code->data, code->len);
     secstr_append_form(form, "redirect_uri", redirect_uri, strlen(redirect_uri));
     secstr_append_form(form, "code_verifier", verifier->data, verifier->len);
-    return token_request(h, c, form, out, e);
+    return oauth_token_request(h, c, form, out, e);
 }
 
 int oauth_refresh(Http *h, const struct oauth_client *c, const SecStr *refresh_token,
@@ -413,5 +418,5 @@ int oauth_refresh(Http *h, const struct oauth_client *c, const SecStr *refresh_t
     secstr_append_form(form, "refresh_token", refresh_token->data, refresh_token->len);
     if (c->scopes)
         secstr_append_form(form, "scope", c->scopes, strlen(c->scopes));
-    return token_request(h, c, form, out, e);
+    return oauth_token_request(h, c, form, out, e);
 }

@@ -295,7 +295,7 @@ static int verb_logout(struct verb_ctx *ctx)
     if (flow_logout(a, removed, &e) < 0)
         return fail(&e, a->name);
     if (removed->len)
-        fprintf(stderr, "tokend: %s: removed %s\n", a->name, removed->str);
+        fprintf(stderr, "tokend: %s: %s\n", a->name, removed->str);
     else
         fprintf(stderr, "tokend: %s: nothing was stored\n", a->name);
     return 0;

@@ -17,6 +17,7 @@ enum tokend_status {
     TOKEND_EX_TEMPFAIL = 75,    /* network, timeout, 5xx, 429: try later */
     TOKEND_EX_NOPERM = 77,      /* sign-in needed, or an administrator */
     TOKEND_EX_CONFIG = 78,      /* configuration error */
+    TOKEND_EX_INTERRUPTED = 130, /* stopped by Ctrl-C */
 };
 
 struct tokend_error {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include "tokend/config.h"
 #include "tokend/error.h"
+#include "tokend/http.h"
 #include "tokend/oauth.h"
 #include "tokend/secstr.h"
 
@@ -32,7 +33,8 @@ typedef struct flow_client {
     char *issuer;
 } FlowClient;
 
-FlowClient *flow_client_new(const Account *a, struct tokend_error *e);
+/* The protocol's view of an account; may fetch the server metadata. */
+FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e);
 void flow_client_free(FlowClient *c);
 
 /* Save a token response: refresh token first, then the token file, then
@@ -42,6 +44,9 @@ struct account_state;
 int flow_save_response(const Account *a, const char *account_dir, struct account_state *st,
                        const char *signin_store, const TokenResponse *t,
                        struct tokend_error *e);
+/* The device flow's part of obtain: the user signs in elsewhere. */
+int flow_device(const Account *a, FlowClient *client, Http *http, bool open_browser,
+                TokenResponse **t, struct tokend_error *e);
 int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e);
 /* Refresh when the access token expires within margin seconds (always with
  * force).  Serialised per account by a lock. */

@@ -73,12 +73,48 @@ char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri
                           const char *state, const char *challenge,
                           const char *const *extra, struct tokend_error *e);
 
-/* Grants. */
+/* Grants.  form: a request body to which the client's credentials are
+ * added before it is POSTed to the token endpoint. */
+/* Add client_id (and client_secret, in the body) to a form. */
+void oauth_add_client_auth(SecStr *form, const struct oauth_client *c);
+int oauth_token_request(Http *h, const struct oauth_client *c, SecStr *form,
+                        TokenResponse **out, struct tokend_error *e);
 int oauth_redeem_code(Http *h, const struct oauth_client *c, const SecStr *code,
                       const SecStr *verifier, const char *redirect_uri, TokenResponse **out,
                       struct tokend_error *e);
 int oauth_refresh(Http *h, const struct oauth_client *c, const SecStr *refresh_token,
                   TokenResponse **out, struct tokend_error *e);
 
+/* RFC 8628 device authorization. */
+typedef struct device_auth {
+    SecStr *device_code;
+    char *user_code;
+    char *verification_uri;          /* Google spells it verification_url */
+    char *verification_uri_complete; /* or NULL */
+    gint64 expires_in;
+    int interval;
+    char *message;
+} DeviceAuth;
+
+enum device_poll {
+    DEVICE_POLL_PENDING,
+    DEVICE_POLL_SLOW_DOWN,
+    DEVICE_POLL_DONE,
+};
+
+int oauth_device_start(Http *h, const struct oauth_client *c, DeviceAuth **out,
+                       struct tokend_error *e);
+/* One poll: *state says whether to go on; DONE fills *out. */
+int oauth_device_poll(Http *h, const struct oauth_client *c, const SecStr *device_code,
+                      enum device_poll *state, TokenResponse **out, struct tokend_error *e);
+void device_auth_free(DeviceAuth *d);
+int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out,
+                                struct tokend_error *e);
+
+/* RFC 7009: revoke a refresh token. */
+int oauth_revoke(Http *h, const struct oauth_client *c, const SecStr *refresh_token,
+                 struct tokend_error *e);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(TokenResponse, token_response_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DeviceAuth, device_auth_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RedirectParams, redirect_params_free)

@@ -1,0 +1,170 @@
+#include <string.h>
+#include <sys/stat.h>
+#include <cjson/cJSON.h>
+
+#include "tokend/discovery.h"
+#include "tokend/fileio.h"
+#include "tokend/log.h"
+
+#define CACHE_FILE "discovery.json"
+#define CACHE_MAX_AGE_S (24 * 3600)
+#define DOC_MAX_BYTES (256 * 1024)
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
+
+void discovery_free(Discovery *d)
+{
+    if (!d)
+        return;
+    g_free(d->issuer);
+    g_free(d->authorization_endpoint);
+    g_free(d->token_endpoint);
+    g_free(d->device_authorization_endpoint);
+    g_free(d->revocation_endpoint);
+    g_free(d);
+}
+
+static char *endpoint(const cJSON *root, const char *name, struct tokend_error *e, bool *bad)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+
+    if (!v)
+        return NULL;
+    if (!cJSON_IsString(v) || http_check_url(v->valuestring, e) < 0) {
+        *bad = true;
+        error_set(e, TOKEND_EX_DATAERR, "the server metadata has an unusable %s", name);
+        return NULL;
+    }
+    return g_strdup(v->valuestring);
+}
+
+static char *strip_slash(const char *s)
+{
+    char *c = g_strdup(s);
+    size_t n = strlen(c);
+
+    while (n > 0 && c[n - 1] == '/')
+        c[--n] = '\0';
+    return c;
+}
+
+Discovery *discovery_parse(const char *json, size_t len, const char *issuer,
+                           struct tokend_error *e)
+{
+    g_autoptr(cJSON) root = cJSON_ParseWithLength(json, len);
+    g_autoptr(Discovery) d = g_new0(Discovery, 1);
+    g_autofree char *want = strip_slash(issuer);
+    g_autofree char *got = NULL;
+    const cJSON *iss;
+    bool bad = false;
+
+    if (!cJSON_IsObject(root)) {
+        error_set(e, TOKEND_EX_DATAERR, "the server metadata is not a JSON object");
+        return NULL;
+    }
+    iss = cJSON_GetObjectItemCaseSensitive(root, "issuer");
+    if (!cJSON_IsString(iss)) {
+        error_set(e, TOKEND_EX_DATAERR, "the server metadata names no issuer");
+        return NULL;
+    }
+    got = strip_slash(iss->valuestring);
+    /* Microsoft's multi-tenant documents say ".../{tenantid}/v2.0": no
+     * issuer check can hold there, so none is made. */
+    d->issuer_templated = strstr(got, "{tenantid}") != NULL;
+    if (!d->issuer_templated && strcmp(got, want) != 0) {
+        error_set(e, TOKEND_EX_DATAERR, "the server metadata is for issuer %s, not %s", got,
+                  want);
+        return NULL;
+    }
+    d->issuer = g_strdup(iss->valuestring);
+    d->authorization_endpoint = endpoint(root, "authorization_endpoint", e, &bad);
+    d->token_endpoint = endpoint(root, "token_endpoint", e, &bad);
+    d->device_authorization_endpoint = endpoint(root, "device_authorization_endpoint", e, &bad);
+    d->revocation_endpoint = endpoint(root, "revocation_endpoint", e, &bad);
+    if (bad)
+        return NULL;
+    d->iss_parameter_supported =
+        !d->issuer_templated &&
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+            root, "authorization_response_iss_parameter_supported"));
+    return g_steal_pointer(&d);
+}
+
+static Discovery *from_cache(const char *path, const char *issuer, bool *stale)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *data = NULL;
+    size_t len = 0;
+    struct stat st;
+    Discovery *d;
+
+    if (stat(path, &st) < 0 || fileio_read(path, DOC_MAX_BYTES, &data, &len, NULL, &e) < 0) {
+        error_clear(&e);
+        return NULL;
+    }
+    *stale = g_get_real_time() / G_USEC_PER_SEC - st.st_mtime > CACHE_MAX_AGE_S;
+    d = discovery_parse(data, len, issuer, &e);
+    error_clear(&e);
+    return d;
+}
+
+/* OpenID Connect puts the well-known path after the issuer; RFC 8414
+ * between the host and the issuer's path. */
+static char *well_known(const char *issuer, bool oidc)
+{
+    g_autofree char *base = strip_slash(issuer);
+    const char *path;
+
+    if (oidc)
+        return g_strconcat(base, "/.well-known/openid-configuration", NULL);
+    path = strchr(strstr(base, "://") + 3, '/');
+    if (!path)
+        return g_strconcat(base, "/.well-known/oauth-authorization-server", NULL);
+    return g_strdup_printf("%.*s/.well-known/oauth-authorization-server%s",
+                           (int)(path - base), base, path);
+}
+
+static Discovery *fetch(Http *h, const char *issuer, const char *cache, struct tokend_error *e)
+{
+    for (int oidc = 1; oidc >= 0; oidc--) {
+        g_autofree char *url = well_known(issuer, oidc);
+        g_autoptr(HttpResponse) r = NULL;
+        Discovery *d;
+
+        if (http_request(h, url, NULL, &r, e) < 0)
+            return NULL;
+        if (r->status == 404 && oidc)
+            continue;
+        if (r->status != 200) {
+            error_set(e, r->status >= 500 ? TOKEND_EX_TEMPFAIL : TOKEND_EX_DATAERR,
+                      "cannot read the server metadata at %s (HTTP %ld)", url, r->status);
+            return NULL;
+        }
+        d = discovery_parse(r->body->data, r->body->len, issuer, e);
+        if (d && fileio_write_atomic(cache, r->body->data, r->body->len, e) < 0) {
+            log_warn("%s", e->message);
+            error_clear(e);
+        }
+        return d;
+    }
+    return NULL;
+}
+
+Discovery *discovery_get(Http *h, const char *issuer, const char *account_dir,
+                         struct tokend_error *e)
+{
+    g_autofree char *cache = g_build_filename(account_dir, CACHE_FILE, NULL);
+    bool stale = false;
+    g_autoptr(Discovery) cached = from_cache(cache, issuer, &stale);
+    Discovery *d;
+
+    if (cached && !stale)
+        return g_steal_pointer(&cached);
+    d = fetch(h, issuer, cache, e);
+    if (!d && cached && e->status == TOKEND_EX_TEMPFAIL) {
+        log_warn("%s; using the metadata fetched earlier", e->message);
+        error_clear(e);
+        return g_steal_pointer(&cached);
+    }
+    return d;
+}
