@@ -192,16 +192,21 @@ int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e)
     g_autoptr(cJSON) root = cJSON_ParseWithLength(r->body->data, r->body->len);
     const cJSON *error = cJSON_GetObjectItemCaseSensitive(root, "error");
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "error_description");
-    if (!cJSON_IsString(error) || !error->valuestring || !*error->valuestring)
-        return http_status_error(r, e);
+    bool named = cJSON_IsString(error) && error->valuestring && *error->valuestring;
+
+    /* Throttling is said by the status, whatever the body calls it. */
+    if (!named || r->status == 429) {
+        http_status_error(r, e);
+        if (named)
+            error_set_detail(e, cJSON_IsString(desc) ? desc->valuestring : error->valuestring);
+        return -1;
+    }
     oauth_error_classify(error->valuestring, first_error_code(root),
                          cJSON_IsString(desc) ? desc->valuestring : NULL, e);
-    if (r->status == 429 || r->status >= 500) {
+    if (r->status >= 500) {
         /* The server is struggling, whatever it calls the error. */
         e->status = TOKEND_EX_TEMPFAIL;
-        e->retry_after = r->retry_after;
-        if (r->retry_after > 0)
-            error_set_hint(e, "try again in %d s", r->retry_after);
+        error_set_hint(e, "try again later");
     }
     return -1;
 }

@@ -10,6 +10,7 @@ they are not the providers.
 """
 
 import json
+import ssl
 import threading
 import time
 import urllib.parse
@@ -47,7 +48,10 @@ class Request:
 
 
 class ScriptedEndpoint:
-    def __init__(self):
+    """tls: (cert_file, key_file) to serve https.  A scripted reply may be a
+    callable taking the Request and returning a Reply."""
+
+    def __init__(self, tls=None):
         self.replies = {}
         self.requests = []
         self.lock = threading.Lock()
@@ -68,6 +72,8 @@ class ScriptedEndpoint:
                         Request(self.command, self.path, dict(self.headers), body))
                     queue = endpoint.replies.get(path)
                     reply = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else Reply(404, 'nothing scripted')
+                if callable(reply):
+                    reply = reply(endpoint.requests[-1])
                 endpoint._answer(self, reply)
 
             do_GET = do_POST = _serve
@@ -75,6 +81,12 @@ class ScriptedEndpoint:
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
+        self.scheme = 'http'
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = 'https'
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _answer(self, h, reply):
@@ -105,12 +117,16 @@ class ScriptedEndpoint:
             pass
 
     def url(self, path):
-        return f'http://127.0.0.1:{self.port}{path}'
+        return f'{self.scheme}://127.0.0.1:{self.port}{path}'
 
     def script(self, path, *replies):
         """Queue replies for path; the last one repeats."""
         with self.lock:
             self.replies[path] = list(replies)
+
+    def last(self, path):
+        with self.lock:
+            return [r for r in self.requests if r.path.split('?')[0] == path][-1]
 
     def count(self, path):
         with self.lock:

@@ -1,0 +1,343 @@
+"""Microsoft 365 and Google, whose servers cannot be reached from here: their
+documented behaviour (REFERENCE.md) is replayed by a scripted endpoint on
+127.0.0.1 over TLS.  tokend runs with its real presets; `authority` points
+the Microsoft endpoints at the replay, so the tenant path is exercised too.
+Each documented error is one row of CASES."""
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from conftest import (EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO)
+from harness.authserver import make_certs
+from harness.scripted import Reply, ScriptedEndpoint
+
+TENANT = 'contoso.onmicrosoft.com'
+TOKEN_PATH = f'/{TENANT}/oauth2/v2.0/token'
+AUTHORIZE_PATH = f'/{TENANT}/oauth2/v2.0/authorize'
+NATIVECLIENT = 'https://login.microsoftonline.com/common/oauth2/nativeclient'
+FOLLOW = REPO / 'tests' / 'harness' / 'follow-redirects'
+MS_SCOPES = ['https://outlook.office.com/IMAP.AccessAsUser.All',
+             'https://outlook.office.com/POP.AccessAsUser.All',
+             'https://outlook.office.com/SMTP.Send', 'offline_access']
+
+
+def ms_success(access='eyJ0eXAiOiJKV1QiLCJub25jZSI6Im1zLWFjY2Vzcy10b2tlbi0x',
+               refresh='0.AQoA-ms-refresh-1', **extra):
+    body = {'token_type': 'Bearer', 'scope': ' '.join(MS_SCOPES[:3]), 'expires_in': 4177,
+            'ext_expires_in': 4177, 'access_token': access}
+    if refresh:
+        body['refresh_token'] = refresh
+    body.update(extra)
+    return Reply(200, body)
+
+
+def ms_error(error, code, text, status=400):
+    return Reply(status, {
+        'error': error,
+        'error_description': f'AADSTS{code}: {text}\r\nTrace ID: 0ab1c2d3-0000-4e5f-8a9b-'
+                             f'0123456789ab\r\nCorrelation ID: 7c6d5e4f-1111-4a2b-9c8d-'
+                             f'abcdefabcdef\r\nTimestamp: 2026-11-23 10:00:00Z',
+        'error_codes': [code], 'timestamp': '2026-11-23 10:00:00Z',
+        'trace_id': '0ab1c2d3-0000-4e5f-8a9b-0123456789ab',
+        'correlation_id': '7c6d5e4f-1111-4a2b-9c8d-abcdefabcdef',
+        'error_uri': f'https://login.microsoftonline.com/error?code={code}'})
+
+
+def authorize_redirect(extra=None):
+    """Microsoft's authorize endpoint after a successful sign-in: a redirect
+    to redirect_uri with code, state and session_state."""
+    def reply(req):
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(req.path).query)
+        params = {'code': 'M.C507_BAY.2.U.' + secrets.token_hex(8), 'state': q['state'][0],
+                  'session_state': '4f3e2d1c-aaaa-bbbb-cccc-123456789abc'}
+        params.update(extra or {})
+        return Reply(302, b'', {'Location': q['redirect_uri'][0] + '?' +
+                                urllib.parse.urlencode(params)})
+    return reply
+
+
+@pytest.fixture(scope='module')
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp('replay-certs'))
+
+
+@pytest.fixture
+def ms(tokend, certs):
+    ca, cert, key = certs
+    with ScriptedEndpoint(tls=(cert, key)) as ep:
+        ep.script(AUTHORIZE_PATH, authorize_redirect())
+        ep.script(TOKEN_PATH, ms_success())
+        tokend.env.update(BROWSER=str(FOLLOW), TOKEND_TEST_CA=ca)
+        tokend.account(provider='microsoft', client_id='facd6cff-a294-4415-b59f-c5b01937d7bd',
+                       tenant=TENANT, authority=f'127.0.0.1:{ep.port}', username='me@contoso.com',
+                       ca_file=ca, store='file', authorize_url=None, token_url=None,
+                       scopes=None)
+        yield ep
+
+
+def query_of(req):
+    return {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlsplit(req.path).query).items()}
+
+
+def form_of(req):
+    return {k: v[0] for k, v in req.form.items()}
+
+
+def s256(verifier):
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b'=').decode()
+
+
+def test_sign_in_through_localhost(tokend, ms):
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    auth = query_of(ms.last(AUTHORIZE_PATH))
+    assert auth['client_id'] == 'facd6cff-a294-4415-b59f-c5b01937d7bd'
+    assert auth['scope'].split() == MS_SCOPES
+    assert auth['login_hint'] == 'me@contoso.com'
+    assert re.fullmatch(r'http://localhost:\d+/', auth['redirect_uri'])
+    assert auth['code_challenge_method'] == 'S256'
+    token = form_of(ms.last(TOKEN_PATH))
+    assert token['grant_type'] == 'authorization_code'
+    assert token['redirect_uri'] == auth['redirect_uri']
+    assert s256(token['code_verifier']) == auth['code_challenge']
+    assert token['code'].startswith('M.C507_BAY.2.U.')
+    # A public client: sending a secret is AADSTS700025.
+    assert 'client_secret' not in token
+    assert tokend.token_file().read_text() == 'eyJ0eXAiOiJKV1QiLCJub25jZSI6Im1zLWFjY2Vzcy10b2tlbi0x\n'
+    status = json.loads(tokend.run('status', '--json').stdout)[0]
+    assert 4100 < status['expires_in'] <= 4177
+
+
+def state_from(stderr):
+    url = next(l for l in stderr.splitlines() if l.startswith('https://'))
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)['state'][0]
+
+
+@pytest.mark.parametrize('shape', [
+    '{base}?code={code}&state={state}&session_state=4f3e2d1c-aaaa',
+    '{base}/?code={code}&state={state}&session_state=4f3e2d1c-aaaa',
+    '  "{base}?code={code}&state={state}&session_state=4f3e2d1c-aaaa"  ',
+    "'{base}?session_state=4f3e2d1c-aaaa&code={code}&state={state}'",
+    '{base}?code={code}&state={state}',
+])
+def test_nativeclient_paste_back(tokend, ms, shape):
+    tokend.accounts['work']['redirect_uri'] = NATIVECLIENT
+    tokend.write_config()
+    proc = tokend.popen('obtain', 'work', '--no-browser', stdin=__import__('subprocess').PIPE)
+    line = ''
+    seen = []
+    while not line.startswith('https://'):
+        line = proc.stderr.readline()
+        seen.append(line)
+    state = state_from(line)
+    code = 'M.C507_BAY.2.U.5e1b3f'
+    out, err = proc.communicate(shape.format(base=NATIVECLIENT, code=code, state=state) + '\n',
+                                timeout=20)
+    assert proc.returncode == EX_OK, err
+    token = form_of(ms.last(TOKEN_PATH))
+    assert token['code'] == code and token['redirect_uri'] == NATIVECLIENT
+
+
+def seeded(tokend, ms):
+    assert tokend.run('obtain', 'work').returncode == EX_OK
+    return tokend.token_file().read_text(), tokend.refresh_token_file().read_text()
+
+
+# name, reply, exit status, words the one-line message must carry
+CASES = [
+    ('mfa', ms_error('invalid_grant', 50076, 'Due to a configuration change made by your '
+     'administrator, or because you moved to a new location, you must use multi-factor '
+     'authentication to access.'), EX_NOPERM, ['multi-factor', 'AADSTS50076', 'run: tokend obtain work']),
+    ('mfa-enrol', ms_error('interaction_required', 50079, 'The user is required to use '
+     'multi-factor authentication.'), EX_NOPERM, ['multi-factor', 'AADSTS50079']),
+    ('password-changed', ms_error('invalid_grant', 50173, 'The provided grant has expired due '
+     'to it being revoked.'), EX_NOPERM, ['password', 'AADSTS50173']),
+    ('unused-90-days', ms_error('invalid_grant', 700082, 'The refresh token has expired due to '
+     'inactivity.'), EX_NOPERM, ['90 days', 'AADSTS700082']),
+    ('expired', ms_error('invalid_grant', 70008, 'The provided authorization code or refresh '
+     'token has expired due to inactivity.'), EX_NOPERM, ['expired', 'AADSTS70008']),
+    ('sign-in-frequency', ms_error('invalid_grant', 70043, 'The refresh token has expired or is '
+     'invalid due to sign-in frequency checks by conditional access.'), EX_NOPERM,
+     ['frequency', 'AADSTS70043']),
+    ('invalid-grant', ms_error('invalid_grant', 70000, 'Provided grant is invalid or malformed.'),
+     EX_NOPERM, ['AADSTS70000', 'run: tokend obtain work']),
+    ('consent-missing', ms_error('invalid_grant', 65001, 'The user or administrator has not '
+     'consented to use the application.'), EX_NOPERM, ['consent', 'AADSTS65001', 'prompt = consent']),
+    ('spa-24h', ms_error('invalid_grant', 700084, 'The refresh token was issued to a single page '
+     'app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00.'), EX_NOPERM,
+     ['single-page', 'AADSTS700084']),
+    ('admin-consent', ms_error('invalid_grant', 90094, 'Admin consent is required for the '
+     'permissions requested by this application.'), EX_NOPERM, ['administrator', 'AADSTS90094']),
+    ('conditional-access', ms_error('access_denied', 53003, 'Access has been blocked by '
+     'Conditional Access policies.'), EX_NOPERM, ['administrator', 'Conditional Access', 'AADSTS53003']),
+    ('security-defaults', ms_error('invalid_grant', 530035, 'Access has been blocked by security '
+     'defaults.'), EX_NOPERM, ['administrator', 'AADSTS530035']),
+    ('guest', ms_error('invalid_grant', 50020, 'User account from identity provider does not exist '
+     'in tenant.'), EX_NOPERM, ['administrator', 'tenant', 'AADSTS50020']),
+    ('not-in-tenant', ms_error('invalid_grant', 90072, 'User account does not exist in tenant.'),
+     EX_NOPERM, ['administrator', 'AADSTS90072']),
+    ('unknown-client', ms_error('unauthorized_client', 700016, "Application with identifier "
+     "'x' was not found in the directory."), EX_CONFIG, ['client_id', 'AADSTS700016']),
+    ('redirect-mismatch', ms_error('invalid_request', 50011, 'The redirect URI specified in the '
+     'request does not match.'), EX_CONFIG, ['redirect_uri', 'AADSTS50011']),
+    ('confidential-app', ms_error('invalid_client', 7000218, "The request body must contain the "
+     "following parameter: 'client_assertion' or 'client_secret'."), EX_CONFIG,
+     ['public client', 'AADSTS7000218']),
+    ('public-sends-secret', ms_error('invalid_client', 700025, 'Client is public so neither '
+     "'client_assertion' nor 'client_secret' should be presented."), EX_CONFIG,
+     ['client_secret', 'AADSTS700025']),
+    ('resource-not-in-tenant', ms_error('invalid_resource', 500011, 'The resource principal '
+     'named https://outlook.office.com was not found in the tenant.'), EX_CONFIG,
+     ['scopes', 'AADSTS500011']),
+    ('malformed', ms_error('invalid_request', 9002313, 'Invalid request. Request is malformed or '
+     'invalid.'), EX_CONFIG, ['malformed', 'AADSTS9002313']),
+    ('missing-parameter', ms_error('invalid_request', 900144, "The request body must contain the "
+     "following parameter: 'grant_type'."), EX_CONFIG, ['parameter', 'AADSTS900144']),
+    ('loop', ms_error('invalid_grant', 50196, 'The server terminated an operation because it '
+     'encountered a client request loop.'), EX_TEMPFAIL, ['slow down', 'AADSTS50196']),
+    ('throttled', Reply(429, {'error': 'temporarily_unavailable'}, {'Retry-After': '30'}),
+     EX_TEMPFAIL, ['slow down', 'try again in 30 s']),
+    ('throttled-bare', Reply(429, '<html>Too many requests</html>'), EX_TEMPFAIL,
+     ['HTTP 429', 'try again later']),
+    ('server-error', Reply(503, '<html><body>Service Unavailable</body></html>'), EX_TEMPFAIL,
+     ['HTTP 503', 'try again later']),
+    ('server-json', ms_error('temporarily_unavailable', 0, 'busy', status=503), EX_TEMPFAIL,
+     ['try again later']),
+    ('proxy-html-200', Reply(200, '<html><head><title>Sign in to the proxy</title></head></html>'),
+     EX_DATAERR, ['malformed', 'not a JSON object']),
+    ('proxy-html-403', Reply(403, '<html>Forbidden by policy</html>'), EX_DATAERR,
+     ['HTTP 403', 'text/html']),
+    ('no-access-token', Reply(200, {'token_type': 'Bearer', 'expires_in': 3599}), EX_DATAERR,
+     ['access_token']),
+    ('mac-token', Reply(200, {'token_type': 'mac', 'access_token': 'x', 'expires_in': 3599}),
+     EX_DATAERR, ['Bearer']),
+]
+
+
+@pytest.mark.parametrize('name,reply,status,words', CASES, ids=[c[0] for c in CASES])
+def test_documented_refresh_errors(tokend, ms, name, reply, status, words):
+    access, refresh = seeded(tokend, ms)
+    ms.script(TOKEN_PATH, reply)
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == status, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('tokend: work: '), r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert 'Trace ID' not in lines[0]
+    # Nothing stored is lost or overwritten.
+    assert tokend.token_file().read_text() == access
+    assert tokend.refresh_token_file().read_text() == refresh
+
+
+def test_verbose_shows_the_raw_description(tokend, ms):
+    seeded(tokend, ms)
+    ms.script(TOKEN_PATH, ms_error('invalid_grant', 70008, 'The refresh token has expired.'))
+    r = tokend.run('-v', 'refresh', '--force', 'work')
+    assert r.returncode == EX_NOPERM
+    assert 'AADSTS70008: The refresh token has expired. Trace ID: 0ab1c2d3' in r.stderr
+
+
+def test_string_expires_in_and_rotation(tokend, ms):
+    seeded(tokend, ms)
+    ms.script(TOKEN_PATH, ms_success(access='new-access', refresh='0.AQoA-rotated',
+                                     expires_in='3599'))
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+    assert tokend.refresh_token_file().read_text() == '0.AQoA-rotated'
+    assert tokend.token_file().read_text() == 'new-access\n'
+    status = json.loads(tokend.run('status', '--json').stdout)[0]
+    assert 3590 < status['expires_in'] <= 3599
+    form = form_of(ms.last(TOKEN_PATH))
+    assert form['grant_type'] == 'refresh_token' and form['refresh_token'] == '0.AQoA-ms-refresh-1'
+    assert form['scope'].split() == MS_SCOPES
+
+
+def test_refresh_without_a_new_refresh_token_keeps_the_old(tokend, ms):
+    seeded(tokend, ms)
+    ms.script(TOKEN_PATH, ms_success(access='second', refresh=None))
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+    assert tokend.refresh_token_file().read_text() == '0.AQoA-ms-refresh-1'
+    ms.script(TOKEN_PATH, ms_success(access='third', refresh=None))
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+    assert form_of(ms.last(TOKEN_PATH))['refresh_token'] == '0.AQoA-ms-refresh-1'
+    assert tokend.token_file().read_text() == 'third\n'
+
+
+def test_sign_in_error_redirect(tokend, ms):
+    ms.script(AUTHORIZE_PATH, lambda req: Reply(302, b'', {'Location': query_of(req)['redirect_uri'] + '?' + urllib.parse.urlencode({
+        'error': 'access_denied', 'error_description': 'AADSTS65004: User declined to consent.',
+        'state': query_of(req)['state']})}))
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_NOPERM
+    assert 'access_denied' in r.stderr or 'denied' in r.stderr
+
+
+def test_prompt_and_domain_hint(tokend, ms):
+    tokend.accounts['work'].update(prompt='select_account', auth_params='domain_hint=contoso.com')
+    tokend.write_config()
+    assert tokend.run('obtain', 'work').returncode == EX_OK
+    auth = query_of(ms.last(AUTHORIZE_PATH))
+    assert auth['prompt'] == 'select_account' and auth['domain_hint'] == 'contoso.com'
+
+
+# Google ---------------------------------------------------------------------
+
+@pytest.fixture
+def google(tokend, certs):
+    ca, cert, key = certs
+    with ScriptedEndpoint(tls=(cert, key)) as ep:
+        ep.script('/o/oauth2/v2/auth', authorize_redirect({'iss': 'https://accounts.google.com',
+                                                           'scope': 'https://mail.google.com/'}))
+        ep.script('/token', Reply(200, {'access_token': 'ya29.a0-google-access', 'expires_in': 3599,
+                                        'refresh_token': '1//0g-google-refresh',
+                                        'scope': 'https://mail.google.com/',
+                                        'token_type': 'Bearer'}))
+        ep.script('/revoke', Reply(200, b''))
+        tokend.env.update(BROWSER=str(FOLLOW), TOKEND_TEST_CA=ca)
+        tokend.account(provider='google', client_id='1234-abc.apps.googleusercontent.com',
+                       client_secret='GOCSPX-not-really-secret', username='me@gmail.com',
+                       authorize_url=ep.url('/o/oauth2/v2/auth'), token_url=ep.url('/token'),
+                       revocation_url=ep.url('/revoke'), ca_file=ca, store='file', scopes=None)
+        yield ep
+
+
+def test_google_sign_in_refresh_and_logout(tokend, google):
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    auth = query_of(google.last('/o/oauth2/v2/auth'))
+    assert auth['scope'] == 'https://mail.google.com/'
+    assert auth['access_type'] == 'offline' and auth['prompt'] == 'consent'
+    token = form_of(google.last('/token'))
+    assert token['client_secret'] == 'GOCSPX-not-really-secret'
+    # Google does not rotate: the refresh token is kept.
+    google.script('/token', Reply(200, {'access_token': 'ya29.a0-second', 'expires_in': 3599,
+                                        'token_type': 'Bearer'}))
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+    assert tokend.refresh_token_file().read_text() == '1//0g-google-refresh'
+    r = tokend.run('logout', 'work')
+    assert 'revoked the refresh token at the provider' in r.stderr
+    revoke = form_of(google.last('/revoke'))
+    assert revoke['token'] == '1//0g-google-refresh'
+    assert revoke['token_type_hint'] == 'refresh_token'
+
+
+def test_google_redirect_from_another_issuer_is_refused(tokend, google):
+    google.script('/o/oauth2/v2/auth', authorize_redirect({'iss': 'https://evil.example'}))
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_DATAERR
+    assert 'issuer https://evil.example' in r.stderr
+    assert google.count('/token') == 0
+
+
+def test_google_needs_its_client_secret(tokend, google):
+    tokend.accounts['work'].pop('client_secret')
+    tokend.write_config()
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_CONFIG and 'client_secret' in r.stderr
