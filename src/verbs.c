@@ -8,6 +8,8 @@
 #include "tokend/config.h"
 #include "tokend/flow.h"
 #include "tokend/log.h"
+#include "tokend/mailcheck.h"
+#include "tokend/notify.h"
 #include "tokend/paths.h"
 #include "tokend/status.h"
 #include "tokend/tokenformat.h"
@@ -115,8 +117,11 @@ static int refresh_one(const Account *a, bool force)
     struct tokend_error e = TOKEND_ERROR_INIT;
     enum refresh_outcome outcome;
 
-    if (flow_refresh(a, a->refresh_margin, force, &outcome, &e) < 0)
+    if (flow_refresh(a, a->refresh_margin, force, &outcome, &e) < 0) {
+        if (e.status == TOKEND_EX_NOPERM)
+            notify_signin_needed(a, e.message);
         return fail(&e, a->name);
+    }
     switch (outcome) {
     case REFRESH_NOT_NEEDED:
         log_verbose("%s: the access token is fresh; nothing to do", a->name);
@@ -301,12 +306,72 @@ static int verb_logout(struct verb_ctx *ctx)
     return 0;
 }
 
+static int check_one(const Account *a, enum mail_service s, const SecStr *token)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    bool imap = s == MAIL_SERVICE_IMAP;
+    const char *host = imap ? a->imap_host : a->smtp_host;
+    int port = imap ? a->imap_port : a->smtp_port;
+
+    if (mailcheck_login(s, host, port, a->username, token, a->ca_file, &e) < 0)
+        return fail(&e, a->name);
+    printf("%s: %s login to %s:%d as %s: ok\n", a->name, mail_service_name(s), host, port,
+           a->username);
+    return 0;
+}
+
+static int verb_check(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {
+        {"imap", no_argument, NULL, 'i'},
+        {"smtp", no_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(SecStr) token = NULL;
+    enum refresh_outcome outcome;
+    bool imap = false, smtp = false;
+    const Account *a;
+    int c, status = 0;
+
+    VERB_GETOPT(ctx, "", opts, c)
+    {
+        if (c == 'i')
+            imap = true;
+        else if (c == 's')
+            smtp = true;
+        else
+            return usage_error("check: unknown option %s", ctx->argv[optind - 1]);
+    }
+    if (ctx->argc - optind != 1)
+        return usage_error("%s", "check takes one ACCOUNT");
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
+    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return status;
+    if (!imap && !smtp) {
+        imap = a->imap_host != NULL;
+        smtp = a->smtp_host != NULL;
+        if (!imap && !smtp)
+            return usage_error("%s", "check: the account names no imap_host or smtp_host");
+    }
+    if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0 ||
+        !(token = flow_read_token(a, &e)))
+        return fail(&e, a->name);
+    if (imap)
+        status = check_one(a, MAIL_SERVICE_IMAP, token);
+    if (smtp && status == 0)
+        status = check_one(a, MAIL_SERVICE_SMTP, token);
+    return status;
+}
+
 static const struct verb verbs[] = {
     {"obtain", verb_obtain},
     {"refresh", verb_refresh},
     {"token", verb_token},
     {"status", verb_status},
     {"logout", verb_logout},
+    {"check", verb_check},
 };
 
 int verbs_run(const struct cli_globals *g, int argc, char **argv)
