@@ -175,18 +175,20 @@ static char *get_value(const struct parse_ctx *c, const char *group, const char 
     return g_strstrip(v);
 }
 
+/* https://HOST, or http:// to a loopback host.  Parsed, not compared as a
+ * prefix: "http://localhost:80@evil.example/" goes to evil.example. */
 static bool url_scheme_ok(const char *v)
 {
-    static const char *loopback[] = {"http://127.0.0.1", "http://localhost", "http://[::1]"};
+    g_autoptr(GUri) u = g_uri_parse(v, G_URI_FLAGS_NONE, NULL);
+    const char *host = u ? g_uri_get_host(u) : NULL;
 
-    if (g_str_has_prefix(v, "https://") && v[8] != '\0')
+    if (!host || !*host || g_uri_get_userinfo(u))
+        return false;
+    if (strcmp(g_uri_get_scheme(u), "https") == 0)
         return true;
-    for (size_t i = 0; i < G_N_ELEMENTS(loopback); i++) {
-        size_t n = strlen(loopback[i]);
-        if (strncmp(v, loopback[i], n) == 0 && (v[n] == '\0' || v[n] == ':' || v[n] == '/'))
-            return true;
-    }
-    return false;
+    return strcmp(g_uri_get_scheme(u), "http") == 0 &&
+           (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
+            strcmp(host, "::1") == 0);
 }
 
 static int parse_int(const struct parse_ctx *c, const char *key, const char *v, gint64 min,
@@ -326,6 +328,9 @@ static int check_group_keys(const struct parse_ctx *c, bool is_defaults)
         const struct key_spec *k = key_lookup(*n);
         if (!k)
             return key_error(c, *n, "unknown key");
+        for (char **m = names; m < n; m++)
+            if (strcmp(*m, *n) == 0)
+                return key_error(c, *n, "given twice");
         if (is_defaults && k->scope == SCOPE_ACCOUNT)
             return key_error(c, *n, "belongs in an [account NAME] group, not [defaults]");
         if (!is_defaults && k->scope == SCOPE_DEFAULTS)
@@ -467,6 +472,34 @@ static int parse_defaults(struct parse_ctx *c, Config *cfg)
     return 0;
 }
 
+/* GKeyFile merges a repeated [group] into the first one: refuse it instead.
+ * Scans in place, since the data may hold a client secret. */
+static int check_repeated_groups(const char *data, size_t len, const char *path,
+                                 struct tokend_error *e)
+{
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    const char *p = data, *end = data + len;
+
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *close;
+
+        if (!eol)
+            eol = end;
+        while (p < eol && (*p == ' ' || *p == '\t'))
+            p++;
+        close = p < eol && *p == '[' ? memchr(p, ']', (size_t)(eol - p)) : NULL;
+        if (close) {
+            char *group = g_strndup(p + 1, (gsize)(close - p - 1));
+            if (!g_hash_table_add(seen, group))
+                return error_set(e, TOKEND_EX_CONFIG, "%s: [%s]: the group appears twice",
+                                 path, group);
+        }
+        p = eol + 1;
+    }
+    return 0;
+}
+
 Config *config_parse(const char *data, size_t len, const char *path, struct tokend_error *e)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
@@ -480,6 +513,8 @@ Config *config_parse(const char *data, size_t len, const char *path, struct toke
     cfg->path = g_strdup(path);
     cfg->accounts = g_ptr_array_new_with_free_func((GDestroyNotify)account_free);
     cfg->max_parallel = 8;
+    if (check_repeated_groups(data, len, path, e) < 0)
+        return NULL;
     if (!g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, &err)) {
         error_set(e, TOKEND_EX_CONFIG, "%s: %s", path, err->message);
         return NULL;

@@ -34,6 +34,8 @@ char *error_one_line(const char *text, size_t max)
     return g_string_free(out, FALSE);
 }
 
+static char *format_line(const char *fmt, va_list ap) G_GNUC_PRINTF(1, 0);
+
 static char *format_line(const char *fmt, va_list ap)
 {
     g_autofree char *raw = g_strdup_vprintf(fmt, ap);

@@ -5,6 +5,8 @@
 
 int log_level = LOG_LEVEL_NORMAL;
 
+static void log_vwrite(const char *prefix, const char *fmt, va_list ap) G_GNUC_PRINTF(2, 0);
+
 static void log_vwrite(const char *prefix, const char *fmt, va_list ap)
 {
     g_autofree char *text = g_strdup_vprintf(fmt, ap);

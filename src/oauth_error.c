@@ -194,8 +194,9 @@ int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e)
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "error_description");
     bool named = cJSON_IsString(error) && error->valuestring && *error->valuestring;
 
-    /* Throttling is said by the status, whatever the body calls it. */
-    if (!named || r->status == 429) {
+    /* Throttling and server failures are said by the status, whatever the
+     * body calls them. */
+    if (!named || r->status == 429 || r->status >= 500) {
         http_status_error(r, e);
         if (named)
             error_set_detail(e, cJSON_IsString(desc) ? desc->valuestring : error->valuestring);
@@ -203,10 +204,5 @@ int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e)
     }
     oauth_error_classify(error->valuestring, first_error_code(root),
                          cJSON_IsString(desc) ? desc->valuestring : NULL, e);
-    if (r->status >= 500) {
-        /* The server is struggling, whatever it calls the error. */
-        e->status = TOKEND_EX_TEMPFAIL;
-        error_set_hint(e, "try again later");
-    }
     return -1;
 }

@@ -1,0 +1,378 @@
+/* config: the INI file, its presets, defaults and errors. */
+
+#include <string.h>
+
+#include "tokend/config.h"
+#include "testutil.h"
+
+#define PATH "/cfg/tokend.conf"
+#define CLIENT "00000000-0000-0000-0000-000000000001"
+#define MS "[account work]\nprovider = microsoft\nclient_id = " CLIENT "\n"
+#define GOOGLE "[account g]\nprovider = google\nclient_id = gid\n"
+#define GENERIC "[account x]\nprovider = generic\nclient_id = xid\n"
+#define MS_SCOPE "https://outlook.office.com/"
+
+static Config *parse(const char *text, TokendError *e)
+{
+    return config_parse(text, strlen(text), PATH, e);
+}
+
+/* Parse text holding one account and return it (the config in *cfg). */
+static const Account *parse_one(const char *text, Config **cfg)
+{
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+
+    *cfg = parse(text, &e);
+    if (!*cfg)
+        g_error("config did not parse: %s\n%s", e.message, text);
+    g_assert_cmpuint((*cfg)->accounts->len, ==, 1);
+    return g_ptr_array_index((*cfg)->accounts, 0);
+}
+
+static void test_microsoft(void)
+{
+    g_autoptr(Config) cfg = NULL;
+    const Account *a = parse_one(MS, &cfg);
+    g_autofree char *token_file = g_build_filename(g_getenv("XDG_STATE_HOME"), "tokend",
+                                                   "work", "token", NULL);
+
+    g_assert_cmpstr(a->name, ==, "work");
+    g_assert_cmpint(a->provider, ==, PROVIDER_MICROSOFT);
+    g_assert_cmpstr(a->client_id, ==, CLIENT);
+    g_assert_cmpstr(a->tenant, ==, "common");
+    g_assert_cmpstr(a->token_url, ==,
+                    "https://login.microsoftonline.com/common/oauth2/v2.0/token");
+    g_assert_cmpstr(a->authorize_url, ==,
+                    "https://login.microsoftonline.com/common/oauth2/v2.0/authorize");
+    g_assert_cmpstr(a->device_authorization_url, ==,
+                    "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode");
+    testutil_assert_contains(a->scopes, "offline_access");
+    testutil_assert_contains(a->scopes, MS_SCOPE "IMAP.AccessAsUser.All");
+    g_assert_cmpstr(a->imap_host, ==, "outlook.office365.com");
+    g_assert_cmpint(a->imap_port, ==, 993);
+    g_assert_null(a->client_secret);
+    g_assert_cmpint(a->store, ==, STORE_KIND_AUTO);
+    g_assert_cmpint(a->flow, ==, FLOW_KIND_CODE);
+    g_assert_cmpint(a->refresh_margin, ==, 600);
+    g_assert_cmpstr(a->token_file, ==, token_file);
+    g_assert_cmpint(cfg->max_parallel, ==, 8);
+    g_assert_true(config_find(cfg, "work") == a);
+    g_assert_null(config_find(cfg, "Work"));
+}
+
+static void test_microsoft_tenant(void)
+{
+    g_autoptr(Config) cfg = NULL;
+    g_autoptr(Config) cfg2 = NULL;
+    const Account *a = parse_one(MS "tenant = contoso.onmicrosoft.com\n", &cfg);
+    const Account *b = parse_one(MS "authority = login.microsoftonline.us\ntenant = t1\n"
+                                    "token_url = https://proxy.example/token\n", &cfg2);
+
+    g_assert_cmpstr(a->token_url, ==, "https://login.microsoftonline.com/"
+                                      "contoso.onmicrosoft.com/oauth2/v2.0/token");
+    g_assert_cmpstr(a->authorize_url, ==, "https://login.microsoftonline.com/"
+                                          "contoso.onmicrosoft.com/oauth2/v2.0/authorize");
+    g_assert_cmpstr(b->authorize_url, ==,
+                    "https://login.microsoftonline.us/t1/oauth2/v2.0/authorize");
+    /* An explicit endpoint wins over the preset. */
+    g_assert_cmpstr(b->token_url, ==, "https://proxy.example/token");
+}
+
+static void test_google_and_generic(void)
+{
+    g_autoptr(Config) g = NULL;
+    g_autoptr(Config) x1 = NULL;
+    g_autoptr(Config) x2 = NULL;
+    const Account *a = parse_one(GOOGLE "client_secret = GOCSPX-s3cr3t\n", &g);
+    const Account *b = parse_one(GENERIC "issuer = https://idp.example\n", &x1);
+    const Account *c = parse_one(GENERIC "authorize_url = https://idp.example/a\n"
+                                         "token_url = http://127.0.0.1:8080/x\n", &x2);
+
+    g_assert_cmpstr(a->client_secret->data, ==, "GOCSPX-s3cr3t");
+    g_assert_cmpstr(a->token_url, ==, "https://oauth2.googleapis.com/token");
+    g_assert_cmpstr(a->issuer, ==, "https://accounts.google.com");
+    g_assert_cmpstr(a->scopes, ==, "https://mail.google.com/");
+    g_assert_null(a->tenant);
+    g_assert_cmpstr(b->issuer, ==, "https://idp.example");
+    g_assert_null(b->token_url);
+    g_assert_cmpstr(c->token_url, ==, "http://127.0.0.1:8080/x");
+    g_assert_cmpstr(c->authorize_url, ==, "https://idp.example/a");
+}
+
+static void test_defaults(void)
+{
+    const char *text = "[defaults]\nprovider = microsoft\nclient_id = shared\n"
+                       "refresh_margin = 300\nstore = file\nmax_parallel = 3\n"
+                       "auth_params = domain_hint=example.com\n"
+                       "[account a]\n"
+                       "[account b]\nclient_id = own\nrefresh_margin = 60\nflow = device\n";
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    g_autoptr(Config) cfg = parse(text, &e);
+    const Account *a, *b;
+
+    g_assert_nonnull(cfg);
+    g_assert_cmpint(cfg->max_parallel, ==, 3);
+    a = config_find(cfg, "a");
+    b = config_find(cfg, "b");
+    g_assert_true(a == g_ptr_array_index(cfg->accounts, 0));
+    g_assert_cmpstr(a->client_id, ==, "shared");
+    g_assert_cmpint(a->refresh_margin, ==, 300);
+    g_assert_cmpint(a->store, ==, STORE_KIND_FILE);
+    g_assert_cmpstr(a->auth_params[0], ==, "domain_hint=example.com");
+    g_assert_cmpstr(b->client_id, ==, "own");
+    g_assert_cmpint(b->refresh_margin, ==, 60);
+    g_assert_cmpint(b->store, ==, STORE_KIND_FILE);
+    g_assert_cmpint(b->flow, ==, FLOW_KIND_DEVICE);
+}
+
+static void test_values(void)
+{
+    g_autoptr(Config) cfg = NULL;
+    const Account *a = parse_one(
+        "[account work]\nprovider = microsoft   # comment\nclient_id = " CLIENT "\t# c\n"
+        "username = me@example.com\nscopes = a#b c\n"
+        "redirect_uri = http://127.0.0.1:8080/x\n"
+        "auth_params = login_hint=me@example.com  prompt2=a=b\n"
+        "imap_port = 143\nrefresh_margin = 0\nlogin_timeout = 1\n"
+        "token_file = ~/mail/token\nclient_secret_file = secret.txt\n", &cfg);
+    g_autofree char *token_file = g_build_filename(g_get_home_dir(), "mail", "token", NULL);
+
+    g_assert_cmpint(a->provider, ==, PROVIDER_MICROSOFT);
+    g_assert_cmpstr(a->client_id, ==, CLIENT);
+    g_assert_cmpstr(a->username, ==, "me@example.com");
+    g_assert_cmpstr(a->scopes, ==, "a#b c");
+    g_assert_cmpstr(a->redirect_uri, ==, "http://127.0.0.1:8080/x");
+    g_assert_cmpuint(g_strv_length(a->auth_params), ==, 2);
+    g_assert_cmpstr(a->auth_params[0], ==, "login_hint=me@example.com");
+    g_assert_cmpstr(a->auth_params[1], ==, "prompt2=a=b");
+    g_assert_cmpint(a->imap_port, ==, 143);
+    g_assert_cmpint(a->refresh_margin, ==, 0);
+    g_assert_cmpint(a->login_timeout, ==, 1);
+    g_assert_cmpstr(a->token_file, ==, token_file);
+    /* Relative paths are relative to the config file's folder. */
+    g_assert_cmpstr(a->client_secret_file, ==, "/cfg/secret.txt");
+}
+
+static void test_urls(void)
+{
+    static const char *const good[] = {
+        "https://idp.example/token", "http://127.0.0.1:8080/x", "http://127.0.0.1",
+        "http://localhost/", "http://localhost:9/cb", "http://[::1]:8080/",
+    };
+    static const char *const bad[] = {
+        "http://idp.example/token", "http://127.0.0.1.evil.example/", "http://localhost.evil/",
+        "http://localhostx/", "https://", "ftp://idp.example/", "idp.example/token",
+        "HTTP://idp.example/", "//idp.example/",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+        g_autofree char *text = g_strdup_printf(MS "token_url = %s\n", good[i]);
+        g_autoptr(Config) cfg = NULL;
+        const Account *a = parse_one(text, &cfg);
+        g_assert_cmpstr(a->token_url, ==, good[i]);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *text = g_strdup_printf(MS "token_url = %s\n", bad[i]);
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(Config) cfg = parse(text, &e);
+
+        g_test_message("bad url %s", bad[i]);
+        g_assert_null(cfg);
+        g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
+        testutil_assert_contains(e.message, "token_url");
+    }
+}
+
+/* Each bad file fails with status 78 and a message naming the file and
+ * what is wrong. */
+static const struct {
+    const char *text;
+    const char *fragment;
+} bad_cases[] = {
+    {MS "colour = blue\n", "[account work] colour: unknown key"},
+    {"[defaults]\ncolour = blue\n" MS, "[defaults] colour: unknown key"},
+    {"[accounts work]\nprovider = microsoft\n", "[accounts work]"},
+    {"[work]\nprovider = microsoft\n", "unknown group"},
+    {"[account ]\nprovider = microsoft\nclient_id = c\n", "account name"},
+    {"[account .x]\nprovider = microsoft\nclient_id = c\n", "account name \".x\""},
+    {"[account a/b]\nprovider = microsoft\nclient_id = c\n", "account name \"a/b\""},
+    {"[account a b]\nprovider = microsoft\nclient_id = c\n", "account name"},
+    {"[account aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n"
+     "provider = microsoft\nclient_id = c\n", "account name"},
+    {MS "refresh_margin = -1\n", "refresh_margin"},
+    {MS "refresh_margin = abc\n", "refresh_margin: \"abc\""},
+    {MS "refresh_margin = 99999999999\n", "refresh_margin"},
+    {MS "refresh_margin = 10s\n", "refresh_margin"},
+    {MS "min_validity = 1.5\n", "min_validity"},
+    {MS "login_timeout = 0\n", "login_timeout"},
+    {MS "imap_port = 0\n", "imap_port"},
+    {MS "smtp_port = 65536\n", "smtp_port"},
+    {MS "issuer = http://idp.example\n", "issuer"},
+    {MS "redirect_uri = http://192.168.1.1/\n", "redirect_uri"},
+    {MS "auth_params = state=x\n", "auth_params: \"state\""},
+    {MS "auth_params = login_hint=a redirect_uri=http://x/\n", "\"redirect_uri\""},
+    {MS "auth_params = code_challenge=x\n", "\"code_challenge\""},
+    {MS "auth_params = client_id=other\n", "\"client_id\""},
+    {MS "auth_params = loginhint\n", "auth_params: \"loginhint\""},
+    {MS "auth_params = =x\n", "auth_params"},
+    {"[defaults]\nusername = me@example.com\n" MS, "[defaults] username"},
+    {"[defaults]\ntoken_file = /tmp/t\n" MS, "[defaults] token_file"},
+    {MS "max_parallel = 4\n", "[account work] max_parallel"},
+    {"[defaults]\nmax_parallel = 0\n" MS, "max_parallel"},
+    {"[defaults]\nmax_parallel = many\n" MS, "max_parallel"},
+    {GOOGLE "client_secret = s\ntenant = contoso\n", "tenant"},
+    {GOOGLE "client_secret = s\nauthority = login.example\n", "authority"},
+    {GOOGLE, "[account g] client_secret: missing"},
+    {GOOGLE "client_secret =\n", "client_secret: empty value"},
+    {MS "client_secret = s\nclient_secret_file = f\n", "client_secret"},
+    {GENERIC, "generic needs issuer"},
+    {GENERIC "authorize_url = https://idp.example/a\n", "generic needs issuer"},
+    {GENERIC "token_url = https://idp.example/t\n", "generic needs issuer"},
+    {"[account work]\nclient_id = c\n", "provider: missing"},
+    {"[account work]\nprovider = microsoft\n", "client_id: missing"},
+    {"[account work]\nprovider = yahoo\nclient_id = c\n", "provider: \"yahoo\""},
+    {"[account work]\nprovider = Microsoft\nclient_id = c\n", "provider"},
+    {MS "store = keychain\n", "store: \"keychain\""},
+    {MS "flow = implicit\n", "flow"},
+    {MS "token_url =\n", "token_url: empty value"},
+    {"this is not an ini file\n", PATH},
+    {"[account work\nprovider = microsoft\n", PATH},
+    {"provider = microsoft\n", PATH},
+};
+
+static void test_bad(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(Config) cfg = NULL;
+
+        g_test_message("case %zu: %s", i, bad_cases[i].text);
+        cfg = parse(bad_cases[i].text, &e);
+        g_assert_null(cfg);
+        g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
+        g_assert_true(g_str_has_prefix(e.message, PATH ": "));
+        testutil_assert_contains(e.message, bad_cases[i].fragment);
+        g_assert_null(strpbrk(e.message, "\r\n"));
+    }
+}
+
+static void test_account_names(void)
+{
+    static const char *const good[] = {"work", "a", "W0rk.mail", "me@example.com", "a+b-c_d",
+                                       "1"};
+    static const char *const bad[] = {"", ".x", "a/b", "-a", "_a", "a b", "a\\b", "..", "a\n",
+                                      "caf\xc3\xa9"};
+    g_autofree char *longest = g_strnfill(64, 'a');
+    g_autofree char *too_long = g_strnfill(65, 'a');
+
+    for (size_t i = 0; i < G_N_ELEMENTS(good); i++)
+        g_assert_true(config_account_name_valid(good[i]));
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_test_message("bad name %s", bad[i]);
+        g_assert_false(config_account_name_valid(bad[i]));
+    }
+    g_assert_true(config_account_name_valid(longest));
+    g_assert_false(config_account_name_valid(too_long));
+}
+
+/* Every key the parser accepts is listed, and every listed key is accepted
+ * (an unknown key would be refused before its value is looked at). */
+static void test_known_keys(void)
+{
+    static const char *const expected[] = {
+        "provider", "tenant", "authority", "client_id", "client_secret",
+        "client_secret_file", "username", "scopes", "redirect_uri", "token_file", "store",
+        "ca_file", "issuer", "authorize_url", "token_url", "device_authorization_url",
+        "revocation_url", "prompt", "auth_params", "flow", "refresh_margin", "min_validity",
+        "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "notify_cmd",
+        "max_parallel",
+    };
+    const char *const *keys = config_known_keys();
+
+    g_assert_cmpuint(g_strv_length((char **)keys), ==, G_N_ELEMENTS(expected));
+    for (size_t i = 0; i < G_N_ELEMENTS(expected); i++)
+        g_assert_true(g_strv_contains(keys, expected[i]));
+    for (size_t i = 0; keys[i]; i++) {
+        const char *group = strcmp(keys[i], "max_parallel") == 0 ? "defaults" : "account k";
+        g_autofree char *text = g_strdup_printf("[%s]\n%s = 1\n", group, keys[i]);
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(Config) cfg = parse(text, &e);
+
+        g_test_message("key %s", keys[i]);
+        if (!cfg)
+            g_assert_null(strstr(e.message, "unknown key"));
+    }
+}
+
+static void test_load(void)
+{
+    g_autofree char *dir = testutil_mkdir("load");
+    g_autofree char *path = g_build_filename(dir, "config", NULL);
+    g_autofree char *missing = g_build_filename(dir, "nope", NULL);
+    g_autofree char *secret_file = g_build_filename(dir, "secret", NULL);
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    g_autoptr(Config) cfg = NULL;
+    g_autoptr(Config) none = config_load(missing, &e);
+
+    g_assert_null(none);
+    g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
+    testutil_assert_contains(e.message, missing);
+    g_assert_nonnull(e.hint);
+    error_clear(&e);
+    /* A folder is not a config file. */
+    g_assert_null(config_load(dir, &e));
+    g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
+    testutil_write(path, MS "client_secret_file = secret\n", -1, 0600);
+    cfg = config_load(path, &e);
+    g_assert_nonnull(cfg);
+    g_assert_cmpstr(cfg->path, ==, path);
+    g_assert_cmpstr(((Account *)g_ptr_array_index(cfg->accounts, 0))->client_secret_file, ==,
+                    secret_file);
+}
+
+static void test_duplicates(void)
+{
+    static const char *const texts[] = {
+        MS "[account other]\nprovider = microsoft\nclient_id = c\n" MS,
+        MS "client_id = second\n",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(texts); i++) {
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(Config) cfg = parse(texts[i], &e);
+
+        /* GKeyFile alone would merge repeated groups and keys silently. */
+        g_assert_null(cfg);
+        g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
+        testutil_assert_contains(e.message, "work");
+    }
+}
+
+/* http:// is for loopback hosts only; user info must not fake one. */
+static void test_url_userinfo(void)
+{
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    g_autoptr(Config) cfg = parse(MS "token_url = http://localhost:80@evil.example/t\n", &e);
+
+    g_assert_null(cfg);
+    g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
+    testutil_assert_contains(e.message, "token_url");
+}
+
+int main(int argc, char **argv)
+{
+    testutil_init(&argc, &argv);
+    g_test_add_func("/config/microsoft", test_microsoft);
+    g_test_add_func("/config/microsoft/tenant", test_microsoft_tenant);
+    g_test_add_func("/config/google-and-generic", test_google_and_generic);
+    g_test_add_func("/config/defaults", test_defaults);
+    g_test_add_func("/config/values", test_values);
+    g_test_add_func("/config/urls", test_urls);
+    g_test_add_func("/config/bad", test_bad);
+    g_test_add_func("/config/account-names", test_account_names);
+    g_test_add_func("/config/known-keys", test_known_keys);
+    g_test_add_func("/config/load", test_load);
+    g_test_add_func("/config/duplicates", test_duplicates);
+    g_test_add_func("/config/url-userinfo", test_url_userinfo);
+    return testutil_run();
+}
