@@ -143,8 +143,14 @@ static int secret_get(Store *base, const char *account, const char *kind, SecStr
     deadline_stop(&d);
     if (err)
         return dbus_error(err, "reading the refresh token", e);
-    if (!items)
-        return 0;
+    if (!items) {
+        /* A collection that was locked when the daemon loaded it shows only
+         * hashed attributes: nothing matches, yet the token may be there. */
+        int locked = default_collection_locked(s, e);
+        if (locked < 0)
+            return -1;
+        return locked ? locked_error(e) : 0;
+    }
     if (secret_item_get_locked(items->data)) {
         r = locked_error(e);
     } else if ((value = secret_item_get_secret(items->data)) != NULL) {
