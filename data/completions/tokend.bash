@@ -1,0 +1,43 @@
+# bash completion for tokend
+_tokend_accounts()
+{
+    local conf=${TOKEND_CONFIG:-${XDG_CONFIG_HOME:-$HOME/.config}/tokend/config}
+    local i
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        [[ ${COMP_WORDS[i]} == -c || ${COMP_WORDS[i]} == --config ]] && conf=${COMP_WORDS[i + 1]}
+    done
+    [[ -r $conf ]] && sed -n 's/^[[:space:]]*\[account[[:space:]]\+\(.*\)\][[:space:]]*$/\1/p' "$conf"
+}
+
+_tokend()
+{
+    local cur prev cmd i
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD - 1]}
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in
+        -c | --config) ((i++)) ;;
+        -*) ;;
+        *) cmd=${COMP_WORDS[i]}; break ;;
+        esac
+    done
+    case $prev in
+    -c | --config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --format) COMPREPLY=($(compgen -W "raw xoauth2 oauthbearer" -- "$cur")); return ;;
+    --service) COMPREPLY=($(compgen -W "imap smtp" -- "$cur")); return ;;
+    esac
+    if [[ -z $cmd ]]; then
+        COMPREPLY=($(compgen -W "obtain refresh token status logout check -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        return
+    fi
+    local opts
+    case $cmd in
+    obtain) opts="--no-browser --manual --device" ;;
+    refresh) opts="--force" ;;
+    token) opts="--format --service" ;;
+    status) opts="--json" ;;
+    check) opts="--imap --smtp" ;;
+    esac
+    COMPREPLY=($(compgen -W "$opts $(_tokend_accounts)" -- "$cur"))
+}
+complete -F _tokend tokend

@@ -1,0 +1,27 @@
+# fish completion for tokend
+function __tokend_accounts
+    set -l conf $TOKEND_CONFIG
+    test -n "$conf"; or set conf (set -q XDG_CONFIG_HOME; and echo $XDG_CONFIG_HOME; or echo ~/.config)/tokend/config
+    test -r $conf; and sed -n 's/^[[:space:]]*\[account[[:space:]]\+\(.*\)\][[:space:]]*$/\1/p' $conf
+end
+
+set -l commands obtain refresh token status logout check
+complete -c tokend -f
+complete -c tokend -s c -l config -r -F -d 'configuration file'
+complete -c tokend -s v -l verbose -d 'say more'
+complete -c tokend -s q -l quiet -d 'only errors'
+complete -c tokend -s h -l help -d help
+complete -c tokend -s V -l version -d version
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a obtain -d 'sign in once'
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a refresh -d 'refresh tokens that expire soon'
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a token -d 'print a valid access token'
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a status -d 'show accounts'
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a logout -d 'forget the tokens'
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a check -d 'log in to the mail servers'
+complete -c tokend -n "__fish_seen_subcommand_from $commands" -a '(__tokend_accounts)'
+complete -c tokend -n '__fish_seen_subcommand_from obtain' -l no-browser -l manual -l device
+complete -c tokend -n '__fish_seen_subcommand_from refresh' -l force
+complete -c tokend -n '__fish_seen_subcommand_from token' -l format -x -a 'raw xoauth2 oauthbearer'
+complete -c tokend -n '__fish_seen_subcommand_from token' -l service -x -a 'imap smtp'
+complete -c tokend -n '__fish_seen_subcommand_from status' -l json
+complete -c tokend -n '__fish_seen_subcommand_from check' -l imap -l smtp

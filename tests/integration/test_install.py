@@ -1,0 +1,144 @@
+"""What `meson install` ships: binaries, man pages, systemd user units
+(checked with systemd-analyze verify), completions and examples; and that
+the docs cover every command and configuration key the code knows."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, TOKEND
+
+EXPECTED = [
+    'bin/tokend',
+    'libexec/tokend/tokend-engine',
+    'share/man/man1/tokend.1',
+    'share/man/man5/tokend.conf.5',
+    'lib/systemd/user/tokend-refresh.service',
+    'lib/systemd/user/tokend-refresh-failed.service',
+    'lib/systemd/user/tokend-refresh.timer',
+    'share/bash-completion/completions/tokend',
+    'share/zsh/vendor-completions/_tokend',
+    'share/fish/vendor_completions.d/tokend.fish',
+    'share/doc/tokend/examples/microsoft.conf',
+    'share/doc/tokend/examples/google.conf',
+    'share/doc/tokend/examples/generic.conf',
+]
+
+
+@pytest.fixture(scope='module')
+def installed(tmp_path_factory):
+    """One build with a private prefix, installed into the prefix itself and
+    into a DESTDIR."""
+    tmp = tmp_path_factory.mktemp('install')
+    prefix = tmp / 'prefix'
+    build = tmp / 'build'
+    subprocess.run(['meson', 'setup', str(build), str(REPO), f'--prefix={prefix}',
+                    '-Dman=enabled', '--wrap-mode=nofallback'], check=True,
+                   capture_output=True, timeout=120)
+    subprocess.run(['meson', 'install', '-C', str(build), '--destdir', str(tmp / 'dest')],
+                   check=True, capture_output=True, timeout=300)
+    subprocess.run(['meson', 'install', '-C', str(build), '--no-rebuild'], check=True,
+                   capture_output=True, timeout=120)
+    return prefix, tmp / 'dest'
+
+
+def test_destdir_layout(installed):
+    prefix, dest = installed
+    root = dest / str(prefix).lstrip('/')
+    for rel in EXPECTED:
+        assert (root / rel).is_file(), rel
+    assert os.access(root / 'bin' / 'tokend', os.X_OK)
+    # Nothing lands outside DESTDIR's prefix.
+    outside = [p for p in dest.rglob('*') if p.is_file() and not str(p).startswith(str(root))]
+    assert outside == []
+
+
+def test_installed_tokend_finds_its_engine(installed, tmp_path):
+    prefix, _ = installed
+    out = subprocess.run([str(prefix / 'bin' / 'tokend'), '--version'], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode == 0 and out.stdout.startswith('tokend ')
+    # The launcher links neither libcurl nor libsecret nor libmicrohttpd.
+    ldd = subprocess.run(['ldd', str(prefix / 'bin' / 'tokend')], capture_output=True,
+                         text=True).stdout
+    for lib in ('libcurl', 'libsecret', 'libmicrohttpd', 'libgio'):
+        assert lib not in ldd
+
+
+def test_systemd_units_verify(installed, tmp_path):
+    prefix, _ = installed
+    runtime = tmp_path / 'runtime'
+    runtime.mkdir(mode=0o700)
+    units = prefix / 'lib' / 'systemd' / 'user'
+    service = (units / 'tokend-refresh.service').read_text()
+    assert f'ExecStart={prefix}/bin/tokend -q refresh' in service
+    assert 'OnFailure=tokend-refresh-failed.service' in service
+    timer = (units / 'tokend-refresh.timer').read_text()
+    assert 'OnUnitActiveSec=5min' in timer and 'Persistent=true' in timer
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), MANPATH=str(prefix / 'share' / 'man'),
+               SYSTEMD_LOG_LEVEL='notice')
+    r = subprocess.run(['systemd-analyze', 'verify', '--user',
+                        *[str(units / u) for u in ('tokend-refresh.service',
+                                                   'tokend-refresh-failed.service',
+                                                   'tokend-refresh.timer')]],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize('example', ['microsoft', 'google', 'generic'])
+def test_examples_parse(example, tmp_path):
+    conf = REPO / 'data' / 'examples' / f'{example}.conf'
+    env = {'PATH': os.environ['PATH'], 'HOME': str(tmp_path),
+           'XDG_STATE_HOME': str(tmp_path / 'state')}
+    r = subprocess.run([str(TOKEND), '-c', str(conf), 'status', '--json'], capture_output=True,
+                       text=True, env=env, timeout=10)
+    assert r.returncode == 0, r.stderr
+
+
+def test_completions_are_valid_scripts():
+    assert subprocess.run(['bash', '-n', str(REPO / 'data' / 'completions' / 'tokend.bash')]
+                          ).returncode == 0
+    for shell, name in (('zsh', '_tokend'), ('fish', 'tokend.fish')):
+        if shutil.which(shell):
+            flag = ['-n'] if shell == 'zsh' else ['--no-execute']
+            assert subprocess.run([shell, *flag, str(REPO / 'data' / 'completions' / name)]
+                                  ).returncode == 0
+
+
+def commands_in_code():
+    text = (REPO / 'src' / 'verbs.c').read_text()
+    table = text[text.index('static const struct verb verbs[]'):]
+    return re.findall(r'\{"([a-z]+)", verb_', table)
+
+
+def keys_in_code():
+    text = (REPO / 'src' / 'config.c').read_text()
+    table = text[text.index('static const struct key_spec keys[]'):]
+    table = table[:table.index('};')]
+    return re.findall(r'\{"([a-z_]+)", KEY_', table)
+
+
+def test_every_command_is_documented():
+    commands = commands_in_code()
+    assert len(commands) >= 6
+    man = (REPO / 'doc' / 'tokend.1.scd').read_text()
+    readme = (REPO / 'README.md').read_text()
+    usage = subprocess.run([str(TOKEND), '--help'], capture_output=True, text=True).stdout
+    bash = (REPO / 'data' / 'completions' / 'tokend.bash').read_text()
+    for c in commands:
+        assert f'*{c}*' in man, c
+        assert f'tokend {c}' in readme, c
+        assert f'  {c} ' in usage, c
+        assert c in bash, c
+
+
+def test_every_config_key_is_documented():
+    keys = keys_in_code()
+    assert len(keys) >= 25
+    man = (REPO / 'doc' / 'tokend.conf.5.scd').read_text()
+    for k in keys:
+        assert f'*{k}*' in man, k
