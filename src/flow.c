@@ -128,7 +128,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     return state_save(dir, st, e);
 }
 
-static void record_failure(const char *dir, AccountState *st, const struct tokend_error *err)
+void flow_record_failure(const char *dir, AccountState *st, const struct tokend_error *err)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
 
@@ -141,91 +141,6 @@ static void record_failure(const char *dir, AccountState *st, const struct token
     if (state_save(dir, st, &e) < 0)
         log_warn("%s", e.message);
     error_clear(&e);
-}
-
-static int signin_needed(const Account *a, struct tokend_error *e, const char *why)
-{
-    error_set(e, TOKEND_EX_NOPERM, "%s", why);
-    error_set_hint(e, "run: tokend obtain %s", a->name);
-    return -1;
-}
-
-static int load_refresh_token(const Account *a, const AccountState *st, SecStr **rt,
-                              struct tokend_error *e)
-{
-    g_autoptr(Store) s = st->store ? store_open_named(st->store, e) : NULL;
-
-    if (!st->store)
-        return signin_needed(a, e, "not signed in yet (no refresh token stored)");
-    if (!s || store_get(s, a->name, REFRESH_KIND, rt, e) < 0)
-        return -1;
-    if (!*rt)
-        return signin_needed(a, e, "no refresh token is stored");
-    return 0;
-}
-
-static int refresh_locked(const Account *a, const char *dir, AccountState *st,
-                          struct tokend_error *e)
-{
-    g_autoptr(SecStr) rt = NULL;
-    g_autoptr(FlowClient) client = NULL;
-    g_autoptr(Http) http = NULL;
-    g_autoptr(TokenResponse) t = NULL;
-
-    if (load_refresh_token(a, st, &rt, e) < 0)
-        return -1;
-    http = http_new(a->ca_file);
-    client = flow_client_new(a, http, e);
-    if (!client)
-        return -1;
-    FAULT_POINT("before-request");
-    if (oauth_refresh(http, &client->oauth, rt, &t, e) < 0) {
-        if (e->status == TOKEND_EX_NOPERM && !e->hint)
-            error_set_hint(e, "run: tokend obtain %s", a->name);
-        record_failure(dir, st, e);
-        return -1;
-    }
-    FAULT_POINT("after-response");
-    return flow_save_response(a, dir, st, NULL, t, e);
-}
-
-static bool token_file_present(const Account *a)
-{
-    return access(a->token_file, F_OK) == 0;
-}
-
-int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome *outcome,
-                 struct tokend_error *e)
-{
-    g_autofree char *dir = paths_account_dir(a->name);
-    g_autoptr(AccountState) st = NULL;
-    int fd, r;
-
-    *outcome = REFRESH_NOT_NEEDED;
-    if (paths_ensure_private_dir(dir, e) < 0 || !(st = state_load(dir, e)))
-        return -1;
-    if (!force && state_token_fresh(st, margin, now_s()) && token_file_present(a) &&
-        g_strcmp0(st->token_file, a->token_file) == 0)
-        return 0;
-    fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e);
-    if (fd < 0)
-        return -1;
-    /* Whoever held the lock may have refreshed already: use its result. */
-    state_free(st);
-    st = state_load(dir, e);
-    if (!st) {
-        r = -1;
-    } else if (!force && state_token_fresh(st, margin, now_s()) && token_file_present(a) &&
-               g_strcmp0(st->token_file, a->token_file) == 0) {
-        *outcome = REFRESH_DONE_ELSEWHERE;
-        r = 0;
-    } else {
-        r = refresh_locked(a, dir, st, e);
-        if (r == 0)
-            *outcome = REFRESH_DONE;
-    }
-    lock_release(fd);
-    return r;
 }
 
 SecStr *flow_read_token(const Account *a, struct tokend_error *e)

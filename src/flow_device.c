@@ -85,14 +85,16 @@ int flow_device(const Account *a, FlowClient *client, Http *http, bool open_brow
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
     int r;
 
-    if (oauth_device_start(http, &client->oauth, &d, e) < 0)
-        return -1;
-    show_code(a, d, open_browser);
+    /* Catch Ctrl-C before the user is told what to do. */
     interrupted = 0;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    r = poll_until_done(http, client, d, t, e);
+    r = oauth_device_start(http, &client->oauth, &d, e);
+    if (r == 0) {
+        show_code(a, d, open_browser);
+        r = poll_until_done(http, client, d, t, e);
+    }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     return r;

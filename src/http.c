@@ -142,12 +142,13 @@ static int transport_error(CURLcode rc, const char *url, struct tokend_error *e)
     }
 }
 
-static void setup(Http *h, const char *url, const SecStr *form, SecStr *body,
-                  struct curl_slist *headers)
+static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url,
+                                const SecStr *form, SecStr *body)
 {
-    CURL *c = h->curl;
+    struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
 
-    curl_easy_reset(c);
+    if (form)
+        headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -156,8 +157,8 @@ static void setup(Http *h, const char *url, const SecStr *form, SecStr *body,
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (h->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+    if (ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)RESPONSE_MAX_BYTES);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "tokend/" TOKEND_VERSION);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
@@ -169,15 +170,33 @@ static void setup(Http *h, const char *url, const SecStr *form, SecStr *body,
     } else {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
+    log_verbose("%s %s", form ? "POST" : "GET", url);
+    return headers;
+}
+
+/* After a transfer: the response, or the transport error. */
+static int finish(CURL *c, CURLcode rc, const char *url, HttpResponse *r, struct tokend_error *e)
+{
+    curl_off_t retry = 0;
+    char *ctype = NULL;
+
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+    if (rc != CURLE_OK)
+        return transport_error(rc, url, e);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    if (curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK && ctype)
+        r->content_type = g_strdup(ctype);
+    if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &retry) == CURLE_OK && retry > 0)
+        r->retry_after = (int)MIN(retry, 86400);
+    log_verbose("HTTP %ld, %zu bytes", r->status, r->body->len);
+    return 0;
 }
 
 int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **out,
                  struct tokend_error *e)
 {
     g_autoptr(HttpResponse) r = g_new0(HttpResponse, 1);
-    struct curl_slist *headers = NULL;
-    curl_off_t retry = 0;
-    char *ctype = NULL;
+    struct curl_slist *headers;
     CURLcode rc;
 
     if (http_check_url(url, e) < 0)
@@ -185,23 +204,105 @@ int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **ou
     if (!h->curl)
         return error_set(e, TOKEND_EX_SOFTWARE, "cannot initialise libcurl");
     r->body = secstr_new(1024);
-    headers = curl_slist_append(headers, "Accept: application/json");
-    if (form)
-        headers = curl_slist_append(headers,
-                                    "Content-Type: application/x-www-form-urlencoded");
-    setup(h, url, form, r->body, headers);
-    log_verbose("%s %s", form ? "POST" : "GET", url);
+    curl_easy_reset(h->curl);
+    headers = setup(h->curl, h->ca_file, url, form, r->body);
     rc = curl_easy_perform(h->curl);
     curl_slist_free_all(headers);
-    curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, NULL);
-    if (rc != CURLE_OK)
-        return transport_error(rc, url, e);
-    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &r->status);
-    if (curl_easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK && ctype)
-        r->content_type = g_strdup(ctype);
-    if (curl_easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &retry) == CURLE_OK && retry > 0)
-        r->retry_after = (int)MIN(retry, 86400);
-    log_verbose("HTTP %ld, %zu bytes", r->status, r->body->len);
+    if (finish(h->curl, rc, url, r, e) < 0)
+        return -1;
     *out = g_steal_pointer(&r);
     return 0;
+}
+
+/* Many requests at once over libcurl's multi interface: connections (and
+ * TLS sessions) are reused between requests to the same server. */
+
+struct transfer {
+    CURL *curl;
+    struct curl_slist *headers;
+    char *url;
+    HttpResponse *response;
+    http_done_fn done;
+    void *user;
+};
+
+struct http_multi {
+    CURLM *multi;
+    int running;
+};
+
+HttpMulti *http_multi_new(int max_connections)
+{
+    HttpMulti *m = g_new0(HttpMulti, 1);
+
+    if (g_once_init_enter(&curl_ready))
+        g_once_init_leave(&curl_ready, curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 1 : 2);
+    m->multi = curl_multi_init();
+    curl_multi_setopt(m->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)max_connections);
+    curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_connections);
+    return m;
+}
+
+int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const SecStr *form,
+                   http_done_fn done, void *user, struct tokend_error *e)
+{
+    struct transfer *t;
+
+    if (http_check_url(url, e) < 0)
+        return -1;
+    t = g_new0(struct transfer, 1);
+    t->curl = curl_easy_init();
+    t->url = g_strdup(url);
+    t->response = g_new0(HttpResponse, 1);
+    t->response->body = secstr_new(1024);
+    t->done = done;
+    t->user = user;
+    t->headers = setup(t->curl, ca_file, url, form, t->response->body);
+    curl_easy_setopt(t->curl, CURLOPT_PRIVATE, t);
+    curl_multi_add_handle(m->multi, t->curl);
+    m->running++;
+    return 0;
+}
+
+static void transfer_done(HttpMulti *m, CURL *c, CURLcode rc)
+{
+    struct transfer *t = NULL;
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    HttpResponse *r;
+
+    curl_easy_getinfo(c, CURLINFO_PRIVATE, (char **)&t);
+    curl_multi_remove_handle(m->multi, c);
+    m->running--;
+    r = finish(c, rc, t->url, t->response, &e) == 0 ? t->response : NULL;
+    curl_easy_cleanup(c);
+    curl_slist_free_all(t->headers);
+    /* The callback may add transfers. */
+    t->done(t->user, r, &e);
+    error_clear(&e);
+    http_response_free(t->response);
+    g_free(t->url);
+    g_free(t);
+}
+
+void http_multi_run(HttpMulti *m)
+{
+    while (m->running > 0) {
+        int still = 0, queued = 0;
+        CURLMsg *msg;
+
+        curl_multi_perform(m->multi, &still);
+        while ((msg = curl_multi_info_read(m->multi, &queued)) != NULL)
+            if (msg->msg == CURLMSG_DONE)
+                transfer_done(m, msg->easy_handle, msg->data.result);
+        if (m->running > 0)
+            curl_multi_poll(m->multi, NULL, 0, 1000, NULL);
+    }
+}
+
+void http_multi_free(HttpMulti *m)
+{
+    if (!m)
+        return;
+    curl_multi_cleanup(m->multi);
+    g_free(m);
 }

@@ -409,14 +409,14 @@ int oauth_redeem_code(Http *h, const struct oauth_client *c, const SecStr *code,
     return oauth_token_request(h, c, form, out, e);
 }
 
-int oauth_refresh(Http *h, const struct oauth_client *c, const SecStr *refresh_token,
-                  TokenResponse **out, struct tokend_error *e)
+SecStr *oauth_refresh_form(const struct oauth_client *c, const SecStr *refresh_token)
 {
-    g_autoptr(SecStr) form = secstr_new(1024);
+    SecStr *form = secstr_new(1024);
 
     secstr_append_form(form, "grant_type", "refresh_token", 13);
     secstr_append_form(form, "refresh_token", refresh_token->data, refresh_token->len);
     if (c->scopes)
         secstr_append_form(form, "scope", c->scopes, strlen(c->scopes));
-    return oauth_token_request(h, c, form, out, e);
+    oauth_add_client_auth(form, c);
+    return form;
 }

@@ -112,17 +112,34 @@ static int verb_obtain(struct verb_ctx *ctx)
     return 0;
 }
 
-static int refresh_one(const Account *a, bool force)
+static int collect_accounts(struct verb_ctx *ctx, GPtrArray *out)
 {
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    enum refresh_outcome outcome;
+    int status = 0;
 
-    if (flow_refresh(a, a->refresh_margin, force, &outcome, &e) < 0) {
-        if (e.status == TOKEND_EX_NOPERM)
-            notify_signin_needed(a, e.message);
-        return fail(&e, a->name);
+    if (optind == ctx->argc) {
+        for (guint i = 0; i < ctx->cfg->accounts->len; i++)
+            g_ptr_array_add(out, g_ptr_array_index(ctx->cfg->accounts, i));
+        return 0;
     }
-    switch (outcome) {
+    for (int i = optind; i < ctx->argc; i++) {
+        const Account *a = find_account(ctx, ctx->argv[i], &status);
+        if (!a)
+            return status;
+        g_ptr_array_add(out, (gpointer)a);
+    }
+    return 0;
+}
+
+static int report_refresh(struct refresh_request *req)
+{
+    const Account *a = req->account;
+
+    if (req->error.status) {
+        if (req->error.status == TOKEND_EX_NOPERM)
+            notify_signin_needed(a, req->error.message);
+        return fail(&req->error, a->name);
+    }
+    switch (req->outcome) {
     case REFRESH_NOT_NEEDED:
         log_verbose("%s: the access token is fresh; nothing to do", a->name);
         break;
@@ -142,8 +159,10 @@ static int verb_refresh(struct verb_ctx *ctx)
         {"force", no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
+    g_autoptr(GPtrArray) accounts = g_ptr_array_new();
+    g_autofree struct refresh_request *reqs = NULL;
     bool force = false;
-    int c, status = 0;
+    int c, status;
 
     VERB_GETOPT(ctx, "f", opts, c)
     {
@@ -153,19 +172,18 @@ static int verb_refresh(struct verb_ctx *ctx)
     }
     if (load_config(ctx) != 0)
         return TOKEND_EX_CONFIG;
-    for (int i = optind; i < ctx->argc; i++)
-        if (!config_find(ctx->cfg, ctx->argv[i]))
-            return find_account(ctx, ctx->argv[i], &status) ? 0 : status;
-    if (optind == ctx->argc && ctx->cfg->accounts->len == 0) {
+    if ((status = collect_accounts(ctx, accounts)) != 0)
+        return status;
+    if (accounts->len == 0) {
         fprintf(stderr, "tokend: no accounts in %s\n", ctx->cfg->path);
         return TOKEND_EX_CONFIG;
     }
-    for (guint i = 0; i < (optind < ctx->argc ? (guint)(ctx->argc - optind)
-                                              : ctx->cfg->accounts->len);
-         i++) {
-        const Account *a = optind < ctx->argc ? config_find(ctx->cfg, ctx->argv[optind + (int)i])
-                                              : g_ptr_array_index(ctx->cfg->accounts, i);
-        int r = refresh_one(a, force);
+    reqs = g_new0(struct refresh_request, accounts->len);
+    for (guint i = 0; i < accounts->len; i++)
+        reqs[i].account = g_ptr_array_index(accounts, i);
+    flow_refresh_many(reqs, accounts->len, ctx->cfg->max_parallel, force);
+    for (guint i = 0; i < accounts->len; i++) {
+        int r = report_refresh(&reqs[i]);
         if (r != 0 && status == 0)
             status = r;
     }
@@ -237,24 +255,6 @@ static int verb_token(struct verb_ctx *ctx)
     }
     if (print_token(a, f, service, &e) < 0)
         return fail(&e, a->name);
-    return 0;
-}
-
-static int collect_accounts(struct verb_ctx *ctx, GPtrArray *out)
-{
-    int status = 0;
-
-    if (optind == ctx->argc) {
-        for (guint i = 0; i < ctx->cfg->accounts->len; i++)
-            g_ptr_array_add(out, g_ptr_array_index(ctx->cfg->accounts, i));
-        return 0;
-    }
-    for (int i = optind; i < ctx->argc; i++) {
-        const Account *a = find_account(ctx, ctx->argv[i], &status);
-        if (!a)
-            return status;
-        g_ptr_array_add(out, (gpointer)a);
-    }
     return 0;
 }
 

@@ -22,6 +22,8 @@ enum refresh_outcome {
     REFRESH_DONE,
 };
 
+struct account_state;
+
 /* The client as the protocol sees it, with endpoints resolved. */
 typedef struct flow_client {
     struct oauth_client oauth;
@@ -40,7 +42,6 @@ void flow_client_free(FlowClient *c);
 /* Save a token response: refresh token first, then the token file, then
  * the state.  signin_store: the store a new sign-in chose, or NULL for a
  * refresh (which keeps the token where it is). */
-struct account_state;
 int flow_save_response(const Account *a, const char *account_dir, struct account_state *st,
                        const char *signin_store, const TokenResponse *t,
                        struct tokend_error *e);
@@ -52,6 +53,22 @@ int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_
  * force).  Serialised per account by a lock. */
 int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome *outcome,
                  struct tokend_error *e);
+/* One account of a bulk refresh: its outcome, or its error. */
+struct refresh_request {
+    const Account *account;
+    enum refresh_outcome outcome;
+    struct tokend_error error;
+    void *bulk; /* private */
+};
+
+/* Refresh many accounts at once (each when due, or all with force): at most
+ * max_parallel requests in flight over reused connections, with every
+ * per-account guarantee of flow_refresh. */
+void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel, bool force);
+/* Remember a failed attempt in the account's state. */
+void flow_record_failure(const char *account_dir, struct account_state *st,
+                         const struct tokend_error *err);
+
 /* Forget the account locally; reports what was removed in *removed. */
 int flow_logout(const Account *a, GString *removed, struct tokend_error *e);
 /* Seconds the current access token is still valid (0 if none). */

@@ -27,5 +27,20 @@ int http_check_url(const char *url, struct tokend_error *e);
 bool http_url_is_loopback(const char *url);
 void http_response_free(HttpResponse *r);
 
+/* Many requests at once, reusing connections: at most max_connections to
+ * one server.  done() gets the response (NULL and e set on a transport
+ * error); the response is freed after done() returns.  done() may add
+ * more transfers. */
+typedef struct http_multi HttpMulti;
+typedef void (*http_done_fn)(void *user, const HttpResponse *r, struct tokend_error *e);
+
+HttpMulti *http_multi_new(int max_connections);
+int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const SecStr *form,
+                   http_done_fn done, void *user, struct tokend_error *e);
+/* Run until every transfer (including ones added by callbacks) is done. */
+void http_multi_run(HttpMulti *m);
+void http_multi_free(HttpMulti *m);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Http, http_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HttpMulti, http_multi_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HttpResponse, http_response_free)

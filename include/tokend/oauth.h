@@ -82,8 +82,9 @@ int oauth_token_request(Http *h, const struct oauth_client *c, SecStr *form,
 int oauth_redeem_code(Http *h, const struct oauth_client *c, const SecStr *code,
                       const SecStr *verifier, const char *redirect_uri, TokenResponse **out,
                       struct tokend_error *e);
-int oauth_refresh(Http *h, const struct oauth_client *c, const SecStr *refresh_token,
-                  TokenResponse **out, struct tokend_error *e);
+/* The refresh request body, client credentials included: POST it to the
+ * token endpoint and parse with oauth_parse_token_response. */
+SecStr *oauth_refresh_form(const struct oauth_client *c, const SecStr *refresh_token);
 
 /* RFC 8628 device authorization. */
 typedef struct device_auth {

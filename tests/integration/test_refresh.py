@@ -189,3 +189,49 @@ def test_version_and_help():
     assert out.returncode == 0 and out.stdout.startswith('tokend ')
     out = subprocess.run([str(TOKEND), '--help'], capture_output=True, text=True)
     assert out.returncode == 0 and 'obtain ACCOUNT' in out.stdout
+
+
+def test_bulk_refresh_many_accounts_at_once(tokend, authserver):
+    names = [f'box{i:02d}' for i in range(12)]
+    for n in names:
+        tokend.account(n)
+    tokend.write_config('[defaults]\nmax_parallel = 4\n')
+    for n in names:
+        tokend.obtain(n)
+    before = {n: (tokend.token_file(n).read_text(), tokend.refresh_token_file(n).read_text())
+              for n in names}
+    count = authserver.stats()['token'].get('refresh_token', 0)
+    r = tokend.run('refresh', '--force')
+    assert r.returncode == EX_OK, r.stderr
+    assert authserver.stats()['token'].get('refresh_token', 0) == count + len(names)
+    for n in names:
+        access, refresh = tokend.token_file(n).read_text(), tokend.refresh_token_file(n).read_text()
+        assert access != before[n][0] and refresh != before[n][1]
+        assert authserver.introspect(access.strip())['active']
+    assert r.stderr.count(': refreshed') == len(names)
+
+
+def test_bulk_refresh_only_touches_what_is_due(tokend, authserver):
+    for n in ('due', 'fresh'):
+        tokend.account(n)
+        tokend.obtain(n)
+    tokend.accounts['due']['refresh_margin'] = '3650'
+    tokend.write_config()
+    fresh = tokend.token_file('fresh').read_text()
+    count = authserver.stats()['token'].get('refresh_token', 0)
+    r = tokend.run('-v', 'refresh')
+    assert r.returncode == EX_OK, r.stderr
+    assert authserver.stats()['token'].get('refresh_token', 0) == count + 1
+    assert tokend.token_file('fresh').read_text() == fresh
+    assert 'due: refreshed' in r.stderr and 'fresh: the access token is fresh' in r.stderr
+
+
+def test_bulk_refresh_reports_each_failure_and_goes_on(tokend, authserver):
+    for n in ('good', 'broken'):
+        tokend.account(n)
+        tokend.obtain(n)
+    tokend.accounts['broken']['token_url'] = 'https://127.0.0.1:9/token'
+    tokend.write_config()
+    r = tokend.run('refresh', '--force')
+    assert r.returncode == EX_TEMPFAIL
+    assert 'good: refreshed' in r.stderr and 'tokend: broken: cannot reach' in r.stderr

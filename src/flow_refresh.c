@@ -1,0 +1,252 @@
+/* Refreshing access tokens, one account at a time (for `token`) or many at
+ * once over one connection pool (for `refresh`).  Both run the same steps:
+ * begin (under the account's lock: re-check, read the refresh token, build
+ * the request), send, finish (save the rotated refresh token first). */
+
+#include <string.h>
+#include <unistd.h>
+
+#include "tokend/flow.h"
+#include "tokend/fault.h"
+#include "tokend/http.h"
+#include "tokend/lock.h"
+#include "tokend/log.h"
+#include "tokend/paths.h"
+#include "tokend/state.h"
+#include "tokend/store.h"
+
+#define REFRESH_KIND "refresh_token"
+#define LOCK_TIMEOUT_MS 60000
+
+struct refresh_job {
+    struct refresh_request *req;
+    int margin;
+    bool force;
+    char *dir;
+    AccountState *st;
+    int lock_fd;
+    FlowClient *client;
+    SecStr *form;
+};
+
+enum begin_result {
+    BEGIN_FAILED = -1,
+    BEGIN_DONE = 0,     /* nothing to send: outcome set */
+    BEGIN_SEND = 1,     /* lock held, request ready */
+    BEGIN_BUSY = 2,     /* another tokend holds the lock: try again later */
+};
+
+static gint64 now_s(void)
+{
+    return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+static bool fresh(const Account *a, const AccountState *st, int margin)
+{
+    return state_token_fresh(st, margin, now_s()) && access(a->token_file, F_OK) == 0 &&
+           g_strcmp0(st->token_file, a->token_file) == 0;
+}
+
+static void job_clear(struct refresh_job *j)
+{
+    lock_release(j->lock_fd);
+    j->lock_fd = -1;
+    g_clear_pointer(&j->dir, g_free);
+    g_clear_pointer(&j->st, state_free);
+    g_clear_pointer(&j->client, flow_client_free);
+    g_clear_pointer(&j->form, secstr_free);
+}
+
+static int signin_needed(const Account *a, struct tokend_error *e, const char *why)
+{
+    error_set(e, TOKEND_EX_NOPERM, "%s", why);
+    error_set_hint(e, "run: tokend obtain %s", a->name);
+    return -1;
+}
+
+static int load_refresh_token(const Account *a, const AccountState *st, SecStr **rt,
+                              struct tokend_error *e)
+{
+    g_autoptr(Store) s = st->store ? store_open_named(st->store, e) : NULL;
+
+    if (!st->store)
+        return signin_needed(a, e, "not signed in yet (no refresh token stored)");
+    if (!s || store_get(s, a->name, REFRESH_KIND, rt, e) < 0)
+        return -1;
+    if (!*rt)
+        return signin_needed(a, e, "no refresh token is stored");
+    return 0;
+}
+
+/* Everything up to the request, under the lock. */
+static int prepare_locked(struct refresh_job *j, Http *http)
+{
+    const Account *a = j->req->account;
+    struct tokend_error *e = &j->req->error;
+    g_autoptr(SecStr) rt = NULL;
+
+    if (load_refresh_token(a, j->st, &rt, e) < 0 || !(j->client = flow_client_new(a, http, e)))
+        return BEGIN_FAILED;
+    j->form = oauth_refresh_form(&j->client->oauth, rt);
+    FAULT_POINT("before-request");
+    return BEGIN_SEND;
+}
+
+static enum begin_result job_begin(struct refresh_job *j, Http *http, bool wait)
+{
+    const Account *a = j->req->account;
+    struct tokend_error *e = &j->req->error;
+
+    j->lock_fd = -1;
+    j->dir = paths_account_dir(a->name);
+    if (paths_ensure_private_dir(j->dir, e) < 0 || !(j->st = state_load(j->dir, e)))
+        return BEGIN_FAILED;
+    if (!j->force && fresh(a, j->st, j->margin)) {
+        j->req->outcome = REFRESH_NOT_NEEDED;
+        return BEGIN_DONE;
+    }
+    j->lock_fd = lock_acquire(j->dir, wait ? LOCK_TIMEOUT_MS : 0, e);
+    if (j->lock_fd < 0) {
+        if (wait || e->status != TOKEND_EX_TEMPFAIL)
+            return BEGIN_FAILED;
+        error_clear(e);
+        return BEGIN_BUSY;
+    }
+    /* Whoever held the lock may have refreshed already: use its result. */
+    state_free(j->st);
+    if (!(j->st = state_load(j->dir, e)))
+        return BEGIN_FAILED;
+    if (!j->force && fresh(a, j->st, j->margin)) {
+        j->req->outcome = REFRESH_DONE_ELSEWHERE;
+        return BEGIN_DONE;
+    }
+    return prepare_locked(j, http);
+}
+
+static int job_finish(struct refresh_job *j, const HttpResponse *r, struct tokend_error *err)
+{
+    const Account *a = j->req->account;
+    struct tokend_error *e = &j->req->error;
+    g_autoptr(TokenResponse) t = NULL;
+
+    if (!r)
+        error_move(e, err);
+    if (!r || oauth_parse_token_response(r, &t, e) < 0) {
+        if (e->status == TOKEND_EX_NOPERM && !e->hint)
+            error_set_hint(e, "run: tokend obtain %s", a->name);
+        flow_record_failure(j->dir, j->st, e);
+        return -1;
+    }
+    FAULT_POINT("after-response");
+    if (flow_save_response(a, j->dir, j->st, NULL, t, e) < 0)
+        return -1;
+    j->req->outcome = REFRESH_DONE;
+    return 0;
+}
+
+int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome *outcome,
+                 struct tokend_error *e)
+{
+    struct refresh_request req = {.account = a, .error = TOKEND_ERROR_INIT};
+    struct refresh_job j = {.req = &req, .margin = margin, .force = force, .lock_fd = -1};
+    g_autoptr(Http) http = http_new(a->ca_file);
+    g_autoptr(HttpResponse) r = NULL;
+    struct tokend_error err = TOKEND_ERROR_INIT;
+    int rc;
+
+    switch (job_begin(&j, http, true)) {
+    case BEGIN_SEND:
+        rc = http_request(http, j.client->token_url, j.form, &r, &err);
+        rc = job_finish(&j, rc == 0 ? r : NULL, &err);
+        break;
+    case BEGIN_DONE:
+        rc = 0;
+        break;
+    case BEGIN_BUSY:
+    case BEGIN_FAILED:
+    default:
+        rc = -1;
+        break;
+    }
+    job_clear(&j);
+    *outcome = req.outcome;
+    error_move(e, &req.error);
+    return rc;
+}
+
+/* Many accounts: at most max_parallel requests in flight, each account
+ * locked only while its own request is. */
+struct bulk {
+    HttpMulti *multi;
+    Http *http; /* discovery, when an account needs it */
+    struct refresh_job *jobs;
+    size_t n, next;
+    int in_flight, max_parallel;
+    GArray *busy; /* indexes of jobs whose lock was held elsewhere */
+};
+
+static void bulk_fill(struct bulk *b);
+
+static void on_done(void *user, const HttpResponse *r, struct tokend_error *e)
+{
+    struct refresh_job *j = user;
+    struct bulk *b = j->req->bulk;
+
+    job_finish(j, r, e);
+    job_clear(j);
+    b->in_flight--;
+    bulk_fill(b);
+}
+
+static void bulk_fill(struct bulk *b)
+{
+    while (b->in_flight < b->max_parallel && b->next < b->n) {
+        size_t i = b->next++;
+        struct refresh_job *j = &b->jobs[i];
+
+        switch (job_begin(j, b->http, false)) {
+        case BEGIN_SEND:
+            if (http_multi_add(b->multi, j->client->token_url, j->req->account->ca_file,
+                               j->form, on_done, j, &j->req->error) == 0) {
+                b->in_flight++;
+                continue;
+            }
+            flow_record_failure(j->dir, j->st, &j->req->error);
+            break;
+        case BEGIN_BUSY:
+            g_array_append_val(b->busy, i);
+            break;
+        case BEGIN_DONE:
+        case BEGIN_FAILED:
+            break;
+        }
+        job_clear(j);
+    }
+}
+
+void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel, bool force)
+{
+    struct bulk b = {.n = n, .max_parallel = MAX(max_parallel, 1)};
+
+    b.multi = http_multi_new(b.max_parallel);
+    b.http = http_new(NULL);
+    b.jobs = g_new0(struct refresh_job, n);
+    b.busy = g_array_new(FALSE, FALSE, sizeof(size_t));
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].bulk = &b;
+        b.jobs[i] = (struct refresh_job){.req = &reqs[i], .margin = reqs[i].account->refresh_margin,
+                                         .force = force, .lock_fd = -1};
+    }
+    bulk_fill(&b);
+    http_multi_run(b.multi);
+    /* Accounts another tokend was refreshing: wait for it, then decide. */
+    for (guint k = 0; k < b.busy->len; k++) {
+        struct refresh_request *req = &reqs[g_array_index(b.busy, size_t, k)];
+        flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome,
+                     &req->error);
+    }
+    g_array_free(b.busy, TRUE);
+    g_free(b.jobs);
+    http_free(b.http);
+    http_multi_free(b.multi);
+}
