@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tokend/config.h"
 #include "tokend/fileio.h"
@@ -547,9 +548,21 @@ Config *config_parse(const char *data, size_t len, const char *path, struct toke
     return g_steal_pointer(&cfg);
 }
 
+char *config_identity(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return NULL;
+    return g_strdup_printf("%s|%llu:%llu:%lld:%lld.%09ld", path, (unsigned long long)st.st_dev,
+                           (unsigned long long)st.st_ino, (long long)st.st_size,
+                           (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
 Config *config_load(const char *path, struct tokend_error *e)
 {
     g_autofree char *data = NULL;
+    g_autofree char *id = config_identity(path);
     size_t len = 0;
     bool missing = false;
     Config *cfg;
@@ -566,6 +579,12 @@ Config *config_load(const char *path, struct tokend_error *e)
     cfg = config_parse(data, len, path, e);
     /* The file may hold a client secret. */
     explicit_bzero(data, len);
+    /* Identity taken before the read: an edit during it changes it again. */
+    if (cfg) {
+        cfg->id = g_steal_pointer(&id);
+        for (guint i = 0; i < cfg->accounts->len; i++)
+            ((Account *)g_ptr_array_index(cfg->accounts, i))->config_id = cfg->id;
+    }
     return cfg;
 }
 
@@ -584,6 +603,7 @@ void config_free(Config *c)
     if (!c)
         return;
     g_free(c->path);
+    g_free(c->id);
     if (c->accounts)
         g_ptr_array_free(c->accounts, TRUE);
     g_free(c);

@@ -82,6 +82,33 @@ static int ensure_token_dir(const Account *a, const char *account_dir, struct to
     return 0;
 }
 
+static void remember_config(AccountState *st, const Account *a)
+{
+    g_free(st->config_id);
+    st->config_id = g_strdup(a->config_id);
+    st->min_validity = a->min_validity;
+    st->refresh_margin = a->refresh_margin;
+    g_free(st->token_file);
+    st->token_file = g_strdup(a->token_file);
+}
+
+void flow_remember_config(const Account *a)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(AccountState) st = NULL;
+    int fd = lock_acquire(dir, 0, &e);
+
+    /* Best effort: whoever holds the lock writes the state anyway. */
+    if (fd >= 0 && (st = state_load(dir, &e)) && st->store &&
+        g_strcmp0(st->config_id, a->config_id) != 0) {
+        remember_config(st, a);
+        state_save(dir, st, &e);
+    }
+    lock_release(fd);
+    error_clear(&e);
+}
+
 int flow_save_response(const Account *a, const char *dir, AccountState *st,
                        const char *signin_store, const TokenResponse *t,
                        struct tokend_error *e)
@@ -121,8 +148,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     st->needs_signin = !t->refresh_token && !st->store;
     st->last_status = 0;
     g_clear_pointer(&st->last_error, g_free);
-    g_free(st->token_file);
-    st->token_file = g_strdup(a->token_file);
+    remember_config(st, a);
     g_free(st->scope);
     st->scope = g_strdup(t->scope);
     return state_save(dir, st, e);
@@ -228,6 +254,19 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     if (removed->len >= 2)
         g_string_truncate(removed, removed->len - 2);
     return e->status ? -1 : 0;
+}
+
+gint64 flow_next_due(const Account *a)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(AccountState) st = state_load(dir, &e);
+
+    error_clear(&e);
+    if (!st || !st->store || st->needs_signin || st->expires_at == 0 ||
+        g_strcmp0(st->token_file, a->token_file) != 0 || access(a->token_file, F_OK) < 0)
+        return 0;
+    return st->expires_at - a->refresh_margin;
 }
 
 gint64 flow_token_seconds_left(const Account *a)

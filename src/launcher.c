@@ -1,8 +1,11 @@
 /* The tokend command.  It answers the two calls that mail clients and timers
  * make all day -- `token ACCOUNT` with a cached token and `refresh` with
- * nothing to do -- from local files, linking only GLib and cJSON.  Anything
- * else (or anything unusual) is handed to tokend-engine, which does the
- * whole job and re-checks everything itself. */
+ * nothing to do -- from a few small files, without parsing the
+ * configuration, linking only GLib and cJSON: the account's state (which
+ * records the settings it was written under, valid while the configuration
+ * file is unchanged), the token file, and the configuration's refresh
+ * schedule.  Anything else, or anything unusual, is handed to tokend-engine,
+ * which does the whole job and re-checks everything itself. */
 
 #include <errno.h>
 #include <limits.h>
@@ -15,6 +18,7 @@
 #include "tokend/cli.h"
 #include "tokend/config.h"
 #include "tokend/paths.h"
+#include "tokend/schedule.h"
 #include "tokend/state.h"
 #include "tokend/tokenfile.h"
 
@@ -46,96 +50,107 @@ static int exec_engine(char **argv)
     return 70;
 }
 
-/* The account's state says its token is good for `margin` more seconds and
- * the token file is where the current configuration expects it. */
-static bool account_fresh(const Account *a, int margin, gint64 now)
+/* The account's state, if it was written under this identity of the
+ * configuration file (so its cached settings are the configuration's). */
+static AccountState *cached_state(const char *name, const char *config_id)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autofree char *dir = paths_account_dir(a->name);
-    g_autoptr(AccountState) st = state_load(dir, &e);
-    bool fresh = st && !st->needs_signin && state_token_fresh(st, margin, now) &&
-                 g_strcmp0(st->token_file, a->token_file) == 0;
+    g_autofree char *dir = NULL;
+    AccountState *st;
 
+    if (!config_id || !config_account_name_valid(name))
+        return NULL;
+    dir = paths_account_dir(name);
+    st = state_load(dir, &e);
     error_clear(&e);
-    return fresh;
+    if (st && (!st->store || st->needs_signin || !st->token_file ||
+               g_strcmp0(st->config_id, config_id) != 0)) {
+        state_free(st);
+        st = NULL;
+    }
+    return st;
 }
 
-static Config *load_config(const struct cli_globals *g)
+static gint64 now_s(void)
+{
+    return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+enum fast {
+    FAST_NO,     /* hand over to the engine */
+    FAST_DONE,   /* answered */
+    FAST_FAILED, /* answered, but writing the answer failed */
+};
+
+/* `token ACCOUNT` (raw format) from the cached state and token file. */
+static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autofree char *path = paths_config_file(g->config_path);
-    Config *cfg = config_load(path, &e);
-
-    error_clear(&e);
-    return cfg;
-}
-
-/* `token ACCOUNT` (raw format only).  Returns true if the token was printed. */
-static bool fast_token(const struct cli_globals *g, int argc, char **argv)
-{
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autoptr(Config) cfg = NULL;
+    g_autofree char *id = NULL;
+    g_autoptr(AccountState) st = NULL;
     g_autoptr(SecStr) token = NULL;
-    const Account *a;
     int i = g->command_index + 1;
 
     if (argc - i != 1 && !(argc - i == 3 && strcmp(argv[i + 1], "--format") == 0 &&
                            strcmp(argv[i + 2], "raw") == 0))
-        return false;
-    if (argv[i][0] == '-' || !(cfg = load_config(g)) || !(a = config_find(cfg, argv[i])))
-        return false;
-    if (!account_fresh(a, a->min_validity, g_get_real_time() / G_USEC_PER_SEC))
-        return false;
-    token = tokenfile_read(a->token_file, NULL, &e);
+        return FAST_NO;
+    id = config_identity(path);
+    st = cached_state(argv[i], id);
+    if (!st || !state_token_fresh(st, st->min_validity, now_s()))
+        return FAST_NO;
+    token = tokenfile_read(st->token_file, NULL, &e);
     error_clear(&e);
     if (!token)
-        return false;
+        return FAST_NO;
     secstr_append(token, "\n", 1);
-    return fwrite(token->data, 1, token->len, stdout) == token->len && fflush(stdout) == 0;
+    if (fwrite(token->data, 1, token->len, stdout) != token->len || fflush(stdout) != 0) {
+        fprintf(stderr, "tokend: cannot write the token to standard output\n");
+        return FAST_FAILED;
+    }
+    return FAST_DONE;
 }
 
-/* `refresh [ACCOUNT...]` when every account is fresh: nothing to do. */
-static bool fast_refresh(const struct cli_globals *g, int argc, char **argv)
+/* `refresh [ACCOUNT...]` when nothing is due. */
+static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv)
 {
-    g_autoptr(Config) cfg = NULL;
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    g_autofree char *path = paths_config_file(g->config_path);
+    g_autofree char *id = NULL;
+    gint64 now = now_s();
     int first = g->command_index + 1;
 
     for (int i = first; i < argc; i++)
         if (argv[i][0] == '-')
-            return false;
-    if (!(cfg = load_config(g)) || cfg->accounts->len == 0)
-        return false;
-    if (first == argc) {
-        for (guint i = 0; i < cfg->accounts->len; i++) {
-            const Account *a = g_ptr_array_index(cfg->accounts, i);
-            if (!account_fresh(a, a->refresh_margin, now) || access(a->token_file, F_OK) < 0)
-                return false;
-        }
-        return true;
-    }
+            return FAST_NO;
+    id = config_identity(path);
+    if (first == argc)
+        return schedule_read(path, id) > now ? FAST_DONE : FAST_NO;
     for (int i = first; i < argc; i++) {
-        const Account *a = config_find(cfg, argv[i]);
-        if (!a || !account_fresh(a, a->refresh_margin, now) || access(a->token_file, F_OK) < 0)
-            return false;
+        g_autoptr(AccountState) st = cached_state(argv[i], id);
+        if (!st || !state_token_fresh(st, st->refresh_margin, now) ||
+            access(st->token_file, F_OK) < 0)
+            return FAST_NO;
     }
-    return true;
+    return FAST_DONE;
 }
 
 int main(int argc, char **argv)
 {
     struct cli_globals g;
+    enum fast answered = FAST_NO;
     const char *cmd;
 
     /* No core dumps of a process that may hold a token. */
     prctl(PR_SET_DUMPABLE, 0);
-    if (cli_parse_globals(argc, argv, &g) < 0 || g.help || g.version ||
+    if (cli_parse_globals(argc, argv, &g) < 0 || g.help || g.version || g.verbosity > 0 ||
         g.command_index >= argc)
         return exec_engine(argv);
     cmd = argv[g.command_index];
-    if (strcmp(cmd, "token") == 0 && fast_token(&g, argc, argv))
-        return 0;
-    if (strcmp(cmd, "refresh") == 0 && fast_refresh(&g, argc, argv))
-        return 0;
-    return exec_engine(argv);
+    if (strcmp(cmd, "token") == 0)
+        answered = fast_token(&g, argc, argv);
+    else if (strcmp(cmd, "refresh") == 0)
+        answered = fast_refresh(&g, argc, argv);
+    if (answered == FAST_NO)
+        return exec_engine(argv);
+    return answered == FAST_DONE ? 0 : 73;
 }

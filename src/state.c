@@ -22,6 +22,7 @@ void state_free(AccountState *st)
     g_free(st->token_file);
     g_free(st->scope);
     g_free(st->last_error);
+    g_free(st->config_id);
     g_free(st);
 }
 
@@ -64,6 +65,9 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->scope = get_str(root, "scope");
     st->last_error = get_str(root, "last_error");
     st->needs_signin = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "needs_signin"));
+    st->config_id = get_str(root, "config_id");
+    st->min_validity = (int)get_int(root, "min_validity");
+    st->refresh_margin = (int)get_int(root, "refresh_margin");
     return g_steal_pointer(&st);
 }
 
@@ -113,6 +117,9 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     add_str(root, "token_file", st->token_file);
     add_str(root, "scope", st->scope);
     add_str(root, "last_error", st->last_error);
+    add_str(root, "config_id", st->config_id);
+    cJSON_AddNumberToObject(root, "min_validity", st->min_validity);
+    cJSON_AddNumberToObject(root, "refresh_margin", st->refresh_margin);
     printed = cJSON_Print(root);
     if (!printed)
         return error_set(e, TOKEND_EX_SOFTWARE, "out of memory");

@@ -11,6 +11,7 @@
 #include "tokend/mailcheck.h"
 #include "tokend/notify.h"
 #include "tokend/paths.h"
+#include "tokend/schedule.h"
 #include "tokend/status.h"
 #include "tokend/tokenformat.h"
 
@@ -109,6 +110,7 @@ static int verb_obtain(struct verb_ctx *ctx)
         return status;
     if (flow_obtain(a, &o, &e) < 0)
         return fail(&e, a->name);
+    schedule_forget();
     return 0;
 }
 
@@ -128,6 +130,19 @@ static int collect_accounts(struct verb_ctx *ctx, GPtrArray *out)
         g_ptr_array_add(out, (gpointer)a);
     }
     return 0;
+}
+
+/* Tell the launcher when the next tick over this configuration has work. */
+static void remember_schedule(const Config *cfg)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    gint64 due = G_MAXINT64;
+
+    for (guint i = 0; i < cfg->accounts->len; i++)
+        due = MIN(due, flow_next_due(g_ptr_array_index(cfg->accounts, i)));
+    if (schedule_write(cfg->path, cfg->id, due, &e) < 0)
+        log_verbose("cannot remember the refresh schedule: %s", e.message);
+    error_clear(&e);
 }
 
 static int report_refresh(struct refresh_request *req)
@@ -187,6 +202,8 @@ static int verb_refresh(struct verb_ctx *ctx)
         if (r != 0 && status == 0)
             status = r;
     }
+    if (optind == ctx->argc)
+        remember_schedule(ctx->cfg);
     return status;
 }
 
@@ -255,6 +272,7 @@ static int verb_token(struct verb_ctx *ctx)
     }
     if (print_token(a, f, service, &e) < 0)
         return fail(&e, a->name);
+    flow_remember_config(a);
     return 0;
 }
 
@@ -297,6 +315,7 @@ static int verb_logout(struct verb_ctx *ctx)
         return TOKEND_EX_CONFIG;
     if (!(a = find_account(ctx, ctx->argv[optind], &status)))
         return status;
+    schedule_forget();
     if (flow_logout(a, removed, &e) < 0)
         return fail(&e, a->name);
     if (removed->len)

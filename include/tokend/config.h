@@ -52,10 +52,12 @@ typedef struct account {
     char *smtp_host;
     int smtp_port;
     char *notify_cmd;
+    const char *config_id; /* the file's identity (config_identity), or NULL */
 } Account;
 
 typedef struct config {
     char *path;
+    char *id;            /* config_identity() of the file when it was read */
     GPtrArray *accounts; /* Account*, in file order */
     int max_parallel;
 } Config;
@@ -70,6 +72,9 @@ bool config_account_name_valid(const char *name);
 /* The keys the config file accepts, NULL-terminated (for docs and tests). */
 const char *const *config_known_keys(void);
 const char *store_kind_name(enum store_kind kind);
+/* "path|dev:inode:size:mtime" of a config file, or NULL if it cannot be
+ * stat'ed: what tokend's cached decisions are tied to. */
+char *config_identity(const char *path);
 const char *flow_kind_name(enum flow_kind kind);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)

@@ -71,6 +71,11 @@ void flow_record_failure(const char *account_dir, struct account_state *st,
 
 /* Forget the account locally; reports what was removed in *removed. */
 int flow_logout(const Account *a, GString *removed, struct tokend_error *e);
+/* Note in the account's state what the current configuration says of it,
+ * so that the launcher can answer from the state alone. */
+void flow_remember_config(const Account *a);
+/* When `refresh` will next have work for this account (0: now). */
+gint64 flow_next_due(const Account *a);
 /* Seconds the current access token is still valid (0 if none). */
 gint64 flow_token_seconds_left(const Account *a);
 /* Read the current access token (after flow_refresh made it fresh). */

@@ -20,6 +20,12 @@ typedef struct account_state {
     char *last_error;     /* one line, when the last attempt failed */
     int last_status;      /* exit status of the last attempt */
     bool needs_signin;    /* the server refused the refresh token */
+    /* What the configuration said when this state was written, so that the
+     * launcher can answer `token` without parsing the configuration: valid
+     * while the file's identity is config_id. */
+    char *config_id;
+    int min_validity;
+    int refresh_margin;
 } AccountState;
 
 AccountState *state_new(void);

@@ -79,13 +79,47 @@ def test_token_with_a_fresh_cache_needs_no_network_nor_engine(tokend, authserver
     tokend.accounts['work']['token_url'] = 'https://127.0.0.1:9/token'
     tokend.write_config()
     before = authserver.stats()
+    # The first call after an edit of the configuration goes through the
+    # engine, which notes the new settings (no network: the token is fresh).
     r = tokend.run('token', 'work', env={'LD_DEBUG': 'libs'})
-    assert r.returncode == EX_OK
-    assert r.stdout == access
+    assert r.returncode == EX_OK and r.stdout == access
+    assert 'libcurl' in r.stderr
+    # From then on only the launcher runs: libcurl, libsecret and
+    # libmicrohttpd are never loaded, and the server hears nothing.
+    for _ in range(3):
+        r = tokend.run('token', 'work', env={'LD_DEBUG': 'libs'})
+        assert r.returncode == EX_OK
+        assert r.stdout == access
+        for lib in ('libcurl', 'libsecret', 'libmicrohttpd', 'libgio'):
+            assert lib not in r.stderr
     assert authserver.stats() == before
-    # Only the launcher ran: libcurl, libsecret and libmicrohttpd were never loaded.
-    for lib in ('libcurl', 'libsecret', 'libmicrohttpd', 'libgio'):
-        assert lib not in r.stderr
+
+
+def test_refresh_tick_with_nothing_due_reads_no_account(tokend, authserver):
+    for n in ('one', 'two'):
+        tokend.account(n)
+        tokend.obtain(n)
+    # The first full refresh notes when the next one has work.
+    assert tokend.run('refresh').returncode == EX_OK
+    r = tokend.run('refresh', env={'LD_DEBUG': 'libs'})
+    assert r.returncode == EX_OK and 'libcurl' not in r.stderr
+    # Editing the configuration, signing in or out invalidates the note.
+    tokend.accounts['two']['refresh_margin'] = '3650'
+    tokend.write_config()
+    before = authserver.stats()['token'].get('refresh_token', 0)
+    r = tokend.run('refresh')
+    assert r.returncode == EX_OK
+    assert authserver.stats()['token'].get('refresh_token', 0) == before + 1
+    # 'two' is due at every tick now: the launcher keeps handing over.
+    r = tokend.run('refresh', env={'LD_DEBUG': 'libs'})
+    assert 'libcurl' in r.stderr
+    tokend.accounts['two']['refresh_margin'] = '600'
+    tokend.write_config()
+    assert tokend.run('refresh').returncode == EX_OK
+    assert 'libcurl' not in tokend.run('refresh', env={'LD_DEBUG': 'libs'}).stderr
+    assert tokend.run('logout', 'one').returncode == EX_OK
+    r = tokend.run('refresh', env={'LD_DEBUG': 'libs'})
+    assert r.returncode == EX_NOPERM and 'one: not signed in' in r.stderr
 
 
 def test_token_prints_only_the_token(tokend):
