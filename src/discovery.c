@@ -141,7 +141,7 @@ static Discovery *fetch(Http *h, const char *issuer, const char *cache, struct t
             return NULL;
         }
         d = discovery_parse(r->body->data, r->body->len, issuer, e);
-        if (d && fileio_write_atomic(cache, r->body->data, r->body->len, e) < 0) {
+        if (d && fileio_write_atomic(cache, r->body->data, r->body->len, FILEIO_SYNC_NONE, e) < 0) {
             log_warn("%s", e->message);
             error_clear(e);
         }

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <locale.h>
 
 #include "tokend-config.h"
 #include "tokend/cli.h"
@@ -20,7 +19,6 @@ int main(int argc, char **argv)
      * other processes of the user. */
     prctl(PR_SET_DUMPABLE, 0);
     setrlimit(RLIMIT_CORE, &no_core);
-    setlocale(LC_ALL, "");
     if (cli_parse_globals(argc, argv, &g) < 0)
         return 64;
     log_level = g.quiet ? LOG_LEVEL_QUIET : MIN(g.verbosity, LOG_LEVEL_DEBUG);

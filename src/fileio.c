@@ -33,7 +33,7 @@ static void fsync_dir(const char *path)
     }
 }
 
-int fileio_write_atomic(const char *path, const void *data, size_t len,
+int fileio_write_atomic(const char *path, const void *data, size_t len, enum fileio_sync sync,
                         struct tokend_error *e)
 {
     g_autofree char *tmp = NULL;
@@ -49,7 +49,8 @@ int fileio_write_atomic(const char *path, const void *data, size_t len,
     if (fd < 0)
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot create %s: %s", path,
                          g_strerror(errno));
-    if (fchmod(fd, 0600) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, 0600) < 0 || write_all(fd, data, len) < 0 ||
+        (sync != FILEIO_SYNC_NONE && fdatasync(fd) < 0)) {
         int err = errno;
         close(fd);
         unlink(tmp);
@@ -61,7 +62,8 @@ int fileio_write_atomic(const char *path, const void *data, size_t len,
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot replace %s: %s", path,
                          g_strerror(err));
     }
-    fsync_dir(path);
+    if (sync == FILEIO_SYNC_DURABLE)
+        fsync_dir(path);
     return 0;
 }
 

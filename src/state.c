@@ -125,7 +125,7 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
         return error_set(e, TOKEND_EX_SOFTWARE, "out of memory");
     text = g_strconcat(printed, "\n", NULL);
     cJSON_free(printed);
-    return fileio_write_atomic(path, text, strlen(text), e);
+    return fileio_write_atomic(path, text, strlen(text), FILEIO_SYNC_DATA, e);
 }
 
 bool state_token_fresh(const AccountState *st, int margin, gint64 now)

@@ -47,7 +47,7 @@ static int file_put(Store *s, const char *account, const char *kind, const char 
     (void)label;
     if (!path)
         return -1;
-    return fileio_write_atomic(path, value->data, value->len, e);
+    return fileio_write_atomic(path, value->data, value->len, FILEIO_SYNC_DURABLE, e);
 }
 
 static int file_remove(Store *s, const char *account, const char *kind, struct tokend_error *e)

@@ -3,8 +3,7 @@
  * and every call is cancelled after CALL_TIMEOUT_S. */
 
 #include <string.h>
-#include <libsecret/secret.h>
-
+#include "tokend/secretlib.h"
 #include "tokend/store.h"
 #include "tokend/log.h"
 
@@ -12,6 +11,7 @@
 
 typedef struct secret_store {
     Store base;
+    const struct secretlib *lib;
     SecretService *service;
 } SecretStore;
 
@@ -28,6 +28,7 @@ static const SecretSchema schema = {
 
 /* A watchdog thread cancels the call when it outlives its bound. */
 struct deadline {
+    const struct secretlib *lib;
     GCancellable *cancel;
     GThread *thread;
     GMutex lock;
@@ -44,14 +45,15 @@ static gpointer deadline_run(gpointer data)
     while (!d->done && g_cond_wait_until(&d->done_cond, &d->lock, until))
         ;
     if (!d->done)
-        g_cancellable_cancel(d->cancel);
+        d->lib->cancellable_cancel(d->cancel);
     g_mutex_unlock(&d->lock);
     return NULL;
 }
 
-static void deadline_start(struct deadline *d)
+static void deadline_start(struct deadline *d, const struct secretlib *lib)
 {
-    d->cancel = g_cancellable_new();
+    d->lib = lib;
+    d->cancel = lib->cancellable_new();
     d->done = false;
     g_mutex_init(&d->lock);
     g_cond_init(&d->done_cond);
@@ -65,14 +67,15 @@ static void deadline_stop(struct deadline *d)
     g_cond_signal(&d->done_cond);
     g_mutex_unlock(&d->lock);
     g_thread_join(d->thread);
-    g_object_unref(d->cancel);
+    d->lib->object_unref(d->cancel);
     g_mutex_clear(&d->lock);
     g_cond_clear(&d->done_cond);
 }
 
-static int dbus_error(GError *err, const char *what, struct tokend_error *e)
+static int dbus_error(const struct secretlib *lib, GError *err, const char *what,
+                      struct tokend_error *e)
 {
-    if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    if (g_error_matches(err, lib->io_error_quark(), G_IO_ERROR_CANCELLED))
         error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring did not answer within %d s while %s",
                   CALL_TIMEOUT_S, what);
     else
@@ -108,16 +111,16 @@ static int default_collection_locked(SecretStore *s, struct tokend_error *e)
     SecretCollection *c;
     int locked;
 
-    deadline_start(&d);
-    c = secret_collection_for_alias_sync(s->service, SECRET_COLLECTION_DEFAULT,
+    deadline_start(&d, s->lib);
+    c = s->lib->collection_for_alias_sync(s->service, SECRET_COLLECTION_DEFAULT,
                                          SECRET_COLLECTION_NONE, d.cancel, &err);
     deadline_stop(&d);
     if (err)
-        return dbus_error(err, "looking for the default collection", e);
+        return dbus_error(s->lib, err, "looking for the default collection", e);
     if (!c)
         return error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring has no default collection");
-    locked = secret_collection_get_locked(c) ? 1 : 0;
-    g_object_unref(c);
+    locked = s->lib->collection_get_locked(c) ? 1 : 0;
+    s->lib->object_unref(c);
     return locked;
 }
 
@@ -134,15 +137,15 @@ static int secret_get(Store *base, const char *account, const char *kind, SecStr
     gsize len = 0;
     int r = 0;
 
-    deadline_start(&d);
+    deadline_start(&d, s->lib);
     /* No SECRET_SEARCH_UNLOCK: we never prompt.  Locked items are found
      * too, so a locked keyring is told apart from an empty one. */
-    items = secret_service_search_sync(s->service, &schema, attrs,
+    items = s->lib->service_search_sync(s->service, &schema, attrs,
                                        SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS,
                                        d.cancel, &err);
     deadline_stop(&d);
     if (err)
-        return dbus_error(err, "reading the refresh token", e);
+        return dbus_error(s->lib, err, "reading the refresh token", e);
     if (!items) {
         /* A collection that was locked when the daemon loaded it shows only
          * hashed attributes: nothing matches, yet the token may be there. */
@@ -151,19 +154,19 @@ static int secret_get(Store *base, const char *account, const char *kind, SecStr
             return -1;
         return locked ? locked_error(e) : 0;
     }
-    if (secret_item_get_locked(items->data)) {
+    if (s->lib->item_get_locked(items->data)) {
         r = locked_error(e);
-    } else if ((value = secret_item_get_secret(items->data)) != NULL) {
-        data = secret_value_get(value, &len);
+    } else if ((value = s->lib->item_get_secret(items->data)) != NULL) {
+        data = s->lib->value_get(value, &len);
         if (len > 0)
             *out = secstr_from(data, len);
         else
             r = error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring holds an empty secret");
-        secret_value_unref(value);
+        s->lib->value_unref(value);
     } else {
         r = error_set(e, TOKEND_EX_UNAVAILABLE, "the keyring did not hand out the secret");
     }
-    g_list_free_full(items, g_object_unref);
+    g_list_free_full(items, s->lib->object_unref);
     return r;
 }
 
@@ -182,14 +185,14 @@ static int secret_put(Store *base, const char *account, const char *kind, const 
         return -1;
     if (locked)
         return locked_error(e);
-    value = secret_value_new(v->data, (gssize)v->len, "text/plain");
-    deadline_start(&d);
-    ok = secret_service_store_sync(s->service, &schema, attrs, SECRET_COLLECTION_DEFAULT, label,
+    value = s->lib->value_new(v->data, (gssize)v->len, "text/plain");
+    deadline_start(&d, s->lib);
+    ok = s->lib->service_store_sync(s->service, &schema, attrs, SECRET_COLLECTION_DEFAULT, label,
                                    value, d.cancel, &err);
     deadline_stop(&d);
-    secret_value_unref(value);
+    s->lib->value_unref(value);
     if (!ok)
-        return dbus_error(err, "saving the refresh token", e);
+        return dbus_error(s->lib, err, "saving the refresh token", e);
     return 0;
 }
 
@@ -202,11 +205,11 @@ static int secret_remove(Store *base, const char *account, const char *kind,
     struct deadline d;
     gboolean removed;
 
-    deadline_start(&d);
-    removed = secret_service_clear_sync(s->service, &schema, attrs, d.cancel, &err);
+    deadline_start(&d, s->lib);
+    removed = s->lib->service_clear_sync(s->service, &schema, attrs, d.cancel, &err);
     deadline_stop(&d);
     if (err)
-        return dbus_error(err, "removing the refresh token", e);
+        return dbus_error(s->lib, err, "removing the refresh token", e);
     return removed ? 1 : 0;
 }
 
@@ -214,7 +217,8 @@ static void secret_free(Store *base)
 {
     SecretStore *s = (SecretStore *)base;
 
-    g_clear_object(&s->service);
+    if (s->service)
+        s->lib->object_unref(s->service);
     g_free(s);
 }
 
@@ -241,6 +245,7 @@ static bool session_bus_known(void)
 
 Store *store_secret_new(bool probe_only, struct tokend_error *e)
 {
+    const struct secretlib *lib;
     g_autoptr(GError) err = NULL;
     SecretStore *s;
     struct deadline d;
@@ -251,13 +256,17 @@ Store *store_secret_new(bool probe_only, struct tokend_error *e)
         error_set_hint(e, "run inside a desktop session, or set store = file");
         return NULL;
     }
+    lib = secretlib_load(e);
+    if (!lib)
+        return NULL;
     s = g_new0(SecretStore, 1);
     s->base.ops = &secret_ops;
-    deadline_start(&d);
-    s->service = secret_service_get_sync(SECRET_SERVICE_OPEN_SESSION, d.cancel, &err);
+    s->lib = lib;
+    deadline_start(&d, s->lib);
+    s->service = lib->service_get_sync(SECRET_SERVICE_OPEN_SESSION, d.cancel, &err);
     deadline_stop(&d);
     if (!s->service) {
-        dbus_error(err, "connecting", e);
+        dbus_error(s->lib, err, "connecting", e);
         secret_free(&s->base);
         return NULL;
     }

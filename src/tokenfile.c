@@ -28,7 +28,7 @@ int tokenfile_write(const char *path, const SecStr *token, struct tokend_error *
     line = secstr_new(token->len + 1);
     secstr_append(line, token->data, token->len);
     secstr_append(line, "\n", 1);
-    return fileio_write_atomic(path, line->data, line->len, e);
+    return fileio_write_atomic(path, line->data, line->len, FILEIO_SYNC_DATA, e);
 }
 
 SecStr *tokenfile_read(const char *path, bool *missing, struct tokend_error *e)

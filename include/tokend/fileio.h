@@ -6,10 +6,18 @@
 #include "tokend/error.h"
 #include "tokend/secstr.h"
 
+/* How far a replacement must be on disk before fileio_write_atomic returns. */
+enum fileio_sync {
+    FILEIO_SYNC_NONE,    /* caches that can be fetched again */
+    FILEIO_SYNC_DATA,    /* never empty or torn after a power cut; may be the old file */
+    FILEIO_SYNC_DURABLE, /* the new file survives a power cut: secrets that rotate */
+};
+
 /* Replace path with data: a temporary file in the same folder, created 0600,
- * written, fsynced, renamed over path, folder fsynced.  On any failure the
- * old file is untouched and the temporary removed. */
-int fileio_write_atomic(const char *path, const void *data, size_t len,
+ * written, synced as asked, renamed over path (and the folder synced for
+ * FILEIO_SYNC_DURABLE).  A reader sees the old file or the new one, never a
+ * mix.  On any failure the old file is untouched and the temporary removed. */
+int fileio_write_atomic(const char *path, const void *data, size_t len, enum fileio_sync sync,
                         struct tokend_error *e);
 /* Read a whole file of at most cap bytes.  Returns 0, or -1 with e set;
  * a missing file returns -1 with *missing set (if given) and e set. */

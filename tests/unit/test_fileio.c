@@ -17,13 +17,13 @@ static void test_write_atomic(void)
     g_autofree char *first = NULL, *second = NULL, *names = NULL;
     gsize len = 0;
 
-    g_assert_cmpint(fileio_write_atomic(path, "first\n", 6, &e), ==, 0);
+    g_assert_cmpint(fileio_write_atomic(path, "first\n", 6, FILEIO_SYNC_DURABLE, &e), ==, 0);
     first = testutil_read(path, &len);
     g_assert_cmpmem(first, len, "first\n", 6);
     g_assert_cmpint(testutil_mode(path), ==, 0600);
     /* Replacing: a loose old file is replaced by a private new one. */
     g_assert_cmpint(chmod(path, 0644), ==, 0);
-    g_assert_cmpint(fileio_write_atomic(path, "2nd", 3, &e), ==, 0);
+    g_assert_cmpint(fileio_write_atomic(path, "2nd", 3, FILEIO_SYNC_DURABLE, &e), ==, 0);
     second = testutil_read(path, &len);
     g_assert_cmpmem(second, len, "2nd", 3);
     g_assert_cmpint(testutil_mode(path), ==, 0600);
@@ -41,10 +41,10 @@ static void test_write_empty_and_binary(void)
     g_autofree char *got = NULL, *got2 = NULL;
     gsize len = 1;
 
-    g_assert_cmpint(fileio_write_atomic(path, "", 0, &e), ==, 0);
+    g_assert_cmpint(fileio_write_atomic(path, "", 0, FILEIO_SYNC_DURABLE, &e), ==, 0);
     got = testutil_read(path, &len);
     g_assert_cmpuint(len, ==, 0);
-    g_assert_cmpint(fileio_write_atomic(path, "a\0b", 3, &e), ==, 0);
+    g_assert_cmpint(fileio_write_atomic(path, "a\0b", 3, FILEIO_SYNC_DURABLE, &e), ==, 0);
     got2 = testutil_read(path, &len);
     g_assert_cmpmem(got2, len, "a\0b", 3);
 }
@@ -57,13 +57,13 @@ static void test_write_fails_cleanly(void)
     g_autofree char *names = NULL;
     g_auto(TokendError) e = TOKEND_ERROR_INIT;
 
-    g_assert_cmpint(fileio_write_atomic(missing, "x", 1, &e), ==, -1);
+    g_assert_cmpint(fileio_write_atomic(missing, "x", 1, FILEIO_SYNC_DURABLE, &e), ==, -1);
     g_assert_cmpint(e.status, ==, TOKEND_EX_CANTCREAT);
     testutil_assert_contains(e.message, missing);
     g_assert_false(g_file_test(missing, G_FILE_TEST_EXISTS));
     /* The rename fails: the temporary file must go. */
     g_assert_cmpint(g_mkdir(target_dir, 0700), ==, 0);
-    g_assert_cmpint(fileio_write_atomic(target_dir, "x", 1, &e), ==, -1);
+    g_assert_cmpint(fileio_write_atomic(target_dir, "x", 1, FILEIO_SYNC_DURABLE, &e), ==, -1);
     g_assert_cmpint(e.status, ==, TOKEND_EX_CANTCREAT);
     names = testutil_list(dir);
     g_assert_cmpstr(names, ==, "is-a-folder");
