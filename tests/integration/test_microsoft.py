@@ -341,3 +341,102 @@ def test_google_needs_its_client_secret(tokend, google):
     tokend.write_config()
     r = tokend.run('obtain', 'work')
     assert r.returncode == EX_CONFIG and 'client_secret' in r.stderr
+
+
+# Discovery and the device flow in the providers' documented shapes ----------
+
+def test_templated_issuer_of_common_breaks_nothing(tokend, certs):
+    """Microsoft's multi-tenant metadata names the issuer
+    https://login.microsoftonline.com/{tenantid}/v2.0; a strict issuer check
+    would refuse it."""
+    ca, cert, key = certs
+    with ScriptedEndpoint(tls=(cert, key)) as ep:
+        base = f'https://127.0.0.1:{ep.port}'
+        ep.script('/common/v2.0/.well-known/openid-configuration', Reply(200, {
+            'issuer': base + '/{tenantid}/v2.0',
+            'authorization_endpoint': base + '/common/oauth2/v2.0/authorize',
+            'token_endpoint': base + '/common/oauth2/v2.0/token',
+            'device_authorization_endpoint': base + '/common/oauth2/v2.0/devicecode',
+            'response_types_supported': ['code']}))
+        ep.script('/common/oauth2/v2.0/authorize', authorize_redirect())
+        ep.script('/common/oauth2/v2.0/token', ms_success())
+        tokend.env.update(BROWSER=str(FOLLOW), TOKEND_TEST_CA=ca)
+        tokend.account(provider='generic', issuer=base + '/common/v2.0', client_id='x',
+                       authorize_url=None, token_url=None, ca_file=ca, store='file')
+        r = tokend.run('obtain', 'work')
+        assert r.returncode == EX_OK, r.stderr
+        assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+
+
+def device_account(tokend, certs, ep):
+    ca = certs[0]
+    tokend.env.update(TOKEND_TEST_CA=ca)
+    tokend.account(provider='google', client_id='1234-abc.apps.googleusercontent.com',
+                   client_secret='GOCSPX-x', username='me@gmail.com', flow='device',
+                   authorize_url=ep.url('/auth'), token_url=ep.url('/token'),
+                   device_authorization_url=ep.url('/device/code'), ca_file=ca, store='file',
+                   scopes='email')
+
+
+def google_device_reply(interval=1):
+    # Google spells it verification_url and sends no complete URI.
+    return Reply(200, {'device_code': 'AH-1Ng2-device-code', 'user_code': 'GQVQ-JKEC',
+                       'verification_url': 'https://www.google.com/device',
+                       'expires_in': 1800, 'interval': interval})
+
+
+def test_device_flow_google_spelling_and_slow_down(tokend, certs):
+    with ScriptedEndpoint(tls=certs[1:]) as ep:
+        device_account(tokend, certs, ep)
+        ep.script('/device/code', google_device_reply())
+        ep.script('/token', Reply(400, {'error': 'slow_down'}),
+                  Reply(400, {'error': 'authorization_pending'}),
+                  Reply(200, {'access_token': 'ya29.device', 'expires_in': 3599,
+                              'refresh_token': '1//device-refresh', 'token_type': 'Bearer'}))
+        r = tokend.run('obtain', 'work', '--no-browser', timeout=60)
+        assert r.returncode == EX_OK, r.stderr
+        assert 'open https://www.google.com/device and enter the code GQVQ-JKEC' in r.stderr
+        polls = [q for q in ep.requests if q.path == '/token']
+        assert len(polls) == 3
+        assert form_of(polls[0])['grant_type'] == 'urn:ietf:params:oauth:grant-type:device_code'
+        assert form_of(polls[0])['device_code'] == 'AH-1Ng2-device-code'
+        assert form_of(polls[0])['client_secret'] == 'GOCSPX-x'
+        assert tokend.token_file().read_text() == 'ya29.device\n'
+
+
+def test_device_flow_slows_down_by_five_seconds(tokend, certs):
+    import time as _time
+    with ScriptedEndpoint(tls=certs[1:]) as ep:
+        device_account(tokend, certs, ep)
+        ep.script('/device/code', google_device_reply())
+        ep.script('/token', Reply(400, {'error': 'slow_down'}),
+                  Reply(200, {'access_token': 'ya29.device', 'expires_in': 3599,
+                              'refresh_token': '1//r', 'token_type': 'Bearer'}))
+        stamps = []
+        orig = ep._answer
+
+        def stamp(h, reply):
+            stamps.append(_time.monotonic())
+            orig(h, reply)
+        ep._answer = stamp
+        r = tokend.run('obtain', 'work', '--no-browser', timeout=60)
+        assert r.returncode == EX_OK, r.stderr
+        gaps = [b - a for a, b in zip(stamps[1:], stamps[2:])]
+        assert gaps and 5.5 <= gaps[0] < 9, stamps
+
+
+@pytest.mark.parametrize('error,words', [
+    ('access_denied', 'denied'),
+    ('authorization_declined', 'declined'),
+    ('expired_token', 'expired'),
+])
+def test_device_flow_ends_on_refusal(tokend, certs, error, words):
+    with ScriptedEndpoint(tls=certs[1:]) as ep:
+        device_account(tokend, certs, ep)
+        ep.script('/device/code', google_device_reply())
+        ep.script('/token', Reply(400, {'error': 'authorization_pending'}),
+                  Reply(400, {'error': error}))
+        r = tokend.run('obtain', 'work', '--no-browser', timeout=60)
+        assert r.returncode == EX_NOPERM, r.stderr
+        assert words in r.stderr
+        assert not tokend.token_file().exists()

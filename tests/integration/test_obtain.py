@@ -198,3 +198,35 @@ def test_usage_errors(tokend):
     assert tokend.run('obtain', 'work', '--bogus').returncode == EX_USAGE
     assert tokend.run('frobnicate').returncode == EX_USAGE
     assert tokend.run('obtain', 'work', '--manual', '--device').returncode == EX_USAGE
+
+
+def listeners(port):
+    """(address, family) of the sockets listening on port."""
+    found = []
+    for path, family in (('/proc/net/tcp', 4), ('/proc/net/tcp6', 6)):
+        try:
+            lines = open(path).readlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, p = local.split(':')
+            if state == '0A' and int(p, 16) == port:
+                found.append((addr, family))
+    return found
+
+
+def test_localhost_redirect_listens_on_both_loopbacks(tokend):
+    tokend.account(redirect_uri='http://localhost/', login_timeout=5)
+    proc = tokend.popen('obtain', 'work', '--no-browser')
+    url = wait_for_url(proc)
+    redirect = catcher_base(url)
+    assert re.fullmatch(r'http://localhost:\d+/', redirect)
+    port = int(redirect.rsplit(':', 1)[1].rstrip('/'))
+    found = listeners(port)
+    proc.kill()
+    proc.communicate()
+    assert ('0100007F', 4) in found
+    if open('/proc/net/if_inet6').read().strip():
+        assert ('00000000000000000000000001000000', 6) in found
+    assert len(found) <= 2
