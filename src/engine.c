@@ -2,6 +2,7 @@
  * everything but the calls it can answer from local files. */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -19,6 +20,9 @@ int main(int argc, char **argv)
      * other processes of the user. */
     prctl(PR_SET_DUMPABLE, 0);
     setrlimit(RLIMIT_CORE, &no_core);
+    /* libcurl (OpenSSL) would write the TLS session keys, which decrypt
+     * every token on the wire, to the file this names. */
+    unsetenv("SSLKEYLOGFILE");
     if (cli_parse_globals(argc, argv, &g) < 0)
         return 64;
     log_level = g.quiet ? LOG_LEVEL_QUIET : MIN(g.verbosity, LOG_LEVEL_DEBUG);

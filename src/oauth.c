@@ -108,6 +108,28 @@ static void json_wipe_delete(cJSON *root)
 typedef cJSON SecretJson;
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SecretJson, json_wipe_delete)
 
+/* One JSON text and nothing after it.  cJSON stops after the first value and
+ * ends a string at a NUL, raw or escaped: "tok\u0000en" would become the
+ * token "tok".  No token response has either. */
+static cJSON *parse_whole_json(const SecStr *body)
+{
+    const char *end = NULL;
+    const char *stop = body->data + body->len;
+    cJSON *root;
+
+    if (memchr(body->data, '\0', body->len) ||
+        g_strstr_len(body->data, (gssize)body->len, "\\u0000"))
+        return NULL;
+    root = cJSON_ParseWithLengthOpts(body->data, body->len, &end, false);
+    while (root && end < stop && g_ascii_isspace(*end))
+        end++;
+    if (root && end != stop) {
+        json_wipe_delete(root);
+        return NULL;
+    }
+    return root;
+}
+
 int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
                                struct tokend_error *e)
 {
@@ -117,7 +139,7 @@ int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
 
     if (r->status < 200 || r->status > 299)
         return oauth_error_from_response(r, e);
-    root = cJSON_ParseWithLength(r->body->data, r->body->len);
+    root = parse_whole_json(r->body);
     if (!cJSON_IsObject(root))
         return bad_response(e, "not a JSON object");
     if (cJSON_GetObjectItemCaseSensitive(root, "error"))
