@@ -67,6 +67,22 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, enum fil
     return 0;
 }
 
+void fileio_remove_stale_temps(const char *path)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *base = g_path_get_basename(path);
+    g_autofree char *prefix = g_strconcat(base, ".tmp-", NULL);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    while (d && (name = g_dir_read_name(d)) != NULL) {
+        if (g_str_has_prefix(name, prefix)) {
+            g_autofree char *stale = g_build_filename(dir, name, NULL);
+            (void)unlink(stale);
+        }
+    }
+}
+
 int fileio_check_private(int fd, const char *path, bool repair, struct tokend_error *e)
 {
     struct stat st;

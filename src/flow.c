@@ -109,6 +109,17 @@ void flow_remember_config(const Account *a)
     error_clear(&e);
 }
 
+void flow_remove_stale_temps(const Account *a, const char *account_dir)
+{
+    const char *names[] = {REFRESH_KIND, "state.json"};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autofree char *path = g_build_filename(account_dir, names[i], NULL);
+        fileio_remove_stale_temps(path);
+    }
+    fileio_remove_stale_temps(a->token_file);
+}
+
 int flow_save_response(const Account *a, const char *dir, AccountState *st,
                        const char *signin_store, const TokenResponse *t,
                        struct tokend_error *e)
@@ -241,6 +252,8 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     fd = g_file_test(dir, G_FILE_TEST_IS_DIR) ? lock_acquire(dir, LOCK_TIMEOUT_MS, e) : -1;
     if (fd < 0 && e->status)
         return -1;
+    if (fd >= 0)
+        flow_remove_stale_temps(a, dir);
     revoke_at_provider(a, st, removed);
     forget_everywhere(a, st, removed);
     if (fileio_remove(a->token_file, e) > 0)

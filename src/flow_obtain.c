@@ -116,6 +116,7 @@ static int save_signin(const Account *a, const char *store, const TokenResponse 
     fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e);
     if (fd < 0)
         return -1;
+    flow_remove_stale_temps(a, dir);
     st = state_load(dir, e);
     if (!st) {
         /* A broken state file must not stop a fresh sign-in. */

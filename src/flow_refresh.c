@@ -64,13 +64,30 @@ static int signin_needed(const Account *a, struct tokend_error *e, const char *w
     return -1;
 }
 
-static int load_refresh_token(const Account *a, const AccountState *st, SecStr **rt,
+/* A first sign-in killed after storing its refresh token but before writing
+ * the state leaves the token where that sign-in chose to keep it. */
+static bool find_unrecorded_refresh_token(const Account *a, AccountState *st, SecStr **rt)
+{
+    struct tokend_error probe = TOKEND_ERROR_INIT;
+    g_autoptr(Store) s = store_open(a->store, &probe);
+    bool found = s && store_get(s, a->name, REFRESH_KIND, rt, &probe) == 0 && *rt;
+
+    if (found)
+        st->store = g_strdup(store_name(s));
+    error_clear(&probe);
+    return found;
+}
+
+static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
                               struct tokend_error *e)
 {
-    g_autoptr(Store) s = st->store ? store_open_named(st->store, e) : NULL;
+    g_autoptr(Store) s = NULL;
 
+    if (!st->store && find_unrecorded_refresh_token(a, st, rt))
+        return 0;
     if (!st->store)
         return signin_needed(a, e, "not signed in yet (no refresh token stored)");
+    s = store_open_named(st->store, e);
     if (!s || store_get(s, a->name, REFRESH_KIND, rt, e) < 0)
         return -1;
     if (!*rt)
@@ -101,6 +118,7 @@ static enum begin_result job_begin(struct refresh_job *j, Http *http, bool wait)
     j->dir = paths_account_dir(a->name);
     if (paths_ensure_private_dir(j->dir, e) < 0 || !(j->st = state_load(j->dir, e)))
         return BEGIN_FAILED;
+    j->req->signin_known = j->st->needs_signin;
     if (!j->force && fresh(a, j->st, j->margin)) {
         j->req->outcome = REFRESH_NOT_NEEDED;
         return BEGIN_DONE;
@@ -112,6 +130,7 @@ static enum begin_result job_begin(struct refresh_job *j, Http *http, bool wait)
         error_clear(e);
         return BEGIN_BUSY;
     }
+    flow_remove_stale_temps(a, j->dir);
     /* Whoever held the lock may have refreshed already: use its result. */
     state_free(j->st);
     if (!(j->st = state_load(j->dir, e)))

@@ -150,7 +150,8 @@ static int report_refresh(struct refresh_request *req)
     const Account *a = req->account;
 
     if (req->error.status) {
-        if (req->error.status == TOKEND_EX_NOPERM)
+        /* Once per lost sign-in, not at every tick of the timer. */
+        if (req->error.status == TOKEND_EX_NOPERM && !req->signin_known)
             notify_signin_needed(a, req->error.message);
         return fail(&req->error, a->name);
     }

@@ -30,5 +30,9 @@ int fileio_read_secret(const char *path, size_t cap, SecStr **out, bool *missing
 /* Check an open file: regular, owned by us, no group/other bits.  Repairs
  * loose modes with a warning when repair is true. */
 int fileio_check_private(int fd, const char *path, bool repair, struct tokend_error *e);
+/* Remove the temporary files that fileio_write_atomic left beside path when
+ * the writer was killed before its rename.  Only while holding the lock that
+ * every writer of path takes. */
+void fileio_remove_stale_temps(const char *path);
 /* Remove a file; a missing one is fine.  Returns 1 if removed, 0 if absent. */
 int fileio_remove(const char *path, struct tokend_error *e);

@@ -58,6 +58,7 @@ struct refresh_request {
     const Account *account;
     enum refresh_outcome outcome;
     struct tokend_error error;
+    bool signin_known; /* the state already said a sign-in is needed */
     void *bulk; /* private */
 };
 
@@ -74,6 +75,8 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e);
 /* Note in the account's state what the current configuration says of it,
  * so that the launcher can answer from the state alone. */
 void flow_remember_config(const Account *a);
+/* Under the account's lock: remove what writers killed mid-write left. */
+void flow_remove_stale_temps(const Account *a, const char *account_dir);
 /* When `refresh` will next have work for this account (0: now). */
 gint64 flow_next_due(const Account *a);
 /* Seconds the current access token is still valid (0 if none). */
