@@ -212,19 +212,21 @@ class Dovecot:
 
     def write_config(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
-        mail_dir = self.workdir / 'mail'
-        mail_dir.mkdir(exist_ok=True)
-        shutil.chown(mail_dir, MAIL_USER, MAIL_GROUP)
-        open_path_to(mail_dir)
-        # Short, so that socket paths stay below the 108-byte limit.
+        # Short, so that socket paths stay below the 108-byte limit; and
+        # outside pytest's temporary root, which every pytest run on the
+        # machine resets to 0700, shutting the mail processes out.
         self.base_dir = tempfile.mkdtemp(prefix='dovecot-')
         os.chmod(self.base_dir, 0o755)
+        mail_dir = Path(self.base_dir) / 'mail'
+        mail_dir.mkdir()
+        shutil.chown(mail_dir, MAIL_USER, MAIL_GROUP)
+        open_path_to(mail_dir)
         oauth2_conf = self.workdir / 'dovecot-oauth2.conf.ext'
         tls = ''
         if self.ca_file:
             # Read by the auth process (user dovecot), which cannot enter the
             # authorization server's private directory.
-            ca_copy = self.workdir / 'introspection-ca.pem'
+            ca_copy = Path(self.base_dir) / 'introspection-ca.pem'
             shutil.copyfile(self.ca_file, ca_copy)
             ca_copy.chmod(0o644)
             tls = f'tls_ca_cert_file = {ca_copy}'
