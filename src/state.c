@@ -6,6 +6,7 @@
 
 #define STATE_FILE "state.json"
 #define STATE_MAX_BYTES (64 * 1024)
+#define MAX_MARGIN (86400 * 365) /* as config.c allows */
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
@@ -39,6 +40,15 @@ static gint64 get_int(const cJSON *obj, const char *name)
     return (gint64)d;
 }
 
+/* An int field: out of range counts as absent rather than wrapping (a
+ * margin that wrapped negative would pass an expired token off as fresh). */
+static int get_small(const cJSON *obj, const char *name, int max)
+{
+    gint64 v = get_int(obj, name);
+
+    return v <= max ? (int)v : 0;
+}
+
 static char *get_str(const cJSON *obj, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -59,15 +69,15 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->signed_in_at = get_int(root, "signed_in_at");
     st->last_refresh = get_int(root, "last_refresh");
     st->last_attempt = get_int(root, "last_attempt");
-    st->last_status = (int)get_int(root, "last_status");
+    st->last_status = get_small(root, "last_status", 255);
     st->store = get_str(root, "store");
     st->token_file = get_str(root, "token_file");
     st->scope = get_str(root, "scope");
     st->last_error = get_str(root, "last_error");
     st->needs_signin = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "needs_signin"));
     st->config_id = get_str(root, "config_id");
-    st->min_validity = (int)get_int(root, "min_validity");
-    st->refresh_margin = (int)get_int(root, "refresh_margin");
+    st->min_validity = get_small(root, "min_validity", MAX_MARGIN);
+    st->refresh_margin = get_small(root, "refresh_margin", MAX_MARGIN);
     return g_steal_pointer(&st);
 }
 

@@ -38,6 +38,27 @@ static void assert_state_equal(const AccountState *a, const AccountState *b)
     g_assert_cmpint(a->needs_signin, ==, b->needs_signin);
 }
 
+/* Found by fuzzing: integers beyond INT_MAX wrapped negative, and a
+ * negative margin passed an expired token off as fresh. */
+static void test_huge_numbers_do_not_wrap(void)
+{
+    static const char *const texts[] = {
+        "{\"min_validity\":4294967176,\"refresh_margin\":4294967176,\"expires_at\":10}",
+        "{\"min_validity\":1e12,\"refresh_margin\":99999999999,\"last_status\":7777777777}",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(texts); i++) {
+        struct tokend_error e = TOKEND_ERROR_INIT;
+        g_autoptr(AccountState) st = state_parse(texts[i], strlen(texts[i]), &e);
+
+        g_assert_nonnull(st);
+        g_assert_cmpint(st->min_validity, >=, 0);
+        g_assert_cmpint(st->refresh_margin, >=, 0);
+        g_assert_cmpint(st->last_status, >=, 0);
+        g_assert_false(state_token_fresh(st, st->min_validity, 100));
+    }
+}
+
 static void test_round_trip(void)
 {
     g_autofree char *dir = testutil_mkdir("round-trip");
@@ -203,6 +224,7 @@ int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
     g_test_add_func("/state/round-trip", test_round_trip);
+    g_test_add_func("/state/huge-numbers", test_huge_numbers_do_not_wrap);
     g_test_add_func("/state/missing", test_missing);
     g_test_add_func("/state/save-fails", test_save_fails);
     g_test_add_func("/state/garbage", test_garbage);
