@@ -180,22 +180,25 @@ static int listen_socket(int family, int port, struct tokend_error *e)
 
 static int socket_port(int fd)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } a = {.ss = {0}};
+    socklen_t len = sizeof(a);
 
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    if (getsockname(fd, &a.sa, &len) < 0)
         return -1;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(a.sa.sa_family == AF_INET ? a.in.sin_port : a.in6.sin6_port);
 }
 
 /* Bind what the host asks for: localhost gets 127.0.0.1 and ::1 on one port
  * (::1 is skipped where the machine has no IPv6). */
 static int bind_sockets(Catcher *c, const char *host, int port, struct tokend_error *e)
 {
-    bool v4 = strcmp(host, "[::1]") != 0;
-    bool v6 = strcmp(host, "127.0.0.1") != 0;
+    bool v4 = g_strcmp0(host, "[::1]") != 0;
+    bool v6 = g_strcmp0(host, "127.0.0.1") != 0;
 
     for (int attempt = 0; attempt < 8; attempt++) {
         struct tokend_error e6 = TOKEND_ERROR_INIT;
@@ -229,7 +232,7 @@ static int parse_uri(const char *uri, char **host, int *port, char **path,
     char *h = NULL, *p = NULL, *portstr = NULL;
 
     if (!catcher_handles(uri) || curl_url_set(u, CURLUPART_URL, uri, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK)
+        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK || !h)
         return error_set(e, TOKEND_EX_CONFIG,
                          "redirect_uri %s is not an http:// loopback address", uri);
     curl_url_get(u, CURLUPART_PATH, &p, 0);
@@ -247,7 +250,8 @@ static int parse_uri(const char *uri, char **host, int *port, char **path,
  * without a trailing slash, as Microsoft registers it. */
 static char *uri_with_port(const char *uri, const char *host, int port)
 {
-    const char *after_host = strstr(uri, "://") + 3 + strlen(host);
+    const char *scheme_end = strstr(uri, "://");
+    const char *after_host = scheme_end && host ? scheme_end + 3 + strlen(host) : "";
 
     if (*after_host == ':')
         after_host += strspn(after_host + 1, "0123456789") + 1;
@@ -285,7 +289,7 @@ Catcher *catcher_new(const char *redirect_uri, const char *expected_state,
     for (int i = 0; i < 2; i++) {
         if (c->sockets[i] < 0)
             continue;
-        c->daemons[i] = start_daemon(c, c->sockets[i], i == 1 || strcmp(host, "[::1]") == 0);
+        c->daemons[i] = start_daemon(c, c->sockets[i], i == 1 || g_strcmp0(host, "[::1]") == 0);
         if (!c->daemons[i]) {
             error_set(e, TOKEND_EX_SOFTWARE, "cannot start the redirect listener");
             return NULL;

@@ -157,7 +157,7 @@ int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
     scope = cJSON_GetObjectItemCaseSensitive(root, "scope");
     if (scope && !cJSON_IsString(scope) && !cJSON_IsNull(scope))
         return bad_response(e, "scope is not a string");
-    if (cJSON_IsString(scope))
+    if (scope && cJSON_IsString(scope))
         t->scope = g_strdup(scope->valuestring);
     *out = g_steal_pointer(&t);
     return 0;
@@ -229,9 +229,12 @@ int oauth_redirect_add(RedirectParams *p, const char *name, const char *value,
 
 int oauth_parse_query(const char *query, RedirectParams **out, struct tokend_error *e)
 {
-    g_autoptr(RedirectParams) p = g_new0(RedirectParams, 1);
+    g_autoptr(RedirectParams) p = NULL;
     const char *s = query;
 
+    if (!s)
+        return error_set(e, TOKEND_EX_DATAERR, "the redirect has no parameters");
+    p = g_new0(RedirectParams, 1);
     if (*s == '?' || *s == '#')
         s++;
     while (*s) {

@@ -135,7 +135,7 @@ int oauth_error_classify(const char *error, long code, const char *description,
         break;
     case ERROR_CLASS_ADMIN:
         error_set(e, TOKEND_EX_NOPERM, "administrator needed: %s (%s)", meaning, tag);
-        error_set_hint(e, "%s", kc->what_to_do);
+        error_set_hint(e, "%s", kc ? kc->what_to_do : "ask your administrator");
         break;
     case ERROR_CLASS_CONFIG:
         error_set(e, TOKEND_EX_CONFIG, "configuration error: %s (%s)", meaning, tag);
@@ -162,7 +162,7 @@ static long first_error_code(const cJSON *root)
     const cJSON *codes = cJSON_GetObjectItemCaseSensitive(root, "error_codes");
     const cJSON *first = cJSON_IsArray(codes) ? cJSON_GetArrayItem(codes, 0) : NULL;
 
-    if (cJSON_IsNumber(first) && first->valuedouble > 0 && first->valuedouble < 1e9)
+    if (first && cJSON_IsNumber(first) && first->valuedouble > 0 && first->valuedouble < 1e9)
         return (long)first->valuedouble;
     return 0;
 }

@@ -303,12 +303,13 @@ static int verb_status(struct verb_ctx *ctx)
 
 static int verb_logout(struct verb_ctx *ctx)
 {
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autoptr(GString) removed = g_string_new(NULL);
     const Account *a;
     int c, status = 0;
 
-    VERB_GETOPT(ctx, "", NULL, c)
+    VERB_GETOPT(ctx, "", none, c)
     return usage_error("logout: unknown option %s", ctx->argv[optind - 1]);
     if (ctx->argc - optind != 1)
         return usage_error("%s", "logout takes one ACCOUNT");

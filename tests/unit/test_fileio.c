@@ -43,6 +43,7 @@ static void test_write_empty_and_binary(void)
 
     g_assert_cmpint(fileio_write_atomic(path, "", 0, FILEIO_SYNC_DURABLE, &e), ==, 0);
     got = testutil_read(path, &len);
+    g_assert_nonnull(got);
     g_assert_cmpuint(len, ==, 0);
     g_assert_cmpint(fileio_write_atomic(path, "a\0b", 3, FILEIO_SYNC_DURABLE, &e), ==, 0);
     got2 = testutil_read(path, &len);
