@@ -158,22 +158,31 @@ const char *flow_kind_name(enum flow_kind kind)
 }
 
 /* A value as written, unescaped, with an inline comment (" #...") removed
- * and surrounding white space trimmed. */
-static char *get_value(const struct parse_ctx *c, const char *group, const char *key)
+ * and surrounding white space trimmed; *out NULL when the key is not there.
+ * A value GLib cannot read (not UTF-8, an unknown escape) is an error, not
+ * a missing key: it must neither fall back to [defaults] nor pass as is. */
+static int get_value(const struct parse_ctx *c, const char *group, const char *key,
+                     char **out)
 {
     g_autoptr(GError) err = NULL;
-    char *v = g_key_file_get_string(c->kf, group, key, &err);
+    g_autofree char *v = g_key_file_get_string(c->kf, group, key, &err);
     char *hash;
 
-    if (!v)
-        return NULL;
+    *out = NULL;
+    if (g_error_matches(err, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND) ||
+        g_error_matches(err, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND))
+        return 0;
+    if (err || !v)
+        return key_error(c, key, "the value is not UTF-8 text, or has a \\ escape other "
+                         "than \\s \\n \\t \\r \\\\");
     for (hash = strchr(v, '#'); hash; hash = strchr(hash + 1, '#')) {
         if (hash == v || hash[-1] == ' ' || hash[-1] == '\t') {
             *hash = '\0';
             break;
         }
     }
-    return g_strstrip(v);
+    *out = g_strstrip(g_steal_pointer(&v));
+    return 0;
 }
 
 /* https://HOST, or http:// to a loopback host.  Parsed, not compared as a
@@ -352,10 +361,12 @@ static int apply_keys(struct parse_ctx *c, Account *a, bool has_defaults, const 
         if (k->scope == SCOPE_DEFAULTS)
             continue;
         c->group = own_group;
-        v = get_value(c, own_group, k->name);
+        if (get_value(c, own_group, k->name, &v) < 0)
+            return -1;
         if (!v && has_defaults && k->scope == SCOPE_BOTH) {
             c->group = DEFAULTS_GROUP;
-            v = get_value(c, DEFAULTS_GROUP, k->name);
+            if (get_value(c, DEFAULTS_GROUP, k->name, &v) < 0)
+                return -1;
         }
         if (v && apply_key(c, k, v, a, base_dir) < 0)
             return -1;
@@ -467,7 +478,8 @@ static int parse_defaults(struct parse_ctx *c, Config *cfg)
     c->group = DEFAULTS_GROUP;
     if (check_group_keys(c, true) < 0)
         return -1;
-    v = get_value(c, DEFAULTS_GROUP, "max_parallel");
+    if (get_value(c, DEFAULTS_GROUP, "max_parallel", &v) < 0)
+        return -1;
     if (v && parse_int(c, "max_parallel", v, 1, 1024, &cfg->max_parallel) < 0)
         return -1;
     return 0;

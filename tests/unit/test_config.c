@@ -238,6 +238,14 @@ static const struct {
     {"this is not an ini file\n", PATH},
     {"[account work\nprovider = microsoft\n", PATH},
     {"provider = microsoft\n", PATH},
+    /* Values GLib cannot read are errors, not missing keys (found by
+     * fuzz/fuzz_config.c): no fallback to [defaults], no raw escapes. */
+    {"[account work]\nprovider = microsoft\nclient_id = caf\xe9\n",
+     "[account work] client_id: the value is not UTF-8"},
+    {"[defaults]\nclient_id = shared\n[account work]\nprovider = microsoft\n"
+     "client_id = caf\xe9\n", "[account work] client_id: the value is not UTF-8"},
+    {"[defaults]\nmax_parallel = \xff\n" MS, "[defaults] max_parallel: the value"},
+    {MS "username = me\\x@example.com\n", "[account work] username: the value"},
 };
 
 static void test_bad(void)
@@ -245,8 +253,10 @@ static void test_bad(void)
     for (size_t i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
         g_auto(TokendError) e = TOKEND_ERROR_INIT;
         g_autoptr(Config) cfg = NULL;
+        /* Escaped: some cases are not UTF-8, which TAP output must be. */
+        g_autofree char *shown = g_strescape(bad_cases[i].text, NULL);
 
-        g_test_message("case %zu: %s", i, bad_cases[i].text);
+        g_test_message("case %zu: %s", i, shown);
         cfg = parse(bad_cases[i].text, &e);
         g_assert_null(cfg);
         g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
