@@ -67,20 +67,36 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, enum fil
     return 0;
 }
 
-void fileio_remove_stale_temps(const char *path)
+static bool is_temp_of(const char *name, const char *base)
 {
-    g_autofree char *dir = g_path_get_dirname(path);
-    g_autofree char *base = g_path_get_basename(path);
-    g_autofree char *prefix = g_strconcat(base, ".tmp-", NULL);
+    size_t n = strlen(base);
+
+    return strncmp(name, base, n) == 0 && g_str_has_prefix(name + n, ".tmp-");
+}
+
+void fileio_remove_stale_temps_in(const char *dir, const char *const *names)
+{
     g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
     const char *name;
 
     while (d && (name = g_dir_read_name(d)) != NULL) {
-        if (g_str_has_prefix(name, prefix)) {
-            g_autofree char *stale = g_build_filename(dir, name, NULL);
-            (void)unlink(stale);
+        for (const char *const *base = names; *base; base++) {
+            if (is_temp_of(name, *base)) {
+                g_autofree char *stale = g_build_filename(dir, name, NULL);
+                (void)unlink(stale);
+                break;
+            }
         }
     }
+}
+
+void fileio_remove_stale_temps(const char *path)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *base = g_path_get_basename(path);
+    const char *names[] = {base, NULL};
+
+    fileio_remove_stale_temps_in(dir, names);
 }
 
 int fileio_check_private(int fd, const char *path, bool repair, struct tokend_error *e)

@@ -111,13 +111,14 @@ void flow_remember_config(const Account *a)
 
 void flow_remove_stale_temps(const Account *a, const char *account_dir)
 {
-    const char *names[] = {REFRESH_KIND, "state.json"};
+    g_autofree char *token_dir = g_path_get_dirname(a->token_file);
+    g_autofree char *token_base = g_path_get_basename(a->token_file);
+    bool together = strcmp(token_dir, account_dir) == 0;
+    const char *names[] = {REFRESH_KIND, "state.json", together ? token_base : NULL, NULL};
 
-    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
-        g_autofree char *path = g_build_filename(account_dir, names[i], NULL);
-        fileio_remove_stale_temps(path);
-    }
-    fileio_remove_stale_temps(a->token_file);
+    fileio_remove_stale_temps_in(account_dir, names);
+    if (!together)
+        fileio_remove_stale_temps(a->token_file);
 }
 
 int flow_save_response(const Account *a, const char *dir, AccountState *st,
@@ -276,6 +277,11 @@ gint64 flow_next_due(const Account *a)
     g_autoptr(AccountState) st = state_load(dir, &e);
 
     error_clear(&e);
+    return flow_next_due_of(a, st);
+}
+
+gint64 flow_next_due_of(const Account *a, const AccountState *st)
+{
     if (!st || !st->store || st->needs_signin || st->expires_at == 0 ||
         g_strcmp0(st->token_file, a->token_file) != 0 || access(a->token_file, F_OK) < 0)
         return 0;

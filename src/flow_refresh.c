@@ -4,6 +4,7 @@
  * the request), send, finish (save the rotated refresh token first). */
 
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "tokend/flow.h"
@@ -27,6 +28,8 @@ struct refresh_job {
     int lock_fd;
     FlowClient *client;
     SecStr *form;
+    HttpResponse *response; /* bulk: the answer, until a writer has saved it */
+    struct tokend_error net_error;
 };
 
 enum begin_result {
@@ -55,6 +58,8 @@ static void job_clear(struct refresh_job *j)
     g_clear_pointer(&j->st, state_free);
     g_clear_pointer(&j->client, flow_client_free);
     g_clear_pointer(&j->form, secstr_free);
+    g_clear_pointer(&j->response, http_response_free);
+    error_clear(&j->net_error);
 }
 
 static int signin_needed(const Account *a, struct tokend_error *e, const char *why)
@@ -109,37 +114,71 @@ static int prepare_locked(struct refresh_job *j, Http *http)
     return BEGIN_SEND;
 }
 
+static enum begin_result take_lock(struct refresh_job *j, bool wait)
+{
+    struct tokend_error *e = &j->req->error;
+
+    j->lock_fd = lock_acquire(j->dir, wait ? LOCK_TIMEOUT_MS : 0, e);
+    if (j->lock_fd >= 0)
+        return BEGIN_SEND;
+    if (wait || e->status != TOKEND_EX_TEMPFAIL)
+        return BEGIN_FAILED;
+    error_clear(e);
+    return BEGIN_BUSY;
+}
+
+/* One account's steps up to the request.  Waiting (`token`, one account):
+ * look at the state first, so that a fresh token costs no lock, then again
+ * under the lock, since whoever held it may have refreshed already.  Not
+ * waiting (bulk): try the lock first, then read the state once; an account
+ * whose lock is held elsewhere is left for later. */
 static enum begin_result job_begin(struct refresh_job *j, Http *http, bool wait)
 {
     const Account *a = j->req->account;
     struct tokend_error *e = &j->req->error;
+    enum begin_result r;
 
     j->lock_fd = -1;
     j->dir = paths_account_dir(a->name);
-    if (paths_ensure_private_dir(j->dir, e) < 0 || !(j->st = state_load(j->dir, e)))
+    if (paths_ensure_private_dir(j->dir, e) < 0)
         return BEGIN_FAILED;
-    j->req->signin_known = j->st->needs_signin;
-    if (!j->force && fresh(a, j->st, j->margin)) {
-        j->req->outcome = REFRESH_NOT_NEEDED;
-        return BEGIN_DONE;
-    }
-    j->lock_fd = lock_acquire(j->dir, wait ? LOCK_TIMEOUT_MS : 0, e);
-    if (j->lock_fd < 0) {
-        if (wait || e->status != TOKEND_EX_TEMPFAIL)
+    if (wait) {
+        if (!(j->st = state_load(j->dir, e)))
             return BEGIN_FAILED;
-        error_clear(e);
-        return BEGIN_BUSY;
+        j->req->signin_known = j->st->needs_signin;
+        if (!j->force && fresh(a, j->st, j->margin)) {
+            j->req->outcome = REFRESH_NOT_NEEDED;
+            return BEGIN_DONE;
+        }
+        if ((r = take_lock(j, wait)) != BEGIN_SEND)
+            return r;
+        state_free(j->st);
+        if (!(j->st = state_load(j->dir, e)))
+            return BEGIN_FAILED;
+        if (!j->force && fresh(a, j->st, j->margin)) {
+            j->req->outcome = REFRESH_DONE_ELSEWHERE;
+            return BEGIN_DONE;
+        }
+    } else {
+        if ((r = take_lock(j, wait)) != BEGIN_SEND)
+            return r;
+        if (!(j->st = state_load(j->dir, e)))
+            return BEGIN_FAILED;
+        j->req->signin_known = j->st->needs_signin;
+        if (!j->force && fresh(a, j->st, j->margin)) {
+            j->req->outcome = REFRESH_NOT_NEEDED;
+            return BEGIN_DONE;
+        }
     }
     flow_remove_stale_temps(a, j->dir);
-    /* Whoever held the lock may have refreshed already: use its result. */
-    state_free(j->st);
-    if (!(j->st = state_load(j->dir, e)))
-        return BEGIN_FAILED;
-    if (!j->force && fresh(a, j->st, j->margin)) {
-        j->req->outcome = REFRESH_DONE_ELSEWHERE;
-        return BEGIN_DONE;
-    }
     return prepare_locked(j, http);
+}
+
+/* Bulk: what the schedule needs to know, from the state in hand. */
+static void note_next_due(struct refresh_job *j)
+{
+    j->req->next_due = flow_next_due_of(j->req->account, j->st);
+    j->req->next_due_known = true;
 }
 
 static int job_finish(struct refresh_job *j, const HttpResponse *r, struct tokend_error *err)
@@ -194,7 +233,20 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
 }
 
 /* Many accounts: at most max_parallel requests in flight, each account
- * locked only while its own request is. */
+ * locked only while its own request is, and until its answer is saved.
+ *
+ * Saving is what a refresh spends its time on: every answer is written with
+ * four syncs (the refresh token durably, then the token file and the state),
+ * and one account's syncs wait for the disk one after the other.  So the
+ * answers go to a pool of writer threads, in whose syncs the file system
+ * commits many accounts' writes at once (on ext4 with a journal, 1000
+ * accounts' writes take 4.9 s from one thread and 0.28 s from 64), while the
+ * event loop goes on sending.  Each account's writes stay in order in one
+ * thread, under its lock.  WRITE_BACKLOG bounds the answers waiting to be
+ * saved (each holds its lock's descriptor). */
+#define WRITERS 64
+#define WRITE_BACKLOG (2 * WRITERS)
+
 struct bulk {
     HttpMulti *multi;
     Http *http; /* discovery, when an account needs it */
@@ -202,24 +254,57 @@ struct bulk {
     size_t n, next;
     int in_flight, max_parallel;
     GArray *busy; /* indexes of jobs whose lock was held elsewhere */
+    GThreadPool *writers;
+    GMutex mutex;
+    GCond saved;
+    int writing; /* answers handed to the writers and not saved yet */
 };
 
 static void bulk_fill(struct bulk *b);
 
-static void on_done(void *user, const HttpResponse *r, struct tokend_error *e)
+static int bulk_writing(struct bulk *b)
+{
+    int n;
+
+    g_mutex_lock(&b->mutex);
+    n = b->writing;
+    g_mutex_unlock(&b->mutex);
+    return n;
+}
+
+static void write_job(gpointer data, gpointer user)
+{
+    struct refresh_job *j = data;
+    struct bulk *b = user;
+
+    job_finish(j, j->response, &j->net_error);
+    note_next_due(j);
+    job_clear(j);
+    g_mutex_lock(&b->mutex);
+    b->writing--;
+    g_cond_signal(&b->saved);
+    g_mutex_unlock(&b->mutex);
+}
+
+static void on_done(void *user, HttpResponse *r, struct tokend_error *e)
 {
     struct refresh_job *j = user;
     struct bulk *b = j->req->bulk;
 
-    job_finish(j, r, e);
-    job_clear(j);
+    j->response = r;
+    error_move(&j->net_error, e);
+    g_mutex_lock(&b->mutex);
+    b->writing++;
+    g_mutex_unlock(&b->mutex);
+    g_thread_pool_push(b->writers, j, NULL);
     b->in_flight--;
     bulk_fill(b);
 }
 
 static void bulk_fill(struct bulk *b)
 {
-    while (b->in_flight < b->max_parallel && b->next < b->n) {
+    while (b->in_flight < b->max_parallel && b->next < b->n &&
+           bulk_writing(b) < WRITE_BACKLOG) {
         size_t i = b->next++;
         struct refresh_job *j = &b->jobs[i];
 
@@ -236,6 +321,8 @@ static void bulk_fill(struct bulk *b)
             g_array_append_val(b->busy, i);
             break;
         case BEGIN_DONE:
+            note_next_due(j);
+            break;
         case BEGIN_FAILED:
             break;
         }
@@ -243,10 +330,26 @@ static void bulk_fill(struct bulk *b)
     }
 }
 
+/* Every request in flight and every answer waiting to be saved holds a
+ * descriptor or two: make room for max_parallel of them. */
+static void raise_file_limit(void)
+{
+    struct rlimit r;
+
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
 void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel, bool force)
 {
     struct bulk b = {.n = n, .max_parallel = MAX(max_parallel, 1)};
 
+    raise_file_limit();
+    g_mutex_init(&b.mutex);
+    g_cond_init(&b.saved);
+    b.writers = g_thread_pool_new(write_job, &b, (int)MIN(n, WRITERS), FALSE, NULL);
     b.multi = http_multi_new(b.max_parallel);
     b.http = http_new(NULL);
     b.jobs = g_new0(struct refresh_job, n);
@@ -254,10 +357,21 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
     for (size_t i = 0; i < n; i++) {
         reqs[i].bulk = &b;
         b.jobs[i] = (struct refresh_job){.req = &reqs[i], .margin = reqs[i].account->refresh_margin,
-                                         .force = force, .lock_fd = -1};
+                                         .force = force, .lock_fd = -1,
+                                         .net_error = TOKEND_ERROR_INIT};
     }
-    bulk_fill(&b);
-    http_multi_run(b.multi);
+    for (;;) {
+        bulk_fill(&b);
+        http_multi_run(b.multi);
+        if (b.next >= b.n)
+            break;
+        /* Nothing in flight, accounts left: the writers are behind. */
+        g_mutex_lock(&b.mutex);
+        while (b.writing >= WRITE_BACKLOG)
+            g_cond_wait(&b.saved, &b.mutex);
+        g_mutex_unlock(&b.mutex);
+    }
+    g_thread_pool_free(b.writers, FALSE, TRUE);
     /* Accounts another tokend was refreshing: wait for it, then decide. */
     for (guint k = 0; k < b.busy->len; k++) {
         struct refresh_request *req = &reqs[g_array_index(b.busy, size_t, k)];
@@ -268,4 +382,6 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
     g_free(b.jobs);
     http_free(b.http);
     http_multi_free(b.multi);
+    g_cond_clear(&b.saved);
+    g_mutex_clear(&b.mutex);
 }

@@ -273,7 +273,7 @@ static void transfer_done(HttpMulti *m, CURL *c, CURLcode rc)
     curl_easy_getinfo(c, CURLINFO_PRIVATE, (char **)&t);
     curl_multi_remove_handle(m->multi, c);
     m->running--;
-    r = finish(c, rc, t->url, t->response, &e) == 0 ? t->response : NULL;
+    r = finish(c, rc, t->url, t->response, &e) == 0 ? g_steal_pointer(&t->response) : NULL;
     curl_easy_cleanup(c);
     curl_slist_free_all(t->headers);
     /* The callback may add transfers. */

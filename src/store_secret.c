@@ -124,7 +124,7 @@ static int default_collection_locked(SecretStore *s, struct tokend_error *e)
     return locked;
 }
 
-static int secret_get(Store *base, const char *account, const char *kind, SecStr **out,
+static int secret_get_locked(Store *base, const char *account, const char *kind, SecStr **out,
                       struct tokend_error *e)
 {
     SecretStore *s = (SecretStore *)base;
@@ -170,7 +170,7 @@ static int secret_get(Store *base, const char *account, const char *kind, SecStr
     return r;
 }
 
-static int secret_put(Store *base, const char *account, const char *kind, const char *label,
+static int secret_put_locked(Store *base, const char *account, const char *kind, const char *label,
                       const SecStr *v, struct tokend_error *e)
 {
     SecretStore *s = (SecretStore *)base;
@@ -196,7 +196,7 @@ static int secret_put(Store *base, const char *account, const char *kind, const 
     return 0;
 }
 
-static int secret_remove(Store *base, const char *account, const char *kind,
+static int secret_remove_locked(Store *base, const char *account, const char *kind,
                          struct tokend_error *e)
 {
     SecretStore *s = (SecretStore *)base;
@@ -211,6 +211,43 @@ static int secret_remove(Store *base, const char *account, const char *kind,
     if (err)
         return dbus_error(s->lib, err, "removing the refresh token", e);
     return removed ? 1 : 0;
+}
+
+/* A bulk refresh saves answers from several threads: one keyring call at a
+ * time. */
+G_LOCK_DEFINE_STATIC(keyring);
+
+static int secret_get(Store *base, const char *account, const char *kind, SecStr **out,
+                      struct tokend_error *e)
+{
+    int r;
+
+    G_LOCK(keyring);
+    r = secret_get_locked(base, account, kind, out, e);
+    G_UNLOCK(keyring);
+    return r;
+}
+
+static int secret_put(Store *base, const char *account, const char *kind, const char *label,
+                      const SecStr *v, struct tokend_error *e)
+{
+    int r;
+
+    G_LOCK(keyring);
+    r = secret_put_locked(base, account, kind, label, v, e);
+    G_UNLOCK(keyring);
+    return r;
+}
+
+static int secret_remove(Store *base, const char *account, const char *kind,
+                         struct tokend_error *e)
+{
+    int r;
+
+    G_LOCK(keyring);
+    r = secret_remove_locked(base, account, kind, e);
+    G_UNLOCK(keyring);
+    return r;
 }
 
 static void secret_free(Store *base)
@@ -243,7 +280,7 @@ static bool session_bus_known(void)
     return g_file_test(bus, G_FILE_TEST_EXISTS);
 }
 
-Store *store_secret_new(bool probe_only, struct tokend_error *e)
+static Store *secret_new_locked(bool probe_only, struct tokend_error *e)
 {
     const struct secretlib *lib;
     g_autoptr(GError) err = NULL;
@@ -281,4 +318,14 @@ Store *store_secret_new(bool probe_only, struct tokend_error *e)
         }
     }
     return &s->base;
+}
+
+Store *store_secret_new(bool probe_only, struct tokend_error *e)
+{
+    Store *s;
+
+    G_LOCK(keyring);
+    s = secret_new_locked(probe_only, e);
+    G_UNLOCK(keyring);
+    return s;
 }

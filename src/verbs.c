@@ -133,13 +133,14 @@ static int collect_accounts(struct verb_ctx *ctx, GPtrArray *out)
 }
 
 /* Tell the launcher when the next tick over this configuration has work. */
-static void remember_schedule(const Config *cfg)
+static void remember_schedule(const Config *cfg, const struct refresh_request *reqs)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     gint64 due = G_MAXINT64;
 
+    /* reqs holds every account of cfg, in order. */
     for (guint i = 0; i < cfg->accounts->len; i++)
-        due = MIN(due, flow_next_due(g_ptr_array_index(cfg->accounts, i)));
+        due = MIN(due, reqs[i].next_due_known ? reqs[i].next_due : flow_next_due(reqs[i].account));
     if (schedule_write(cfg->path, cfg->id, due, &e) < 0)
         log_verbose("cannot remember the refresh schedule: %s", e.message);
     error_clear(&e);
@@ -204,7 +205,7 @@ static int verb_refresh(struct verb_ctx *ctx)
             status = r;
     }
     if (optind == ctx->argc)
-        remember_schedule(ctx->cfg);
+        remember_schedule(ctx->cfg, reqs);
     return status;
 }
 

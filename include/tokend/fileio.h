@@ -34,5 +34,8 @@ int fileio_check_private(int fd, const char *path, bool repair, struct tokend_er
  * the writer was killed before its rename.  Only while holding the lock that
  * every writer of path takes. */
 void fileio_remove_stale_temps(const char *path);
+/* The same for several files of one folder (names: NULL-terminated), in one
+ * pass over the folder. */
+void fileio_remove_stale_temps_in(const char *dir, const char *const *names);
 /* Remove a file; a missing one is fine.  Returns 1 if removed, 0 if absent. */
 int fileio_remove(const char *path, struct tokend_error *e);

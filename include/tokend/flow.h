@@ -59,6 +59,8 @@ struct refresh_request {
     enum refresh_outcome outcome;
     struct tokend_error error;
     bool signin_known; /* the state already said a sign-in is needed */
+    bool next_due_known;
+    gint64 next_due; /* as flow_next_due, when known: saves reading the state again */
     void *bulk; /* private */
 };
 
@@ -79,6 +81,8 @@ void flow_remember_config(const Account *a);
 void flow_remove_stale_temps(const Account *a, const char *account_dir);
 /* When `refresh` will next have work for this account (0: now). */
 gint64 flow_next_due(const Account *a);
+/* The same from a state already read. */
+gint64 flow_next_due_of(const Account *a, const struct account_state *st);
 /* Seconds the current access token is still valid (0 if none). */
 gint64 flow_token_seconds_left(const Account *a);
 /* Read the current access token (after flow_refresh made it fresh). */

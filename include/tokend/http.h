@@ -32,7 +32,8 @@ void http_response_free(HttpResponse *r);
  * error); the response is freed after done() returns.  done() may add
  * more transfers. */
 typedef struct http_multi HttpMulti;
-typedef void (*http_done_fn)(void *user, const HttpResponse *r, struct tokend_error *e);
+/* r (NULL when the request failed, e saying why) is the callback's to free. */
+typedef void (*http_done_fn)(void *user, HttpResponse *r, struct tokend_error *e);
 
 HttpMulti *http_multi_new(int max_connections);
 int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const SecStr *form,
