@@ -711,12 +711,11 @@ class Bench:
         try:
             self.start_server()
             self.prepare_all()
-            self.bench_token()
-            self.bench_single()
-            self.bench_bulk()
-            self.bench_tick()
-            self.bench_obtain_rss()
-            self.bench_bulk_rss()
+            steps = [(1, self.bench_token), (2, self.bench_single), (3, self.bench_bulk),
+                     (4, self.bench_tick), (5, self.bench_obtain_rss), (5, self.bench_bulk_rss)]
+            for number, step in steps:
+                if not self.opts.only or number in self.opts.only:
+                    step()
             self.loads.append(loadavg())
             text = self.table()
         finally:
@@ -737,6 +736,8 @@ def main():
     ap.add_argument('--output', help='also write the table to this file')
     ap.add_argument('--keep', action='store_true', help='keep the work folder')
     ap.add_argument('--tmpdir', help='where the work folder goes (default: $TMPDIR or /tmp)')
+    ap.add_argument('--only', type=lambda v: {int(x) for x in v.split(',')},
+                    help='measure only these items (comma-separated numbers, e.g. 3 or 1,4)')
     opts = ap.parse_args()
     try:
         return Bench(opts).main()

@@ -36,6 +36,25 @@ def wall(fn):
     return time.monotonic() - t0
 
 
+def proc_cpu(pid):
+    """CPU seconds (user + system) a running process has used so far."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def cpu_of(fn, server_pid):
+    """Wall time of fn, CPU time of the children it ran, CPU time the server
+    spent meanwhile: on a 2-core machine the client's CPU is taken from the
+    server's."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    srv_before = proc_cpu(server_pid)
+    t = wall(fn)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return t, used, proc_cpu(server_pid) - srv_before
+
+
 def durable_replace(path, data):
     tmp = f'{path}.tmp'
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -81,15 +100,22 @@ class Profile(Bench):
         due = [sys.executable, PREPARE, 'due', self.state, self.names_file]
         cprep = [sys.executable, PREPARE, 'bulk', chain]
         times = {'curl': [], 'tokend': [], 'tokend, fsync off (eatmydata)': []}
+        self.bulk_cpu = {k: [] for k in times}
+        pid = self.srv.proc.pid
+
+        def measure(key, cmd):
+            t, cpu, srv = cpu_of(lambda: self.run(cmd), pid)
+            times[key].append(t)
+            self.bulk_cpu[key].append((cpu, srv))
+
         for k in range(rounds):
             log(f'profile: bulk round {k + 1}/{rounds}')
             self.run(cprep)
-            times['curl'].append(wall(lambda: self.run(curl)))
+            measure('curl', curl)
             self.run(due)
-            times['tokend'].append(wall(lambda: self.run(tok)))
+            measure('tokend', tok)
             self.run(due)
-            times['tokend, fsync off (eatmydata)'].append(
-                wall(lambda: self.run(['eatmydata', *tok])))
+            measure('tokend, fsync off (eatmydata)', ['eatmydata', *tok])
         self.run(cprep)
         self.run(due)
         rows, total = self.strace_summary(tok)
@@ -167,6 +193,13 @@ class Profile(Bench):
                 m = statistics.median(v)
                 out.append(f'| {k} | {bench.fmt_time(m)} | {bench.fmt_time(min(v))} | '
                            f'{bench.fmt_time(max(v))} | {m / base:.2f}x |')
+            if times is bt:
+                out += ['', 'CPU time (user + system, median) of the client and of the '
+                        'authorization server during the same runs:', '',
+                        '| run | client CPU | server CPU |', '| --- | --- | --- |']
+                for k, v in self.bulk_cpu.items():
+                    out.append(f'| {k} | {bench.fmt_time(statistics.median(c for c, _ in v))} | '
+                               f'{bench.fmt_time(statistics.median(s for _, s in v))} |')
             out += ['', f'`strace -f -c -w` of one tokend run (syscall wall time, total '
                     f'{bench.fmt_time(total)}):', '', '| syscall | time | calls | per call |',
                     '| --- | --- | --- | --- |']
