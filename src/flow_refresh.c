@@ -254,7 +254,8 @@ struct bulk {
     size_t n, next;
     int in_flight, max_parallel;
     GArray *busy; /* indexes of jobs whose lock was held elsewhere */
-    GThreadPool *writers;
+    GAsyncQueue *answers;   /* for the writers; b itself tells one to stop */
+    GPtrArray *writers;     /* started as needed, joined at the end */
     GMutex mutex;
     GCond saved;
     int writing; /* answers handed to the writers and not saved yet */
@@ -272,31 +273,38 @@ static int bulk_writing(struct bulk *b)
     return n;
 }
 
-static void write_job(gpointer data, gpointer user)
+static gpointer writer_run(gpointer data)
 {
-    struct refresh_job *j = data;
-    struct bulk *b = user;
+    struct bulk *b = data;
+    struct refresh_job *j;
 
-    job_finish(j, j->response, &j->net_error);
-    note_next_due(j);
-    job_clear(j);
-    g_mutex_lock(&b->mutex);
-    b->writing--;
-    g_cond_signal(&b->saved);
-    g_mutex_unlock(&b->mutex);
+    while ((j = g_async_queue_pop(b->answers)) != (gpointer)b) {
+        job_finish(j, j->response, &j->net_error);
+        note_next_due(j);
+        job_clear(j);
+        g_mutex_lock(&b->mutex);
+        b->writing--;
+        g_cond_signal(&b->saved);
+        g_mutex_unlock(&b->mutex);
+    }
+    return NULL;
 }
 
 static void on_done(void *user, HttpResponse *r, struct tokend_error *e)
 {
     struct refresh_job *j = user;
     struct bulk *b = j->req->bulk;
+    int writing;
 
     j->response = r;
     error_move(&j->net_error, e);
     g_mutex_lock(&b->mutex);
-    b->writing++;
+    writing = ++b->writing;
     g_mutex_unlock(&b->mutex);
-    g_thread_pool_push(b->writers, j, NULL);
+    /* One more writer while every one is busy, up to WRITERS. */
+    if ((guint)writing > b->writers->len && b->writers->len < WRITERS)
+        g_ptr_array_add(b->writers, g_thread_new("tokend-writer", writer_run, b));
+    g_async_queue_push(b->answers, j);
     b->in_flight--;
     bulk_fill(b);
 }
@@ -349,7 +357,8 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
     raise_file_limit();
     g_mutex_init(&b.mutex);
     g_cond_init(&b.saved);
-    b.writers = g_thread_pool_new(write_job, &b, (int)MIN(n, WRITERS), FALSE, NULL);
+    b.answers = g_async_queue_new();
+    b.writers = g_ptr_array_new();
     b.multi = http_multi_new(b.max_parallel);
     b.http = http_new(NULL);
     b.jobs = g_new0(struct refresh_job, n);
@@ -371,7 +380,12 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
             g_cond_wait(&b.saved, &b.mutex);
         g_mutex_unlock(&b.mutex);
     }
-    g_thread_pool_free(b.writers, FALSE, TRUE);
+    for (guint k = 0; k < b.writers->len; k++)
+        g_async_queue_push(b.answers, &b);
+    for (guint k = 0; k < b.writers->len; k++)
+        g_thread_join(g_ptr_array_index(b.writers, k));
+    g_ptr_array_free(b.writers, TRUE);
+    g_async_queue_unref(b.answers);
     /* Accounts another tokend was refreshing: wait for it, then decide. */
     for (guint k = 0; k < b.busy->len; k++) {
         struct refresh_request *req = &reqs[g_array_index(b.busy, size_t, k)];
