@@ -246,6 +246,9 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
  * saved (each holds its lock's descriptor). */
 #define WRITERS 64
 #define WRITE_BACKLOG (2 * WRITERS)
+/* Test builds: a smaller backlog, with every save 20 ms slower, so that the
+ * answers outrun the writers. */
+#define TEST_BACKLOG_VAR "TOKEND_FAULT_WRITE_BACKLOG"
 
 struct bulk {
     HttpMulti *multi;
@@ -259,6 +262,9 @@ struct bulk {
     GMutex mutex;
     GCond saved;
     int writing; /* answers handed to the writers and not saved yet */
+    int backlog;
+    guint max_writers;
+    bool slow_writes; /* test builds only */
 };
 
 static void bulk_fill(struct bulk *b);
@@ -279,6 +285,8 @@ static gpointer writer_run(gpointer data)
     struct refresh_job *j;
 
     while ((j = g_async_queue_pop(b->answers)) != (gpointer)b) {
+        if (b->slow_writes)
+            g_usleep(20000);
         job_finish(j, j->response, &j->net_error);
         note_next_due(j);
         job_clear(j);
@@ -302,7 +310,7 @@ static void on_done(void *user, HttpResponse *r, struct tokend_error *e)
     writing = ++b->writing;
     g_mutex_unlock(&b->mutex);
     /* One more writer while every one is busy, up to WRITERS. */
-    if ((guint)writing > b->writers->len && b->writers->len < WRITERS)
+    if ((guint)writing > b->writers->len && b->writers->len < b->max_writers)
         g_ptr_array_add(b->writers, g_thread_new("tokend-writer", writer_run, b));
     g_async_queue_push(b->answers, j);
     b->in_flight--;
@@ -312,7 +320,7 @@ static void on_done(void *user, HttpResponse *r, struct tokend_error *e)
 static void bulk_fill(struct bulk *b)
 {
     while (b->in_flight < b->max_parallel && b->next < b->n &&
-           bulk_writing(b) < WRITE_BACKLOG) {
+           bulk_writing(b) < b->backlog) {
         size_t i = b->next++;
         struct refresh_job *j = &b->jobs[i];
 
@@ -338,23 +346,46 @@ static void bulk_fill(struct bulk *b)
     }
 }
 
-/* Every request in flight and every answer waiting to be saved holds a
- * descriptor or two: make room for max_parallel of them. */
-static void raise_file_limit(void)
+/* Every request in flight holds a socket and a lock, every answer waiting
+ * to be saved its lock, every writer a file or two: raise the soft limit on
+ * descriptors to the hard one, and where even that is too low, do fewer
+ * things at once rather than fail to save an answer. */
+#define FD_RESERVE 32 /* standard streams, libraries, the configuration */
+
+static void fit_file_limit(struct bulk *b)
 {
     struct rlimit r;
+    long avail;
 
-    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &r) < 0)
+        return;
+    if (r.rlim_cur < r.rlim_max) {
         r.rlim_cur = r.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &r);
+        if (setrlimit(RLIMIT_NOFILE, &r) < 0)
+            (void)getrlimit(RLIMIT_NOFILE, &r);
     }
+    if (r.rlim_cur == RLIM_INFINITY)
+        return;
+    avail = (long)MIN(r.rlim_cur, (rlim_t)G_MAXINT) - FD_RESERVE;
+    if (2L * b->max_parallel + b->backlog + 2L * b->max_writers <= avail)
+        return;
+    b->max_parallel = (int)CLAMP(avail / 8, 1, b->max_parallel);
+    b->backlog = (int)CLAMP(avail / 8, 1, b->backlog);
+    b->max_writers = (guint)CLAMP(avail / 8, 1, (long)b->max_writers);
+    log_verbose("refresh: only %ld file descriptors to spare: %d requests at a time", avail,
+                b->max_parallel);
 }
 
 void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel, bool force)
 {
     struct bulk b = {.n = n, .max_parallel = MAX(max_parallel, 1)};
 
-    raise_file_limit();
+    b.backlog = FAULT_NUMBER(TEST_BACKLOG_VAR, 0);
+    b.slow_writes = b.backlog > 0;
+    if (!b.slow_writes)
+        b.backlog = WRITE_BACKLOG;
+    b.max_writers = WRITERS;
+    fit_file_limit(&b);
     g_mutex_init(&b.mutex);
     g_cond_init(&b.saved);
     b.answers = g_async_queue_new();
@@ -376,7 +407,10 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
             break;
         /* Nothing in flight, accounts left: the writers are behind. */
         g_mutex_lock(&b.mutex);
-        while (b.writing >= WRITE_BACKLOG)
+        if (b.writing >= b.backlog)
+            log_debug("refresh: %d answers waiting to be saved; the next requests wait for them",
+                      b.writing);
+        while (b.writing >= b.backlog)
             g_cond_wait(&b.saved, &b.mutex);
         g_mutex_unlock(&b.mutex);
     }

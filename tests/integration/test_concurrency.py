@@ -227,3 +227,43 @@ def test_reader_never_sees_a_partial_token(tokend, authserver):
           f'written, none broken')
     r = tokend.run('refresh', '--force', 'work')
     assert r.returncode == EX_OK, r.stderr
+
+
+def bulk_accounts(t, server, n, max_parallel):
+    """n signed-in accounts refreshed together, max_parallel at a time; returns
+    their tokens and the server's refresh count before."""
+    from concurrent.futures import ThreadPoolExecutor
+    names = [f'box{i:02d}' for i in range(n)]
+    for name in names:
+        t.account(name)
+    t.write_config(f'[defaults]\nmax_parallel = {max_parallel}\n')
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(t.obtain, names))
+    before = {name: (t.token_file(name).read_text(), t.refresh_token_file(name).read_text())
+              for name in names}
+    return names, before, refresh_requests(server)
+
+
+def check_bulk(t, server, names, before, count, r):
+    assert r.returncode == EX_OK, r.stderr
+    assert refresh_requests(server) == count + len(names)
+    assert r.stderr.count(': refreshed') == len(names), r.stderr
+    for name in names:
+        access = t.token_file(name).read_text()
+        refresh = t.refresh_token_file(name).read_text()
+        assert access != before[name][0] and refresh != before[name][1], name
+        assert server.introspect(access.strip())['active'], name
+        assert server.introspect(refresh)['active'], name
+
+
+@pytest.mark.parametrize('limit', ['48:', '48:48'])
+def test_bulk_refresh_within_a_low_descriptor_limit(tokend, authserver, limit):
+    """40 requests at once hold 40 sockets and 40 locks: more than 48
+    descriptors allow.  `refresh` raises the soft limit to the hard one
+    (48:, soft only), and where the hard limit is that low too (48:48) does
+    fewer at once; without either, saving the answers fails with EMFILE and
+    it exits 75."""
+    names, before, count = bulk_accounts(tokend, authserver, 40, 40)
+    r = subprocess.run(['prlimit', f'--nofile={limit}', str(TOKEND), 'refresh', '--force'],
+                       capture_output=True, text=True, timeout=60, env=tokend.env)
+    check_bulk(tokend, authserver, names, before, count, r)

@@ -313,3 +313,20 @@ def test_random_kills_during_refresh(tokend, authserver):
           f'temporary files left behind: {dict(kinds)}, still there after logout: '
           f'{len(temporary_files(t))}')
     assert sum(outcomes.values()) == RANDOM_RUNS
+
+
+def test_bulk_refresh_with_writers_behind(fault_tokend, authserver):
+    """A bulk refresh whose answers come faster than they can be saved: the
+    fault build takes the writers' backlog from $TOKEND_FAULT_WRITE_BACKLOG
+    (1 here, 128 normally) and makes every save 20 ms slower, so the event
+    loop keeps stopping until a writer catches up (it says so at -vv).  Every
+    account is still refreshed once, saved, and the run ends in time."""
+    from test_concurrency import bulk_accounts, check_bulk
+    t = fault_tokend
+    names, before, count = bulk_accounts(t, authserver, 12, 4)
+    started = time.monotonic()
+    r = t.run('-vv', 'refresh', '--force', env={'TOKEND_FAULT_WRITE_BACKLOG': '1'})
+    elapsed = time.monotonic() - started
+    check_bulk(t, authserver, names, before, count, r)
+    assert 'the next requests wait for them' in r.stderr, r.stderr
+    assert elapsed < 30, elapsed
