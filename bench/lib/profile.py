@@ -158,7 +158,15 @@ class Profile(Bench):
         subprocess.run(['sync'])
         with ThreadPoolExecutor(8) as ex:
             threaded = wall(lambda: list(ex.map(account_writes, dirs)))
-        return serial, threaded
+        # As many threads as tokend's writers, with the CPU time they take.
+        import resource
+        subprocess.run(['sync'])
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        with ThreadPoolExecutor(64) as ex:
+            many = wall(lambda: list(ex.map(account_writes, dirs)))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        self.writes_cpu = (after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
+        return serial, threaded, many
 
     def startup(self):
         times = self.hyperfine('startup', [f'{self.engine} --version', 'curl --version',
@@ -175,7 +183,7 @@ class Profile(Bench):
             n = self.p['n']
             bt, brows, btotal = self.bulk(rounds)
             st, srows, stotal = self.single(5 if self.opts.short else 20)
-            serial, threaded = self.writes(n)
+            serial, threaded, many = self.writes(n)
             eng, curl_v, launcher_v = self.startup()
             self.loads.append(bench.loadavg())
             out += self.machine()
@@ -209,7 +217,9 @@ class Profile(Bench):
         out += ['', f'### The durable writes alone ({n} accounts × 3 atomic replacements '
                 '+ 1 directory fsync, Python, no tokend)', '',
                 f'- one thread: {bench.fmt_time(serial)}; 8 threads: '
-                f'{bench.fmt_time(threaded)} ({serial / threaded:.1f}x faster)',
+                f'{bench.fmt_time(threaded)} ({serial / threaded:.1f}x faster); 64 threads: '
+                f'{bench.fmt_time(many)} ({serial / many:.1f}x faster; CPU: user '
+                f'{bench.fmt_time(self.writes_cpu[0])}, system {bench.fmt_time(self.writes_cpu[1])})',
                 '', '### Start-up (hyperfine -N, 100 runs, median)', '',
                 f'- `tokend-engine --version`: {bench.fmt_time(eng)}; `curl --version`: '
                 f'{bench.fmt_time(curl_v)}; `tokend --version` (launcher, then engine): '
