@@ -3,6 +3,7 @@
  * begin (under the account's lock: re-check, read the refresh token, build
  * the request), send, finish (save the rotated refresh token first). */
 
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -42,6 +43,47 @@ enum begin_result {
 static gint64 now_s(void)
 {
     return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+/* A refresh is not interrupted between sending the request and saving the
+ * answer: the server may already have rotated the refresh token, and the
+ * new one exists nowhere else.  Termination signals (a shutdown's SIGTERM,
+ * Ctrl-C, a closed terminal) are held until the answers in hand are saved,
+ * then act as usual; a bulk refresh sends nothing new once one is pending.
+ * Every wait in between is bounded (the request timeout). */
+static void termination_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGQUIT);
+}
+
+static void hold_termination(sigset_t *old)
+{
+    sigset_t set;
+
+    termination_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void release_termination(const sigset_t *old)
+{
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static bool termination_pending(void)
+{
+    sigset_t pending, set;
+
+    termination_signals(&set);
+    if (sigpending(&pending) < 0)
+        return false;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&set, sig) == 1 && sigismember(&pending, sig) == 1)
+            return true;
+    return false;
 }
 
 static bool fresh(const Account *a, const AccountState *st, int margin)
@@ -210,8 +252,10 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
     g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(HttpResponse) r = NULL;
     struct tokend_error err = TOKEND_ERROR_INIT;
+    sigset_t old;
     int rc;
 
+    hold_termination(&old);
     switch (job_begin(&j, http, true)) {
     case BEGIN_SEND:
         rc = http_request(http, j.client->token_url, j.form, &r, &err);
@@ -227,6 +271,7 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
         break;
     }
     job_clear(&j);
+    release_termination(&old);
     *outcome = req.outcome;
     error_move(e, &req.error);
     return rc;
@@ -265,6 +310,7 @@ struct bulk {
     int backlog;
     guint max_writers;
     bool slow_writes; /* test builds only */
+    bool stopping;    /* a termination signal is pending: send nothing new */
 };
 
 static void bulk_fill(struct bulk *b);
@@ -319,7 +365,11 @@ static void on_done(void *user, HttpResponse *r, struct tokend_error *e)
 
 static void bulk_fill(struct bulk *b)
 {
-    while (b->in_flight < b->max_parallel && b->next < b->n &&
+    if (!b->stopping && b->next < b->n && termination_pending()) {
+        log_verbose("refresh: stopping; saving the answers in hand first");
+        b->stopping = true;
+    }
+    while (!b->stopping && b->in_flight < b->max_parallel && b->next < b->n &&
            bulk_writing(b) < b->backlog) {
         size_t i = b->next++;
         struct refresh_job *j = &b->jobs[i];
@@ -379,7 +429,10 @@ static void fit_file_limit(struct bulk *b)
 void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel, bool force)
 {
     struct bulk b = {.n = n, .max_parallel = MAX(max_parallel, 1)};
+    sigset_t old;
 
+    /* Before any thread starts, so that every thread holds them too. */
+    hold_termination(&old);
     b.backlog = FAULT_NUMBER(TEST_BACKLOG_VAR, 0);
     b.slow_writes = b.backlog > 0;
     if (!b.slow_writes)
@@ -403,7 +456,7 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
     for (;;) {
         bulk_fill(&b);
         http_multi_run(b.multi);
-        if (b.next >= b.n)
+        if (b.next >= b.n || b.stopping)
             break;
         /* Nothing in flight, accounts left: the writers are behind. */
         g_mutex_lock(&b.mutex);
@@ -421,7 +474,7 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
     g_ptr_array_free(b.writers, TRUE);
     g_async_queue_unref(b.answers);
     /* Accounts another tokend was refreshing: wait for it, then decide. */
-    for (guint k = 0; k < b.busy->len; k++) {
+    for (guint k = 0; !b.stopping && !termination_pending() && k < b.busy->len; k++) {
         struct refresh_request *req = &reqs[g_array_index(b.busy, size_t, k)];
         flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome,
                      &req->error);
@@ -432,4 +485,5 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
     http_multi_free(b.multi);
     g_cond_clear(&b.saved);
     g_mutex_clear(&b.mutex);
+    release_termination(&old);
 }

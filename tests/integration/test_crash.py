@@ -63,6 +63,7 @@ from collections import Counter
 import pytest
 
 from conftest import EX_NOPERM, EX_OK, Tokend
+from test_microsoft import certs, ms  # noqa: F401 (fixtures)
 from harness import faultbuild
 
 LONG = os.environ.get('TOKEND_LONG') == '1'
@@ -330,3 +331,42 @@ def test_bulk_refresh_with_writers_behind(fault_tokend, authserver):
     check_bulk(t, authserver, names, before, count, r)
     assert 'the next requests wait for them' in r.stderr, r.stderr
     assert elapsed < 30, elapsed
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=['TERM', 'INT', 'HUP'])
+@pytest.mark.parametrize('verb', ['refresh', 'bulk'])
+def test_termination_waits_for_the_rotated_refresh_token(tokend, ms, sig, verb):
+    """A shutdown's SIGTERM (or Ctrl-C, or a closed terminal) arriving while
+    the server is answering a refresh: the answer, whose refresh token the
+    server has rotated, is saved first, then tokend dies of the signal as
+    usual.  In a bulk refresh nothing new is sent after the signal.  Against
+    Microsoft's replay endpoint, answering after 1 s."""
+    from test_microsoft import TOKEN_PATH, ms_success, seeded
+    seeded(tokend, ms)
+    args = ['refresh', '--force', 'work']
+    if verb == 'bulk':
+        tokend.accounts['second'] = dict(tokend.accounts['work'])
+        tokend.write_config('[defaults]\nmax_parallel = 1\n')
+        assert tokend.run('obtain', 'second').returncode == EX_OK
+        args = ['refresh', '--force']
+    before = ms.count(TOKEN_PATH)
+    slow = ms_success(access='after-signal', refresh='0.AQoA-rotated-during-shutdown')
+    slow.delay = 1.0
+    ms.script(TOKEN_PATH, slow)
+    p = tokend.popen(*args)
+    deadline = time.monotonic() + 10
+    while ms.count(TOKEN_PATH) == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ms.count(TOKEN_PATH) == before + 1, 'the refresh request never came'
+    p.send_signal(sig)
+    p.communicate(timeout=30)
+    assert p.returncode == -sig
+    # Whichever account was in flight has its rotated refresh token saved, and
+    # no second request was sent.
+    assert ms.count(TOKEN_PATH) == before + 1
+    names = ['work', 'second'] if verb == 'bulk' else ['work']
+    saved = [n for n in names
+             if tokend.refresh_token_file(n).read_text() == '0.AQoA-rotated-during-shutdown']
+    assert len(saved) == 1, names
+    assert tokend.token_file(saved[0]).read_text() == 'after-signal\n'
