@@ -51,20 +51,15 @@ static gint64 now_s(void)
  * Ctrl-C, a closed terminal) are held until the answers in hand are saved,
  * then act as usual; a bulk refresh sends nothing new once one is pending.
  * Every wait in between is bounded (the request timeout). */
-static void termination_signals(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGINT);
-    sigaddset(set, SIGHUP);
-    sigaddset(set, SIGQUIT);
-}
+static const int termination_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
 static void hold_termination(sigset_t *old)
 {
     sigset_t set;
 
-    termination_signals(&set);
+    sigemptyset(&set);
+    for (size_t i = 0; i < G_N_ELEMENTS(termination_signals); i++)
+        sigaddset(&set, termination_signals[i]);
     pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
@@ -75,13 +70,12 @@ static void release_termination(const sigset_t *old)
 
 static bool termination_pending(void)
 {
-    sigset_t pending, set;
+    sigset_t pending;
 
-    termination_signals(&set);
     if (sigpending(&pending) < 0)
         return false;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sigismember(&set, sig) == 1 && sigismember(&pending, sig) == 1)
+    for (size_t i = 0; i < G_N_ELEMENTS(termination_signals); i++)
+        if (sigismember(&pending, termination_signals[i]) == 1)
             return true;
     return false;
 }
@@ -169,6 +163,20 @@ static enum begin_result take_lock(struct refresh_job *j, bool wait)
     return BEGIN_BUSY;
 }
 
+/* Reads the state; BEGIN_DONE (with that outcome) if it needs nothing. */
+static enum begin_result look(struct refresh_job *j, enum refresh_outcome if_fresh)
+{
+    state_free(j->st);
+    if (!(j->st = state_load(j->dir, &j->req->error)))
+        return BEGIN_FAILED;
+    j->req->signin_known = j->st->needs_signin;
+    if (!j->force && fresh(j->req->account, j->st, j->margin)) {
+        j->req->outcome = if_fresh;
+        return BEGIN_DONE;
+    }
+    return BEGIN_SEND;
+}
+
 /* One account's steps up to the request.  Waiting (`token`, one account):
  * look at the state first, so that a fresh token costs no lock, then again
  * under the lock, since whoever held it may have refreshed already.  Not
@@ -176,43 +184,18 @@ static enum begin_result take_lock(struct refresh_job *j, bool wait)
  * whose lock is held elsewhere is left for later. */
 static enum begin_result job_begin(struct refresh_job *j, Http *http, bool wait)
 {
-    const Account *a = j->req->account;
-    struct tokend_error *e = &j->req->error;
     enum begin_result r;
 
     j->lock_fd = -1;
-    j->dir = paths_account_dir(a->name);
-    if (paths_ensure_private_dir(j->dir, e) < 0)
+    j->dir = paths_account_dir(j->req->account->name);
+    if (paths_ensure_private_dir(j->dir, &j->req->error) < 0)
         return BEGIN_FAILED;
-    if (wait) {
-        if (!(j->st = state_load(j->dir, e)))
-            return BEGIN_FAILED;
-        j->req->signin_known = j->st->needs_signin;
-        if (!j->force && fresh(a, j->st, j->margin)) {
-            j->req->outcome = REFRESH_NOT_NEEDED;
-            return BEGIN_DONE;
-        }
-        if ((r = take_lock(j, wait)) != BEGIN_SEND)
-            return r;
-        state_free(j->st);
-        if (!(j->st = state_load(j->dir, e)))
-            return BEGIN_FAILED;
-        if (!j->force && fresh(a, j->st, j->margin)) {
-            j->req->outcome = REFRESH_DONE_ELSEWHERE;
-            return BEGIN_DONE;
-        }
-    } else {
-        if ((r = take_lock(j, wait)) != BEGIN_SEND)
-            return r;
-        if (!(j->st = state_load(j->dir, e)))
-            return BEGIN_FAILED;
-        j->req->signin_known = j->st->needs_signin;
-        if (!j->force && fresh(a, j->st, j->margin)) {
-            j->req->outcome = REFRESH_NOT_NEEDED;
-            return BEGIN_DONE;
-        }
-    }
-    flow_remove_stale_temps(a, j->dir);
+    if (wait && (r = look(j, REFRESH_NOT_NEEDED)) != BEGIN_SEND)
+        return r;
+    if ((r = take_lock(j, wait)) != BEGIN_SEND ||
+        (r = look(j, wait ? REFRESH_DONE_ELSEWHERE : REFRESH_NOT_NEEDED)) != BEGIN_SEND)
+        return r;
+    flow_remove_stale_temps(j->req->account, j->dir);
     return prepare_locked(j, http);
 }
 
@@ -255,11 +238,15 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
     sigset_t old;
     int rc;
 
-    hold_termination(&old);
     switch (job_begin(&j, http, true)) {
     case BEGIN_SEND:
+        /* Not while waiting for the lock: only once the request goes out. */
+        hold_termination(&old);
         rc = http_request(http, j.client->token_url, j.form, &r, &err);
         rc = job_finish(&j, rc == 0 ? r : NULL, &err);
+        g_clear_pointer(&r, http_response_free);
+        job_clear(&j);
+        release_termination(&old);
         break;
     case BEGIN_DONE:
         rc = 0;
@@ -271,7 +258,6 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
         break;
     }
     job_clear(&j);
-    release_termination(&old);
     *outcome = req.outcome;
     error_move(e, &req.error);
     return rc;
@@ -283,10 +269,10 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
  * Saving is what a refresh spends its time on: every answer is written with
  * four syncs (the refresh token durably, then the token file and the state),
  * and one account's syncs wait for the disk one after the other.  So the
- * answers go to a pool of writer threads, in whose syncs the file system
- * commits many accounts' writes at once (on ext4 with a journal, 1000
- * accounts' writes take 4.9 s from one thread and 0.28 s from 64), while the
- * event loop goes on sending.  Each account's writes stay in order in one
+ * answers go to writer threads, in whose syncs the file system commits many
+ * accounts' writes at once (on ext4 with a journal, 1000 accounts' writes
+ * take 1.28 s from one thread and 0.31 s from 64: bench/RESULTS.md), while
+ * the event loop goes on sending.  Each account's writes stay in order in one
  * thread, under its lock.  WRITE_BACKLOG bounds the answers waiting to be
  * saved (each holds its lock's descriptor). */
 #define WRITERS 64
@@ -473,8 +459,10 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
         g_thread_join(g_ptr_array_index(b.writers, k));
     g_ptr_array_free(b.writers, TRUE);
     g_async_queue_unref(b.answers);
+    /* Every answer is saved: a pending signal acts here. */
+    release_termination(&old);
     /* Accounts another tokend was refreshing: wait for it, then decide. */
-    for (guint k = 0; !b.stopping && !termination_pending() && k < b.busy->len; k++) {
+    for (guint k = 0; k < b.busy->len; k++) {
         struct refresh_request *req = &reqs[g_array_index(b.busy, size_t, k)];
         flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome,
                      &req->error);
@@ -485,5 +473,4 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
     http_multi_free(b.multi);
     g_cond_clear(&b.saved);
     g_mutex_clear(&b.mutex);
-    release_termination(&old);
 }

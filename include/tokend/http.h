@@ -29,10 +29,8 @@ void http_response_free(HttpResponse *r);
 
 /* Many requests at once, reusing connections: at most max_connections to
  * one server.  done() gets the response (NULL and e set on a transport
- * error); the response is freed after done() returns.  done() may add
- * more transfers. */
+ * error), which is then its own to free.  done() may add more transfers. */
 typedef struct http_multi HttpMulti;
-/* r (NULL when the request failed, e saying why) is the callback's to free. */
 typedef void (*http_done_fn)(void *user, HttpResponse *r, struct tokend_error *e);
 
 HttpMulti *http_multi_new(int max_connections);

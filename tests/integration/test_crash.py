@@ -335,7 +335,7 @@ def test_bulk_refresh_with_writers_behind(fault_tokend, authserver):
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
                          ids=['TERM', 'INT', 'HUP'])
-@pytest.mark.parametrize('verb', ['refresh', 'bulk'])
+@pytest.mark.parametrize('verb', ['token', 'refresh', 'bulk'])
 def test_termination_waits_for_the_rotated_refresh_token(tokend, ms, sig, verb):
     """A shutdown's SIGTERM (or Ctrl-C, or a closed terminal) arriving while
     the server is answering a refresh: the answer, whose refresh token the
@@ -345,6 +345,11 @@ def test_termination_waits_for_the_rotated_refresh_token(tokend, ms, sig, verb):
     from test_microsoft import TOKEN_PATH, ms_success, seeded
     seeded(tokend, ms)
     args = ['refresh', '--force', 'work']
+    if verb == 'token':
+        # A token that is never fresh enough: `token` refreshes it itself.
+        tokend.accounts['work']['min_validity'] = '86400'
+        tokend.write_config()
+        args = ['token', 'work']
     if verb == 'bulk':
         tokend.accounts['second'] = dict(tokend.accounts['work'])
         tokend.write_config('[defaults]\nmax_parallel = 1\n')
@@ -370,3 +375,26 @@ def test_termination_waits_for_the_rotated_refresh_token(tokend, ms, sig, verb):
              if tokend.refresh_token_file(n).read_text() == '0.AQoA-rotated-during-shutdown']
     assert len(saved) == 1, names
     assert tokend.token_file(saved[0]).read_text() == 'after-signal\n'
+
+
+def test_termination_is_not_held_while_waiting_for_the_lock(tokend, ms):
+    """Signals are held only from the request on: a `token` waiting for the
+    lock of another tokend (up to 60 s) still stops at once on SIGTERM, and
+    nothing is sent."""
+    import fcntl
+    from test_microsoft import TOKEN_PATH, seeded
+    seeded(tokend, ms)
+    tokend.accounts['work']['min_validity'] = '86400'
+    tokend.write_config()
+    before = ms.count(TOKEN_PATH)
+    with open(tokend.state / 'work' / 'lock', 'a') as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        p = tokend.popen('token', 'work')
+        time.sleep(0.5)
+        assert p.poll() is None, 'token did not wait for the lock'
+        started = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=10)
+        assert p.returncode == -signal.SIGTERM
+        assert time.monotonic() - started < 2
+    assert ms.count(TOKEN_PATH) == before
