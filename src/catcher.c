@@ -9,13 +9,24 @@
 
 #include "tokend/catcher.h"
 #include "tokend/log.h"
+#include "tokend/peercred.h"
 
 #define CONNECTION_LIMIT 64
 #define CONNECTION_TIMEOUT_S 10
 #define CONNECTION_MEMORY 16384
 
+struct catcher;
+
+/* What a daemon's accept policy needs: whose catcher, and where it listens
+ * (the remote end of the peer's socket). */
+struct listener {
+    struct catcher *catcher;
+    struct sockaddr_storage local;
+};
+
 struct catcher {
     struct MHD_Daemon *daemons[2];
+    struct listener listeners[2];
     int sockets[2];
     char *redirect_uri;
     char *path;
@@ -145,6 +156,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     g_mutex_unlock(&c->lock);
 }
 
+/* Only our own user's programs may talk to the catcher: another local user
+ * who read the authorization URL (and its state) from a process list must
+ * not deliver a code of theirs.  Decided before a byte is read. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    const struct listener *l = cls;
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    uid_t uid = (uid_t)-1;
+
+    (void)addrlen;
+    if (peercred_tcp_uid(addr, (const struct sockaddr *)&l->local, &uid, &e) < 0) {
+        log_verbose("catcher: refused a connection whose owner is unknown (%s)", e.message);
+        error_clear(&e);
+        return MHD_NO;
+    }
+    if (uid != geteuid()) {
+        log_verbose("catcher: refused a connection from another user (uid %u)", (unsigned)uid);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 static int listen_socket(int family, int port, struct tokend_error *e)
 {
     struct sockaddr_storage ss = {0};
@@ -168,12 +201,19 @@ static int listen_socket(int family, int port, struct tokend_error *e)
         len = sizeof(*in6);
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
+    /* A fixed port stays usable while the last sign-in's connection is in
+     * TIME_WAIT; Linux still refuses a second listener on it. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
         int err = errno;
         close(fd);
+        error_set(e, TOKEND_EX_TEMPFAIL, "cannot listen on %s port %d: %s",
+                  family == AF_INET ? "127.0.0.1" : "[::1]", port, g_strerror(err));
+        if (port)
+            error_set_hint(e, "another program holds that port (another tokend obtain?); "
+                              "stop it, or leave the port out of redirect_uri");
         errno = err;
-        return error_set(e, TOKEND_EX_TEMPFAIL, "cannot listen on %s port %d: %s",
-                         family == AF_INET ? "127.0.0.1" : "[::1]", port, g_strerror(err));
+        return -1;
     }
     return fd;
 }
@@ -211,9 +251,16 @@ static int bind_sockets(Catcher *c, const char *host, int port, struct tokend_er
         if (!(v4 && v6))
             return chosen;
         c->sockets[1] = listen_socket(AF_INET6, chosen, &e6);
-        if (c->sockets[1] >= 0 || errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL || port) {
+        if (c->sockets[1] < 0 && errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL && port) {
+            /* localhost is also ::1 to the browser: whoever holds that port
+             * there would get the code. */
+            error_move(e, &e6);
+            return -1;
+        }
+        if (c->sockets[1] >= 0 || errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL) {
             if (c->sockets[1] < 0)
-                log_verbose("catcher: %s; listening on 127.0.0.1 only", e6.message);
+                log_verbose("catcher: %s; listening on 127.0.0.1 only (no IPv6 here)",
+                            e6.message);
             error_clear(&e6);
             return chosen;
         }
@@ -258,11 +305,18 @@ static char *uri_with_port(const char *uri, const char *host, int port)
     return g_strdup_printf("http://%s:%d%s", host, port, after_host);
 }
 
-static struct MHD_Daemon *start_daemon(Catcher *c, int fd, bool v6)
+static struct MHD_Daemon *start_daemon(Catcher *c, int i, bool v6)
 {
+    struct listener *l = &c->listeners[i];
+    socklen_t len = sizeof(l->local);
+    int fd = c->sockets[i];
+
+    l->catcher = c;
+    if (getsockname(fd, (struct sockaddr *)&l->local, &len) < 0)
+        return NULL;
     return MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0), 0, NULL,
-        NULL, on_request, c, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0), 0, on_accept,
+        l, on_request, c, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
@@ -289,7 +343,7 @@ Catcher *catcher_new(const char *redirect_uri, const char *expected_state,
     for (int i = 0; i < 2; i++) {
         if (c->sockets[i] < 0)
             continue;
-        c->daemons[i] = start_daemon(c, c->sockets[i], i == 1 || g_strcmp0(host, "[::1]") == 0);
+        c->daemons[i] = start_daemon(c, i, i == 1 || g_strcmp0(host, "[::1]") == 0);
         if (!c->daemons[i]) {
             error_set(e, TOKEND_EX_SOFTWARE, "cannot start the redirect listener");
             return NULL;

@@ -4,9 +4,11 @@ loopback only, refuses strangers, survives junk, slowloris connections and
 replays, takes the real redirect, redeems the code exactly once, and gives up
 within login_timeout when nobody comes."""
 
+import os
 import random
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -33,11 +35,11 @@ class Attempt:
     started: float
 
 
-def start_obtain(tokend, *args, **keys):
+def start_obtain(tokend, *args, options=(), **keys):
     """obtain --no-browser in the background, up to the printed URL."""
     tokend.account(**keys)
     started = time.monotonic()
-    proc = tokend.popen('obtain', 'work', '--no-browser', *args)
+    proc = tokend.popen(*options, 'obtain', 'work', '--no-browser', *args)
     lines = []
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -365,3 +367,124 @@ def test_login_timeout_with_slow_connections_open(tokend, attempts):
     assert seconds < 10
     assert refused(a.port)
     assert not tokend.token_file().exists()
+
+
+# Another local user ---------------------------------------------------------
+
+NOBODY = 65534
+DELIVER = '''
+import socket, sys
+family = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+got = b''
+try:
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect((sys.argv[1], int(sys.argv[2])))
+        s.sendall(sys.stdin.buffer.read())
+        while chunk := s.recv(65536):
+            got += chunk
+except OSError as e:
+    print(type(e).__name__, file=sys.stderr)
+sys.stdout.buffer.write(got)
+'''
+
+
+def deliver_as(uid, host, port, request):
+    """What a program of user uid gets back for request sent to host:port."""
+    r = subprocess.run([sys.executable, '-c', DELIVER, host, str(port)], input=request,
+                       capture_output=True, timeout=30, user=uid, group=uid, cwd='/',
+                       env={'PATH': os.environ['PATH']})
+    return r.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to act as another user')
+@pytest.mark.parametrize('redirect_uri,host', [(None, '127.0.0.1'),
+                                               ('http://localhost/', '::1')])
+def test_another_users_redirect_is_refused(tokend, authserver, attempts, tmp_path,
+                                           redirect_uri, host):
+    """Another local user who read the authorization URL (state included)
+    signs in and delivers the redirect: the catcher closes the connection
+    unanswered and keeps waiting; the real user's redirect then completes."""
+    before = code_exchanges(authserver)
+    a = start_obtain(tokend, options=['-v'], login_timeout=60, redirect_uri=redirect_uri)
+    attempts.append(a)
+    out = tmp_path / 'final'
+    browser = run_browser(tokend, a.url, tmp_path / 'log', TOKEND_TEST_BROWSER_MODE='print',
+                          TOKEND_TEST_BROWSER_OUT=str(out),
+                          TOKEND_TEST_LOGIN='mallory')
+    assert browser.returncode == 0, browser.stderr
+    final = urllib.parse.urlsplit(out.read_text().strip())
+    request = f'GET {final.path}?{final.query} HTTP/1.1\r\nHost: x\r\n\r\n'.encode()
+    for _ in range(3):
+        assert deliver_as(NOBODY, host, a.port, request) == b''
+    time.sleep(0.5)
+    assert a.proc.poll() is None, 'obtain ended on the stranger\'s redirect'
+    assert code_exchanges(authserver) == before
+    # The real user signs in (as alice) and that redirect is taken.
+    browser = run_browser(tokend, a.url, tmp_path / 'browser.log')
+    assert browser.returncode == 0, browser.stderr
+    rc, _, err, _ = finish(a)
+    assert rc == EX_OK, err
+    assert 'refused a connection from another user (uid 65534)' in err
+    assert (tmp_path / 'browser.log').read_text().startswith('200')
+    assert code_exchanges(authserver) == before + 1
+    token = authserver.introspect(tokend.token_file().read_text().strip())
+    assert token['active'] and token['sub'] == 'alice', token
+
+
+# A fixed port -----------------------------------------------------------------
+
+def free_port_on_both():
+    """A port free on 127.0.0.1 and ::1 (at the moment of asking)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+            s6.bind(('::1', 0))
+            port = s6.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
+                try:
+                    s4.bind(('127.0.0.1', port))
+                except OSError:
+                    continue
+        return port
+    raise AssertionError('no port free on both loopbacks')
+
+
+@pytest.mark.parametrize('taken', ['::1', '127.0.0.1'])
+def test_fixed_port_taken_on_either_loopback_is_an_error(tokend, taken):
+    """localhost is 127.0.0.1 and ::1 to the browser: with a fixed port,
+    either one held by another program stops the sign-in before the URL is
+    shown (whoever holds it would get the code)."""
+    port = free_port_on_both()
+    family = socket.AF_INET6 if ':' in taken else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as holder:
+        holder.bind((taken, port))
+        holder.listen(1)
+        tokend.account(redirect_uri=f'http://localhost:{port}/', login_timeout=5)
+        t = time.monotonic()
+        r = tokend.run('obtain', 'work', '--no-browser', timeout=30)
+        seconds = time.monotonic() - t
+    print(r.stderr)
+    assert r.returncode == EX_TEMPFAIL, r.stderr
+    shown = '[::1]' if family == socket.AF_INET6 else '127.0.0.1'
+    assert f'cannot listen on {shown} port {port}' in r.stderr
+    assert 'leave the port out of redirect_uri' in r.stderr
+    assert 'https://' not in r.stderr and seconds < 4
+    assert not tokend.token_file().exists()
+
+
+def test_fixed_port_second_signin_within_a_minute(tokend, authserver):
+    """The catcher closes the browser's connection itself, which leaves it
+    in TIME_WAIT for a minute: the next sign-in on the same fixed port must
+    still be able to listen there."""
+    port = free_port_on_both()
+    tokend.account(redirect_uri=f'http://localhost:{port}/', login_timeout=30)
+    before = code_exchanges(authserver)
+    for i in range(2):
+        r = tokend.run('obtain', 'work')
+        assert r.returncode == EX_OK, f'sign-in {i + 1}: {r.stderr}'
+        assert f'localhost%3a{port}' in r.stderr.lower(), r.stderr
+    waiting = [row for row in open('/proc/net/tcp').read().splitlines()[1:]
+               if row.split()[3] == '06' and int(row.split()[1].split(':')[1], 16) == port]
+    print(f'{len(waiting)} connection(s) of port {port} in TIME_WAIT after the second sign-in')
+    assert waiting, 'the test did not exercise TIME_WAIT'
+    assert code_exchanges(authserver) == before + 2
