@@ -34,6 +34,47 @@ char *error_one_line(const char *text, size_t max)
     return g_string_free(out, FALSE);
 }
 
+static void escape_char(GString *out, gunichar c)
+{
+    switch (c) {
+    case '\n':
+        g_string_append(out, "\\n");
+        break;
+    case '\r':
+        g_string_append(out, "\\r");
+        break;
+    case '\t':
+        g_string_append(out, "\\t");
+        break;
+    default:
+        g_string_append_printf(out, c < 0x100 ? "\\x%02x" : "\\u%04x", c);
+    }
+}
+
+char *error_escape(const char *text)
+{
+    GString *out = g_string_sized_new(64);
+
+    for (const char *p = text ? text : ""; *p;) {
+        gunichar c = g_utf8_get_char_validated(p, -1);
+
+        if (c == (gunichar)-1 || c == (gunichar)-2) {
+            g_string_append_printf(out, "\\x%02x", (unsigned char)*p++);
+            continue;
+        }
+        if (c == '\\')
+            g_string_append(out, "\\\\");
+        else if (g_unichar_iscntrl(c) || g_unichar_type(c) == G_UNICODE_FORMAT ||
+                 g_unichar_type(c) == G_UNICODE_LINE_SEPARATOR ||
+                 g_unichar_type(c) == G_UNICODE_PARAGRAPH_SEPARATOR)
+            escape_char(out, c);
+        else
+            g_string_append_unichar(out, c);
+        p = g_utf8_next_char(p);
+    }
+    return g_string_free(out, FALSE);
+}
+
 static char *format_line(const char *fmt, va_list ap) G_GNUC_PRINTF(1, 0);
 
 static char *format_line(const char *fmt, va_list ap)

@@ -240,17 +240,37 @@ out:
     error_clear(&e);
 }
 
+/* A token file the state names is removed only inside the account's own
+ * folder: the state is not the configuration, and a planted or edited one
+ * must not make logout delete /etc/passwd or another account's files. */
+static bool in_account_dir(const char *dir, const char *path)
+{
+    g_autofree char *canonical = NULL;
+    g_autofree char *parent = NULL;
+    g_autofree char *home = g_canonicalize_filename(dir, NULL);
+
+    if (!path || !g_path_is_absolute(path))
+        return false;
+    canonical = g_canonicalize_filename(path, NULL);
+    parent = g_path_get_dirname(canonical);
+    return strcmp(parent, home) == 0;
+}
+
 int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(a->name);
     g_autofree char *state_path = g_build_filename(dir, "state.json", NULL);
-    g_autoptr(AccountState) st = state_load(dir, e);
+    g_autoptr(AccountState) st = NULL;
+    int trust = paths_trust_private_dir(dir, e);
     int fd;
 
+    if (trust < 0)
+        return -1;
+    st = trust == 0 ? state_load(dir, e) : NULL;
     if (!st)
         st = state_new();
     error_clear(e);
-    fd = g_file_test(dir, G_FILE_TEST_IS_DIR) ? lock_acquire(dir, LOCK_TIMEOUT_MS, e) : -1;
+    fd = trust == 0 ? lock_acquire(dir, LOCK_TIMEOUT_MS, e) : -1;
     if (fd < 0 && e->status)
         return -1;
     if (fd >= 0)
@@ -260,7 +280,7 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     if (fileio_remove(a->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", a->token_file);
     if (st->token_file && strcmp(st->token_file, a->token_file) != 0 &&
-        fileio_remove(st->token_file, e) > 0)
+        in_account_dir(dir, st->token_file) && fileio_remove(st->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", st->token_file);
     if (fileio_remove(state_path, e) > 0)
         g_string_append(removed, "removed the state; ");

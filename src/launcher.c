@@ -52,16 +52,20 @@ static int exec_engine(char **argv)
     return 70;
 }
 
-/* The engine's check of an account folder, without repairs: ours, private.
- * Anything else goes to the engine, which repairs or refuses it; whoever
- * owns the folder could plant a state.json whose token_file is any file of
- * ours (a refresh token). */
+/* The engine's check of an account folder, without repairs: ours, private,
+ * under folders only we or root can change.  Anything else goes to the
+ * engine, which repairs or refuses it; whoever owns the folder (or can
+ * swap it) could plant a state.json whose token_file is any file of ours
+ * (a refresh token). */
 static bool private_dir(const char *dir)
 {
+    struct tokend_error e = TOKEND_ERROR_INIT;
     struct stat st;
+    bool ok = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+              (st.st_mode & 077) == 0 && paths_check_parents(dir, &e) == 0;
 
-    return lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
-           (st.st_mode & 077) == 0;
+    error_clear(&e);
+    return ok;
 }
 
 /* The account's state, if it was written under this identity of the

@@ -75,6 +75,55 @@ static int check_private_dir(const char *path, struct tokend_error *e)
     return 0;
 }
 
+/* A folder that only we (or root) can change: owner root or us; writable
+ * by others only with the sticky bit (/tmp), by the group only when it is
+ * our own group. */
+static bool safe_ancestor(const struct stat *st)
+{
+    bool sticky = (st->st_mode & S_ISVTX) != 0;
+
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return false;
+    if ((st->st_mode & S_IWOTH) && !sticky)
+        return false;
+    return !(st->st_mode & S_IWGRP) || sticky || st->st_gid == getegid();
+}
+
+int paths_check_parents(const char *path, struct tokend_error *e)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+
+    for (;;) {
+        struct stat st;
+        char *up;
+
+        if (stat(dir, &st) < 0)
+            return error_set(e, TOKEND_EX_CANTCREAT, "cannot use folder %s: %s", dir,
+                             g_strerror(errno));
+        if (!S_ISDIR(st.st_mode) || !safe_ancestor(&st))
+            return error_set(e, TOKEND_EX_CANTCREAT,
+                             "folder %s can be changed by another user (owner %u, mode %03o); "
+                             "refusing to trust what is kept under it",
+                             dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+        if (strcmp(dir, "/") == 0 || strcmp(dir, ".") == 0)
+            return 0;
+        up = g_path_get_dirname(dir);
+        g_free(dir);
+        dir = up;
+    }
+}
+
+int paths_trust_private_dir(const char *path, struct tokend_error *e)
+{
+    struct stat st;
+
+    if (paths_check_parents(path, e) < 0)
+        return -1;
+    if (lstat(path, &st) < 0 && errno == ENOENT)
+        return 1;
+    return check_private_dir(path, e);
+}
+
 int paths_ensure_private_dir(const char *path, struct tokend_error *e)
 {
     g_autofree char *parent = g_path_get_dirname(path);
@@ -85,5 +134,7 @@ int paths_ensure_private_dir(const char *path, struct tokend_error *e)
     if (mkdir(path, 0700) < 0 && errno != EEXIST)
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s: %s", path,
                          g_strerror(errno));
+    if (paths_check_parents(path, e) < 0)
+        return -1;
     return check_private_dir(path, e);
 }

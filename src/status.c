@@ -4,6 +4,7 @@
 #include "tokend/status.h"
 #include "tokend/paths.h"
 #include "tokend/state.h"
+#include "tokend/tokenfile.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
@@ -34,27 +35,54 @@ static char *expiry_text(const AccountState *st, gint64 now)
                            (st->expires_at - now) / 60);
 }
 
+/* The state says an access token was written, but the file does not hold
+ * it: what is wrong and what to run, or NULL. */
+static char *token_file_problem(const Account *a, const AccountState *st)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(SecStr) token = NULL;
+    const char *what;
+    bool missing = false;
+
+    if (st->expires_at == 0)
+        return NULL;
+    token = tokenfile_read(a->token_file, &missing, &e);
+    error_clear(&e);
+    if (token)
+        return NULL;
+    what = missing ? "the access token file is missing" :
+                     "the access token file does not hold one token";
+    if (!st->store || st->needs_signin)
+        return g_strdup_printf("%s; run: tokend obtain %s", what, a->name);
+    return g_strdup_printf("%s; run: tokend refresh --force %s", what, a->name);
+}
+
 static void print_text(const Account *a, const AccountState *st, gint64 now)
 {
+    g_autofree char *problem = token_file_problem(a, st);
+    g_autofree char *store = error_escape(st->store ? st->store : "none");
+    g_autofree char *last_error = st->last_error ? error_escape(st->last_error) : NULL;
     g_autofree char *expiry = expiry_text(st, now);
     g_autofree char *refreshed = when(st->last_refresh);
     g_autofree char *signed_in = when(st->signed_in_at);
 
     printf("%s: %s%s%s\n", a->name, provider_name(a->provider), a->username ? ", " : "",
            a->username ? a->username : "");
-    printf("  store:        %s (configured: %s)\n", st->store ? st->store : "none",
-           store_kind_name(a->store));
+    printf("  store:        %s (configured: %s)\n", store, store_kind_name(a->store));
     printf("  token file:   %s\n", a->token_file);
     printf("  access token: %s\n", expiry);
     printf("  signed in:    %s\n", signed_in);
     printf("  last refresh: %s\n", refreshed);
     printf("  sign-in:      %s\n", signin_state(st));
-    if (st->last_error)
-        printf("  last error:   %s\n", st->last_error);
+    if (last_error)
+        printf("  last error:   %s\n", last_error);
+    if (problem)
+        printf("  problem:      %s\n", problem);
 }
 
 static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
 {
+    g_autofree char *problem = NULL;
     cJSON *o = cJSON_CreateObject();
 
     cJSON_AddStringToObject(o, "account", a->name);
@@ -75,6 +103,8 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     cJSON_AddBoolToObject(o, "needs_signin", !st->store || st->needs_signin);
     if (st->last_error)
         cJSON_AddStringToObject(o, "last_error", st->last_error);
+    if ((problem = token_file_problem(a, st)))
+        cJSON_AddStringToObject(o, "problem", problem);
     return o;
 }
 
@@ -89,7 +119,9 @@ void status_print(const Config *cfg, GPtrArray *accounts, bool json)
         const Account *a = g_ptr_array_index(accounts, i);
         struct tokend_error e = TOKEND_ERROR_INIT;
         g_autofree char *dir = paths_account_dir(a->name);
-        g_autoptr(AccountState) st = state_load(dir, &e);
+        /* Only a folder that is ours and private is believed. */
+        g_autoptr(AccountState) st =
+            paths_trust_private_dir(dir, &e) < 0 ? NULL : state_load(dir, &e);
 
         if (!st) {
             st = state_new();

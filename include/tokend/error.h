@@ -41,6 +41,11 @@ void error_clear(struct tokend_error *e);
 void error_move(struct tokend_error *dst, struct tokend_error *src);
 /* Fold text to one printable line of at most max bytes (UTF-8 kept whole). */
 char *error_one_line(const char *text, size_t max);
+/* Text read from a file, to show as it is but harmless on a terminal:
+ * control and format characters (escape sequences, newlines, bidi
+ * overrides) and invalid UTF-8 become \n \r \t \xHH \uHHHH, a backslash
+ * \\; everything else is kept. */
+char *error_escape(const char *text);
 /* "tokend: ACCOUNT: message; hint" on stderr, and the detail with -v. */
 void error_print(const struct tokend_error *e, const char *account);
 const char *error_status_name(int status);

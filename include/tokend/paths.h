@@ -15,5 +15,14 @@ char *paths_account_dir(const char *account);
  * must belong to us.  A group- or world-accessible folder of ours is repaired
  * with a warning; one owned by someone else is refused. */
 int paths_ensure_private_dir(const char *path, struct tokend_error *e);
+/* Every folder above path (up to /) can be changed only by us or root:
+ * owned by us or root, not writable by others unless sticky, by the group
+ * only when it is ours.  Otherwise 73: whoever can change a parent can swap
+ * the folder, and plant a state whose token_file is any file of ours. */
+int paths_check_parents(const char *path, struct tokend_error *e);
+/* For commands that only read or forget: 0 when the folder exists and is
+ * trustworthy (parents too; a loose mode of ours is repaired as above),
+ * 1 when it does not exist, -1 with e set when it must not be trusted. */
+int paths_trust_private_dir(const char *path, struct tokend_error *e);
 /* Expand a leading "~/" and make relative paths relative to base. */
 char *paths_expand(const char *path, const char *base_dir);

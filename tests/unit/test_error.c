@@ -115,6 +115,30 @@ static void test_clear_and_move(void)
     error_clear(NULL);
 }
 
+static void test_escape(void)
+{
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {"plain text, caf\xc3\xa9", "plain text, caf\xc3\xa9"},
+        {"\x1b[31mred", "\\x1b[31mred"},
+        {"one\ntwo\r\tthree", "one\\ntwo\\r\\tthree"},
+        {"back\\slash", "back\\\\slash"},
+        {"bell\x07 del\x7f", "bell\\x07 del\\x7f"},
+        {"c1 \xc2\x9b", "c1 \\x9b"},                   /* U+009B, CSI */
+        {"bidi \xe2\x80\xae", "bidi \\u202e"},       /* RIGHT-TO-LEFT OVERRIDE */
+        {"ls \xe2\x80\xa8", "ls \\u2028"},          /* LINE SEPARATOR */
+        {"bad \xff\xfe utf8", "bad \\xff\\xfe utf8"},
+        {"", ""},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+        g_autofree char *out = error_escape(rows[i].in);
+        g_assert_cmpstr(out, ==, rows[i].out);
+    }
+    g_free(error_escape(NULL));
+}
+
 static void test_status_names(void)
 {
     static const struct {
@@ -152,5 +176,6 @@ int main(int argc, char **argv)
     g_test_add_func("/error/prefix", test_prefix);
     g_test_add_func("/error/clear-and-move", test_clear_and_move);
     g_test_add_func("/error/status-names", test_status_names);
+    g_test_add_func("/error/escape", test_escape);
     return testutil_run();
 }
