@@ -133,6 +133,35 @@ static int save_signin(const Account *a, const char *store, const TokenResponse 
     return r;
 }
 
+/* A bare pasted code carries no state to check beforehand: PKCE makes the
+ * server refuse one from another sign-in, which is the paste's fault (65),
+ * not a sign-in to repeat later (77). */
+static int redeem(Http *http, FlowClient *client, const RedirectParams *params,
+                  const Pkce *pkce, const char *redirect, TokenResponse **t,
+                  struct tokend_error *e)
+{
+    g_autofree char *why = NULL;
+    g_autofree char *detail = NULL;
+    const char *tag;
+
+    if (oauth_redeem_code(http, &client->oauth, params->code, pkce->verifier, redirect, t,
+                          e) == 0)
+        return 0;
+    if (!params->bare || e->status != TOKEND_EX_NOPERM ||
+        !g_str_has_prefix(e->message, "sign-in needed"))
+        return -1;
+    tag = strrchr(e->message, '(');
+    why = g_strdup(tag ? tag : "");
+    detail = g_strdup(e->detail);
+    error_set(e, TOKEND_EX_DATAERR,
+              "the server refused the pasted code: it is not from this sign-in, or it expired "
+              "or was used already %s", why);
+    error_set_hint(e, "paste the address of the page this sign-in ended on, or run tokend "
+                      "obtain again");
+    error_set_detail(e, detail);
+    return -1;
+}
+
 static int code_flow(const Account *a, const struct obtain_options *o, FlowClient *client,
                      Http *http, TokenResponse **t, struct tokend_error *e)
 {
@@ -162,7 +191,7 @@ static int code_flow(const Account *a, const struct obtain_options *o, FlowClien
     g_clear_pointer(&catcher, catcher_free);
     if (oauth_check_redirect(params, state, &client->oauth, e) < 0)
         return -1;
-    return oauth_redeem_code(http, &client->oauth, params->code, pkce->verifier, redirect, t, e);
+    return redeem(http, client, params, pkce, redirect, t, e);
 }
 
 int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e)

@@ -230,3 +230,34 @@ def test_localhost_redirect_listens_on_both_loopbacks(tokend):
     if open('/proc/net/if_inet6').read().strip():
         assert ('00000000000000000000000001000000', 6) in found
     assert len(found) <= 2
+
+
+def code_of(url):
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))['code']
+
+
+def test_pasted_bare_code_of_this_sign_in_works(tokend, authserver):
+    tokend.account()
+    rc, err, _ = paste(tokend, code_of, '--manual')
+    assert rc == EX_OK, err
+    assert authserver.introspect(tokend.token_file().read_text().strip())['active']
+
+
+def test_pasted_bare_code_of_another_sign_in_is_a_data_error(tokend, authserver):
+    """A bare code has no state to compare: the server refuses it (PKCE), and
+    that is the paste's fault (65, as tokend(1) says), not a sign-in needed."""
+    tokend.account()
+    other = []
+
+    def keep_code(url):
+        other.append(code_of(url))
+        return 'not pasted'
+
+    rc, _, _ = paste(tokend, keep_code, '--manual')
+    assert rc == EX_DATAERR and other
+    rc, err, _ = paste(tokend, lambda u: other[0], '--manual')
+    print(err)
+    assert rc == EX_DATAERR, err
+    assert 'the server refused the pasted code: it is not from this sign-in' in err
+    assert 'paste the address of the page this sign-in ended on' in err
+    assert not tokend.token_file().exists() and not tokend.refresh_token_file().exists()
