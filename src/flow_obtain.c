@@ -194,13 +194,12 @@ static int code_flow(const Account *a, const struct obtain_options *o, FlowClien
     return redeem(http, client, params, pkce, redirect, t, e);
 }
 
-int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e)
+static int obtain_locked(const Account *a, const struct obtain_options *o, Http *http,
+                         bool device, struct tokend_error *e)
 {
-    g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(FlowClient) client = NULL;
     g_autoptr(Store) store = NULL;
     g_autoptr(TokenResponse) t = NULL;
-    bool device = o->device || (a->flow == FLOW_KIND_DEVICE && !o->manual);
     int r;
 
     /* Know where the refresh token will go before the user signs in. */
@@ -214,4 +213,20 @@ int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_
     if (r < 0)
         return -1;
     return save_signin(a, store_name(store), t, e);
+}
+
+int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e)
+{
+    g_autoptr(Http) http = http_new(a->ca_file);
+    bool device = o->device || (a->flow == FLOW_KIND_DEVICE && !o->manual);
+    g_autofree char *dir = paths_account_dir(a->name);
+    int r, held;
+
+    /* One sign-in per account at a time: a second one would leave the
+     * first one's grant at the server with nothing holding it. */
+    if (paths_ensure_private_dir(dir, e) < 0 || (held = lock_obtain(dir, e)) < 0)
+        return -1;
+    r = obtain_locked(a, o, http, device, e);
+    lock_release(held);
+    return r;
 }

@@ -488,3 +488,43 @@ def test_fixed_port_second_signin_within_a_minute(tokend, authserver):
     print(f'{len(waiting)} connection(s) of port {port} in TIME_WAIT after the second sign-in')
     assert waiting, 'the test did not exercise TIME_WAIT'
     assert code_exchanges(authserver) == before + 2
+
+
+# Two sign-ins of one account -------------------------------------------------------
+
+def test_second_obtain_while_one_runs_is_refused(tokend, authserver, attempts, tmp_path):
+    """Two sign-ins of one account at once would both get a grant, and the
+    one saved first would be overwritten and left at the server with nothing
+    holding it: the second obtain is refused at once, saying who runs."""
+    before = code_exchanges(authserver)
+    a = start_obtain(tokend, login_timeout=60)
+    attempts.append(a)
+    for args in (('--no-browser',), ('--manual',), ('--device',)):
+        t = time.monotonic()
+        r = tokend.run('obtain', 'work', *args, input='', timeout=30)
+        seconds = time.monotonic() - t
+        print(f'second obtain {args[0]}: exit {r.returncode} in {seconds:.1f} s: {r.stderr}')
+        assert r.returncode == EX_TEMPFAIL, r.stderr
+        assert f'another tokend obtain (pid {a.proc.pid}) is signing in to this account' \
+            in r.stderr
+        assert 'finish or stop that sign-in first' in r.stderr
+        assert 'https://' not in r.stderr and seconds < 5
+    assert a.proc.poll() is None
+    browser = run_browser(tokend, a.url, tmp_path / 'browser.log')
+    assert browser.returncode == 0, browser.stderr
+    rc, _, err, _ = finish(a)
+    assert rc == EX_OK, err
+    assert code_exchanges(authserver) == before + 1
+    # Once it is over, the next sign-in goes ahead.
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert code_exchanges(authserver) == before + 2
+
+
+def test_killed_obtain_does_not_block_the_next(tokend, authserver, attempts):
+    a = start_obtain(tokend, login_timeout=60)
+    attempts.append(a)
+    a.proc.kill()
+    a.proc.communicate()
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
