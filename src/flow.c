@@ -294,7 +294,8 @@ gint64 flow_next_due(const Account *a)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autofree char *dir = paths_account_dir(a->name);
-    g_autoptr(AccountState) st = state_load(dir, &e);
+    g_autoptr(AccountState) st =
+        paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
 
     error_clear(&e);
     return flow_next_due_of(a, st);
@@ -312,7 +313,8 @@ gint64 flow_token_seconds_left(const Account *a)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autofree char *dir = paths_account_dir(a->name);
-    g_autoptr(AccountState) st = state_load(dir, &e);
+    g_autoptr(AccountState) st =
+        paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
 
     error_clear(&e);
     if (!st || g_strcmp0(st->token_file, a->token_file) != 0)
