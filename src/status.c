@@ -34,6 +34,24 @@ static char *expiry_text(const AccountState *st, gint64 now)
                            (st->expires_at - now) / 60);
 }
 
+/* Verified against what the account says now: a changed username or
+ * identity makes an earlier match meaningless. */
+static bool identity_verified(const Account *a, const AccountState *st)
+{
+    return st->identity && st->identity_verified &&
+           ((a->username && g_ascii_strcasecmp(st->identity, a->username) == 0) ||
+            (a->identity && g_ascii_strcasecmp(st->identity, a->identity) == 0));
+}
+
+static char *identity_text(const Account *a, const AccountState *st)
+{
+    if (identity_verified(a, st))
+        return g_strdup_printf("%s (verified)", st->identity);
+    if (st->identity)
+        return g_strdup_printf("not verified (the sign-in named %s)", st->identity);
+    return g_strdup("not verified (the provider named nobody)");
+}
+
 static void print_text(const Account *a, const AccountState *st, gint64 now)
 {
     g_autofree char *expiry = expiry_text(st, now);
@@ -49,6 +67,10 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
     printf("  signed in:    %s\n", signed_in);
     printf("  last refresh: %s\n", refreshed);
     printf("  sign-in:      %s\n", signin_state(st));
+    if (st->store || st->signed_in_at) {
+        g_autofree char *identity = identity_text(a, st);
+        printf("  identity:     %s\n", identity);
+    }
     if (st->last_error)
         printf("  last error:   %s\n", st->last_error);
 }
@@ -73,6 +95,11 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     cJSON_AddNumberToObject(o, "signed_in_at", (double)st->signed_in_at);
     cJSON_AddNumberToObject(o, "last_refresh", (double)st->last_refresh);
     cJSON_AddBoolToObject(o, "needs_signin", !st->store || st->needs_signin);
+    if (st->identity)
+        cJSON_AddStringToObject(o, "identity", st->identity);
+    else
+        cJSON_AddNullToObject(o, "identity");
+    cJSON_AddBoolToObject(o, "identity_verified", identity_verified(a, st));
     if (st->last_error)
         cJSON_AddStringToObject(o, "last_error", st->last_error);
     return o;
