@@ -120,3 +120,15 @@ def test_refresh_naming_someone_else_is_not_saved(tokend):
     assert after[:2] == before[:2]  # token file and refresh token untouched
     st = status(tokend)
     assert st['needs_signin'] is True and st['identity_verified'] is False
+
+
+def test_device_flow_by_someone_else_is_refused(tokend, authserver):
+    tokend.account(scopes=NAMED, issuer=authserver.issuer, authorize_url=None, token_url=None)
+    r = tokend.run('obtain', 'work', '--device', env={'TOKEND_TEST_BROWSER_MODE': 'device',
+                                                      'TOKEND_TEST_LOGIN': 'mallory'})
+    assert r.returncode == EX_NOPERM, r.stderr
+    assert 'signed in as mallory@example.net, not as alice' in r.stderr
+    assert stored(tokend) == [None, None, None]
+    r = tokend.run('obtain', 'work', '--device', env={'TOKEND_TEST_BROWSER_MODE': 'device'})
+    assert r.returncode == EX_OK, r.stderr
+    assert status(tokend)['identity'] == 'alice'
