@@ -47,6 +47,7 @@ static const struct key_spec keys[] = {
     {"client_secret", KEY_SECRET, SCOPE_BOTH, F(client_secret)},
     {"client_secret_file", KEY_PATH, SCOPE_BOTH, F(client_secret_file)},
     {"username", KEY_STRING, SCOPE_ACCOUNT, F(username)},
+    {"identity", KEY_STRING, SCOPE_ACCOUNT, F(identity)},
     {"scopes", KEY_STRING, SCOPE_BOTH, F(scopes)},
     {"redirect_uri", KEY_URL, SCOPE_BOTH, F(redirect_uri)},
     {"token_file", KEY_PATH, SCOPE_ACCOUNT, F(token_file)},
@@ -311,6 +312,7 @@ static void account_free(Account *a)
     secstr_free(a->client_secret);
     g_free(a->client_secret_file);
     g_free(a->username);
+    g_free(a->identity);
     g_free(a->scopes);
     g_free(a->redirect_uri);
     g_free(a->token_file);

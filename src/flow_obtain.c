@@ -105,7 +105,7 @@ static int wait_manual(const Account *a, RedirectParams **params, struct tokend_
 }
 
 static int save_signin(const Account *a, const char *store, const TokenResponse *t,
-                       struct tokend_error *e)
+                       const FlowIdentity *id, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(a->name);
     g_autoptr(AccountState) st = NULL;
@@ -124,6 +124,7 @@ static int save_signin(const Account *a, const char *store, const TokenResponse 
         error_clear(e);
         st = state_new();
     }
+    flow_identity_remember(st, id, true);
     r = flow_save_response(a, dir, st, store, t, e);
     lock_release(fd);
     if (r == 0)
@@ -200,6 +201,7 @@ static int obtain_locked(const Account *a, const struct obtain_options *o, Http 
     g_autoptr(FlowClient) client = NULL;
     g_autoptr(Store) store = NULL;
     g_autoptr(TokenResponse) t = NULL;
+    g_autoptr(FlowIdentity) id = NULL;
     int r;
 
     /* Know where the refresh token will go before the user signs in. */
@@ -210,9 +212,9 @@ static int obtain_locked(const Account *a, const struct obtain_options *o, Http 
         return -1;
     r = device ? flow_device(a, client, http, !o->no_browser, &t, e)
                : code_flow(a, o, client, http, &t, e);
-    if (r < 0)
+    if (r < 0 || flow_identity_check(a, t, &id, e) < 0)
         return -1;
-    return save_signin(a, store_name(store), t, e);
+    return save_signin(a, store_name(store), t, id, e);
 }
 
 int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_error *e)

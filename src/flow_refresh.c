@@ -211,6 +211,7 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
     const Account *a = j->req->account;
     struct tokend_error *e = &j->req->error;
     g_autoptr(TokenResponse) t = NULL;
+    g_autoptr(FlowIdentity) id = NULL;
 
     if (!r)
         error_move(e, err);
@@ -221,6 +222,12 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
         return -1;
     }
     FAULT_POINT("after-response");
+    /* Someone else's sign-in is not saved: the old tokens stay. */
+    if (flow_identity_check(a, t, &id, e) < 0) {
+        flow_record_failure(j->dir, j->st, e);
+        return -1;
+    }
+    flow_identity_remember(j->st, id, false);
     if (flow_save_response(a, j->dir, j->st, NULL, t, e) < 0)
         return -1;
     j->req->outcome = REFRESH_DONE;

@@ -21,6 +21,7 @@ void token_response_free(TokenResponse *t)
     secstr_free(t->refresh_token);
     g_free(t->token_type);
     g_free(t->scope);
+    secstr_free(t->id_token);
     g_free(t);
 }
 
@@ -130,6 +131,18 @@ static cJSON *parse_whole_json(const SecStr *body)
     return root;
 }
 
+/* Kept as it came: whether it is usable is for the identity check to say,
+ * and only where it needs one. */
+static void get_id_token(const cJSON *root, TokenResponse *t)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "id_token");
+
+    if (cJSON_IsString(v) && v->valuestring)
+        t->id_token = secstr_from(v->valuestring, strlen(v->valuestring));
+    else if (v && !cJSON_IsNull(v))
+        t->id_token_bad = true;
+}
+
 int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
                                struct tokend_error *e)
 {
@@ -159,6 +172,7 @@ int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
         return bad_response(e, "scope is not a string");
     if (scope && cJSON_IsString(scope))
         t->scope = g_strdup(scope->valuestring);
+    get_id_token(root, t);
     *out = g_steal_pointer(&t);
     return 0;
 }

@@ -16,7 +16,7 @@ static const struct provider_preset presets[PROVIDER_COUNT] = {
         .default_authority = "login.microsoftonline.com",
         .default_tenant = "common",
         .default_scopes = MS_MAIL "IMAP.AccessAsUser.All " MS_MAIL "POP.AccessAsUser.All "
-                          MS_MAIL "SMTP.Send offline_access",
+                          MS_MAIL "SMTP.Send offline_access openid profile",
         .default_redirect_uri = "http://localhost/",
         .extra_auth_params = NULL,
         .imap_host = "outlook.office365.com",
@@ -33,7 +33,7 @@ static const struct provider_preset presets[PROVIDER_COUNT] = {
         .device_url = "https://oauth2.googleapis.com/device/code",
         .revocation_url = "https://oauth2.googleapis.com/revoke",
         .issuer = "https://accounts.google.com",
-        .default_scopes = "https://mail.google.com/",
+        .default_scopes = "https://mail.google.com/ openid email",
         .default_redirect_uri = "http://127.0.0.1/",
         .extra_auth_params = "access_type=offline prompt=consent",
         .imap_host = "imap.gmail.com",

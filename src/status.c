@@ -57,6 +57,26 @@ static char *token_file_problem(const Account *a, const AccountState *st)
     return g_strdup_printf("%s; run: tokend refresh --force %s", what, a->name);
 }
 
+/* Verified against what the account says now: a changed username or
+ * identity makes an earlier match meaningless. */
+static bool identity_verified(const Account *a, const AccountState *st)
+{
+    return st->identity && st->identity_verified &&
+           ((a->username && g_ascii_strcasecmp(st->identity, a->username) == 0) ||
+            (a->identity && g_ascii_strcasecmp(st->identity, a->identity) == 0));
+}
+
+static char *identity_text(const Account *a, const AccountState *st)
+{
+    g_autofree char *who = st->identity ? error_escape(st->identity) : NULL;
+
+    if (identity_verified(a, st))
+        return g_strdup_printf("%s (verified)", who);
+    if (who)
+        return g_strdup_printf("not verified (the sign-in named %s)", who);
+    return g_strdup("not verified (the provider named nobody)");
+}
+
 static void print_text(const Account *a, const AccountState *st, gint64 now)
 {
     g_autofree char *problem = token_file_problem(a, st);
@@ -74,6 +94,10 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
     printf("  signed in:    %s\n", signed_in);
     printf("  last refresh: %s\n", refreshed);
     printf("  sign-in:      %s\n", signin_state(st));
+    if (st->store || st->signed_in_at) {
+        g_autofree char *identity = identity_text(a, st);
+        printf("  identity:     %s\n", identity);
+    }
     if (last_error)
         printf("  last error:   %s\n", last_error);
     if (problem)
@@ -101,6 +125,11 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     cJSON_AddNumberToObject(o, "signed_in_at", (double)st->signed_in_at);
     cJSON_AddNumberToObject(o, "last_refresh", (double)st->last_refresh);
     cJSON_AddBoolToObject(o, "needs_signin", !st->store || st->needs_signin);
+    if (st->identity)
+        cJSON_AddStringToObject(o, "identity", st->identity);
+    else
+        cJSON_AddNullToObject(o, "identity");
+    cJSON_AddBoolToObject(o, "identity_verified", identity_verified(a, st));
     if (st->last_error)
         cJSON_AddStringToObject(o, "last_error", st->last_error);
     if ((problem = token_file_problem(a, st)))

@@ -31,6 +31,7 @@ typedef struct account {
     SecStr *client_secret; /* given inline in the file */
     char *client_secret_file; /* or read from this file when needed */
     char *username;
+    char *identity;        /* the expected sign-in name, when not username */
     char *scopes;          /* space separated */
     char *redirect_uri;
     char *token_file;      /* absolute */

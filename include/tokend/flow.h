@@ -88,4 +88,22 @@ gint64 flow_token_seconds_left(const Account *a);
 /* Read the current access token (after flow_refresh made it fresh). */
 SecStr *flow_read_token(const Account *a, struct tokend_error *e);
 
+/* Who signed in, as the token response's id_token says. */
+typedef struct flow_identity {
+    char *name;    /* the claim that matched, or the best one seen */
+    bool verified; /* it matched the account's username or identity */
+} FlowIdentity;
+
+/* Compare who signed in with the account's username and identity.  *out
+ * is NULL when the response names nobody usable (no id_token, only an
+ * unmatched sub, or a malformed id_token that nothing needed).  A name
+ * matching neither is refused (77); a malformed id_token where a check is
+ * needed is 65.  Call before anything of the response is stored. */
+int flow_identity_check(const Account *a, const TokenResponse *t, FlowIdentity **out,
+                        struct tokend_error *e);
+/* Note the result in the state that flow_save_response will write. */
+void flow_identity_remember(struct account_state *st, const FlowIdentity *id, bool signin);
+void flow_identity_free(FlowIdentity *id);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowClient, flow_client_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowIdentity, flow_identity_free)

@@ -29,6 +29,8 @@ typedef struct token_response {
     char *token_type;
     gint64 expires_in;     /* seconds; 3600 when the server said nothing */
     char *scope;
+    SecStr *id_token;      /* OpenID Connect: who signed in, or NULL */
+    bool id_token_bad;     /* an id_token was there but not a string */
 } TokenResponse;
 
 typedef struct redirect_params {

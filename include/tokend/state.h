@@ -20,6 +20,8 @@ typedef struct account_state {
     char *last_error;     /* one line, when the last attempt failed */
     int last_status;      /* exit status of the last attempt */
     bool needs_signin;    /* the server refused the refresh token */
+    char *identity;       /* who signed in, from the id_token, or NULL */
+    bool identity_verified; /* identity matched the account's username or identity */
     /* What the configuration said when this state was written, so that the
      * launcher can answer `token` without parsing the configuration: valid
      * while the file's identity is config_id. */

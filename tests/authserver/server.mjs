@@ -65,6 +65,14 @@ const clients = [
   },
 ];
 
+// The users' profile claims, as an operator keeps them in a directory; a
+// login name not listed here has only its subject.  With the `email` and
+// `profile` scopes they are in the ID token as well as at userinfo.
+const PROFILES = {
+  alice: { email: 'Alice.Smith@Example.ORG', email_verified: true, preferred_username: 'alice' },
+  mallory: { email: 'mallory@example.net', email_verified: true, preferred_username: 'mallory' },
+};
+
 // Counts requests as they arrive, before the provider sees them.
 const ENDPOINTS = {
   '/.well-known/openid-configuration': 'discovery',
@@ -139,9 +147,11 @@ const provider = new Provider(`https://127.0.0.1:${port}`, {
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
-  scopes: ['openid', 'offline_access', 'mail.imap', 'mail.smtp'],
+  scopes: ['openid', 'offline_access', 'mail.imap', 'mail.smtp', 'email', 'profile'],
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'] },
+  conformIdTokenClaims: false,
   async findAccount(_ctx, sub) {
-    return { accountId: sub, claims: async () => ({ sub }) };
+    return { accountId: sub, claims: async () => ({ sub, ...PROFILES[sub] }) };
   },
   features: {
     devInteractions: { enabled: true },

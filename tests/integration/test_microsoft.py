@@ -25,7 +25,7 @@ NATIVECLIENT = 'https://login.microsoftonline.com/common/oauth2/nativeclient'
 FOLLOW = REPO / 'tests' / 'harness' / 'follow-redirects'
 MS_SCOPES = ['https://outlook.office.com/IMAP.AccessAsUser.All',
              'https://outlook.office.com/POP.AccessAsUser.All',
-             'https://outlook.office.com/SMTP.Send', 'offline_access']
+             'https://outlook.office.com/SMTP.Send', 'offline_access', 'openid', 'profile']
 
 
 def ms_success(access='eyJ0eXAiOiJKV1QiLCJub25jZSI6Im1zLWFjY2Vzcy10b2tlbi0x',
@@ -270,6 +270,84 @@ def test_refresh_without_a_new_refresh_token_keeps_the_old(tokend, ms):
     assert tokend.token_file().read_text() == 'third\n'
 
 
+MS_CLIENT = 'facd6cff-a294-4415-b59f-c5b01937d7bd'
+
+
+def id_token(**claims):
+    """An ID token as the token endpoint sends it (the signature is not
+    looked at: it came over TLS from the token endpoint)."""
+    def part(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b'=').decode()
+    return part({'typ': 'JWT', 'alg': 'RS256', 'kid': 'nOo3ZDrODXEK1jKWhXslHR_KXEg'}) + '.' + \
+        part(claims) + '.' + 'c2lnbmF0dXJlLW5vdC1jaGVja2Vk'
+
+
+def ms_id_token(preferred_username, **extra):
+    return id_token(aud=MS_CLIENT, iss='https://login.microsoftonline.com/9188040d-6c67-4c5b-'
+                    'b112-36a304b66dad/v2.0', tid='9188040d-6c67-4c5b-b112-36a304b66dad',
+                    sub='AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ', name='Me',
+                    oid='00000000-0000-0000-66f3-3332eca7ea81', ver='2.0',
+                    preferred_username=preferred_username, **extra)
+
+
+def test_id_token_names_the_signed_in_user(tokend, ms):
+    ms.script(TOKEN_PATH, ms_success(id_token=ms_id_token('Me@Contoso.com')))
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    auth = query_of(ms.last(AUTHORIZE_PATH))
+    assert {'openid', 'profile'} <= set(auth['scope'].split())
+    st = json.loads(tokend.run('status', '--json').stdout)[0]
+    assert st['identity'] == 'Me@Contoso.com' and st['identity_verified'] is True
+    assert 'identity:     Me@Contoso.com (verified)' in tokend.run('status').stdout
+
+
+def test_upn_other_than_the_mailbox(tokend, ms):
+    # The mailbox is me@contoso.com; the sign-in name (UPN) is not.
+    ms.script(TOKEN_PATH, ms_success(id_token=ms_id_token('m.e@contoso.onmicrosoft.com',
+                                                           upn='m.e@contoso.onmicrosoft.com')))
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_NOPERM
+    assert 'signed in as m.e@contoso.onmicrosoft.com, not as me@contoso.com' in r.stderr
+    assert 'set identity = m.e@contoso.onmicrosoft.com' in r.stderr
+    assert not tokend.token_file().exists() and not tokend.refresh_token_file().exists()
+    assert not (tokend.state / 'work' / 'state.json').exists()
+    tokend.accounts['work']['identity'] = 'M.E@contoso.onmicrosoft.com'
+    tokend.write_config()
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert json.loads(tokend.run('status', '--json').stdout)[0]['identity_verified'] is True
+
+
+def test_refresh_naming_someone_else_keeps_the_old_tokens(tokend, ms):
+    access, refresh = seeded(tokend, ms)
+    ms.script(TOKEN_PATH, ms_success(access='other-access', refresh='0.AQoA-other',
+                                     id_token=ms_id_token('eve@fabrikam.com')))
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_NOPERM, r.stderr
+    assert 'signed in as eve@fabrikam.com, not as me@contoso.com' in r.stderr
+    assert tokend.token_file().read_text() == access
+    assert tokend.refresh_token_file().read_text() == refresh
+    # A refresh that names the right user is saved and verifies it.
+    ms.script(TOKEN_PATH, ms_success(access='next-access', id_token=ms_id_token('me@contoso.com')))
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+    assert tokend.token_file().read_text() == 'next-access\n'
+    assert json.loads(tokend.run('status', '--json').stdout)[0]['identity_verified'] is True
+
+
+def test_malformed_id_token_is_refused_when_identity_is_checked(tokend, ms):
+    ms.script(TOKEN_PATH, ms_success(id_token='not-a-jwt'))
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_DATAERR
+    assert 'malformed id_token' in r.stderr
+    assert not tokend.refresh_token_file().exists()
+    # With nobody to compare with, it is no reason to refuse the sign-in.
+    tokend.accounts['work'].pop('username')
+    tokend.write_config()
+    assert tokend.run('obtain', 'work').returncode == EX_OK
+    st = json.loads(tokend.run('status', '--json').stdout)[0]
+    assert st['identity'] is None and st['identity_verified'] is False
+
+
 def test_sign_in_error_redirect(tokend, ms):
     ms.script(AUTHORIZE_PATH, lambda req: Reply(302, b'', {'Location': query_of(req)['redirect_uri'] + '?' + urllib.parse.urlencode({
         'error': 'access_denied', 'error_description': 'AADSTS65004: User declined to consent.',
@@ -312,7 +390,7 @@ def test_google_sign_in_refresh_and_logout(tokend, google):
     r = tokend.run('obtain', 'work')
     assert r.returncode == EX_OK, r.stderr
     auth = query_of(google.last('/o/oauth2/v2/auth'))
-    assert auth['scope'] == 'https://mail.google.com/'
+    assert auth['scope'] == 'https://mail.google.com/ openid email'
     assert auth['access_type'] == 'offline' and auth['prompt'] == 'consent'
     token = form_of(google.last('/token'))
     assert token['client_secret'] == 'GOCSPX-not-really-secret'
@@ -326,6 +404,19 @@ def test_google_sign_in_refresh_and_logout(tokend, google):
     revoke = form_of(google.last('/revoke'))
     assert revoke['token'] == '1//0g-google-refresh'
     assert revoke['token_type_hint'] == 'refresh_token'
+
+
+def test_google_id_token_email_is_the_username(tokend, google):
+    google.script('/token', Reply(200, {
+        'access_token': 'ya29.a0-google-access', 'expires_in': 3599,
+        'refresh_token': '1//0g-google-refresh', 'token_type': 'Bearer',
+        'scope': 'openid https://mail.google.com/ https://www.googleapis.com/auth/userinfo.email',
+        'id_token': id_token(iss='https://accounts.google.com', sub='110248495921238986420',
+                             aud='1234-abc.apps.googleusercontent.com', email='Me@gmail.com',
+                             email_verified=True)}))
+    assert tokend.run('obtain', 'work').returncode == EX_OK
+    st = json.loads(tokend.run('status', '--json').stdout)[0]
+    assert st['identity'] == 'Me@gmail.com' and st['identity_verified'] is True
 
 
 def test_google_redirect_from_another_issuer_is_refused(tokend, google):

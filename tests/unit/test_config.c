@@ -91,7 +91,7 @@ static void test_google_and_generic(void)
     g_assert_cmpstr(a->client_secret->data, ==, "GOCSPX-s3cr3t");
     g_assert_cmpstr(a->token_url, ==, "https://oauth2.googleapis.com/token");
     g_assert_cmpstr(a->issuer, ==, "https://accounts.google.com");
-    g_assert_cmpstr(a->scopes, ==, "https://mail.google.com/");
+    g_assert_cmpstr(a->scopes, ==, "https://mail.google.com/ openid email");
     g_assert_null(a->tenant);
     g_assert_cmpstr(b->issuer, ==, "https://idp.example");
     g_assert_null(b->token_url);
@@ -296,6 +296,7 @@ static void test_known_keys(void)
         "revocation_url", "prompt", "auth_params", "flow", "refresh_margin", "min_validity",
         "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "notify_cmd",
         "max_parallel",
+        "identity",
     };
     const char *const *keys = config_known_keys();
 
