@@ -65,7 +65,7 @@ static void test_microsoft_tenant(void)
     g_autoptr(Config) cfg = NULL;
     g_autoptr(Config) cfg2 = NULL;
     const Account *a = parse_one(MS "tenant = contoso.onmicrosoft.com\n", &cfg);
-    const Account *b = parse_one(MS "authority = login.microsoftonline.us\ntenant = t1\n"
+    const Account *b = parse_one(MS "authority = login.microsoftonline.us\ntenant = t1.example\n"
                                     "token_url = https://proxy.example/token\n", &cfg2);
 
     g_assert_cmpstr(a->token_url, ==, "https://login.microsoftonline.com/"
@@ -73,7 +73,7 @@ static void test_microsoft_tenant(void)
     g_assert_cmpstr(a->authorize_url, ==, "https://login.microsoftonline.com/"
                                           "contoso.onmicrosoft.com/oauth2/v2.0/authorize");
     g_assert_cmpstr(b->authorize_url, ==,
-                    "https://login.microsoftonline.us/t1/oauth2/v2.0/authorize");
+                    "https://login.microsoftonline.us/t1.example/oauth2/v2.0/authorize");
     /* An explicit endpoint wins over the preset. */
     g_assert_cmpstr(b->token_url, ==, "https://proxy.example/token");
 }
@@ -294,7 +294,7 @@ static void test_known_keys(void)
         "client_secret_file", "username", "scopes", "redirect_uri", "token_file", "store",
         "ca_file", "issuer", "authorize_url", "token_url", "device_authorization_url",
         "revocation_url", "prompt", "auth_params", "flow", "refresh_margin", "min_validity",
-        "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "notify_cmd",
+        "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "pop_host", "pop_port", "notify_cmd",
         "max_parallel",
     };
     const char *const *keys = config_known_keys();
