@@ -47,7 +47,7 @@ bool uri_endpoint_ok(const char *url, const char **why)
         return false;
     }
     if (g_uri_get_port(u) == 0) {
-        *why = "port 0 is not a port";
+        *why = "names port 0, which is not a port";
         return false;
     }
     if (strcmp(g_uri_get_scheme(u), "https") == 0)
@@ -70,11 +70,11 @@ static bool split_bracketed(const char *text, char **host, int *port, const char
     const char *close = strchr(text, ']');
     g_autofree char *h = close ? g_strndup(text + 1, (gsize)(close - text - 1)) : NULL;
 
-    *why = "an IPv6 address is written [ADDRESS] or [ADDRESS]:PORT";
+    *why = "is not an IPv6 address in brackets: [ADDRESS] or [ADDRESS]:PORT";
     if (!h || !strchr(h, ':') || !g_hostname_is_ip_address(h))
         return false;
     if (close[1] != '\0' && (close[1] != ':' || !parse_port(close + 2, port))) {
-        *why = "the port after ]: must be a number from 1 to 65535";
+        *why = "has a port after ]: that is not a number from 1 to 65535";
         return false;
     }
     *host = g_steal_pointer(&h);
@@ -91,7 +91,8 @@ bool uri_split_host_port(const char *text, char **host, int *port, const char **
         return split_bracketed(text, host, port, why);
     if (colon && strchr(colon + 1, ':')) {
         /* "::1:993" is an address, or ::1 and a port: brackets say which. */
-        *why = "an IPv6 address is written in brackets: [ADDRESS] or [ADDRESS]:PORT";
+        *why = "has more than one colon: write an IPv6 address in brackets, [ADDRESS] or "
+                "[ADDRESS]:PORT";
         return false;
     }
     h = colon ? g_strndup(text, (gsize)(colon - text)) : g_strdup(text);
@@ -100,7 +101,7 @@ bool uri_split_host_port(const char *text, char **host, int *port, const char **
         return false;
     }
     if (colon && !parse_port(colon + 1, port)) {
-        *why = "the port after : must be a number from 1 to 65535";
+        *why = "has a port after : that is not a number from 1 to 65535";
         return false;
     }
     *host = g_steal_pointer(&h);
@@ -127,11 +128,11 @@ static bool authority_path_tenant(const char *path, char **tenant, const char **
         return true;
     /* parts[0] is "" (the path starts with /); an optional "" after the tenant. */
     if (n > 3 || (n == 3 && parts[2][0] != '\0') || parts[1][0] == '\0') {
-        *why = "the URL's path may only be the tenant (https://HOST/TENANT)";
+        *why = "has a path other than the tenant (write https://HOST/TENANT)";
         return false;
     }
     if (!uri_tenant_valid(parts[1])) {
-        *why = "the tenant in the URL is not common, organizations, consumers, a GUID or "
+        *why = "names a tenant that is not common, organizations, consumers, a GUID or "
                "a domain";
         return false;
     }
@@ -153,7 +154,7 @@ static bool authority_from_url(const char *text, char **authority, char **tenant
         return false;
     }
     if (g_uri_get_userinfo(u) || g_uri_get_query(u) || g_uri_get_fragment(u)) {
-        *why = "a user name, query (?) or fragment (#) has no place in it";
+        *why = "has a user name, a query (?) or a fragment (#), which have no place in it";
         return false;
     }
     if (g_uri_get_port(u) == 0 || !uri_host_valid(host)) {
