@@ -344,6 +344,15 @@ static int check_one(const Account *a, enum mail_service s, const SecStr *token)
     return 0;
 }
 
+/* Before any refresh: nothing to log in to is a configuration matter. */
+static int no_mail_host(const struct verb_ctx *ctx, const Account *a, const char *keys)
+{
+    fprintf(stderr, "tokend: %s: no mail server to check (provider = %s has none built in); "
+            "set %s in [account %s] of %s\n", a->name, provider_name(a->provider), keys,
+            a->name, ctx->cfg->path);
+    return TOKEND_EX_CONFIG;
+}
+
 static int verb_check(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -376,13 +385,11 @@ static int verb_check(struct verb_ctx *ctx)
     if (!imap && !smtp) {
         imap = a->imap_host != NULL;
         smtp = a->smtp_host != NULL;
-        if (!imap && !smtp) {
-            fprintf(stderr, "tokend: %s: no mail server to check: provider = %s knows none; "
-                    "set imap_host or smtp_host in [account %s] of %s\n", a->name,
-                    provider_name(a->provider), a->name, ctx->cfg->path);
-            return TOKEND_EX_CONFIG;
-        }
+        if (!imap && !smtp)
+            return no_mail_host(ctx, a, "imap_host or smtp_host");
     }
+    if ((imap && !a->imap_host) || (smtp && !a->smtp_host))
+        return no_mail_host(ctx, a, imap && !a->imap_host ? "imap_host" : "smtp_host");
     if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0 ||
         !(token = flow_read_token(a, &e)))
         return fail(&e, a->name);
