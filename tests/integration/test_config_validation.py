@@ -5,22 +5,20 @@ through a proxy from the environment; the commands tokend suggests carry
 -c FILE; every command answers --help; check with no mail host is 78."""
 
 import re
-import socket
 import subprocess
-import threading
 import urllib.parse
 
 import pytest
 
 from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, TOKEND, Tokend
 from harness.authserver import make_certs
+from harness.proxy import PROXY_VARS, CountingProxy
 from harness.scripted import Reply, ScriptedEndpoint
 
 FOLLOW = REPO / 'tests' / 'harness' / 'follow-redirects'
 TENANT = 'contoso.onmicrosoft.com'
 MS_TOKEN = f'/{TENANT}/oauth2/v2.0/token'
 MS_AUTHORIZE = f'/{TENANT}/oauth2/v2.0/authorize'
-PROXY_VARS = ('https_proxy', 'HTTPS_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy')
 
 
 def authorize_redirect(req):
@@ -176,41 +174,6 @@ def test_broken_authority_is_refused_before_any_request(ms, authority, tenant):
 
 
 # Proxies ----------------------------------------------------------------------------
-
-class CountingProxy:
-    """A listener on 127.0.0.1 standing where a proxy would: it counts the
-    connections and what they asked for, and closes them."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.asked = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                try:
-                    self.asked.append(conn.recv(4096).split(b'\r\n')[0].decode(errors='replace'))
-                    conn.sendall(b'HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n')
-                except OSError:
-                    self.asked.append('')
-
-    def env(self):
-        url = f'http://127.0.0.1:{self.port}'
-        return {v: url for v in PROXY_VARS}
-
-    def close(self):
-        self.sock.close()
-
 
 @pytest.fixture
 def proxy():
