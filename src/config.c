@@ -263,6 +263,9 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
          * goes to evil.example. */
         if (!uri_endpoint_ok(v, &why))
             return key_error(c, k->name, "\"%s\" %s", v, why);
+        if (strcmp(k->name, "issuer") == 0 && uri_has_query(v))
+            return key_error(c, k->name, "\"%s\" has a query (?...), which an issuer never "
+                             "has (RFC 8414)", v);
         g_free(*(char **)field);
         *(char **)field = g_strdup(v);
         return 0;

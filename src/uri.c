@@ -29,6 +29,13 @@ static bool dns_name_valid(const char *name, guint min_labels)
     return n >= min_labels;
 }
 
+bool uri_has_query(const char *url)
+{
+    g_autoptr(GUri) u = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+
+    return u && g_uri_get_query(u);
+}
+
 bool uri_host_valid(const char *host)
 {
     return host && (g_hostname_is_ip_address(host) || dns_name_valid(host, 1));
@@ -48,6 +55,10 @@ bool uri_endpoint_ok(const char *url, const char **why)
     }
     if (g_uri_get_port(u) == 0) {
         *why = "names port 0, which is not a port";
+        return false;
+    }
+    if (g_uri_get_fragment(u)) {
+        *why = "has a fragment (#...), which no endpoint takes (RFC 6749 3.1)";
         return false;
     }
     if (strcmp(g_uri_get_scheme(u), "https") == 0)

@@ -11,9 +11,11 @@ bool uri_host_is_loopback(const char *host);
 /* A host name or an IP address (an IPv6 one without brackets). */
 bool uri_host_valid(const char *host);
 /* An endpoint tokend may talk to: https://HOST..., or http:// to a loopback
- * host; no user name or password in it.  On failure *why says what is
+ * host; no user name or password, no fragment in it.  On failure *why says what is
  * wrong (a static string). */
 bool uri_endpoint_ok(const char *url, const char **why);
+/* The URL has a query (?...): an issuer must not (RFC 8414 2). */
+bool uri_has_query(const char *url);
 /* "host", "host:port", "[v6]" or "[v6]:port": the host without brackets
  * and the port (0 when none is written).  A bare IPv6 address is refused:
  * "::1:993" could be read two ways.  On failure

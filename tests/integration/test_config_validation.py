@@ -64,6 +64,8 @@ BAD_VALUES = [
     ('microsoft', 'pop_host', 'pop.example.com:pop3s'),
     ('generic', 'token_url', 'http://idp.example/token'),
     ('generic', 'issuer', 'https://user@idp.example'),
+    ('generic', 'issuer', 'https://idp.example/?tenant=x'),
+    ('generic', 'token_url', 'https://idp.example/token#x'),
 ]
 VERBS = [('status',), ('status', 'work'), ('token', 'work'), ('refresh',), ('refresh', 'work'),
          ('logout', 'work'), ('check', 'work'), ('obtain', 'work')]
@@ -324,3 +326,30 @@ def test_check_without_any_mail_host_is_a_configuration_error(home):
         r = home.run('check', 'work', flag)
         assert r.returncode == EX_CONFIG, (flag, r.stderr)
         assert f'{flag[2:]}_host' in r.stderr
+
+
+# issuer: the discovery URLs are built from its parts ---------------------------------
+
+@pytest.mark.parametrize('issuer_path,oidc', [
+    ('/realms/mail', True), ('/realms/mail/', True), ('', True),
+    ('/realms/mail', False), ('', False),
+])
+def test_discovery_urls_from_the_issuer(tmp_path, ep, issuer_path, oidc):
+    issuer = ep.url(issuer_path)
+    bare = issuer_path.rstrip('/')
+    meta = Reply(200, {'issuer': issuer, 'authorization_endpoint': ep.url('/authorize'),
+                       'token_endpoint': ep.url('/token')})
+    if oidc:
+        ep.script(f'{bare}/.well-known/openid-configuration', meta)
+    else:
+        ep.script(f'/.well-known/oauth-authorization-server{bare}', meta)
+    t = Tokend(tmp_path)
+    t.env['BROWSER'] = str(FOLLOW)
+    t.account(provider='generic', client_id='cfg', issuer=issuer, store='file')
+    r = t.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    asked = [urllib.parse.urlsplit(req.path).path for req in ep.requests]
+    assert asked[-2:] == ['/authorize', '/token'], asked
+    assert asked[0] == (f'{bare}/.well-known/openid-configuration' if oidc else asked[0])
+    if not oidc:
+        assert asked[1] == f'/.well-known/oauth-authorization-server{bare}', asked

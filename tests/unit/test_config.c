@@ -532,6 +532,10 @@ static const struct {
      "[account work] device_authorization_url:"},
     {"revocation_url = ftp://idp.example/r\n", "[account work] revocation_url:"},
     {"token_url = https://[::1/t\n", "[account work] token_url:"},
+    {"token_url = https://idp.example/t#frag\n", "[account work] token_url: "},
+    {"redirect_uri = http://127.0.0.1/cb#x\n", "[account work] redirect_uri: "},
+    {"issuer = https://idp.example/?tenant=x\n", "[account work] issuer: "},
+    {"issuer = https://idp.example/#x\n", "[account work] issuer: "},
 };
 
 static void test_bad_values(void)
