@@ -160,6 +160,12 @@ static bool authority_from_url(const char *text, char **authority, char **tenant
     *why = "is not a URL of the form https://HOST[:PORT][/TENANT]";
     if (!host || !*host)
         return false;
+    /* GUri removes dot segments ("/x/../common" is "/common"); no tenant
+     * has a dot segment or a %-escape, so refuse rather than guess. */
+    if (strchr(text, '%') || strstr(text, "/.")) {
+        *why = "has a %-escape or a dot segment; write https://HOST/TENANT";
+        return false;
+    }
     if (strcmp(g_uri_get_scheme(u), "https") != 0) {
         *why = "must be a host or an https:// URL";
         return false;
