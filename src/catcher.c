@@ -10,6 +10,7 @@
 #include "tokend/catcher.h"
 #include "tokend/log.h"
 #include "tokend/peercred.h"
+#include "tokend/uri.h"
 
 #define CONNECTION_LIMIT 64
 #define CONNECTION_TIMEOUT_S 10
@@ -59,9 +60,10 @@ static const char page_method[] = PAGE("Not allowed", "Only GET is served here."
 
 bool catcher_handles(const char *redirect_uri)
 {
-    return g_str_has_prefix(redirect_uri, "http://127.0.0.1") ||
-           g_str_has_prefix(redirect_uri, "http://localhost") ||
-           g_str_has_prefix(redirect_uri, "http://[::1]");
+    g_autoptr(GUri) u = g_uri_parse(redirect_uri, G_URI_FLAGS_NONE, NULL);
+
+    return u && strcmp(g_uri_get_scheme(u), "http") == 0 && !g_uri_get_userinfo(u) &&
+           uri_host_is_loopback(g_uri_get_host(u));
 }
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *page)

@@ -5,11 +5,14 @@
 
 #include "tokend/config.h"
 #include "tokend/fileio.h"
+#include "tokend/log.h"
 #include "tokend/paths.h"
+#include "tokend/uri.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define DEFAULTS_GROUP "defaults"
 #define ACCOUNT_PREFIX "account "
+#define POP3S_PORT 995
 
 enum key_type {
     KEY_STRING,
@@ -68,6 +71,8 @@ static const struct key_spec keys[] = {
     {"imap_port", KEY_PORT, SCOPE_BOTH, F(imap_port)},
     {"smtp_host", KEY_STRING, SCOPE_BOTH, F(smtp_host)},
     {"smtp_port", KEY_PORT, SCOPE_BOTH, F(smtp_port)},
+    {"pop_host", KEY_STRING, SCOPE_BOTH, F(pop_host)},
+    {"pop_port", KEY_PORT, SCOPE_BOTH, F(pop_port)},
     {"notify_cmd", KEY_STRING, SCOPE_BOTH, F(notify_cmd)},
     {"max_parallel", KEY_SECONDS, SCOPE_DEFAULTS, 0},
 };
@@ -186,22 +191,6 @@ static int get_value(const struct parse_ctx *c, const char *group, const char *k
     return 0;
 }
 
-/* https://HOST, or http:// to a loopback host.  Parsed, not compared as a
- * prefix: "http://localhost:80@evil.example/" goes to evil.example. */
-static bool url_scheme_ok(const char *v)
-{
-    g_autoptr(GUri) u = g_uri_parse(v, G_URI_FLAGS_NONE, NULL);
-    const char *host = u ? g_uri_get_host(u) : NULL;
-
-    if (!host || !*host || g_uri_get_userinfo(u))
-        return false;
-    if (strcmp(g_uri_get_scheme(u), "https") == 0)
-        return true;
-    return strcmp(g_uri_get_scheme(u), "http") == 0 &&
-           (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
-            strcmp(host, "::1") == 0);
-}
-
 static int parse_int(const struct parse_ctx *c, const char *key, const char *v, gint64 min,
                      gint64 max, int *out)
 {
@@ -261,6 +250,7 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
     static const char *const store_names[] = {"auto", "secret-service", "file", NULL};
     static const char *const flow_names[] = {"code", "device", NULL};
     void *field = (char *)a + k->offset;
+    const char *why = NULL;
 
     if (*v == '\0' && k->type != KEY_PARAMS && k->type != KEY_STRING)
         return key_error(c, k->name, "empty value");
@@ -270,10 +260,13 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
         *(char **)field = *v ? g_strdup(v) : NULL;
         return 0;
     case KEY_URL:
-        if (!url_scheme_ok(v))
-            return key_error(c, k->name,
-                             "\"%s\" must be an https:// URL (http:// only for 127.0.0.1, "
-                             "localhost or [::1])", v);
+        /* Parsed, not compared as a prefix: "http://localhost:80@evil.example/"
+         * goes to evil.example. */
+        if (!uri_endpoint_ok(v, &why))
+            return key_error(c, k->name, "\"%s\" %s", v, why);
+        if (strcmp(k->name, "issuer") == 0 && uri_has_query(v))
+            return key_error(c, k->name, "\"%s\" has a query (?...), which an issuer never "
+                             "has (RFC 8414)", v);
         g_free(*(char **)field);
         *(char **)field = g_strdup(v);
         return 0;
@@ -326,6 +319,7 @@ static void account_free(Account *a)
     g_strfreev(a->auth_params);
     g_free(a->imap_host);
     g_free(a->smtp_host);
+    g_free(a->pop_host);
     g_free(a->notify_cmd);
     g_free(a);
 }
@@ -414,10 +408,75 @@ static void fill_defaults(Account *a)
         a->smtp_host = g_strdup(p->smtp_host);
     if (!a->smtp_port)
         a->smtp_port = p->smtp_port;
+    if (!a->pop_host && p->pop_host)
+        a->pop_host = g_strdup(p->pop_host);
+    if (!a->pop_port)
+        a->pop_port = POP3S_PORT;
     if (!a->token_file) {
         state = paths_account_dir(a->name);
         a->token_file = g_build_filename(state, "token", NULL);
     }
+}
+
+/* authority: a host, host:port, or https://host[:port][/TENANT]; the tenant
+ * of the URL must agree with `tenant`, and sets it when only the URL has it.
+ * Kept as "host[:port]": the endpoints are built from it by GUri. */
+static int resolve_authority(struct parse_ctx *c, Account *a)
+{
+    g_autofree char *authority = NULL;
+    g_autofree char *tenant = NULL;
+    const char *why = NULL;
+
+    if (a->provider != PROVIDER_MICROSOFT)
+        return 0;
+    if (a->tenant && !uri_tenant_valid(a->tenant))
+        return key_error(c, "tenant", "\"%s\" is not common, organizations, consumers, a "
+                         "GUID or a domain (contoso.onmicrosoft.com)", a->tenant);
+    if (!a->authority)
+        return 0;
+    if (!uri_parse_authority(a->authority, &authority, &tenant, &why))
+        return key_error(c, "authority", "\"%s\" %s", a->authority, why);
+    if (tenant && a->tenant && g_ascii_strcasecmp(tenant, a->tenant) != 0)
+        return key_error(c, "authority", "names tenant %s, but tenant = %s; give one of them",
+                         tenant, a->tenant);
+    if (tenant && !a->tenant)
+        a->tenant = g_steal_pointer(&tenant);
+    g_free(a->authority);
+    a->authority = g_steal_pointer(&authority);
+    return 0;
+}
+
+/* HOST_KEY may carry the port ("host:port", "[v6]:port"); PORT_KEY, if also
+ * given, must say the same. */
+static int resolve_host(struct parse_ctx *c, const char *host_key, char **host,
+                        const char *port_key, int *port)
+{
+    g_autofree char *name = NULL;
+    const char *why = NULL;
+    int own_port = 0;
+
+    if (!*host)
+        return 0;
+    if (!uri_split_host_port(*host, &name, &own_port, &why))
+        return key_error(c, host_key, "\"%s\" %s", *host, why);
+    if (own_port && *port && own_port != *port)
+        return key_error(c, host_key, "names port %d, but %s = %d; give one of them", own_port,
+                         port_key, *port);
+    if (own_port)
+        *port = own_port;
+    g_free(*host);
+    *host = g_steal_pointer(&name);
+    return 0;
+}
+
+static int resolve_values(struct parse_ctx *c, Account *a)
+{
+    if (resolve_authority(c, a) < 0 ||
+        resolve_host(c, "imap_host", &a->imap_host, "imap_port", &a->imap_port) < 0 ||
+        resolve_host(c, "smtp_host", &a->smtp_host, "smtp_port", &a->smtp_port) < 0 ||
+        resolve_host(c, "pop_host", &a->pop_host, "pop_port", &a->pop_port) < 0)
+        return -1;
+    return 0;
 }
 
 static int validate_account(struct parse_ctx *c, Account *a)
@@ -430,6 +489,9 @@ static int validate_account(struct parse_ctx *c, Account *a)
     if (a->provider != PROVIDER_MICROSOFT && (has_key(c, "tenant") || has_key(c, "authority")))
         return key_error(c, has_key(c, "tenant") ? "tenant" : "authority",
                          "only applies to provider = microsoft");
+    if (a->provider == PROVIDER_MICROSOFT && (!a->authorize_url || !a->token_url))
+        return key_error(c, "authority", "\"%s\" and tenant \"%s\" make no valid URL",
+                         a->authority, a->tenant);
     if (a->client_secret && a->client_secret_file)
         return key_error(c, "client_secret", "give client_secret or client_secret_file, not both");
     if (p->needs_client_secret && !a->client_secret && !a->client_secret_file)
@@ -467,6 +529,8 @@ static Account *parse_account(struct parse_ctx *c, const char *name, bool has_de
         key_error(c, "provider", "missing (microsoft, google or generic)");
         return NULL;
     }
+    if (resolve_values(c, a) < 0)
+        return NULL;
     fill_defaults(a);
     if (validate_account(c, a) < 0)
         return NULL;
@@ -573,6 +637,46 @@ char *config_identity(const char *path)
                            (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
 }
 
+/* Like a loose client_secret_file: said, not repaired (the file is the
+ * user's own, perhaps a link into a dotfiles repository). */
+static void warn_if_secret_readable(const Config *cfg, const char *path)
+{
+    struct stat st;
+    bool secret = false;
+
+    for (guint i = 0; i < cfg->accounts->len; i++)
+        secret = secret || ((Account *)g_ptr_array_index(cfg->accounts, i))->client_secret;
+    if (!secret || stat(path, &st) < 0 || (st.st_mode & 077) == 0)
+        return;
+    log_warn("%s holds client_secret and is readable by others (mode %03o); run: chmod 600 %s "
+             "(or move the secret to a private client_secret_file)", path,
+             (unsigned)(st.st_mode & 0777), path);
+}
+
+void config_set_arg(Config *c, const char *path)
+{
+    g_free(c->config_arg);
+    c->config_arg = path ? g_canonicalize_filename(path, NULL) : NULL;
+    for (guint i = 0; i < c->accounts->len; i++)
+        ((Account *)g_ptr_array_index(c->accounts, i))->config_arg = c->config_arg;
+}
+
+/* Account names need no quoting (config_account_name_valid); a path only
+ * when it has characters a shell would read. */
+char *config_command(const Account *a, const char *verb)
+{
+    g_autofree char *file = NULL;
+
+    if (a->config_arg) {
+        bool plain = true;
+        for (const char *p = a->config_arg; *p; p++)
+            plain = plain && (g_ascii_isalnum(*p) || strchr("/._+@%=:,-", *p));
+        file = plain ? g_strdup(a->config_arg) : g_shell_quote(a->config_arg);
+    }
+    return g_strdup_printf("tokend%s%s %s %s", file ? " -c " : "", file ? file : "", verb,
+                           a->name);
+}
+
 Config *config_load(const char *path, struct tokend_error *e)
 {
     g_autofree char *data = NULL;
@@ -595,6 +699,7 @@ Config *config_load(const char *path, struct tokend_error *e)
     explicit_bzero(data, len);
     /* Identity taken before the read: an edit during it changes it again. */
     if (cfg) {
+        warn_if_secret_readable(cfg, path);
         cfg->id = g_steal_pointer(&id);
         for (guint i = 0; i < cfg->accounts->len; i++)
             ((Account *)g_ptr_array_index(cfg->accounts, i))->config_id = cfg->id;
@@ -618,6 +723,7 @@ void config_free(Config *c)
         return;
     g_free(c->path);
     g_free(c->id);
+    g_free(c->config_arg);
     if (c->accounts)
         g_ptr_array_free(c->accounts, TRUE);
     g_free(c);

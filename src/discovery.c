@@ -109,19 +109,23 @@ static Discovery *from_cache(const char *path, const char *issuer, bool *stale)
 }
 
 /* OpenID Connect puts the well-known path after the issuer; RFC 8414
- * between the host and the issuer's path. */
+ * between the host and the issuer's path.  Built with GUri from the
+ * issuer's parts (config refuses a query or fragment in it). */
 static char *well_known(const char *issuer, bool oidc)
 {
-    g_autofree char *base = strip_slash(issuer);
-    const char *path;
+    g_autoptr(GUri) u = g_uri_parse(issuer, G_URI_FLAGS_ENCODED, NULL);
+    g_autoptr(GUri) w = NULL;
+    g_autofree char *base = NULL;
+    g_autofree char *path = NULL;
 
-    if (oidc)
-        return g_strconcat(base, "/.well-known/openid-configuration", NULL);
-    path = strchr(strstr(base, "://") + 3, '/');
-    if (!path)
-        return g_strconcat(base, "/.well-known/oauth-authorization-server", NULL);
-    return g_strdup_printf("%.*s/.well-known/oauth-authorization-server%s",
-                           (int)(path - base), base, path);
+    if (!u || !g_uri_get_host(u))
+        return NULL;
+    base = strip_slash(g_uri_get_path(u));
+    path = oidc ? g_strconcat(base, "/.well-known/openid-configuration", NULL)
+                : g_strconcat("/.well-known/oauth-authorization-server", base, NULL);
+    w = g_uri_build(G_URI_FLAGS_ENCODED, g_uri_get_scheme(u), NULL, g_uri_get_host(u),
+                    g_uri_get_port(u), path, NULL, NULL);
+    return g_uri_to_string(w);
 }
 
 static Discovery *fetch(Http *h, const char *issuer, const char *cache, struct tokend_error *e)

@@ -100,8 +100,10 @@ static void job_clear(struct refresh_job *j)
 
 static int signin_needed(const Account *a, struct tokend_error *e, const char *why)
 {
+    g_autofree char *command = config_command(a, "obtain");
+
     error_set(e, TOKEND_EX_NOPERM, "%s", why);
-    error_set_hint(e, "run: tokend obtain %s", a->name);
+    error_set_hint(e, "run: %s", command);
     return -1;
 }
 
@@ -216,8 +218,10 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
     if (!r)
         error_move(e, err);
     if (!r || oauth_parse_token_response(r, &t, e) < 0) {
-        if (e->status == TOKEND_EX_NOPERM && !e->hint)
-            error_set_hint(e, "run: tokend obtain %s", a->name);
+        if (e->status == TOKEND_EX_NOPERM && !e->hint) {
+            g_autofree char *command = config_command(a, "obtain");
+            error_set_hint(e, "run: %s", command);
+        }
         flow_record_failure(j->dir, j->st, e);
         return -1;
     }

@@ -4,6 +4,7 @@
 #include "tokend-config.h"
 #include "tokend/http.h"
 #include "tokend/log.h"
+#include "tokend/uri.h"
 
 #define RESPONSE_MAX_BYTES (1024 * 1024)
 #define CONNECT_TIMEOUT_MS 10000L
@@ -51,8 +52,7 @@ void http_response_free(HttpResponse *r)
 
 static bool host_is_loopback(const char *host)
 {
-    return g_strcmp0(host, "127.0.0.1") == 0 || g_strcmp0(host, "[::1]") == 0 ||
-           g_strcmp0(host, "localhost") == 0;
+    return uri_host_is_loopback(host);
 }
 
 static int url_parts(const char *url, char **scheme, char **host)
@@ -150,6 +150,10 @@ static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url,
     if (form)
         headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
     curl_easy_setopt(c, CURLOPT_URL, url);
+    /* Loopback (the test peers, a local relay) never goes through a proxy;
+     * other hosts keep libcurl's https_proxy, ALL_PROXY and NO_PROXY. */
+    if (http_url_is_loopback(url))
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

@@ -3,6 +3,7 @@
 
 #include "tokend/mailcheck.h"
 #include "tokend/log.h"
+#include "tokend/uri.h"
 
 #define CHECK_TIMEOUT_MS 30000L
 
@@ -34,8 +35,7 @@ static int on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *
 
 static bool is_loopback(const char *host)
 {
-    return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "::1") == 0 ||
-           strcmp(host, "localhost") == 0;
+    return uri_host_is_loopback(host);
 }
 
 static char *service_url(enum mail_service s, const char *host, int port)
@@ -68,6 +68,8 @@ int mailcheck_login(enum mail_service s, const char *host, int port, const char 
     curl_easy_setopt(c, CURLOPT_USERNAME, user);
     curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, token->data);
     curl_easy_setopt(c, CURLOPT_USE_SSL, is_loopback(host) ? CURLUSESSL_TRY : CURLUSESSL_ALL);
+    if (is_loopback(host))
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     if (ca_file)

@@ -43,7 +43,7 @@ void notify_signin_needed(const Account *a, const char *reason)
         log_warn("%s: notify_cmd: %s", a->name, err->message);
         return;
     }
-    command = g_strdup_printf("tokend obtain %s", a->name);
+    command = config_command(a, "obtain");
     env = g_get_environ();
     env = g_environ_setenv(env, "TOKEND_ACCOUNT", a->name, TRUE);
     env = g_environ_setenv(env, "TOKEND_REASON", reason ? reason : "sign-in needed", TRUE);

@@ -2,6 +2,7 @@
 #include <glib.h>
 
 #include "tokend/provider.h"
+#include "tokend/uri.h"
 
 #define MS_MAIL "https://outlook.office.com/"
 
@@ -77,12 +78,23 @@ static char *replace_all(const char *text, const char *what, const char *with)
     return g_strjoinv(with, parts);
 }
 
+/* "SCHEME://{authority}PATH": the URL is built by GUri from the authority's
+ * host and port and the path with the tenant, which must be a valid one, so
+ * no value can make a broken URL.  A template without {authority} is a
+ * fixed URL. */
 char *provider_expand(const char *tmpl, const char *authority, const char *tenant)
 {
-    g_autofree char *a = NULL;
+    const char *mark = tmpl ? strstr(tmpl, "://{authority}") : NULL;
+    g_autofree char *scheme = NULL;
+    g_autofree char *path = NULL;
 
     if (!tmpl)
         return NULL;
-    a = replace_all(tmpl, "{authority}", authority ? authority : "");
-    return replace_all(a, "{tenant}", tenant ? tenant : "");
+    if (!mark)
+        return strstr(tmpl, "{tenant}") ? NULL : g_strdup(tmpl);
+    if (strstr(tmpl, "{tenant}") && !uri_tenant_valid(tenant))
+        return NULL;
+    scheme = g_strndup(tmpl, (gsize)(mark - tmpl));
+    path = replace_all(mark + strlen("://{authority}"), "{tenant}", tenant ? tenant : "");
+    return uri_build(scheme, authority, path);
 }

@@ -56,6 +56,8 @@ static int load_config(struct verb_ctx *ctx)
     g_autofree char *path = paths_config_file(ctx->g->config_path);
 
     ctx->cfg = config_load(path, &e);
+    if (ctx->cfg && ctx->g->config_path)
+        config_set_arg(ctx->cfg, ctx->g->config_path);
     return ctx->cfg ? 0 : fail(&e, NULL);
 }
 
@@ -342,6 +344,15 @@ static int check_one(const Account *a, enum mail_service s, const SecStr *token)
     return 0;
 }
 
+/* Before any refresh: nothing to log in to is a configuration matter. */
+static int no_mail_host(const struct verb_ctx *ctx, const Account *a, const char *keys)
+{
+    fprintf(stderr, "tokend: %s: no mail server to check (provider = %s has none built in); "
+            "set %s in [account %s] of %s\n", a->name, provider_name(a->provider), keys,
+            a->name, ctx->cfg->path);
+    return TOKEND_EX_CONFIG;
+}
+
 static int verb_check(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -375,8 +386,10 @@ static int verb_check(struct verb_ctx *ctx)
         imap = a->imap_host != NULL;
         smtp = a->smtp_host != NULL;
         if (!imap && !smtp)
-            return usage_error("%s", "check: the account names no imap_host or smtp_host");
+            return no_mail_host(ctx, a, "imap_host or smtp_host");
     }
+    if ((imap && !a->imap_host) || (smtp && !a->smtp_host))
+        return no_mail_host(ctx, a, imap && !a->imap_host ? "imap_host" : "smtp_host");
     if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0 ||
         !(token = flow_read_token(a, &e)))
         return fail(&e, a->name);
@@ -396,6 +409,19 @@ static const struct verb verbs[] = {
     {"check", verb_check},
 };
 
+/* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own
+ * options; not after "--". */
+static bool wants_help(const struct verb_ctx *ctx)
+{
+    for (int i = 1; i < ctx->argc; i++) {
+        if (strcmp(ctx->argv[i], "--") == 0)
+            return false;
+        if (strcmp(ctx->argv[i], "--help") == 0 || strcmp(ctx->argv[i], "-h") == 0)
+            return true;
+    }
+    return false;
+}
+
 int verbs_run(const struct cli_globals *g, int argc, char **argv)
 {
     struct verb_ctx ctx = {.g = g, .argc = argc - g->command_index,
@@ -404,6 +430,10 @@ int verbs_run(const struct cli_globals *g, int argc, char **argv)
     int status = -1;
 
     for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++) {
+        if (strcmp(verbs[i].name, name) == 0 && wants_help(&ctx)) {
+            cli_print_usage();
+            return 0;
+        }
         if (strcmp(verbs[i].name, name) == 0) {
             status = verbs[i].run(&ctx);
             break;

@@ -52,8 +52,11 @@ typedef struct account {
     int imap_port;
     char *smtp_host;
     int smtp_port;
+    char *pop_host;
+    int pop_port;
     char *notify_cmd;
     const char *config_id; /* the file's identity (config_identity), or NULL */
+    const char *config_arg; /* the file as given with -c (absolute), or NULL */
 } Account;
 
 typedef struct config {
@@ -61,6 +64,7 @@ typedef struct config {
     char *id;            /* config_identity() of the file when it was read */
     GPtrArray *accounts; /* Account*, in file order */
     int max_parallel;
+    char *config_arg;    /* set by config_set_arg */
 } Config;
 
 Config *config_load(const char *path, struct tokend_error *e);
@@ -77,5 +81,10 @@ const char *store_kind_name(enum store_kind kind);
  * stat'ed: what tokend's cached decisions are tied to. */
 char *config_identity(const char *path);
 const char *flow_kind_name(enum flow_kind kind);
+/* Remember that the file was named with -c, so that the commands tokend
+ * tells the user to run name it too. */
+void config_set_arg(Config *c, const char *path);
+/* "tokend [-c FILE] VERB ACCOUNT", quoted for a shell where needed. */
+char *config_command(const Account *a, const char *verb);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)

@@ -36,5 +36,6 @@ const struct provider_preset *provider_preset(enum provider_kind kind);
 /* Parse a provider name; returns -1 if unknown. */
 int provider_from_name(const char *name);
 const char *provider_name(enum provider_kind kind);
-/* Fill a Microsoft endpoint template: returns a newly allocated URL. */
+/* Fill a Microsoft endpoint template: returns a newly allocated URL, or NULL
+ * if the authority or the tenant is not valid. */
 char *provider_expand(const char *tmpl, const char *authority, const char *tenant);

@@ -77,6 +77,10 @@ def test_systemd_units_verify(installed, tmp_path):
     service = (units / 'tokend-refresh.service').read_text()
     assert f'ExecStart={prefix}/bin/tokend -q refresh' in service
     assert 'OnFailure=tokend-refresh-failed.service' in service
+    # token_file may be under /tmp, where fetchmail reads it: the refresh must
+    # write the same /tmp, not a private one.
+    for name in ('tokend-refresh.service', 'tokend-refresh-failed.service'):
+        assert 'PrivateTmp' not in (units / name).read_text(), name
     timer = (units / 'tokend-refresh.timer').read_text()
     assert 'OnUnitActiveSec=5min' in timer and 'Persistent=true' in timer
     env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), MANPATH=str(prefix / 'share' / 'man'),

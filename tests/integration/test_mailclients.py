@@ -75,6 +75,7 @@ import pytest
 from conftest import EX_NOPERM, EX_OK, REPO, TOKEND
 from harness.authserver import SERVER_DIR
 from harness.dovecot import MAIL_USER, Dovecot, open_path_to
+from harness.proxy import CountingProxy
 
 RECIPES = REPO / 'doc' / 'recipes'
 CLIENT_TIMEOUT = 30
@@ -422,6 +423,17 @@ def test_check_logs_in_to_imap_and_smtp(tokend, dovecot):
     assert f'work: IMAP login to {dovecot.host}:{dovecot.imap_port} as {USER}: ok' in r.stdout
     assert f'work: SMTP login to {dovecot.host}:{dovecot.submission_port} as {USER}: ok' \
         in r.stdout
+
+
+def test_check_of_a_loopback_server_ignores_proxies(tokend, dovecot):
+    sign_in(tokend, dovecot)
+    proxy = CountingProxy()
+    try:
+        r = tokend.run('check', 'work', timeout=CLIENT_TIMEOUT, env=proxy.env())
+        assert r.returncode == EX_OK, r.stderr
+        assert proxy.asked == []
+    finally:
+        proxy.close()
 
 
 def test_check_reports_a_refused_token_with_the_server_words(tokend, dovecot):

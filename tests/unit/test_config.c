@@ -65,7 +65,7 @@ static void test_microsoft_tenant(void)
     g_autoptr(Config) cfg = NULL;
     g_autoptr(Config) cfg2 = NULL;
     const Account *a = parse_one(MS "tenant = contoso.onmicrosoft.com\n", &cfg);
-    const Account *b = parse_one(MS "authority = login.microsoftonline.us\ntenant = t1\n"
+    const Account *b = parse_one(MS "authority = login.microsoftonline.us\ntenant = t1.example\n"
                                     "token_url = https://proxy.example/token\n", &cfg2);
 
     g_assert_cmpstr(a->token_url, ==, "https://login.microsoftonline.com/"
@@ -73,7 +73,7 @@ static void test_microsoft_tenant(void)
     g_assert_cmpstr(a->authorize_url, ==, "https://login.microsoftonline.com/"
                                           "contoso.onmicrosoft.com/oauth2/v2.0/authorize");
     g_assert_cmpstr(b->authorize_url, ==,
-                    "https://login.microsoftonline.us/t1/oauth2/v2.0/authorize");
+                    "https://login.microsoftonline.us/t1.example/oauth2/v2.0/authorize");
     /* An explicit endpoint wins over the preset. */
     g_assert_cmpstr(b->token_url, ==, "https://proxy.example/token");
 }
@@ -294,7 +294,7 @@ static void test_known_keys(void)
         "client_secret_file", "username", "scopes", "redirect_uri", "token_file", "store",
         "ca_file", "issuer", "authorize_url", "token_url", "device_authorization_url",
         "revocation_url", "prompt", "auth_params", "flow", "refresh_margin", "min_validity",
-        "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "notify_cmd",
+        "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "pop_host", "pop_port", "notify_cmd",
         "max_parallel",
         "identity",
     };
@@ -370,6 +370,220 @@ static void test_url_userinfo(void)
     testutil_assert_contains(e.message, "token_url");
 }
 
+#define MS_TOKEN "/oauth2/v2.0/token"
+
+/* authority and tenant as written -> the token endpoint and the tenant. */
+static void test_authority_good(void)
+{
+    static const struct {
+        const char *lines, *token_url, *tenant;
+    } cases[] = {
+        {"authority = login.microsoftonline.us\n",
+         "https://login.microsoftonline.us/common" MS_TOKEN, "common"},
+        {"authority = 127.0.0.1:8443\n", "https://127.0.0.1:8443/common" MS_TOKEN, "common"},
+        {"authority = [::1]:8443\n", "https://[::1]:8443/common" MS_TOKEN, "common"},
+        {"authority = https://login.microsoftonline.com\n",
+         "https://login.microsoftonline.com/common" MS_TOKEN, "common"},
+        {"authority = https://login.microsoftonline.com/\n",
+         "https://login.microsoftonline.com/common" MS_TOKEN, "common"},
+        {"authority = https://login.microsoftonline.com/contoso.onmicrosoft.com\n",
+         "https://login.microsoftonline.com/contoso.onmicrosoft.com" MS_TOKEN,
+         "contoso.onmicrosoft.com"},
+        {"authority = https://login.microsoftonline.com/organizations/\n",
+         "https://login.microsoftonline.com/organizations" MS_TOKEN, "organizations"},
+        {"authority = https://127.0.0.1:8443/contoso.com\ntenant = Contoso.com\n",
+         "https://127.0.0.1:8443/Contoso.com" MS_TOKEN, "Contoso.com"},
+        {"authority = HTTPS://[::1]:8443/consumers\n",
+         "https://[::1]:8443/consumers" MS_TOKEN, "consumers"},
+        {"tenant = 72f988bf-86f1-41af-91ab-2d7cd011db47\n",
+         "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47" MS_TOKEN,
+         "72f988bf-86f1-41af-91ab-2d7cd011db47"},
+        {"tenant = COMMON\n", "https://login.microsoftonline.com/COMMON" MS_TOKEN, "COMMON"},
+        {"tenant = contoso.onmicrosoft.com\n",
+         "https://login.microsoftonline.com/contoso.onmicrosoft.com" MS_TOKEN,
+         "contoso.onmicrosoft.com"},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text = g_strconcat(MS, cases[i].lines, NULL);
+        g_autoptr(Config) cfg = NULL;
+        const Account *a;
+
+        g_test_message("authority case %zu: %s", i, cases[i].lines);
+        a = parse_one(text, &cfg);
+        g_assert_cmpstr(a->token_url, ==, cases[i].token_url);
+        g_assert_cmpstr(a->tenant, ==, cases[i].tenant);
+        g_assert_true(g_str_has_suffix(a->authorize_url, "/oauth2/v2.0/authorize"));
+    }
+}
+
+/* host[:port] as written, with or without the port key -> host and port. */
+static void test_hosts_good(void)
+{
+    static const struct {
+        const char *lines, *imap_host;
+        int imap_port;
+        const char *smtp_host;
+        int smtp_port;
+        const char *pop_host;
+        int pop_port;
+    } cases[] = {
+        {"", "outlook.office365.com", 993, "smtp.office365.com", 587, "outlook.office365.com",
+         995},
+        {"imap_host = imap.example.com:143\n", "imap.example.com", 143, "smtp.office365.com",
+         587, "outlook.office365.com", 995},
+        {"imap_host = imap.example.com\nimap_port = 1143\n", "imap.example.com", 1143,
+         "smtp.office365.com", 587, "outlook.office365.com", 995},
+        {"imap_host = imap.example.com:143\nimap_port = 143\n", "imap.example.com", 143,
+         "smtp.office365.com", 587, "outlook.office365.com", 995},
+        {"smtp_host = [::1]:1587\n", "outlook.office365.com", 993, "::1", 1587,
+         "outlook.office365.com", 995},
+        {"smtp_host = [2001:db8::25]\n", "outlook.office365.com", 993, "2001:db8::25", 587,
+         "outlook.office365.com", 995},
+        {"pop_host = 127.0.0.1:1995\n", "outlook.office365.com", 993, "smtp.office365.com",
+         587, "127.0.0.1", 1995},
+        {"pop_host = pop.example.com\npop_port = 110\n", "outlook.office365.com", 993,
+         "smtp.office365.com", 587, "pop.example.com", 110},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text = g_strconcat(MS, cases[i].lines, NULL);
+        g_autoptr(Config) cfg = NULL;
+        const Account *a;
+
+        g_test_message("host case %zu: %s", i, cases[i].lines);
+        a = parse_one(text, &cfg);
+        g_assert_cmpstr(a->imap_host, ==, cases[i].imap_host);
+        g_assert_cmpint(a->imap_port, ==, cases[i].imap_port);
+        g_assert_cmpstr(a->smtp_host, ==, cases[i].smtp_host);
+        g_assert_cmpint(a->smtp_port, ==, cases[i].smtp_port);
+        g_assert_cmpstr(a->pop_host, ==, cases[i].pop_host);
+        g_assert_cmpint(a->pop_port, ==, cases[i].pop_port);
+    }
+}
+
+/* Each bad value is refused (78), naming the key it was given in. */
+static const struct {
+    const char *lines;
+    const char *fragment;
+} bad_values[] = {
+    {"authority = http://login.microsoftonline.com\n", "[account work] authority:"},
+    {"authority = http://127.0.0.1:8443/common\n", "[account work] authority:"},
+    {"authority = ftp://login.example\n", "[account work] authority:"},
+    {"authority = https://user@login.microsoftonline.com/common\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com/common?x=1\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com/?x=1\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com/common#f\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com/common/oauth2\n",
+     "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com//common\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com//\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com/con%2Ftoso\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com/t1\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com:0/\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com:99999/\n", "[account work] authority:"},
+    {"authority = https://\n", "[account work] authority:"},
+    {"authority = https:///common\n", "[account work] authority:"},
+    {"authority = https://login_host.example/\n", "[account work] authority:"},
+    {"authority = login.microsoftonline.com/\n", "[account work] authority:"},
+    {"authority = login.microsoftonline.com/common\n", "[account work] authority:"},
+    {"authority = user@login.microsoftonline.com\n", "[account work] authority:"},
+    {"authority = login.microsoftonline.com:x\n", "[account work] authority:"},
+    {"authority = login.microsoftonline.com?x\n", "[account work] authority:"},
+    {"authority = ::1:8443\n", "[account work] authority:"},
+    {"authority = -login.example\n", "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com/contoso.com\ntenant = fabrikam.com\n",
+     "[account work] authority: names tenant contoso.com, but tenant = fabrikam.com"},
+    {"tenant = t1\n", "[account work] tenant: \"t1\""},
+    {"tenant = contoso\n", "[account work] tenant:"},
+    {"tenant = common/\n", "[account work] tenant:"},
+    {"tenant = a/../b.com\n", "[account work] tenant:"},
+    {"tenant = contoso..com\n", "[account work] tenant:"},
+    {"tenant = -contoso.com\n", "[account work] tenant:"},
+    {"tenant = contoso.com?x\n", "[account work] tenant:"},
+    {"tenant = https://login.microsoftonline.com/common\n", "[account work] tenant:"},
+    {"tenant = 72f988bf-86f1-41af-91ab-2d7cd011db4\n", "[account work] tenant:"},
+    {"tenant = 72f988bf-86f1-41af-91ab-2d7cd011db47a\n", "[account work] tenant:"},
+    {"tenant = 72f988bg-86f1-41af-91ab-2d7cd011db47\n", "[account work] tenant:"},
+    {"tenant = con toso.com\n", "[account work] tenant:"},
+    {"imap_host = imap.example.com:0\n", "[account work] imap_host:"},
+    {"imap_host = imap.example.com:65536\n", "[account work] imap_host:"},
+    {"imap_host = imap.example.com:imaps\n", "[account work] imap_host:"},
+    {"imap_host = imap.example.com:\n", "[account work] imap_host:"},
+    {"imap_host = ::1:993\n", "[account work] imap_host:"},
+    {"imap_host = ::1\n", "[account work] imap_host:"},
+    {"imap_host = [::1\n", "[account work] imap_host:"},
+    {"imap_host = [::1]993\n", "[account work] imap_host:"},
+    {"imap_host = [imap.example.com]:993\n", "[account work] imap_host:"},
+    {"imap_host = imap.example.com/\n", "[account work] imap_host:"},
+    {"imap_host = imaps://imap.example.com\n", "[account work] imap_host:"},
+    {"imap_host = imap.example.com:143\nimap_port = 993\n",
+     "[account work] imap_host: names port 143, but imap_port = 993"},
+    {"smtp_host = smtp.example.com:465\nsmtp_port = 587\n",
+     "[account work] smtp_host: names port 465, but smtp_port = 587"},
+    {"smtp_host = smtp example.com\n", "[account work] smtp_host:"},
+    {"pop_host = [::1]:1995\npop_port = 995\n", "[account work] pop_host: names port 1995"},
+    {"pop_host = pop.example.com:x\n", "[account work] pop_host:"},
+    {"pop_port = 0\n", "[account work] pop_port:"},
+    {"redirect_uri = http://user@127.0.0.1/\n", "[account work] redirect_uri:"},
+    {"redirect_uri = http://127.0.0.1:0/\n", "[account work] redirect_uri:"},
+    {"issuer = https://\n", "[account work] issuer:"},
+    {"authorize_url = http://idp.example/a\n", "[account work] authorize_url:"},
+    {"device_authorization_url = https://u:p@idp.example/d\n",
+     "[account work] device_authorization_url:"},
+    {"revocation_url = ftp://idp.example/r\n", "[account work] revocation_url:"},
+    {"token_url = https://[::1/t\n", "[account work] token_url:"},
+    {"token_url = https://idp.example/t#frag\n", "[account work] token_url: "},
+    {"redirect_uri = http://127.0.0.1/cb#x\n", "[account work] redirect_uri: "},
+    {"issuer = https://idp.example/?tenant=x\n", "[account work] issuer: "},
+    {"issuer = https://idp.example/#x\n", "[account work] issuer: "},
+};
+
+static void test_bad_values(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_values); i++) {
+        g_autofree char *text = g_strconcat(MS, bad_values[i].lines, NULL);
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(Config) cfg = NULL;
+
+        g_test_message("bad value %zu: %s", i, bad_values[i].lines);
+        cfg = parse(text, &e);
+        g_assert_null(cfg);
+        g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
+        g_assert_true(g_str_has_prefix(e.message, PATH ": "));
+        testutil_assert_contains(e.message, bad_values[i].fragment);
+    }
+}
+
+/* A value from [defaults] is checked the same way. */
+static void test_bad_defaults(void)
+{
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    g_autoptr(Config) cfg = parse("[defaults]\ntenant = nope\n" MS, &e);
+
+    g_assert_null(cfg);
+    g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
+    testutil_assert_contains(e.message, "tenant: \"nope\"");
+}
+
+/* The command a hint names: with -c FILE only when it was given. */
+static void test_command(void)
+{
+    g_autoptr(Config) cfg = NULL;
+    const Account *a = parse_one(MS, &cfg);
+    g_autofree char *plain = config_command(a, "obtain");
+    g_autofree char *with_c = NULL;
+    g_autofree char *spaced = NULL;
+
+    g_assert_cmpstr(plain, ==, "tokend obtain work");
+    config_set_arg(cfg, "/home/me/mail/tokend.conf");
+    with_c = config_command(a, "obtain");
+    g_assert_cmpstr(with_c, ==, "tokend -c /home/me/mail/tokend.conf obtain work");
+    config_set_arg(cfg, "/home/me/My Mail/tokend.conf");
+    spaced = config_command(a, "obtain");
+    g_assert_cmpstr(spaced, ==, "tokend -c '/home/me/My Mail/tokend.conf' obtain work");
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -385,5 +599,10 @@ int main(int argc, char **argv)
     g_test_add_func("/config/load", test_load);
     g_test_add_func("/config/duplicates", test_duplicates);
     g_test_add_func("/config/url-userinfo", test_url_userinfo);
+    g_test_add_func("/config/authority", test_authority_good);
+    g_test_add_func("/config/hosts", test_hosts_good);
+    g_test_add_func("/config/bad-values", test_bad_values);
+    g_test_add_func("/config/bad-defaults", test_bad_defaults);
+    g_test_add_func("/config/command", test_command);
     return testutil_run();
 }

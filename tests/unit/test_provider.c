@@ -41,10 +41,22 @@ static void test_expand(void)
         {"https://{authority}/{tenant}/oauth2/v2.0/authorize", "login.microsoftonline.us",
          "contoso.onmicrosoft.com",
          "https://login.microsoftonline.us/contoso.onmicrosoft.com/oauth2/v2.0/authorize"},
-        {"https://{tenant}.{tenant}/{authority}", "a", "t", "https://t.t/a"},
+        {"https://{authority}/{tenant}/x", "127.0.0.1:8443", "common",
+         "https://127.0.0.1:8443/common/x"},
+        {"https://{authority}/{tenant}/x", "[::1]:8443", "00000000-0000-0000-0000-0000000000aa",
+         "https://[::1]:8443/00000000-0000-0000-0000-0000000000aa/x"},
         {"https://oauth2.googleapis.com/token", "ignored", "ignored",
          "https://oauth2.googleapis.com/token"},
-        {"https://{authority}/{tenant}/x", NULL, NULL, "https:////x"},
+        /* No value makes a broken URL: each of these is refused. */
+        {"https://{authority}/{tenant}/x", NULL, NULL, NULL},
+        {"https://{authority}/{tenant}/x", "a", NULL, NULL},
+        {"https://{authority}/{tenant}/x", "login.example/", "common", NULL},
+        {"https://{authority}/{tenant}/x", "user@login.example", "common", NULL},
+        {"https://{authority}/{tenant}/x", "login.example:0", "common", NULL},
+        {"https://{authority}/{tenant}/x", "login.example", "a/../b", NULL},
+        {"https://{authority}/{tenant}/x", "login.example", "t?x=1", NULL},
+        {"https://{authority}/{tenant}/x", "login.example", "", NULL},
+        {"https://{tenant}/x", "a", "common", NULL},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -1,0 +1,355 @@
+"""The configuration is checked once, the same way by every command, and a
+bad value is exit 78 naming the file, the group and the key; authority
+spellings reach the right Microsoft endpoint; loopback traffic never goes
+through a proxy from the environment; the commands tokend suggests carry
+-c FILE; every command answers --help; check with no mail host is 78."""
+
+import re
+import subprocess
+import urllib.parse
+
+import pytest
+
+from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, TOKEND, Tokend
+from harness.authserver import make_certs
+from harness.proxy import PROXY_VARS, CountingProxy
+from harness.scripted import Reply, ScriptedEndpoint
+
+FOLLOW = REPO / 'tests' / 'harness' / 'follow-redirects'
+TENANT = 'contoso.onmicrosoft.com'
+MS_TOKEN = f'/{TENANT}/oauth2/v2.0/token'
+MS_AUTHORIZE = f'/{TENANT}/oauth2/v2.0/authorize'
+
+
+def authorize_redirect(req):
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(req.path).query))
+    return Reply(302, b'', {'Location': q['redirect_uri'] + '?' + urllib.parse.urlencode(
+        {'code': 'cfg-code-123456', 'state': q['state']})})
+
+
+TOKENS = Reply(200, {'access_token': 'cfg-access-123456', 'refresh_token': 'cfg-refresh-123456',
+                     'token_type': 'Bearer', 'expires_in': 3600})
+DEAD = Reply(400, {'error': 'invalid_grant', 'error_description': 'the grant was revoked'})
+
+
+@pytest.fixture
+def ep():
+    with ScriptedEndpoint() as endpoint:
+        endpoint.script('/authorize', authorize_redirect)
+        endpoint.script('/token', TOKENS)
+        yield endpoint
+
+
+@pytest.fixture
+def home(tmp_path, ep):
+    """An account signed in through a scripted provider on 127.0.0.1."""
+    t = Tokend(tmp_path)
+    t.env['BROWSER'] = str(FOLLOW)
+    t.account(provider='generic', client_id='cfg', authorize_url=ep.url('/authorize'),
+              token_url=ep.url('/token'), store='file', username='me@example.com')
+    return t
+
+
+# One bad configuration, every command ------------------------------------------------
+
+BAD_VALUES = [
+    ('microsoft', 'authority', 'https://login.microsoftonline.com/common/'
+                               'oauth2/v2.0'),
+    ('microsoft', 'authority', 'http://login.microsoftonline.com/common'),
+    ('microsoft', 'authority', 'https://me@login.microsoftonline.com/common'),
+    ('microsoft', 'authority', 'https://login.microsoftonline.com/common?x=1'),
+    ('microsoft', 'tenant', 'contoso'),
+    ('microsoft', 'imap_host', 'outlook.office365.com:143\nimap_port = 993'),
+    ('microsoft', 'smtp_host', '::1:587'),
+    ('microsoft', 'pop_host', 'pop.example.com:pop3s'),
+    ('generic', 'token_url', 'http://idp.example/token'),
+    ('generic', 'issuer', 'https://user@idp.example'),
+    ('generic', 'issuer', 'https://idp.example/?tenant=x'),
+    ('generic', 'token_url', 'https://idp.example/token#x'),
+]
+VERBS = [('status',), ('status', 'work'), ('token', 'work'), ('refresh',), ('refresh', 'work'),
+         ('logout', 'work'), ('check', 'work'), ('obtain', 'work')]
+
+
+def write_bad(t, provider, key, value):
+    keys = {'provider': provider, 'client_id': 'cfg', 'store': 'file'}
+    if provider == 'generic' and key != 'token_url':
+        keys.update(authorize_url='https://idp.example/a', token_url='https://idp.example/t')
+    if provider == 'generic' and key == 'token_url':
+        keys['authorize_url'] = 'https://idp.example/a'
+    keys[key] = value
+    t.accounts = {'work': keys}
+    t.write_config()
+
+
+@pytest.mark.parametrize('provider,key,value', BAD_VALUES,
+                         ids=[f'{k}={v.split(chr(10))[0]}' for _, k, v in BAD_VALUES])
+def test_every_command_refuses_the_same_bad_value(tmp_path, provider, key, value):
+    t = Tokend(tmp_path)
+    write_bad(t, provider, key, value)
+    for verb in VERBS:
+        r = t.run(*verb)
+        assert r.returncode == EX_CONFIG, (verb, r.stderr)
+        line = r.stderr.strip()
+        assert line.startswith(f'tokend: {t.config}: [account work] {key}: '), (verb, line)
+        assert '\n' not in line
+    # Nothing was created on the way: the check comes before anything else.
+    assert not (tmp_path / 'state' / 'tokend' / 'work').exists()
+
+
+def test_token_from_a_signed_in_account_rechecks_a_changed_config(home):
+    assert home.run('obtain', 'work').returncode == EX_OK
+    assert home.run('token', 'work').stdout == 'cfg-access-123456\n'
+    home.accounts['work']['redirect_uri'] = 'http://me@127.0.0.1/'
+    home.write_config()
+    for verb in VERBS:
+        r = home.run(*verb)
+        assert r.returncode == EX_CONFIG, (verb, r.stderr)
+        assert '[account work] redirect_uri: ' in r.stderr, (verb, r.stderr)
+
+
+# authority spellings ----------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp('cfg-certs'))
+
+
+@pytest.fixture
+def ms(tmp_path, certs):
+    ca, cert, key = certs
+    with ScriptedEndpoint(tls=(cert, key)) as endpoint:
+        endpoint.script(MS_AUTHORIZE, authorize_redirect)
+        endpoint.script(MS_TOKEN, TOKENS)
+        t = Tokend(tmp_path)
+        t.env.update(BROWSER=str(FOLLOW), TOKEND_TEST_CA=ca)
+        t.ms_keys = dict(provider='microsoft', client_id='facd6cff-a294-4415-b59f-c5b01937d7bd',
+                         username='me@contoso.com', ca_file=ca, store='file')
+        yield t, endpoint
+
+
+@pytest.mark.parametrize('authority,tenant', [
+    ('127.0.0.1:{port}', TENANT),
+    ('https://127.0.0.1:{port}', TENANT),
+    ('https://127.0.0.1:{port}/', TENANT),
+    ('https://127.0.0.1:{port}/' + TENANT, None),
+    ('https://127.0.0.1:{port}/' + TENANT + '/', None),
+    ('https://127.0.0.1:{port}/' + TENANT, TENANT),
+    ('HTTPS://127.0.0.1:{port}/' + TENANT, None),
+])
+def test_authority_spellings_reach_the_tenant_endpoints(ms, authority, tenant):
+    t, endpoint = ms
+    keys = dict(t.ms_keys, authority=authority.format(port=endpoint.port))
+    if tenant:
+        keys['tenant'] = tenant
+    t.accounts = {'work': keys}
+    t.write_config()
+    r = t.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert endpoint.count(MS_AUTHORIZE) == 1 and endpoint.count(MS_TOKEN) == 1
+    assert {urllib.parse.urlsplit(req.path).path for req in endpoint.requests} == \
+        {MS_AUTHORIZE, MS_TOKEN}
+    assert t.token_file().read_text() == 'cfg-access-123456\n'
+
+
+@pytest.mark.parametrize('authority,tenant', [
+    ('http://127.0.0.1:{port}/' + TENANT, None),
+    ('https://127.0.0.1:{port}/' + TENANT + '?p=1', None),
+    ('https://127.0.0.1:{port}/' + TENANT + '#x', None),
+    ('https://me@127.0.0.1:{port}/' + TENANT, None),
+    ('https://127.0.0.1:{port}/' + TENANT + '/oauth2/v2.0', None),
+    ('https://127.0.0.1:{port}//' + TENANT, None),
+    ('https://127.0.0.1:{port}/fabrikam.onmicrosoft.com', TENANT),
+    ('127.0.0.1:{port}/' + TENANT, None),
+])
+def test_broken_authority_is_refused_before_any_request(ms, authority, tenant):
+    t, endpoint = ms
+    keys = dict(t.ms_keys, authority=authority.format(port=endpoint.port))
+    if tenant:
+        keys['tenant'] = tenant
+    t.accounts = {'work': keys}
+    t.write_config()
+    r = t.run('obtain', 'work')
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert '[account work] authority: ' in r.stderr
+    assert endpoint.requests == []
+
+
+# Proxies ----------------------------------------------------------------------------
+
+@pytest.fixture
+def proxy():
+    p = CountingProxy()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def no_proxy_browser(tmp_path):
+    """The stand-in browser, without the proxy: only tokend's own traffic is
+    under test."""
+    script = tmp_path / 'browser'
+    script.write_text('#!/bin/sh\nunset ' + ' '.join(PROXY_VARS) + f'\nexec {FOLLOW} "$1"\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_loopback_never_goes_through_a_proxy(home, ep, proxy, no_proxy_browser):
+    env = dict(proxy.env(), BROWSER=str(no_proxy_browser))
+    r = home.run('obtain', 'work', env=env)
+    assert r.returncode == EX_OK, r.stderr
+    r = home.run('refresh', '--force', 'work', env=env)
+    assert r.returncode == EX_OK, r.stderr
+    r = home.run('logout', 'work', env=env)
+    assert r.returncode == EX_OK, r.stderr
+    assert ep.count('/token') == 2
+    assert proxy.asked == []
+
+
+def test_loopback_over_tls_never_goes_through_a_proxy(ms, proxy, no_proxy_browser):
+    t, endpoint = ms
+    t.accounts = {'work': dict(t.ms_keys, tenant=TENANT,
+                               authority=f'https://127.0.0.1:{endpoint.port}')}
+    t.write_config()
+    env = dict(proxy.env(), BROWSER=str(no_proxy_browser))
+    assert t.run('obtain', 'work', env=env).returncode == EX_OK
+    assert t.run('refresh', '--force', 'work', env=env).returncode == EX_OK
+    assert endpoint.count(MS_TOKEN) == 2
+    assert proxy.asked == []
+
+
+def test_real_endpoints_keep_the_proxy_from_the_environment(home, ep, proxy, no_proxy_browser):
+    # The token endpoint is not loopback: libcurl's https_proxy applies (the
+    # proxy here refuses, so the sign-in cannot finish).
+    home.accounts['work']['token_url'] = 'https://idp.example/token'
+    home.write_config()
+    r = home.run('obtain', 'work', env=dict(proxy.env(), BROWSER=str(no_proxy_browser)))
+    assert r.returncode == EX_TEMPFAIL, r.stderr
+    assert proxy.asked and proxy.asked[0].startswith('CONNECT idp.example:443 ')
+    # NO_PROXY as libcurl documents it still exempts a host.
+    proxy.asked.clear()
+    r = home.run('obtain', 'work', env=dict(proxy.env(), NO_PROXY='idp.example',
+                                            BROWSER=str(no_proxy_browser)))
+    assert proxy.asked == []
+
+
+# Loose configuration holding a secret ----------------------------------------------
+
+def test_config_with_client_secret_readable_by_others_is_warned_about(home):
+    home.accounts['work']['client_secret'] = 'cfg-secret-987654'
+    home.write_config()
+    home.config.chmod(0o644)
+    r = home.run('status')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'warning' in r.stderr and str(home.config) in r.stderr
+    assert 'client_secret' in r.stderr and '644' in r.stderr
+    assert 'cfg-secret-987654' not in r.stderr
+    home.config.chmod(0o600)
+    assert 'warning' not in home.run('status').stderr
+
+
+def test_config_without_secret_readable_by_others_is_fine(home):
+    home.config.chmod(0o644)
+    r = home.run('status')
+    assert r.returncode == EX_OK and 'warning' not in r.stderr, r.stderr
+
+
+# -c FILE in what tokend tells the user to run ---------------------------------------
+
+@pytest.mark.parametrize('folder', ['mail', 'my mail'])
+def test_hints_and_notify_carry_the_config_file(home, ep, tmp_path, folder):
+    out = tmp_path / 'notified'
+    script = tmp_path / 'notify'
+    script.write_text(f'#!/bin/sh\nprintf "%s" "$TOKEND_COMMAND" > "{out}"\n')
+    script.chmod(0o755)
+    home.accounts['work']['notify_cmd'] = str(script)
+    home.write_config()
+    conf = tmp_path / folder / 'tokend.conf'
+    conf.parent.mkdir()
+    conf.write_text(home.config.read_text())
+    home.config.unlink()
+    assert home.run('-c', str(conf), 'obtain', 'work').returncode == EX_OK
+    ep.script('/token', DEAD)
+    r = home.run('-c', str(conf), 'refresh', '--force', 'work')
+    assert r.returncode == EX_NOPERM, r.stderr
+    shown = str(conf) if ' ' not in str(conf) else f"'{conf}'"
+    assert f'run: tokend -c {shown} obtain work' in r.stderr
+    assert out.read_text() == f'tokend -c {shown} obtain work'
+
+
+def test_relative_config_is_named_absolute_in_hints(home, ep, tmp_path):
+    conf = tmp_path / 'tokend.conf'
+    conf.write_text(home.config.read_text())
+    ep.script('/token', DEAD)
+    r = subprocess.run([str(TOKEND), '-c', 'tokend.conf', 'refresh', 'work'], cwd=tmp_path,
+                       capture_output=True, text=True, env=home.env, timeout=30)
+    assert r.returncode == EX_NOPERM, r.stderr
+    assert f'run: tokend -c {conf} obtain work' in r.stderr
+
+
+# --help after every command ----------------------------------------------------------
+
+def commands_in_code():
+    text = (REPO / 'src' / 'verbs.c').read_text()
+    table = text[text.index('static const struct verb verbs[]'):]
+    return re.findall(r'\{"([a-z]+)", verb_', table)
+
+
+@pytest.mark.parametrize('flag', ['--help', '-h'])
+def test_every_command_answers_help(tmp_path, flag):
+    t = Tokend(tmp_path)  # no configuration file at all
+    commands = commands_in_code()
+    assert len(commands) >= 6
+    for c in commands:
+        for args in ((c, flag), (c, 'work', flag)):
+            r = t.run(*args)
+            assert r.returncode == EX_OK, (args, r.stderr)
+            assert r.stdout.startswith('Usage: tokend'), args
+            assert f'  {c} ' in r.stdout
+
+
+def test_help_lists_every_option():
+    out = subprocess.run([str(TOKEND), '--help'], capture_output=True, text=True).stdout
+    for option in ('--format', '--service', '--no-browser', '--manual', '--device', '--force',
+                   '--json', '--imap', '--smtp'):
+        assert option in out, option
+
+
+# check needs a mail server -----------------------------------------------------------
+
+def test_check_without_any_mail_host_is_a_configuration_error(home):
+    r = home.run('check', 'work')
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert r.stderr.startswith('tokend: work: ')
+    assert 'imap_host' in r.stderr and str(home.config) in r.stderr
+    for flag in ('--imap', '--smtp'):
+        r = home.run('check', 'work', flag)
+        assert r.returncode == EX_CONFIG, (flag, r.stderr)
+        assert f'{flag[2:]}_host' in r.stderr
+
+
+# issuer: the discovery URLs are built from its parts ---------------------------------
+
+@pytest.mark.parametrize('issuer_path,oidc', [
+    ('/realms/mail', True), ('/realms/mail/', True), ('', True),
+    ('/realms/mail', False), ('', False),
+])
+def test_discovery_urls_from_the_issuer(tmp_path, ep, issuer_path, oidc):
+    issuer = ep.url(issuer_path)
+    bare = issuer_path.rstrip('/')
+    meta = Reply(200, {'issuer': issuer, 'authorization_endpoint': ep.url('/authorize'),
+                       'token_endpoint': ep.url('/token')})
+    if oidc:
+        ep.script(f'{bare}/.well-known/openid-configuration', meta)
+    else:
+        ep.script(f'/.well-known/oauth-authorization-server{bare}', meta)
+    t = Tokend(tmp_path)
+    t.env['BROWSER'] = str(FOLLOW)
+    t.account(provider='generic', client_id='cfg', issuer=issuer, store='file')
+    r = t.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    asked = [urllib.parse.urlsplit(req.path).path for req in ep.requests]
+    assert asked[-2:] == ['/authorize', '/token'], asked
+    assert asked[0] == (f'{bare}/.well-known/openid-configuration' if oidc else asked[0])
+    if not oidc:
+        assert asked[1] == f'/.well-known/oauth-authorization-server{bare}', asked
