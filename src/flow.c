@@ -161,8 +161,12 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     st->last_status = 0;
     g_clear_pointer(&st->last_error, g_free);
     remember_config(st, a);
-    g_free(st->scope);
-    st->scope = g_strdup(t->scope);
+    /* A response without `scope` grants what was asked: the configured
+     * scopes at sign-in, the same grant again on a refresh. */
+    if (t->scope || signin || !st->scope) {
+        g_free(st->scope);
+        st->scope = g_strdup(t->scope ? t->scope : a->scopes);
+    }
     return state_save(dir, st, e);
 }
 
