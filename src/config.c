@@ -25,6 +25,7 @@ enum key_type {
     KEY_FLOW,
     KEY_SECRET,
     KEY_PARAMS,
+    KEY_CONSENT,
 };
 
 enum key_scope {
@@ -63,6 +64,7 @@ static const struct key_spec keys[] = {
     {"revocation_url", KEY_URL, SCOPE_BOTH, F(revocation_url)},
     {"prompt", KEY_STRING, SCOPE_BOTH, F(prompt)},
     {"auth_params", KEY_PARAMS, SCOPE_BOTH, F(auth_params)},
+    {"offline_consent", KEY_CONSENT, SCOPE_BOTH, F(offline_consent)},
     {"flow", KEY_FLOW, SCOPE_BOTH, F(flow)},
     {"refresh_margin", KEY_SECONDS, SCOPE_BOTH, F(refresh_margin)},
     {"min_validity", KEY_SECONDS, SCOPE_BOTH, F(min_validity)},
@@ -249,6 +251,7 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
     static const char *const provider_names[] = {"microsoft", "google", "generic", NULL};
     static const char *const store_names[] = {"auto", "secret-service", "file", NULL};
     static const char *const flow_names[] = {"code", "device", NULL};
+    static const char *const consent_names[] = {"auto", "always", "never", NULL};
     void *field = (char *)a + k->offset;
     const char *why = NULL;
 
@@ -290,6 +293,8 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
         return 0;
     case KEY_PARAMS:
         return parse_params(c, k->name, v, (char ***)field);
+    case KEY_CONSENT:
+        return parse_enum(c, k->name, v, consent_names, (int *)field);
     }
     return 0;
 }

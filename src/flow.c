@@ -121,6 +121,16 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir)
         fileio_remove_stale_temps(a->token_file);
 }
 
+/* Asked for offline_access; the server's `scope` leaves it out. */
+static bool offline_access_dropped(const Account *a, const TokenResponse *t)
+{
+    g_auto(GStrv) asked = g_strsplit_set(a->scopes ? a->scopes : "", " \t", -1);
+    g_auto(GStrv) granted = g_strsplit_set(t->scope ? t->scope : "", " \t", -1);
+
+    return t->scope && g_strv_contains((const char *const *)asked, "offline_access") &&
+           !g_strv_contains((const char *const *)granted, "offline_access");
+}
+
 int flow_save_response(const Account *a, const char *dir, AccountState *st,
                        const char *signin_store, const TokenResponse *t,
                        struct tokend_error *e)
@@ -144,8 +154,11 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
         g_free(st->store);
         st->store = g_strdup(used);
     } else if (signin) {
-        log_warn("%s: the server sent no refresh token, so tokend cannot refresh; check that "
-                 "scopes include offline_access", a->name);
+        log_warn("%s: the server sent no refresh token, so tokend cannot refresh; %s", a->name,
+                 offline_access_dropped(a, t)
+                     ? "it did not grant offline_access without a consent prompt: set "
+                       "offline_consent = always (or prompt = consent) and sign in again"
+                     : "check that scopes include offline_access");
     }
     if (ensure_token_dir(a, dir, e) < 0 || tokenfile_write(a->token_file, t->access_token, e) < 0)
         return -1;
@@ -161,8 +174,12 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     st->last_status = 0;
     g_clear_pointer(&st->last_error, g_free);
     remember_config(st, a);
-    g_free(st->scope);
-    st->scope = g_strdup(t->scope);
+    /* A response without `scope` grants what was asked: the configured
+     * scopes at sign-in, the same grant again on a refresh. */
+    if (t->scope || signin || !st->scope) {
+        g_free(st->scope);
+        st->scope = g_strdup(t->scope ? t->scope : a->scopes);
+    }
     return state_save(dir, st, e);
 }
 

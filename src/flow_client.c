@@ -90,6 +90,7 @@ FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e)
         .issuer = c->issuer,
         .iss_required = iss_required,
         .scopes = a->scopes,
+        .refresh_scopes = provider_preset(a->provider)->refresh_sends_scopes ? a->scopes : NULL,
     };
     return g_steal_pointer(&c);
 }

@@ -22,8 +22,29 @@
 #define STATE_BYTES 24
 #define LOCK_TIMEOUT_MS 60000
 
-/* name=value pairs for the authorize request: the preset's, then
- * login_hint and prompt, then the user's auth_params, later ones winning. */
+/* OpenID Connect Core section 11: a server may ignore offline_access (and
+ * then refuse a refresh that asks for it) unless the user was asked for
+ * consent. */
+static bool offline_consent_wanted(const Account *a)
+{
+    g_auto(GStrv) scopes = g_strsplit_set(a->scopes ? a->scopes : "", " \t", -1);
+
+    if (!g_strv_contains((const char *const *)scopes, "offline_access"))
+        return false;
+    switch (a->offline_consent) {
+    case OFFLINE_CONSENT_AUTO:
+        return provider_preset(a->provider)->offline_needs_consent;
+    case OFFLINE_CONSENT_ALWAYS:
+        return true;
+    case OFFLINE_CONSENT_NEVER:
+        return false;
+    }
+    return false;
+}
+
+/* name=value pairs for the authorize request: the preset's, then the
+ * consent offline_access needs, then login_hint and prompt, then the user's
+ * auth_params, later ones winning. */
 static GPtrArray *authorize_extras(const Account *a)
 {
     GPtrArray *x = g_ptr_array_new_with_free_func(g_free);
@@ -35,6 +56,8 @@ static GPtrArray *authorize_extras(const Account *a)
     for (char **s = preset; *s; s++)
         if (**s)
             g_ptr_array_add(all, g_strdup(*s));
+    if (offline_consent_wanted(a))
+        g_ptr_array_add(all, g_strdup("prompt=consent"));
     if (a->username)
         g_ptr_array_add(all, g_strconcat("login_hint=", a->username, NULL));
     if (a->prompt)

@@ -454,8 +454,8 @@ SecStr *oauth_refresh_form(const struct oauth_client *c, const SecStr *refresh_t
 
     secstr_append_form(form, "grant_type", "refresh_token", 13);
     secstr_append_form(form, "refresh_token", refresh_token->data, refresh_token->len);
-    if (c->scopes)
-        secstr_append_form(form, "scope", c->scopes, strlen(c->scopes));
+    if (c->refresh_scopes)
+        secstr_append_form(form, "scope", c->refresh_scopes, strlen(c->refresh_scopes));
     oauth_add_client_auth(form, c);
     return form;
 }

@@ -26,6 +26,8 @@ static const struct provider_preset presets[PROVIDER_COUNT] = {
         .smtp_port = 587,
         .pop_host = "outlook.office365.com",
         .needs_client_secret = false,
+        .refresh_sends_scopes = true,
+        .offline_access_unlisted = true,
     },
     [PROVIDER_GOOGLE] = {
         .name = "google",
@@ -50,6 +52,7 @@ static const struct provider_preset presets[PROVIDER_COUNT] = {
         .default_redirect_uri = "http://127.0.0.1/",
         .imap_port = 993,
         .smtp_port = 587,
+        .offline_needs_consent = true,
     },
 };
 

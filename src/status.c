@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <string.h>
 #include <cjson/cJSON.h>
 
 #include "tokend/status.h"
@@ -77,6 +78,61 @@ static char *identity_text(const Account *a, const AccountState *st)
     return g_strdup("not verified (the provider named nobody)");
 }
 
+/* The configured scopes the server left out of the grant (NULL when none
+ * or nothing is known yet).  A narrower grant is the server's right, not a
+ * configuration error. */
+static GPtrArray *scopes_not_granted(const Account *a, const AccountState *st)
+{
+    bool unlisted = provider_preset(a->provider)->offline_access_unlisted;
+    g_auto(GStrv) asked = NULL;
+    g_auto(GStrv) granted = NULL;
+    GPtrArray *missing;
+
+    if (!st->scope || !a->scopes)
+        return NULL;
+    asked = g_strsplit_set(a->scopes, " \t", -1);
+    granted = g_strsplit_set(st->scope, " \t", -1);
+    missing = g_ptr_array_new_with_free_func(g_free);
+    for (char **s = asked; *s; s++) {
+        if (!**s || g_strv_contains((const char *const *)granted, *s))
+            continue;
+        if (unlisted && strcmp(*s, "offline_access") == 0 && st->store)
+            continue;
+        g_ptr_array_add(missing, g_strdup(*s));
+    }
+    if (missing->len == 0)
+        g_clear_pointer(&missing, g_ptr_array_unref);
+    return missing;
+}
+
+static void print_granted(const Account *a, const AccountState *st)
+{
+    g_autoptr(GPtrArray) missing = scopes_not_granted(a, st);
+    g_autofree char *granted = NULL;
+    g_autofree char *left_out = NULL;
+
+    if (!missing)
+        return;
+    g_ptr_array_add(missing, NULL);
+    granted = error_escape(st->scope);
+    left_out = g_strjoinv(" ", (char **)missing->pdata);
+    printf("  granted:      %s (not granted: %s)\n", *granted ? granted : "(nothing)",
+           left_out);
+}
+
+static void add_granted_json(cJSON *o, const Account *a, const AccountState *st)
+{
+    g_autoptr(GPtrArray) missing = scopes_not_granted(a, st);
+    cJSON *list = cJSON_AddArrayToObject(o, "not_granted");
+
+    if (st->scope)
+        cJSON_AddStringToObject(o, "granted_scope", st->scope);
+    else
+        cJSON_AddNullToObject(o, "granted_scope");
+    for (guint i = 0; missing && i < missing->len; i++)
+        cJSON_AddItemToArray(list, cJSON_CreateString(g_ptr_array_index(missing, i)));
+}
+
 static void print_text(const Account *a, const AccountState *st, gint64 now)
 {
     g_autofree char *problem = token_file_problem(a, st);
@@ -98,6 +154,7 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
         g_autofree char *identity = identity_text(a, st);
         printf("  identity:     %s\n", identity);
     }
+    print_granted(a, st);
     if (last_error)
         printf("  last error:   %s\n", last_error);
     if (problem)
@@ -130,6 +187,7 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     else
         cJSON_AddNullToObject(o, "identity");
     cJSON_AddBoolToObject(o, "identity_verified", identity_verified(a, st));
+    add_granted_json(o, a, st);
     if (st->last_error)
         cJSON_AddStringToObject(o, "last_error", st->last_error);
     if ((problem = token_file_problem(a, st)))

@@ -22,6 +22,14 @@ enum flow_kind {
     FLOW_KIND_DEVICE,
 };
 
+/* When a sign-in asks for consent so that offline_access is granted
+ * (OpenID Connect Core section 11). */
+enum offline_consent {
+    OFFLINE_CONSENT_AUTO,   /* when the provider needs it (generic) */
+    OFFLINE_CONSENT_ALWAYS, /* whenever the scopes include offline_access */
+    OFFLINE_CONSENT_NEVER,
+};
+
 typedef struct account {
     char *name;
     enum provider_kind provider;
@@ -44,6 +52,7 @@ typedef struct account {
     char *revocation_url;
     char *prompt;
     char **auth_params;    /* NULL-terminated "key=value" */
+    enum offline_consent offline_consent;
     enum flow_kind flow;
     int refresh_margin;    /* seconds */
     int min_validity;      /* seconds */

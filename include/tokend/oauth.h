@@ -21,6 +21,9 @@ struct oauth_client {
     const char *issuer;          /* expected `iss` in redirects, or NULL */
     bool iss_required;           /* server advertised RFC 9207 support */
     const char *scopes;
+    /* The refresh request's `scope`, or NULL to leave it out ("as granted",
+     * RFC 6749 section 6: never more than was granted). */
+    const char *refresh_scopes;
 };
 
 typedef struct token_response {

@@ -30,6 +30,16 @@ struct provider_preset {
     int smtp_port;
     const char *pop_host;
     bool needs_client_secret;
+    /* A refresh sends the configured scopes (Microsoft's v2 endpoint wants
+     * them, one resource only); otherwise it leaves `scope` out, which
+     * RFC 6749 section 6 defines as "as granted". */
+    bool refresh_sends_scopes;
+    /* OpenID Connect Core section 11: the server may ignore offline_access
+     * without prompt=consent, so ask for consent (offline_consent = auto). */
+    bool offline_needs_consent;
+    /* The granted `scope` never lists offline_access (Microsoft lists only
+     * what the access token is for): not a narrower grant. */
+    bool offline_access_unlisted;
 };
 
 const struct provider_preset *provider_preset(enum provider_kind kind);

@@ -4,6 +4,11 @@
 // or env TOKEND_TEST_AS_PORT, TOKEND_TEST_AS_CERT, TOKEND_TEST_AS_KEY.
 // Port 0 picks a free port. Prints "READY <port>" once listening.
 // TOKEND_TEST_ACCESS_TTL sets the access token lifetime in seconds (default 3600).
+// TOKEND_TEST_REFRESH_TOKENS: offline_access (default, the provider's own
+// rule: a refresh token only when offline_access was granted) or always (one
+// for every code grant of a client allowed to refresh, as deployments
+// configure with issueRefreshToken; offline_access is still dropped from the
+// grant without prompt=consent).
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -26,6 +31,12 @@ if (!args.cert || !args.key) {
 const accessTtl = Number.parseInt(process.env.TOKEND_TEST_ACCESS_TTL ?? '3600', 10);
 if (!(accessTtl > 0)) {
   console.error('server.mjs: TOKEND_TEST_ACCESS_TTL must be a positive integer');
+  process.exit(2);
+}
+
+const refreshTokens = process.env.TOKEND_TEST_REFRESH_TOKENS ?? 'offline_access';
+if (!['offline_access', 'always'].includes(refreshTokens)) {
+  console.error('server.mjs: TOKEND_TEST_REFRESH_TOKENS must be offline_access or always');
   process.exit(2);
 }
 
@@ -85,7 +96,9 @@ const ENDPOINTS = {
   '/me': 'userinfo',
   '/jwks': 'jwks',
 };
-const newStats = () => ({ token: {}, endpoints: {} });
+// authorization: scope and prompt of each authorization request;
+// refresh_scopes: the scope parameter of each refresh request (null if none).
+const newStats = () => ({ token: {}, endpoints: {}, authorization: [], refresh_scopes: [] });
 let stats = newStats();
 const bump = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
 
@@ -93,19 +106,6 @@ async function readRawBody(req) {
   const chunks = [];
   for await (const chunk of req.iterator({ destroyOnReturn: false })) chunks.push(chunk);
   return Buffer.concat(chunks).toString('utf8');
-}
-
-// The provider drops offline_access from authorization requests unless
-// prompt includes consent (OpenID Connect Core 11). Real providers issue
-// refresh tokens for offline_access alone, so add the consent prompt here;
-// the dev interactions ask for consent in every new session anyway.
-function offlineWithoutConsentPrompt(ctx) {
-  const { scope, prompt } = ctx.query;
-  if (typeof scope !== 'string' || !scope.split(' ').includes('offline_access')) return;
-  const prompts = new Set(typeof prompt === 'string' ? prompt.split(' ').filter(Boolean) : []);
-  if (prompts.has('none') || prompts.has('consent') || Array.isArray(prompt)) return;
-  prompts.add('consent');
-  ctx.query = { ...ctx.query, prompt: [...prompts].join(' ') };
 }
 
 async function testEndpoints(ctx, next) {
@@ -120,7 +120,9 @@ async function testEndpoints(ctx, next) {
   }
   const endpoint = ENDPOINTS[ctx.path];
   if (endpoint) bump(stats.endpoints, endpoint);
-  if (endpoint === 'authorization' && ctx.method === 'GET') offlineWithoutConsentPrompt(ctx);
+  if (endpoint === 'authorization' && ctx.method === 'GET') {
+    stats.authorization.push({ scope: ctx.query.scope ?? null, prompt: ctx.query.prompt ?? null });
+  }
   if (endpoint === 'token' && ctx.method === 'POST') {
     // The provider accepts an already read body as req.body.
     const body = await readRawBody(ctx.req);
@@ -128,6 +130,10 @@ async function testEndpoints(ctx, next) {
     const grantType = ctx.is('application/x-www-form-urlencoded')
       ? new URLSearchParams(body).get('grant_type') : null;
     bump(stats.token, grantType ?? 'none');
+    if (grantType === 'refresh_token') {
+      // What a refresh asks for: the scope parameter, or null when left out.
+      stats.refresh_scopes.push(new URLSearchParams(body).get('scope'));
+    }
   }
   await next();
 }
@@ -167,7 +173,7 @@ const provider = new Provider(`https://127.0.0.1:${port}`, {
     },
   },
   issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token')
-    && code.scopes.has('offline_access'),
+    && (refreshTokens === 'always' || code.scopes.has('offline_access')),
   rotateRefreshToken: true,
   ttl: {
     AccessToken: accessTtl,

@@ -72,9 +72,10 @@ def make_certs(workdir):
 
 
 class AuthServer:
-    def __init__(self, workdir, access_ttl=3600):
+    def __init__(self, workdir, access_ttl=3600, refresh_tokens='offline_access'):
         self.workdir = Path(workdir)
         self.access_ttl = access_ttl
+        self.refresh_tokens = refresh_tokens
         self.proc = None
         self.port = None
         self.startup_seconds = None
@@ -97,7 +98,8 @@ class AuthServer:
         self._ssl = ssl.create_default_context(cafile=self.ca_file)
         out_path = self.workdir / 'authserver.out'
         self.log_path = self.workdir / 'authserver.log'
-        env = dict(os.environ, TOKEND_TEST_ACCESS_TTL=str(self.access_ttl))
+        env = dict(os.environ, TOKEND_TEST_ACCESS_TTL=str(self.access_ttl),
+                   TOKEND_TEST_REFRESH_TOKENS=self.refresh_tokens)
         started = time.monotonic()
         with open(out_path, 'wb') as out, open(self.log_path, 'wb') as log:
             self.proc = subprocess.Popen(
@@ -196,9 +198,16 @@ class AuthServer:
             {'grant_type': 'refresh_token', 'refresh_token': refresh_token}, client_id)
 
     def authorization_url(self, client_id='tokend-native', scope='openid offline_access',
-                          redirect_uri=None, state=None, code_challenge=None, **extra):
+                          redirect_uri=None, state=None, code_challenge=None, prompt='auto',
+                          **extra):
+        """prompt='auto' asks for consent when scope has offline_access, as
+        OpenID Connect Core section 11 wants; None sends no prompt."""
         params = {'response_type': 'code', 'client_id': client_id, 'scope': scope,
                   'redirect_uri': redirect_uri or CLIENTS[client_id][1]}
+        if prompt == 'auto':
+            prompt = 'consent' if 'offline_access' in scope.split() else None
+        if prompt:
+            params['prompt'] = prompt
         if state:
             params['state'] = state
         if code_challenge:
@@ -207,12 +216,12 @@ class AuthServer:
         return f'{self.authorize_url}?{urllib.parse.urlencode(params)}'
 
     def obtain_tokens(self, client_id='tokend-native', scope='openid offline_access',
-                      login='alice'):
+                      login='alice', prompt='auto'):
         """A whole authorization code + PKCE flow; returns the token response."""
         verifier, challenge = pkce_pair()
         state = secrets.token_urlsafe(16)
         redirect_uri = CLIENTS[client_id][1]
-        url = self.authorization_url(client_id, scope, redirect_uri, state, challenge)
+        url = self.authorization_url(client_id, scope, redirect_uri, state, challenge, prompt)
         final = browser.authorize(url, login=login, ca_file=self.ca_file)
         params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(final).query))
         if params.get('state') != state or params.get('iss') != self.issuer or 'code' not in params:

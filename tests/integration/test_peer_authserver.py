@@ -131,6 +131,26 @@ def test_refresh_token_needs_offline_access(srv):
     assert 'refresh_token' not in tokens
 
 
+def test_offline_access_needs_a_consent_prompt(srv, tmp_path):
+    # OpenID Connect Core section 11, as shipped: without prompt=consent the
+    # provider drops offline_access from the grant and issues no refresh token.
+    tokens = srv.obtain_tokens(scope='openid offline_access mail.imap', prompt=None)
+    assert set(tokens['scope'].split()) == {'openid', 'mail.imap'}
+    assert 'refresh_token' not in tokens
+    # Configured to issue one anyway, it refuses a refresh asking for more
+    # than the grant (RFC 6749 section 6); leaving scope out is "as granted".
+    with AuthServer(tmp_path / 'lenient', refresh_tokens='always') as lenient:
+        tokens = lenient.obtain_tokens(scope='openid offline_access mail.imap', prompt=None)
+        assert set(tokens['scope'].split()) == {'openid', 'mail.imap'}
+        status, body = lenient.token_request(
+            {'grant_type': 'refresh_token', 'refresh_token': tokens['refresh_token'],
+             'scope': 'openid offline_access mail.imap'}, 'tokend-native')
+        assert (status, body['error']) == (400, 'invalid_scope')
+        status, fresh = lenient.refresh(tokens['refresh_token'])
+        assert status == 200, fresh
+        assert set(fresh['scope'].split()) == {'openid', 'mail.imap'}
+
+
 def test_introspection(srv):
     tokens = srv.obtain_tokens(scope='openid offline_access mail.smtp', login='carol')
     info = srv.introspect(tokens['access_token'])
@@ -212,15 +232,19 @@ def test_browser_fails_cleanly_on_bad_request(srv, tmp_path):
 
 def test_stats_count_token_requests(srv):
     srv.reset_stats()
-    assert srv.stats() == {'token': {}, 'endpoints': {}}
+    assert srv.stats() == {'token': {}, 'endpoints': {}, 'authorization': [],
+                           'refresh_scopes': []}
     tokens = srv.obtain_tokens()
     srv.refresh(tokens['refresh_token'])
-    srv.refresh(tokens['refresh_token'])
+    srv.token_request({'grant_type': 'refresh_token', 'refresh_token': tokens['refresh_token'],
+                       'scope': 'openid'}, 'tokend-native')
     srv.http('POST', srv.token_url, {'client_id': 'tokend-native'})
     stats = srv.stats()
     assert stats['token'] == {'authorization_code': 1, 'refresh_token': 2, 'none': 1}
     assert stats['endpoints']['token'] == 4
     assert stats['endpoints']['authorization'] == 1
+    assert stats['authorization'] == [{'scope': 'openid offline_access', 'prompt': 'consent'}]
+    assert stats['refresh_scopes'] == [None, 'openid']
 
 
 def test_restart_time(tmp_path):

@@ -293,7 +293,7 @@ static void test_known_keys(void)
         "provider", "tenant", "authority", "client_id", "client_secret",
         "client_secret_file", "username", "scopes", "redirect_uri", "token_file", "store",
         "ca_file", "issuer", "authorize_url", "token_url", "device_authorization_url",
-        "revocation_url", "prompt", "auth_params", "flow", "refresh_margin", "min_validity",
+        "revocation_url", "prompt", "auth_params", "offline_consent", "flow", "refresh_margin", "min_validity",
         "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "pop_host", "pop_port", "notify_cmd",
         "max_parallel",
         "identity",
@@ -584,6 +584,40 @@ static void test_command(void)
     g_assert_cmpstr(spaced, ==, "tokend -c '/home/me/My Mail/tokend.conf' obtain work");
 }
 
+/* offline_consent: auto unless said otherwise, one of three words. */
+static void test_offline_consent(void)
+{
+    static const struct {
+        const char *line;
+        int want; /* -1: refused */
+    } cases[] = {
+        {"", OFFLINE_CONSENT_AUTO},
+        {"offline_consent = auto\n", OFFLINE_CONSENT_AUTO},
+        {"offline_consent = always\n", OFFLINE_CONSENT_ALWAYS},
+        {"offline_consent = never\n", OFFLINE_CONSENT_NEVER},
+        {"offline_consent = yes\n", -1},
+        {"offline_consent = Never\n", -1},
+        {"offline_consent =\n", -1},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text = g_strconcat(MS, cases[i].line, NULL);
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(Config) cfg = parse(text, &e);
+
+        g_test_message("case %zu", i);
+        if (cases[i].want < 0) {
+            g_assert_null(cfg);
+            g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
+            testutil_assert_contains(e.message, "offline_consent");
+            continue;
+        }
+        g_assert_nonnull(cfg);
+        g_assert_cmpint(((const Account *)cfg->accounts->pdata[0])->offline_consent, ==,
+                        cases[i].want);
+    }
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -604,5 +638,6 @@ int main(int argc, char **argv)
     g_test_add_func("/config/bad-values", test_bad_values);
     g_test_add_func("/config/bad-defaults", test_bad_defaults);
     g_test_add_func("/config/command", test_command);
+    g_test_add_func("/config/offline-consent", test_offline_consent);
     return testutil_run();
 }

@@ -254,6 +254,39 @@ static void test_authorize_url_refused(void)
     }
 }
 
+/* The refresh request carries scope only when the client says so: leaving
+ * it out means "as granted" (RFC 6749 section 6). */
+static void test_refresh_form(void)
+{
+    static const struct {
+        const char *refresh_scopes;
+        const char *want; /* NULL: no scope parameter */
+    } cases[] = {
+        {NULL, NULL},
+        {"https://outlook.office.com/IMAP.AccessAsUser.All offline_access",
+         "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"},
+        {"openid", "openid"},
+    };
+    g_autoptr(SecStr) rt = secstr_from("M.C5.refresh", 12);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const struct oauth_client c = {.client_id = "cid", .scopes = "openid offline_access x",
+                                       .refresh_scopes = cases[i].refresh_scopes};
+        g_autoptr(SecStr) form = oauth_refresh_form(&c, rt);
+        g_autoptr(GError) err = NULL;
+        g_autoptr(GHashTable) q = g_uri_parse_params(form->data, (gssize)form->len, "&",
+                                                     G_URI_PARAMS_WWW_FORM, &err);
+
+        g_test_message("case %zu", i);
+        g_assert_no_error(err);
+        g_assert_cmpstr(g_hash_table_lookup(q, "grant_type"), ==, "refresh_token");
+        g_assert_cmpstr(g_hash_table_lookup(q, "refresh_token"), ==, "M.C5.refresh");
+        g_assert_cmpstr(g_hash_table_lookup(q, "client_id"), ==, "cid");
+        g_assert_cmpstr(g_hash_table_lookup(q, "scope"), ==, cases[i].want);
+        g_assert_cmpuint(g_hash_table_size(q), ==, cases[i].want ? 4 : 3);
+    }
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -264,5 +297,6 @@ int main(int argc, char **argv)
     g_test_add_func("/oauth/authorize-url", test_authorize_url);
     g_test_add_func("/oauth/authorize-url/keeps-query", test_authorize_url_keeps_query);
     g_test_add_func("/oauth/authorize-url/refused", test_authorize_url_refused);
+    g_test_add_func("/oauth/refresh-form", test_refresh_form);
     return testutil_run();
 }

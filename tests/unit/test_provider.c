@@ -87,6 +87,15 @@ static void test_presets(void)
     g_assert_nonnull(strstr(google->extra_auth_params, "access_type=offline"));
     g_assert_null(generic->token_url);
     g_assert_null(generic->authorize_url);
+    /* Only Microsoft sends scopes on refresh; the others leave them out. */
+    g_assert_true(ms->refresh_sends_scopes);
+    g_assert_false(google->refresh_sends_scopes);
+    g_assert_false(generic->refresh_sends_scopes);
+    /* Only generic OpenID providers need consent for offline_access. */
+    g_assert_true(generic->offline_needs_consent);
+    g_assert_false(ms->offline_needs_consent);
+    g_assert_true(ms->offline_access_unlisted);
+    g_assert_false(generic->offline_access_unlisted);
     for (int k = 0; k < PROVIDER_COUNT; k++) {
         const struct provider_preset *p = provider_preset(k);
         g_assert_cmpstr(p->name, ==, provider_name(k));
