@@ -68,6 +68,10 @@ static const struct key_spec keys[] = {
     {"smtp_host", KEY_STRING, SCOPE_BOTH, F(smtp_host)},
     {"smtp_port", KEY_PORT, SCOPE_BOTH, F(smtp_port)},
     {"notify_cmd", KEY_STRING, SCOPE_BOTH, F(notify_cmd)},
+    {"pop_host", KEY_STRING, SCOPE_BOTH, F(pop_host)},
+    {"pop_port", KEY_PORT, SCOPE_BOTH, F(pop_port)},
+    {"tunnel_mech", KEY_STRING, SCOPE_BOTH, F(tunnel_mech)},
+    {"tunnel_tls", KEY_STRING, SCOPE_BOTH, F(tunnel_tls)},
     {"max_parallel", KEY_SECONDS, SCOPE_DEFAULTS, 0},
 };
 
@@ -325,6 +329,9 @@ static void account_free(Account *a)
     g_free(a->imap_host);
     g_free(a->smtp_host);
     g_free(a->notify_cmd);
+    g_free(a->pop_host);
+    g_free(a->tunnel_mech);
+    g_free(a->tunnel_tls);
     g_free(a);
 }
 
@@ -412,6 +419,10 @@ static void fill_defaults(Account *a)
         a->smtp_host = g_strdup(p->smtp_host);
     if (!a->smtp_port)
         a->smtp_port = p->smtp_port;
+    if (!a->pop_host && p->pop_host)
+        a->pop_host = g_strdup(p->pop_host);
+    if (!a->pop_port)
+        a->pop_port = 995;
     if (!a->token_file) {
         state = paths_account_dir(a->name);
         a->token_file = g_build_filename(state, "token", NULL);

@@ -52,6 +52,10 @@ typedef struct account {
     char *smtp_host;
     int smtp_port;
     char *notify_cmd;
+    char *pop_host;
+    int pop_port;
+    char *tunnel_mech;     /* auto, xoauth2 or oauthbearer (checked by tunnel) */
+    char *tunnel_tls;      /* auto, implicit or starttls (checked by tunnel) */
     const char *config_id; /* the file's identity (config_identity), or NULL */
 } Account;
 
