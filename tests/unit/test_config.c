@@ -296,6 +296,7 @@ static void test_known_keys(void)
         "revocation_url", "prompt", "auth_params", "flow", "refresh_margin", "min_validity",
         "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "notify_cmd",
         "max_parallel",
+        "pop_host", "pop_port", "tunnel_mech", "tunnel_tls",
     };
     const char *const *keys = config_known_keys();
 
