@@ -62,7 +62,8 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid={mail_user} gid={mail_group} home={mail_dir}/%n
+  # allow_all_users: doveadm (save, expunge) may look users up.
+  args = uid={mail_user} gid={mail_group} home={mail_dir}/%n allow_all_users=yes
 }}
 
 service imap-login {{
