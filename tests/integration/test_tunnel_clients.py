@@ -222,3 +222,80 @@ def wait_for(cond, seconds, log):
             return
         time.sleep(0.1)
     raise AssertionError(f'not within {seconds} s: {log.read_text()[-3000:]}')
+
+
+# OfflineIMAP, mbsync, mutt ------------------------------------------------------
+
+def maildir_messages(path):
+    return [p.read_bytes() for sub in ('new', 'cur') for p in (Path(path) / sub).glob('*')]
+
+
+def subject_message(subject):
+    return (f'From: carol@example.org\r\nTo: {USER}@example.org\r\nSubject: {subject}\r\n'
+            f'Message-ID: <{uuid.uuid4()}@example.org>\r\n\r\nhello\r\n').encode()
+
+
+@needs('offlineimap')
+def test_offlineimap_syncs_through_preauthtunnel(tokend, dovecot, tmp_path):
+    sign_in(tokend, dovecot)
+    subject = f'offlineimap-{uuid.uuid4().hex}'
+    deliver(dovecot, subject_message(subject))
+    maildir = tmp_path / 'Mail'
+    rc = tmp_path / 'offlineimaprc'
+    rc.write_text(render('offlineimaprc-tunnel.in', METADATA=tmp_path / 'meta',
+                         MAILDIR=maildir, TOKEND=TOKEND, CONFIG=tokend.config))
+    before = logins(dovecot, 'imap', 'OAUTHBEARER', secured=True)
+    r = run(['offlineimap', '-c', str(rc), '-o', '-u', 'basic'], tokend.env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert any(subject.encode() in m for m in maildir_messages(maildir / 'INBOX')), \
+        r.stdout + r.stderr
+    wait_logged_in(dovecot, 'imap', 'OAUTHBEARER', before, secured=True)
+
+
+@needs('mbsync')
+def test_mbsync_syncs_through_tunnel(tokend, dovecot, tmp_path):
+    sign_in(tokend, dovecot)
+    subject = f'mbsync-{uuid.uuid4().hex}'
+    deliver(dovecot, subject_message(subject))
+    maildir = tmp_path / 'Mail'
+    maildir.mkdir()
+    rc = tmp_path / 'mbsyncrc'
+    rc.write_text(render('mbsyncrc-tunnel.in', MAILDIR=maildir, TOKEND=TOKEND,
+                         CONFIG=tokend.config))
+    before = logins(dovecot, 'imap', 'OAUTHBEARER', secured=True)
+    r = run(['mbsync', '-c', str(rc), 'work'], tokend.env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert any(subject.encode() in m for m in maildir_messages(maildir / 'INBOX'))
+    wait_logged_in(dovecot, 'imap', 'OAUTHBEARER', before, secured=True)
+
+
+@needs('tmux')
+@pytest.mark.parametrize('mutt', ['mutt', 'neomutt'])
+def test_mutt_reads_through_tunnel(tokend, dovecot, tmp_path, mutt):
+    if not shutil.which(mutt):
+        pytest.skip(f'needs {mutt}')
+    from test_mailclients import Tmux
+    sign_in(tokend, dovecot)
+    subject = f'{mutt}-tunnel-{uuid.uuid4().hex[:12]}'
+    deliver(dovecot, subject_message(subject))
+    recipe = tmp_path / 'muttrc-recipe'
+    recipe.write_text(render('muttrc-tunnel.in', USER=USER, HOST=dovecot.host, TOKEND=TOKEND,
+                             CONFIG=tokend.config))
+    rc = tmp_path / 'muttrc'
+    rc.write_text(f'source "{recipe}"\nset record = ""\nset header_cache = ""\n'
+                  'set message_cachedir = ""\nset sort = reverse-date-received\n'
+                  'set mail_check_stats = no\nset sleep_time = 0\n')
+    before = logins(dovecot, 'imap', 'OAUTHBEARER', secured=True)
+    term = Tmux(tokend.env)
+    try:
+        term.start([mutt, '-n', '-F', str(rc)])
+        screen = term.wait_for(subject, 15)
+        assert screen is not None, f'{mutt} did not show the INBOX: {term.screen()}'
+        term.tmux('send-keys', '-t', 'mail', 'q')
+        deadline = time.monotonic() + 5
+        while term.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not term.running(), term.screen()
+    finally:
+        term.close()
+    wait_logged_in(dovecot, 'imap', 'OAUTHBEARER', before, secured=True)
