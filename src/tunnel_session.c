@@ -7,19 +7,38 @@
 
 #include "tokend/flow.h"
 #include "tokend/log.h"
+#include "tokend/notify.h"
+#include "tokend/paths.h"
+#include "tokend/state.h"
 #include "tokend/tunnel.h"
 
 /* Connect and login together are bounded; the session that follows is not. */
 #define LOGIN_TIMEOUT_US (30 * G_USEC_PER_SEC)
+
+/* The state already says a sign-in is needed (notify_cmd has run). */
+static bool signin_known(const Account *a)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(AccountState) st = state_load(dir, &e);
+
+    error_clear(&e);
+    return st && st->needs_signin;
+}
 
 /* What `tokend token` would print: refreshed under the lock when due, or
  * the current token while it is valid and the server is out of reach. */
 static SecStr *session_token(const Account *a, bool force, struct tokend_error *e)
 {
     enum refresh_outcome outcome;
+    bool known = signin_known(a);
     SecStr *token;
 
     if (flow_refresh(a, force ? 0 : a->min_validity, force, &outcome, e) < 0) {
+        /* Once per lost sign-in, as the timer's refresh does, not at every
+         * poll of a mail client. */
+        if (e->status == TOKEND_EX_NOPERM && !known)
+            notify_signin_needed(a, e->message);
         if (force || e->status != TOKEND_EX_TEMPFAIL || flow_token_seconds_left(a) <= 0)
             return NULL;
         log_warn("%s: %s; using the current token, which is still valid", a->name,

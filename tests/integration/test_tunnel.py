@@ -401,3 +401,18 @@ def test_bad_tunnel_mech_is_a_configuration_error(tokend, dovecot):
         line = c.line()
         assert c.wait() == EX_CONFIG, c.stderr
     assert 'tunnel_mech must be auto, xoauth2 or oauthbearer' in line
+
+
+def test_notify_cmd_runs_once_when_the_tunnel_finds_the_signin_lost(tokend, dovecot,
+                                                                    authserver, tmp_path):
+    out = tmp_path / 'notified'
+    script = tmp_path / 'notify'
+    script.write_text(f'#!/bin/sh\necho "$TOKEND_ACCOUNT $TOKEND_COMMAND" >> "{out}"\n')
+    script.chmod(0o755)
+    sign_in(tokend, dovecot, notify_cmd=str(script))
+    revoke_grant(authserver, tokend.refresh_token_file().read_text().strip())
+    for _ in range(3):  # three polls of a fetchmail daemon
+        with tunnel(tokend, 'work') as c:
+            assert c.line().startswith('* BYE [AUTHENTICATIONFAILED]')
+            assert c.wait() == EX_NOPERM, c.stderr
+    assert out.read_text() == 'work tokend obtain work\n'
