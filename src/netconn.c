@@ -164,11 +164,6 @@ const char *netconn_host(const NetConn *c)
     return c->host;
 }
 
-bool netconn_has_pending(const NetConn *c)
-{
-    return c->in_off < c->in_len || (c->ssl && SSL_pending(c->ssl) > 0);
-}
-
 static SSL_CTX *tls_context(const char *ca_file, struct tokend_error *e)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());

@@ -25,7 +25,6 @@ struct relay {
     struct flow down; /* server -> client */
     bool read_wants_write;  /* TLS: a read needs the socket writable */
     bool write_wants_read;  /* TLS: a write needs the socket readable */
-    bool read_blocked, write_blocked;
     bool client_gone;
     bool shut;
     gint64 close_deadline;
@@ -91,7 +90,6 @@ static int server_read(struct relay *r, struct tokend_error *e)
     if (r->down.eof || !flow_empty(&r->down))
         return 0;
     n = netconn_try_read(r->c, r->down.data, RELAY_BUF, &r->read_wants_write, e);
-    r->read_blocked = n == NETCONN_AGAIN;
     if (n == NETCONN_AGAIN)
         return 0;
     if (n < 0)
@@ -111,7 +109,6 @@ static int server_write(struct relay *r, struct tokend_error *e)
         return 0;
     n = netconn_try_write(r->c, r->up.data + r->up.off, r->up.len - r->up.off,
                           &r->write_wants_read, e);
-    r->write_blocked = n == NETCONN_AGAIN;
     if (n == NETCONN_AGAIN)
         return 0;
     if (n < 0)

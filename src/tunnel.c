@@ -283,10 +283,11 @@ static int imap_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *ref
             if (sasl_continue(t, ir, ob, &ir_sent, deadline, e) < 0)
                 return -1;
         } else if (!imap_untagged(t, line->str)) {
-            if (strncmp(line->str, tag, strlen(tag)) != 0)
+            size_t n = strlen(tag);
+            if (strncmp(line->str, tag, n) != 0 || line->str[n] != ' ')
                 return error_set(e, TOKEND_EX_TEMPFAIL, "unexpected answer from %s",
                                  t->t.host);
-            return imap_result(t, line->str + strlen(tag) + 1, refused, e);
+            return imap_result(t, line->str + n + 1, refused, e);
         }
     }
 }
@@ -467,8 +468,11 @@ int tunnel_greet(Tunnel *t, int out, struct tokend_error *e)
         /* Either the OK carried [CAPABILITY ...], or we ask. */
         if (!t->caps_known && imap_simple(t, "CAPABILITY", deadline, e) < 0)
             return -1;
+        /* The server's words go on one line, whatever they hold. */
+        g_strcanon(t->caps->str, G_CSET_a_2_z G_CSET_A_2_Z G_CSET_DIGITS
+                   " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", ' ');
         text = g_strdup_printf("* PREAUTH [CAPABILITY %s] tokend: logged in as %s\r\n",
-                               t->caps->str, t->t.user);
+                               g_strstrip(t->caps->str), t->t.user);
     }
     if (write_all(out, text, strlen(text)) < 0)
         return error_set(e, TOKEND_EX_TEMPFAIL, "the mail client went away");

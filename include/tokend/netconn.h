@@ -36,8 +36,6 @@ ssize_t netconn_try_read(NetConn *c, void *buf, size_t len, bool *wants_other,
                          struct tokend_error *e);
 ssize_t netconn_try_write(NetConn *c, const void *buf, size_t len, bool *wants_other,
                           struct tokend_error *e);
-/* Data already read from the socket but not yet returned. */
-bool netconn_has_pending(const NetConn *c);
 /* No more data from us: TLS close_notify, then a TCP half-close. */
 void netconn_shutdown_write(NetConn *c);
 int netconn_fd(const NetConn *c);
