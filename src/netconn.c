@@ -177,6 +177,9 @@ static SSL_CTX *tls_context(const char *ca_file, struct tokend_error *e)
     /* Mail protocols end themselves; many servers just close TCP. */
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Several records per read(2) when the server sends a lot (a FETCH). */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
     if (ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1
                 : SSL_CTX_set_default_verify_paths(ctx) != 1) {
         SSL_CTX_free(ctx);

@@ -82,23 +82,28 @@ static bool client_write(struct relay *r)
     return true;
 }
 
-/* 1 progress, 0 none, -1 failed. */
+/* 1 progress, 0 none, -1 failed.  Fills the buffer with what is at hand
+ * (TLS hands out one record per read), so that the client gets it in few
+ * writes. */
 static int server_read(struct relay *r, struct tokend_error *e)
 {
-    ssize_t n;
+    int progress = 0;
 
-    if (r->down.eof || !flow_empty(&r->down))
-        return 0;
-    n = netconn_try_read(r->c, r->down.data, RELAY_BUF, &r->read_wants_write, e);
-    if (n == NETCONN_AGAIN)
-        return 0;
-    if (n < 0)
-        return -1;
-    r->read_wants_write = false;
-    r->down.off = 0;
-    r->down.len = (size_t)n;
-    r->down.eof = n == 0;
-    return 1;
+    if (flow_empty(&r->down))
+        r->down.off = r->down.len = 0;
+    while (!r->down.eof && r->down.off == 0 && r->down.len < RELAY_BUF) {
+        ssize_t n = netconn_try_read(r->c, r->down.data + r->down.len,
+                                     RELAY_BUF - r->down.len, &r->read_wants_write, e);
+        if (n == NETCONN_AGAIN)
+            break;
+        if (n < 0)
+            return -1;
+        r->read_wants_write = false;
+        r->down.len += (size_t)n;
+        r->down.eof = n == 0;
+        progress = 1;
+    }
+    return progress;
 }
 
 static int server_write(struct relay *r, struct tokend_error *e)
