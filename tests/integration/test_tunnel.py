@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, TOKEND
+from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, TOKEND, Tokend
 from harness.authserver import SERVER_DIR
 from harness.tunnelpeers import (USER, append_message, dovecot_for, logins,
                                  revoke_grant, wait_logged_in)
@@ -416,3 +416,28 @@ def test_notify_cmd_runs_once_when_the_tunnel_finds_the_signin_lost(tokend, dove
             assert c.line().startswith('* BYE [AUTHENTICATIONFAILED]')
             assert c.wait() == EX_NOPERM, c.stderr
     assert out.read_text() == 'work tokend obtain work\n'
+
+
+def test_token_expired_early_at_the_server_is_refreshed_once(make_authserver, tmp_path):
+    # The server's tokens live 2 s; the state is edited to say an hour, as
+    # when a server ends tokens early: refused, one forced refresh, accepted.
+    srv = make_authserver(access_ttl=2)
+    tokend = Tokend(tmp_path / 'home', srv)
+    with dovecot_for(srv, pop3=True) as dc:
+        first = sign_in(tokend, dc)
+        time.sleep(3)
+        assert srv.introspect(first)['active'] is False
+        state = tokend.state / 'work' / 'state.json'
+        st = json.loads(state.read_text())
+        st['expires_at'] = int(time.time()) + 3600
+        state.write_text(json.dumps(st))
+        before = srv.stats()
+        with tunnel(tokend, 'work') as c:
+            greeting = c.line()
+            assert greeting.startswith('* PREAUTH'), (greeting, c.proc.stderr.read())
+            c.send('a1 LOGOUT\r\n')
+            c.until('a1')
+            assert c.wait() == EX_OK, c.stderr
+        assert 'refreshing and trying once more' in c.stderr
+        assert tokend.token_file().read_text().strip() != first
+        assert srv.stats() != before
