@@ -178,6 +178,12 @@ def test_fetchmail_ends_the_poll_on_a_revoked_grant(tokend, dovecot, authserver,
     assert 'tokend: work: sign-in needed' in text, text
     assert 'run: tokend obtain work' in text
     assert elapsed < 10, text
+    # fetchmail's own report (it upper-cases IMAP responses).
+    if pop3:
+        assert 'Query status=3 (AUTHFAIL)' in text, text
+    else:
+        assert ('Received BYE response from IMAP server:  [AUTHENTICATIONFAILED] '
+                'TOKEND: WORK: SIGN-IN NEEDED') in text, text
 
 
 @needs('fetchmail')
