@@ -81,8 +81,7 @@ static void tune_socket(int fd)
 /* A connected non-blocking socket, or -1 with *err set. */
 static int connect_one(const struct addrinfo *ai, gint64 deadline, int *err)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     int so_err = 0, r;
     socklen_t len = sizeof(so_err);
 
@@ -139,8 +138,7 @@ NetConn *netconn_connect(const char *host, int port, gint64 deadline, struct tok
     c->host = g_strdup(host);
     c->port = port;
     c->fd = fd;
-    c->loopback = getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 &&
-                  addr_is_loopback(&peer);
+    c->loopback = getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && addr_is_loopback(&peer);
     return c;
 }
 
@@ -210,8 +208,8 @@ static int tls_failed(NetConn *c, struct tokend_error *e)
     char buf[256] = "";
 
     if (v != X509_V_OK) {
-        error_set(e, TOKEND_EX_TEMPFAIL, "the certificate of %s was not accepted: %s",
-                  c->host, X509_verify_cert_error_string(v));
+        error_set(e, TOKEND_EX_TEMPFAIL, "the certificate of %s was not accepted: %s", c->host,
+                  X509_verify_cert_error_string(v));
         error_set_hint(e, "check the server name, or ca_file");
         return -1;
     }
@@ -223,8 +221,7 @@ static int tls_failed(NetConn *c, struct tokend_error *e)
     return -1;
 }
 
-int netconn_start_tls(NetConn *c, const char *ca_file, gint64 deadline,
-                      struct tokend_error *e)
+int netconn_start_tls(NetConn *c, const char *ca_file, gint64 deadline, struct tokend_error *e)
 {
     if (c->in_off < c->in_len)
         return error_set(e, TOKEND_EX_TEMPFAIL,
@@ -281,8 +278,8 @@ static ssize_t tls_io(NetConn *c, void *buf, size_t len, bool reading, bool *wan
     if (ok)
         return (ssize_t)done;
     err = SSL_get_error(c->ssl, ok);
-    *wants_other = (reading && err == SSL_ERROR_WANT_WRITE) ||
-                   (!reading && err == SSL_ERROR_WANT_READ);
+    *wants_other =
+        (reading && err == SSL_ERROR_WANT_WRITE) || (!reading && err == SSL_ERROR_WANT_READ);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
         return NETCONN_AGAIN;
     if (reading && err == SSL_ERROR_ZERO_RETURN)
@@ -384,8 +381,7 @@ int netconn_read_line(NetConn *c, GString *line, gint64 deadline, struct tokend_
     }
 }
 
-int netconn_write(NetConn *c, const char *data, size_t len, gint64 deadline,
-                  struct tokend_error *e)
+int netconn_write(NetConn *c, const char *data, size_t len, gint64 deadline, struct tokend_error *e)
 {
     while (len > 0) {
         bool other;

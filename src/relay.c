@@ -21,10 +21,10 @@ struct flow {
 struct relay {
     NetConn *c;
     int in, out;
-    struct flow up;   /* client -> server */
-    struct flow down; /* server -> client */
-    bool read_wants_write;  /* TLS: a read needs the socket writable */
-    bool write_wants_read;  /* TLS: a write needs the socket readable */
+    struct flow up;        /* client -> server */
+    struct flow down;      /* server -> client */
+    bool read_wants_write; /* TLS: a read needs the socket writable */
+    bool write_wants_read; /* TLS: a write needs the socket readable */
     bool client_gone;
     bool shut;
     gint64 close_deadline;
@@ -92,8 +92,8 @@ static int server_read(struct relay *r, struct tokend_error *e)
     if (flow_empty(&r->down))
         r->down.off = r->down.len = 0;
     while (!r->down.eof && r->down.off == 0 && r->down.len < RELAY_BUF) {
-        ssize_t n = netconn_try_read(r->c, r->down.data + r->down.len,
-                                     RELAY_BUF - r->down.len, &r->read_wants_write, e);
+        ssize_t n = netconn_try_read(r->c, r->down.data + r->down.len, RELAY_BUF - r->down.len,
+                                     &r->read_wants_write, e);
         if (n == NETCONN_AGAIN)
             break;
         if (n < 0)
@@ -112,8 +112,8 @@ static int server_write(struct relay *r, struct tokend_error *e)
 
     if (flow_empty(&r->up))
         return 0;
-    n = netconn_try_write(r->c, r->up.data + r->up.off, r->up.len - r->up.off,
-                          &r->write_wants_read, e);
+    n = netconn_try_write(r->c, r->up.data + r->up.off, r->up.len - r->up.off, &r->write_wants_read,
+                          e);
     if (n == NETCONN_AGAIN)
         return 0;
     if (n < 0)

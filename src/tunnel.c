@@ -17,7 +17,7 @@
 struct tunnel {
     struct tunnel_target t;
     NetConn *conn;
-    GString *caps;  /* IMAP: the capability atoms; POP3: the CAPA lines */
+    GString *caps; /* IMAP: the capability atoms; POP3: the CAPA lines */
     bool caps_known;
     unsigned tag;
 };
@@ -158,8 +158,7 @@ static int imap_greeting(Tunnel *t, gint64 deadline, struct tokend_error *e)
     }
     w = server_words(line->str);
     if (is_prefix(line->str, "* BYE"))
-        return error_set(e, TOKEND_EX_TEMPFAIL, "%s turned the connection away: %s",
-                         t->t.host, w);
+        return error_set(e, TOKEND_EX_TEMPFAIL, "%s turned the connection away: %s", t->t.host, w);
     return error_set(e, TOKEND_EX_TEMPFAIL, "%s greeted with something else than IMAP: %s",
                      t->t.host, w);
 }
@@ -171,8 +170,10 @@ static int imap_secure(Tunnel *t, gint64 deadline, struct tokend_error *e)
     if (!has_word(t->caps, "STARTTLS")) {
         if (netconn_is_loopback(t->conn) && t->t.tls == TUNNEL_TLS_AUTO)
             return 0;
-        error_set(e, TOKEND_EX_CONFIG, "%s port %d offers no STARTTLS; tokend sends no "
-                  "token in plain text", t->t.host, t->t.port);
+        error_set(e, TOKEND_EX_CONFIG,
+                  "%s port %d offers no STARTTLS; tokend sends no "
+                  "token in plain text",
+                  t->t.host, t->t.port);
         error_set_hint(e, "use port 993 (implicit TLS)");
         return -1;
     }
@@ -216,7 +217,8 @@ static int refused_token(Tunnel *t, const char *what, const char *line, bool *re
 
     *refused = true;
     error_set(e, TOKEND_EX_NOPERM, "%s login to %s refused the token (%s)", what, t->t.host, w);
-    error_set_hint(e, "check username and scopes, and that the server accepts OAuth2 for this user");
+    error_set_hint(e,
+                   "check username and scopes, and that the server accepts OAuth2 for this user");
     return -1;
 }
 
@@ -231,8 +233,8 @@ static int sasl_continue(Tunnel *t, const SecStr *ir, bool oauthbearer, bool *ir
             return -1;
         return netconn_write(t->conn, "\r\n", 2, deadline, e);
     }
-    return netconn_write(t->conn, oauthbearer ? "AQ==\r\n" : "\r\n",
-                         oauthbearer ? 6 : 2, deadline, e);
+    return netconn_write(t->conn, oauthbearer ? "AQ==\r\n" : "\r\n", oauthbearer ? 6 : 2, deadline,
+                         e);
 }
 
 static int imap_result(Tunnel *t, const char *line, bool *refused, struct tokend_error *e)
@@ -256,9 +258,8 @@ static int imap_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *ref
 {
     bool ob = choose_oauthbearer(t, "AUTH="), ir_sent;
     g_autofree char *tag = g_strdup_printf("t%u", ++t->tag);
-    g_autoptr(SecStr) ir = tokenformat_render(
-        ob ? TOKEN_FORMAT_OAUTHBEARER : TOKEN_FORMAT_XOAUTH2, token, t->t.user, t->t.host,
-        t->t.port, e);
+    g_autoptr(SecStr) ir = tokenformat_render(ob ? TOKEN_FORMAT_OAUTHBEARER : TOKEN_FORMAT_XOAUTH2,
+                                              token, t->t.user, t->t.host, t->t.port, e);
     g_autoptr(SecStr) cmd = secstr_new(0);
     g_autoptr(GString) line = g_string_new(NULL);
 
@@ -272,8 +273,7 @@ static int imap_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *ref
         secstr_append(cmd, ir->data, ir->len);
     }
     secstr_append_str(cmd, "\r\n");
-    log_verbose("%s: AUTHENTICATE %s as %s", t->t.host, ob ? "OAUTHBEARER" : "XOAUTH2",
-                t->t.user);
+    log_verbose("%s: AUTHENTICATE %s as %s", t->t.host, ob ? "OAUTHBEARER" : "XOAUTH2", t->t.user);
     if (netconn_write(t->conn, cmd->data, cmd->len, deadline, e) < 0)
         return -1;
     for (;;) {
@@ -285,8 +285,7 @@ static int imap_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *ref
         } else if (!imap_untagged(t, line->str)) {
             size_t n = strlen(tag);
             if (strncmp(line->str, tag, n) != 0 || line->str[n] != ' ')
-                return error_set(e, TOKEND_EX_TEMPFAIL, "unexpected answer from %s",
-                                 t->t.host);
+                return error_set(e, TOKEND_EX_TEMPFAIL, "unexpected answer from %s", t->t.host);
             return imap_result(t, line->str + n + 1, refused, e);
         }
     }
@@ -356,8 +355,10 @@ static int pop_open(Tunnel *t, gint64 deadline, struct tokend_error *e)
     if (!has_word(t->caps, "STLS")) {
         if (netconn_is_loopback(t->conn) && t->t.tls == TUNNEL_TLS_AUTO)
             return 0;
-        error_set(e, TOKEND_EX_CONFIG, "%s port %d offers no STLS; tokend sends no token in "
-                  "plain text", t->t.host, t->t.port);
+        error_set(e, TOKEND_EX_CONFIG,
+                  "%s port %d offers no STLS; tokend sends no token in "
+                  "plain text",
+                  t->t.host, t->t.port);
         error_set_hint(e, "use port 995 (implicit TLS)");
         return -1;
     }
@@ -372,9 +373,8 @@ static int pop_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *refu
 {
     bool ob = choose_oauthbearer(t, "SASL:"), ir_sent;
     const char *mech = ob ? "OAUTHBEARER" : "XOAUTH2";
-    g_autoptr(SecStr) ir = tokenformat_render(
-        ob ? TOKEN_FORMAT_OAUTHBEARER : TOKEN_FORMAT_XOAUTH2, token, t->t.user, t->t.host,
-        t->t.port, e);
+    g_autoptr(SecStr) ir = tokenformat_render(ob ? TOKEN_FORMAT_OAUTHBEARER : TOKEN_FORMAT_XOAUTH2,
+                                              token, t->t.user, t->t.host, t->t.port, e);
     g_autoptr(SecStr) cmd = secstr_new(0);
     g_autoptr(GString) line = g_string_new(NULL);
 
@@ -414,8 +414,7 @@ static int pop_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *refu
 
 /* Both ---------------------------------------------------------------- */
 
-Tunnel *tunnel_open(const struct tunnel_target *target, gint64 deadline,
-                    struct tokend_error *e)
+Tunnel *tunnel_open(const struct tunnel_target *target, gint64 deadline, struct tokend_error *e)
 {
     g_autoptr(Tunnel) t = g_new0(Tunnel, 1);
     bool pop3 = target->proto == TUNNEL_PROTO_POP3;
@@ -469,8 +468,9 @@ int tunnel_greet(Tunnel *t, int out, struct tokend_error *e)
         if (!t->caps_known && imap_simple(t, "CAPABILITY", deadline, e) < 0)
             return -1;
         /* The server's words go on one line, whatever they hold. */
-        g_strcanon(t->caps->str, G_CSET_a_2_z G_CSET_A_2_Z G_CSET_DIGITS
-                   " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", ' ');
+        g_strcanon(t->caps->str,
+                   G_CSET_a_2_z G_CSET_A_2_Z G_CSET_DIGITS " !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+                   ' ');
         text = g_strdup_printf("* PREAUTH [CAPABILITY %s] tokend: logged in as %s\r\n",
                                g_strstrip(t->caps->str), t->t.user);
     }

@@ -41,8 +41,7 @@ static SecStr *session_token(const Account *a, bool force, struct tokend_error *
             notify_signin_needed(a, e->message);
         if (force || e->status != TOKEND_EX_TEMPFAIL || flow_token_seconds_left(a) <= 0)
             return NULL;
-        log_warn("%s: %s; using the current token, which is still valid", a->name,
-                 e->message);
+        log_warn("%s: %s; using the current token, which is still valid", a->name, e->message);
         error_clear(e);
     }
     token = flow_read_token(a, e);
@@ -53,8 +52,8 @@ static SecStr *session_token(const Account *a, bool force, struct tokend_error *
 
 /* Connected and logged in, or NULL; *refused when the server said no to
  * the token itself. */
-static Tunnel *session_login(const struct tunnel_target *t, const SecStr *token,
-                             bool *refused, struct tokend_error *e)
+static Tunnel *session_login(const struct tunnel_target *t, const SecStr *token, bool *refused,
+                             struct tokend_error *e)
 {
     gint64 deadline = g_get_monotonic_time() + LOGIN_TIMEOUT_US;
     g_autoptr(Tunnel) tun = tunnel_open(t, deadline, e);

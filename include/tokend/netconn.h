@@ -20,8 +20,7 @@ bool netconn_is_loopback(const NetConn *c);
 bool netconn_is_tls(const NetConn *c);
 /* TLS handshake, verifying the certificate against ca_file (or the system's
  * authorities) and the host name the connection was opened with. */
-int netconn_start_tls(NetConn *c, const char *ca_file, gint64 deadline,
-                      struct tokend_error *e);
+int netconn_start_tls(NetConn *c, const char *ca_file, gint64 deadline, struct tokend_error *e);
 /* One line without its CR LF. */
 int netconn_read_line(NetConn *c, GString *line, gint64 deadline, struct tokend_error *e);
 int netconn_write(NetConn *c, const char *data, size_t len, gint64 deadline,
