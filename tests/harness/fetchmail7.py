@@ -1,9 +1,9 @@
 """fetchmail 7 (the unreleased `next` branch) built from the source in
-../shared/fetchmail/ (or $TOKEND_FETCHMAIL7_SRC), once, into the build
-folder: BUILD/fetchmail7/obj/fetchmail.  Nothing is faked: without the
+../shared/fetchmail/ (or $TOKEND_FETCHMAIL7_SRC), once, into
+build/fetchmail7/obj/fetchmail.  Nothing is faked: without the
 source, or when the build fails, the caller is told why and skips.
 
-    path, why = fetchmail7(BUILD)   # path is None when why says why not
+    path, why = fetchmail7(REPO / 'build')   # None, and why, when it cannot
 """
 
 import fcntl

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, REPO, Tokend
+from conftest import REPO, Tokend
 from harness.authserver import SERVER_DIR
 from harness.fetchmail7 import fetchmail7
 from harness.tunnelpeers import USER, deliver, dovecot_for, logins, wait_logged_in
@@ -30,7 +30,8 @@ pytestmark = [
 
 @pytest.fixture(scope='module')
 def fetchmail7_binary():
-    path, why = fetchmail7(BUILD)
+    # Under build/ whichever tokend build is tested: built once for all.
+    path, why = fetchmail7(REPO / 'build')
     if not path:
         pytest.skip(why)
     return path
