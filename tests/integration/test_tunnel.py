@@ -441,3 +441,36 @@ def test_token_expired_early_at_the_server_is_refreshed_once(make_authserver, tm
         assert 'refreshing and trying once more' in c.stderr
         assert tokend.token_file().read_text().strip() != first
         assert srv.stats() != before
+
+
+@pytest.fixture(scope='module')
+def plain_dovecot(authserver):
+    """No TLS at all: no STARTTLS offered."""
+    from harness.dovecot import Dovecot
+    from harness.tunnelpeers import shared_dir
+    with shared_dir('tokend-dovecot-') as workdir, \
+            Dovecot(workdir, authserver.introspection_url, ca_file=authserver.ca_file) as dc:
+        yield dc
+
+
+def test_plain_text_only_to_loopback_without_starttls(tokend, plain_dovecot):
+    dc = plain_dovecot
+    sign_in(tokend, dc, imap_port=dc.imap_port, pop_port=None, tunnel_tls=None)
+    before = logins(dc, 'imap', 'OAUTHBEARER')
+    with tunnel(tokend, 'work') as c:
+        imap_session(c, dc)
+        assert c.wait() == EX_OK, c.stderr
+    wait_logged_in(dc, 'imap', 'OAUTHBEARER', before)
+    assert logins(dc, 'imap', 'OAUTHBEARER', secured=True) == 0
+
+
+def test_starttls_demanded_but_not_offered_is_78(tokend, plain_dovecot):
+    dc = plain_dovecot
+    sign_in(tokend, dc, imap_port=dc.imap_port, pop_port=None, tunnel_tls='starttls')
+    before = logins(dc, 'imap', 'OAUTHBEARER')
+    with tunnel(tokend, 'work') as c:
+        line = c.line()
+        assert c.wait() == EX_CONFIG, c.stderr
+    assert line.startswith('* BYE [UNAVAILABLE] tokend: work: 127.0.0.1 port '), line
+    assert 'offers no STARTTLS; tokend sends no token in plain text' in line
+    assert logins(dc, 'imap', 'OAUTHBEARER') == before
