@@ -76,6 +76,8 @@ static const struct key_spec keys[] = {
     {"pop_host", KEY_STRING, SCOPE_BOTH, F(pop_host)},
     {"pop_port", KEY_PORT, SCOPE_BOTH, F(pop_port)},
     {"notify_cmd", KEY_STRING, SCOPE_BOTH, F(notify_cmd)},
+    {"tunnel_mech", KEY_STRING, SCOPE_BOTH, F(tunnel_mech)},
+    {"tunnel_tls", KEY_STRING, SCOPE_BOTH, F(tunnel_tls)},
     {"max_parallel", KEY_SECONDS, SCOPE_DEFAULTS, 0},
 };
 
@@ -326,6 +328,8 @@ static void account_free(Account *a)
     g_free(a->smtp_host);
     g_free(a->pop_host);
     g_free(a->notify_cmd);
+    g_free(a->tunnel_mech);
+    g_free(a->tunnel_tls);
     g_free(a);
 }
 

@@ -14,6 +14,7 @@
 #include "tokend/schedule.h"
 #include "tokend/status.h"
 #include "tokend/tokenformat.h"
+#include "tokend/tunnel.h"
 
 struct verb_ctx {
     const struct cli_globals *g;
@@ -400,6 +401,88 @@ static int verb_check(struct verb_ctx *ctx)
     return status;
 }
 
+/* The tunnel's server: HOST [PORT] from the command line, else the
+ * account's; the TLS mode and mechanism from the account. */
+static int tunnel_target_of(const Account *a, bool pop3, char **args, int n,
+                            struct tunnel_target *t, struct tokend_error *e)
+{
+    guint64 port = 0;
+    int mech = tunnel_mech_from_name(a->tunnel_mech), tls = tunnel_tls_from_name(a->tunnel_tls);
+
+    t->proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
+    t->host = n > 0 ? args[0] : pop3 ? a->pop_host : a->imap_host;
+    t->port = pop3 ? a->pop_port : a->imap_port;
+    t->ca_file = a->ca_file;
+    t->user = a->username;
+    if (n > 1 && !g_ascii_string_to_unsigned(args[1], 10, 1, 65535, &port, NULL))
+        return error_set(e, TOKEND_EX_USAGE, "tunnel: bad port \"%s\"", args[1]);
+    if (port)
+        t->port = (int)port;
+    if (mech < 0 || tls < 0)
+        return error_set(e, TOKEND_EX_CONFIG, "%s must be auto, %s",
+                         mech < 0 ? "tunnel_mech" : "tunnel_tls",
+                         mech < 0 ? "xoauth2 or oauthbearer" : "implicit or starttls");
+    t->mech = mech;
+    t->tls = tls;
+    if (!t->host)
+        return error_set(e, TOKEND_EX_CONFIG, "no %s server: set %s or name it: tokend tunnel "
+                         "%s%s HOST [PORT]", pop3 ? "POP3" : "IMAP", pop3 ? "pop_host" : "imap_host",
+                         a->name, pop3 ? " --pop3" : "");
+    if (!t->user)
+        return error_set(e, TOKEND_EX_CONFIG, "the tunnel needs username in the account");
+    return 0;
+}
+
+/* The client learns why in its own protocol, and stderr says it too. */
+static int tunnel_fail(enum tunnel_proto p, struct tokend_error *e, const char *account)
+{
+    g_autoptr(GString) line = g_string_new("tokend: ");
+
+    if (account)
+        g_string_append_printf(line, "%s: ", account);
+    g_string_append(line, e->message ? e->message : "unknown error");
+    if (e->hint)
+        g_string_append_printf(line, "; %s", e->hint);
+    tunnel_refuse(p, STDOUT_FILENO, e->status, line->str);
+    return fail(e, account);
+}
+
+static int verb_tunnel(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {
+        {"pop3", no_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0},
+    };
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *path = NULL;
+    struct tunnel_target t = {0};
+    const Account *a;
+    bool pop3 = false, greeted;
+    int c, n;
+
+    VERB_GETOPT(ctx, "", opts, c)
+    {
+        if (c != 'p')
+            return usage_error("tunnel: unknown option %s", ctx->argv[optind - 1]);
+        pop3 = true;
+    }
+    n = ctx->argc - optind;
+    if (n < 1 || n > 3)
+        return usage_error("%s", "tunnel takes ACCOUNT [HOST [PORT]]");
+    t.proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
+    path = paths_config_file(ctx->g->config_path);
+    if (!(ctx->cfg = config_load(path, &e)))
+        return tunnel_fail(t.proto, &e, NULL);
+    if (!(a = config_find(ctx->cfg, ctx->argv[optind]))) {
+        error_set(&e, TOKEND_EX_CONFIG, "no such account in %s", ctx->cfg->path);
+        return tunnel_fail(t.proto, &e, ctx->argv[optind]);
+    }
+    if (tunnel_target_of(a, pop3, ctx->argv + optind + 1, n - 1, &t, &e) < 0 ||
+        tunnel_session(a, &t, &greeted, &e) < 0)
+        return greeted ? fail(&e, a->name) : tunnel_fail(t.proto, &e, a->name);
+    return 0;
+}
+
 static const struct verb verbs[] = {
     {"obtain", verb_obtain},
     {"refresh", verb_refresh},
@@ -407,6 +490,7 @@ static const struct verb verbs[] = {
     {"status", verb_status},
     {"logout", verb_logout},
     {"check", verb_check},
+    {"tunnel", verb_tunnel},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own

@@ -27,7 +27,7 @@ _tokend()
     --service) COMPREPLY=($(compgen -W "imap smtp" -- "$cur")); return ;;
     esac
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "obtain refresh token status logout check -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "obtain refresh token status logout check tunnel -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
         return
     fi
     local opts
@@ -37,6 +37,7 @@ _tokend()
     token) opts="--format --service" ;;
     status) opts="--json" ;;
     check) opts="--imap --smtp" ;;
+    tunnel) opts="--pop3" ;;
     esac
     COMPREPLY=($(compgen -W "$opts $(_tokend_accounts)" -- "$cur"))
 }

@@ -64,6 +64,8 @@ typedef struct account {
     char *pop_host;
     int pop_port;
     char *notify_cmd;
+    char *tunnel_mech;     /* auto, xoauth2 or oauthbearer (checked by tunnel) */
+    char *tunnel_tls;      /* auto, implicit or starttls (checked by tunnel) */
     const char *config_id; /* the file's identity (config_identity), or NULL */
     const char *config_arg; /* the file as given with -c (absolute), or NULL */
 } Account;

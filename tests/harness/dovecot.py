@@ -39,14 +39,15 @@ START_TIMEOUT = 10
 MAIL_USER, MAIL_GROUP = 'nobody', 'nogroup'
 
 CONFIG = """\
-protocols = imap submission
+protocols = imap submission{pop3_protocol}
 listen = 127.0.0.1
 base_dir = {base_dir}
 state_dir = {state_dir}
 instance_name = {instance}
 log_path = {log_path}
 info_log_path = {log_path}
-ssl = no
+ssl = {ssl}
+{ssl_files}
 disable_plaintext_auth = no
 auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
@@ -61,7 +62,8 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid={mail_user} gid={mail_group} home={mail_dir}/%n
+  # allow_all_users: doveadm (save, expunge) may look users up.
+  args = uid={mail_user} gid={mail_group} home={mail_dir}/%n allow_all_users=yes
 }}
 
 service imap-login {{
@@ -70,9 +72,11 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
+{pop3_service}
 service submission-login {{
   inet_listener submission {{
     address = 127.0.0.1
@@ -100,6 +104,20 @@ active_attribute = active
 active_value = true
 timeout_msecs = 10000
 {tls}
+"""
+
+
+POP3_SERVICE = """\
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3s_port}
+  }}
+}}
 """
 
 
@@ -182,8 +200,14 @@ class Dovecot:
 
     def __init__(self, workdir, introspection_url, client_id='dovecot',
                  client_secret='dovecot-secret', ca_file=None,
-                 mechanisms=('xoauth2', 'oauthbearer')):
+                 mechanisms=('xoauth2', 'oauthbearer'), tls=None, pop3=False):
+        """tls: (cert_file, key_file) turns TLS on: STARTTLS on the IMAP (and
+        POP3) ports, implicit TLS on imaps_port (and pop3s_port).  pop3:
+        serve POP3 too."""
         self.workdir = Path(workdir)
+        self.tls = tls
+        self.pop3 = pop3
+        self.imaps_port = self.pop3_port = self.pop3s_port = 0
         self.introspection_url = introspection_url
         self.client_id = client_id
         self.client_secret = client_secret
@@ -234,7 +258,23 @@ class Dovecot:
             introspection_url=self._introspection_url_with_credentials(), tls=tls))
         oauth2_conf.chmod(0o600)
         self.imap_port, self.submission_port = free_port(), free_port()
+        ssl_files = ''
+        if self.tls:
+            # Read by the master process (root) at start-up.
+            for name, src in zip(('cert.pem', 'key.pem'), self.tls):
+                shutil.copyfile(src, Path(self.base_dir) / name)
+            ssl_files = (f"ssl_cert = <{Path(self.base_dir) / 'cert.pem'}\n"
+                         f"ssl_key = <{Path(self.base_dir) / 'key.pem'}")
+            self.imaps_port = free_port()
+        pop3_service = ''
+        if self.pop3:
+            self.pop3_port = free_port()
+            self.pop3s_port = free_port() if self.tls else 0
+            pop3_service = POP3_SERVICE.format(pop3_port=self.pop3_port,
+                                               pop3s_port=self.pop3s_port)
         self.config_path.write_text(CONFIG.format(
+            pop3_protocol=' pop3' if self.pop3 else '', ssl='yes' if self.tls else 'no',
+            ssl_files=ssl_files, imaps_port=self.imaps_port, pop3_service=pop3_service,
             base_dir=self.base_dir, state_dir=self.workdir / 'state',
             instance=f'tokend-test-{os.getpid()}-{self.imap_port}',
             log_path=self.log_path, mechanisms=' '.join(self.mechanisms),

@@ -297,6 +297,7 @@ static void test_known_keys(void)
         "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "pop_host", "pop_port", "notify_cmd",
         "max_parallel",
         "identity",
+        "tunnel_mech", "tunnel_tls",
     };
     const char *const *keys = config_known_keys();
 

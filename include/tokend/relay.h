@@ -1,0 +1,10 @@
+#pragma once
+/* Bytes both ways between a mail client (fd in, fd out) and a server
+ * connection, until either side closes: fixed buffers, no line buffering,
+ * half-close passed on. */
+
+#include "tokend/error.h"
+#include "tokend/netconn.h"
+
+/* 0 when a side closed; -1 (e filled) when the server connection failed. */
+int relay_run(NetConn *c, int in, int out, struct tokend_error *e);

@@ -1,0 +1,61 @@
+#pragma once
+/* `tokend tunnel`: log in to an IMAP or POP3 server with XOAUTH2 or
+ * OAUTHBEARER, then hand the authenticated session to a mail client on
+ * stdin/stdout (IMAP `* PREAUTH`, POP3 `+OK`) and relay bytes both ways. */
+
+#include <stdbool.h>
+#include "tokend/config.h"
+#include "tokend/error.h"
+#include "tokend/secstr.h"
+
+enum tunnel_proto {
+    TUNNEL_PROTO_IMAP,
+    TUNNEL_PROTO_POP3,
+};
+
+enum tunnel_mech {
+    TUNNEL_MECH_AUTO, /* OAUTHBEARER when offered, else XOAUTH2 */
+    TUNNEL_MECH_XOAUTH2,
+    TUNNEL_MECH_OAUTHBEARER,
+};
+
+enum tunnel_tls {
+    TUNNEL_TLS_AUTO, /* implicit TLS on 993 and 995, STARTTLS elsewhere */
+    TUNNEL_TLS_IMPLICIT,
+    TUNNEL_TLS_STARTTLS,
+};
+
+struct tunnel_target {
+    enum tunnel_proto proto;
+    const char *host;
+    int port;
+    enum tunnel_tls tls;
+    enum tunnel_mech mech;
+    const char *ca_file;
+    const char *user;
+};
+
+typedef struct tunnel Tunnel;
+
+int tunnel_mech_from_name(const char *name);
+int tunnel_tls_from_name(const char *name);
+/* Connect, secure the connection and learn what the server offers. */
+Tunnel *tunnel_open(const struct tunnel_target *t, gint64 deadline, struct tokend_error *e);
+/* Log in.  A token the server refused sets *refused (status 77). */
+int tunnel_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *refused,
+                 struct tokend_error *e);
+/* Greet the client on fd out as an authenticated session. */
+int tunnel_greet(Tunnel *t, int out, struct tokend_error *e);
+/* Relay until either side closes (fd in from the client, out to it). */
+int tunnel_relay(Tunnel *t, int in, int out, struct tokend_error *e);
+void tunnel_free(Tunnel *t);
+/* Tell a client that was not greeted why, in its protocol, on fd out:
+ * line is tokend's one-line message. */
+void tunnel_refuse(enum tunnel_proto p, int out, int status, const char *line);
+/* The session a verb runs: token, connect, login (one forced refresh when
+ * the server refuses a token tokend believed valid), greet, relay.
+ * *greeted tells whether the client has been handed the session. */
+int tunnel_session(const Account *a, const struct tunnel_target *t, bool *greeted,
+                   struct tokend_error *e);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Tunnel, tunnel_free)

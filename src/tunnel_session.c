@@ -1,0 +1,104 @@
+/* One tunnel session: the token as `tokend token` hands it out, the login
+ * (with one forced refresh when the server refuses a token tokend believed
+ * valid), the hand-over to the client, the relay. */
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "tokend/flow.h"
+#include "tokend/log.h"
+#include "tokend/notify.h"
+#include "tokend/paths.h"
+#include "tokend/state.h"
+#include "tokend/tunnel.h"
+
+/* Connect and login together are bounded; the session that follows is not. */
+#define LOGIN_TIMEOUT_US (30 * G_USEC_PER_SEC)
+
+/* The state already says a sign-in is needed (notify_cmd has run). */
+static bool signin_known(const Account *a)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(AccountState) st = state_load(dir, &e);
+
+    error_clear(&e);
+    return st && st->needs_signin;
+}
+
+/* What `tokend token` would print: refreshed under the lock when due, or
+ * the current token while it is valid and the server is out of reach. */
+static SecStr *session_token(const Account *a, bool force, struct tokend_error *e)
+{
+    enum refresh_outcome outcome;
+    bool known = signin_known(a);
+    SecStr *token;
+
+    if (flow_refresh(a, force ? 0 : a->min_validity, force, &outcome, e) < 0) {
+        /* Once per lost sign-in, as the timer's refresh does, not at every
+         * poll of a mail client. */
+        if (e->status == TOKEND_EX_NOPERM && !known)
+            notify_signin_needed(a, e->message);
+        if (force || e->status != TOKEND_EX_TEMPFAIL || flow_token_seconds_left(a) <= 0)
+            return NULL;
+        log_warn("%s: %s; using the current token, which is still valid", a->name, e->message);
+        error_clear(e);
+    }
+    token = flow_read_token(a, e);
+    if (token)
+        flow_remember_config(a);
+    return token;
+}
+
+/* Connected and logged in, or NULL; *refused when the server said no to
+ * the token itself. */
+static Tunnel *session_login(const struct tunnel_target *t, const SecStr *token, bool *refused,
+                             struct tokend_error *e)
+{
+    gint64 deadline = g_get_monotonic_time() + LOGIN_TIMEOUT_US;
+    g_autoptr(Tunnel) tun = tunnel_open(t, deadline, e);
+
+    *refused = false;
+    if (!tun || tunnel_login(tun, token, deadline, refused, e) < 0)
+        return NULL;
+    return g_steal_pointer(&tun);
+}
+
+static Tunnel *session_connect(const Account *a, const struct tunnel_target *t,
+                               struct tokend_error *e)
+{
+    g_autoptr(SecStr) token = session_token(a, false, e);
+    Tunnel *tun;
+    bool refused;
+
+    if (!token)
+        return NULL;
+    tun = session_login(t, token, &refused, e);
+    if (tun || !refused)
+        return tun;
+    /* Revoked or expired early at the server while our state says valid:
+     * one forced refresh, one more try on a new connection. */
+    log_info("%s: %s; refreshing and trying once more", a->name, e->message);
+    secstr_free(g_steal_pointer(&token));
+    error_clear(e);
+    if (!(token = session_token(a, true, e)))
+        return NULL;
+    return session_login(t, token, &refused, e);
+}
+
+int tunnel_session(const Account *a, const struct tunnel_target *t, bool *greeted,
+                   struct tokend_error *e)
+{
+    g_autoptr(Tunnel) tun = NULL;
+
+    *greeted = false;
+    if (!(tun = session_connect(a, t, e)))
+        return -1;
+    /* A client that hangs up must not kill us mid-write: EPIPE instead. */
+    signal(SIGPIPE, SIG_IGN);
+    if (tunnel_greet(tun, STDOUT_FILENO, e) < 0)
+        return -1;
+    *greeted = true;
+    log_verbose("%s: logged in to %s port %d; relaying", a->name, t->host, t->port);
+    return tunnel_relay(tun, STDIN_FILENO, STDOUT_FILENO, e);
+}
