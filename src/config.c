@@ -478,8 +478,27 @@ static int resolve_host(struct parse_ctx *c, const char *host_key, char **host,
     return 0;
 }
 
+/* A key whose value is one of a few words (checked here so that every
+ * command refuses the same file, not only the one that uses the key). */
+static int check_word(struct parse_ctx *c, const char *key, const char *value,
+                      const char *const *words)
+{
+    g_autofree char *list = NULL;
+
+    if (!value || g_strv_contains(words, value))
+        return 0;
+    list = g_strjoinv(", ", (char **)words);
+    return key_error(c, key, "\"%s\" is not one of %s", value, list);
+}
+
 static int resolve_values(struct parse_ctx *c, Account *a)
 {
+    static const char *const mechs[] = {"auto", "xoauth2", "oauthbearer", NULL};
+    static const char *const tls[] = {"auto", "implicit", "starttls", NULL};
+
+    if (check_word(c, "tunnel_mech", a->tunnel_mech, mechs) < 0 ||
+        check_word(c, "tunnel_tls", a->tunnel_tls, tls) < 0)
+        return -1;
     if (resolve_authority(c, a) < 0 ||
         resolve_host(c, "imap_host", &a->imap_host, "imap_port", &a->imap_port) < 0 ||
         resolve_host(c, "smtp_host", &a->smtp_host, "smtp_port", &a->smtp_port) < 0 ||

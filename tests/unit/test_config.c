@@ -538,6 +538,8 @@ static const struct {
     {"redirect_uri = http://127.0.0.1/cb#x\n", "[account work] redirect_uri: "},
     {"issuer = https://idp.example/?tenant=x\n", "[account work] issuer: "},
     {"issuer = https://idp.example/#x\n", "[account work] issuer: "},
+    {"tunnel_mech = plain\n", "[account work] tunnel_mech: \"plain\" is not one of auto"},
+    {"tunnel_tls = ssl\n", "[account work] tunnel_tls: \"ssl\" is not one of auto"},
 };
 
 static void test_bad_values(void)
