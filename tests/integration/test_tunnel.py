@@ -396,11 +396,14 @@ def test_token_never_on_argv_or_environment(tokend, dovecot):
 
 
 def test_bad_tunnel_mech_is_a_configuration_error(tokend, dovecot):
-    sign_in(tokend, dovecot, tunnel_mech='plain')
+    sign_in(tokend, dovecot)
+    tokend.accounts['work']['tunnel_mech'] = 'plain'
+    tokend.write_config()
     with tunnel(tokend, 'work') as c:
         line = c.line()
         assert c.wait() == EX_CONFIG, c.stderr
-    assert 'tunnel_mech must be auto, xoauth2 or oauthbearer' in line
+    assert line.startswith('* BYE [UNAVAILABLE]'), line
+    assert 'tunnel_mech: "plain" is not one of auto, xoauth2, oauthbearer' in line
 
 
 def test_notify_cmd_runs_once_when_the_tunnel_finds_the_signin_lost(tokend, dovecot,
