@@ -17,6 +17,8 @@ from harness.authserver import AuthServer  # noqa: E402
 from harness.dovecot import Dovecot  # noqa: E402
 
 TOKEND = Path(os.environ.get('TOKEND_BUILD_DIR', REPO / 'build')) / 'src' / 'tokend'
+# TOKEND_BIN: show another tokend instead, e.g. the installed /usr/bin/tokend.
+TOKEND = Path(os.environ.get('TOKEND_BIN', TOKEND))
 
 
 def say(text):
@@ -47,6 +49,7 @@ def main():
         home.mkdir()
         with AuthServer(tmp / 'authserver') as auth, \
                 Dovecot(tmp / 'dovecot', auth.introspection_url, ca_file=auth.ca_file) as dc:
+            say(f'tokend: {TOKEND}')
             say(f'authorization server (oidc-provider) at {auth.issuer}')
             say(f'IMAP server (Dovecot) at {dc.host}:{dc.imap_port}, '
                 f'SMTP submission at {dc.host}:{dc.submission_port}')
