@@ -28,7 +28,11 @@ connections linger in TIME_WAIT); `nonce` is required when the scope has
 dropped silently; a bad code is 403 {"error":"invalid_code"} and a bad
 refresh token 400 with an empty body; a public client cannot revoke.
 
-The headless browser for it is tests/harness/glewlwyd_browser.py.
+The headless browser for it is tests/harness/glewlwyd_browser.py (set
+BROWSER to it, TOKEND_TEST_CA to the instance's ca_file).  To try tokend
+by hand, from tests/: `/usr/bin/python3 -m harness.glewlwyd` starts an
+instance, prints an account section for it and the environment to use,
+and runs until Ctrl-C.
 """
 
 import base64
@@ -393,3 +397,23 @@ class Glewlwyd:
         if status != 200:
             raise RuntimeError(f'code exchange failed with HTTP {status}: {body}')
         return body
+
+
+def main():
+    import tempfile
+    with tempfile.TemporaryDirectory() as d, Glewlwyd(d, [free_port()]) as g:
+        here = Path(__file__).resolve().parent
+        print(f"[account glewlwyd]\nprovider = generic\nissuer = {g.issuer}\n"
+              f"client_id = {PUBLIC_CLIENT}\nredirect_uri = {g.redirect_uri}\n"
+              f"scopes = openid mail.imap\nca_file = {g.ca_file}\n\n"
+              f"export BROWSER={here / 'glewlwyd_browser.py'} TOKEND_TEST_CA={g.ca_file}\n"
+              f"user {USER[0]} / {USER[1]}; admin {ADMIN[0]} / {ADMIN[1]}",
+              flush=True)
+        try:
+            g.proc.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == '__main__':
+    main()
