@@ -15,9 +15,10 @@ Everything else is configured through glewlwyd's REST API, the way an
 administrator would: an OpenID Connect plugin instance (`oidc`, so the
 issuer is BASE/api/oidc), the scopes (`openid`, `mail.imap`,
 `mail.smtp`), the user, the clients, and the user's consent for each
-client (PUT /api/auth/grant/CLIENT).  Two plugin instances differ only in
-refresh-token rotation: `oidc` rotates ("refresh-token-one-use":
-"always"), `oidc-keep` never does (glewlwyd's default).
+client (PUT /api/auth/grant/CLIENT).  Three plugin instances: `oidc`
+rotates refresh tokens ("refresh-token-one-use": "always"), `oidc-keep`
+never does (glewlwyd's default), `oidc-iss` neither, and it puts `iss` in
+the redirect (RFC 9207) without saying so in its discovery document.
 
 glewlwyd differs from oidc-provider in ways tokend must cope with:
 loopback redirects match exactly, port included (so the clients are
@@ -244,6 +245,7 @@ class Glewlwyd:
                                          'password_required': False, 'scheme': {}})
         self._add_plugin(admin, 'oidc', rotate=True)
         self._add_plugin(admin, 'oidc-keep', rotate=False)
+        self._add_plugin(admin, 'oidc-iss', rotate=False, iss_in_redirect=True)
         admin.api('POST', 'user/', {'username': USER[0], 'password': USER[1], 'name': 'Alice',
                                     'email': USER_EMAIL, 'enabled': True,
                                     'scope': ['openid', *MAIL_SCOPES]})
@@ -264,7 +266,7 @@ class Glewlwyd:
                      {'scope': ' '.join(('openid', *MAIL_SCOPES))})
         self._discover()
 
-    def _add_plugin(self, admin, name, rotate):
+    def _add_plugin(self, admin, name, rotate, iss_in_redirect=False):
         key = self.workdir / f'{name}-jwt.key'
         subprocess.run(['openssl', 'genpkey', '-algorithm', 'RSA', '-pkeyopt',
                         'rsa_keygen_bits:2048', '-out', str(key)],
@@ -275,6 +277,7 @@ class Glewlwyd:
             'module': 'oidc', 'name': name, 'display_name': f'OpenID Connect ({name})',
             'order_rank': 0, 'parameters': {
                 'iss': f'{self.base_url}/api/{name}',
+                'oauth-as-iss-id': iss_in_redirect,
                 'jwt-type': 'rsa', 'jwt-key-size': '256',
                 'key': key.read_text(), 'cert': pub,
                 'access-token-duration': self.access_ttl,
@@ -298,7 +301,7 @@ class Glewlwyd:
     def _discover(self):
         self.issuers = {}
         self.discovery = {}
-        for name in ('oidc', 'oidc-keep'):
+        for name in ('oidc', 'oidc-keep', 'oidc-iss'):
             s = Session(self)
             status, _, raw = s.request('GET', f'/api/{name}/.well-known/openid-configuration')
             if status != 200:

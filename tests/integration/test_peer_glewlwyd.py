@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import EX_CONFIG, EX_NOPERM, EX_OK, REPO, Tokend
+from conftest import EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, REPO, Tokend
 from harness import glewlwyd
 from harness.glewlwyd import CLIENT_SECRET, CONFIDENTIAL_CLIENT, PUBLIC_CLIENT, Glewlwyd
 
@@ -60,6 +60,12 @@ def printed_url(stderr):
 
 def query(url):
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+
+
+def with_param(url, **changes):
+    parts = urllib.parse.urlsplit(url)
+    params = dict(urllib.parse.parse_qsl(parts.query), **changes)
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(params)))
 
 
 def one_line(stderr):
@@ -213,9 +219,22 @@ def test_logout_of_a_confidential_client_revokes(tk, glew):
 
 def test_a_refused_code_is_reported_and_stores_nothing(tk, glew):
     access, refresh = signed_in(tk, glew)
-    rc, err, _ = paste(tk, 'work', lambda u: re.sub(r'code=[^&]+', 'code=forged', u))
+    rc, err, _ = paste(tk, 'work', lambda u: with_param(u, code='forged'))
     assert rc == EX_NOPERM, err
     line = err.strip().splitlines()[-1]
     assert line.startswith('tokend: work: sign-in needed: ') and 'invalid_code' in line
     assert tk.token_file().read_text() == access
     assert tk.refresh_token_file().read_text() == refresh
+
+
+def test_iss_in_the_redirect_that_discovery_does_not_promise(tk, glew):
+    assert 'authorization_response_iss_parameter_supported' not in glew.discovery['oidc-iss']
+    issuer = glew.issuer_of('oidc-iss')
+    account(tk, glew, plugin='oidc-iss')
+    rc, err, final = paste(tk, 'work', lambda u: u)
+    assert rc == EX_OK, err
+    assert query(final)['iss'] == issuer
+    # Present, it is checked: another issuer's redirect is refused.
+    rc, err, _ = paste(tk, 'work', lambda u: with_param(u, iss='https://evil.example/'))
+    assert rc == EX_DATAERR, err
+    assert 'issuer' in err.strip().splitlines()[-1]
