@@ -124,6 +124,12 @@ def test_each_sign_in_has_its_own_nonce(tk, glew):
         assert r.returncode == EX_OK, r.stderr
         nonces.append(query(printed_url(r.stderr))['nonce'])
     assert nonces[0] != nonces[1]
+    # A nonce of the user's own (auth_params) is sent as it is, once.
+    account(tk, glew, 'own', auth_params='nonce=my-own-nonce-1')
+    r = tk.run('obtain', 'own')
+    assert r.returncode == EX_OK, r.stderr
+    url = printed_url(r.stderr)
+    assert url.count('nonce=') == 1 and query(url)['nonce'] == 'my-own-nonce-1'
 
 
 def test_without_openid_no_nonce_and_the_refusal_is_reported(tk, glew):
