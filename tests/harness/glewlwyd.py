@@ -40,6 +40,7 @@ import base64
 import hashlib
 import http.cookiejar
 import json
+import random
 import secrets
 import socket
 import sqlite3
@@ -110,6 +111,23 @@ def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def fixed_ports(n):
+    """n ports free now, below the ephemeral range (32768-60999 on Linux),
+    so that outgoing connections do not take them before a fixed-port
+    listener binds them."""
+    ports = []
+    for p in random.sample(range(20000, 32000), 8 * n):
+        with socket.socket() as s:
+            try:
+                s.bind(('127.0.0.1', p))
+            except OSError:
+                continue
+        ports.append(p)
+        if len(ports) == n:
+            return ports
+    raise RuntimeError(f'no {n} free ports between 20000 and 32000')
 
 
 def pkce_pair():
@@ -404,7 +422,7 @@ class Glewlwyd:
 
 def main():
     import tempfile
-    with tempfile.TemporaryDirectory() as d, Glewlwyd(d, [free_port()]) as g:
+    with tempfile.TemporaryDirectory() as d, Glewlwyd(d, fixed_ports(1)) as g:
         here = Path(__file__).resolve().parent
         print(f"[account glewlwyd]\nprovider = generic\nissuer = {g.issuer}\n"
               f"client_id = {PUBLIC_CLIENT}\nredirect_uri = {g.redirect_uri}\n"

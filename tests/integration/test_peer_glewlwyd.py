@@ -26,7 +26,7 @@ REDIRECT_PORTS = 24
 
 @pytest.fixture(scope='module')
 def glew(tmp_path_factory):
-    ports = sorted({glewlwyd.free_port() for _ in range(REDIRECT_PORTS)})
+    ports = glewlwyd.fixed_ports(REDIRECT_PORTS)
     with Glewlwyd(tmp_path_factory.mktemp('glewlwyd'), redirect_ports=ports) as server:
         server.unused = iter(server.redirect_uris)
         yield server
