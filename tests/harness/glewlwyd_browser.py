@@ -15,7 +15,9 @@ Environment:
   TOKEND_TEST_CA            CA file to trust for https (default: system CAs)
   TOKEND_TEST_LOGIN         user name (default alice)
   TOKEND_TEST_PASSWORD      password (default: the harness's user)
-  TOKEND_TEST_BROWSER_MODE  follow (default) or print
+  TOKEND_TEST_BROWSER_MODE  follow (default), print or device (URL is a
+                            complete verification URI: sign in, and the
+                            device is confirmed)
   TOKEND_TEST_BROWSER_LOG   follow: file for the final response (status line,
                             then body)
   TOKEND_TEST_BROWSER_OUT   print: file for the final redirect URL
@@ -60,8 +62,9 @@ class GlewlwydBrowser(browser.Browser):
             raise BrowserError(f'sign-in as {self.user[0]!r} refused: HTTP {status}')
         self.logged_in = True
 
-    def walk(self, url):
-        """Returns the URL of the redirect that leaves the server."""
+    def walk(self, url, device=False):
+        """Returns the URL of the redirect that leaves the server; for a
+        device verification, the login page's prompt that ends it."""
         origin = urllib.parse.urlsplit(url)[:2]
         for _ in range(MAX_STEPS):
             status, headers, text = self.request(url)
@@ -74,7 +77,10 @@ class GlewlwydBrowser(browser.Browser):
             parts = urllib.parse.urlsplit(url)
             if parts[:2] != origin:
                 return url
-            callback = dict(urllib.parse.parse_qsl(parts.query)).get('callback_url')
+            query = dict(urllib.parse.parse_qsl(parts.query))
+            callback = query.get('callback_url')
+            if device and query.get('prompt', '').startswith('device'):
+                return query['prompt']
             if callback is None:
                 continue
             if self.logged_in:
@@ -89,6 +95,13 @@ def authorize(url, user=DEFAULT_USER, ca_file=None):
     return GlewlwydBrowser(ca_file, user).walk(url)
 
 
+def verify_device(url, user=DEFAULT_USER, ca_file=None):
+    """Confirm a device authorization at a complete verification URI."""
+    outcome = GlewlwydBrowser(ca_file, user).walk(url, device=True)
+    if outcome != 'deviceComplete':
+        raise BrowserError(f'device verification ended with {outcome!r}')
+
+
 def main(argv):
     if len(argv) != 2:
         print('usage: glewlwyd_browser.py URL', file=sys.stderr)
@@ -99,6 +112,9 @@ def main(argv):
             env.get('TOKEND_TEST_PASSWORD', DEFAULT_USER[1]))
     out_file = env.get('TOKEND_TEST_BROWSER_OUT')
     try:
+        if mode == 'device':
+            verify_device(argv[1], user, env.get('TOKEND_TEST_CA') or None)
+            return 0
         if mode not in ('follow', 'print'):
             raise BrowserError(f'unknown TOKEND_TEST_BROWSER_MODE {mode!r}')
         if mode == 'print' and not out_file:

@@ -152,6 +152,16 @@ def test_sign_in_by_pasting_the_final_url(tk, glew):
     assert glew.token_valid(tk.token_file().read_text().strip())
 
 
+def test_sign_in_with_the_device_flow(tk, glew):
+    account(tk, glew)
+    r = tk.run('obtain', 'work', '--device', env={'TOKEND_TEST_BROWSER_MODE': 'device'})
+    assert r.returncode == EX_OK, r.stderr
+    assert glew.endpoint('oidc', 'device_authorization_endpoint') == \
+        glew.base_url + '/api/oidc/device_authorization'
+    assert glew.token_valid(tk.token_file().read_text().strip())
+    assert tk.run('refresh', '--force', 'work').returncode == EX_OK
+
+
 def test_refresh_with_rotation_and_the_old_token_refused(tk, glew):
     access1, refresh1 = signed_in(tk, glew)
     r = tk.run('refresh', '--force', 'work')
