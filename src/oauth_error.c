@@ -206,7 +206,7 @@ int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e)
 
     /* RFC 6749 answers a refused grant with 400 and a JSON error; glewlwyd
      * sends the 400 empty (a revoked, replayed or unknown refresh token).
-     * Nothing else gives a 400 with nothing in it: sign in again. */
+     * A grant refused without a word is still refused: sign in again. */
     if (r->status == 400 && body_is_blank(r))
         return error_set(e, TOKEND_EX_NOPERM, "sign-in needed: the server refused the grant "
                                               "without saying why (HTTP 400, empty answer)");
