@@ -20,6 +20,7 @@
 
 #define PASTE_MAX 65536
 #define STATE_BYTES 24
+#define NONCE_BYTES 24
 #define LOCK_TIMEOUT_MS 60000
 
 /* OpenID Connect Core section 11: a server may ignore offline_access (and
@@ -74,6 +75,31 @@ static GPtrArray *authorize_extras(const Account *a)
     }
     g_ptr_array_add(x, NULL);
     return x;
+}
+
+static bool scopes_have_openid(const char *scopes)
+{
+    g_auto(GStrv) names = g_strsplit(scopes ? scopes : "", " ", -1);
+
+    return g_strv_contains((const char *const *)names, "openid");
+}
+
+/* OpenID Connect: a nonce ties the ID token to this sign-in.  Some servers
+ * (glewlwyd) refuse an authorization request for `openid` without one.
+ * The user's own auth_params nonce, if any, is kept. */
+static int add_nonce(const char *scopes, GPtrArray *extras, struct tokend_error *e)
+{
+    g_autofree char *nonce = NULL;
+
+    if (!scopes_have_openid(scopes))
+        return 0;
+    for (guint i = 0; i + 1 < extras->len; i++)
+        if (g_str_has_prefix(g_ptr_array_index(extras, i), "nonce="))
+            return 0;
+    if (!(nonce = pkce_random_string(NONCE_BYTES, e)))
+        return -1;
+    g_ptr_array_insert(extras, (gint)extras->len - 1, g_strconcat("nonce=", nonce, NULL));
+    return 0;
 }
 
 static void show_url(const Account *a, const char *url, bool open_browser)
@@ -204,6 +230,8 @@ static int code_flow(const Account *a, const struct obtain_options *o, FlowClien
         return -1;
     redirect = g_strdup(catcher ? catcher_redirect_uri(catcher) : a->redirect_uri);
     extras = authorize_extras(a);
+    if (add_nonce(client->oauth.scopes, extras, e) < 0)
+        return -1;
     url = oauth_authorize_url(&client->oauth, redirect, state, pkce->challenge,
                               (const char *const *)extras->pdata, e);
     if (!url)

@@ -148,5 +148,11 @@ int oauth_revoke(Http *h, const struct oauth_client *c, const SecStr *refresh_to
         return -1;
     if (r->status == 200)
         return 0;
+    /* Servers may demand client authentication to revoke (glewlwyd does),
+     * which a public client cannot give. */
+    if (r->status == 401 && !c->client_secret)
+        return error_set(e, TOKEND_EX_NOPERM,
+                         "the server lets no public client revoke (HTTP 401); the sign-in "
+                         "stays valid there until it expires or is removed at the server");
     return oauth_error_from_response(r, e);
 }

@@ -84,6 +84,8 @@ static const struct known_error known_errors[] = {
     {"slow_down", ERROR_CLASS_SLOWDOWN, "the server asks to slow down"},
     {"temporarily_unavailable", ERROR_CLASS_TEMP, "the server is temporarily unavailable"},
     {"server_error", ERROR_CLASS_TEMP, "the server had an internal error"},
+    /* glewlwyd's answer (HTTP 403) to a bad, used or expired code. */
+    {"invalid_code", ERROR_CLASS_SIGNIN, "the server refused the authorization code"},
 };
 
 static const struct known_code *find_code(long code)
@@ -187,6 +189,14 @@ static int http_status_error(const HttpResponse *r, struct tokend_error *e)
                      r->content_type ? r->content_type : "no content type");
 }
 
+static bool body_is_blank(const HttpResponse *r)
+{
+    for (size_t i = 0; i < r->body->len; i++)
+        if (!g_ascii_isspace(r->body->data[i]))
+            return false;
+    return true;
+}
+
 int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e)
 {
     g_autoptr(cJSON) root = cJSON_ParseWithLength(r->body->data, r->body->len);
@@ -194,6 +204,12 @@ int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e)
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "error_description");
     bool named = cJSON_IsString(error) && error->valuestring && *error->valuestring;
 
+    /* RFC 6749 answers a refused grant with 400 and a JSON error; glewlwyd
+     * sends the 400 empty (a revoked, replayed or unknown refresh token).
+     * A grant refused without a word is still refused: sign in again. */
+    if (r->status == 400 && body_is_blank(r))
+        return error_set(e, TOKEND_EX_NOPERM, "sign-in needed: the server refused the grant "
+                                              "without saying why (HTTP 400, empty answer)");
     /* Throttling and server failures are said by the status, whatever the
      * body calls them. */
     if (!named || r->status == 429 || r->status >= 500) {

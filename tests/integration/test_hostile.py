@@ -392,7 +392,8 @@ CASES = [
     # status codes
     *[Case(f'http-{s}', Reply(s, f'<html><body>{s}</body></html>'), EX_TEMPFAIL, [f'HTTP {s}'])
       for s in (500, 502, 503, 504, 599)],
-    Case('http-400-empty', Reply(400, b''), EX_DATAERR, ['unexpected HTTP 400']),
+    # RFC 6749 wants a JSON error; glewlwyd's refused refresh token is this.
+    Case('http-400-empty', Reply(400, b''), EX_NOPERM, ['HTTP 400', 'run: tokend obtain work']),
     Case('http-401-html', Reply(401, '<html>who are you</html>'), EX_DATAERR,
          ['unexpected HTTP 401']),
     Case('429-retry-after', Reply(429, b'', {'Retry-After': '30'}), EX_TEMPFAIL,

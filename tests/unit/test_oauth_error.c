@@ -63,6 +63,12 @@ static const struct {
      "invalid_grant", 0},
     {200, JSON, "{\"error\":\"invalid_grant\",\"error_codes\":[70008]}", 0, TOKEND_EX_NOPERM,
      "AADSTS70008", 0},
+    /* glewlwyd: a refused refresh token is an empty 400, a bad code 403 invalid_code. */
+    {400, NULL, "", 0, TOKEND_EX_NOPERM, "HTTP 400, empty answer", 0},
+    {400, JSON, " \n", 0, TOKEND_EX_NOPERM, "HTTP 400, empty answer", 0},
+    {400, HTML, "<html>Bad Request</html>", 0, TOKEND_EX_DATAERR, "HTTP 400", 0},
+    {401, NULL, "", 0, TOKEND_EX_DATAERR, "HTTP 401", 0},
+    {403, JSON, "{\"error\":\"invalid_code\"}", 0, TOKEND_EX_NOPERM, "invalid_code", 0},
 };
 
 static void test_responses(void)
