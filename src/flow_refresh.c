@@ -14,6 +14,7 @@
 #include "tokend/lock.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
+#include "tokend/room.h"
 #include "tokend/state.h"
 #include "tokend/store.h"
 
@@ -31,6 +32,7 @@ struct refresh_job {
     SecStr *form;
     HttpResponse *response; /* bulk: the answer, until a writer has saved it */
     struct tokend_error net_error;
+    bool reserved; /* room for the answer is reserved (room_reserve) */
 };
 
 enum begin_result {
@@ -88,6 +90,9 @@ static bool fresh(const Account *a, const AccountState *st, int margin)
 
 static void job_clear(struct refresh_job *j)
 {
+    if (j->reserved)
+        room_release(j->req->account, j->dir);
+    j->reserved = false;
     lock_release(j->lock_fd);
     j->lock_fd = -1;
     g_clear_pointer(&j->dir, g_free);
@@ -119,11 +124,30 @@ static bool find_unrecorded_refresh_token(const Account *a, AccountState *st, Se
     return found;
 }
 
+/* A save that fell back to the other store (the keyring for the file, or
+ * the reverse) and then could not write the state leaves the token there. */
+static bool find_moved_refresh_token(const Account *a, AccountState *st, SecStr **rt)
+{
+    struct tokend_error probe = TOKEND_ERROR_INIT;
+    bool to_keyring = strcmp(st->store, "file") == 0;
+    g_autoptr(Store) s = to_keyring ? store_secret_new(true, &probe) : store_file_new(&probe);
+    bool found = s && store_get(s, a->name, REFRESH_KIND, rt, &probe) == 0 && *rt;
+
+    if (found) {
+        g_free(st->store);
+        st->store = g_strdup(store_name(s));
+    }
+    error_clear(&probe);
+    return found;
+}
+
 static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
                               struct tokend_error *e)
 {
     g_autoptr(Store) s = NULL;
 
+    if (room_take_back(a, st, e) < 0)
+        return -1;
     if (!st->store && find_unrecorded_refresh_token(a, st, rt))
         return 0;
     if (!st->store)
@@ -131,7 +155,7 @@ static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
     s = store_open_named(st->store, e);
     if (!s || store_get(s, a->name, REFRESH_KIND, rt, e) < 0)
         return -1;
-    if (!*rt)
+    if (!*rt && !find_moved_refresh_token(a, st, rt))
         return signin_needed(a, e, "no refresh token is stored");
     return 0;
 }
@@ -145,6 +169,11 @@ static int prepare_locked(struct refresh_job *j, Http *http)
 
     if (load_refresh_token(a, j->st, &rt, e) < 0 || !(j->client = flow_client_new(a, http, e)))
         return BEGIN_FAILED;
+    /* Never to another server or client than the one it came from; never
+     * without room to save what the server answers. */
+    if (flow_binding_check(a, j->st, e) < 0 || room_reserve(a, j->dir, e) < 0)
+        return BEGIN_FAILED;
+    j->reserved = true;
     j->form = oauth_refresh_form(&j->client->oauth, rt);
     FAULT_POINT("before-request");
     return BEGIN_SEND;

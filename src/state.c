@@ -24,6 +24,9 @@ void state_free(AccountState *st)
     g_free(st->scope);
     g_free(st->last_error);
     g_free(st->config_id);
+    g_free(st->bound_client_id);
+    g_free(st->bound_issuer);
+    g_free(st->bound_token_url);
     g_free(st);
 }
 
@@ -78,6 +81,9 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->config_id = get_str(root, "config_id");
     st->min_validity = get_small(root, "min_validity", MAX_MARGIN);
     st->refresh_margin = get_small(root, "refresh_margin", MAX_MARGIN);
+    st->bound_client_id = get_str(root, "refresh_token_client_id");
+    st->bound_issuer = get_str(root, "refresh_token_issuer");
+    st->bound_token_url = get_str(root, "refresh_token_url");
     return g_steal_pointer(&st);
 }
 
@@ -130,6 +136,9 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     add_str(root, "config_id", st->config_id);
     cJSON_AddNumberToObject(root, "min_validity", st->min_validity);
     cJSON_AddNumberToObject(root, "refresh_margin", st->refresh_margin);
+    add_str(root, "refresh_token_client_id", st->bound_client_id);
+    add_str(root, "refresh_token_issuer", st->bound_issuer);
+    add_str(root, "refresh_token_url", st->bound_token_url);
     printed = cJSON_Print(root);
     if (!printed)
         return error_set(e, TOKEND_EX_SOFTWARE, "out of memory");

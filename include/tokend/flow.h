@@ -88,4 +88,12 @@ gint64 flow_token_seconds_left(const Account *a);
 /* Read the current access token (after flow_refresh made it fresh). */
 SecStr *flow_read_token(const Account *a, struct tokend_error *e);
 
+/* The stored refresh token is bound to the issuer or token endpoint and the
+ * client id it was issued for: record them (at every save), and refuse
+ * (TOKEND_EX_NOPERM) to send it when the configuration now points elsewhere.
+ * A state without a binding is accepted (and bound at its next save). */
+void flow_binding_record(struct account_state *st, const Account *a);
+int flow_binding_check(const Account *a, const struct account_state *st,
+                       struct tokend_error *e);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowClient, flow_client_free)
