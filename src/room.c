@@ -59,7 +59,8 @@ int room_reserve(const Account *a, const char *dir, struct tokend_error *e)
     if (reserve_all(a, dir, e) == 0)
         return 0;
     error_prefix(e, "nothing was sent, the sign-in is kept");
-    error_set_hint(e, "free space there (or make it writable), then run: tokend refresh %s", a->name);
+    error_set_hint(e, "free space there (or make it writable), then run: tokend refresh %s",
+                   a->name);
     return -1;
 }
 
@@ -87,7 +88,8 @@ int room_check(const Account *a, struct tokend_error *e)
     if (r < 0) {
         /* Said before the user signs in, not after. */
         error_prefix(e, "a sign-in could not be kept");
-        error_set_hint(e, "free space there (or make it writable), then run: tokend obtain %s", a->name);
+        error_set_hint(e, "free space there (or make it writable), then run: tokend obtain %s",
+                       a->name);
     }
     return r;
 }
@@ -132,8 +134,10 @@ int room_rescue(const Account *a, const SecStr *rt, const struct tokend_error *w
             error_set(e, TOKEND_EX_CANTCREAT,
                       "the new refresh token could not be saved (%s); it is kept in %s", reason,
                       path);
-            error_set_hint(e, "make room, then run: tokend refresh %s (before a reboot; it "
-                              "takes the token back from there)", a->name);
+            error_set_hint(e,
+                           "make room, then run: tokend refresh %s (before a reboot; it "
+                           "takes the token back from there)",
+                           a->name);
             return -1;
         }
     }

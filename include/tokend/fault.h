@@ -9,7 +9,9 @@
  * "write", "sync", "rename", "dirsync") of a process: in such a build the one
  * numbered $TOKEND_FAULT_IO_AT fails with $TOKEND_FAULT_IO_ERRNO (ENOSPC or
  * EIO), and "N op path" is appended to $TOKEND_FAULT_LOG.  It returns the
- * errno to fail with, or 0; elsewhere it is always 0. */
+ * errno to fail with, or 0; elsewhere it is always 0.  With
+ * $TOKEND_FAULT_NO_FALLOCATE=1, fileio_reserve acts as on a file system
+ * without fallocate. */
 
 int fault_io(const char *op, const char *path);
 

@@ -12,7 +12,8 @@ and revokes the whole grant when a consumed one is replayed).
   token the server still accepts (0 lost sign-ins).
 * A tiny tmpfs (64 KiB, mounted as the state folder: tests run as root)
   filled up to leave 0 to 48 KiB before each refresh: no refresh may lose
-  the sign-in; one without room is refused before anything is sent.
+  the sign-in; one without room is refused before anything is sent.  Also
+  with the room reserved by writing zeros (as where there is no fallocate).
 * A folder that is full or read-only makes `obtain` fail before the
   browser opens.
 * After the configuration points the account at another token endpoint or
@@ -180,9 +181,16 @@ def fill(folder, leave):
     return filler
 
 
-@pytest.mark.parametrize('path', sorted(COMMANDS))
-def test_a_refresh_on_a_full_tmpfs_loses_no_sign_in(tmp_path, authserver, tiny_state, path):
-    t = Tokend(tmp_path, authserver)
+@pytest.mark.parametrize('path', sorted(COMMANDS) + ['refresh-without-fallocate'])
+def test_a_refresh_on_a_full_tmpfs_loses_no_sign_in(tmp_path, authserver, tiny_state, path,
+                                                    request):
+    if path == 'refresh-without-fallocate':
+        # Reserving by writing zeros, as where the file system cannot allocate.
+        t = BinaryTokend(tmp_path, authserver, request.getfixturevalue('fault_binary'))
+        t.env['TOKEND_FAULT_NO_FALLOCATE'] = '1'
+        path = 'refresh'
+    else:
+        t = Tokend(tmp_path, authserver)
     with_runtime(t)
     t.account(min_validity=7200)
     t.obtain()
