@@ -127,6 +127,9 @@ def test_a_fault_at_every_file_operation_of_a_refresh_loses_nothing(
         assert r.returncode in (EX_OK, EX_CANTCREAT), f'#{n} {point}: {r.stderr}'
         if r.returncode == EX_CANTCREAT:
             assert one_line(r.stderr), f'#{n} {point}: {r.stderr}'
+            if 'it is kept in' in r.stderr:
+                rescued = r.stderr.split('it is kept in ')[1].split(';')[0]
+                assert rescued.startswith(str(runtime)) and os.path.exists(rescued)
             outcome = 'rescued' if 'it is kept in' in r.stderr else \
                 'refused before sending' if not sent else '73 after saving'
             if outcome == 'refused before sending':
@@ -147,6 +150,36 @@ def test_a_fault_at_every_file_operation_of_a_refresh_loses_nothing(
     assert sum(v for k, v in outcomes.items() if k.startswith('reserve ')) == 3
     assert any('rescued' in k for k in outcomes), 'no fault hit the refresh token save'
     assert not lost, lost
+
+
+def test_a_refresh_token_the_file_store_cannot_take_goes_to_the_keyring(
+        tmp_path, authserver, fault_binary):
+    from harness.keyring import SecretService
+    t = BinaryTokend(tmp_path, authserver, fault_binary)
+    with_runtime(t)
+    t.account()
+    t.obtain()
+    log = tmp_path / 'faults.log'
+    with SecretService(tmp_path / 'keyring') as keyring:
+        t.env.update(keyring.env)
+        for n in range(1, 40):
+            log.unlink(missing_ok=True)
+            r = t.run('refresh', '--force', 'work', env={'TOKEND_FAULT_IO_AT': str(n),
+                                                         'TOKEND_FAULT_LOG': str(log)})
+            if log.exists() and log.read_text().split()[1:2] == ['write'] and \
+                    'refresh_token' in log.read_text():
+                break
+        else:
+            pytest.fail('no write of the refresh token')
+        assert r.returncode == EX_OK, r.stderr
+        assert ('could not save the new refresh token in the file store (cannot write'
+                in r.stderr and 'kept it in the secret-service store instead' in r.stderr)
+        kept = keyring.lookup(account='work', kind='refresh_token')
+        assert kept and authserver.introspect(kept)['active']
+        assert state_of(t)['store'] == 'secret-service'
+        # The next refresh goes on from the keyring, back into the file store.
+        ok, rr = recovered(authserver, t)
+        assert ok, rr.stderr
 
 
 @pytest.fixture
