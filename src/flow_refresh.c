@@ -167,11 +167,11 @@ static int prepare_locked(struct refresh_job *j, Http *http)
     struct tokend_error *e = &j->req->error;
     g_autoptr(SecStr) rt = NULL;
 
-    if (load_refresh_token(a, j->st, &rt, e) < 0 || !(j->client = flow_client_new(a, http, e)))
-        return BEGIN_FAILED;
-    /* Never to another server or client than the one it came from; never
-     * without room to save what the server answers. */
-    if (flow_binding_check(a, j->st, e) < 0 || room_reserve(a, j->dir, e) < 0)
+    /* Never to another server or client than the one it came from (not
+     * even its metadata is fetched); never without room to save what the
+     * server answers. */
+    if (load_refresh_token(a, j->st, &rt, e) < 0 || flow_binding_check(a, j->st, e) < 0 ||
+        !(j->client = flow_client_new(a, http, e)) || room_reserve(a, j->dir, e) < 0)
         return BEGIN_FAILED;
     j->reserved = true;
     j->form = oauth_refresh_form(&j->client->oauth, rt);

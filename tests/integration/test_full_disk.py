@@ -388,6 +388,23 @@ def test_refresh_token_is_not_sent_for_another_client_id(tokend, authserver):
     assert authserver.introspect(rt.strip())['active']
 
 
+def test_refresh_token_is_not_sent_to_another_issuer(tokend, authserver, listener):
+    tokend.account(issuer=authserver.issuer, authorize_url=None, token_url=None)
+    tokend.obtain()
+    assert state_of(tokend)['refresh_token_issuer'] == authserver.issuer
+    before = refreshes(authserver)
+    other = f'https://127.0.0.1:{listener.port}'
+    tokend.accounts['work']['issuer'] = other
+    tokend.write_config()
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_NOPERM, r.stderr
+    assert (f'the stored sign-in is for tokend-native at {authserver.issuer}, the '
+            f'configuration now says tokend-native at {other};') in r.stderr
+    # Not even the other issuer's metadata was asked for.
+    assert listener.connections == 0
+    assert refreshes(authserver) == before
+
+
 def test_a_state_without_binding_is_accepted_once_and_bound(tokend, authserver, listener):
     tokend.account()
     tokend.obtain()
