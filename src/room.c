@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tokend/room.h"
@@ -11,19 +12,31 @@
 #include "tokend/store.h"
 
 #define REFRESH_KIND "refresh_token"
-#define REFRESH_ROOM 16384 /* the most the file store reads back */
-#define TOKEN_ROOM 9216    /* a token file holds at most 9001 bytes */
-#define STATE_ROOM 8192
+#define ROOM_MIN 4096         /* one block of most file systems */
+#define REFRESH_ROOM_MAX 16384 /* the most the file store reads back */
+#define TOKEN_ROOM_MAX 9216    /* a token file holds at most 9001 bytes */
+#define STATE_ROOM_MAX 65536   /* as state.c reads */
 #define RESCUE_MAX 16384
+
+/* A new token is about as long as the one it replaces: room for twice that
+ * and some, at least a block, at most what the file can hold.  (Freeing
+ * what a write did not use costs time on some file systems, so not more.) */
+static size_t room_for(const char *path, size_t max)
+{
+    struct stat st;
+    size_t now = stat(path, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size : 0;
+
+    return CLAMP(2 * now + 512, ROOM_MIN, max);
+}
 
 static void reserved_paths(const Account *a, const char *dir, char *paths[3], size_t sizes[3])
 {
     paths[0] = g_build_filename(dir, REFRESH_KIND, NULL);
     paths[1] = g_strdup(a->token_file);
     paths[2] = g_build_filename(dir, "state.json", NULL);
-    sizes[0] = REFRESH_ROOM;
-    sizes[1] = TOKEN_ROOM;
-    sizes[2] = STATE_ROOM;
+    sizes[0] = room_for(paths[0], REFRESH_ROOM_MAX);
+    sizes[1] = room_for(paths[1], TOKEN_ROOM_MAX);
+    sizes[2] = room_for(paths[2], STATE_ROOM_MAX);
 }
 
 static int ensure_parent(const char *path, struct tokend_error *e)
