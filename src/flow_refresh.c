@@ -146,8 +146,6 @@ static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
 {
     g_autoptr(Store) s = NULL;
 
-    if (room_take_back(a, st, e) < 0)
-        return -1;
     if (!st->store && find_unrecorded_refresh_token(a, st, rt))
         return 0;
     if (!st->store)
@@ -160,6 +158,22 @@ static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
     return 0;
 }
 
+/* Under the lock, before anything is read or sent: a rescued refresh token
+ * goes back into the store; the stored one goes to no other server or
+ * client than the one it came from (not even for metadata); and there is
+ * room to save what the server answers. */
+static int make_safe(struct refresh_job *j)
+{
+    const Account *a = j->req->account;
+    struct tokend_error *e = &j->req->error;
+
+    if (room_take_back(a, j->st, e) < 0 || flow_binding_check(a, j->st, e) < 0 ||
+        room_reserve(a, j->dir, e) < 0)
+        return -1;
+    j->reserved = true;
+    return 0;
+}
+
 /* Everything up to the request, under the lock. */
 static int prepare_locked(struct refresh_job *j, Http *http)
 {
@@ -167,13 +181,8 @@ static int prepare_locked(struct refresh_job *j, Http *http)
     struct tokend_error *e = &j->req->error;
     g_autoptr(SecStr) rt = NULL;
 
-    /* Never to another server or client than the one it came from (not
-     * even its metadata is fetched); never without room to save what the
-     * server answers. */
-    if (load_refresh_token(a, j->st, &rt, e) < 0 || flow_binding_check(a, j->st, e) < 0 ||
-        !(j->client = flow_client_new(a, http, e)) || room_reserve(a, j->dir, e) < 0)
+    if (load_refresh_token(a, j->st, &rt, e) < 0 || !(j->client = flow_client_new(a, http, e)))
         return BEGIN_FAILED;
-    j->reserved = true;
     j->form = oauth_refresh_form(&j->client->oauth, rt);
     FAULT_POINT("before-request");
     return BEGIN_SEND;
@@ -225,6 +234,8 @@ static enum begin_result job_begin(struct refresh_job *j, Http *http, bool wait)
         (r = look(j, wait ? REFRESH_DONE_ELSEWHERE : REFRESH_NOT_NEEDED)) != BEGIN_SEND)
         return r;
     flow_remove_stale_temps(j->req->account, j->dir);
+    if (make_safe(j) < 0)
+        return BEGIN_FAILED;
     return prepare_locked(j, http);
 }
 
