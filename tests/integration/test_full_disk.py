@@ -97,7 +97,7 @@ COMMANDS = {
 }
 
 
-@pytest.mark.parametrize('errno_name', ['ENOSPC', 'EIO'])
+@pytest.mark.parametrize('errno_name', faultbuild.IO_ERRNOS)
 @pytest.mark.parametrize('path', sorted(COMMANDS))
 def test_a_fault_at_every_file_operation_of_a_refresh_loses_nothing(
         tmp_path, authserver, fault_binary, path, errno_name):
@@ -115,14 +115,12 @@ def test_a_fault_at_every_file_operation_of_a_refresh_loses_nothing(
         assert n < 200, 'the operations never ran out'
         log.unlink(missing_ok=True)
         before = refreshes(authserver)
-        r = t.run(*COMMANDS[path], env={'TOKEND_FAULT_IO_AT': str(n),
-                                        'TOKEND_FAULT_IO_ERRNO': errno_name,
-                                        'TOKEND_FAULT_LOG': str(log)})
-        if not log.exists():
+        r = t.run(*COMMANDS[path], env=faultbuild.io_fault_env(n, errno_name, log))
+        hit = faultbuild.io_fault_hit(log)
+        if hit is None:
             assert r.returncode == EX_OK, r.stderr
             break
-        _, op, where = log.read_text().split(maxsplit=2)
-        point = f"{op} {os.path.basename(where.strip()).split('.tmp-')[0]}"
+        point = f"{hit[0]} {os.path.basename(hit[1]).split('.tmp-')[0]}"
         sent = refreshes(authserver) > before
         assert r.returncode in (EX_OK, EX_CANTCREAT), f'#{n} {point}: {r.stderr}'
         if r.returncode == EX_CANTCREAT:
@@ -164,16 +162,15 @@ def test_a_refresh_token_the_file_store_cannot_take_goes_to_the_keyring(
         t.env.update(keyring.env)
         for n in range(1, 40):
             log.unlink(missing_ok=True)
-            r = t.run('refresh', '--force', 'work', env={'TOKEND_FAULT_IO_AT': str(n),
-                                                         'TOKEND_FAULT_LOG': str(log)})
-            if log.exists() and log.read_text().split()[1:2] == ['write'] and \
-                    'refresh_token' in log.read_text():
+            r = t.run('refresh', '--force', 'work', env=faultbuild.io_fault_env(n, 'EIO', log))
+            hit = faultbuild.io_fault_hit(log)
+            if hit and hit[0] == 'write' and '/refresh_token.tmp-' in hit[1]:
                 break
         else:
             pytest.fail('no write of the refresh token')
         assert r.returncode == EX_OK, r.stderr
-        assert ('could not save the new refresh token in the file store (cannot write'
-                in r.stderr and 'kept it in the secret-service store instead' in r.stderr)
+        assert ('could not save the new refresh token in the file store (cannot write' in r.stderr
+                and 'kept it in the secret-service store instead' in r.stderr)
         kept = keyring.lookup(account='work', kind='refresh_token')
         assert kept and authserver.introspect(kept)['active']
         assert state_of(t)['store'] == 'secret-service'
