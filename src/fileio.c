@@ -6,7 +6,19 @@
 #include <unistd.h>
 
 #include "tokend/fileio.h"
+#include "tokend/fault.h"
 #include "tokend/log.h"
+
+/* Fails like the operation would when a fault-injection build is told to. */
+static int io_fault(const char *op, const char *path)
+{
+    int err = FAULT_IO(op, path);
+
+    if (err == 0)
+        return 0;
+    errno = err;
+    return -1;
+}
 
 static int write_all(int fd, const char *data, size_t len)
 {
@@ -28,35 +40,78 @@ static void fsync_dir(const char *path)
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
     if (fd >= 0) {
-        (void)fsync(fd);
+        if (io_fault("dirsync", dir) == 0)
+            (void)fsync(fd);
         close(fd);
     }
+}
+
+/* The temporary file that fileio_reserve made for path in this process. */
+static char *reserved_name(const char *path)
+{
+    return g_strdup_printf("%s.tmp-%d-reserved", path, (int)getpid());
+}
+
+static int open_reserved(const char *path, char **tmp)
+{
+    struct tokend_error ignored = TOKEND_ERROR_INIT;
+    int fd;
+
+    *tmp = reserved_name(path);
+    fd = open(*tmp, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd >= 0 && fileio_check_private(fd, *tmp, false, &ignored) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    error_clear(&ignored);
+    if (fd < 0)
+        g_clear_pointer(tmp, g_free);
+    return fd;
+}
+
+static int open_temp(const char *path, char **tmp)
+{
+    int fd = open_reserved(path, tmp);
+
+    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+        g_free(*tmp);
+        *tmp = g_strdup_printf("%s.tmp-%d-%08x", path, (int)getpid(), g_random_int());
+        fd = io_fault("create", *tmp) < 0
+                 ? -1
+                 : open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    return fd;
+}
+
+/* Over whatever the file held (zeros, when it was reserved), then cut. */
+static int fill(int fd, const char *tmp, const void *data, size_t len, enum fileio_sync sync)
+{
+    if (fchmod(fd, 0600) < 0 || io_fault("write", tmp) < 0 || write_all(fd, data, len) < 0 ||
+        ftruncate(fd, (off_t)len) < 0)
+        return -1;
+    if (sync != FILEIO_SYNC_NONE && (io_fault("sync", tmp) < 0 || fdatasync(fd) < 0))
+        return -1;
+    return 0;
 }
 
 int fileio_write_atomic(const char *path, const void *data, size_t len, enum fileio_sync sync,
                         struct tokend_error *e)
 {
     g_autofree char *tmp = NULL;
-    int fd = -1;
+    int fd = open_temp(path, &tmp);
 
-    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
-        g_free(tmp);
-        tmp = g_strdup_printf("%s.tmp-%d-%08x", path, (int)getpid(), g_random_int());
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
     if (fd < 0)
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot create %s: %s", path,
                          g_strerror(errno));
-    if (fchmod(fd, 0600) < 0 || write_all(fd, data, len) < 0 ||
-        (sync != FILEIO_SYNC_NONE && fdatasync(fd) < 0)) {
+    if (fill(fd, tmp, data, len, sync) < 0) {
         int err = errno;
         close(fd);
         unlink(tmp);
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot write %s: %s", path, g_strerror(err));
     }
-    if (close(fd) < 0 || rename(tmp, path) < 0) {
+    if (close(fd) < 0 || io_fault("rename", tmp) < 0 || rename(tmp, path) < 0) {
         int err = errno;
         unlink(tmp);
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot replace %s: %s", path,
@@ -65,6 +120,55 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, enum fil
     if (sync == FILEIO_SYNC_DURABLE)
         fsync_dir(path);
     return 0;
+}
+
+/* Allocate the blocks; where the file system cannot, write them and sync
+ * (so that they are allocated, not only promised).  Allocated blocks need
+ * no sync: a reservation that a crash loses is not needed any more. */
+static int allocate(int fd, const char *tmp, size_t bytes)
+{
+    static const char zeros[4096];
+    /* Test builds: as on a file system without fallocate. */
+    bool unsupported = FAULT_NUMBER("TOKEND_FAULT_NO_FALLOCATE", 0) != 0;
+
+    if (io_fault("reserve", tmp) < 0)
+        return -1;
+    if (!unsupported && fallocate(fd, 0, 0, (off_t)bytes) == 0)
+        return 0;
+    if (!unsupported && errno != EOPNOTSUPP && errno != ENOSYS)
+        return -1;
+    for (size_t done = 0; done < bytes; done += sizeof(zeros))
+        if (write_all(fd, zeros, MIN(sizeof(zeros), bytes - done)) < 0)
+            return -1;
+    return io_fault("sync", tmp) < 0 ? -1 : fsync(fd);
+}
+
+int fileio_reserve(const char *path, size_t bytes, struct tokend_error *e)
+{
+    g_autofree char *tmp = reserved_name(path);
+    g_autofree char *dir = g_path_get_dirname(path);
+    int fd, err;
+
+    if (io_fault("create", tmp) < 0 ||
+        (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot write in %s: %s", dir,
+                         g_strerror(errno));
+    if (fchmod(fd, 0600) == 0 && allocate(fd, tmp, bytes) == 0) {
+        close(fd);
+        return 0;
+    }
+    err = errno;
+    close(fd);
+    unlink(tmp);
+    return error_set(e, TOKEND_EX_CANTCREAT, "no room for %zu bytes in %s: %s", bytes, dir,
+                     g_strerror(err));
+}
+
+void fileio_release(const char *path)
+{
+    g_autofree char *tmp = reserved_name(path);
+
+    (void)unlink(tmp);
 }
 
 static bool is_temp_of(const char *name, const char *base)

@@ -13,6 +13,7 @@
 #include "tokend/lock.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
+#include "tokend/room.h"
 #include "tokend/state.h"
 #include "tokend/store.h"
 #include "tokend/tokenfile.h"
@@ -32,7 +33,8 @@ static char *store_label(const Account *a)
 }
 
 /* Store the refresh token; when the keyring refuses, keep it in the file
- * store rather than lose it.  Returns the name of the store used. */
+ * store rather than lose it, and the reverse; when both refuse, in a rescue
+ * file.  Returns the name of the store used. */
 static const char *put_refresh_token(const Account *a, const char *preferred,
                                      const SecStr *rt, struct tokend_error *e)
 {
@@ -40,23 +42,24 @@ static const char *put_refresh_token(const Account *a, const char *preferred,
     g_autoptr(Store) s = NULL;
     g_autoptr(Store) rescue = NULL;
     struct tokend_error first = TOKEND_ERROR_INIT;
+    struct tokend_error second = TOKEND_ERROR_INIT;
 
     s = preferred ? store_open_named(preferred, &first) : store_open(a->store, &first);
     if (s && store_put(s, a->name, REFRESH_KIND, label, rt, &first) == 0)
         return store_name(s);
-    if (s && strcmp(store_name(s), "file") == 0) {
-        error_move(e, &first);
-        return NULL;
-    }
-    rescue = store_file_new(e);
-    if (store_put(rescue, a->name, REFRESH_KIND, label, rt, e) < 0) {
+    rescue = s && strcmp(store_name(s), "file") == 0 ? store_secret_new(true, &second)
+                                                     : store_file_new(&second);
+    if (!rescue || store_put(rescue, a->name, REFRESH_KIND, label, rt, &second) < 0) {
+        room_rescue(a, rt, &first, e);
         error_clear(&first);
+        error_clear(&second);
         return NULL;
     }
-    log_warn("%s: could not save the new refresh token in the keyring (%s); kept it in the "
-             "file store instead", a->name, first.message);
+    log_warn("%s: could not save the new refresh token in the %s store (%s); kept it in the "
+             "%s store instead", a->name, s ? store_name(s) : "chosen", first.message,
+             store_name(rescue));
     error_clear(&first);
-    return "file";
+    return store_name(rescue);
 }
 
 static void forget_in_store(const Account *a, const char *name)
@@ -149,6 +152,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
         if (!used)
             return -1;
         FAULT_POINT("after-store");
+        room_forget_rescued(a);
         if (st->store && strcmp(st->store, used) != 0)
             forget_in_store(a, st->store);
         g_free(st->store);
@@ -174,6 +178,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     st->last_status = 0;
     g_clear_pointer(&st->last_error, g_free);
     remember_config(st, a);
+    flow_binding_record(st, a);
     /* A response without `scope` grants what was asked: the configured
      * scopes at sign-in, the same grant again on a refresh. */
     if (t->scope || signin || !st->scope) {
@@ -245,6 +250,8 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
         goto out;
     if (!client->revocation_url)
         return;
+    if (flow_binding_check(a, st, &e) < 0)
+        goto out;
     if (!(s = store_open_named(st->store, &e)) || store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0
         || !rt)
         goto out;
@@ -294,6 +301,7 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
         flow_remove_stale_temps(a, dir);
     revoke_at_provider(a, st, removed);
     forget_everywhere(a, st, removed);
+    room_forget_rescued(a);
     if (fileio_remove(a->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", a->token_file);
     if (st->token_file && strcmp(st->token_file, a->token_file) != 0 &&

@@ -15,6 +15,7 @@
 #include "tokend/log.h"
 #include "tokend/paths.h"
 #include "tokend/pkce.h"
+#include "tokend/room.h"
 #include "tokend/state.h"
 #include "tokend/store.h"
 
@@ -259,6 +260,10 @@ static int obtain_locked(const Account *a, const struct obtain_options *o, Http 
     if (!(store = store_open(a->store, e)))
         return -1;
     log_info("%s: the refresh token will be kept in the %s store", a->name, store_name(store));
+    /* And that the answer can be saved: a full or read-only folder is said
+     * before the user signs in, not after. */
+    if (room_check(a, e) < 0)
+        return -1;
     if (!(client = flow_client_new(a, http, e)))
         return -1;
     r = device ? flow_device(a, client, http, !o->no_browser, &t, e)

@@ -14,6 +14,7 @@
 #include "tokend/lock.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
+#include "tokend/room.h"
 #include "tokend/state.h"
 #include "tokend/store.h"
 
@@ -31,6 +32,7 @@ struct refresh_job {
     SecStr *form;
     HttpResponse *response; /* bulk: the answer, until a writer has saved it */
     struct tokend_error net_error;
+    bool reserved; /* room for the answer is reserved (room_reserve) */
 };
 
 enum begin_result {
@@ -88,6 +90,9 @@ static bool fresh(const Account *a, const AccountState *st, int margin)
 
 static void job_clear(struct refresh_job *j)
 {
+    if (j->reserved)
+        room_release(j->req->account, j->dir);
+    j->reserved = false;
     lock_release(j->lock_fd);
     j->lock_fd = -1;
     g_clear_pointer(&j->dir, g_free);
@@ -121,6 +126,23 @@ static bool find_unrecorded_refresh_token(const Account *a, AccountState *st, Se
     return found;
 }
 
+/* A save that fell back to the other store (the keyring for the file, or
+ * the reverse) and then could not write the state leaves the token there. */
+static bool find_moved_refresh_token(const Account *a, AccountState *st, SecStr **rt)
+{
+    struct tokend_error probe = TOKEND_ERROR_INIT;
+    bool to_keyring = strcmp(st->store, "file") == 0;
+    g_autoptr(Store) s = to_keyring ? store_secret_new(true, &probe) : store_file_new(&probe);
+    bool found = s && store_get(s, a->name, REFRESH_KIND, rt, &probe) == 0 && *rt;
+
+    if (found) {
+        g_free(st->store);
+        st->store = g_strdup(store_name(s));
+    }
+    error_clear(&probe);
+    return found;
+}
+
 static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
                               struct tokend_error *e)
 {
@@ -133,8 +155,24 @@ static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
     s = store_open_named(st->store, e);
     if (!s || store_get(s, a->name, REFRESH_KIND, rt, e) < 0)
         return -1;
-    if (!*rt)
+    if (!*rt && !find_moved_refresh_token(a, st, rt))
         return signin_needed(a, e, "no refresh token is stored");
+    return 0;
+}
+
+/* Under the lock, before anything is read or sent: a rescued refresh token
+ * goes back into the store; the stored one goes to no other server or
+ * client than the one it came from (not even for metadata); and there is
+ * room to save what the server answers. */
+static int make_safe(struct refresh_job *j)
+{
+    const Account *a = j->req->account;
+    struct tokend_error *e = &j->req->error;
+
+    if (room_take_back(a, j->st, e) < 0 || flow_binding_check(a, j->st, e) < 0 ||
+        room_reserve(a, j->dir, e) < 0)
+        return -1;
+    j->reserved = true;
     return 0;
 }
 
@@ -198,6 +236,8 @@ static enum begin_result job_begin(struct refresh_job *j, Http *http, bool wait)
         (r = look(j, wait ? REFRESH_DONE_ELSEWHERE : REFRESH_NOT_NEEDED)) != BEGIN_SEND)
         return r;
     flow_remove_stale_temps(j->req->account, j->dir);
+    if (make_safe(j) < 0)
+        return BEGIN_FAILED;
     return prepare_locked(j, http);
 }
 

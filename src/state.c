@@ -25,6 +25,9 @@ void state_free(AccountState *st)
     g_free(st->last_error);
     g_free(st->config_id);
     g_free(st->identity);
+    g_free(st->bound_client_id);
+    g_free(st->bound_issuer);
+    g_free(st->bound_token_url);
     g_free(st);
 }
 
@@ -82,6 +85,9 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->identity = get_str(root, "identity");
     st->identity_verified =
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "identity_verified"));
+    st->bound_client_id = get_str(root, "refresh_token_client_id");
+    st->bound_issuer = get_str(root, "refresh_token_issuer");
+    st->bound_token_url = get_str(root, "refresh_token_url");
     return g_steal_pointer(&st);
 }
 
@@ -136,6 +142,9 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     cJSON_AddNumberToObject(root, "refresh_margin", st->refresh_margin);
     add_str(root, "identity", st->identity);
     cJSON_AddBoolToObject(root, "identity_verified", st->identity_verified);
+    add_str(root, "refresh_token_client_id", st->bound_client_id);
+    add_str(root, "refresh_token_issuer", st->bound_issuer);
+    add_str(root, "refresh_token_url", st->bound_token_url);
     printed = cJSON_Print(root);
     if (!printed)
         return error_set(e, TOKEND_EX_SOFTWARE, "out of memory");

@@ -3,7 +3,17 @@
  * SIGKILL at the point named by $TOKEND_FAULT; other builds compile them
  * away.  FAULT_NUMBER(VAR, normal) lets such a build take a limit from $VAR
  * (to drive paths that need a slow disk or a big load); elsewhere it is the
- * normal value. */
+ * normal value.
+ *
+ * FAULT_IO(op, path) numbers the file operations (op: "create", "reserve",
+ * "write", "sync", "rename", "dirsync") of a process: in such a build the one
+ * numbered $TOKEND_FAULT_IO_AT fails with $TOKEND_FAULT_IO_ERRNO (ENOSPC or
+ * EIO), and "N op path" is appended to $TOKEND_FAULT_LOG.  It returns the
+ * errno to fail with, or 0; elsewhere it is always 0.  With
+ * $TOKEND_FAULT_NO_FALLOCATE=1, fileio_reserve acts as on a file system
+ * without fallocate. */
+
+int fault_io(const char *op, const char *path);
 
 #ifdef TOKEND_FAULT_INJECTION
 #include <signal.h>
@@ -16,7 +26,9 @@
             raise(SIGKILL);                                                                    \
     } while (0)
 #define FAULT_NUMBER(var, normal) (getenv(var) ? atoi(getenv(var)) : (normal))
+#define FAULT_IO(op, path) fault_io(op, path)
 #else
+#define FAULT_IO(op, path) ((void)(op), (void)(path), 0)
 #define FAULT_NUMBER(var, normal) (normal)
 #define FAULT_POINT(name)                                                                      \
     do {                                                                                       \

@@ -19,6 +19,17 @@ enum fileio_sync {
  * mix.  On any failure the old file is untouched and the temporary removed. */
 int fileio_write_atomic(const char *path, const void *data, size_t len, enum fileio_sync sync,
                         struct tokend_error *e);
+/* Make room for a later fileio_write_atomic of path by this process: a
+ * temporary file beside it with bytes allocated (written with zeros where
+ * the file system cannot allocate) and synced.  That write then goes into
+ * those blocks, so it cannot fail for lack of space while it needs no more.
+ * Fails (TOKEND_EX_CANTCREAT, naming the folder) when the folder is not
+ * writable or has no room.  Only while holding the lock that every writer of
+ * path takes (the temporary is one of those fileio_remove_stale_temps
+ * removes). */
+int fileio_reserve(const char *path, size_t bytes, struct tokend_error *e);
+/* Give back a reservation the write has not used. */
+void fileio_release(const char *path);
 /* Read a whole file of at most cap bytes.  Returns 0, or -1 with e set;
  * a missing file returns -1 with *missing set (if given) and e set. */
 int fileio_read(const char *path, size_t cap, char **out, size_t *out_len, bool *missing,

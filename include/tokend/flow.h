@@ -104,6 +104,13 @@ int flow_identity_check(const Account *a, const TokenResponse *t, FlowIdentity *
 /* Note the result in the state that flow_save_response will write. */
 void flow_identity_remember(struct account_state *st, const FlowIdentity *id, bool signin);
 void flow_identity_free(FlowIdentity *id);
+/* The stored refresh token is bound to the issuer or token endpoint and the
+ * client id it was issued for: record them (at every save), and refuse
+ * (TOKEND_EX_NOPERM) to send it when the configuration now points elsewhere.
+ * A state without a binding is accepted (and bound at its next save). */
+void flow_binding_record(struct account_state *st, const Account *a);
+int flow_binding_check(const Account *a, const struct account_state *st,
+                       struct tokend_error *e);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowClient, flow_client_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowIdentity, flow_identity_free)

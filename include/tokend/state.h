@@ -28,6 +28,11 @@ typedef struct account_state {
     char *config_id;
     int min_validity;
     int refresh_margin;
+    /* Where the stored refresh token came from: it is sent nowhere else.
+     * NULL client id: a state written before this was recorded. */
+    char *bound_client_id;
+    char *bound_issuer;
+    char *bound_token_url;
 } AccountState;
 
 AccountState *state_new(void);

@@ -4,7 +4,12 @@
 
 src/flow.c marks FAULT_POINT("before-request"), ("after-response"),
 ("after-store") and ("after-token-file"); with -Dfault_injection=true the
-engine raises SIGKILL at the point named by $TOKEND_FAULT.  The build lives
+engine raises SIGKILL at the point named by $TOKEND_FAULT.  The same build
+numbers the file operations of a run (src/fileio.c: create, reserve, write,
+sync, rename, dirsync) and fails the one numbered $TOKEND_FAULT_IO_AT with
+$TOKEND_FAULT_IO_ERRNO (ENOSPC, the default, or EIO), noting "N op path" in
+$TOKEND_FAULT_LOG; io_fault_env() builds that environment.
+$TOKEND_FAULT_NO_FALLOCATE=1 reserves room as where fallocate is missing.  The build lives
 in build-fault/ beside the source (ignored by git, rebuilt incrementally) or
 in $TOKEND_FAULT_BUILD_DIR; it never touches the main build directory.
 Concurrent test sessions take turns through a lock file in that directory.
@@ -20,6 +25,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO / 'build-fault'
 POINTS = ('before-request', 'after-response', 'after-store', 'after-token-file')
+IO_ERRNOS = ('ENOSPC', 'EIO')
+
+
+def io_fault_env(n, errno_name, log):
+    """The environment that fails file operation number n with errno_name."""
+    return {'TOKEND_FAULT_IO_AT': str(n), 'TOKEND_FAULT_IO_ERRNO': errno_name,
+            'TOKEND_FAULT_LOG': str(log)}
+
+
+def io_fault_hit(log):
+    """(op, path) of the operation that was failed, or None."""
+    try:
+        _, op, path = log.read_text().split(maxsplit=2)
+    except (OSError, ValueError):
+        return None
+    return op, path.strip()
 
 
 class FaultBuildError(RuntimeError):

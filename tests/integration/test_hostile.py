@@ -121,6 +121,14 @@ def provider(certs):
 
 def seeded_account(template, home, certs, stack, ep=None):
     shutil.copytree(template / 'state', Path(home) / 'state', symlinks=True)
+    # The rows move the token endpoint (another scripted server); a state
+    # that does not say where its refresh token came from (as written before
+    # tokend recorded it) lets the copied sign-in go there.
+    state = Path(home) / 'state' / 'tokend' / 'work' / 'state.json'
+    values = json.loads(state.read_text())
+    for key in ('refresh_token_client_id', 'refresh_token_issuer', 'refresh_token_url'):
+        values.pop(key, None)
+    state.write_text(json.dumps(values))
     tokend, ep = setup_account(home, certs, stack, ep)
     assert tokend.refresh_token_file().read_text() == REFRESH
     return tokend, ep, snapshot(tokend)

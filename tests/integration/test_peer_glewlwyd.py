@@ -40,8 +40,10 @@ def tk(tmp_path, glew):
 
 
 def account(tk, glew, name='work', plugin='oidc', **keys):
+    # The mailbox address is the user name: glewlwyd's id_token names the
+    # user by the email claim (its sub is opaque), and tokend checks it.
     values = dict(provider='generic', client_id=PUBLIC_CLIENT, issuer=glew.issuer_of(plugin),
-                  scopes='openid mail.imap', username='alice',
+                  scopes='openid mail.imap', username=glewlwyd.USER_EMAIL,
                   redirect_uri=next(glew.unused), ca_file=glew.ca_file, store='file')
     values.update(keys)
     return tk.account(name, **values)
@@ -254,3 +256,17 @@ def test_iss_in_the_redirect_that_discovery_does_not_promise(tk, glew):
     rc, err, _ = paste(tk, 'work', lambda u: with_param(u, iss='https://evil.example/'))
     assert rc == EX_DATAERR, err
     assert 'issuer' in err.strip().splitlines()[-1]
+
+
+def test_a_sign_in_naming_another_user_is_refused(tk, glew):
+    """glewlwyd names the user by email: a user name it does not match is
+    refused before anything is stored, and `identity` settles it."""
+    account(tk, glew, username='someone-else@example.com')
+    r = tk.run('obtain', 'work')
+    assert r.returncode == EX_NOPERM, r.stderr
+    assert f'signed in as {glewlwyd.USER_EMAIL}' in r.stderr
+    assert not tk.token_file().exists() and not tk.refresh_token_file().exists()
+    account(tk, glew, username='someone-else@example.com', identity=glewlwyd.USER_EMAIL)
+    assert tk.run('obtain', 'work').returncode == EX_OK
+    st = json.loads(tk.run('status', '--json').stdout)[0]
+    assert st['identity'] == glewlwyd.USER_EMAIL and st['identity_verified'] is True

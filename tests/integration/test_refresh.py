@@ -128,10 +128,11 @@ def test_token_prints_only_the_token(tokend):
     assert r.stdout == access and r.stdout.count('\n') == 1
 
 
-def test_server_down_is_a_temporary_failure_and_keeps_tokens(tokend):
-    access, refresh = signed_in(tokend)
-    tokend.accounts['work']['token_url'] = 'https://127.0.0.1:9/token'
-    tokend.write_config()
+def test_server_down_is_a_temporary_failure_and_keeps_tokens(tokend, make_authserver):
+    srv = make_authserver()
+    tokend.env['TOKEND_TEST_CA'] = srv.ca_file
+    access, refresh = signed_in(tokend, server=srv)
+    srv.stop()
     start = time.time()
     r = tokend.run('refresh', '--force', 'work')
     assert r.returncode == EX_TEMPFAIL
@@ -260,12 +261,13 @@ def test_bulk_refresh_only_touches_what_is_due(tokend, authserver):
     assert 'due: refreshed' in r.stderr and 'fresh: the access token is fresh' in r.stderr
 
 
-def test_bulk_refresh_reports_each_failure_and_goes_on(tokend, authserver):
-    for n in ('good', 'broken'):
-        tokend.account(n)
-        tokend.obtain(n)
-    tokend.accounts['broken']['token_url'] = 'https://127.0.0.1:9/token'
-    tokend.write_config()
+def test_bulk_refresh_reports_each_failure_and_goes_on(tokend, authserver, make_authserver):
+    srv = make_authserver()
+    tokend.account('good')
+    tokend.obtain('good')
+    tokend.account('broken', server=srv)
+    tokend.obtain('broken', env={'TOKEND_TEST_CA': srv.ca_file})
+    srv.stop()
     r = tokend.run('refresh', '--force')
     assert r.returncode == EX_TEMPFAIL
     assert 'good: refreshed' in r.stderr and 'tokend: broken: cannot reach' in r.stderr

@@ -202,6 +202,57 @@ static void test_remove(void)
     g_assert_cmpint(e.status, ==, TOKEND_EX_CANTCREAT);
 }
 
+/* A reservation is a private temporary with the blocks allocated; the next
+ * write of the path goes into it (same inode), shorter than reserved, and
+ * nothing is left behind. */
+static void test_reserve(void)
+{
+    g_autofree char *dir = testutil_mkdir("reserve");
+    g_autofree char *path = g_build_filename(dir, "rt", NULL);
+    g_autofree char *names = NULL, *back = NULL;
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    struct stat tmp_st, st;
+    gsize len = 0;
+
+    g_assert_cmpint(fileio_reserve(path, 16384, &e), ==, 0);
+    names = testutil_list(dir);
+    g_assert_true(g_str_has_prefix(names, "rt.tmp-") && g_str_has_suffix(names, "-reserved"));
+    {
+        g_autofree char *tmp = g_build_filename(dir, names, NULL);
+        g_assert_cmpint(stat(tmp, &tmp_st), ==, 0);
+        g_assert_cmpint(tmp_st.st_blocks * 512, >=, 16384);
+        g_assert_cmpint(tmp_st.st_mode & 0777, ==, 0600);
+    }
+    g_assert_cmpint(fileio_write_atomic(path, "new\n", 4, FILEIO_SYNC_DURABLE, &e), ==, 0);
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpuint(st.st_ino, ==, tmp_st.st_ino);
+    back = testutil_read(path, &len);
+    g_assert_cmpuint(len, ==, 4);
+    g_assert_cmpstr(back, ==, "new\n");
+    fileio_release(path);
+    g_free(names);
+    names = testutil_list(dir);
+    g_assert_cmpstr(names, ==, "rt");
+    /* Released unused: nothing left; a later write makes its own. */
+    g_assert_cmpint(fileio_reserve(path, 100, &e), ==, 0);
+    fileio_release(path);
+    g_free(names);
+    names = testutil_list(dir);
+    g_assert_cmpstr(names, ==, "rt");
+}
+
+static void test_reserve_fails_in_a_missing_folder(void)
+{
+    g_autofree char *dir = testutil_mkdir("reserve-missing");
+    g_autofree char *path = g_build_filename(dir, "gone", "rt", NULL);
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    g_autofree char *parent = g_path_get_dirname(path);
+
+    g_assert_cmpint(fileio_reserve(path, 100, &e), ==, -1);
+    g_assert_cmpint(e.status, ==, TOKEND_EX_CANTCREAT);
+    testutil_assert_contains(e.message, parent);
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -213,5 +264,7 @@ int main(int argc, char **argv)
     g_test_add_func("/fileio/read-secret", test_read_secret);
     g_test_add_func("/fileio/check-private", test_check_private);
     g_test_add_func("/fileio/remove", test_remove);
+    g_test_add_func("/fileio/reserve", test_reserve);
+    g_test_add_func("/fileio/reserve/missing-folder", test_reserve_fails_in_a_missing_folder);
     return testutil_run();
 }

@@ -220,6 +220,27 @@ static void test_no_secrets_written(void)
     g_assert_null(strstr(text, "refresh_token"));
 }
 
+/* Where the refresh token came from round-trips; an older state has none. */
+static void test_binding(void)
+{
+    g_autofree char *dir = testutil_mkdir("binding");
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    g_autoptr(AccountState) st = state_new();
+    g_autoptr(AccountState) back = NULL;
+    g_autoptr(AccountState) old = NULL;
+    static const char older[] = "{\"store\":\"file\",\"expires_at\":10}";
+
+    st->bound_client_id = g_strdup("tokend-native");
+    st->bound_token_url = g_strdup("https://127.0.0.1:8443/token");
+    g_assert_cmpint(state_save(dir, st, &e), ==, 0);
+    back = state_load(dir, &e);
+    g_assert_cmpstr(back->bound_client_id, ==, "tokend-native");
+    g_assert_cmpstr(back->bound_token_url, ==, "https://127.0.0.1:8443/token");
+    g_assert_null(back->bound_issuer);
+    old = state_parse(older, strlen(older), &e);
+    g_assert_null(old->bound_client_id);
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -231,5 +252,6 @@ int main(int argc, char **argv)
     g_test_add_func("/state/lenient", test_lenient);
     g_test_add_func("/state/token-fresh", test_token_fresh);
     g_test_add_func("/state/no-secrets-written", test_no_secrets_written);
+    g_test_add_func("/state/binding", test_binding);
     return testutil_run();
 }
