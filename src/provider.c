@@ -27,7 +27,7 @@ static const struct provider_preset presets[PROVIDER_COUNT] = {
         .pop_host = "outlook.office365.com",
         .needs_client_secret = false,
         .refresh_sends_scopes = true,
-        .offline_access_unlisted = true,
+        .unlisted_scopes = "offline_access openid profile email",
     },
     [PROVIDER_GOOGLE] = {
         .name = "google",
@@ -45,6 +45,8 @@ static const struct provider_preset presets[PROVIDER_COUNT] = {
         .smtp_port = 587,
         .pop_host = "pop.gmail.com",
         .needs_client_secret = true,
+        .scope_spellings = "email=https://www.googleapis.com/auth/userinfo.email "
+                           "profile=https://www.googleapis.com/auth/userinfo.profile",
     },
     [PROVIDER_GENERIC] = {
         .name = "generic",

@@ -81,25 +81,43 @@ static char *identity_text(const Account *a, const AccountState *st)
 /* The configured scopes the server left out of the grant (NULL when none
  * or nothing is known yet).  A narrower grant is the server's right, not a
  * configuration error. */
+static bool word_in(const char *list, const char *word)
+{
+    g_auto(GStrv) words = g_strsplit_set(list ? list : "", " \t", -1);
+
+    return g_strv_contains((const char *const *)words, word);
+}
+
+/* Whether the server granted scope, as its preset says it lists grants. */
+static bool scope_granted(const struct provider_preset *p, const AccountState *st,
+                          const char *scope)
+{
+    g_autofree char *prefix = g_strconcat(scope, "=", NULL);
+    g_auto(GStrv) spellings = g_strsplit(p->scope_spellings ? p->scope_spellings : "", " ", -1);
+
+    if (word_in(st->scope, scope))
+        return true;
+    if (word_in(p->unlisted_scopes, scope))
+        return strcmp(scope, "offline_access") != 0 || st->store;
+    for (char **s = spellings; *s; s++)
+        if (g_str_has_prefix(*s, prefix) && word_in(st->scope, *s + strlen(prefix)))
+            return true;
+    return false;
+}
+
 static GPtrArray *scopes_not_granted(const Account *a, const AccountState *st)
 {
-    bool unlisted = provider_preset(a->provider)->offline_access_unlisted;
+    const struct provider_preset *p = provider_preset(a->provider);
     g_auto(GStrv) asked = NULL;
-    g_auto(GStrv) granted = NULL;
     GPtrArray *missing;
 
     if (!st->scope || !a->scopes)
         return NULL;
     asked = g_strsplit_set(a->scopes, " \t", -1);
-    granted = g_strsplit_set(st->scope, " \t", -1);
     missing = g_ptr_array_new_with_free_func(g_free);
-    for (char **s = asked; *s; s++) {
-        if (!**s || g_strv_contains((const char *const *)granted, *s))
-            continue;
-        if (unlisted && strcmp(*s, "offline_access") == 0 && st->store)
-            continue;
-        g_ptr_array_add(missing, g_strdup(*s));
-    }
+    for (char **s = asked; *s; s++)
+        if (**s && !scope_granted(p, st, *s))
+            g_ptr_array_add(missing, g_strdup(*s));
     if (missing->len == 0)
         g_clear_pointer(&missing, g_ptr_array_unref);
     return missing;

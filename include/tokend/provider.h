@@ -37,9 +37,14 @@ struct provider_preset {
     /* OpenID Connect Core section 11: the server may ignore offline_access
      * without prompt=consent, so ask for consent (offline_consent = auto). */
     bool offline_needs_consent;
-    /* The granted `scope` never lists offline_access (Microsoft lists only
-     * what the access token is for): not a narrower grant. */
-    bool offline_access_unlisted;
+    /* Scopes the granted `scope` never lists although they were granted
+     * (Microsoft lists only what the access token is for), space separated;
+     * offline_access among them counts as granted while a refresh token is
+     * stored. */
+    const char *unlisted_scopes;
+    /* "asked=listed ..." : how the granted `scope` spells a scope that was
+     * asked for under another name (Google: email is userinfo.email). */
+    const char *scope_spellings;
 };
 
 const struct provider_preset *provider_preset(enum provider_kind kind);

@@ -417,6 +417,9 @@ def test_google_id_token_email_is_the_username(tokend, google):
     assert tokend.run('obtain', 'work').returncode == EX_OK
     st = json.loads(tokend.run('status', '--json').stdout)[0]
     assert st['identity'] == 'Me@gmail.com' and st['identity_verified'] is True
+    # Google lists the email scope as userinfo.email: granted all the same.
+    assert st['not_granted'] == []
+    assert 'granted:' not in tokend.run('status', 'work').stdout
 
 
 def test_google_redirect_from_another_issuer_is_refused(tokend, google):

@@ -228,6 +228,7 @@ def test_logout_of_a_public_client_says_revocation_is_refused(tk, glew):
 
 def test_logout_of_a_confidential_client_revokes(tk, glew):
     _, refresh = signed_in(tk, glew, client_id=CONFIDENTIAL_CLIENT, client_secret=CLIENT_SECRET)
+    tk.config.chmod(0o600)  # it holds the client secret: tokend warns otherwise
     r = tk.run('logout', 'work')
     assert r.returncode == EX_OK, r.stderr
     assert 'revoked the refresh token at the provider' in one_line(r.stderr)

@@ -141,8 +141,9 @@ def ms(tokend, certs):
         yield ep
 
 
-# What Microsoft lists as granted: everything but offline_access.
-MS_LISTED = [s for s in MS_SCOPES if s != 'offline_access']
+# What Microsoft lists as granted: the resource's scopes only, never
+# offline_access or the OpenID scopes (openid, profile, email).
+MS_LISTED = [s for s in MS_SCOPES if s.startswith('https://')]
 
 
 def test_microsoft_refresh_sends_its_scopes(tokend, ms):

@@ -94,8 +94,9 @@ static void test_presets(void)
     /* Only generic OpenID providers need consent for offline_access. */
     g_assert_true(generic->offline_needs_consent);
     g_assert_false(ms->offline_needs_consent);
-    g_assert_true(ms->offline_access_unlisted);
-    g_assert_false(generic->offline_access_unlisted);
+    g_assert_cmpstr(ms->unlisted_scopes, ==, "offline_access openid profile email");
+    g_assert_null(generic->unlisted_scopes);
+    g_assert_null(generic->scope_spellings);
     for (int k = 0; k < PROVIDER_COUNT; k++) {
         const struct provider_preset *p = provider_preset(k);
         g_assert_cmpstr(p->name, ==, provider_name(k));
