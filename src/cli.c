@@ -22,6 +22,8 @@ static const char usage[] =
     "  logout ACCOUNT        forget the account's tokens (revoking them where possible)\n"
     "  check ACCOUNT [--imap] [--smtp]\n"
     "                        log in to the mail servers with the token, as a test\n"
+    "  migrate ACCOUNT --store file|secret-service|command\n"
+    "                        move the refresh token to the store the config now names\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default $XDG_CONFIG_HOME/tokend/config)\n"

@@ -15,6 +15,7 @@ enum store_kind {
     STORE_KIND_AUTO,
     STORE_KIND_SECRET_SERVICE,
     STORE_KIND_FILE,
+    STORE_KIND_COMMAND,
 };
 
 enum flow_kind {
@@ -55,6 +56,10 @@ typedef struct account {
     char *pop_host;
     int pop_port;
     char *notify_cmd;
+    char *store_get;       /* store = command: command lines */
+    char *store_put;
+    char *store_delete;
+    int store_timeout;     /* seconds, for each store command */
     const char *config_id; /* the file's identity (config_identity), or NULL */
     const char *config_arg; /* the file as given with -c (absolute), or NULL */
 } Account;
