@@ -93,10 +93,11 @@ int flow_migrate(const Account *a, const char *target, GString *done, struct tok
 {
     g_autofree char *dir = paths_account_dir(a->name);
     g_autoptr(AccountState) st = NULL;
-    int trust = paths_trust_private_dir(dir, e);
-    int fd, r = -1;
+    int trust, fd, r = -1;
 
-    if (trust < 0)
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+        return not_signed_in(a, "not signed in (no refresh token stored)", e);
+    if ((trust = paths_trust_private_dir(dir, e)) < 0)
         return -1;
     if (trust > 0)
         return not_signed_in(a, "not signed in (no refresh token stored)", e);

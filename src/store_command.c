@@ -195,7 +195,12 @@ static void drain(struct run *r, int *fd, bool is_out)
 
 static bool reaped(struct run *r)
 {
-    if (!r->exited && waitpid(r->pid, &r->status, WNOHANG) == r->pid)
+    pid_t got = r->exited ? 0 : waitpid(r->pid, &r->status, WNOHANG);
+
+    /* Gone without a status (reaped elsewhere): count it as a failure. */
+    if (got < 0 && errno == ECHILD)
+        r->status = W_EXITCODE(255, 0);
+    if (got == r->pid || (got < 0 && errno == ECHILD))
         r->exited = true;
     return r->exited;
 }
@@ -253,14 +258,16 @@ static bool holds(const char *line, const SecStr *secret)
     return len > 0 && memmem(line, strlen(line), secret->data, len) != NULL;
 }
 
-/* The first line of what the command said on stderr, unless it holds a
- * secret. */
+/* The first line of what the command said on stderr, when it reads like
+ * words and holds none of the secrets known here.  A get that failed may
+ * still have printed the token it could not deliver: a single long word is
+ * never shown. */
 static char *first_stderr_line(const struct run *r)
 {
     g_autofree char *line = g_strndup(r->err->str, strcspn(r->err->str, "\r\n"));
 
     g_strstrip(line);
-    if (!*line || holds(line, r->input) || holds(line, r->out))
+    if (!strchr(line, ' ') || holds(line, r->input) || holds(line, r->out))
         return NULL;
     return error_one_line(line, 200);
 }
@@ -289,11 +296,14 @@ static int command_run(const CommandStore *cs, const char *key, const char *line
 {
     struct run r = {.key = key, .in_fd = -1, .out_fd = -1, .err_fd = -1, .pid_fd = -1,
                     .input = input, .out = secstr_new(256), .err = g_string_new(NULL)};
-    struct sigaction ignore = {.sa_handler = SIG_IGN}, old;
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
+    struct sigaction old_pipe, old_chld;
     int rc = -1;
 
-    /* A command that closes its input early must not kill tokend. */
-    sigaction(SIGPIPE, &ignore, &old);
+    /* A command that closes its input early must not kill tokend; and its
+     * exit status is wanted, even where the browser's children are not. */
+    sigaction(SIGPIPE, &ignore, &old_pipe);
+    sigaction(SIGCHLD, &dfl, &old_chld);
     if (run_start(&r, line, account, e) < 0)
         goto out;
     if (!run_wait(&r, cs->timeout_s)) {
@@ -312,7 +322,8 @@ static int command_run(const CommandStore *cs, const char *key, const char *line
         *out = g_steal_pointer(&r.out);
     rc = 0;
 out:
-    sigaction(SIGPIPE, &old, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    sigaction(SIGCHLD, &old_chld, NULL);
     run_clear(&r);
     return rc;
 }
