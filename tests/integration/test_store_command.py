@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE
+from conftest import EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, REPO
 from harness import hostile
 from harness.keyring import SecretService
 
@@ -25,6 +25,20 @@ with open({log!r}, 'a') as f:
     f.write(json.dumps({{'argv': sys.argv, 'env': dict(os.environ)}}) + '\\n')
 os.execvp(sys.argv[1], sys.argv[1:])
 '''
+
+
+def recipe(name, **values):
+    """The store keys of a recipe's first snippet, placeholders filled in."""
+    block = (REPO / 'doc' / 'recipes' / name).read_text().split('```')[1]
+    keys = {}
+    for line in block.strip().splitlines():
+        key, value = line.split(' = ', 1)
+        for placeholder, v in values.items():
+            value = value.replace(f'@{placeholder}@', str(v))
+        assert '@' not in value, value
+        keys[key] = value
+    assert keys['store'] == 'command'
+    return keys
 
 
 def recorder(path, log):
@@ -81,8 +95,7 @@ def password_store(tmp_path):
     p.close()
 
 
-PASS_RECIPE = command_keys('pass show tokend/work', 'pass insert -m -f tokend/work',
-                           'pass rm -f tokend/work')
+PASS_RECIPE = recipe('store-pass.md')
 
 
 def use_pass(tokend, password_store, **keys):
@@ -124,15 +137,15 @@ def test_pass_recipe(tokend, authserver, password_store):
 def age_keys(tmp_path, tokend):
     if not shutil.which('age'):
         pytest.skip('age is not installed (scripts/setup installs it)')
-    key = tmp_path / 'age-key.txt'
+    home = tokend.home
+    key = home / '.config' / 'tokend' / 'age-key.txt'
+    key.parent.mkdir(parents=True)
     subprocess.run(['age-keygen', '-o', str(key)], check=True, capture_output=True)
     recipient = subprocess.run(['age-keygen', '-y', str(key)], check=True, capture_output=True,
                                text=True).stdout.strip()
-    box = tokend.home / 'secrets'
-    box.mkdir(mode=0o700)
-    f = box / 'work.age'
-    put = ('sh -c ' + shlex.quote(f'age -r {recipient} -o {f}.tmp && mv {f}.tmp {f}'))
-    return key, f, command_keys(f'age -d -i {key} {f}', put, f'rm -f {f}')
+    (home / '.local' / 'share' / 'tokend').mkdir(mode=0o700, parents=True)
+    f = home / '.local' / 'share' / 'tokend' / 'work.age'
+    return key, f, recipe('store-age.md', HOME=home, RECIPIENT=recipient)
 
 
 def test_age_recipe(tmp_path, tokend, authserver):
@@ -161,10 +174,7 @@ def test_systemd_creds_recipe(tmp_path, tokend, authserver):
     if probe.returncode != 0:
         pytest.skip('systemd-creds cannot encrypt with the host key here: '
                     + probe.stderr.strip().splitlines()[-1])
-    put = 'sh -c ' + shlex.quote(f'systemd-creds encrypt --with-key=host --name=tokend-work - '
-                                 f'{f}.tmp && mv {f}.tmp {f}')
-    tokend.account(**command_keys(f'systemd-creds decrypt --name=tokend-work {f} -', put,
-                                  f'rm -f {f}'))
+    tokend.account(**recipe('store-systemd-creds.md', DIR=box))
 
     def stored():
         if not f.exists():
