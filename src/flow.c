@@ -188,7 +188,8 @@ SecStr *flow_read_token(const Account *a, struct tokend_error *e)
 
 static void forget_everywhere(const Account *a, const AccountState *st, GString *removed)
 {
-    const char *names[] = {st->store, "file", "secret-service"};
+    const char *names[] = {st->store, "file", "secret-service",
+                           a->store == STORE_KIND_COMMAND ? "command" : NULL};
 
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         struct tokend_error e = TOKEND_ERROR_INIT;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -289,6 +290,31 @@ static int run_failed(const struct run *r, struct tokend_error *e)
     return -1;
 }
 
+/* A command that closes its input early must not kill tokend: SIGPIPE is
+ * blocked in this thread only (refresh saves from several threads), and
+ * one that our write raised is taken back before it is unblocked. */
+static void block_sigpipe(sigset_t *old_mask)
+{
+    sigset_t pipe_set;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, old_mask);
+}
+
+static void unblock_sigpipe(const sigset_t *old_mask)
+{
+    sigset_t pipe_set, pending;
+    struct timespec zero = {0, 0};
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    if (!sigismember(old_mask, SIGPIPE) && sigpending(&pending) == 0 &&
+        sigismember(&pending, SIGPIPE))
+        sigtimedwait(&pipe_set, NULL, &zero);
+    pthread_sigmask(SIG_SETMASK, old_mask, NULL);
+}
+
 /* Run one command line; *out gets its standard output when wanted. */
 static int command_run(const CommandStore *cs, const char *key, const char *line,
                        const char *account, const SecStr *input, SecStr **out,
@@ -296,14 +322,18 @@ static int command_run(const CommandStore *cs, const char *key, const char *line
 {
     struct run r = {.key = key, .in_fd = -1, .out_fd = -1, .err_fd = -1, .pid_fd = -1,
                     .input = input, .out = secstr_new(256), .err = g_string_new(NULL)};
-    struct sigaction ignore = {.sa_handler = SIG_IGN}, dfl = {.sa_handler = SIG_DFL};
-    struct sigaction old_pipe, old_chld;
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, old_chld;
+    sigset_t old_mask;
+    bool chld_ignored;
     int rc = -1;
 
-    /* A command that closes its input early must not kill tokend; and its
-     * exit status is wanted, even where the browser's children are not. */
-    sigaction(SIGPIPE, &ignore, &old_pipe);
-    sigaction(SIGCHLD, &dfl, &old_chld);
+    block_sigpipe(&old_mask);
+    /* Its exit status is wanted, even where the browser's children are not
+     * (obtain ignores SIGCHLD, and runs one thread). */
+    sigaction(SIGCHLD, NULL, &old_chld);
+    chld_ignored = old_chld.sa_handler == SIG_IGN;
+    if (chld_ignored)
+        sigaction(SIGCHLD, &dfl, NULL);
     if (run_start(&r, line, account, e) < 0)
         goto out;
     if (!run_wait(&r, cs->timeout_s)) {
@@ -322,8 +352,9 @@ static int command_run(const CommandStore *cs, const char *key, const char *line
         *out = g_steal_pointer(&r.out);
     rc = 0;
 out:
-    sigaction(SIGPIPE, &old_pipe, NULL);
-    sigaction(SIGCHLD, &old_chld, NULL);
+    if (chld_ignored)
+        sigaction(SIGCHLD, &old_chld, NULL);
+    unblock_sigpipe(&old_mask);
     run_clear(&r);
     return rc;
 }

@@ -426,3 +426,15 @@ def test_migrate_needs_a_sign_in_first(tokend):
     assert r.returncode == 77
     assert 'not signed in' in r.stderr
     assert tokend.run('migrate', 'work').returncode == 64
+
+
+def test_logout_asks_the_configured_commands_even_without_a_state(tokend):
+    # A sign-in killed after its put but before its state leaves the token
+    # with the commands only.
+    f, _ = script_store(tokend)
+    tokend.obtain()
+    (tokend.state / 'work' / 'state.json').unlink()
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'removed the refresh token (command store)' in r.stderr
+    assert not f.exists()
