@@ -67,6 +67,9 @@ static void run_clear(struct run *r)
     close_fd(&r->pid_fd);
     g_free(r->program);
     secstr_free(r->out);
+    /* A failing command may have said the token on stderr. */
+    if (r->err)
+        explicit_bzero(r->err->str, r->err->allocated_len);
     if (r->err)
         g_string_free(r->err, TRUE);
 }
