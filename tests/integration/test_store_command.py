@@ -441,3 +441,34 @@ def test_logout_asks_the_configured_commands_even_without_a_state(tokend):
     assert r.returncode == EX_OK, r.stderr
     assert 'removed the refresh token (command store)' in r.stderr
     assert not f.exists()
+
+
+@pytest.fixture(scope='session')
+def fault_binary():
+    from harness import faultbuild
+    reason = faultbuild.meson_missing()
+    if reason:
+        pytest.skip(reason)
+    return faultbuild.build()
+
+
+@pytest.mark.parametrize('point', ['migrate-after-put', 'migrate-after-state'])
+def test_migrate_killed_midway_loses_nothing(tokend, fault_binary, point):
+    f, _ = script_store(tokend)
+    tokend.account(**dict(tokend.accounts['work'], store='file'))
+    tokend.obtain()
+    rt = tokend.refresh_token_file().read_text()
+    tokend.account(**dict(tokend.accounts['work'], store='command'))
+    r = subprocess.run([str(fault_binary), 'migrate', 'work', '--store', 'command'],
+                       env=dict(tokend.env, TOKEND_FAULT=point), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == -9, r.stderr
+    # Wherever the state points, the token is there.
+    where = status_store(tokend)
+    held = f.read_text() if where == 'command' else tokend.refresh_token_file().read_text()
+    assert held.strip() == rt.strip()
+    assert where == ('file' if point == 'migrate-after-put' else 'command')
+    r = tokend.run('migrate', 'work', '--store', 'command')
+    assert r.returncode == EX_OK, r.stderr
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+    assert status_store(tokend) == 'command' and f.read_text().strip() != rt.strip()
