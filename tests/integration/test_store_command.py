@@ -472,3 +472,14 @@ def test_migrate_killed_midway_loses_nothing(tokend, fault_binary, point):
     assert r.returncode == EX_OK, r.stderr
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
     assert status_store(tokend) == 'command' and f.read_text().strip() != rt.strip()
+
+
+def test_get_printing_without_end_is_stopped_at_its_bound(tokend):
+    script_store(tokend)
+    tokend.obtain()
+    tokend.account(**dict(tokend.accounts['work'], store_get='yes tokentokentoken'))
+    start = time.monotonic()
+    r = tokend.run('refresh', '--force', 'work')
+    assert time.monotonic() - start < 10
+    assert r.returncode == EX_UNAVAILABLE
+    assert 'store_get command yes printed more than 65536 bytes and was stopped' in r.stderr
