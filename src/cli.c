@@ -25,6 +25,8 @@ static const char usage[] =
     "  tunnel ACCOUNT [--pop3] [HOST [PORT]]\n"
     "                        log in to IMAP (or POP3) and hand the session to a mail\n"
     "                        client on stdin/stdout (fetchmail plugin, mutt tunnel)\n"
+    "  migrate ACCOUNT --store file|secret-service|command\n"
+    "                        move the refresh token to the store the config now names\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default $XDG_CONFIG_HOME/tokend/config)\n"

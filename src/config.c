@@ -78,6 +78,10 @@ static const struct key_spec keys[] = {
     {"notify_cmd", KEY_STRING, SCOPE_BOTH, F(notify_cmd)},
     {"tunnel_mech", KEY_STRING, SCOPE_BOTH, F(tunnel_mech)},
     {"tunnel_tls", KEY_STRING, SCOPE_BOTH, F(tunnel_tls)},
+    {"store_get", KEY_STRING, SCOPE_BOTH, F(store_get)},
+    {"store_put", KEY_STRING, SCOPE_BOTH, F(store_put)},
+    {"store_delete", KEY_STRING, SCOPE_BOTH, F(store_delete)},
+    {"store_timeout", KEY_SECONDS, SCOPE_BOTH, F(store_timeout)},
     {"max_parallel", KEY_SECONDS, SCOPE_DEFAULTS, 0},
 };
 
@@ -152,6 +156,8 @@ const char *store_kind_name(enum store_kind kind)
         return "secret-service";
     case STORE_KIND_FILE:
         return "file";
+    case STORE_KIND_COMMAND:
+        return "command";
     }
     return "unknown";
 }
@@ -251,7 +257,8 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
                      Account *a, const char *base_dir)
 {
     static const char *const provider_names[] = {"microsoft", "google", "generic", NULL};
-    static const char *const store_names[] = {"auto", "secret-service", "file", NULL};
+    static const char *const store_names[] = {"auto", "secret-service", "file", "command",
+                                                      NULL};
     static const char *const flow_names[] = {"code", "device", NULL};
     static const char *const consent_names[] = {"auto", "always", "never", NULL};
     void *field = (char *)a + k->offset;
@@ -330,6 +337,9 @@ static void account_free(Account *a)
     g_free(a->notify_cmd);
     g_free(a->tunnel_mech);
     g_free(a->tunnel_tls);
+    g_free(a->store_get);
+    g_free(a->store_put);
+    g_free(a->store_delete);
     g_free(a);
 }
 
@@ -507,6 +517,29 @@ static int resolve_values(struct parse_ctx *c, Account *a)
     return 0;
 }
 
+/* The commands are kept when store names another kind: migrate reads the
+ * token back through them. */
+static int validate_store_commands(struct parse_ctx *c, const Account *a)
+{
+    const char *names[] = {"store_get", "store_put", "store_delete"};
+    const char *lines[] = {a->store_get, a->store_put, a->store_delete};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_auto(GStrv) argv = NULL;
+        g_autoptr(GError) err = NULL;
+
+        if (!lines[i] && a->store == STORE_KIND_COMMAND)
+            return key_error(c, names[i], "missing (store = command runs store_get, "
+                             "store_put and store_delete)");
+        if (lines[i] && !g_shell_parse_argv(lines[i], NULL, &argv, &err))
+            return key_error(c, names[i], "\"%s\" cannot be split into words: %s", lines[i],
+                             err->message);
+    }
+    if (a->store_timeout == 0)
+        return key_error(c, "store_timeout", "must be at least 1 second");
+    return 0;
+}
+
 static int validate_account(struct parse_ctx *c, Account *a)
 {
     const struct provider_preset *p = provider_preset(a->provider);
@@ -533,7 +566,7 @@ static int validate_account(struct parse_ctx *c, Account *a)
         return key_error(c, NULL, "margins cannot be negative");
     if (a->login_timeout == 0)
         return key_error(c, "login_timeout", "must be at least 1 second");
-    return 0;
+    return validate_store_commands(c, a);
 }
 
 static Account *parse_account(struct parse_ctx *c, const char *name, bool has_defaults,
@@ -546,6 +579,7 @@ static Account *parse_account(struct parse_ctx *c, const char *name, bool has_de
     a->refresh_margin = 600;
     a->min_validity = 120;
     a->login_timeout = 300;
+    a->store_timeout = 30;
     if (!config_account_name_valid(name)) {
         key_error(c, NULL, "account name \"%s\" may use letters, digits and ._@+- only, "
                   "starting with a letter or digit", name);

@@ -44,7 +44,7 @@ static const char *put_refresh_token(const Account *a, const char *preferred,
     struct tokend_error first = TOKEND_ERROR_INIT;
     struct tokend_error second = TOKEND_ERROR_INIT;
 
-    s = preferred ? store_open_named(preferred, &first) : store_open(a->store, &first);
+    s = store_open_account(a, preferred, &first);
     if (s && store_put(s, a->name, REFRESH_KIND, label, rt, &first) == 0)
         return store_name(s);
     rescue = s && strcmp(store_name(s), "file") == 0 ? store_secret_new(true, &second)
@@ -65,7 +65,7 @@ static const char *put_refresh_token(const Account *a, const char *preferred,
 static void forget_in_store(const Account *a, const char *name)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autoptr(Store) s = store_open_named(name, &e);
+    g_autoptr(Store) s = store_open_account(a, name, &e);
 
     if (!s || store_remove(s, a->name, REFRESH_KIND, &e) < 0)
         log_warn("%s: could not remove the old refresh token from the %s store: %s", a->name,
@@ -210,7 +210,8 @@ SecStr *flow_read_token(const Account *a, struct tokend_error *e)
 
 static void forget_everywhere(const Account *a, const AccountState *st, GString *removed)
 {
-    const char *names[] = {st->store, "file", "secret-service"};
+    const char *names[] = {st->store, "file", "secret-service",
+                           a->store == STORE_KIND_COMMAND ? "command" : NULL};
 
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         struct tokend_error e = TOKEND_ERROR_INIT;
@@ -224,7 +225,7 @@ static void forget_everywhere(const Account *a, const AccountState *st, GString 
         /* The keyring is only asked when it holds the token or can answer. */
         s = strcmp(names[i], "secret-service") == 0 && g_strcmp0(st->store, names[i]) != 0
                 ? store_secret_new(true, &e)
-                : store_open_named(names[i], &e);
+                : store_open_account(a, names[i], &e);
         if (s && store_remove(s, a->name, REFRESH_KIND, &e) > 0)
             g_string_append_printf(removed, "removed the refresh token (%s store); ", names[i]);
         else if (e.message && g_strcmp0(st->store, names[i]) == 0)
@@ -252,7 +253,7 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
         return;
     if (flow_binding_check(a, st, &e) < 0)
         goto out;
-    if (!(s = store_open_named(st->store, &e)) || store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0
+    if (!(s = store_open_account(a, st->store, &e)) || store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0
         || !rt)
         goto out;
     if (oauth_revoke(http, &client->oauth, rt, &e) == 0)

@@ -257,7 +257,7 @@ static int obtain_locked(const Account *a, const struct obtain_options *o, Http 
     int r;
 
     /* Know where the refresh token will go before the user signs in. */
-    if (!(store = store_open(a->store, e)))
+    if (!(store = store_open_account(a, NULL, e)))
         return -1;
     log_info("%s: the refresh token will be kept in the %s store", a->name, store_name(store));
     /* And that the answer can be saved: a full or read-only folder is said

@@ -117,7 +117,7 @@ static int signin_needed(const Account *a, struct tokend_error *e, const char *w
 static bool find_unrecorded_refresh_token(const Account *a, AccountState *st, SecStr **rt)
 {
     struct tokend_error probe = TOKEND_ERROR_INIT;
-    g_autoptr(Store) s = store_open(a->store, &probe);
+    g_autoptr(Store) s = store_open_account(a, NULL, &probe);
     bool found = s && store_get(s, a->name, REFRESH_KIND, rt, &probe) == 0 && *rt;
 
     if (found)
@@ -152,7 +152,7 @@ static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
         return 0;
     if (!st->store)
         return signin_needed(a, e, "not signed in yet (no refresh token stored)");
-    s = store_open_named(st->store, e);
+    s = store_open_account(a, st->store, e);
     if (!s || store_get(s, a->name, REFRESH_KIND, rt, e) < 0)
         return -1;
     if (!*rt && !find_moved_refresh_token(a, st, rt))

@@ -13,6 +13,9 @@ Store *store_open(enum store_kind kind, struct tokend_error *e)
         return store_file_new(e);
     case STORE_KIND_SECRET_SERVICE:
         return store_secret_new(false, e);
+    case STORE_KIND_COMMAND:
+        error_set(e, TOKEND_EX_SOFTWARE, "the command store needs the account");
+        return NULL;
     case STORE_KIND_AUTO:
         s = store_secret_new(true, &probe);
         if (s)
@@ -33,6 +36,27 @@ Store *store_open_named(const char *name, struct tokend_error *e)
         return store_secret_new(false, e);
     error_set(e, TOKEND_EX_CANTCREAT, "unknown store \"%s\" in the account state", name);
     return NULL;
+}
+
+static Store *open_commands(const Account *a, struct tokend_error *e)
+{
+    Store *s = store_command_new(a->store_get, a->store_put, a->store_delete, a->store_timeout,
+                                 e);
+
+    if (!s)
+        error_set_hint(e, "set them in [account %s] of the configuration", a->name);
+    return s;
+}
+
+Store *store_open_account(const Account *a, const char *name, struct tokend_error *e)
+{
+    if (name && strcmp(name, "command") == 0)
+        return open_commands(a, e);
+    if (name)
+        return store_open_named(name, e);
+    if (a->store == STORE_KIND_COMMAND)
+        return open_commands(a, e);
+    return store_open(a->store, e);
 }
 
 const char *store_name(const Store *s)

@@ -331,6 +331,55 @@ static int verb_logout(struct verb_ctx *ctx)
     return 0;
 }
 
+/* The configuration names the store that refreshes write to: the token
+ * must move where it says, or the next refresh would move it back. */
+static bool store_matches_config(const Account *a, const char *target)
+{
+    if (a->store == STORE_KIND_AUTO)
+        return strcmp(target, "command") != 0;
+    return strcmp(store_kind_name(a->store), target) == 0;
+}
+
+static int verb_migrate(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {
+        {"store", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const targets[] = {"file", "secret-service", "command", NULL};
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(GString) done = g_string_new(NULL);
+    g_autofree char *again = NULL;
+    const char *target = NULL;
+    const Account *a;
+    int c, status = 0;
+
+    VERB_GETOPT(ctx, "s:", opts, c)
+    {
+        if (c != 's' || !g_strv_contains(targets, optarg))
+            return usage_error("migrate: bad option %s (--store file|secret-service|command)",
+                               ctx->argv[optind - 1]);
+        target = optarg;
+    }
+    if (ctx->argc - optind != 1 || !target)
+        return usage_error("%s", "migrate takes one ACCOUNT and --store KIND");
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
+    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return status;
+    if (!store_matches_config(a, target)) {
+        again = config_command(a, "migrate");
+        fprintf(stderr, "tokend: %s: the configuration says store = %s; set store = %s in "
+                "[account %s] of %s, then run: %s --store %s\n", a->name,
+                store_kind_name(a->store), target, a->name, ctx->cfg->path, again, target);
+        return TOKEND_EX_CONFIG;
+    }
+    if (flow_migrate(a, target, done, &e) < 0)
+        return fail(&e, a->name);
+    fprintf(stderr, "tokend: %s: %s\n", a->name, done->str);
+    return 0;
+}
+
 static int check_one(const Account *a, enum mail_service s, const SecStr *token)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
@@ -491,6 +540,7 @@ static const struct verb verbs[] = {
     {"logout", verb_logout},
     {"check", verb_check},
     {"tunnel", verb_tunnel},
+    {"migrate", verb_migrate},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own

@@ -25,9 +25,10 @@ _tokend()
     -c | --config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --format) COMPREPLY=($(compgen -W "raw xoauth2 oauthbearer" -- "$cur")); return ;;
     --service) COMPREPLY=($(compgen -W "imap smtp" -- "$cur")); return ;;
+    --store) COMPREPLY=($(compgen -W "file secret-service command" -- "$cur")); return ;;
     esac
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "obtain refresh token status logout check tunnel -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "obtain refresh token status logout check tunnel migrate -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
         return
     fi
     local opts
@@ -38,6 +39,7 @@ _tokend()
     status) opts="--json" ;;
     check) opts="--imap --smtp" ;;
     tunnel) opts="--pop3" ;;
+    migrate) opts="--store" ;;
     esac
     COMPREPLY=($(compgen -W "$opts $(_tokend_accounts)" -- "$cur"))
 }

@@ -5,7 +5,7 @@ function __tokend_accounts
     test -r $conf; and sed -n 's/^[[:space:]]*\[account[[:space:]]\+\(.*\)\][[:space:]]*$/\1/p' $conf
 end
 
-set -l commands obtain refresh token status logout check
+set -l commands obtain refresh token status logout check migrate
 complete -c tokend -f
 complete -c tokend -s c -l config -r -F -d 'configuration file'
 complete -c tokend -s v -l verbose -d 'say more'
@@ -18,6 +18,7 @@ complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a token -d 'p
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a status -d 'show accounts'
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a logout -d 'forget the tokens'
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a check -d 'log in to the mail servers'
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a migrate -d 'move the refresh token to another store'
 complete -c tokend -n "__fish_seen_subcommand_from $commands" -a '(__tokend_accounts)'
 complete -c tokend -n '__fish_seen_subcommand_from obtain' -l no-browser -l manual -l device
 complete -c tokend -n '__fish_seen_subcommand_from refresh' -l force
@@ -25,3 +26,4 @@ complete -c tokend -n '__fish_seen_subcommand_from token' -l format -x -a 'raw x
 complete -c tokend -n '__fish_seen_subcommand_from token' -l service -x -a 'imap smtp'
 complete -c tokend -n '__fish_seen_subcommand_from status' -l json
 complete -c tokend -n '__fish_seen_subcommand_from check' -l imap -l smtp
+complete -c tokend -n '__fish_seen_subcommand_from migrate' -l store -x -a 'file secret-service command'

@@ -15,6 +15,7 @@ enum store_kind {
     STORE_KIND_AUTO,
     STORE_KIND_SECRET_SERVICE,
     STORE_KIND_FILE,
+    STORE_KIND_COMMAND,
 };
 
 enum flow_kind {
@@ -66,6 +67,10 @@ typedef struct account {
     char *notify_cmd;
     char *tunnel_mech;     /* auto, xoauth2 or oauthbearer (checked by tunnel) */
     char *tunnel_tls;      /* auto, implicit or starttls (checked by tunnel) */
+    char *store_get;       /* store = command: command lines */
+    char *store_put;
+    char *store_delete;
+    int store_timeout;     /* seconds, for each store command */
     const char *config_id; /* the file's identity (config_identity), or NULL */
     const char *config_arg; /* the file as given with -c (absolute), or NULL */
 } Account;

@@ -74,6 +74,10 @@ void flow_record_failure(const char *account_dir, struct account_state *st,
 
 /* Forget the account locally; reports what was removed in *removed. */
 int flow_logout(const Account *a, GString *removed, struct tokend_error *e);
+/* Move the refresh token to the store named target ("file",
+ * "secret-service", "command"), verified before the old copy goes; says
+ * what was done in *done. */
+int flow_migrate(const Account *a, const char *target, GString *done, struct tokend_error *e);
 /* Note in the account's state what the current configuration says of it,
  * so that the launcher can answer from the state alone. */
 void flow_remember_config(const Account *a);

@@ -31,6 +31,10 @@ struct store {
 Store *store_open(enum store_kind kind, struct tokend_error *e);
 /* Open a store by its name ("secret-service" or "file"). */
 Store *store_open_named(const char *name, struct tokend_error *e);
+/* The account's store: the one named (as the state names it), or the one
+ * its configuration chooses when name is NULL.  Only this one opens the
+ * command store, which needs the account's commands. */
+Store *store_open_account(const Account *a, const char *name, struct tokend_error *e);
 const char *store_name(const Store *s);
 /* *out is NULL (and 0 returned) when nothing is stored.  A locked keyring
  * is an error (TOKEND_EX_UNAVAILABLE), never "nothing stored". */
@@ -46,5 +50,9 @@ void store_free(Store *s);
 Store *store_file_new(struct tokend_error *e);
 /* probe_only: fail quietly (no message worth showing) when unavailable. */
 Store *store_secret_new(bool probe_only, struct tokend_error *e);
+/* Command lines split like a shell would, run without one; bounded by
+ * timeout_s seconds each. */
+Store *store_command_new(const char *get, const char *put, const char *remove, int timeout_s,
+                         struct tokend_error *e);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Store, store_free)

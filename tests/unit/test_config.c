@@ -233,6 +233,12 @@ static const struct {
     {"[account work]\nprovider = yahoo\nclient_id = c\n", "provider: \"yahoo\""},
     {"[account work]\nprovider = Microsoft\nclient_id = c\n", "provider"},
     {MS "store = keychain\n", "store: \"keychain\""},
+    {MS "store = command\n", "store_get: missing"},
+    {MS "store = command\nstore_get = g\nstore_delete = d\n", "store_put: missing"},
+    {MS "store = command\nstore_get = g\nstore_put = p\n", "store_delete: missing"},
+    {MS "store_get = sh -c 'x\n", "store_get: \"sh -c 'x\" cannot be split into words"},
+    {MS "store_delete = \"\n", "store_delete"},
+    {MS "store_timeout = 0\n", "store_timeout: must be at least 1 second"},
     {MS "flow = implicit\n", "flow"},
     {MS "token_url =\n", "token_url: empty value"},
     {"this is not an ini file\n", PATH},
@@ -298,6 +304,7 @@ static void test_known_keys(void)
         "max_parallel",
         "identity",
         "tunnel_mech", "tunnel_tls",
+        "store_get", "store_put", "store_delete", "store_timeout",
     };
     const char *const *keys = config_known_keys();
 
