@@ -64,6 +64,17 @@ static Detection *found(enum provider_kind kind, const char *tenant, char *how)
     return d;
 }
 
+/* What follows "hotmail." and the like in Microsoft's consumer domains:
+ * a top-level domain (fr, com) or a country's second level (co.uk, com.au). */
+static bool country_suffix(const char *rest)
+{
+    const char *dot = strchr(rest, '.');
+
+    if (!dot)
+        return *rest != '\0';
+    return dot - rest <= 3 && dot > rest && dot[1] && !strchr(dot + 1, '.');
+}
+
 /* Microsoft's and Google's own consumer domains, known without asking. */
 static Detection *by_name(const char *domain)
 {
@@ -76,7 +87,8 @@ static Detection *by_name(const char *domain)
             return found(PROVIDER_MICROSOFT, MS_CONSUMERS,
                          g_strdup_printf("%s is a Microsoft consumer domain", domain));
     for (size_t i = 0; i < G_N_ELEMENTS(ms_prefix); i++)
-        if (g_str_has_prefix(domain, ms_prefix[i]) && !strchr(domain + strlen(ms_prefix[i]), '.'))
+        if (g_str_has_prefix(domain, ms_prefix[i]) &&
+            country_suffix(domain + strlen(ms_prefix[i])))
             return found(PROVIDER_MICROSOFT, MS_CONSUMERS,
                          g_strdup_printf("%s is a Microsoft consumer domain", domain));
     if (strcmp(domain, "gmail.com") == 0 || strcmp(domain, "googlemail.com") == 0)
@@ -90,9 +102,10 @@ static Detection *by_mx(const char *domain, struct tokend_error *e)
 
     if (dns_mx(domain, &mx, e) < 0)
         return NULL;
+    for (guint i = 0; i < mx->len; i++)
+        log_verbose("detect: DNS: %s has MX %s", domain, (const char *)g_ptr_array_index(mx, i));
     for (guint i = 0; i < mx->len; i++) {
         const char *host = g_ptr_array_index(mx, i);
-        log_verbose("detect: DNS: %s has MX %s", domain, host);
         if (host_under(host, "mail.protection.outlook.com"))
             return found(PROVIDER_MICROSOFT, domain,
                          g_strdup_printf("the MX of %s (%s) is Microsoft 365", domain, host));
