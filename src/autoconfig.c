@@ -252,10 +252,10 @@ static const GMarkupParser parser = {on_start, on_end, on_text, NULL, NULL};
 
 static int check_complete(const Autoconfig *ac, struct tokend_error *e)
 {
-    if (!ac->imap.host && !ac->pop.host && !ac->smtp.host && !ac->issuer)
-        return error_set(e, TOKEND_EX_DATAERR, "the autoconfig document names no mail server");
     if ((ac->auth_url || ac->token_url || ac->scopes) && !ac->issuer)
         return error_set(e, TOKEND_EX_DATAERR, "the autoconfig <oAuth2> has no <issuer>");
+    if (!ac->imap.host && !ac->pop.host && !ac->smtp.host && !ac->issuer)
+        return error_set(e, TOKEND_EX_DATAERR, "the autoconfig document names no mail server");
     return 0;
 }
 
@@ -273,6 +273,12 @@ Autoconfig *autoconfig_parse(const char *xml, size_t len, const char *email,
     if (!strchr(email, '@') || len > AUTOCONFIG_MAX_BYTES) {
         error_set(e, TOKEND_EX_DATAERR, "the autoconfig document is larger than %d bytes",
                   AUTOCONFIG_MAX_BYTES);
+        return NULL;
+    }
+    /* GMarkup reads UTF-8 only; and GLib 2.74 sets its error twice on bad
+     * UTF-8 inside CDATA, so refuse it before parsing. */
+    if (!g_utf8_validate_len(xml, len, NULL)) {
+        error_set(e, TOKEND_EX_DATAERR, "the autoconfig document is not valid: not UTF-8");
         return NULL;
     }
     ctx = g_markup_parse_context_new(&parser, G_MARKUP_TREAT_CDATA_AS_TEXT, &p, NULL);
