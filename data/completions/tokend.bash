@@ -27,12 +27,13 @@ _tokend()
     --service) COMPREPLY=($(compgen -W "imap smtp" -- "$cur")); return ;;
     esac
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "obtain refresh token status logout check -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "add obtain refresh token status logout check -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
         return
     fi
     local opts
     case $cmd in
     obtain) opts="--no-browser --manual --device" ;;
+    add) opts="--client-id --client --client-secret-file --provider --tenant --store --device --no-browser --no-signin" ;;
     refresh) opts="--force" ;;
     token) opts="--format --service" ;;
     status) opts="--json" ;;
