@@ -1,7 +1,10 @@
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "tokend/add.h"
@@ -205,25 +208,67 @@ static char *account_text(const struct add_options *o, const Detection *d, const
     return g_string_free(s, FALSE);
 }
 
-/* existing + a separating blank line + the group: checked as `obtain`
- * would read it, then written in one atomic replacement. */
-static int append_account(const char *path, const char *existing, size_t len, const char *group,
-                          struct tokend_error *e)
+/* Concurrent adds to one file must not lose each other's account: the
+ * folder (whose inode the rename leaves alone) is locked from the read to
+ * the rename. */
+static int lock_folder(const char *dir, struct tokend_error *e)
 {
-    g_autoptr(GString) all = g_string_new_len(existing, (gssize)len);
-    g_autofree char *dir = g_path_get_dirname(path);
-    g_autoptr(Config) check = NULL;
+    int fd;
 
-    if (len > 0 && existing[len - 1] != '\n')
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR) && paths_ensure_private_dir(dir, e) < 0)
+        return -1;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot lock %s: %s", dir, g_strerror(errno));
+    }
+    return fd;
+}
+
+static void wipe_string(GString *s)
+{
+    explicit_bzero(s->str, s->len);
+}
+
+/* The file as it is + a separating blank line + the group: checked as
+ * `obtain` would read it, then written in one atomic replacement.  The
+ * file may hold a client secret: wiped after use. */
+static int append_locked(const char *path, const char *name, const char *group,
+                         struct tokend_error *e)
+{
+    g_autofree char *existing = NULL;
+    g_autoptr(GString) all = NULL;
+    g_autoptr(Config) check = NULL;
+    size_t len = 0;
+    int r;
+
+    if (read_existing(path, name, &existing, &len, e) < 0)
+        return -1;
+    all = g_string_new_len(existing, (gssize)len);
+    explicit_bzero(existing, len);
+    if (len > 0 && all->str[len - 1] != '\n')
         g_string_append_c(all, '\n');
     if (len > 0)
         g_string_append_c(all, '\n');
     g_string_append(all, group);
-    if (!(check = config_parse(all->str, all->len, path, e)))
+    check = config_parse(all->str, all->len, path, e);
+    r = check ? fileio_write_atomic(path, all->str, all->len, FILEIO_SYNC_DURABLE, e) : -1;
+    wipe_string(all);
+    return r;
+}
+
+static int append_account(const char *path, const char *name, const char *group,
+                          struct tokend_error *e)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    int fd = lock_folder(dir, e), r;
+
+    if (fd < 0)
         return -1;
-    if (!g_file_test(dir, G_FILE_TEST_IS_DIR) && paths_ensure_private_dir(dir, e) < 0)
-        return -1;
-    return fileio_write_atomic(path, all->str, all->len, FILEIO_SYNC_DURABLE, e);
+    r = append_locked(path, name, group, e);
+    close(fd);
+    return r;
 }
 
 static void print_caveats(const char *name)
@@ -284,7 +329,8 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
         secret = paths_expand(o->secret_file, cwd);
     }
     group = account_text(o, d, name, client_id, secret);
-    if (append_account(path, existing, len, group, e) < 0)
+    explicit_bzero(existing, len);
+    if (append_account(path, name, group, e) < 0)
         return -1;
     log_info("%s: added [account %s] to %s", name, name, path);
     if (o->client)

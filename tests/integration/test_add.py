@@ -21,7 +21,8 @@ TENANT_ID = '7a1c0e25-3f4b-4c47-9d11-2b8e6f0a9c31'
 AUTOCONFIG_PATH = '/mail/config-v1.1.xml'
 WELL_KNOWN_PATH = '/.well-known/autoconfig/mail/config-v1.1.xml'
 MALFORMED = ['malformed', 'entity', 'deep', 'types', 'huge', 'notroot']
-HOSTS = [MS, 'autoconfig.example.org', 'wellknown.example', 'autoconfig.noauth.example'] + \
+HOSTS = [MS, 'autoconfig.example.org', 'wellknown.example', 'autoconfig.noauth.example',
+         'autoconfig.msac.example'] + \
         [f'autoconfig.{m}.example' for m in MALFORMED]
 RECORDS = [
     'mx-host=fabrikam.example,fabrikam-example.mail.protection.outlook.com,10',
@@ -354,7 +355,7 @@ def test_validated_as_obtain_would(td):
     assert r.returncode == EX_CONFIG
     assert '[account mail] tenant' in r.stderr
     assert not td.config.exists()
-    td.config.parent.mkdir(parents=True)
+    td.config.parent.mkdir(parents=True, exist_ok=True)
     td.config.write_text('[account broken]\nprovider = yahoo\n')
     r = add(td, 'alice@outlook.com', 'mail', *CLIENT, '--no-signin')
     assert r.returncode == EX_CONFIG and 'provider' in r.stderr
@@ -385,3 +386,33 @@ def test_full_add_signs_in_and_checks(td, world):
     assert tok.returncode == EX_OK
     assert world.auth.introspect(tok.stdout.strip())['active'] is True
     assert td.run('check', 'ex', '--imap').returncode == EX_OK
+
+
+def test_concurrent_adds_lose_nothing(td, world):
+    names = [f'a{i}' for i in range(12)]
+    procs = [world.popen([TOKEND, 'add', f'{n}@outlook.com', n, *CLIENT, '--no-signin'],
+                         env=td.env, stdout=__import__('subprocess').DEVNULL,
+                         stderr=__import__('subprocess').PIPE) for n in names]
+    assert [p.wait(60) for p in procs] == [EX_OK] * len(names)
+    text = config_text(td)
+    for n in names:
+        assert text.count(f'[account {n}]\n') == 1, n
+    assert td.run('status').returncode == EX_OK
+
+
+def test_autoconfig_naming_microsoft(td, world):
+    """A domain whose autoconfig names Microsoft's issuer (as the ISPDB
+    does for domains hosted at Microsoft 365) gets the microsoft preset
+    with the servers it lists."""
+    doc = autoconfig('login.microsoftonline.com', imap=('outlook.office365.com', 993))
+    doc = doc.replace('https://login.microsoftonline.com/auth',
+                      'https://login.microsoftonline.com/common/oauth2/v2.0/authorize')
+    doc = doc.replace('https://login.microsoftonline.com/token',
+                      'https://login.microsoftonline.com/common/oauth2/v2.0/token')
+    world.serve('autoconfig.msac.example', AUTOCONFIG_PATH, doc)
+    r = add(td, 'ivy@msac.example', 'ivy', *CLIENT, '--no-signin')
+    assert r.returncode == EX_OK, r.stderr
+    text = config_text(td)
+    assert 'provider = microsoft\n' in text and 'tenant = common\n' in text
+    assert 'imap_host = outlook.office365.com\n' in text
+    assert 'issuer = ' not in text
