@@ -269,21 +269,25 @@ class NetNS:
                                      'https://localhost/.ready']).returncode == 0,
                    self.https, 'the HTTPS server')
 
-    def serve(self, host, path, body, status=200, content_type=None, huge=0, delay=0):
-        """Answer GET https://HOST/PATH (path with ?query matches it first,
-        then without) with body: a dict/list (JSON) or text.  huge=N sends N
-        bytes of body without a Content-Length instead."""
+    def serve(self, host, path, body, status=200, content_type=None, huge=0, delay=0,
+              authorize=False):
+        """Answer GET and POST https://HOST/PATH (path with ?query matches
+        it first, then without) with body: a dict/list (JSON) or text.
+        huge=N sends N bytes of body without a Content-Length instead;
+        authorize=True answers as an authorization endpoint after a
+        successful sign-in (302 to redirect_uri with a code and the state)."""
         if isinstance(body, (dict, list)):
             text, ctype = json.dumps(body), 'application/json'
         else:
             text, ctype = body, 'text/plain; charset=utf-8'
         self.routes[f'{host} {path}'] = {'status': status, 'body': text,
                                          'type': content_type or ctype, 'huge': huge,
-                                         'delay': delay}
+                                         'delay': delay, 'authorize': authorize}
         self._write_routes()
 
     def requests(self):
-        """The requests the HTTPS server answered: dicts with host, path."""
+        """The requests the HTTPS server answered: dicts with host, method,
+        path and form (the body)."""
         return [json.loads(line) for line in self.requests_log.read_text().splitlines()]
 
     # helpers ------------------------------------------------------------

@@ -5,8 +5,10 @@ each request as a JSON line.  Run inside the namespace by NetNS."""
 
 import argparse
 import json
+import secrets
 import ssl
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -32,9 +34,11 @@ def main():
         def do_GET(self):
             host = (self.headers.get('Host') or '').rsplit(':', 1)[0] \
                 if not (self.headers.get('Host') or '').startswith('[') else self.headers['Host']
+            length = int(self.headers.get('Content-Length') or 0)
+            form = self.rfile.read(length).decode(errors='replace') if length else ''
             with open(args.log, 'a') as f:
                 f.write(json.dumps({'host': host, 'method': self.command,
-                                    'path': self.path}) + '\n')
+                                    'path': self.path, 'form': form}) + '\n')
             if self.path == '/.ready':
                 return self._send(200, 'text/plain', b'ready')
             r = self._route(host)
@@ -44,7 +48,22 @@ def main():
                 time.sleep(r['delay'])
             if r['huge']:
                 return self._huge(r)
+            if r.get('authorize'):
+                return self._authorize()
             self._send(r['status'], r['type'], r['body'].encode())
+
+        do_POST = do_GET
+
+        def _authorize(self):
+            """An authorization endpoint after a successful sign-in: back
+            to redirect_uri with a code and the state."""
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            params = {'code': 'C.' + secrets.token_hex(8), 'state': q['state'][0]}
+            self.send_response(302)
+            self.send_header('Location', q['redirect_uri'][0] + '?' +
+                             urllib.parse.urlencode(params))
+            self.send_header('Content-Length', '0')
+            self.end_headers()
 
         def _send(self, status, ctype, data):
             self.send_response(status)

@@ -2,9 +2,11 @@
 the sign-in, inside the private test internet (tests/harness/netns.py),
 where tokend talks to the presets' real host names."""
 
-import os
-import stat
+import base64
+import json
+import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -297,7 +299,7 @@ def test_dns_timeout_is_bounded(td, world):
                         'import socket, time\n'
                         's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n'
                         's.bind(("127.0.0.2", 53)); print("ok", flush=True); time.sleep(600)'],
-                       stdout=__import__('subprocess').PIPE, text=True)
+                       stdout=subprocess.PIPE, text=True)
     assert hole.stdout.readline() == 'ok\n'
     world.set_resolv_conf('nameserver 127.0.0.2\noptions timeout:30 attempts:5\n')
     try:
@@ -391,8 +393,8 @@ def test_full_add_signs_in_and_checks(td, world):
 def test_concurrent_adds_lose_nothing(td, world):
     names = [f'a{i}' for i in range(12)]
     procs = [world.popen([TOKEND, 'add', f'{n}@outlook.com', n, *CLIENT, '--no-signin'],
-                         env=td.env, stdout=__import__('subprocess').DEVNULL,
-                         stderr=__import__('subprocess').PIPE) for n in names]
+                         env=td.env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE) for n in names]
     assert [p.wait(60) for p in procs] == [EX_OK] * len(names)
     text = config_text(td)
     for n in names:
@@ -416,3 +418,41 @@ def test_autoconfig_naming_microsoft(td, world):
     assert 'provider = microsoft\n' in text and 'tenant = common\n' in text
     assert 'imap_host = outlook.office365.com\n' in text
     assert 'issuer = ' not in text
+
+
+def jwt(**claims):
+    """An ID token as a token endpoint sends it (tokend does not check the
+    signature of one it got over TLS from the token endpoint)."""
+    def part(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b'=').decode()
+    return f'{part({"typ": "JWT", "alg": "RS256"})}.{part(claims)}.c2ln'
+
+
+def test_microsoft_preset_at_its_real_host_name(td, world):
+    """add finds the tenant of contoso.example; then obtain signs in at
+    https://login.microsoftonline.com/TENANT/... itself, as built from the
+    preset (a replay of Microsoft's documented answers, in the namespace)."""
+    client = 'facd6cff-a294-4415-b59f-c5b01937d7bd'
+    base = f'/{TENANT_ID}/oauth2/v2.0'
+    world.serve(MS, f'{base}/authorize', '', authorize=True)
+    world.serve(MS, f'{base}/token', {
+        'token_type': 'Bearer', 'expires_in': 4177, 'ext_expires_in': 4177,
+        'scope': 'https://outlook.office.com/IMAP.AccessAsUser.All',
+        'access_token': 'eyJ0eXAiOiJKV1QiLCJub25jZSI6Im1zLWFjY2Vzcy10b2tlbi0x',
+        'refresh_token': '0.AQoA-ms-refresh-1',
+        'id_token': jwt(aud=client, iss=f'https://{MS}/{TENANT_ID}/v2.0', tid=TENANT_ID,
+                        preferred_username='me@contoso.example', sub='AAAAAAAAAAAAAAAAAAAAAIkz',
+                        ver='2.0')})
+    r = add(td, 'me@contoso.example', 'work', '--client-id', client, '--store', 'file',
+            '--no-signin')
+    assert r.returncode == EX_OK, r.stderr
+    td.env['BROWSER'] = str(Path(__file__).resolve().parents[1] / 'harness' / 'follow-redirects')
+    r = td.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert td.token_file('work').read_text() == \
+        'eyJ0eXAiOiJKV1QiLCJub25jZSI6Im1zLWFjY2Vzcy10b2tlbi0x\n'
+    seen = [q for q in world.requests() if q['host'] == MS and q['path'].startswith(base)]
+    authorize = urllib.parse.parse_qs(urllib.parse.urlsplit(seen[0]['path']).query)
+    assert authorize['client_id'] == [client] and authorize['login_hint'] == ['me@contoso.example']
+    token = urllib.parse.parse_qs(seen[-1]['form'])
+    assert seen[-1]['method'] == 'POST' and token['grant_type'] == ['authorization_code']
