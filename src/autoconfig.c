@@ -217,7 +217,8 @@ static void server_done(struct parse *p)
         server_clear(dst);
         *dst = p->cur;
         memset(&p->cur, 0, sizeof(p->cur));
-        if (p->slot != SLOT_SMTP && p->cur_username) {
+        /* The IMAP server's user name, else the POP server's. */
+        if (p->cur_username && (p->slot == SLOT_IMAP || (p->slot == SLOT_POP && !p->ac->username))) {
             g_free(p->ac->username);
             p->ac->username = g_steal_pointer(&p->cur_username);
         }

@@ -35,6 +35,17 @@ static void test_good(void)
          "<port>993</port><username>%EMAILADDRESS%</username><authentication>OAuth2"
          "</authentication></incomingServer></emailProvider></clientConfig>",
          "new.example", "alice@example.org", NULL, 993},
+        /* The IMAP server's user name wins over the POP server's. */
+        {HEAD "<emailProvider>" "<incomingServer type=\"pop3\"><hostname>pop.example</hostname>"
+         "<username>%EMAILLOCALPART%</username></incomingServer>"
+         "<incomingServer type=\"imap\"><hostname>imap.example</hostname><port>993</port>"
+         "<username>%EMAILADDRESS%</username></incomingServer></emailProvider></clientConfig>",
+         "imap.example", "alice@example.org", NULL, 993},
+        {HEAD "<emailProvider>" "<incomingServer type=\"imap\"><hostname>imap.example</hostname>"
+         "<port>993</port><username>%EMAILDOMAIN%</username></incomingServer>"
+         "<incomingServer type=\"pop3\"><hostname>pop.example</hostname>"
+         "<username>%EMAILLOCALPART%</username></incomingServer></emailProvider></clientConfig>",
+         "imap.example", "example.org", NULL, 993},
         /* Unknown elements and a DOCTYPE without entities are ignored. */
         {"<!DOCTYPE clientConfig><clientConfig><documentation><x/></documentation>"
          IMAP("a.example", "1", "OAuth2") OAUTH("https://id.example/tenant") "</clientConfig>",
