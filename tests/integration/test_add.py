@@ -197,9 +197,11 @@ def test_m365_by_openid_configuration(td, world):
 
 
 def test_m365_by_mx(td):
-    r = add(td, 'alice@fabrikam.example', 'work', *CLIENT, '--no-signin')
+    r = add(td, 'alice@fabrikam.example', 'work', *CLIENT, '--device', '--store', 'file',
+            '--no-signin')
     assert r.returncode == EX_OK, r.stderr
     assert 'tenant = fabrikam.example\n' in config_text(td)
+    assert 'store = file\nflow = device\n' in config_text(td)
     assert 'fabrikam-example.mail.protection.outlook.com' in r.stderr
 
 
