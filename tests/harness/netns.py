@@ -351,14 +351,16 @@ class NsDovecot:
     """Dovecot (tests/harness/dovecot.py, plain IMAP on a loopback port)
     inside the namespace, checking tokens with the NsAuthServer."""
 
-    def __init__(self, ns, authserver):
+    def __init__(self, ns, authserver, workdir):
         self.ns = ns
         self.authserver = authserver
+        self.workdir = Path(workdir)
 
     def __enter__(self):
         self.proc = self.ns.popen(
             [sys.executable, '-m', 'harness.dovecot', '--introspection-url',
-             self.authserver.introspection_url, '--ca-file', self.authserver.ca_file],
+             self.authserver.introspection_url, '--ca-file', self.authserver.ca_file,
+             '--workdir', self.workdir],
             env=dict(os.environ, PYTHONPATH=str(HARNESS.parent)),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)

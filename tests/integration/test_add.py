@@ -100,7 +100,7 @@ def world(tmp_path_factory):
         auth = netns.NsAuthServer(ns, tmp_path_factory.mktemp('nsauth'))
         auth.start()
         try:
-            with netns.NsDovecot(ns, auth) as dovecot:
+            with netns.NsDovecot(ns, auth, tmp_path_factory.mktemp('nsdovecot')) as dovecot:
                 issuer = f'127.0.0.1:{auth.port}'
                 ns.serve(MS, f'/contoso.example/v2.0/.well-known/openid-configuration',
                          {'issuer': f'https://{MS}/{TENANT_ID}/v2.0',
