@@ -13,6 +13,8 @@
 struct http {
     CURL *curl;
     char *ca_file;
+    size_t max_bytes; /* a lower cap than RESPONSE_MAX_BYTES, or 0 */
+    SecStr *sink;     /* the body being received under that cap */
 };
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
@@ -39,6 +41,39 @@ void http_free(Http *h)
         curl_easy_cleanup(h->curl);
     g_free(h->ca_file);
     g_free(h);
+}
+
+void http_set_max_bytes(Http *h, size_t max_bytes)
+{
+    h->max_bytes = MIN(max_bytes, (size_t)RESPONSE_MAX_BYTES);
+}
+
+static size_t on_body_capped(char *data, size_t size, size_t nmemb, void *user)
+{
+    Http *h = user;
+    size_t n = size * nmemb;
+
+    if (h->sink->len + n > h->max_bytes)
+        return CURL_WRITEFUNC_ERROR;
+    secstr_append(h->sink, data, n);
+    return n;
+}
+
+/* Under http_set_max_bytes: the lower cap, on the body and in its message. */
+static void cap_body(Http *h, SecStr *body)
+{
+    h->sink = body;
+    curl_easy_setopt(h->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_bytes);
+    curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body_capped);
+    curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, h);
+}
+
+static int capped_error(Http *h, CURLcode rc, const char *url, struct tokend_error *e)
+{
+    if (h->max_bytes && (rc == CURLE_WRITE_ERROR || rc == CURLE_FILESIZE_EXCEEDED))
+        return error_set(e, TOKEND_EX_DATAERR, "the response from %s is larger than %zu bytes",
+                         url, h->max_bytes);
+    return 0;
 }
 
 void http_response_free(HttpResponse *r)
@@ -210,8 +245,13 @@ int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **ou
     r->body = secstr_new(1024);
     curl_easy_reset(h->curl);
     headers = setup(h->curl, h->ca_file, url, form, r->body);
+    if (h->max_bytes)
+        cap_body(h, r->body);
     rc = curl_easy_perform(h->curl);
     curl_slist_free_all(headers);
+    h->sink = NULL;
+    if (capped_error(h, rc, url, e) < 0)
+        return -1;
     if (finish(h->curl, rc, url, r, e) < 0)
         return -1;
     *out = g_steal_pointer(&r);

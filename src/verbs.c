@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "tokend/verbs.h"
+#include "tokend/add.h"
 #include "tokend/config.h"
 #include "tokend/flow.h"
 #include "tokend/log.h"
@@ -532,6 +533,21 @@ static int verb_tunnel(struct verb_ctx *ctx)
     return 0;
 }
 
+/* add: the configuration and the sign-in in add.c, then the same check. */
+static int verb_add(struct verb_ctx *ctx)
+{
+    g_autofree char *account = NULL;
+    char *check_argv[] = {(char *)"check", NULL, NULL};
+    int status = add_run(ctx->g, ctx->argc, ctx->argv, &account);
+
+    if (status != 0 || !account)
+        return status;
+    check_argv[1] = account;
+    ctx->argc = 2;
+    ctx->argv = check_argv;
+    return verb_check(ctx);
+}
+
 static const struct verb verbs[] = {
     {"obtain", verb_obtain},
     {"refresh", verb_refresh},
@@ -541,6 +557,7 @@ static const struct verb verbs[] = {
     {"check", verb_check},
     {"tunnel", verb_tunnel},
     {"migrate", verb_migrate},
+    {"add", verb_add},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own

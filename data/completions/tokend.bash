@@ -28,12 +28,13 @@ _tokend()
     --store) COMPREPLY=($(compgen -W "file secret-service command" -- "$cur")); return ;;
     esac
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "obtain refresh token status logout check tunnel migrate -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel migrate -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
         return
     fi
     local opts
     case $cmd in
     obtain) opts="--no-browser --manual --device" ;;
+    add) opts="--client-id --client --client-secret-file --provider --tenant --store --device --no-browser --no-signin" ;;
     refresh) opts="--force" ;;
     token) opts="--format --service" ;;
     status) opts="--json" ;;

@@ -5,13 +5,14 @@ function __tokend_accounts
     test -r $conf; and sed -n 's/^[[:space:]]*\[account[[:space:]]\+\(.*\)\][[:space:]]*$/\1/p' $conf
 end
 
-set -l commands obtain refresh token status logout check migrate
+set -l commands add obtain refresh token status logout check migrate
 complete -c tokend -f
 complete -c tokend -s c -l config -r -F -d 'configuration file'
 complete -c tokend -s v -l verbose -d 'say more'
 complete -c tokend -s q -l quiet -d 'only errors'
 complete -c tokend -s h -l help -d help
 complete -c tokend -s V -l version -d version
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a add -d 'set up an account from an e-mail address'
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a obtain -d 'sign in once'
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a refresh -d 'refresh tokens that expire soon'
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a token -d 'print a valid access token'
@@ -21,6 +22,7 @@ complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a check -d 'l
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a migrate -d 'move the refresh token to another store'
 complete -c tokend -n "__fish_seen_subcommand_from $commands" -a '(__tokend_accounts)'
 complete -c tokend -n '__fish_seen_subcommand_from obtain' -l no-browser -l manual -l device
+complete -c tokend -n '__fish_seen_subcommand_from add' -l client-id -l client -l client-secret-file -l provider -l tenant -l store -l device -l no-browser -l no-signin
 complete -c tokend -n '__fish_seen_subcommand_from refresh' -l force
 complete -c tokend -n '__fish_seen_subcommand_from token' -l format -x -a 'raw xoauth2 oauthbearer'
 complete -c tokend -n '__fish_seen_subcommand_from token' -l service -x -a 'imap smtp'

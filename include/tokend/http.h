@@ -17,6 +17,8 @@ typedef struct http Http;
 
 Http *http_new(const char *ca_file);
 void http_free(Http *h);
+/* Refuse responses larger than max_bytes (at most the built-in cap). */
+void http_set_max_bytes(Http *h, size_t max_bytes);
 /* POST a form (body may hold secrets) or GET when form is NULL.  A transport
  * failure returns -1 with e set (TEMPFAIL for network trouble); any HTTP
  * status is a success here: the caller judges it. */

@@ -26,6 +26,8 @@ EXPECTED = [
     'share/doc/tokend/examples/microsoft.conf',
     'share/doc/tokend/examples/google.conf',
     'share/doc/tokend/examples/generic.conf',
+    'share/doc/tokend/registration-microsoft.md',
+    'share/doc/tokend/registration-google.md',
 ]
 
 

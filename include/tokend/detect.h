@@ -1,0 +1,30 @@
+#pragma once
+/* From an e-mail address to a provider: the well-known consumer domains,
+ * then the domain's MX records, its Microsoft 365 tenant, and Mozilla
+ * autoconfig with OpenID discovery on the issuer it names.  Each step says
+ * what it found at -v. */
+
+#include "tokend/error.h"
+#include "tokend/provider.h"
+
+typedef struct detection {
+    enum provider_kind provider;
+    char *how;          /* one line: what the provider was recognised by */
+    char *tenant;       /* Microsoft: consumers, the domain, or a tenant id */
+    char *issuer;       /* generic: the issuer, when discovery confirmed it */
+    char *authorize_url; /* generic without discovery: from autoconfig */
+    char *token_url;
+    char *scopes;       /* NULL: the preset's */
+    char *username;     /* NULL: the address */
+    char *imap_host, *smtp_host, *pop_host; /* NULL: the preset's */
+    int imap_port, smtp_port, pop_port;
+} Detection;
+
+/* email: "local@domain".  No provider found is -1 with CONFIG; a DNS server
+ * that does not answer, TEMPFAIL; a broken autoconfig document, DATAERR. */
+Detection *detect_provider(const char *email, struct tokend_error *e);
+/* The domain of an address, lower case, or NULL if it is not one. */
+char *detect_domain(const char *email);
+void detection_free(Detection *d);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Detection, detection_free)

@@ -1,0 +1,376 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "tokend/add.h"
+#include "tokend/config.h"
+#include "tokend/detect.h"
+#include "tokend/fileio.h"
+#include "tokend/flow.h"
+#include "tokend/log.h"
+#include "tokend/paths.h"
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define THUNDERBIRD_MICROSOFT_ID "9e5f94bc-e8a4-4e73-b8be-63364c29d753"
+
+struct add_options {
+    const char *email;
+    const char *name;
+    const char *client_id;
+    const char *client;      /* a public client profile: "thunderbird" */
+    const char *secret_file;
+    const char *provider;
+    const char *tenant;
+    const char *store;
+    bool device;
+    bool no_browser;
+    bool no_signin;
+};
+
+static int usage(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+static int usage(const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *text = NULL;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tokend: add: %s; see tokend --help\n", text);
+    return TOKEND_EX_USAGE;
+}
+
+static int parse_options(int argc, char **argv, struct add_options *o)
+{
+    static const struct option opts[] = {
+        {"client-id", required_argument, NULL, 'i'},
+        {"client", required_argument, NULL, 'C'},
+        {"client-secret-file", required_argument, NULL, 'S'},
+        {"provider", required_argument, NULL, 'p'},
+        {"tenant", required_argument, NULL, 't'},
+        {"store", required_argument, NULL, 's'},
+        {"device", no_argument, NULL, 'd'},
+        {"no-browser", no_argument, NULL, 'n'},
+        {"no-signin", no_argument, NULL, 'N'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    for (optind = 0, opterr = 0; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'i': o->client_id = optarg; break;
+        case 'C': o->client = optarg; break;
+        case 'S': o->secret_file = optarg; break;
+        case 'p': o->provider = optarg; break;
+        case 't': o->tenant = optarg; break;
+        case 's': o->store = optarg; break;
+        case 'd': o->device = true; break;
+        case 'n': o->no_browser = true; break;
+        case 'N': o->no_signin = true; break;
+        default: return usage("bad option %s", argv[optind - 1]);
+        }
+    }
+    if (argc - optind < 1 || argc - optind > 2)
+        return usage("%s", "add takes EMAIL [ACCOUNT]");
+    o->email = argv[optind];
+    o->name = argv[optind + 1];
+    if (o->client && strcmp(o->client, "thunderbird") != 0)
+        return usage("unknown --client %s (known: thunderbird)", o->client);
+    if (o->client && o->client_id)
+        return usage("%s", "give --client-id or --client, not both");
+    return 0;
+}
+
+/* The file as it is (empty when missing), checked as `obtain` reads it. */
+static int read_existing(const char *path, const char *name, char **data, size_t *len,
+                         struct tokend_error *e)
+{
+    g_autoptr(Config) cfg = NULL;
+    bool missing = false;
+
+    if (fileio_read(path, CONFIG_MAX_BYTES, data, len, &missing, e) < 0) {
+        if (!missing)
+            return -1;
+        error_clear(e);
+        *data = g_strdup("");
+        *len = 0;
+        return 0;
+    }
+    if (!(cfg = config_parse(*data, *len, path, e)))
+        return -1;
+    if (config_find(cfg, name)) {
+        error_set(e, TOKEND_EX_CANTCREAT, "%s already has an [account %s]", path, name);
+        error_set_hint(e, "give another ACCOUNT name, or remove that group first");
+        return -1;
+    }
+    return 0;
+}
+
+static Detection *given_provider(const struct add_options *o, struct tokend_error *e)
+{
+    int kind = provider_from_name(o->provider);
+    Detection *d;
+
+    if (kind != PROVIDER_MICROSOFT && kind != PROVIDER_GOOGLE) {
+        error_set(e, TOKEND_EX_USAGE, "--provider takes microsoft or google (a generic "
+                  "provider is found through the domain's autoconfig)");
+        return NULL;
+    }
+    d = g_new0(Detection, 1);
+    d->provider = kind;
+    d->how = g_strdup("--provider");
+    if (kind == PROVIDER_MICROSOFT)
+        d->tenant = g_strdup("common");
+    return d;
+}
+
+static const char *registration_guide(enum provider_kind kind)
+{
+    return kind == PROVIDER_GOOGLE ? "registration-google.md" : "registration-microsoft.md";
+}
+
+/* The client id to use, or an error saying what to pass. */
+static int choose_client(const struct add_options *o, const Detection *d, const char **id,
+                         struct tokend_error *e)
+{
+    *id = o->client_id;
+    if (o->client && d->provider != PROVIDER_MICROSOFT)
+        return error_set(e, TOKEND_EX_USAGE, "--client thunderbird is documented for "
+                         "Microsoft only; register a client with %s and pass --client-id",
+                         provider_name(d->provider));
+    if (o->client)
+        *id = THUNDERBIRD_MICROSOFT_ID;
+    if (!*id) {
+        error_set(e, TOKEND_EX_USAGE, "no client id for provider %s", provider_name(d->provider));
+        if (d->provider == PROVIDER_GENERIC)
+            error_set_hint(e, "pass --client-id ID, the id registered with %s",
+                           d->issuer ? d->issuer : d->token_url);
+        else
+            error_set_hint(e, "pass --client-id ID of your own registration (see %s)%s",
+                           registration_guide(d->provider),
+                           d->provider == PROVIDER_MICROSOFT ? ", or --client thunderbird" : "");
+        return -1;
+    }
+    if (d->provider == PROVIDER_GOOGLE && !o->secret_file) {
+        error_set(e, TOKEND_EX_USAGE, "Google needs the client secret of your registration");
+        error_set_hint(e, "pass --client-secret-file FILE holding it (see %s)",
+                       registration_guide(d->provider));
+        return -1;
+    }
+    return 0;
+}
+
+static void put(GString *s, const char *key, const char *value)
+{
+    if (value && *value)
+        g_string_append_printf(s, "%s = %s\n", key, value);
+}
+
+static void put_port(GString *s, const char *key, int port)
+{
+    if (port > 0)
+        g_string_append_printf(s, "%s = %d\n", key, port);
+}
+
+static char *account_text(const struct add_options *o, const Detection *d, const char *name,
+                          const char *client_id, const char *secret_file)
+{
+    GString *s = g_string_new(NULL);
+
+    g_string_append_printf(s, "# added by tokend add %s: %s\n", o->email, d->how);
+    if (o->client)
+        g_string_append(s, "# client_id: Thunderbird's public client (may be revoked by its "
+                           "owner; tenants may need admin consent)\n");
+    g_string_append_printf(s, "[account %s]\n", name);
+    put(s, "provider", provider_name(d->provider));
+    put(s, "username", d->username ? d->username : o->email);
+    put(s, "client_id", client_id);
+    put(s, "client_secret_file", secret_file);
+    put(s, "tenant", o->tenant ? o->tenant : d->tenant);
+    put(s, "issuer", d->issuer);
+    put(s, "authorize_url", d->authorize_url);
+    put(s, "token_url", d->token_url);
+    put(s, "scopes", d->scopes);
+    put(s, "imap_host", d->imap_host);
+    put_port(s, "imap_port", d->imap_port);
+    put(s, "smtp_host", d->smtp_host);
+    put_port(s, "smtp_port", d->smtp_port);
+    put(s, "pop_host", d->pop_host);
+    put_port(s, "pop_port", d->pop_port);
+    put(s, "store", o->store);
+    put(s, "flow", o->device ? "device" : NULL);
+    return g_string_free(s, FALSE);
+}
+
+/* Concurrent adds to one file must not lose each other's account: the
+ * folder (whose inode the rename leaves alone) is locked from the read to
+ * the rename. */
+static int lock_folder(const char *dir, struct tokend_error *e)
+{
+    int fd;
+
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR) && paths_ensure_private_dir(dir, e) < 0)
+        return -1;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot lock %s: %s", dir, g_strerror(errno));
+    }
+    return fd;
+}
+
+static void wipe_string(GString *s)
+{
+    explicit_bzero(s->str, s->len);
+}
+
+/* The file as it is + a separating blank line + the group: checked as
+ * `obtain` would read it, then written in one atomic replacement.  The
+ * file may hold a client secret: wiped after use. */
+static int append_locked(const char *path, const char *name, const char *group,
+                         struct tokend_error *e)
+{
+    g_autofree char *existing = NULL;
+    g_autoptr(GString) all = NULL;
+    g_autoptr(Config) check = NULL;
+    size_t len = 0;
+    int r;
+
+    if (read_existing(path, name, &existing, &len, e) < 0)
+        return -1;
+    all = g_string_new_len(existing, (gssize)len);
+    explicit_bzero(existing, len);
+    if (len > 0 && all->str[len - 1] != '\n')
+        g_string_append_c(all, '\n');
+    if (len > 0)
+        g_string_append_c(all, '\n');
+    g_string_append(all, group);
+    check = config_parse(all->str, all->len, path, e);
+    r = check ? fileio_write_atomic(path, all->str, all->len, FILEIO_SYNC_DURABLE, e) : -1;
+    wipe_string(all);
+    return r;
+}
+
+static int append_account(const char *path, const char *name, const char *group,
+                          struct tokend_error *e)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    int fd = lock_folder(dir, e), r;
+
+    if (fd < 0)
+        return -1;
+    r = append_locked(path, name, group, e);
+    close(fd);
+    return r;
+}
+
+static void print_caveats(const char *name)
+{
+    fprintf(stderr,
+            "tokend: %s: using Thunderbird's public client id for Microsoft (" THUNDERBIRD_MICROSOFT_ID
+            ") with the redirect http://localhost/; its owner may revoke or restrict it at any "
+            "time, and an organisation's administrator may have to consent to it first "
+            "(AADSTS65001, AADSTS90094); your own registration is sturdier: see "
+            "registration-microsoft.md\n", name);
+}
+
+static Detection *detect(const struct add_options *o, const char *name, struct tokend_error *e)
+{
+    Detection *d = o->provider ? given_provider(o, e) : detect_provider(o->email, e);
+
+    if (d)
+        log_info("%s: %s: provider %s", name, d->how, provider_name(d->provider));
+    return d;
+}
+
+static int sign_in(const struct cli_globals *g, const char *path, const struct add_options *o,
+                   const char *name, char **check, struct tokend_error *e)
+{
+    struct obtain_options oo = {.no_browser = o->no_browser, .device = o->device};
+    g_autoptr(Config) cfg = config_load(path, e);
+    const Account *a;
+
+    if (!cfg)
+        return -1;
+    if (g->config_path)
+        config_set_arg(cfg, g->config_path);
+    if (!(a = config_find(cfg, name)))
+        return error_set(e, TOKEND_EX_SOFTWARE, "the new account is not in %s", path);
+    if (flow_obtain(a, &oo, e) < 0)
+        return -1;
+    if (a->imap_host || a->smtp_host)
+        *check = g_strdup(name);
+    return 0;
+}
+
+static int add_account(const struct cli_globals *g, const struct add_options *o,
+                       const char *name, char **check, struct tokend_error *e)
+{
+    g_autofree char *path = paths_config_file(g->config_path);
+    g_autofree char *existing = NULL;
+    g_autofree char *group = NULL;
+    g_autofree char *secret = NULL;
+    g_autoptr(Detection) d = NULL;
+    const char *client_id = NULL;
+    size_t len = 0;
+
+    if (read_existing(path, name, &existing, &len, e) < 0 || !(d = detect(o, name, e)) ||
+        choose_client(o, d, &client_id, e) < 0)
+        return -1;
+    if (o->secret_file) {
+        g_autofree char *cwd = g_get_current_dir();
+        secret = paths_expand(o->secret_file, cwd);
+    }
+    group = account_text(o, d, name, client_id, secret);
+    explicit_bzero(existing, len);
+    if (append_account(path, name, group, e) < 0)
+        return -1;
+    log_info("%s: added [account %s] to %s", name, name, path);
+    if (o->client)
+        print_caveats(name);
+    if (o->no_signin) {
+        g_autoptr(Config) cfg = config_load(path, e);
+        const Account *a = cfg ? config_find(cfg, name) : NULL;
+        g_autofree char *cmd = NULL;
+        if (g->config_path && cfg)
+            config_set_arg(cfg, g->config_path);
+        cmd = a ? config_command(a, "obtain") : NULL;
+        log_info("%s: sign in with: %s", name, cmd ? cmd : "tokend obtain ACCOUNT");
+        error_clear(e);
+        return 0;
+    }
+    return sign_in(g, path, o, name, check, e);
+}
+
+int add_run(const struct cli_globals *g, int argc, char **argv, char **check)
+{
+    struct add_options o = {0};
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *name = NULL;
+    g_autofree char *domain = NULL;
+    int status;
+
+    *check = NULL;
+    if ((status = parse_options(argc, argv, &o)) != 0)
+        return status;
+    name = o.name ? g_strdup(o.name) : g_ascii_strdown(o.email, -1);
+    if (!(domain = detect_domain(o.email)))
+        return usage("\"%s\" is not an e-mail address", o.email);
+    if (!config_account_name_valid(name))
+        return usage("\"%s\" cannot be an account name (letters, digits and ._@+-, at most 64); "
+                     "give ACCOUNT", name);
+    if (add_account(g, &o, name, check, &e) < 0) {
+        status = e.status ? e.status : TOKEND_EX_SOFTWARE;
+        error_print(&e, name);
+        error_clear(&e);
+        return status;
+    }
+    return 0;
+}

@@ -1,0 +1,299 @@
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "tokend/autoconfig.h"
+#include "tokend/detect.h"
+#include "tokend/discovery.h"
+#include "tokend/dns.h"
+#include "tokend/http.h"
+#include "tokend/log.h"
+#include "tokend/uri.h"
+
+#define MS_AUTHORITY "https://login.microsoftonline.com"
+#define MS_CONSUMERS "consumers"
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
+
+void detection_free(Detection *d)
+{
+    if (!d)
+        return;
+    g_free(d->how);
+    g_free(d->tenant);
+    g_free(d->issuer);
+    g_free(d->authorize_url);
+    g_free(d->token_url);
+    g_free(d->scopes);
+    g_free(d->username);
+    g_free(d->imap_host);
+    g_free(d->smtp_host);
+    g_free(d->pop_host);
+    g_free(d);
+}
+
+char *detect_domain(const char *email)
+{
+    const char *at = strrchr(email, '@');
+
+    if (!at || at == email || strlen(email) > 254 || !strchr(at + 1, '.') ||
+        !uri_host_valid(at + 1) || g_hostname_is_ip_address(at + 1))
+        return NULL;
+    for (const char *p = email; p < at; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("\\#\"", *p))
+            return NULL;
+    return g_ascii_strdown(at + 1, -1);
+}
+
+static bool host_under(const char *host, const char *zone)
+{
+    size_t h = strlen(host), z = strlen(zone);
+
+    return g_ascii_strcasecmp(host, zone) == 0 ||
+           (h > z && host[h - z - 1] == '.' && g_ascii_strcasecmp(host + h - z, zone) == 0);
+}
+
+static Detection *found(enum provider_kind kind, const char *tenant, char *how)
+{
+    Detection *d = g_new0(Detection, 1);
+
+    d->provider = kind;
+    d->tenant = g_strdup(tenant);
+    d->how = how;
+    log_verbose("detect: %s: provider %s%s%s", how, provider_name(kind),
+                tenant ? ", tenant " : "", tenant ? tenant : "");
+    return d;
+}
+
+/* What follows "hotmail." and the like in Microsoft's consumer domains:
+ * a top-level domain (fr, com) or a country's second level (co.uk, com.au). */
+static bool country_suffix(const char *rest)
+{
+    const char *dot = strchr(rest, '.');
+
+    if (!dot)
+        return *rest != '\0';
+    return dot - rest <= 3 && dot > rest && dot[1] && !strchr(dot + 1, '.');
+}
+
+/* Microsoft's and Google's own consumer domains, known without asking. */
+static Detection *by_name(const char *domain)
+{
+    static const char *const ms_exact[] = {"outlook.com", "msn.com", "passport.com",
+                                           "windowslive.com"};
+    static const char *const ms_prefix[] = {"hotmail.", "live.", "outlook."};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(ms_exact); i++)
+        if (strcmp(domain, ms_exact[i]) == 0)
+            return found(PROVIDER_MICROSOFT, MS_CONSUMERS,
+                         g_strdup_printf("%s is a Microsoft consumer domain", domain));
+    for (size_t i = 0; i < G_N_ELEMENTS(ms_prefix); i++)
+        if (g_str_has_prefix(domain, ms_prefix[i]) &&
+            country_suffix(domain + strlen(ms_prefix[i])))
+            return found(PROVIDER_MICROSOFT, MS_CONSUMERS,
+                         g_strdup_printf("%s is a Microsoft consumer domain", domain));
+    if (strcmp(domain, "gmail.com") == 0 || strcmp(domain, "googlemail.com") == 0)
+        return found(PROVIDER_GOOGLE, NULL, g_strdup_printf("%s is Google's", domain));
+    return NULL;
+}
+
+static Detection *by_mx(const char *domain, struct tokend_error *e)
+{
+    g_autoptr(GPtrArray) mx = NULL;
+
+    if (dns_mx(domain, &mx, e) < 0)
+        return NULL;
+    for (guint i = 0; i < mx->len; i++)
+        log_verbose("detect: DNS: %s has MX %s", domain, (const char *)g_ptr_array_index(mx, i));
+    for (guint i = 0; i < mx->len; i++) {
+        const char *host = g_ptr_array_index(mx, i);
+        if (host_under(host, "mail.protection.outlook.com"))
+            return found(PROVIDER_MICROSOFT, domain,
+                         g_strdup_printf("the MX of %s (%s) is Microsoft 365", domain, host));
+        if (host_under(host, "google.com") || host_under(host, "googlemail.com"))
+            return found(PROVIDER_GOOGLE, NULL,
+                         g_strdup_printf("the MX of %s (%s) is Google's", domain, host));
+    }
+    if (mx->len == 0)
+        log_verbose("detect: DNS: %s has no MX record", domain);
+    return NULL;
+}
+
+/* ".../TENANT/v2.0" of a tenant's issuer: the tenant id. */
+static char *tenant_of_issuer(const char *body, size_t len)
+{
+    g_autoptr(cJSON) root = cJSON_ParseWithLength(body, len);
+    const cJSON *iss = cJSON_GetObjectItemCaseSensitive(root, "issuer");
+    g_auto(GStrv) parts = NULL;
+
+    if (!cJSON_IsString(iss) || !g_str_has_prefix(iss->valuestring, MS_AUTHORITY "/"))
+        return NULL;
+    parts = g_strsplit(iss->valuestring + strlen(MS_AUTHORITY "/"), "/", 3);
+    if (!parts[0] || g_strcmp0(parts[1], "v2.0") != 0 || !uri_tenant_valid(parts[0]))
+        return NULL;
+    return g_strdup(parts[0]);
+}
+
+static Detection *by_microsoft_tenant(Http *h, const char *domain)
+{
+    g_autofree char *url = g_strdup_printf(MS_AUTHORITY "/%s/v2.0/.well-known/openid-configuration",
+                                           domain);
+    g_autoptr(HttpResponse) r = NULL;
+    g_autofree char *tenant = NULL;
+    struct tokend_error e = TOKEND_ERROR_INIT;
+
+    if (http_request(h, url, NULL, &r, &e) < 0) {
+        log_verbose("detect: Microsoft 365: %s", e.message);
+        error_clear(&e);
+        return NULL;
+    }
+    if (r->status != 200 || !(tenant = tenant_of_issuer(r->body->data, r->body->len))) {
+        log_verbose("detect: Microsoft 365: %s is not a tenant (HTTP %ld)", domain, r->status);
+        return NULL;
+    }
+    return found(PROVIDER_MICROSOFT, tenant,
+                 g_strdup_printf("%s is a Microsoft 365 tenant (%s)", domain, tenant));
+}
+
+/* The autoconfig documents of the domain, in Thunderbird's order; the
+ * first good one wins.  A broken one is remembered in bad. */
+static Autoconfig *fetch_autoconfig(Http *h, const char *email, const char *domain,
+                                    char **where, struct tokend_error *bad)
+{
+    g_autofree char *q = g_uri_escape_string(email, NULL, FALSE);
+    g_autofree char *u1 = g_strdup_printf("https://autoconfig.%s/mail/config-v1.1.xml?"
+                                          "emailaddress=%s", domain, q);
+    g_autofree char *u2 = g_strdup_printf("https://%s/.well-known/autoconfig/mail/"
+                                          "config-v1.1.xml", domain);
+    const char *urls[] = {u1, u2};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(urls); i++) {
+        g_autoptr(HttpResponse) r = NULL;
+        struct tokend_error e = TOKEND_ERROR_INIT;
+        Autoconfig *ac = NULL;
+
+        if (http_request(h, urls[i], NULL, &r, &e) == 0 && r->status != 200)
+            error_set(&e, TOKEND_EX_CONFIG, "HTTP %ld", r->status);
+        else if (r)
+            ac = autoconfig_parse(r->body->data, r->body->len, email, &e);
+        if (ac) {
+            log_verbose("detect: autoconfig: found %s", urls[i]);
+            *where = g_strdup(urls[i]);
+            return ac;
+        }
+        log_verbose("detect: autoconfig: %s: %s", urls[i], e.message);
+        if (e.status == TOKEND_EX_DATAERR && !bad->status) {
+            error_move(bad, &e);
+            error_prefix(bad, "%s", urls[i]);
+        }
+        error_clear(&e);
+    }
+    return NULL;
+}
+
+static void take_servers(Detection *d, Autoconfig *ac)
+{
+    d->imap_host = g_steal_pointer(&ac->imap.host);
+    d->imap_port = ac->imap.port;
+    d->smtp_host = g_steal_pointer(&ac->smtp.host);
+    d->smtp_port = ac->smtp.port;
+    d->pop_host = g_steal_pointer(&ac->pop.host);
+    d->pop_port = ac->pop.port;
+    d->username = g_steal_pointer(&ac->username);
+}
+
+static char *issuer_url(const char *issuer)
+{
+    return strstr(issuer, "://") ? g_strdup(issuer) : g_strconcat("https://", issuer, NULL);
+}
+
+/* OpenID discovery on the autoconfig's issuer; without it, the endpoints
+ * the autoconfig names. */
+static int discover(Http *h, Detection *d, Autoconfig *ac, struct tokend_error *e)
+{
+    g_autofree char *issuer = issuer_url(ac->issuer);
+    g_autofree char *base = g_str_has_suffix(issuer, "/") ? g_strndup(issuer, strlen(issuer) - 1)
+                                                          : g_strdup(issuer);
+    g_autofree char *url = g_strconcat(base, "/.well-known/openid-configuration", NULL);
+    g_autoptr(HttpResponse) r = NULL;
+    g_autoptr(Discovery) disc = NULL;
+    struct tokend_error de = TOKEND_ERROR_INIT;
+
+    if (http_request(h, url, NULL, &r, &de) == 0 && r->status != 200)
+        error_set(&de, TOKEND_EX_DATAERR, "cannot read %s (HTTP %ld)", url, r->status);
+    else if (r)
+        disc = discovery_parse(r->body->data, r->body->len, issuer, &de);
+    if (disc) {
+        log_verbose("detect: discovery: %s is an OpenID issuer", disc->issuer);
+        d->issuer = g_strdup(disc->issuer);
+        return 0;
+    }
+    log_verbose("detect: discovery: %s", de.message);
+    if (ac->auth_url && ac->token_url) {
+        error_clear(&de);
+        log_verbose("detect: using the endpoints the autoconfig names");
+        d->authorize_url = g_strdup(ac->auth_url);
+        d->token_url = g_strdup(ac->token_url);
+        return 0;
+    }
+    error_move(e, &de);
+    error_prefix(e, "the issuer %s named by autoconfig", issuer);
+    return -1;
+}
+
+static Detection *by_autoconfig(Http *h, const char *email, const char *domain,
+                                struct tokend_error *e)
+{
+    g_autofree char *where = NULL;
+    g_autoptr(Autoconfig) ac = fetch_autoconfig(h, email, domain, &where, e);
+    g_autofree char *issuer_host = NULL;
+    g_autoptr(Detection) d = NULL;
+
+    if (!ac)
+        return NULL;
+    if (!ac->issuer) {
+        error_set(e, TOKEND_EX_CONFIG, "%s names no OAuth2 sign-in (<oAuth2>) for %s", where,
+                  domain);
+        return NULL;
+    }
+    issuer_host = g_strdup(ac->issuer);
+    if (host_under(issuer_host, "login.microsoftonline.com"))
+        d = found(PROVIDER_MICROSOFT, "common", g_strdup_printf("%s names Microsoft", where));
+    else if (host_under(issuer_host, "accounts.google.com"))
+        d = found(PROVIDER_GOOGLE, NULL, g_strdup_printf("%s names Google", where));
+    else
+        d = found(PROVIDER_GENERIC, NULL,
+                  g_strdup_printf("%s names the issuer %s", where, ac->issuer));
+    if (d->provider == PROVIDER_GENERIC) {
+        if (discover(h, d, ac, e) < 0)
+            return NULL;
+        d->scopes = g_steal_pointer(&ac->scopes);
+    }
+    take_servers(d, ac);
+    return g_steal_pointer(&d);
+}
+
+Detection *detect_provider(const char *email, struct tokend_error *e)
+{
+    g_autofree char *domain = detect_domain(email);
+    g_autoptr(Http) h = NULL;
+    Detection *d;
+
+    if (!domain) {
+        error_set(e, TOKEND_EX_USAGE, "\"%s\" is not an e-mail address", email);
+        return NULL;
+    }
+    if ((d = by_name(domain)) != NULL)
+        return d;
+    if ((d = by_mx(domain, e)) != NULL || e->status)
+        return d;
+    h = http_new(NULL);
+    http_set_max_bytes(h, AUTOCONFIG_MAX_BYTES);
+    if ((d = by_microsoft_tenant(h, domain)) != NULL)
+        return d;
+    if ((d = by_autoconfig(h, email, domain, e)) != NULL || e->status)
+        return d;
+    error_set(e, TOKEND_EX_CONFIG, "could not detect the provider of %s", domain);
+    error_set_hint(e, "add provider = microsoft, google or generic by hand (tokend.conf(5)), "
+                   "or pass --provider");
+    return NULL;
+}
