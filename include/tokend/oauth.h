@@ -40,6 +40,7 @@ typedef struct redirect_params {
     char *error;
     char *error_description;
     bool bare; /* the user pasted only a code: there is no state to check */
+    char *address; /* a pasted URL without its query and fragment, or NULL */
 } RedirectParams;
 
 /* A 2xx token response becomes *out; anything else fills e with the OAuth
