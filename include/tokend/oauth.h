@@ -52,6 +52,8 @@ int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e);
 /* Classify an OAuth error.  code is Microsoft's error_codes[0] (0 if none). */
 int oauth_error_classify(const char *error, long code, const char *description,
                          struct tokend_error *e);
+/* Whether e was classified from Microsoft's error code (AADSTS...) code. */
+bool oauth_error_has_code(const struct tokend_error *e, long code);
 void token_response_free(TokenResponse *t);
 
 /* Parse what a user pasted: the whole final URL (with any extra parameters
