@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import signal
 import socket
 import subprocess
 import threading
@@ -250,6 +251,19 @@ def read_until(fd, needle, timeout=20):
     return seen.decode(errors='replace')
 
 
+def reap(pid, timeout=10):
+    """The child's wait status; killed when it is still there after timeout
+    (a tokend stopped by the terminal would keep it waiting)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
+
+
 def test_paste_on_a_terminal(tokend, authserver, tmp_path):
     """As a user over SSH has it: stdin, stdout and stderr a terminal whose
     foreground job is tokend."""
@@ -265,7 +279,30 @@ def test_paste_on_a_terminal(tokend, authserver, tmp_path):
         os.write(fd, final.encode() + b'\n')
         text = read_until(fd, 'signed in')
     finally:
-        _, status = os.waitpid(pid, 0)
+        status = reap(pid)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == EX_OK, text
     assert authserver.introspect(tokend.token_file().read_text().strip())['active']
+
+
+def test_background_job_leaves_the_terminal_alone(tokend, tmp_path):
+    """`tokend obtain work &` from a shell: reading the terminal would stop
+    the job (SIGTTIN), so only the catcher waits, and the text typed at the
+    shell meanwhile is not taken."""
+    tokend.account(login_timeout=2)
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            r = subprocess.run([str(TOKEND), 'obtain', 'work', '--no-browser'],
+                               env=tokend.env, process_group=0)
+            os._exit(r.returncode)
+        except BaseException:
+            os._exit(99)
+    try:
+        os.write(fd, b'ls -l\n')
+        text = read_until(fd, 'no sign-in arrived within 2 s', timeout=15)
+    finally:
+        status = reap(pid)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == EX_TEMPFAIL, text
+    assert PROMPT not in text and 'paste not taken' not in text
