@@ -22,6 +22,7 @@
 #include "tokend/store.h"
 
 #define PASTE_MAX 65536
+#define PASTE_READ 1024
 #define STATE_BYTES 24
 #define LOCK_TIMEOUT_MS 60000
 
@@ -120,6 +121,13 @@ static void paste_input_forget(struct paste_input *in, gsize used)
     g_string_erase(in->text, 0, (gssize)used);
 }
 
+static bool catcher_answered(const Catcher *c)
+{
+    struct pollfd pfd = {.fd = catcher_fd(c), .events = POLLIN};
+
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
 /* One pasted line: 1 when it is this sign-in's redirect (now *out; the
  * catcher takes no other), else 0 after one line saying why not. */
 static int paste_try(const Account *a, Catcher *c, const char *line, RedirectParams **out)
@@ -132,6 +140,11 @@ static int paste_try(const Account *a, Catcher *c, const char *line, RedirectPar
     if (oauth_parse_pasted(line, &p, &pe) == 0 && catcher_take_pasted(c, p, &pe) == 0) {
         *out = g_steal_pointer(&p);
         return 1;
+    }
+    if (catcher_answered(c)) {
+        /* The browser came first: that is the answer, nothing to report. */
+        error_clear(&pe);
+        return 0;
     }
     error_prefix(&pe, "paste not taken");
     if (!pe.hint)
@@ -147,7 +160,7 @@ static int paste_try(const Account *a, Catcher *c, const char *line, RedirectPar
 static int paste_read(const Account *a, Catcher *c, struct paste_input *in,
                       RedirectParams **out)
 {
-    char buf[1024];
+    char buf[PASTE_READ];
     ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
     const char *nl;
     int won = 0;
@@ -226,7 +239,7 @@ static int race_loop(const Account *a, Catcher *c, struct paste_input *in, Redir
     }
     error_set(e, TOKEND_EX_TEMPFAIL, "no sign-in arrived within %d s", a->login_timeout);
     error_set_hint(e, "run tokend obtain again; if the browser runs on another machine, paste "
-                      "the address of the page it ended on (http://localhost...)");
+                      "the address of the page it ended on");
     return -1;
 }
 
@@ -237,7 +250,9 @@ static int race_loop(const Account *a, Catcher *c, struct paste_input *in, Redir
  * refused in a line and the wait goes on, up to login_timeout. */
 static int wait_race(const Account *a, Catcher *c, RedirectParams **out, struct tokend_error *e)
 {
-    struct paste_input in = {g_string_sized_new(1024), paste_possible(c)};
+    /* Room for the longest paste, so that no copy of a code is left
+     * behind by a reallocation. */
+    struct paste_input in = {g_string_sized_new(PASTE_MAX + 2 * PASTE_READ), paste_possible(c)};
     int r = race_loop(a, c, &in, out, e);
 
     explicit_bzero(in.text->str, in.text->allocated_len);

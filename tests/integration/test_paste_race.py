@@ -148,6 +148,19 @@ def test_wrong_pastes_then_the_right_one(tokend, authserver, tmp_path):
     assert refused(port)
 
 
+def test_an_endless_paste_is_dropped_and_the_right_one_still_wins(tokend, authserver, tmp_path):
+    tokend.account(login_timeout=30)
+    proc = start(tokend, tmp_path / 'final')
+    final = final_url(tmp_path / 'final')
+    proc.stdin.write('x' * 200000)
+    type_line(proc, '')
+    type_line(proc, final)
+    err = finish(proc)
+    assert proc.returncode == EX_OK, err
+    assert 'paste not taken: the pasted text is too long' in err
+    assert all(len(line) < 400 for line in err.splitlines() if 'not taken' in line)
+
+
 def test_paste_from_another_sign_in_is_refused_and_the_wait_stays_bounded(
         tokend, authserver, tmp_path):
     """The rule: a paste that is not this sign-in's redirect (another
