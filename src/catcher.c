@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -30,8 +31,12 @@ struct catcher {
     struct listener listeners[2];
     int sockets[2];
     char *redirect_uri;
+    char *host;
+    int port;
     char *path;
     char *state;
+    int ready_fd; /* eventfd, readable once result is set */
+    bool taken;   /* the user pasted the answer instead */
     GMutex lock;
     GCond changed;
     RedirectParams *result;
@@ -126,7 +131,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (col.failed) {
         status = MHD_HTTP_BAD_REQUEST;
         page = page_bad;
-    } else if (c->result) {
+    } else if (c->result || c->taken) {
         page = page_again;
     } else if (!col.p->state || strcmp(col.p->state, c->state) != 0) {
         log_verbose("catcher: ignored a request that does not carry this sign-in's state");
@@ -137,6 +142,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->result = g_steal_pointer(&col.p);
         *req_cls = &c->accepted;
         g_cond_broadcast(&c->changed);
+        if (eventfd_write(c->ready_fd, 1) < 0)
+            log_verbose("catcher: cannot signal the redirect: %s", g_strerror(errno));
     }
     g_mutex_unlock(&c->lock);
     redirect_params_free(col.p);
@@ -329,23 +336,29 @@ Catcher *catcher_new(const char *redirect_uri, const char *expected_state,
                      struct tokend_error *e)
 {
     g_autoptr(Catcher) c = g_new0(Catcher, 1);
-    g_autofree char *host = NULL;
     int port = 0;
 
-    c->sockets[0] = c->sockets[1] = -1;
+    c->sockets[0] = c->sockets[1] = c->ready_fd = -1;
     g_mutex_init(&c->lock);
     g_cond_init(&c->changed);
     c->state = g_strdup(expected_state);
-    if (parse_uri(redirect_uri, &host, &port, &c->path, e) < 0)
+    c->ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->ready_fd < 0) {
+        error_set(e, TOKEND_EX_SOFTWARE, "cannot create an event descriptor: %s",
+                  g_strerror(errno));
         return NULL;
-    port = bind_sockets(c, host, port, e);
+    }
+    if (parse_uri(redirect_uri, &c->host, &port, &c->path, e) < 0)
+        return NULL;
+    port = bind_sockets(c, c->host, port, e);
     if (port < 0)
         return NULL;
-    c->redirect_uri = uri_with_port(redirect_uri, host, port);
+    c->port = port;
+    c->redirect_uri = uri_with_port(redirect_uri, c->host, port);
     for (int i = 0; i < 2; i++) {
         if (c->sockets[i] < 0)
             continue;
-        c->daemons[i] = start_daemon(c, i, i == 1 || g_strcmp0(host, "[::1]") == 0);
+        c->daemons[i] = start_daemon(c, i, i == 1 || g_strcmp0(c->host, "[::1]") == 0);
         if (!c->daemons[i]) {
             error_set(e, TOKEND_EX_SOFTWARE, "cannot start the redirect listener");
             return NULL;
@@ -384,6 +397,60 @@ int catcher_wait(Catcher *c, int timeout_s, RedirectParams **out, struct tokend_
     return 0;
 }
 
+int catcher_fd(const Catcher *c)
+{
+    return c->ready_fd;
+}
+
+/* Whether a pasted address is where this catcher listens: same scheme and
+ * host as the redirect URI, our port, the same path. */
+static bool catcher_owns(const Catcher *c, const char *address)
+{
+    g_autofree char *host = NULL;
+    g_autofree char *path = NULL;
+    struct tokend_error ignored = TOKEND_ERROR_INIT;
+    int port = 80; /* a browser shows http://host/ for port 80 */
+    bool same;
+
+    if (parse_uri(address, &host, &port, &path, &ignored) < 0) {
+        error_clear(&ignored);
+        return false;
+    }
+    same = g_ascii_strcasecmp(host, c->host) == 0 && port == c->port &&
+           strcmp(path, c->path) == 0;
+    return same;
+}
+
+static int refuse_paste(struct tokend_error *e, const char *what, const Catcher *c)
+{
+    error_set(e, TOKEND_EX_DATAERR, "%s", what);
+    error_set_hint(e, "paste the whole address of the page this sign-in ended on (%s?code=...), "
+                      "or finish the sign-in in the browser", c->redirect_uri);
+    return -1;
+}
+
+int catcher_take_pasted(Catcher *c, const RedirectParams *p, struct tokend_error *e)
+{
+    int r = 0;
+
+    if (p->bare || !p->address)
+        return refuse_paste(e, "a code or parameters alone cannot be checked against this "
+                               "sign-in", c);
+    if (!catcher_owns(c, p->address))
+        return refuse_paste(e, "the pasted address is not the one this sign-in redirects to", c);
+    if (!p->state || strcmp(p->state, c->state) != 0)
+        return refuse_paste(e, p->state ? "the pasted address belongs to another sign-in "
+                                          "attempt (state differs)"
+                                        : "the pasted address has no state parameter", c);
+    g_mutex_lock(&c->lock);
+    if (c->result)
+        r = error_set(e, TOKEND_EX_DATAERR, "the browser's redirect arrived first");
+    else
+        c->taken = true;
+    g_mutex_unlock(&c->lock);
+    return r;
+}
+
 void catcher_free(Catcher *c)
 {
     if (!c)
@@ -394,8 +461,11 @@ void catcher_free(Catcher *c)
         if (c->sockets[i] >= 0)
             close(c->sockets[i]);
     }
+    if (c->ready_fd >= 0)
+        close(c->ready_fd);
     redirect_params_free(c->result);
     g_free(c->redirect_uri);
+    g_free(c->host);
     g_free(c->path);
     g_free(c->state);
     g_mutex_clear(&c->lock);

@@ -78,6 +78,20 @@ static int poll_until_done(Http *http, const FlowClient *client, const DeviceAut
     return -1;
 }
 
+/* A Conditional Access policy may block the device flow alone (AADSTS53003)
+ * while the browser flow is allowed: that is the next thing to try. */
+static void hint_browser_flow(const Account *a, struct tokend_error *e)
+{
+    if (!oauth_error_has_code(e, 53003))
+        return;
+    if (a->flow == FLOW_KIND_DEVICE)
+        error_set_hint(e, "the policy may block only the device flow: set flow = code for this "
+                          "account and sign in with the browser: tokend obtain %s", a->name);
+    else
+        error_set_hint(e, "the policy may block only the device flow: sign in with the browser "
+                          "instead: tokend obtain %s (without --device)", a->name);
+}
+
 int flow_device(const Account *a, FlowClient *client, Http *http, bool open_browser,
                 TokenResponse **t, struct tokend_error *e)
 {
@@ -95,6 +109,8 @@ int flow_device(const Account *a, FlowClient *client, Http *http, bool open_brow
         show_code(a, d, open_browser);
         r = poll_until_done(http, client, d, t, e);
     }
+    if (r < 0)
+        hint_browser_flow(a, e);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     return r;

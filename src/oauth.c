@@ -34,6 +34,7 @@ void redirect_params_free(RedirectParams *p)
     g_free(p->iss);
     g_free(p->error);
     g_free(p->error_description);
+    g_free(p->address);
     g_free(p);
 }
 
@@ -290,6 +291,21 @@ static char *trim_pasted(const char *input)
     return s;
 }
 
+/* Where a pasted redirect went: the URL without the parameters that carry
+ * the code, to compare with the redirect URI. */
+static char *url_address(CURLU *u)
+{
+    char *raw = NULL;
+    char *copy = NULL;
+
+    if (curl_url_set(u, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &raw, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK)
+        copy = g_strdup(raw);
+    curl_free(raw);
+    return copy;
+}
+
 static int parse_url_query(const char *url, RedirectParams **out, struct tokend_error *e)
 {
     g_autoptr(CURLU) u = curl_url();
@@ -307,6 +323,8 @@ static int parse_url_query(const char *url, RedirectParams **out, struct tokend_
                          "the pasted URL has no parameters; copy the whole address of the "
                          "page the sign-in ended on");
     r = oauth_parse_query(query ? query : fragment, out, e);
+    if (r == 0)
+        (*out)->address = url_address(u);
     if (query) {
         explicit_bzero(query, strlen(query));
         curl_free(query);

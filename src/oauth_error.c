@@ -48,7 +48,8 @@ static const struct known_code known_codes[] = {
     {700016, ERROR_CLASS_CONFIG, "the application is not known in this tenant",
      "check client_id and tenant"},
     {50011, ERROR_CLASS_CONFIG, "the redirect URI is not registered for this application",
-     "check redirect_uri against the app registration"},
+     "register http://localhost as a \"Mobile and desktop applications\" redirect URI in the "
+     "app registration, or set redirect_uri to the one registered there"},
     {7000218, ERROR_CLASS_CONFIG, "the app is registered as confidential and wants a secret",
      "register the redirect as Mobile and desktop and allow public client flows"},
     {700025, ERROR_CLASS_CONFIG, "a public client must not send a client secret",
@@ -155,6 +156,13 @@ int oauth_error_classify(const char *error, long code, const char *description,
     }
     error_set_detail(e, description);
     return -1;
+}
+
+bool oauth_error_has_code(const struct tokend_error *e, long code)
+{
+    g_autofree char *tag = g_strdup_printf("(AADSTS%ld)", code);
+
+    return e->message && g_str_has_suffix(e->message, tag);
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)

@@ -43,6 +43,7 @@ typedef struct redirect_params {
     char *error;
     char *error_description;
     bool bare; /* the user pasted only a code: there is no state to check */
+    char *address; /* a pasted URL without its query and fragment, or NULL */
 } RedirectParams;
 
 /* A 2xx token response becomes *out; anything else fills e with the OAuth
@@ -54,6 +55,8 @@ int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e);
 /* Classify an OAuth error.  code is Microsoft's error_codes[0] (0 if none). */
 int oauth_error_classify(const char *error, long code, const char *description,
                          struct tokend_error *e);
+/* Whether e was classified from Microsoft's error code (AADSTS...) code. */
+bool oauth_error_has_code(const struct tokend_error *e, long code);
 void token_response_free(TokenResponse *t);
 
 /* Parse what a user pasted: the whole final URL (with any extra parameters

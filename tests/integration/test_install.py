@@ -148,3 +148,28 @@ def test_every_config_key_is_documented():
     man = (REPO / 'doc' / 'tokend.conf.5.scd').read_text()
     for k in keys:
         assert f'*{k}*' in man, k
+
+
+def doc_files():
+    return ([REPO / 'README.md'] + sorted((REPO / 'doc').glob('*.scd')) +
+            sorted((REPO / 'doc' / 'recipes').glob('*')) +
+            sorted((REPO / 'data' / 'examples').glob('*')))
+
+
+def test_nativeclient_is_never_recommended():
+    """Since about December 2025 Microsoft's nativeclient redirect ends on a
+    /common/wrongplace page for many users: every paragraph that names it
+    warns of that, no example uses it, and the docs teach the localhost
+    paste instead."""
+    for path in doc_files():
+        text = path.read_text()
+        for para in re.split(r'\n\s*\n', text):
+            if 'nativeclient' in para:
+                assert 'wrongplace' in para, (path.name, para)
+        if 'examples' in path.parts:
+            assert 'nativeclient' not in text, path.name
+    for path in (REPO / 'README.md', REPO / 'doc' / 'tokend.1.scd',
+                 REPO / 'doc' / 'tokend.conf.5.scd', REPO / 'data' / 'examples' / 'microsoft.conf'):
+        text = ' '.join(path.read_text().split())
+        assert 'http://localhost:PORT/' in text and 'paste' in text, path.name
+    assert 'Mobile and desktop applications' in ' '.join((REPO / 'README.md').read_text().split())

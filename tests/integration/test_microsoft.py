@@ -9,6 +9,8 @@ import hashlib
 import json
 import re
 import secrets
+import subprocess
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -534,3 +536,95 @@ def test_device_flow_ends_on_refusal(tokend, certs, error, words):
         assert r.returncode == EX_NOPERM, r.stderr
         assert words in r.stderr
         assert not tokend.token_file().exists()
+
+
+# After Microsoft's change: localhost and a paste, and what to try next ------
+
+def test_localhost_address_pasted_over_ssh(tokend, ms, tmp_path):
+    """The browser runs on another machine: Microsoft's redirect to
+    http://localhost:PORT/ fails to load there, and the user pastes its
+    address (with session_state) into tokend's prompt."""
+    out = tmp_path / 'location'
+    browser = tmp_path / 'remote-browser'
+    browser.write_text('#!/bin/sh\n# Sign in, but reach nothing on this machine\'s loopback.\n'
+                       f'curl -sS --cacert "$TOKEND_TEST_CA" -o /dev/null -w '
+                       f"'%{{redirect_url}}' \"$1\" > {out}.tmp && mv {out}.tmp {out}\n")
+    browser.chmod(0o755)
+    tokend.env['BROWSER'] = str(browser)
+    proc = tokend.popen('obtain', 'work', stdin=subprocess.PIPE)
+    deadline = time.time() + 20
+    while not out.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    final = out.read_text().strip()
+    assert re.match(r'http://localhost:\d+/\?code=M\.C507_BAY\.2\.U\.[0-9a-f]+&state=.*'
+                    r'&session_state=', final), final
+    proc.stdin.write(final + '\n')
+    proc.stdin.flush()
+    proc.wait(timeout=30)
+    err = proc.stderr.read()
+    proc.stdin.close()
+    assert proc.returncode == EX_OK, err
+    assert 'or paste the address of the page the browser ended on' in err
+    auth = query_of(ms.last(AUTHORIZE_PATH))
+    token = form_of(ms.last(TOKEN_PATH))
+    assert token['redirect_uri'] == auth['redirect_uri']
+    assert final.startswith(auth['redirect_uri'])
+    assert token['code'] == dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(final).query))['code']
+    assert ms.count(TOKEN_PATH) == 1
+
+
+def test_redirect_mismatch_names_what_to_register(tokend, ms):
+    ms.script(AUTHORIZE_PATH, lambda req: Reply(302, b'', {'Location': query_of(req)['redirect_uri'] + '?' + urllib.parse.urlencode({
+        'error': 'invalid_request',
+        'error_description': "AADSTS50011: The redirect URI 'http://localhost:1234/' specified "
+                             "in the request does not match the redirect URIs configured for "
+                             "the application 'facd6cff-a294-4415-b59f-c5b01937d7bd'.",
+        'state': query_of(req)['state']})}))
+    r = tokend.run('obtain', 'work')
+    assert r.returncode == EX_CONFIG, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith('tokend: work: ') and 'AADSTS50011' in line
+    assert 'register http://localhost as a "Mobile and desktop applications" redirect URI' in line
+    assert 'set redirect_uri to the one registered there' in line
+    assert ms.count(TOKEN_PATH) == 0
+
+
+def ms_device_reply():
+    return Reply(200, {'user_code': 'GTJ8FQ2LW', 'device_code': 'DAQABAAEAAAD-ms-device',
+                       'verification_uri': 'https://microsoft.com/devicelogin',
+                       'expires_in': 900, 'interval': 1,
+                       'message': 'To sign in, use a web browser to open the page '
+                                  'https://microsoft.com/devicelogin and enter the code '
+                                  'GTJ8FQ2LW to authenticate.'})
+
+
+@pytest.mark.parametrize('how', ['option', 'config'])
+def test_device_flow_blocked_by_conditional_access_names_the_browser_flow(tokend, ms, how):
+    ms.script(f'/{TENANT}/oauth2/v2.0/devicecode', ms_device_reply())
+    ms.script(TOKEN_PATH, Reply(400, {'error': 'authorization_pending'}),
+              ms_error('invalid_grant', 53003, 'Access has been blocked by Conditional Access '
+                       'policies. The access policy does not allow token issuance.'))
+    args = ['--device'] if how == 'option' else []
+    if how == 'config':
+        tokend.accounts['work']['flow'] = 'device'
+        tokend.write_config()
+    r = tokend.run('obtain', 'work', '--no-browser', *args, timeout=60)
+    assert r.returncode == EX_NOPERM, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith('tokend: work: ') and 'AADSTS53003' in line
+    assert 'Conditional Access' in line
+    assert 'sign in with the browser' in line and 'tokend obtain work' in line
+    if how == 'option':
+        assert '(without --device)' in line
+    else:
+        assert 'set flow = code' in line
+    assert not tokend.refresh_token_file().exists()
+
+
+def test_conditional_access_on_a_refresh_still_asks_the_administrator(tokend, ms):
+    seeded(tokend, ms)
+    ms.script(TOKEN_PATH, ms_error('invalid_grant', 53003, 'Access has been blocked by '
+                                   'Conditional Access policies.'))
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_NOPERM
+    assert 'ask your administrator' in r.stderr and 'device' not in r.stderr

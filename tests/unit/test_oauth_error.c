@@ -145,6 +145,9 @@ static const struct {
     {"invalid_client", 700016, NULL, TOKEND_EX_CONFIG, "AADSTS700016", "client_id"},
     {"invalid_request", 0, "AADSTS50011: The redirect URI", TOKEND_EX_CONFIG, "AADSTS50011",
      "redirect_uri"},
+    {"invalid_request", 50011, NULL, TOKEND_EX_CONFIG, "redirect URI",
+     "register http://localhost as a \"Mobile and desktop applications\" redirect URI"},
+    {"invalid_grant", 53003, NULL, TOKEND_EX_NOPERM, "Conditional Access", "administrator"},
     {"invalid_grant", 90094, NULL, TOKEND_EX_NOPERM, "administrator", "administrator"},
     {"invalid_grant", 50196, NULL, TOKEND_EX_TEMPFAIL, "slow down", "later"},
     {"slow_down", 0, NULL, TOKEND_EX_TEMPFAIL, "slow down", "later"},
@@ -176,6 +179,37 @@ static void test_classify(void)
     }
 }
 
+/* Which code classified an error, as the flows ask it (the device flow
+ * names the browser flow after 53003). */
+static void test_has_code(void)
+{
+    static const struct {
+        const char *error;
+        long code;
+        const char *description;
+        long asked;
+        bool has;
+    } code_cases[] = {
+        {"invalid_grant", 53003, NULL, 53003, true},
+        {"access_denied", 0, "AADSTS53003: blocked", 53003, true},
+        {"invalid_grant", 530035, NULL, 53003, false},
+        {"invalid_grant", 53003, NULL, 5300, false},
+        {"invalid_grant", 0, NULL, 53003, false},
+        {"invalid_request", 50011, NULL, 50011, true},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(code_cases); i++) {
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+
+        g_test_message("case %zu", i);
+        g_assert_false(oauth_error_has_code(&e, code_cases[i].asked));
+        oauth_error_classify(code_cases[i].error, code_cases[i].code, code_cases[i].description, &e);
+        g_assert_cmpint(oauth_error_has_code(&e, code_cases[i].asked), ==, code_cases[i].has);
+        error_prefix(&e, "the sign-in failed");
+        g_assert_cmpint(oauth_error_has_code(&e, code_cases[i].asked), ==, code_cases[i].has);
+    }
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -183,5 +217,6 @@ int main(int argc, char **argv)
     g_test_add_func("/oauth-error/description-kept", test_description_kept);
     g_test_add_func("/oauth-error/5xx-with-error", test_5xx_with_error);
     g_test_add_func("/oauth-error/classify", test_classify);
+    g_test_add_func("/oauth-error/has-code", test_has_code);
     return testutil_run();
 }

@@ -197,12 +197,44 @@ static void test_empty_query(void)
     }
 }
 
+/* Where a pasted URL went, compared with the redirect URI when the catcher
+ * waits beside the prompt: never the parameters that carry the code. */
+static const struct {
+    const char *input, *address;
+} pasted_addresses[] = {
+    {"http://localhost:8123/?state=xyz&code=c1", "http://localhost:8123/"},
+    {"\"http://localhost:8123?code=c1&state=xyz\"", "http://localhost:8123/"},
+    {"http://127.0.0.1:40000/cb/?code=c1&state=xyz#frag", "http://127.0.0.1:40000/cb/"},
+    {"http://127.0.0.1/#code=c1&state=xyz", "http://127.0.0.1/"},
+    {"http://[::1]:5000/?code=c1&state=xyz", "http://[::1]:5000/"},
+    {MS_URL "?code=c1&state=xyz&session_state=1", MS_URL},
+    {"code=c1&state=xyz", NULL},
+    {"?code=c1&state=xyz", NULL},
+    {"M.C507_BAY.2.U.abc", NULL},
+};
+
+static void test_pasted_address(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(pasted_addresses); i++) {
+        g_autoptr(RedirectParams) p = NULL;
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+
+        g_test_message("case %zu: %s", i, pasted_addresses[i].input);
+        g_assert_cmpint(oauth_parse_pasted(pasted_addresses[i].input, &p, &e), ==, 0);
+        g_assert_cmpstr(p->address, ==, pasted_addresses[i].address);
+        g_assert_cmpstr(p->code->data, !=, NULL);
+        if (p->address)
+            g_assert_null(strstr(p->address, p->code->data));
+    }
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
     g_test_add_func("/oauth/pasted/good", test_pasted_good);
     g_test_add_func("/oauth/pasted/bad", test_pasted_bad);
     g_test_add_func("/oauth/pasted/empty-query", test_empty_query);
+    g_test_add_func("/oauth/pasted/address", test_pasted_address);
     g_test_add_func("/oauth/redirect-add", test_redirect_add);
     g_test_add_func("/oauth/check-redirect", test_check_redirect);
     g_test_add_func("/oauth/check-redirect/bare", test_check_bare);
