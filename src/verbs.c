@@ -507,7 +507,7 @@ static int verb_tunnel(struct verb_ctx *ctx)
     g_autofree char *path = NULL;
     struct tunnel_target t = {0};
     const Account *a;
-    bool pop3 = false, greeted;
+    bool pop3 = false, greeted = false;
     int c, n;
 
     VERB_GETOPT(ctx, "", opts, c)
