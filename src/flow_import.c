@@ -69,6 +69,12 @@ static int prove(const Account *a, Http *http, const SecStr *rt, const char *iss
     if (http_request(http, client->token_url, form, &r, e) < 0 ||
         oauth_parse_token_response(r, t, e) < 0) {
         error_prefix(e, "the server refused the imported refresh token");
+        if (e->status == TOKEND_EX_TEMPFAIL) {
+            error_set_hint(e, "nothing was stored; try again later");
+        } else {
+            g_autofree char *command = config_command(a, "obtain");
+            error_set_hint(e, "nothing was stored; sign in instead with: %s", command);
+        }
         return -1;
     }
     return 0;
