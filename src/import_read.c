@@ -207,9 +207,24 @@ static int read_fetchmail(const char *file, ImportFound *f, struct tokend_error 
     return f->refresh_token ? 0 : -1;
 }
 
+/* "-": the JSON already decrypted, on standard input (a mutt_oauth2.py
+ * DECRYPTION_PIPE other than gpg; oama's keyring via secret-tool lookup). */
+static SecStr *read_stdin(struct tokend_error *e)
+{
+    g_autoptr(SecStr) s = secstr_new(4096);
+    int r = read_fd(STDIN_FILENO, s, FILE_MAX, 0);
+
+    if (r < 0) {
+        error_set(e, TOKEND_EX_DATAERR, "cannot read standard input: %s",
+                  r == -EFBIG ? "too large" : g_strerror(-r));
+        return NULL;
+    }
+    return g_steal_pointer(&s);
+}
+
 static int read_gpg_json(const char *file, ImportFound *f, struct tokend_error *e)
 {
-    g_autoptr(SecStr) json = gpg_decrypt(file, e);
+    g_autoptr(SecStr) json = strcmp(file, "-") == 0 ? read_stdin(e) : gpg_decrypt(file, e);
 
     if (!json)
         return -1;

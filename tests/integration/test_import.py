@@ -30,6 +30,7 @@ from conftest import (EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_
 from harness import browser
 from harness.authserver import AuthServer
 from harness.fetchmail7 import source_dir, _tarball
+from harness.keyring import SecretService
 
 PYTHON = '/usr/bin/python3'
 MUTT_OAUTH2 = Path('/usr/share/doc/mutt/examples/mutt_oauth2.py')
@@ -291,6 +292,29 @@ def test_oama_record_without_refresh_token(tokend, gnupg, tmp_path):
     assert r.returncode == EX_DATAERR, r.stderr
     assert 'no refresh_token' in r.stderr
     assert_nothing_stored(tokend)
+
+
+def test_oama_keyring_through_secret_tool(tokend, authserver, tmp_path):
+    """oama's encryption KEYRING: `secret-tool store --label 'oama - EMAIL'
+    oama EMAIL` with the JSON record on stdin; the user pipes `secret-tool
+    lookup oama EMAIL` into tokend import --from oama -."""
+    if not shutil.which('secret-tool'):
+        pytest.skip('secret-tool is not installed')
+    tokend.account()
+    t = authserver.obtain_tokens()
+    record = json.dumps({
+        'email': {'unEmailAddress': 'alice@example.org'}, 'service': 'google', 'scope': None,
+        'refresh_token': t['refresh_token'], 'access_token': t['access_token'],
+        'token_type': 'Bearer', 'exp_date': None, 'expires_in': t['expires_in']},
+        separators=(',', ':'))
+    with SecretService(tmp_path / 'keyring') as ring:
+        r = ring.secret_tool('store', '--label', 'oama - alice@example.org', 'oama',
+                             'alice@example.org', input=record)
+        assert r.returncode == 0, r.stderr
+        looked_up = ring.secret_tool('lookup', 'oama', 'alice@example.org')
+        assert looked_up.returncode == 0, looked_up.stderr
+    r = tokend.run('import', 'work', '--from', 'oama', '-', input=looked_up.stdout)
+    assert_imported(tokend, authserver, t['refresh_token'], result=r)
 
 
 # email-oauth2-proxy: Fernet under a key from the account's password -----------
