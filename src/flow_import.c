@@ -4,6 +4,7 @@
  * rotate refresh tokens it retires the other tool's copy.  Under both of
  * the account's locks, as a sign-in and a refresh would be. */
 
+#include <signal.h>
 #include <string.h>
 
 #include "tokend/flow_import.h"
@@ -80,6 +81,42 @@ static int prove(const Account *a, Http *http, const SecStr *rt, const char *iss
     return 0;
 }
 
+/* Between the request and the save, the server may already have rotated
+ * the token and retired the other tool's copy: the answer is saved before
+ * a termination signal acts, as for every refresh. */
+static void hold_termination(sigset_t *old)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static int prove_and_save(const Account *a, const char *dir, AccountState *st,
+                          const char *store, Http *http, const SecStr *rt,
+                          const char *issued_to, struct import_outcome *out,
+                          struct tokend_error *e)
+{
+    g_autoptr(TokenResponse) t = NULL;
+    g_autoptr(FlowIdentity) id = NULL;
+
+    if (prove(a, http, rt, issued_to, &t, e) < 0 || flow_identity_check(a, t, &id, e) < 0)
+        return -1;
+    out->rotated = t->refresh_token && !secstr_equal(t->refresh_token, rt);
+    if (!t->refresh_token)
+        t->refresh_token = secstr_dup(rt);
+    flow_identity_remember(st, id, true);
+    if (flow_save_response(a, dir, st, store, t, e) < 0)
+        return -1;
+    out->store = g_strdup(st->store);
+    out->expires_in = t->expires_in;
+    return 0;
+}
+
 static int import_locked(const Account *a, const char *dir, const SecStr *rt,
                          const char *issued_to, bool force, struct import_outcome *out,
                          struct tokend_error *e)
@@ -87,24 +124,17 @@ static int import_locked(const Account *a, const char *dir, const SecStr *rt,
     g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(AccountState) st = NULL;
     g_autoptr(Store) store = NULL;
-    g_autoptr(TokenResponse) t = NULL;
-    g_autoptr(FlowIdentity) id = NULL;
+    sigset_t old;
+    int r;
 
     flow_remove_stale_temps(a, dir);
     if (!(st = load_state(a, dir, force, e)) || !(store = store_open_account(a, NULL, e)) ||
         room_check(a, e) < 0)
         return -1;
-    if (prove(a, http, rt, issued_to, &t, e) < 0 || flow_identity_check(a, t, &id, e) < 0)
-        return -1;
-    out->rotated = t->refresh_token && !secstr_equal(t->refresh_token, rt);
-    if (!t->refresh_token)
-        t->refresh_token = secstr_dup(rt);
-    flow_identity_remember(st, id, true);
-    if (flow_save_response(a, dir, st, store_name(store), t, e) < 0)
-        return -1;
-    out->store = g_strdup(st->store);
-    out->expires_in = t->expires_in;
-    return 0;
+    hold_termination(&old);
+    r = prove_and_save(a, dir, st, store_name(store), http, rt, issued_to, out, e);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
 }
 
 int flow_import(const Account *a, const SecStr *refresh_token, const char *issued_to,

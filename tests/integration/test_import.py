@@ -31,6 +31,7 @@ from harness import browser
 from harness.authserver import AuthServer
 from harness.fetchmail7 import source_dir, _tarball
 from harness.keyring import SecretService
+from harness.scripted import Reply, ScriptedEndpoint
 
 PYTHON = '/usr/bin/python3'
 MUTT_OAUTH2 = Path('/usr/share/doc/mutt/examples/mutt_oauth2.py')
@@ -181,6 +182,49 @@ def test_existing_signin_is_kept_unless_force(tokend, authserver, tmp_path):
     (tmp_path / 'refresh').write_text(rt + '\n')
     r = tokend.run('import', 'work', '--from', 'fetchmail-oauth2', str(config), '--force')
     assert_imported(tokend, authserver, rt, result=r)
+
+
+# Servers that do not rotate, and servers that are down (scripted replies) -----
+
+GOOGLE_REFRESH = Reply(200, {'access_token': 'ya29.imported-access', 'expires_in': 3599,
+                             'scope': 'https://mail.google.com/', 'token_type': 'Bearer'})
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    with ScriptedEndpoint() as ep:
+        t = Tokend(tmp_path / 'home')
+        t.account(provider='generic', client_id='cid', authorize_url=ep.url('/authorize'),
+                  token_url=ep.url('/token'), scopes='https://mail.google.com/',
+                  username='me@example.com', store='file')
+        (tmp_path / 'refresh').write_text('1//google-style-refresh-token\n')
+        (tmp_path / 'cfg').write_text(f'client_id=cid\nclient_secret=s\n'
+                                      f'refresh_token_file={tmp_path / "refresh"}\n')
+        yield t, ep, tmp_path / 'cfg'
+
+
+def test_token_the_server_does_not_rotate_is_kept_and_said(scripted):
+    """Google's refresh answer carries no refresh_token (REFERENCE.md)."""
+    tokend, ep, cfg = scripted
+    ep.script('/token', GOOGLE_REFRESH)
+    r = tokend.run('import', 'work', '--from', 'fetchmail-oauth2', str(cfg))
+    assert r.returncode == EX_OK, r.stderr
+    assert 'did not rotate' in r.stderr
+    assert ep.requests[-1].form['refresh_token'] == ['1//google-style-refresh-token']
+    assert ep.requests[-1].form['grant_type'] == ['refresh_token']
+    assert stored_refresh_token(tokend) == '1//google-style-refresh-token'
+    r = tokend.run('token', 'work')
+    assert r.returncode == EX_OK and r.stdout.strip() == 'ya29.imported-access', r.stderr
+
+
+def test_server_unavailable_is_try_later_and_stores_nothing(scripted):
+    tokend, ep, cfg = scripted
+    ep.script('/token', Reply(503, 'down for maintenance'))
+    r = tokend.run('import', 'work', '--from', 'fetchmail-oauth2', str(cfg))
+    assert r.returncode == 75, r.stderr
+    assert 'nothing was stored' in r.stderr
+    assert 'google-style' not in r.stderr
+    assert_nothing_stored(tokend)
 
 
 # mutt_oauth2.py and oama: gpg-encrypted JSON -----------------------------------
