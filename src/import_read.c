@@ -174,11 +174,12 @@ SecStr *import_ask_password(const char *prompt, struct tokend_error *e)
     int r;
 
     if (tty) {
-        fprintf(stderr, "%s", prompt);
+        /* Echo off before the prompt: nothing typed after it is shown. */
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         quiet.c_lflag |= ECHONL;
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        fprintf(stderr, "%s", prompt);
     }
     r = read_password_line(s);
     if (tty)

@@ -11,6 +11,8 @@ email-oauth2-proxy's config is written with python3-cryptography's Fernet
 and PBKDF2HMAC as emailproxy.py's Cryptographer does."""
 
 import base64
+import pty
+import select
 import configparser
 import json
 import os
@@ -411,6 +413,37 @@ def test_email_oauth2_proxy(tokend, authserver, tmp_path):
                    input='the IMAP pässword\n')
     assert 'pässword' not in r.stderr + r.stdout
     assert_imported(tokend, authserver, t['refresh_token'], result=r)
+
+
+def test_email_oauth2_proxy_password_on_a_terminal_is_not_echoed(tokend, authserver, tmp_path):
+    tokend.account(username='alice@example.org', identity='alice')
+    t = authserver.obtain_tokens()
+    path = tmp_path / 'emailproxy.config'
+    write_proxy_config(path, authserver, 'alice@example.org', 'typed-secret-pw', t)
+    master, slave = pty.openpty()
+    p = tokend.popen('import', 'work', '--from', 'email-oauth2-proxy', str(path), stdin=slave)
+    os.close(slave)
+    prompt = b''
+    while b'Password of alice@example.org' not in prompt:
+        ready, _, _ = select.select([p.stderr], [], [], 10)
+        assert ready, 'no prompt'
+        prompt += os.read(p.stderr.fileno(), 1024)
+    os.write(master, b'typed-secret-pw\n')
+    out, err = p.communicate(timeout=60)
+    echoed = b''
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        echoed += chunk
+    os.close(master)
+    assert b'typed-secret-pw' not in echoed
+    assert 'typed-secret-pw' not in out + err
+    assert p.returncode == EX_OK, err
+    assert_imported(tokend, authserver, t['refresh_token'])
 
 
 def test_email_oauth2_proxy_legacy_iterations(tokend, authserver, tmp_path):
