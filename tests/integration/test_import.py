@@ -323,8 +323,10 @@ def test_oama(tokend, authserver, gnupg, tmp_path):
         'access_token': t['access_token'], 'token_type': 'Bearer',
         'exp_date': (datetime.now() + timedelta(seconds=t['expires_in'])).isoformat(),
         'expires_in': t['expires_in']})
-    r = tokend.run('import', 'work', '--from', 'oama', str(path),
+    r = tokend.run('-v', '-v', 'import', 'work', '--from', 'oama', str(path),
                    env={'GNUPGHOME': str(gnupg.home)})
+    assert t['refresh_token'] not in r.stderr + r.stdout
+    assert stored_refresh_token(tokend) not in r.stderr + r.stdout
     assert_imported(tokend, authserver, t['refresh_token'], result=r)
 
 
