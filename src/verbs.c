@@ -8,6 +8,8 @@
 #include "tokend/add.h"
 #include "tokend/config.h"
 #include "tokend/flow.h"
+#include "tokend/flow_import.h"
+#include "tokend/import.h"
 #include "tokend/log.h"
 #include "tokend/mailcheck.h"
 #include "tokend/notify.h"
@@ -381,6 +383,58 @@ static int verb_migrate(struct verb_ctx *ctx)
     return 0;
 }
 
+/* import: read the other tool's refresh token, then prove and store it. */
+static int import_run(const Account *a, int format, const char *file, bool force)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    struct import_outcome out = {0};
+    g_autoptr(ImportFound) found = NULL;
+
+    if (import_read(format, file, a->username, import_ask_password, &found, &e) < 0 ||
+        flow_import(a, found->refresh_token, found->client_id, force, &out, &e) < 0)
+        return fail(&e, a->name);
+    fprintf(stderr, "tokend: %s: imported from %s; refresh token in the %s store, access "
+            "token in %s (valid for %" G_GINT64_FORMAT " min); %s\n", a->name,
+            import_format_name(format), out.store, a->token_file, out.expires_in / 60,
+            out.rotated ? "the server rotated the refresh token, so the other tool's copy "
+                          "no longer works"
+                        : "the server did not rotate it: stop the other tool from using it");
+    import_outcome_clear(&out);
+    schedule_forget();
+    return 0;
+}
+
+static int verb_import(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {
+        {"from", required_argument, NULL, 'f'},
+        {"force", no_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0},
+    };
+    const Account *a;
+    bool force = false;
+    int c, format = -1, status = 0;
+
+    VERB_GETOPT(ctx, "", opts, c)
+    {
+        if (c == 'F')
+            force = true;
+        else if (c == 'f' && (format = import_format_from_name(optarg)) >= 0)
+            continue;
+        else
+            return usage_error("import: bad option %s (--from %s)", ctx->argv[optind - 1],
+                               import_format_list());
+    }
+    if (ctx->argc - optind != 2 || format < 0)
+        return usage_error("import takes ACCOUNT --from FORMAT FILE (FORMAT: %s)",
+                           import_format_list());
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
+    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return status;
+    return import_run(a, format, ctx->argv[optind + 1], force);
+}
+
 static int check_one(const Account *a, enum mail_service s, const SecStr *token)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
@@ -558,6 +612,7 @@ static const struct verb verbs[] = {
     {"tunnel", verb_tunnel},
     {"migrate", verb_migrate},
     {"add", verb_add},
+    {"import", verb_import},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own

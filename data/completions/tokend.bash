@@ -26,9 +26,10 @@ _tokend()
     --format) COMPREPLY=($(compgen -W "raw xoauth2 oauthbearer" -- "$cur")); return ;;
     --service) COMPREPLY=($(compgen -W "imap smtp" -- "$cur")); return ;;
     --store) COMPREPLY=($(compgen -W "file secret-service command" -- "$cur")); return ;;
+    --from) COMPREPLY=($(compgen -W "fetchmail-oauth2 mutt-oauth2 oama email-oauth2-proxy" -- "$cur")); return ;;
     esac
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel migrate -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel migrate import -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
         return
     fi
     local opts
@@ -41,6 +42,7 @@ _tokend()
     check) opts="--imap --smtp" ;;
     tunnel) opts="--pop3" ;;
     migrate) opts="--store" ;;
+    import) opts="--from --force $(compgen -f -- "$cur")" ;;
     esac
     COMPREPLY=($(compgen -W "$opts $(_tokend_accounts)" -- "$cur"))
 }

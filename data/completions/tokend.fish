@@ -5,7 +5,7 @@ function __tokend_accounts
     test -r $conf; and sed -n 's/^[[:space:]]*\[account[[:space:]]\+\(.*\)\][[:space:]]*$/\1/p' $conf
 end
 
-set -l commands add obtain refresh token status logout check migrate
+set -l commands add obtain refresh token status logout check migrate import
 complete -c tokend -f
 complete -c tokend -s c -l config -r -F -d 'configuration file'
 complete -c tokend -s v -l verbose -d 'say more'
@@ -20,6 +20,7 @@ complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a status -d '
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a logout -d 'forget the tokens'
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a check -d 'log in to the mail servers'
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a migrate -d 'move the refresh token to another store'
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a import -d 'take the refresh token of another tool'
 complete -c tokend -n "__fish_seen_subcommand_from $commands" -a '(__tokend_accounts)'
 complete -c tokend -n '__fish_seen_subcommand_from obtain' -l no-browser -l manual -l device
 complete -c tokend -n '__fish_seen_subcommand_from add' -l client-id -l client -l client-secret-file -l provider -l tenant -l store -l device -l no-browser -l no-signin
@@ -29,3 +30,6 @@ complete -c tokend -n '__fish_seen_subcommand_from token' -l service -x -a 'imap
 complete -c tokend -n '__fish_seen_subcommand_from status' -l json
 complete -c tokend -n '__fish_seen_subcommand_from check' -l imap -l smtp
 complete -c tokend -n '__fish_seen_subcommand_from migrate' -l store -x -a 'file secret-service command'
+complete -c tokend -n '__fish_seen_subcommand_from import' -l from -x -a 'fetchmail-oauth2 mutt-oauth2 oama email-oauth2-proxy'
+complete -c tokend -n '__fish_seen_subcommand_from import' -l force
+complete -c tokend -n '__fish_seen_subcommand_from import' -F
