@@ -135,7 +135,7 @@ def test_warning_needs_no_notify_cmd_and_notify_before_zero_turns_it_off(tokend)
 
 def test_idle_tick_execs_the_engine_only_when_the_warning_is_due(tokend, tmp_path):
     notes = Notes(tmp_path)
-    lead = 15
+    lead = 20
     # Warned `lead` seconds after signing in: notify_before is 2 days.
     tokend.account(signin_lifetime=str(2 * DAY + lead), notify_cmd=str(notes.script))
     tokend.obtain()
