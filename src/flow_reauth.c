@@ -21,8 +21,7 @@ static char *when_text(gint64 t)
 }
 
 /* Under the lock: note the warning as sent; the moment it is about. */
-static gint64 take_warning(const Account *a, const char *dir, char **rule,
-                           struct tokend_error *e)
+static gint64 take_warning(const Account *a, const char *dir, char **rule, struct tokend_error *e)
 {
     gint64 now = g_get_real_time() / G_USEC_PER_SEC;
     g_autoptr(AccountState) st = state_load(dir, e);

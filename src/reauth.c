@@ -95,7 +95,8 @@ char *reauth_rule_text(const Account *a, const AccountState *st, enum reauth_rul
         span = span_text(st->frequency_interval);
         seen = date_text(st->frequency_seen_at);
         return g_strdup_printf("estimated: Conditional Access sign-in frequency (AADSTS70043 "
-                               "on %s ended a sign-in that had worked %s)", seen, span);
+                               "on %s ended a sign-in that had worked %s)",
+                               seen, span);
     case REAUTH_RULE_INACTIVITY:
         return g_strdup("estimated: Microsoft 90-day inactivity");
     }

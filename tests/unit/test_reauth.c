@@ -11,7 +11,7 @@
 
 static const struct {
     enum provider_kind provider;
-    int lifetime;          /* signin_lifetime */
+    int lifetime; /* signin_lifetime */
     gint64 signed_in_at, last_refresh, server_at, interval;
     gint64 at;             /* expected */
     enum reauth_rule rule; /* expected */
@@ -30,8 +30,7 @@ static const struct {
     {PROVIDER_MICROSOFT, 100 * DAY, T0, 0, 0, 0, T0 + 90 * DAY, REAUTH_RULE_INACTIVITY},
     {PROVIDER_MICROSOFT, 30 * DAY, T0, 0, 0, 0, T0 + 30 * DAY, REAUTH_RULE_LIFETIME},
     {PROVIDER_MICROSOFT, 30 * DAY, T0, 0, 0, 7 * DAY, T0 + 7 * DAY, REAUTH_RULE_FREQUENCY},
-    {PROVIDER_MICROSOFT, 0, T0, T0 + 89 * DAY, 0, 100 * DAY, T0 + 100 * DAY,
-     REAUTH_RULE_FREQUENCY},
+    {PROVIDER_MICROSOFT, 0, T0, T0 + 89 * DAY, 0, 100 * DAY, T0 + 100 * DAY, REAUTH_RULE_FREQUENCY},
     /* The server's word is authoritative, later or earlier. */
     {PROVIDER_MICROSOFT, 0, T0, 0, T0 + DAY, 7 * DAY, T0 + DAY, REAUTH_RULE_SERVER},
     {PROVIDER_GOOGLE, DAY, T0, 0, T0 + 7 * DAY, 0, T0 + 7 * DAY, REAUTH_RULE_SERVER},
@@ -58,8 +57,8 @@ static void test_estimate(void)
 
 static void test_warn_at(void)
 {
-    Account a = {.provider = PROVIDER_GENERIC, .signin_lifetime = 7 * DAY,
-                 .notify_before = 2 * DAY};
+    Account a = {
+        .provider = PROVIDER_GENERIC, .signin_lifetime = 7 * DAY, .notify_before = 2 * DAY};
     AccountState st = {.signed_in_at = T0, .store = "file"};
 
     g_assert_cmpint(reauth_warn_at(&a, &st), ==, T0 + 5 * DAY);
@@ -88,12 +87,16 @@ static void test_warn_at(void)
 
 static void test_note(void)
 {
-    AccountState st = {.signed_in_at = T0, .last_refresh = T0 + 7 * DAY, .warned_for = 5,
-                       .warned_at = 4};
-    struct tokend_error freq = {TOKEND_EX_NOPERM, (char *)"sign-in needed: a sign-in frequency "
-                                "policy requires signing in again (AADSTS70043)", NULL, NULL, 0};
-    struct tokend_error other = {TOKEND_EX_NOPERM, (char *)"sign-in needed: the sign-in has "
-                                 "expired or was revoked (AADSTS70008)", NULL, NULL, 0};
+    AccountState st = {
+        .signed_in_at = T0, .last_refresh = T0 + 7 * DAY, .warned_for = 5, .warned_at = 4};
+    struct tokend_error freq = {TOKEND_EX_NOPERM,
+                                (char *)"sign-in needed: a sign-in frequency "
+                                        "policy requires signing in again (AADSTS70043)",
+                                NULL, NULL, 0};
+    struct tokend_error other = {TOKEND_EX_NOPERM,
+                                 (char *)"sign-in needed: the sign-in has "
+                                         "expired or was revoked (AADSTS70008)",
+                                 NULL, NULL, 0};
     struct tokend_error temp = {TOKEND_EX_TEMPFAIL, (char *)"(AADSTS70043)", NULL, NULL, 0};
 
     reauth_note_failure(&st, &other, T0 + 8 * DAY);
