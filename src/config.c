@@ -26,6 +26,7 @@ enum key_type {
     KEY_SECRET,
     KEY_PARAMS,
     KEY_CONSENT,
+    KEY_DURATION,
 };
 
 enum key_scope {
@@ -83,6 +84,8 @@ static const struct key_spec keys[] = {
     {"store_delete", KEY_STRING, SCOPE_BOTH, F(store_delete)},
     {"store_timeout", KEY_SECONDS, SCOPE_BOTH, F(store_timeout)},
     {"max_parallel", KEY_SECONDS, SCOPE_DEFAULTS, 0},
+    {"signin_lifetime", KEY_DURATION, SCOPE_BOTH, F(signin_lifetime)},
+    {"notify_before", KEY_DURATION, SCOPE_BOTH, F(notify_before)},
 };
 
 #undef F
@@ -214,6 +217,33 @@ static int parse_int(const struct parse_ctx *c, const char *key, const char *v, 
     return 0;
 }
 
+/* "7d", "36h", "90m", "45s", "2w" or plain seconds. */
+#define MAX_DURATION (3650LL * 86400)
+
+static int parse_duration(const struct parse_ctx *c, const char *key, const char *v, int *out)
+{
+    static const struct {
+        char unit;
+        gint64 seconds;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
+    g_autofree char *digits = g_strdup(v);
+    size_t len = strlen(digits);
+    gint64 scale = 1, n;
+
+    for (size_t i = 0; len > 1 && i < G_N_ELEMENTS(units); i++) {
+        if (g_ascii_tolower(digits[len - 1]) == units[i].unit) {
+            scale = units[i].seconds;
+            digits[len - 1] = '\0';
+        }
+    }
+    if (!g_ascii_string_to_signed(digits, 10, 0, MAX_DURATION, &n, NULL) ||
+        n * scale > MAX_DURATION)
+        return key_error(c, key, "\"%s\" is not a duration such as 7d, 36h, 90m or 600 "
+                         "(seconds), up to 3650 days", v);
+    *out = (int)(n * scale);
+    return 0;
+}
+
 static int parse_params(const struct parse_ctx *c, const char *key, const char *v,
                         char ***out)
 {
@@ -304,6 +334,8 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
         return parse_params(c, k->name, v, (char ***)field);
     case KEY_CONSENT:
         return parse_enum(c, k->name, v, consent_names, (int *)field);
+    case KEY_DURATION:
+        return parse_duration(c, k->name, v, (int *)field);
     }
     return 0;
 }
@@ -580,6 +612,7 @@ static Account *parse_account(struct parse_ctx *c, const char *name, bool has_de
     a->min_validity = 120;
     a->login_timeout = 300;
     a->store_timeout = 30;
+    a->notify_before = 2 * 86400;
     if (!config_account_name_valid(name)) {
         key_error(c, NULL, "account name \"%s\" may use letters, digits and ._@+- only, "
                   "starting with a letter or digit", name);

@@ -13,6 +13,7 @@
 #include "tokend/lock.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
+#include "tokend/reauth.h"
 #include "tokend/room.h"
 #include "tokend/state.h"
 #include "tokend/store.h"
@@ -175,6 +176,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     else
         st->last_refresh = now;
     st->needs_signin = !t->refresh_token && !st->store;
+    reauth_note_response(st, t->refresh_expires_in, t->refresh_token != NULL, signin, now);
     st->last_status = 0;
     g_clear_pointer(&st->last_error, g_free);
     remember_config(st, a);
@@ -192,6 +194,7 @@ void flow_record_failure(const char *dir, AccountState *st, const struct tokend_
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
 
+    reauth_note_failure(st, err, now_s());
     st->last_attempt = now_s();
     st->last_status = err->status;
     g_free(st->last_error);
@@ -332,7 +335,8 @@ gint64 flow_next_due_of(const Account *a, const AccountState *st)
     if (!st || !st->store || st->needs_signin || st->expires_at == 0 ||
         g_strcmp0(st->token_file, a->token_file) != 0 || access(a->token_file, F_OK) < 0)
         return 0;
-    return st->expires_at - a->refresh_margin;
+    /* A warning about the next sign-in is due too (reauth_warn_at). */
+    return MIN(st->expires_at - a->refresh_margin, reauth_warn_at(a, st));
 }
 
 gint64 flow_token_seconds_left(const Account *a)

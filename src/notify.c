@@ -27,7 +27,7 @@ static int wait_bounded(pid_t pid)
     return status;
 }
 
-void notify_signin_needed(const Account *a, const char *reason)
+static void notify_run(const Account *a, const char *reason, gint64 signin_by)
 {
     g_auto(GStrv) argv = NULL;
     g_auto(GStrv) env = NULL;
@@ -50,6 +50,10 @@ void notify_signin_needed(const Account *a, const char *reason)
     env = g_environ_setenv(env, "TOKEND_COMMAND", command, TRUE);
     if (a->username)
         env = g_environ_setenv(env, "TOKEND_USERNAME", a->username, TRUE);
+    if (signin_by > 0) {
+        g_autofree char *when = g_strdup_printf("%" G_GINT64_FORMAT, signin_by);
+        env = g_environ_setenv(env, "TOKEND_SIGNIN_BY", when, TRUE);
+    }
     rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, env);
     if (rc != 0) {
         log_warn("%s: cannot run notify_cmd %s: %s", a->name, argv[0], g_strerror(rc));
@@ -61,4 +65,14 @@ void notify_signin_needed(const Account *a, const char *reason)
                  NOTIFY_TIMEOUT_MS / 1000);
     else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         log_warn("%s: notify_cmd failed", a->name);
+}
+
+void notify_signin_needed(const Account *a, const char *reason)
+{
+    notify_run(a, reason, 0);
+}
+
+void notify_signin_soon(const Account *a, const char *reason, gint64 signin_by)
+{
+    notify_run(a, reason, signin_by);
 }

@@ -144,6 +144,22 @@ static void get_id_token(const cJSON *root, TokenResponse *t)
         t->id_token_bad = true;
 }
 
+/* How long the refresh token lives, where the server says (Google, for
+ * apps in Testing or time-based access).  Only informative: a value that
+ * is not a sensible number is left out rather than failing the sign-in. */
+static void get_refresh_expires_in(const cJSON *root, TokenResponse *t)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "refresh_token_expires_in");
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    gint64 n = 0;
+
+    if (v && !cJSON_IsNull(v) && get_expires_in(v, &n, &e) == 0)
+        t->refresh_expires_in = n;
+    else if (v && !cJSON_IsNull(v))
+        log_verbose("ignoring refresh_token_expires_in: %s", e.message);
+    error_clear(&e);
+}
+
 int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
                                struct tokend_error *e)
 {
@@ -174,6 +190,7 @@ int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
     if (scope && cJSON_IsString(scope))
         t->scope = g_strdup(scope->valuestring);
     get_id_token(root, t);
+    get_refresh_expires_in(root, t);
     *out = g_steal_pointer(&t);
     return 0;
 }

@@ -88,6 +88,11 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->bound_client_id = get_str(root, "refresh_token_client_id");
     st->bound_issuer = get_str(root, "refresh_token_issuer");
     st->bound_token_url = get_str(root, "refresh_token_url");
+    st->refresh_token_expires_at = get_int(root, "refresh_expires_at");
+    st->frequency_seen_at = get_int(root, "signin_frequency_seen_at");
+    st->frequency_interval = get_int(root, "signin_frequency_interval");
+    st->warned_for = get_int(root, "signin_warned_for");
+    st->warned_at = get_int(root, "signin_warned_at");
     return g_steal_pointer(&st);
 }
 
@@ -145,6 +150,11 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     add_str(root, "refresh_token_client_id", st->bound_client_id);
     add_str(root, "refresh_token_issuer", st->bound_issuer);
     add_str(root, "refresh_token_url", st->bound_token_url);
+    cJSON_AddNumberToObject(root, "refresh_expires_at", (double)st->refresh_token_expires_at);
+    cJSON_AddNumberToObject(root, "signin_frequency_seen_at", (double)st->frequency_seen_at);
+    cJSON_AddNumberToObject(root, "signin_frequency_interval", (double)st->frequency_interval);
+    cJSON_AddNumberToObject(root, "signin_warned_for", (double)st->warned_for);
+    cJSON_AddNumberToObject(root, "signin_warned_at", (double)st->warned_at);
     printed = cJSON_Print(root);
     if (!printed)
         return error_set(e, TOKEND_EX_SOFTWARE, "out of memory");

@@ -4,6 +4,7 @@
 
 #include "tokend/status.h"
 #include "tokend/paths.h"
+#include "tokend/reauth.h"
 #include "tokend/state.h"
 #include "tokend/tokenfile.h"
 
@@ -151,6 +152,63 @@ static void add_granted_json(cJSON *o, const Account *a, const AccountState *st)
         cJSON_AddItemToArray(list, cJSON_CreateString(g_ptr_array_index(missing, i)));
 }
 
+/* When the next sign-in is needed (reauth.h); nothing before a first one. */
+static bool frequency_ended_it(const AccountState *st)
+{
+    return st->needs_signin && st->frequency_seen_at > 0 &&
+           st->frequency_seen_at >= st->signed_in_at;
+}
+
+static char *reauth_text(const Account *a, const AccountState *st, gint64 now)
+{
+    struct reauth_estimate est = reauth_estimate(a, st);
+    g_autofree char *rule = reauth_rule_text(a, st, est.rule);
+    g_autofree char *at = when(est.at);
+    g_autofree char *seen = when(st->frequency_seen_at);
+    g_autofree char *warned = st->warned_at ? when(st->warned_at) : NULL;
+    g_autofree char *tail = warned ? g_strdup_printf("; warned %s", warned) : g_strdup("");
+
+    if (st->needs_signin)
+        return frequency_ended_it(st)
+                   ? g_strdup_printf("now (AADSTS70043 on %s: a Conditional Access sign-in "
+                                     "frequency ended the sign-in)", seen)
+                   : g_strdup("now");
+    if (est.at == 0)
+        return g_strdup_printf("unknown (%s)", rule);
+    if (est.at <= now)
+        return g_strdup_printf("due since %s (%s%s)", at, rule, tail);
+    return g_strdup_printf("by %s (in %" G_GINT64_FORMAT " d %" G_GINT64_FORMAT " h; %s%s)", at,
+                           (est.at - now) / 86400, (est.at - now) % 86400 / 3600, rule, tail);
+}
+
+static void add_time_or_null(cJSON *o, const char *name, gint64 t)
+{
+    if (t > 0)
+        cJSON_AddNumberToObject(o, name, (double)t);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+static void add_reauth_json(cJSON *o, const Account *a, const AccountState *st)
+{
+    struct reauth_estimate est = reauth_estimate(a, st);
+    g_autofree char *text = reauth_rule_text(a, st, est.rule);
+    bool known = st->store && !st->needs_signin && est.at > 0;
+
+    add_time_or_null(o, "signin_expected_by", known ? est.at : 0);
+    if (known)
+        cJSON_AddStringToObject(o, "signin_rule", reauth_rule_key(est.rule));
+    else
+        cJSON_AddNullToObject(o, "signin_rule");
+    if (st->store && !st->needs_signin)
+        cJSON_AddStringToObject(o, "signin_rule_text", text);
+    else
+        cJSON_AddNullToObject(o, "signin_rule_text");
+    add_time_or_null(o, "signin_warned_at", st->warned_at);
+    add_time_or_null(o, "signin_frequency_seen_at", st->frequency_seen_at);
+    add_time_or_null(o, "signin_frequency_interval", st->frequency_interval);
+}
+
 static void print_text(const Account *a, const AccountState *st, gint64 now)
 {
     g_autofree char *problem = token_file_problem(a, st);
@@ -168,6 +226,10 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
     printf("  signed in:    %s\n", signed_in);
     printf("  last refresh: %s\n", refreshed);
     printf("  sign-in:      %s\n", signin_state(st));
+    if (st->store) {
+        g_autofree char *next = reauth_text(a, st, now);
+        printf("  next sign-in: %s\n", next);
+    }
     if (st->store || st->signed_in_at) {
         g_autofree char *identity = identity_text(a, st);
         printf("  identity:     %s\n", identity);
@@ -200,6 +262,7 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     cJSON_AddNumberToObject(o, "signed_in_at", (double)st->signed_in_at);
     cJSON_AddNumberToObject(o, "last_refresh", (double)st->last_refresh);
     cJSON_AddBoolToObject(o, "needs_signin", !st->store || st->needs_signin);
+    add_reauth_json(o, a, st);
     if (st->identity)
         cJSON_AddStringToObject(o, "identity", st->identity);
     else

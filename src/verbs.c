@@ -176,6 +176,17 @@ static int report_refresh(struct refresh_request *req)
     return 0;
 }
 
+/* A warning about the next sign-in, where the schedule says something is
+ * due (flow_next_due_of counts the warning's moment in).  The schedule is
+ * then read again from the state, which says whether it was sent. */
+static void warn_ahead(struct refresh_request *req, gint64 now)
+{
+    if (req->error.status == TOKEND_EX_NOPERM || (req->next_due_known && req->next_due > now))
+        return;
+    flow_reauth_warn(req->account);
+    req->next_due_known = false;
+}
+
 static int verb_refresh(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -205,6 +216,8 @@ static int verb_refresh(struct verb_ctx *ctx)
     for (guint i = 0; i < accounts->len; i++)
         reqs[i].account = g_ptr_array_index(accounts, i);
     flow_refresh_many(reqs, accounts->len, ctx->cfg->max_parallel, force);
+    for (guint i = 0; i < accounts->len; i++)
+        warn_ahead(&reqs[i], g_get_real_time() / G_USEC_PER_SEC);
     for (guint i = 0; i < accounts->len; i++) {
         int r = report_refresh(&reqs[i]);
         if (r != 0 && status == 0)

@@ -87,6 +87,9 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir);
 gint64 flow_next_due(const Account *a);
 /* The same from a state already read. */
 gint64 flow_next_due_of(const Account *a, const struct account_state *st);
+/* `refresh`: warn once (a line, notify_cmd) when the next sign-in is within
+ * notify_before (reauth.h); remembered in the state until a new sign-in. */
+void flow_reauth_warn(const Account *a);
 /* Seconds the current access token is still valid (0 if none). */
 gint64 flow_token_seconds_left(const Account *a);
 /* Read the current access token (after flow_refresh made it fresh). */

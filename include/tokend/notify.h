@@ -6,3 +6,6 @@
 #include "tokend/config.h"
 
 void notify_signin_needed(const Account *a, const char *reason);
+/* The same ahead of time: a sign-in will be needed by signin_by (unix
+ * seconds, also given as TOKEND_SIGNIN_BY); reason says by which rule. */
+void notify_signin_soon(const Account *a, const char *reason, gint64 signin_by);

@@ -34,6 +34,7 @@ typedef struct token_response {
     char *scope;
     SecStr *id_token;      /* OpenID Connect: who signed in, or NULL */
     bool id_token_bad;     /* an id_token was there but not a string */
+    gint64 refresh_expires_in; /* refresh_token_expires_in, when the server says; else 0 */
 } TokenResponse;
 
 typedef struct redirect_params {

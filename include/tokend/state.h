@@ -33,6 +33,12 @@ typedef struct account_state {
     char *bound_client_id;
     char *bound_issuer;
     char *bound_token_url;
+    /* When a new sign-in will be needed (reauth.h).  0: not known. */
+    gint64 refresh_token_expires_at; /* the server said (refresh_token_expires_in) */
+    gint64 frequency_seen_at;        /* the last AADSTS70043 (sign-in frequency) */
+    gint64 frequency_interval;       /* how long the sign-in it ended had worked */
+    gint64 warned_for;               /* the moment a warning was sent for, this sign-in */
+    gint64 warned_at;                /* when that warning was sent */
 } AccountState;
 
 AccountState *state_new(void);

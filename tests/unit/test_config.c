@@ -305,6 +305,7 @@ static void test_known_keys(void)
         "identity",
         "tunnel_mech", "tunnel_tls",
         "store_get", "store_put", "store_delete", "store_timeout",
+        "signin_lifetime", "notify_before",
     };
     const char *const *keys = config_known_keys();
 
@@ -628,6 +629,37 @@ static void test_offline_consent(void)
     }
 }
 
+/* signin_lifetime and notify_before: a number with a unit, or seconds. */
+static void test_durations(void)
+{
+    static const struct {
+        const char *value;
+        int seconds; /* -1: refused */
+    } cases[] = {
+        {"7d", 7 * 86400}, {"36h", 36 * 3600}, {"90m", 5400}, {"45s", 45}, {"2w", 14 * 86400},
+        {"600", 600},      {"0", 0},           {"7D", 7 * 86400}, {"3650d", 3650 * 86400},
+        {"3651d", -1},     {"soon", -1},       {"d", -1},     {"-1d", -1}, {"7y", -1},
+        {"1.5d", -1},      {"7 d", -1},        {"7dd", -1},   {"", -1},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text = g_strdup_printf(MS "signin_lifetime = %s\n", cases[i].value);
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(Config) cfg = parse(text, &e);
+
+        g_test_message("duration \"%s\"", cases[i].value);
+        if (cases[i].seconds < 0) {
+            g_assert_null(cfg);
+            testutil_assert_contains(e.message, "signin_lifetime");
+            continue;
+        }
+        g_assert_nonnull(cfg);
+        g_assert_cmpint(config_find(cfg, "work")->signin_lifetime, ==, cases[i].seconds);
+        /* Warned two days ahead unless the account says otherwise. */
+        g_assert_cmpint(config_find(cfg, "work")->notify_before, ==, 2 * 86400);
+    }
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -649,5 +681,6 @@ int main(int argc, char **argv)
     g_test_add_func("/config/bad-defaults", test_bad_defaults);
     g_test_add_func("/config/command", test_command);
     g_test_add_func("/config/offline-consent", test_offline_consent);
+    g_test_add_func("/config/durations", test_durations);
     return testutil_run();
 }
