@@ -75,7 +75,8 @@ SecStr *import_pizauth_open(const guint8 *dump, size_t len, struct tokend_error 
          EVP_DecryptFinal_ex(ctx, (unsigned char *)out->data + n, &m) == 1;
     EVP_CIPHER_CTX_free(ctx);
     if (!ok || (size_t)n + (size_t)m != ct_len) {
-        error_set(e, TOKEND_EX_DATAERR, "the file is not a pizauth dump: it does not decrypt "
+        error_set(e, TOKEND_EX_DATAERR,
+                  "the file is not a pizauth dump: it does not decrypt "
                   "under pizauth's dump key (or was changed)");
         return NULL;
     }
@@ -203,13 +204,13 @@ static bool read_account(struct cursor *c, struct piece *client_id)
 {
     struct piece s;
 
-    return read_str(c, &s) &&           /* auth_uri */
-           read_strs(c, 2) &&           /* auth_uri_fields */
-           read_str(c, client_id) &&    /* client_id */
-           read_opt_str(c, &s) &&       /* client_secret */
-           read_str(c, &s) &&           /* redirect_uri */
-           read_strs(c, 1) &&           /* scopes */
-           read_str(c, &s);             /* token_uri */
+    return read_str(c, &s) &&        /* auth_uri */
+           read_strs(c, 2) &&        /* auth_uri_fields */
+           read_str(c, client_id) && /* client_id */
+           read_opt_str(c, &s) &&    /* client_secret */
+           read_str(c, &s) &&        /* redirect_uri */
+           read_strs(c, 1) &&        /* scopes */
+           read_str(c, &s);          /* token_uri */
 }
 
 /* TokenStateDump; *rt is the refresh token (s NULL when none). */
@@ -222,8 +223,8 @@ static bool read_token_state(struct cursor *c, bool *active, struct piece *rt)
     if (!read_tag(c, true, &variant))
         return false;
     *active = variant == 1;
-    return !*active || (read_str(c, &access) && read_time(c) && read_time(c) &&
-                        read_opt_str(c, rt));
+    return !*active ||
+           (read_str(c, &access) && read_time(c) && read_time(c) && read_opt_str(c, rt));
 }
 
 struct pizauth_account {
@@ -238,8 +239,7 @@ static bool read_entry(struct cursor *c, const char *account, struct pizauth_acc
     struct piece name, client_id, rt;
     bool active;
 
-    if (!read_str(c, &name) || !read_account(c, &client_id) ||
-        !read_token_state(c, &active, &rt))
+    if (!read_str(c, &name) || !read_account(c, &client_id) || !read_token_state(c, &active, &rt))
         return false;
     if (want->count++ < NAMES_SHOWN)
         g_string_append_printf(want->names, "%s%.*s", want->names->len ? ", " : "",
@@ -263,17 +263,22 @@ static int read_dump(struct cursor *c, const char *account, struct pizauth_accou
     if (!read_u64(c, &version))
         return error_set(e, TOKEND_EX_DATAERR, "the dump is empty");
     if (version != PIZAUTH_DUMP_VERSION)
-        return error_set(e, TOKEND_EX_DATAERR, "the dump is of version %" G_GUINT64_FORMAT
-                         "; tokend reads version 1 (pizauth 0.2.2 to 1.1.0)", version);
+        return error_set(e, TOKEND_EX_DATAERR,
+                         "the dump is of version %" G_GUINT64_FORMAT
+                         "; tokend reads version 1 (pizauth 0.2.2 to 1.1.0)",
+                         version);
     /* The smallest entry: empty name and strings, None, no fields, Empty. */
     if (read_count(c, 8 + 8 + 8 + 8 + 1 + 8 + 8 + 8 + 4, &n))
-        for (guint64 i = 0; i < n && read_entry(c, account, want); i++)
-            ;
+        for (guint64 i = 0; i < n; i++)
+            if (!read_entry(c, account, want))
+                break;
     if (!c->err && c->left)
         bad(c, "bytes follow the last account");
     if (c->err)
-        return error_set(e, TOKEND_EX_DATAERR, "the dump does not have the layout of pizauth's "
-                         "dump version 1: %s (byte %zu)", c->err, c->size - c->left);
+        return error_set(e, TOKEND_EX_DATAERR,
+                         "the dump does not have the layout of pizauth's "
+                         "dump version 1: %s (byte %zu)",
+                         c->err, c->size - c->left);
     return 0;
 }
 
@@ -297,8 +302,7 @@ static SecStr *pizauth_token(const struct pizauth_account *want, const char *acc
     }
     for (size_t i = 0; i < rt->len; i++)
         if ((unsigned char)rt->s[i] < 0x20 || (unsigned char)rt->s[i] > 0x7e) {
-            error_set(e, TOKEND_EX_DATAERR, "account %s's refresh token is not a token",
-                      account);
+            error_set(e, TOKEND_EX_DATAERR, "account %s's refresh token is not a token", account);
             return NULL;
         }
     if (rt->len == 0 || rt->len > PIZAUTH_TOKEN_MAX) {
@@ -309,8 +313,8 @@ static SecStr *pizauth_token(const struct pizauth_account *want, const char *acc
     return secstr_from(rt->s, rt->len);
 }
 
-SecStr *import_parse_pizauth(const guint8 *plain, size_t len, const char *account,
-                             char **client_id, struct tokend_error *e)
+SecStr *import_parse_pizauth(const guint8 *plain, size_t len, const char *account, char **client_id,
+                             struct tokend_error *e)
 {
     struct cursor c = {.p = plain, .left = len, .size = len};
     struct pizauth_account want = {.names = g_string_new(NULL)};
