@@ -1,8 +1,10 @@
 /* The parsers of `tokend import`: other tools' files, whatever they hold.
  * The first byte picks the parser (fetchmail-oauth2.py's config, a refresh
  * token file's line, mutt_oauth2.py's or oama's JSON, emailproxy.config,
- * a Fernet token); the rest is the file.  What comes out is a visible
- * ASCII token, or an error with a message. */
+ * a Fernet token), its value mod 5, except 0xf0 and above: pizauth's dump,
+ * its decrypted Dump (even) or the sealed file (odd, through the
+ * ChaCha20-Poly1305 check: the seed is a real one).  The rest is the file.
+ * What comes out is a visible ASCII token, or an error with a message. */
 
 #include <string.h>
 
@@ -46,6 +48,29 @@ static void fuzz_proxy(const char *text, size_t len, struct tokend_error *e)
     proxy_entry_free(p);
 }
 
+/* The account asked for is "work", or with its name in the input. */
+static void fuzz_pizauth(bool sealed, const guint8 *data, size_t len, struct tokend_error *e)
+{
+    SecStr *plain = sealed ? import_pizauth_open(data, len, e) : NULL;
+    char *client_id = NULL;
+    SecStr *rt = NULL;
+
+    if (sealed && !plain) {
+        if (e->status != TOKEND_EX_DATAERR || !e->message)
+            abort();
+        return;
+    }
+    if (plain)
+        data = (const guint8 *)plain->data, len = plain->len;
+    rt = import_parse_pizauth(data, len, len % 7 ? "work" : "", &client_id, e);
+    check_token(rt, e);
+    if (!rt && client_id)
+        abort();
+    secstr_free(rt);
+    secstr_free(plain);
+    g_free(client_id);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const guint8 key[32] = {1, 2, 3};
@@ -55,6 +80,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1)
         return 0;
+    if (data[0] >= 0xf0) {
+        fuzz_pizauth(data[0] & 1, data + 1, size - 1, &e);
+        error_clear(&e);
+        return 0;
+    }
     text = g_strndup((const char *)data + 1, size - 1);
     in = secstr_from((const char *)data + 1, size - 1);
     switch (data[0] % 5) {

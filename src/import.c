@@ -6,10 +6,8 @@
  *   oama: Aeson's encoding of its AuthRecord, key "refresh_token";
  *   email-oauth2-proxy: configparser sections named after the account,
  *     refresh_token a Fernet token under a PBKDF2 key (import_fernet.c).
- * pizauth is named so that it can be refused with its reason: its dump is
- * its own serialisation (bincode, then wincode since 2026) sealed with
- * ChaCha20-Poly1305 under a key built into pizauth, with no stable layout
- * to read. */
+ *   pizauth: `pizauth dump`, ChaCha20-Poly1305 under the key built into
+ *     pizauth around its Dump struct (import_pizauth.c). */
 
 #include <string.h>
 #include <cjson/cJSON.h>
@@ -41,7 +39,7 @@ const char *import_format_name(enum import_format f)
 
 const char *import_format_list(void)
 {
-    return "fetchmail-oauth2, mutt-oauth2, oama, email-oauth2-proxy";
+    return "fetchmail-oauth2, mutt-oauth2, oama, pizauth, email-oauth2-proxy";
 }
 
 void import_found_free(ImportFound *f)

@@ -275,6 +275,21 @@ static int read_proxy(const char *file, const char *username, ImportAskPassword 
     return 0;
 }
 
+/* pizauth's dump: the account is named in pizauth's config, and defaults
+ * to the tokend account's name (see verbs.c). */
+static int read_pizauth(const char *file, const char *account, ImportFound *f,
+                        struct tokend_error *e)
+{
+    g_autoptr(SecStr) dump = read_file(file, e);
+    g_autoptr(SecStr) plain = NULL;
+
+    if (!dump || !(plain = import_pizauth_open((const guint8 *)dump->data, dump->len, e)))
+        return -1;
+    f->refresh_token = import_parse_pizauth((const guint8 *)plain->data, plain->len,
+                                            account ? account : "", &f->client_id, e);
+    return f->refresh_token ? 0 : -1;
+}
+
 int import_read(enum import_format fmt, const char *file, const char *username,
                 ImportAskPassword ask, ImportFound **out, struct tokend_error *e)
 {
@@ -293,11 +308,8 @@ int import_read(enum import_format fmt, const char *file, const char *username,
         r = read_proxy(file, username, ask, f, e);
         break;
     case IMPORT_FORMAT_PIZAUTH:
-        error_set(e, TOKEND_EX_USAGE, "pizauth's dump cannot be read: it is pizauth's own "
-                  "binary serialisation, sealed with a key built into pizauth, and changes "
-                  "between its versions");
-        error_set_hint(e, "sign in with tokend obtain instead");
-        return -1;
+        r = read_pizauth(file, username, f, e);
+        break;
     }
     if (r < 0) {
         error_prefix(e, "%s %s", import_format_name(fmt), file);

@@ -397,13 +397,16 @@ static int verb_migrate(struct verb_ctx *ctx)
 }
 
 /* import: read the other tool's refresh token, then prove and store it. */
-static int import_run(const Account *a, int format, const char *file, bool force)
+static int import_run(const Account *a, int format, const char *file, const char *pizauth,
+                      bool force)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     struct import_outcome out = {0};
     g_autoptr(ImportFound) found = NULL;
+    /* pizauth names its accounts in its own config: by default as here. */
+    const char *who = format != IMPORT_FORMAT_PIZAUTH ? a->username : pizauth ? pizauth : a->name;
 
-    if (import_read(format, file, a->username, import_ask_password, &found, &e) < 0 ||
+    if (import_read(format, file, who, import_ask_password, &found, &e) < 0 ||
         flow_import(a, found->refresh_token, found->client_id, force, &out, &e) < 0)
         return fail(&e, a->name);
     fprintf(stderr, "tokend: %s: imported from %s; refresh token in the %s store, access "
@@ -422,9 +425,11 @@ static int verb_import(struct verb_ctx *ctx)
     static const struct option opts[] = {
         {"from", required_argument, NULL, 'f'},
         {"force", no_argument, NULL, 'F'},
+        {"pizauth-account", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     const Account *a;
+    const char *pizauth = NULL;
     bool force = false;
     int c, format = -1, status = 0;
 
@@ -432,6 +437,8 @@ static int verb_import(struct verb_ctx *ctx)
     {
         if (c == 'F')
             force = true;
+        else if (c == 'P' && *optarg)
+            pizauth = optarg;
         else if (c == 'f' && (format = import_format_from_name(optarg)) >= 0)
             continue;
         else
@@ -441,11 +448,13 @@ static int verb_import(struct verb_ctx *ctx)
     if (ctx->argc - optind != 2 || format < 0)
         return usage_error("import takes ACCOUNT --from FORMAT FILE (FORMAT: %s)",
                            import_format_list());
+    if (pizauth && format != IMPORT_FORMAT_PIZAUTH)
+        return usage_error("import: --pizauth-account goes with --from pizauth");
     if (load_config(ctx) != 0)
         return TOKEND_EX_CONFIG;
     if (!(a = find_account(ctx, ctx->argv[optind], &status)))
         return status;
-    return import_run(a, format, ctx->argv[optind + 1], force);
+    return import_run(a, format, ctx->argv[optind + 1], pizauth, force);
 }
 
 static int check_one(const Account *a, enum mail_service s, const SecStr *token)

@@ -42,7 +42,7 @@ _tokend()
     check) opts="--imap --smtp" ;;
     tunnel) opts="--pop3" ;;
     migrate) opts="--store" ;;
-    import) opts="--from --force $(compgen -f -- "$cur")" ;;
+    import) opts="--from --force --pizauth-account $(compgen -f -- "$cur")" ;;
     esac
     COMPREPLY=($(compgen -W "$opts $(_tokend_accounts)" -- "$cur"))
 }

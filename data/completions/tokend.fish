@@ -30,6 +30,7 @@ complete -c tokend -n '__fish_seen_subcommand_from token' -l service -x -a 'imap
 complete -c tokend -n '__fish_seen_subcommand_from status' -l json
 complete -c tokend -n '__fish_seen_subcommand_from check' -l imap -l smtp
 complete -c tokend -n '__fish_seen_subcommand_from migrate' -l store -x -a 'file secret-service command'
-complete -c tokend -n '__fish_seen_subcommand_from import' -l from -x -a 'fetchmail-oauth2 mutt-oauth2 oama email-oauth2-proxy'
+complete -c tokend -n '__fish_seen_subcommand_from import' -l from -x -a 'fetchmail-oauth2 mutt-oauth2 oama pizauth email-oauth2-proxy'
 complete -c tokend -n '__fish_seen_subcommand_from import' -l force
+complete -c tokend -n '__fish_seen_subcommand_from import' -l pizauth-account -x -d 'account name in pizauth'
 complete -c tokend -n '__fish_seen_subcommand_from import' -F

@@ -14,7 +14,7 @@ enum import_format {
     IMPORT_FORMAT_FETCHMAIL_OAUTH2,   /* contrib/fetchmail-oauth2.py's config */
     IMPORT_FORMAT_MUTT_OAUTH2,        /* mutt_oauth2.py's gpg-encrypted JSON */
     IMPORT_FORMAT_OAMA,               /* oama's gpg-encrypted <email>.oama */
-    IMPORT_FORMAT_PIZAUTH,            /* pizauth dump: not readable, see import.c */
+    IMPORT_FORMAT_PIZAUTH,            /* `pizauth dump`, dump version 1 */
     IMPORT_FORMAT_EMAIL_OAUTH2_PROXY, /* emailproxy.config, Fernet-encrypted */
 };
 
@@ -35,7 +35,8 @@ void import_found_free(ImportFound *f);
 typedef SecStr *(*ImportAskPassword)(const char *prompt, struct tokend_error *e);
 
 /* Read the refresh token from FILE in the given format.  username picks the
- * account in files that hold several (email-oauth2-proxy), or NULL. */
+ * account in files that hold several (email-oauth2-proxy: its username;
+ * pizauth: its account name), or NULL. */
 int import_read(enum import_format f, const char *file, const char *username,
                 ImportAskPassword ask, ImportFound **out, struct tokend_error *e);
 /* The terminal without echo when stdin is one, else the first line of
@@ -70,6 +71,14 @@ int import_fernet_key(const SecStr *password, const guint8 *salt, gsize salt_len
                       guint64 iterations, guint8 key[32], struct tokend_error *e);
 /* Verify and decrypt a Fernet token (no time limit); NULL on failure. */
 SecStr *import_fernet_decrypt(const char *token, const guint8 key[32]);
+
+/* pizauth's dump (import_pizauth.c): the plaintext of nonce | ChaCha20-
+ * Poly1305 ciphertext | tag under pizauth's built-in key, NULL when it does
+ * not authenticate; then the refresh token of pizauth's account `account`
+ * in that plaintext and *client_id its client (NULL when empty). */
+SecStr *import_pizauth_open(const guint8 *dump, size_t len, struct tokend_error *e);
+SecStr *import_parse_pizauth(const guint8 *plain, size_t len, const char *account,
+                             char **client_id, struct tokend_error *e);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ImportFound, import_found_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ProxyEntry, proxy_entry_free)

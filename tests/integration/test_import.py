@@ -8,7 +8,8 @@ the test server; mutt_oauth2.py's and oama's files are written as their
 sources write them (json + gpg --encrypt --recipient, with a GnuPG key made
 for the test) and mutt_oauth2.py itself then reads the file back;
 email-oauth2-proxy's config is written with python3-cryptography's Fernet
-and PBKDF2HMAC as emailproxy.py's Cryptographer does."""
+and PBKDF2HMAC as emailproxy.py's Cryptographer does; pizauth's dump is
+written as pizauth's source writes it (harness/pizauth_dump.py)."""
 
 import base64
 import pty
@@ -33,6 +34,7 @@ from harness import browser
 from harness.authserver import AuthServer
 from harness.fetchmail7 import source_dir, _tarball
 from harness.keyring import SecretService
+from harness import pizauth_dump
 from harness.scripted import Reply, ScriptedEndpoint
 
 PYTHON = '/usr/bin/python3'
@@ -476,13 +478,106 @@ def test_email_oauth2_proxy_wrong_password(tokend, authserver, tmp_path):
 
 # pizauth ----------------------------------------------------------------------
 
-def test_pizauth_dump_is_refused_with_the_reason(tokend, tmp_path):
+def pizauth_account(server, client_id='tokend-native', **more):
+    """Account::dump() of a pizauth.conf account for the test server."""
+    return pizauth_dump.account_dump(server.authorize_url, client_id, server.token_url,
+                                     scopes=['openid', 'offline_access'], **more)
+
+
+def write_pizauth_dump(path, accounts, **more):
+    path.write_bytes(pizauth_dump.dump(accounts, **more))
+    return path
+
+
+def test_pizauth_dump(tokend, authserver, tmp_path):
     tokend.account()
-    dump = tmp_path / 'dump'
-    dump.write_bytes(os.urandom(64))
+    t = authserver.obtain_tokens()
+    dump = write_pizauth_dump(tmp_path / 'dump', {
+        'work': (pizauth_account(authserver, client_secret=None,
+                                 auth_uri_fields=[('login_hint', 'alice@example.org')]),
+                 pizauth_dump.token_state_active(t['access_token'], t['refresh_token'],
+                                                 t['expires_in'])),
+        'personal': (pizauth_account(authserver, client_id='another', client_secret='s3'),
+                     pizauth_dump.token_state_empty())})
+    r = tokend.run('-v', '-v', 'import', 'work', '--from', 'pizauth', str(dump))
+    assert t['refresh_token'] not in r.stderr + r.stdout
+    assert_imported(tokend, authserver, t['refresh_token'], result=r)
+
+
+def test_pizauth_account_named_otherwise(tokend, authserver, tmp_path):
+    tokend.account()
+    t = authserver.obtain_tokens()
+    dump = write_pizauth_dump(tmp_path / 'dump', {
+        'office': (pizauth_account(authserver),
+                   pizauth_dump.token_state_active(t['access_token'], t['refresh_token']))})
     r = tokend.run('import', 'work', '--from', 'pizauth', str(dump))
-    assert r.returncode == EX_USAGE, r.stderr
-    assert 'cannot be read' in r.stderr and 'tokend obtain' in r.stderr
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert 'no account work (it has: office)' in r.stderr and '--pizauth-account' in r.stderr
+    assert_nothing_stored(tokend)
+
+    r = tokend.run('import', 'work', '--from', 'pizauth', '--pizauth-account', 'office',
+                   str(dump))
+    assert_imported(tokend, authserver, t['refresh_token'], result=r)
+
+
+def test_pizauth_account_of_another_client_is_not_sent(tokend, authserver, tmp_path):
+    tokend.account()
+    t = authserver.obtain_tokens()
+    dump = write_pizauth_dump(tmp_path / 'dump', {
+        'work': (pizauth_account(authserver, client_id='someone-else'),
+                 pizauth_dump.token_state_active(t['access_token'], t['refresh_token']))})
+    r = tokend.run('import', 'work', '--from', 'pizauth', str(dump))
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert 'someone-else' in r.stderr
+    assert_nothing_stored(tokend)
+    status, _ = authserver.refresh(t['refresh_token'])
+    assert status == 200
+
+
+@pytest.mark.parametrize('state, said', [
+    (pizauth_dump.token_state_empty(), 'held no token for account work'),
+    (pizauth_dump.token_state_active('at', None), 'held no refresh token for account work'),
+])
+def test_pizauth_account_not_signed_in(tokend, authserver, tmp_path, state, said):
+    tokend.account()
+    dump = write_pizauth_dump(tmp_path / 'dump', {'work': (pizauth_account(authserver), state)})
+    r = tokend.run('import', 'work', '--from', 'pizauth', str(dump))
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert said in r.stderr and 'tokend obtain' in r.stderr
+    assert_nothing_stored(tokend)
+
+
+def tampered(plain):
+    sealed = bytearray(pizauth_dump.seal(plain))
+    sealed[len(sealed) // 2] ^= 1
+    return bytes(sealed)
+
+
+def test_pizauth_files_that_are_not_its_dump(tokend, authserver, tmp_path):
+    tokend.account()
+    good = {'work': (pizauth_account(authserver),
+                     pizauth_dump.token_state_active('at', 'rt-never-sent'))}
+    plain = pizauth_dump.plaintext(good)
+    cases = [
+        (os.urandom(200), 'does not decrypt under pizauth\'s dump key'),
+        (b'', 'not a pizauth dump (0 bytes)'),
+        (tampered(plain), 'does not decrypt'),
+        (pizauth_dump.seal(pizauth_dump.plaintext(good, version=2)),
+         'dump is of version 2; tokend reads version 1'),
+        (pizauth_dump.seal(plain + b'\0'), 'bytes follow the last account'),
+        (pizauth_dump.seal(plain[:-3]), 'a count is larger than the data'),
+        # Cut inside the expiry's nanoseconds, before Some(refresh token).
+        (pizauth_dump.seal(plain[:-(2 + 1 + 8 + len('rt-never-sent'))]), 'ends inside a field'),
+        (pizauth_dump.seal(plain.replace(pizauth_dump.u32(1) + pizauth_dump.string('at'),
+                                         pizauth_dump.u32(2) + pizauth_dump.string('at'))),
+         'unknown token state'),
+    ]
+    for content, said in cases:
+        (tmp_path / 'dump').write_bytes(content)
+        r = tokend.run('import', 'work', '--from', 'pizauth', str(tmp_path / 'dump'))
+        assert r.returncode == EX_DATAERR, (said, r.stderr)
+        assert said in r.stderr, r.stderr
+        assert 'rt-never-sent' not in r.stderr
     assert_nothing_stored(tokend)
 
 
@@ -493,3 +588,5 @@ def test_usage_errors(tokend):
     assert 'fetchmail-oauth2' in r.stderr
     r = tokend.run('import', 'work', '/dev/null')
     assert r.returncode == EX_USAGE
+    r = tokend.run('import', 'work', '--from', 'oama', '--pizauth-account', 'x', '/dev/null')
+    assert r.returncode == EX_USAGE and '--pizauth-account' in r.stderr

@@ -241,6 +241,178 @@ static void test_proxy_config(void)
     }
 }
 
+/* pizauth's dump: made with python3-cryptography's ChaCha20Poly1305 under
+ * pizauth's key, nonce 00..0b, around the Dump of one account "work"
+ * (auth_uri "a", client_id "c", redirect_uri "r", token_uri "t", Active
+ * with access token "at", refresh token "1//rt"). */
+#define PIZAUTH_SEALED                                                                     \
+    "000102030405060708090a0bcef41f6d39fe658d0daa8d5828050b29ff3325e969c0d5de47ef0cddc0150" \
+    "5188a2fdf7f9ec2693422790d28d97e97e69742fe41de47db5fbc2729309505b2ff6936a5086ba1c9aa7" \
+    "1e5a4dd6ee738811801a0a4bf5752092a4df8aa20fc8b9cda6ca6bb4cf628f337511622c0ba3cdfb2aa6" \
+    "6926c754f4c7b5d4b7cfc472da36b42278e17f40269e55fb6a814af616439d4d837d9"
+
+static GByteArray *unhex(const char *hex)
+{
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; hex[i] && hex[i + 1]; i += 2) {
+        guint8 v = (guint8)(g_ascii_xdigit_value(hex[i]) << 4 | g_ascii_xdigit_value(hex[i + 1]));
+        g_byte_array_append(b, &v, 1);
+    }
+    return b;
+}
+
+static void put_int(GByteArray *b, guint64 v, int width)
+{
+    for (int i = 0; i < width; i++) {
+        guint8 c = (guint8)(v >> (8 * i));
+        g_byte_array_append(b, &c, 1);
+    }
+}
+
+static void put_str(GByteArray *b, const char *s)
+{
+    put_int(b, strlen(s), 8);
+    g_byte_array_append(b, (const guint8 *)s, (guint)strlen(s));
+}
+
+/* One entry: name, AccountDump (client_id cid, one scope, no secret), and
+ * TokenStateDump tag with, for Active, access token, two times, refresh
+ * token (NULL: None). */
+static void put_entry(GByteArray *b, const char *name, const char *cid, guint32 tag,
+                      const char *rt)
+{
+    put_str(b, name);
+    put_str(b, "https://as.example/authorize");
+    put_int(b, 1, 8), put_str(b, "login_hint"), put_str(b, "alice");
+    put_str(b, cid);
+    put_int(b, 0, 1);
+    put_str(b, "http://localhost/");
+    put_int(b, 1, 8), put_str(b, "offline_access");
+    put_str(b, "https://as.example/token");
+    put_int(b, tag, 4);
+    if (tag != 1)
+        return;
+    put_str(b, "access");
+    put_int(b, 1700000000, 8), put_int(b, 999999999, 4);
+    put_int(b, 1700003600, 8), put_int(b, 0, 4);
+    put_int(b, rt != NULL, 1);
+    if (rt)
+        put_str(b, rt);
+}
+
+enum pizauth_mutation { PM_NONE, PM_VERSION, PM_TRAILING, PM_CUT, PM_HUGE_COUNT };
+
+static const struct pizauth_case {
+    const char *want;        /* the account asked for */
+    guint32 tag;             /* work's token state */
+    const char *rt;          /* work's refresh token */
+    const char *cid;         /* work's client_id */
+    bool twice;              /* work twice in the map */
+    enum pizauth_mutation mutation;
+    const char *token;       /* NULL: an error */
+    const char *error;       /* part of its message */
+} pizauth_cases[] = {
+    {"work", 1, "1//rt", "cid", false, PM_NONE, "1//rt", NULL},
+    {"other", 1, "1//rt", "cid", false, PM_NONE, "other-rt", NULL},
+    {"work", 1, "1//rt", "", false, PM_NONE, "1//rt", NULL},
+    {"nobody", 1, "1//rt", "cid", false, PM_NONE, NULL, "no account nobody (it has: "},
+    {"work", 0, NULL, "cid", false, PM_NONE, NULL, "held no token"},
+    {"work", 1, NULL, "cid", false, PM_NONE, NULL, "held no refresh token"},
+    {"work", 2, NULL, "cid", false, PM_NONE, NULL, "unknown token state"},
+    {"work", 1, "", "cid", false, PM_NONE, NULL, "not a token"},
+    {"work", 1, "a b\n", "cid", false, PM_NONE, NULL, "not a token"},
+    {"work", 1, "\xff\xfe", "cid", false, PM_NONE, NULL, "not UTF-8"},
+    {"work", 1, "1//rt", "cid", true, PM_NONE, NULL, "twice"},
+    {"work", 1, "1//rt", "cid", false, PM_VERSION, NULL, "version 2;"},
+    {"work", 1, "1//rt", "cid", false, PM_TRAILING, NULL, "bytes follow"},
+    {"work", 1, "1//rt", "cid", false, PM_CUT, NULL, "larger than the data"},
+    {"work", 1, "1//rt", "cid", false, PM_HUGE_COUNT, NULL, "larger than the data"},
+};
+
+static GByteArray *pizauth_plain(const struct pizauth_case *c)
+{
+    GByteArray *b = g_byte_array_new();
+
+    put_int(b, c->mutation == PM_VERSION ? 2 : 1, 8);
+    put_int(b, c->mutation == PM_HUGE_COUNT ? G_MAXUINT64 : c->twice ? 3 : 2, 8);
+    put_entry(b, "other", "cid", 1, "other-rt");
+    put_entry(b, "work", c->cid, c->tag, c->rt);
+    if (c->twice)
+        put_entry(b, "work", c->cid, c->tag, c->rt);
+    if (c->mutation == PM_TRAILING)
+        put_int(b, 0, 1);
+    if (c->mutation == PM_CUT)
+        g_byte_array_set_size(b, b->len - 1);
+    return b;
+}
+
+static void test_pizauth_parse(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(pizauth_cases); i++) {
+        const struct pizauth_case *c = &pizauth_cases[i];
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(GByteArray) plain = pizauth_plain(c);
+        g_autofree char *client_id = NULL;
+        g_autoptr(SecStr) rt = import_parse_pizauth(plain->data, plain->len, c->want,
+                                                    &client_id, &e);
+
+        g_test_message("case %zu", i);
+        if (!c->token) {
+            g_assert_null(rt);
+            g_assert_null(client_id);
+            g_assert_cmpint(e.status, ==, TOKEND_EX_DATAERR);
+            g_assert_nonnull(strstr(e.message, c->error));
+            continue;
+        }
+        g_assert_nonnull(rt);
+        g_assert_cmpstr(rt->data, ==, c->token);
+        g_assert_cmpstr(client_id, ==, *c->cid ? c->cid : NULL);
+    }
+}
+
+/* Every cut of a good dump is refused, never read past its end. */
+static void test_pizauth_every_cut(void)
+{
+    static const struct pizauth_case good = {"work", 1, "1//rt", "cid", false, PM_NONE,
+                                             "1//rt", NULL};
+    g_autoptr(GByteArray) plain = pizauth_plain(&good);
+
+    for (guint n = 0; n < plain->len; n++) {
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autofree char *cid = NULL;
+        g_autofree guint8 *cut = g_memdup2(plain->data, n);
+
+        g_assert_null(import_parse_pizauth(cut, n, "work", &cid, &e));
+        g_assert_cmpint(e.status, ==, TOKEND_EX_DATAERR);
+    }
+}
+
+static void test_pizauth_open(void)
+{
+    g_autoptr(GByteArray) sealed = unhex(PIZAUTH_SEALED);
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    g_autoptr(SecStr) plain = import_pizauth_open(sealed->data, sealed->len, &e);
+    g_autoptr(SecStr) rt = NULL;
+    g_autofree char *cid = NULL;
+
+    g_assert_nonnull(plain);
+    rt = import_parse_pizauth((const guint8 *)plain->data, plain->len, "work", &cid, &e);
+    g_assert_nonnull(rt);
+    g_assert_cmpstr(rt->data, ==, "1//rt");
+    g_assert_cmpstr(cid, ==, "c");
+    /* Any changed byte (nonce, ciphertext, tag) fails the tag. */
+    for (guint i = 0; i < sealed->len; i += 7) {
+        g_auto(TokendError) e2 = TOKEND_ERROR_INIT;
+
+        sealed->data[i] ^= 0x40;
+        g_assert_null(import_pizauth_open(sealed->data, sealed->len, &e2));
+        g_assert_cmpint(e2.status, ==, TOKEND_EX_DATAERR);
+        sealed->data[i] ^= 0x40;
+    }
+    g_assert_null(import_pizauth_open(sealed->data, 27, &e));
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -251,5 +423,8 @@ int main(int argc, char **argv)
     g_test_add_func("/import/fernet-spec", test_fernet_spec);
     g_test_add_func("/import/proxy-key", test_proxy_key);
     g_test_add_func("/import/proxy-config", test_proxy_config);
+    g_test_add_func("/import/pizauth-parse", test_pizauth_parse);
+    g_test_add_func("/import/pizauth-every-cut", test_pizauth_every_cut);
+    g_test_add_func("/import/pizauth-open", test_pizauth_open);
     return testutil_run();
 }
