@@ -3,10 +3,11 @@
  * A template is the text of doc/recipes/NAME.in, compiled in.  @NAME@ (upper
  * case letters and _) is a placeholder; any other '@' is copied as it is, so
  * "@USER@@@HOST@" is the user, an '@' and the host.  Each value is escaped
- * for where the client reads it: inside a double-quoted string of fetchmail,
- * msmtp or mbsync ('\' before '"' and '\'), of mutt (also before '$' and
- * '`', which mutt expands), of Python (getmail's password_command), or as
- * an INI value (OfflineIMAP, as it is).  @TOKEND@ and @CONFIG@ are the
+ * for where the client reads it, inside the template's double quotes:
+ * mbsync and Python (getmail's password_command) take '\' before '"' and
+ * '\'; mutt also before '$' and '`', which it expands; fetchmail takes '\'
+ * before '\' and has no way to write '"' (refused); msmtp only strips the
+ * outer quotes (as it is); OfflineIMAP's INI values are taken as they are.  @TOKEND@ and @CONFIG@ are the
  * words of a command line that a shell runs: quoted for sh when they hold
  * anything but plain path characters (not in getmail's argv tuple). */
 
@@ -16,7 +17,9 @@
 #include "snippet_templates.h"
 
 enum snippet_quote {
-    SNIPPET_QUOTE_DQ,     /* fetchmail, msmtp, mbsync "..." */
+    SNIPPET_QUOTE_DQ,     /* mbsync "..." */
+    SNIPPET_QUOTE_FETCHMAIL, /* fetchmail "...": \\ only, no '"' */
+    SNIPPET_QUOTE_MSMTP,  /* msmtp "...": as it is */
     SNIPPET_QUOTE_MUTT,   /* mutt and neomutt "..." */
     SNIPPET_QUOTE_PYTHON, /* getmail: a Python tuple of strings */
     SNIPPET_QUOTE_INI,    /* OfflineIMAP: INI values */
@@ -32,14 +35,14 @@ struct snippet_client {
 };
 
 static const struct snippet_client clients[] = {
-    {"fetchmail", "fetchmailrc-plugin.in", SNIPPET_QUOTE_DQ, SNIPPET_IMAP},
-    {"fetchmail-pop3", "fetchmailrc-plugin-pop3.in", SNIPPET_QUOTE_DQ, SNIPPET_POP},
-    {"fetchmail7", "fetchmailrc.in", SNIPPET_QUOTE_DQ, SNIPPET_IMAP},
+    {"fetchmail", "fetchmailrc-plugin.in", SNIPPET_QUOTE_FETCHMAIL, SNIPPET_IMAP},
+    {"fetchmail-pop3", "fetchmailrc-plugin-pop3.in", SNIPPET_QUOTE_FETCHMAIL, SNIPPET_POP},
+    {"fetchmail7", "fetchmailrc.in", SNIPPET_QUOTE_FETCHMAIL, SNIPPET_IMAP},
     {"mutt", "muttrc.in", SNIPPET_QUOTE_MUTT, SNIPPET_IMAP},
     {"neomutt", "muttrc.in", SNIPPET_QUOTE_MUTT, SNIPPET_IMAP},
     {"mutt-tunnel", "muttrc-tunnel.in", SNIPPET_QUOTE_MUTT, SNIPPET_IMAP},
     {"neomutt-tunnel", "muttrc-tunnel.in", SNIPPET_QUOTE_MUTT, SNIPPET_IMAP},
-    {"msmtp", "msmtprc.in", SNIPPET_QUOTE_DQ, SNIPPET_SMTP},
+    {"msmtp", "msmtprc.in", SNIPPET_QUOTE_MSMTP, SNIPPET_SMTP},
     {"mbsync", "mbsyncrc.in", SNIPPET_QUOTE_DQ, SNIPPET_IMAP},
     {"mbsync-tunnel", "mbsyncrc-tunnel.in", SNIPPET_QUOTE_DQ, SNIPPET_IMAP},
     {"offlineimap", "offlineimaprc-tunnel.in", SNIPPET_QUOTE_INI, SNIPPET_IMAP},
@@ -206,6 +209,10 @@ static void append_escaped(GString *out, const char *s, enum snippet_quote q)
     case SNIPPET_QUOTE_MUTT:
         special = "\"\\$`";
         break;
+    case SNIPPET_QUOTE_FETCHMAIL:
+        special = "\\";
+        break;
+    case SNIPPET_QUOTE_MSMTP:
     case SNIPPET_QUOTE_INI:
         break;
     }
@@ -222,6 +229,17 @@ static bool has_control(const char *s)
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
             return true;
     return false;
+}
+
+static const char *value_what(const char *name, const char *key)
+{
+    if (!strcmp(name, "TOKEND"))
+        return "the path of tokend";
+    if (!strcmp(name, "CONFIG"))
+        return "the path of the configuration file";
+    if (!strcmp(name, "TOKEN_FILE"))
+        return "the path of the token file";
+    return key ? key : name;
 }
 
 /* Appends the value of @name@; 0, 1 when name is no placeholder, or -1. */
@@ -242,11 +260,13 @@ static int append_value(const struct snippet_ctx *c, const char *name, GString *
         return -1;
     }
     if (has_control(raw))
-        return error_set(e, TOKEND_EX_CONFIG, "the %s of the account holds a control "
-                         "character; a %s configuration cannot carry it", key ? key : name,
-                         c->client->name);
+        return error_set(e, TOKEND_EX_CONFIG, "%s holds a control character, which a %s "
+                         "configuration cannot carry", value_what(name, key), c->client->name);
     if (command && c->client->quote != SNIPPET_QUOTE_PYTHON)
         word = shell_word(raw);
+    if (c->client->quote == SNIPPET_QUOTE_FETCHMAIL && strchr(word ? word : raw, '"'))
+        return error_set(e, TOKEND_EX_CONFIG, "%s holds a '\"', which a fetchmail "
+                         "configuration cannot carry", value_what(name, key));
     append_escaped(out, word ? word : raw, c->client->quote);
     return 0;
 }

@@ -7,6 +7,8 @@ and test_fetchmail7.py feed the output to the real clients."""
 
 import re
 import shlex
+import shutil
+import subprocess
 
 import pytest
 
@@ -16,20 +18,23 @@ RECIPES = REPO / 'doc' / 'recipes'
 
 # client: (template, how values are escaped, the service of @HOST@/@PORT@)
 CLIENTS = {
-    'fetchmail': ('fetchmailrc-plugin.in', 'dq', 'imap'),
-    'fetchmail-pop3': ('fetchmailrc-plugin-pop3.in', 'dq', 'pop'),
-    'fetchmail7': ('fetchmailrc.in', 'dq', 'imap'),
+    'fetchmail': ('fetchmailrc-plugin.in', 'fetchmail', 'imap'),
+    'fetchmail-pop3': ('fetchmailrc-plugin-pop3.in', 'fetchmail', 'pop'),
+    'fetchmail7': ('fetchmailrc.in', 'fetchmail', 'imap'),
     'mutt': ('muttrc.in', 'mutt', 'imap'),
     'neomutt': ('muttrc.in', 'mutt', 'imap'),
     'mutt-tunnel': ('muttrc-tunnel.in', 'mutt', 'imap'),
     'neomutt-tunnel': ('muttrc-tunnel.in', 'mutt', 'imap'),
-    'msmtp': ('msmtprc.in', 'dq', 'smtp'),
+    'msmtp': ('msmtprc.in', 'msmtp', 'smtp'),
     'mbsync': ('mbsyncrc.in', 'dq', 'imap'),
     'mbsync-tunnel': ('mbsyncrc-tunnel.in', 'dq', 'imap'),
     'offlineimap': ('offlineimaprc-tunnel.in', 'ini', 'imap'),
     'getmail': ('getmailrc.in', 'python', 'imap'),
 }
-SPECIAL = {'dq': '"\\', 'python': '"\\', 'mutt': '"\\$`', 'ini': ''}
+# What each client's double-quoted strings need a '\' before (msmtp only
+# strips the outer quotes; fetchmail cannot write '"' at all).
+SPECIAL = {'dq': '"\\', 'python': '"\\', 'mutt': '"\\$`', 'ini': '', 'msmtp': '',
+           'fetchmail': '\\'}
 
 
 @pytest.fixture
@@ -86,17 +91,29 @@ def test_snippet_is_the_recipe_template_filled_in(tokend, client):
 @pytest.mark.parametrize('client', sorted(CLIENTS))
 def test_snippet_carries_and_escapes_the_config_file(tokend, tmp_path, client):
     template, quote, service = CLIENTS[client]
-    config = tmp_path / 'my "mail" $HOME `x`' / 'tokend.conf'
+    quoted = quote != 'fetchmail'  # fetchmail has no way to write '"'
+    config = tmp_path / ('my "mail" $HOME `x` \\' if quoted else 'my mail $HOME `x` \\') \
+        / 'tokend.conf'
     config.parent.mkdir()
     tokend.config = config
-    keys = account(tokend, username='al"ice$@example.org')
+    keys = account(tokend, username='al"ice$@example.org' if quoted else 'alice$@example.org')
     r = tokend.run('-c', str(config), 'snippet', 'mail.me', client)
     assert r.returncode == EX_OK, r.stderr
     expected = values(tokend, keys, service, quote, config)
-    expected['URL_USER'] = 'al%22ice%24%40example.org'
+    expected['URL_USER'] = ('al%22ice%24%40example.org' if quoted
+                            else 'alice%24%40example.org')
     assert r.stdout == render(template, quote, expected)
     if quote != 'python' and '@CONFIG@' in (RECIPES / template).read_text():
-        assert f" -c '{config}'" in r.stdout.replace('\\', '')
+        assert f" -c {escape(shlex.quote(str(config)), quote)} " in r.stdout
+
+
+@pytest.mark.parametrize('client', ['fetchmail', 'fetchmail7'])
+def test_fetchmail_refuses_a_double_quote(tokend, client):
+    account(tokend, username='al"ice@example.org')
+    r = tokend.run('snippet', 'mail.me', client)
+    assert r.returncode == EX_CONFIG
+    assert 'username holds a \'"\', which a fetchmail configuration cannot carry' in r.stderr
+    assert r.stdout == ''
 
 
 def test_every_template_is_a_client():
@@ -128,3 +145,25 @@ def test_unknown_account(tokend):
     account(tokend)
     r = tokend.run('snippet', 'nobody', 'mutt')
     assert r.returncode == EX_CONFIG
+
+
+@pytest.mark.parametrize('mutt', ['mutt', 'neomutt'])
+def test_mutt_reads_back_the_command_with_quotes_and_dollars(tokend, tmp_path, mutt):
+    """mutt expands $ and ` inside double quotes: the escaped snippet gives
+    it back the command exactly (mutt -Q prints the value it holds)."""
+    if not shutil.which(mutt):
+        pytest.skip(f'needs {mutt}')
+    config = tmp_path / 'my "mail" $HOME `x`' / 'tokend.conf'
+    config.parent.mkdir()
+    tokend.config = config
+    account(tokend)
+    r = tokend.run('-c', str(config), 'snippet', 'mail.me', mutt)
+    assert r.returncode == EX_OK, r.stderr
+    rc = tmp_path / 'muttrc'
+    rc.write_text(r.stdout)
+    q = subprocess.run([mutt, '-n', '-F', str(rc), '-Q', 'imap_oauth_refresh_command'],
+                       capture_output=True, text=True, env=tokend.env, timeout=30)
+    command = f'{TOKEND} -c {shlex.quote(str(config))} token mail.me'
+    # -Q prints the value as mutt would write it: quoted and escaped again.
+    assert q.stdout.split('=', 1)[1].strip() == '"' + escape(command, 'mutt').replace(
+        '\\$', '$').replace('\\`', '`') + '"', q.stdout + q.stderr
