@@ -29,6 +29,7 @@ _tokend()
     esac
     if [[ -z $cmd ]]; then
         COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel migrate -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        COMPREPLY+=($(compgen -W "snippet" -- "$cur"))
         return
     fi
     local opts
@@ -41,6 +42,7 @@ _tokend()
     check) opts="--imap --smtp" ;;
     tunnel) opts="--pop3" ;;
     migrate) opts="--store" ;;
+    snippet) opts="fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail" ;;
     esac
     COMPREPLY=($(compgen -W "$opts $(_tokend_accounts)" -- "$cur"))
 }

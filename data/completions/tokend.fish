@@ -6,6 +6,7 @@ function __tokend_accounts
 end
 
 set -l commands add obtain refresh token status logout check migrate
+set -a commands snippet
 complete -c tokend -f
 complete -c tokend -s c -l config -r -F -d 'configuration file'
 complete -c tokend -s v -l verbose -d 'say more'
@@ -29,3 +30,5 @@ complete -c tokend -n '__fish_seen_subcommand_from token' -l service -x -a 'imap
 complete -c tokend -n '__fish_seen_subcommand_from status' -l json
 complete -c tokend -n '__fish_seen_subcommand_from check' -l imap -l smtp
 complete -c tokend -n '__fish_seen_subcommand_from migrate' -l store -x -a 'file secret-service command'
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a snippet -d 'print a configuration for a mail client'
+complete -c tokend -n '__fish_seen_subcommand_from snippet' -a 'fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail'
