@@ -101,99 +101,128 @@ static char *shell_word(const char *s)
     return g_strdup(s);
 }
 
-static char *url_user(const char *user)
+enum snippet_value {
+    SNIPPET_VALUE_ACCOUNT,
+    SNIPPET_VALUE_USER,
+    SNIPPET_VALUE_URL_USER,
+    SNIPPET_VALUE_HOST,
+    SNIPPET_VALUE_PORT,
+    SNIPPET_VALUE_TOKEN_FILE,
+    SNIPPET_VALUE_CA_FILE,
+    SNIPPET_VALUE_MAILDIR,
+    SNIPPET_VALUE_METADATA,
+    SNIPPET_VALUE_TOKEND,
+    SNIPPET_VALUE_CONFIG,
+};
+
+#define SNIPPET_OWN_SERVICE (-1) /* @HOST@ and @PORT@: the client's service */
+
+/* The placeholders: what fills them, for which service (hosts and ports),
+ * and whether a shell runs them as words of a command. */
+static const struct placeholder {
+    const char *name;
+    enum snippet_value value;
+    int service;
+    bool command;
+} placeholders[] = {
+    {"ACCOUNT", SNIPPET_VALUE_ACCOUNT, 0, false},
+    {"USER", SNIPPET_VALUE_USER, 0, false},
+    {"FROM", SNIPPET_VALUE_USER, 0, false},
+    {"URL_USER", SNIPPET_VALUE_URL_USER, 0, false},
+    {"HOST", SNIPPET_VALUE_HOST, SNIPPET_OWN_SERVICE, false},
+    {"PORT", SNIPPET_VALUE_PORT, SNIPPET_OWN_SERVICE, false},
+    {"IMAP_HOST", SNIPPET_VALUE_HOST, SNIPPET_IMAP, false},
+    {"IMAP_PORT", SNIPPET_VALUE_PORT, SNIPPET_IMAP, false},
+    {"SMTP_HOST", SNIPPET_VALUE_HOST, SNIPPET_SMTP, false},
+    {"SMTP_PORT", SNIPPET_VALUE_PORT, SNIPPET_SMTP, false},
+    {"POP_HOST", SNIPPET_VALUE_HOST, SNIPPET_POP, false},
+    {"POP_PORT", SNIPPET_VALUE_PORT, SNIPPET_POP, false},
+    {"TOKEN_FILE", SNIPPET_VALUE_TOKEN_FILE, 0, false},
+    {"CA_FILE", SNIPPET_VALUE_CA_FILE, 0, false},
+    {"MAILDIR", SNIPPET_VALUE_MAILDIR, 0, false},
+    {"METADATA", SNIPPET_VALUE_METADATA, 0, false},
+    {"TOKEND", SNIPPET_VALUE_TOKEND, 0, true},
+    {"CONFIG", SNIPPET_VALUE_CONFIG, 0, true},
+};
+
+static const struct placeholder *placeholder_find(const char *name, size_t len)
 {
-    return g_uri_escape_string(user, NULL, FALSE);
+    for (size_t i = 0; i < G_N_ELEMENTS(placeholders); i++)
+        if (strlen(placeholders[i].name) == len && !strncmp(placeholders[i].name, name, len))
+            return &placeholders[i];
+    return NULL;
 }
 
-static char *port_text(int port)
-{
-    return port > 0 ? g_strdup_printf("%d", port) : NULL;
-}
-
-static char *service_host(const Account *a, enum snippet_service s)
+static const char *service_host(const Account *a, enum snippet_service s)
 {
     switch (s) {
     case SNIPPET_IMAP:
-        return g_strdup(a->imap_host);
+        return a->imap_host;
     case SNIPPET_SMTP:
-        return g_strdup(a->smtp_host);
+        return a->smtp_host;
     case SNIPPET_POP:
-        return g_strdup(a->pop_host);
+        return a->pop_host;
     }
     return NULL;
 }
 
-static char *service_port(const Account *a, enum snippet_service s)
+static int service_port(const Account *a, enum snippet_service s)
 {
     switch (s) {
     case SNIPPET_IMAP:
-        return a->imap_host ? port_text(a->imap_port) : NULL;
+        return a->imap_port;
     case SNIPPET_SMTP:
-        return a->smtp_host ? port_text(a->smtp_port) : NULL;
+        return a->smtp_port;
     case SNIPPET_POP:
-        return a->pop_host ? port_text(a->pop_port) : NULL;
+        return a->pop_port;
     }
-    return NULL;
+    return 0;
 }
 
-static const char *service_key(enum snippet_service s, bool port)
+/* The configuration key a missing value comes from. */
+static const char *value_key(const struct placeholder *p, enum snippet_service s)
 {
-    switch (s) {
-    case SNIPPET_IMAP:
-        return port ? "imap_port" : "imap_host";
-    case SNIPPET_SMTP:
-        return port ? "smtp_port" : "smtp_host";
-    case SNIPPET_POP:
-        return port ? "pop_port" : "pop_host";
-    }
-    return "";
+    static const char *const hosts[] = {
+        [SNIPPET_IMAP] = "imap_host", [SNIPPET_SMTP] = "smtp_host", [SNIPPET_POP] = "pop_host"};
+
+    if (p->value == SNIPPET_VALUE_HOST || p->value == SNIPPET_VALUE_PORT)
+        return hosts[s];
+    if (p->value == SNIPPET_VALUE_USER || p->value == SNIPPET_VALUE_URL_USER)
+        return "username";
+    return p->name;
 }
 
-/* The raw value of a placeholder and the configuration key it comes from
- * (for the error when it is missing); *command when sh reads it. */
-static char *raw_value(const struct snippet_ctx *c, const char *name, const char **key,
-                       bool *command)
+/* The raw value of a placeholder, or NULL when the account lacks it. */
+static char *raw_value(const struct snippet_ctx *c, const struct placeholder *p,
+                       enum snippet_service s)
 {
     const Account *a = c->a;
 
-    *key = NULL;
-    *command = false;
-    if (!strcmp(name, "ACCOUNT"))
+    switch (p->value) {
+    case SNIPPET_VALUE_ACCOUNT:
         return g_strdup(a->name);
-    if (!strcmp(name, "USER") || !strcmp(name, "FROM"))
-        return *key = "username", g_strdup(a->username);
-    if (!strcmp(name, "URL_USER"))
-        return *key = "username", a->username ? url_user(a->username) : NULL;
-    if (!strcmp(name, "HOST"))
-        return *key = service_key(c->client->service, false),
-               service_host(a, c->client->service);
-    if (!strcmp(name, "PORT"))
-        return *key = service_key(c->client->service, false),
-               service_port(a, c->client->service);
-    if (!strcmp(name, "IMAP_HOST") || !strcmp(name, "IMAP_PORT"))
-        return *key = "imap_host", name[5] == 'H' ? service_host(a, SNIPPET_IMAP)
-                                                   : service_port(a, SNIPPET_IMAP);
-    if (!strcmp(name, "SMTP_HOST") || !strcmp(name, "SMTP_PORT"))
-        return *key = "smtp_host", name[5] == 'H' ? service_host(a, SNIPPET_SMTP)
-                                                   : service_port(a, SNIPPET_SMTP);
-    if (!strcmp(name, "POP_HOST") || !strcmp(name, "POP_PORT"))
-        return *key = "pop_host", name[4] == 'H' ? service_host(a, SNIPPET_POP)
-                                                  : service_port(a, SNIPPET_POP);
-    if (!strcmp(name, "TOKEN_FILE"))
+    case SNIPPET_VALUE_USER:
+        return g_strdup(a->username);
+    case SNIPPET_VALUE_URL_USER:
+        return a->username ? g_uri_escape_string(a->username, NULL, FALSE) : NULL;
+    case SNIPPET_VALUE_HOST:
+        return g_strdup(service_host(a, s));
+    case SNIPPET_VALUE_PORT:
+        return service_host(a, s) && service_port(a, s) > 0
+                   ? g_strdup_printf("%d", service_port(a, s)) : NULL;
+    case SNIPPET_VALUE_TOKEN_FILE:
         return g_strdup(a->token_file);
-    if (!strcmp(name, "CA_FILE"))
+    case SNIPPET_VALUE_CA_FILE:
         return g_strdup(a->ca_file ? a->ca_file : SYSTEM_CA_FILE);
-    if (!strcmp(name, "MAILDIR"))
+    case SNIPPET_VALUE_MAILDIR:
         return g_strdup_printf("~/Mail/%s", a->name);
-    if (!strcmp(name, "METADATA"))
+    case SNIPPET_VALUE_METADATA:
         return g_strdup("~/.offlineimap");
-    *command = true;
-    if (!strcmp(name, "TOKEND"))
+    case SNIPPET_VALUE_TOKEND:
         return g_strdup(c->program);
-    if (!strcmp(name, "CONFIG"))
+    case SNIPPET_VALUE_CONFIG:
         return g_strdup(c->config);
-    *key = "";
+    }
     return NULL;
 }
 
@@ -231,73 +260,71 @@ static bool has_control(const char *s)
     return false;
 }
 
-static const char *value_what(const char *name, const char *key)
+static const char *value_what(const struct placeholder *p, enum snippet_service s)
 {
-    if (!strcmp(name, "TOKEND"))
+    switch (p->value) {
+    case SNIPPET_VALUE_TOKEND:
         return "the path of tokend";
-    if (!strcmp(name, "CONFIG"))
+    case SNIPPET_VALUE_CONFIG:
         return "the path of the configuration file";
-    if (!strcmp(name, "TOKEN_FILE"))
+    case SNIPPET_VALUE_TOKEN_FILE:
         return "the path of the token file";
-    return key ? key : name;
+    case SNIPPET_VALUE_CA_FILE:
+        return "ca_file";
+    case SNIPPET_VALUE_ACCOUNT:
+    case SNIPPET_VALUE_USER:
+    case SNIPPET_VALUE_URL_USER:
+    case SNIPPET_VALUE_HOST:
+    case SNIPPET_VALUE_PORT:
+    case SNIPPET_VALUE_MAILDIR:
+    case SNIPPET_VALUE_METADATA:
+        break;
+    }
+    return value_key(p, s);
 }
 
-/* Appends the value of @name@; 0, 1 when name is no placeholder, or -1. */
-static int append_value(const struct snippet_ctx *c, const char *name, GString *out,
+/* Appends the value of placeholder p, escaped for the client; 0 or -1. */
+static int append_value(const struct snippet_ctx *c, const struct placeholder *p, GString *out,
                         struct tokend_error *e)
 {
-    const char *key;
-    bool command;
-    g_autofree char *raw = raw_value(c, name, &key, &command);
+    enum snippet_service s = p->service == SNIPPET_OWN_SERVICE ? c->client->service
+                                                                : (enum snippet_service)p->service;
+    g_autofree char *raw = raw_value(c, p, s);
     g_autofree char *word = NULL;
 
-    if (!raw && key && !*key)
-        return 1;
     if (!raw) {
         error_set(e, TOKEND_EX_CONFIG, "the %s configuration needs %s, which the account "
-                  "does not set", c->client->name, key ? key : name);
-        error_set_hint(e, "add %s = ... to [account %s]", key ? key : name, c->a->name);
+                  "does not set", c->client->name, value_key(p, s));
+        error_set_hint(e, "add %s = ... to [account %s]", value_key(p, s), c->a->name);
         return -1;
     }
     if (has_control(raw))
         return error_set(e, TOKEND_EX_CONFIG, "%s holds a control character, which a %s "
-                         "configuration cannot carry", value_what(name, key), c->client->name);
-    if (command && c->client->quote != SNIPPET_QUOTE_PYTHON)
+                         "configuration cannot carry", value_what(p, s), c->client->name);
+    if (p->command && c->client->quote != SNIPPET_QUOTE_PYTHON)
         word = shell_word(raw);
     if (c->client->quote == SNIPPET_QUOTE_FETCHMAIL && strchr(word ? word : raw, '"'))
         return error_set(e, TOKEND_EX_CONFIG, "%s holds a '\"', which a fetchmail "
-                         "configuration cannot carry", value_what(name, key));
+                         "configuration cannot carry", value_what(p, s));
     append_escaped(out, word ? word : raw, c->client->quote);
     return 0;
-}
-
-static bool placeholder_name(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!g_ascii_isupper(s[i]) && s[i] != '_')
-            return false;
-    return true;
 }
 
 static int render_text(const struct snippet_ctx *c, const char *text, GString *out,
                        struct tokend_error *e)
 {
     const char *p = text, *at, *end;
+    const struct placeholder *ph;
 
     while ((at = strchr(p, '@'))) {
         g_string_append_len(out, p, at - p);
         end = strchr(at + 1, '@');
-        if (end && placeholder_name(at + 1, end - at - 1)) {
-            g_autofree char *name = g_strndup(at + 1, end - at - 1);
-            int r = append_value(c, name, out, e);
-            if (r < 0)
+        ph = end ? placeholder_find(at + 1, end - at - 1) : NULL;
+        if (ph) {
+            if (append_value(c, ph, out, e) < 0)
                 return -1;
-            if (r == 0) {
-                p = end + 1;
-                continue;
-            }
+            p = end + 1;
+            continue;
         }
         g_string_append_c(out, '@');
         p = at + 1;
