@@ -604,9 +604,9 @@ static const struct verb verbs[] = {
     {"logout", verb_logout},
     {"check", verb_check},
     {"tunnel", verb_tunnel},
+    {"snippet", verb_snippet},
     {"migrate", verb_migrate},
     {"add", verb_add},
-    {"snippet", verb_snippet},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own
