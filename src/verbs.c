@@ -15,6 +15,7 @@
 #include "tokend/notify.h"
 #include "tokend/paths.h"
 #include "tokend/schedule.h"
+#include "tokend/snippet.h"
 #include "tokend/status.h"
 #include "tokend/tokenformat.h"
 #include "tokend/tunnel.h"
@@ -24,6 +25,7 @@ struct verb_ctx {
     Config *cfg;
     int argc;
     char **argv; /* argv[0] is the verb */
+    const char *program; /* tokend's own argv[0] */
 };
 
 struct verb {
@@ -609,19 +611,65 @@ static int verb_tunnel(struct verb_ctx *ctx)
     return 0;
 }
 
+/* The tokend a mail client should run: what was run, as an absolute path. */
+static char *program_path(const char *argv0)
+{
+    g_autofree char *cwd = g_get_current_dir();
+
+    if (argv0 && strchr(argv0, '/'))
+        return g_canonicalize_filename(argv0, cwd);
+    return g_find_program_in_path(argv0 && *argv0 ? argv0 : "tokend");
+}
+
+static int verb_snippet(struct verb_ctx *ctx)
+{
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(GString) out = g_string_new(NULL);
+    g_autofree char *program = program_path(ctx->program);
+    g_autofree char *config = NULL;
+    const Account *a;
+    int c, status = 0;
+
+    VERB_GETOPT(ctx, "", none, c)
+    return usage_error("snippet: unknown option %s", ctx->argv[optind - 1]);
+    if (ctx->argc - optind != 2)
+        return usage_error("snippet takes ACCOUNT and a mail client: %s",
+                           snippet_client_names());
+    if (!snippet_client_known(ctx->argv[optind + 1]))
+        return usage_error("snippet: unknown mail client \"%s\"; known: %s",
+                           ctx->argv[optind + 1], snippet_client_names());
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
+    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return status;
+    config = g_canonicalize_filename(ctx->cfg->path, NULL);
+    if (snippet_render(a, ctx->argv[optind + 1], program ? program : "tokend", config, out,
+                       &e) < 0)
+        return fail(&e, a->name);
+    fputs(out->str, stdout);
+    return fflush(stdout) == 0 ? 0 : TOKEND_EX_CANTCREAT;
+}
+
 /* add: the configuration and the sign-in in add.c, then the same check. */
 static int verb_add(struct verb_ctx *ctx)
 {
     g_autofree char *account = NULL;
     char *check_argv[] = {(char *)"check", NULL, NULL};
     int status = add_run(ctx->g, ctx->argc, ctx->argv, &account);
+    const Account *a;
+    g_autofree char *cmd = NULL;
+    g_autofree char *names = g_strdup(snippet_client_names());
 
     if (status != 0 || !account)
         return status;
     check_argv[1] = account;
     ctx->argc = 2;
     ctx->argv = check_argv;
-    return verb_check(ctx);
+    status = verb_check(ctx);
+    if (ctx->cfg && (a = config_find(ctx->cfg, account)) && (cmd = config_command(a, "snippet")))
+        printf("mail client configuration: %s %s\n", cmd, g_strdelimit(names, " ", '|'));
+    return status;
 }
 
 static const struct verb verbs[] = {
@@ -632,6 +680,7 @@ static const struct verb verbs[] = {
     {"logout", verb_logout},
     {"check", verb_check},
     {"tunnel", verb_tunnel},
+    {"snippet", verb_snippet},
     {"migrate", verb_migrate},
     {"add", verb_add},
     {"import", verb_import},
@@ -653,7 +702,7 @@ static bool wants_help(const struct verb_ctx *ctx)
 int verbs_run(const struct cli_globals *g, int argc, char **argv)
 {
     struct verb_ctx ctx = {.g = g, .argc = argc - g->command_index,
-                           .argv = argv + g->command_index};
+                           .argv = argv + g->command_index, .program = argv[0]};
     const char *name = argv[g->command_index];
     int status = -1;
 

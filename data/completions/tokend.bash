@@ -26,10 +26,10 @@ _tokend()
     --format) COMPREPLY=($(compgen -W "raw xoauth2 oauthbearer" -- "$cur")); return ;;
     --service) COMPREPLY=($(compgen -W "imap smtp" -- "$cur")); return ;;
     --store) COMPREPLY=($(compgen -W "file secret-service command" -- "$cur")); return ;;
-    --from) COMPREPLY=($(compgen -W "fetchmail-oauth2 mutt-oauth2 oama email-oauth2-proxy" -- "$cur")); return ;;
+    --from) COMPREPLY=($(compgen -W "fetchmail-oauth2 mutt-oauth2 oama pizauth email-oauth2-proxy" -- "$cur")); return ;;
     esac
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel migrate import -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel migrate import snippet -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
         return
     fi
     local opts
@@ -43,6 +43,7 @@ _tokend()
     tunnel) opts="--pop3" ;;
     migrate) opts="--store" ;;
     import) opts="--from --force --pizauth-account $(compgen -f -- "$cur")" ;;
+    snippet) opts="fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail" ;;
     esac
     COMPREPLY=($(compgen -W "$opts $(_tokend_accounts)" -- "$cur"))
 }

@@ -5,7 +5,7 @@ function __tokend_accounts
     test -r $conf; and sed -n 's/^[[:space:]]*\[account[[:space:]]\+\(.*\)\][[:space:]]*$/\1/p' $conf
 end
 
-set -l commands add obtain refresh token status logout check migrate import
+set -l commands add obtain refresh token status logout check migrate import snippet
 complete -c tokend -f
 complete -c tokend -s c -l config -r -F -d 'configuration file'
 complete -c tokend -s v -l verbose -d 'say more'
@@ -34,3 +34,5 @@ complete -c tokend -n '__fish_seen_subcommand_from import' -l from -x -a 'fetchm
 complete -c tokend -n '__fish_seen_subcommand_from import' -l force
 complete -c tokend -n '__fish_seen_subcommand_from import' -l pizauth-account -x -d 'account name in pizauth'
 complete -c tokend -n '__fish_seen_subcommand_from import' -F
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a snippet -d 'print a configuration for a mail client'
+complete -c tokend -n '__fish_seen_subcommand_from snippet' -a 'fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail'

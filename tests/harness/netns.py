@@ -86,6 +86,20 @@ class NetNS:
 
     # life cycle ---------------------------------------------------------
 
+    @classmethod
+    def joined(cls, workdir):
+        """The namespace another process built at workdir, seen from a
+        process running inside it: serve() and trust() work; it is neither
+        started nor stopped from here."""
+        ns = cls(workdir)
+        ns.certs_dir = ns.workdir / 'certs'
+        ns.bundle = ns.certs_dir / 'ca-certificates.crt'
+        ns.ca_file = ns.workdir / 'ca.pem'
+        ns.routes_file = ns.workdir / 'routes.json'
+        ns.routes = json.loads(ns.routes_file.read_text())
+        ns.requests_log = ns.workdir / 'requests.log'
+        return ns
+
     def __enter__(self):
         self.start()
         return self

@@ -390,6 +390,13 @@ def test_full_add_signs_in_and_checks(td, world):
     assert tok.returncode == EX_OK
     assert world.auth.introspect(tok.stdout.strip())['active'] is True
     assert td.run('check', 'ex', '--imap').returncode == EX_OK
+    # add offers the mail client configurations, made from what it found.
+    assert ('mail client configuration: tokend snippet ex fetchmail|fetchmail-pop3|'
+            'fetchmail7|mutt|') in r.stdout, r.stdout
+    snip = td.run('snippet', 'ex', 'fetchmail7')
+    assert snip.returncode == EX_OK, snip.stderr
+    assert f'poll 127.0.0.1 protocol IMAP port {world.dovecot.imap_port}\n' in snip.stdout
+    assert f'passwordfile "{td.token_file("ex")}"' in snip.stdout
 
 
 def test_concurrent_adds_lose_nothing(td, world):

@@ -19,7 +19,6 @@ from harness.authserver import SERVER_DIR
 from harness.fetchmail7 import fetchmail7
 from harness.tunnelpeers import USER, deliver, dovecot_for, logins, wait_logged_in
 
-RECIPES = REPO / 'doc' / 'recipes'
 
 pytestmark = [
     pytest.mark.skipif(not shutil.which('dovecot'), reason='needs dovecot-imapd'),
@@ -37,12 +36,11 @@ def fetchmail7_binary():
     return path
 
 
-def render(template, **values):
-    text = (RECIPES / template).read_text()
-    for name, value in values.items():
-        text = text.replace(f'@{name}@', str(value))
-    assert not re.findall(r'@[A-Z_]+@', text)
-    return text
+def snippet(tokend, client):
+    r = tokend.run('snippet', 'work', client)
+    assert r.returncode == 0, r.stderr
+    assert not re.findall(r'@[A-Z_]+@', r.stdout)
+    return r.stdout
 
 
 def message(subject):
@@ -64,14 +62,13 @@ def test_fetchmail7_daemon_rereads_the_token_file_across_a_refresh(
     srv = make_authserver(access_ttl=4)
     tokend = Tokend(tmp_path / 'home', srv)
     with dovecot_for(srv) as dc:
-        tokend.account(scopes='openid offline_access mail.imap', imap_host=dc.host,
+        # localhost: fetchmail checks the name the certificate carries.
+        tokend.account(scopes='openid offline_access mail.imap', imap_host='localhost',
                        imap_port=dc.imaps_port)
         tokend.obtain()
         first = tokend.token_file().read_text()
         rc = tmp_path / 'fetchmailrc'
-        # localhost: fetchmail checks the name the certificate carries.
-        rc.write_text(render('fetchmailrc.in', HOST='localhost', PORT=dc.imaps_port, USER=USER,
-                             TOKEN_FILE=tokend.token_file()))
+        rc.write_text(snippet(tokend, 'fetchmail7'))
         rc.chmod(0o600)
         out = tmp_path / 'out'
         out.mkdir()

@@ -3,8 +3,10 @@ validating the tokens at the test authorization server by introspection.
 
 Two Dovecots share the session's authorization server: one offers XOAUTH2
 and OAUTHBEARER (like Gmail), the other only XOAUTH2 (like Exchange Online).
-Each client is configured from the recipe templates in doc/recipes/*.in, the
-same text the recipes show (test_recipe_shows_its_template checks that).
+Each client is configured with what `tokend snippet work CLIENT` prints: the
+recipe templates in doc/recipes/*.in, compiled into tokend, filled in from the
+account (test_snippet.py checks the two are the same text), the same text the
+recipes show (test_recipe_shows_its_template checks that).
 
 What each client does here:
 - curl: `--oauth2-bearer` (the token on stdin through `-K -`, never in argv)
@@ -72,7 +74,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EX_NOPERM, EX_OK, REPO, TOKEND
+from conftest import EX_NOPERM, EX_OK, REPO
 from harness.authserver import SERVER_DIR
 from harness.dovecot import MAIL_USER, Dovecot, open_path_to
 from harness.proxy import CountingProxy
@@ -105,14 +107,12 @@ RECIPE_TEMPLATES = [
 ]
 
 
-def render(template, **values):
-    """The recipe template with @NAME@ replaced by values[NAME]."""
-    text = (RECIPES / template).read_text()
-    for name, value in values.items():
-        text = text.replace(f'@{name}@', str(value))
-    left = re.findall(r'@[A-Z_]+@', text)
-    assert not left, f'{template}: no value for {left}'
-    return text
+def snippet(tokend, client, *options):
+    """What `tokend [options] snippet work CLIENT` prints."""
+    r = tokend.run(*options, 'snippet', 'work', client)
+    assert r.returncode == EX_OK, r.stderr
+    assert not re.findall(r'@[A-Z_]+@', r.stdout), r.stdout
+    return r.stdout
 
 
 @pytest.mark.parametrize('recipe,template', RECIPE_TEMPLATES)
@@ -219,10 +219,10 @@ def server(request):
 # Helpers -------------------------------------------------------------------
 
 def sign_in(tokend, dc, **keys):
-    """An account for dc's IMAP and submission, signed in as alice; returns
-    the access token."""
-    tokend.account(scopes=SCOPES, imap_host=dc.host, imap_port=dc.imap_port,
-                   smtp_host=dc.host, smtp_port=dc.submission_port, **keys)
+    """An account for dc's IMAP and submission (or the hosts in keys),
+    signed in as alice; returns the access token."""
+    tokend.account(**dict(dict(scopes=SCOPES, imap_host=dc.host, imap_port=dc.imap_port,
+                               smtp_host=dc.host, smtp_port=dc.submission_port), **keys))
     tokend.obtain()
     return tokend.token_file().read_text().rstrip('\n')
 
@@ -382,11 +382,11 @@ def test_smtplib_oauthbearer_for_submission(tokend, dovecot):
 
 # msmtp ---------------------------------------------------------------------
 
-def msmtprc(tokend, dc, path):
-    text = render('msmtprc.in', HOST=dc.host, PORT=dc.submission_port, USER=USER,
-                  FROM=f'{USER}@example.org', TOKEND=TOKEND, CONFIG=tokend.config)
-    # The test's Dovecot speaks no TLS: accounts derived from the recipe's.
-    text += ('\naccount test : work\ntls off\ntimeout 10\n'
+def msmtprc(tokend, dc, path, *options):
+    text = snippet(tokend, 'msmtp', *options)
+    # The test's Dovecot speaks no TLS, and its user has no @: accounts
+    # derived from the snippet's.
+    text += (f'\naccount test : work\ntls off\ntimeout 10\nfrom {USER}@example.org\n'
              '\naccount test-oauthbearer : test\nauth oauthbearer\n')
     path.write_text(text)
     path.chmod(0o600)
@@ -412,6 +412,25 @@ def test_msmtp_sends_with_passwordeval(tokend, request, tmp_path, account, dc_na
     assert sent['mail_from'].startswith(f'<{USER}@example.org>')
     assert sent['rcpt_tos'] == ['<bob@example.org>']
     assert_logged_in(dc, 'submission', method, before)
+
+
+@needs('msmtp')
+def test_msmtp_snippet_carries_the_config_file(tokend, dovecot, tmp_path):
+    """`tokend -c FILE snippet`: the client runs tokend with that file, its
+    path quoted for the shell inside msmtp's double quotes."""
+    config = tmp_path / 'my "mail" $setup' / 'tokend.conf'
+    config.parent.mkdir()
+    tokend.config = config
+    tokend.account(scopes=SCOPES, smtp_host=dovecot.host, smtp_port=dovecot.submission_port)
+    r = tokend.run('-c', str(config), 'obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    rc = msmtprc(tokend, dovecot, tmp_path / 'msmtprc', '-c', str(config))
+    assert '-c \'' in rc.read_text(), rc.read_text()
+    marker = unique('msmtp-c')
+    r = run(['msmtp', '-C', str(rc), '-a', 'test', 'bob@example.org'], tokend.env,
+            input=f'Subject: {marker}\n\nsent by msmtp\n')
+    assert r.returncode == 0, r.stderr
+    assert relayed(dovecot, marker)
 
 
 # tokend check ----------------------------------------------------------------
@@ -456,12 +475,9 @@ def test_check_reports_a_refused_token_with_the_server_words(tokend, dovecot):
 
 # mutt and neomutt --------------------------------------------------------------
 
-def muttrc(tokend, dc, tmp_path, relay, ca_file):
+def muttrc(tokend, dc, tmp_path, relay, ca_file, mutt):
     rc = tmp_path / 'muttrc-recipe'
-    rc.write_text(render('muttrc.in', USER=USER, URL_USER=USER, IMAP_HOST=relay.host,
-                         IMAP_PORT=relay.port, SMTP_HOST=dc.host,
-                         SMTP_PORT=dc.submission_port, TOKEND=TOKEND,
-                         CONFIG=tokend.config))
+    rc.write_text(snippet(tokend, mutt))
     main = tmp_path / 'muttrc'
     main.write_text(f'source "{rc}"\n'
                     # the test's own: a private CA, no caches, no saved copies
@@ -479,8 +495,8 @@ def test_mutt_sends_in_batch_mode(tokend, server, tls, authserver, tmp_path, mut
     if not shutil.which(mutt):
         pytest.skip(f'needs {mutt}')
     name, dc = server
-    sign_in(tokend, dc)
-    rc = muttrc(tokend, dc, tmp_path, tls[name], authserver.ca_file)
+    sign_in(tokend, dc, imap_host=tls[name].host, imap_port=tls[name].port)
+    rc = muttrc(tokend, dc, tmp_path, tls[name], authserver.ca_file, mutt)
     marker = unique(mutt)
     before = logins(dc, 'submission', 'XOAUTH2')
     # stdin is the body, not a tty: mutt sends without asking anything.
@@ -535,10 +551,11 @@ class Tmux:
 def test_mutt_reads_imap_in_tmux(tokend, exchange, tls, authserver, tmp_path, mutt):
     if not shutil.which(mutt):
         pytest.skip(f'needs {mutt}')
-    token = sign_in(tokend, exchange)
+    relay = tls['exchange']
+    token = sign_in(tokend, exchange, imap_host=relay.host, imap_port=relay.port)
     subject = unique(f'{mutt}-imap')
     new_message(exchange, token, subject)
-    rc = muttrc(tokend, exchange, tmp_path, tls['exchange'], authserver.ca_file)
+    rc = muttrc(tokend, exchange, tmp_path, relay, authserver.ca_file, mutt)
     before = logins(exchange, 'imap', 'XOAUTH2')
     term = Tmux(tokend.env)
     try:
@@ -568,16 +585,14 @@ def kde_xoauth2_plugin():
 @needs('mbsync')
 @pytest.mark.skipif(not kde_xoauth2_plugin(), reason='needs libsasl2-modules-kdexoauth2')
 def test_mbsync_syncs_inbox_with_sasl_xoauth2(tokend, exchange, tls, authserver, tmp_path):
-    token = sign_in(tokend, exchange)
+    relay = tls['exchange']
+    token = sign_in(tokend, exchange, imap_host=relay.host, imap_port=relay.port)
     subject = unique('mbsync')
     new_message(exchange, token, subject)
-    maildir = tmp_path / 'Mail'
-    maildir.mkdir()
-    relay = tls['exchange']
+    maildir = tokend.home / 'Mail' / 'work'  # the snippet's ~/Mail/ACCOUNT
+    maildir.mkdir(parents=True)
     rc = tmp_path / 'mbsyncrc'
-    rc.write_text(render('mbsyncrc.in', HOST=relay.host, PORT=relay.port, USER=USER,
-                         TOKEND=TOKEND, CONFIG=tokend.config, CA_FILE=authserver.ca_file,
-                         MAILDIR=maildir))
+    rc.write_text(snippet(tokend, 'mbsync'))
     before = logins(exchange, 'imap', 'XOAUTH2')
     r = run(['mbsync', '-c', str(rc), 'work'], tokend.env)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -606,18 +621,16 @@ def getmail_maildir():
 
 @needs('getmail')
 def test_getmail_retrieves_with_xoauth2(tokend, exchange, tls, authserver, tmp_path):
-    token = sign_in(tokend, exchange)
+    relay = tls['exchange']
+    token = sign_in(tokend, exchange, imap_host=relay.host, imap_port=relay.port)
     subject = unique('getmail')
     new_message(exchange, token, subject)
-    relay = tls['exchange']
     state = tmp_path / 'getmail-state'
     state.mkdir()
     rc = tmp_path / 'getmailrc'
     before = logins(exchange, 'imap', 'XOAUTH2')
     with getmail_maildir() as (maildir, destination):
-        rc.write_text(render('getmailrc.in', HOST=relay.host, PORT=relay.port, USER=USER,
-                             TOKEND=TOKEND, CONFIG=tokend.config, CA_FILE=authserver.ca_file)
-                      + '\n' + destination + '\n[options]\nread_all = true\ndelete = false\n')
+        rc.write_text(snippet(tokend, 'getmail') + '\n' + destination + '\n[options]\nread_all = true\ndelete = false\n')
         r = run(['getmail', '--getmaildir', str(state), '--rcfile', str(rc)], tokend.env)
         assert r.returncode == 0, r.stdout + r.stderr
         assert any(subject.encode() in m for m in maildir_messages(maildir))
@@ -662,10 +675,9 @@ def fetchmail7_poll(rc_text, ca_file):
 
 def test_fetchmail7_recipe_polls_with_the_token_file(tokend, server, tls, authserver):
     name, dc = server
-    sign_in(tokend, dc)
     relay = tls[name]
-    rc = render('fetchmailrc.in', HOST=relay.host, PORT=relay.port, USER=USER,
-                TOKEN_FILE=tokend.token_file())
+    sign_in(tokend, dc, imap_host=relay.host, imap_port=relay.port)
+    rc = snippet(tokend, 'fetchmail7')
     before = logins(dc, 'imap', 'OAUTHBEARER' if name == 'dovecot' else 'XOAUTH2')
     mech, _ = fetchmail7_poll(rc, authserver.ca_file)
     # fetchmail 7 tries OAUTHBEARER, and XOAUTH2 where only that is offered.

@@ -13,8 +13,9 @@ validates the tokens by introspection at the test authorization server.
 - OfflineIMAP (`preauthtunnel`), mbsync (`Tunnel`, no SASL plugin) and
   mutt/neomutt (`tunnel`) read or sync the INBOX through the tunnel.
 
-Each client is configured from the recipe templates in doc/recipes/*.in,
-the same text the recipes show (test_recipe_shows_its_template).
+Each client is configured with what `tokend snippet work CLIENT` prints: the
+recipe templates in doc/recipes/*.in filled in from the account, the same
+text the recipes show (test_recipe_shows_its_template).
 """
 
 import hashlib
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TOKEND, Tokend
+from conftest import EX_OK, REPO, Tokend
 from harness.authserver import SERVER_DIR
 from harness.tunnelpeers import (USER, append_message, deliver, dovecot_for, empty_inbox,
                                  logins, revoke_grant, wait_logged_in)
@@ -58,13 +59,11 @@ RECIPE_TEMPLATES = [
 ]
 
 
-def render(template, **values):
-    text = (RECIPES / template).read_text()
-    for name, value in values.items():
-        text = text.replace(f'@{name}@', str(value))
-    left = re.findall(r'@[A-Z_]+@', text)
-    assert not left, f'{template}: no value for {left}'
-    return text
+def snippet(tokend, client):
+    r = tokend.run('snippet', 'work', client)
+    assert r.returncode == EX_OK, r.stderr
+    assert not re.findall(r'@[A-Z_]+@', r.stdout), r.stdout
+    return r.stdout
 
 
 @pytest.mark.parametrize('recipe,template', RECIPE_TEMPLATES)
@@ -117,10 +116,7 @@ def delivered(folder):
 # fetchmail 6.4 --------------------------------------------------------------
 
 def fetchmailrc(tokend, dc, path, pop3=False):
-    template = 'fetchmailrc-plugin-pop3.in' if pop3 else 'fetchmailrc-plugin.in'
-    path.write_text(render(template, HOST=dc.host,
-                           PORT=dc.pop3s_port if pop3 else dc.imaps_port, USER=USER,
-                           TOKEND=TOKEND, CONFIG=tokend.config))
+    path.write_text(snippet(tokend, 'fetchmail-pop3' if pop3 else 'fetchmail'))
     path.chmod(0o600)
     return path
 
@@ -246,10 +242,9 @@ def test_offlineimap_syncs_through_preauthtunnel(tokend, dovecot, tmp_path):
     sign_in(tokend, dovecot)
     subject = f'offlineimap-{uuid.uuid4().hex}'
     deliver(dovecot, subject_message(subject))
-    maildir = tmp_path / 'Mail'
+    maildir = tokend.home / 'Mail' / 'work'  # the snippet's ~/Mail/ACCOUNT
     rc = tmp_path / 'offlineimaprc'
-    rc.write_text(render('offlineimaprc-tunnel.in', METADATA=tmp_path / 'meta',
-                         MAILDIR=maildir, TOKEND=TOKEND, CONFIG=tokend.config))
+    rc.write_text(snippet(tokend, 'offlineimap'))
     before = logins(dovecot, 'imap', 'OAUTHBEARER', secured=True)
     r = run(['offlineimap', '-c', str(rc), '-o', '-u', 'basic'], tokend.env)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -263,11 +258,10 @@ def test_mbsync_syncs_through_tunnel(tokend, dovecot, tmp_path):
     sign_in(tokend, dovecot)
     subject = f'mbsync-{uuid.uuid4().hex}'
     deliver(dovecot, subject_message(subject))
-    maildir = tmp_path / 'Mail'
-    maildir.mkdir()
+    maildir = tokend.home / 'Mail' / 'work'  # the snippet's ~/Mail/ACCOUNT
+    maildir.mkdir(parents=True)
     rc = tmp_path / 'mbsyncrc'
-    rc.write_text(render('mbsyncrc-tunnel.in', MAILDIR=maildir, TOKEND=TOKEND,
-                         CONFIG=tokend.config))
+    rc.write_text(snippet(tokend, 'mbsync-tunnel'))
     before = logins(dovecot, 'imap', 'OAUTHBEARER', secured=True)
     r = run(['mbsync', '-c', str(rc), 'work'], tokend.env)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -285,8 +279,7 @@ def test_mutt_reads_through_tunnel(tokend, dovecot, tmp_path, mutt):
     subject = f'{mutt}-tunnel-{uuid.uuid4().hex[:12]}'
     deliver(dovecot, subject_message(subject))
     recipe = tmp_path / 'muttrc-recipe'
-    recipe.write_text(render('muttrc-tunnel.in', USER=USER, HOST=dovecot.host, TOKEND=TOKEND,
-                             CONFIG=tokend.config))
+    recipe.write_text(snippet(tokend, f'{mutt}-tunnel'))
     rc = tmp_path / 'muttrc'
     rc.write_text(f'source "{recipe}"\nset record = ""\nset header_cache = ""\n'
                   'set message_cachedir = ""\nset sort = reverse-date-received\n'
