@@ -71,6 +71,7 @@ typedef struct account {
     char *store_put;
     char *store_delete;
     int store_timeout;     /* seconds, for each store command */
+    char **token_sets;     /* "NAME SCOPES" items (tokenset_parse_config), or NULL */
     const char *config_id; /* the file's identity (config_identity), or NULL */
     const char *config_arg; /* the file as given with -c (absolute), or NULL */
 } Account;
