@@ -34,6 +34,7 @@ struct refresh_job {
     struct tokend_error net_error;
     bool reserved; /* room for the answer is reserved (room_reserve) */
     const struct token_set_target *set; /* a token set's refresh, or NULL */
+    char *set_request;                  /* the scopes that refresh asks for */
 };
 
 enum begin_result {
@@ -101,6 +102,7 @@ static void job_clear(struct refresh_job *j)
     g_clear_pointer(&j->client, flow_client_free);
     g_clear_pointer(&j->form, secstr_free);
     g_clear_pointer(&j->response, http_response_free);
+    g_clear_pointer(&j->set_request, g_free);
     error_clear(&j->net_error);
 }
 
@@ -177,6 +179,19 @@ static int make_safe(struct refresh_job *j)
     return 0;
 }
 
+/* A token set's scopes, and for Microsoft offline_access, which names no
+ * resource: its refreshes always ask for it, so that the answer carries
+ * the next refresh token. */
+static char *set_request_scopes(const Account *a, const struct token_set_target *set)
+{
+    g_auto(GStrv) scopes = g_strsplit(set->scopes, " ", -1);
+
+    if (a->provider != PROVIDER_MICROSOFT ||
+        g_strv_contains((const char *const *)scopes, "offline_access"))
+        return g_strdup(set->scopes);
+    return g_strconcat(set->scopes, " offline_access", NULL);
+}
+
 /* Everything up to the request, under the lock. */
 static int prepare_locked(struct refresh_job *j, Http *http)
 {
@@ -186,8 +201,10 @@ static int prepare_locked(struct refresh_job *j, Http *http)
 
     if (load_refresh_token(a, j->st, &rt, e) < 0 || !(j->client = flow_client_new(a, http, e)))
         return BEGIN_FAILED;
-    if (j->set)
-        j->client->oauth.refresh_scopes = j->set->scopes;
+    if (j->set) {
+        j->set_request = set_request_scopes(a, j->set);
+        j->client->oauth.refresh_scopes = j->set_request;
+    }
     j->form = oauth_refresh_form(&j->client->oauth, rt);
     FAULT_POINT("before-request");
     return BEGIN_SEND;
@@ -255,8 +272,13 @@ static void note_next_due(struct refresh_job *j)
 /* The server refused a token set's scopes: say what the grant holds. */
 static int set_refused(struct refresh_job *j, struct tokend_error *e)
 {
-    if (e->status == TOKEND_EX_CONFIG && !e->hint && j->st->scope)
-        error_set_hint(e, "the sign-in granted: %s", j->st->scope);
+    g_autofree char *command = config_command(j->req->account, "obtain");
+
+    if (e->status != TOKEND_EX_CONFIG || !j->st->scope)
+        return -1;
+    error_prefix(e, "a token for %s", j->set->scopes);
+    error_set_hint(e, "the sign-in granted %s; for more, add them to scopes and run: %s",
+                   j->st->scope, command);
     return -1;
 }
 

@@ -305,6 +305,7 @@ static void test_known_keys(void)
         "identity",
         "tunnel_mech", "tunnel_tls",
         "store_get", "store_put", "store_delete", "store_timeout",
+        "token_sets",
     };
     const char *const *keys = config_known_keys();
 
