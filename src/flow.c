@@ -325,6 +325,7 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     if (st->token_file && strcmp(st->token_file, a->token_file) != 0 &&
         in_account_dir(dir, st->token_file) && fileio_remove(st->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", st->token_file);
+    flow_forget_sets(dir, removed, e);
     if (fileio_remove(state_path, e) > 0)
         g_string_append(removed, "removed the state; ");
     lock_release(fd);

@@ -129,3 +129,22 @@ void flow_remember_set_config(const Account *a, const struct token_set_target *s
     lock_release(fd);
     error_clear(&e);
 }
+
+int flow_forget_sets(const char *dir, GString *removed, struct tokend_error *e)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    int n = 0;
+
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *path = NULL;
+        if (!g_str_has_prefix(name, "token.") || !tokenset_key_valid(name + strlen("token.")))
+            continue;
+        path = g_build_filename(dir, name, NULL);
+        if (fileio_remove(path, e) > 0)
+            n++;
+    }
+    if (n > 0)
+        g_string_append_printf(removed, "removed %d token%s of token sets; ", n, n > 1 ? "s" : "");
+    return n;
+}

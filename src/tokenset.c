@@ -143,6 +143,20 @@ const char *tokenset_find(char *const *sets, const char *name)
     return NULL;
 }
 
+bool tokenset_key_valid(const char *key)
+{
+    const char *hex = key + strlen(KEY_PREFIX);
+
+    if (!g_str_has_prefix(key, KEY_PREFIX))
+        return tokenset_name_valid(key);
+    if (strlen(hex) != 16)
+        return false;
+    for (; *hex; hex++)
+        if (!g_ascii_isxdigit(*hex) || g_ascii_isupper(*hex))
+            return false;
+    return true;
+}
+
 char *tokenset_token_file(const char *account_dir, const char *key)
 {
     g_autofree char *base = g_strconcat("token.", key, NULL);

@@ -25,5 +25,7 @@ char **tokenset_parse_config(const char *value, char **why);
 /* The canonical scopes of set NAME in what tokenset_parse_config gave, or
  * NULL. */
 const char *tokenset_find(char *const *sets, const char *name);
+/* A key tokenset_scopes_key or a set name could have given. */
+bool tokenset_key_valid(const char *key);
 /* ACCOUNTDIR/token.KEY */
 char *tokenset_token_file(const char *account_dir, const char *key);

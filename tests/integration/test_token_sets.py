@@ -264,3 +264,18 @@ def test_oidc_provider_scope_never_granted_is_a_clear_error(tokend, oidc):
     r = tokend.run('token', 'work', env={'LD_DEBUG': 'libs'})
     assert r.returncode == EX_OK and r.stdout == mail and launcher_only(r)
     assert oidc.refresh(refresh)[0] == 200
+
+
+def test_logout_removes_the_token_sets(tokend, ms):
+    tokend.accounts['work']['token_sets'] = f'ews:{EWS}'
+    tokend.write_config()
+    assert tokend.run('token', 'work', '--set', 'ews').returncode == EX_OK
+    assert tokend.run('token', 'work', '--scope', GRAPH[0]).returncode == EX_OK
+    folder = tokend.state / 'work'
+    assert len([p for p in folder.iterdir() if p.name.startswith('token.')]) == 2
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'removed 2 tokens of token sets' in r.stderr
+    assert not any(p.name.startswith('token') for p in folder.iterdir())
+    r = tokend.run('token', 'work', '--set', 'ews')
+    assert r.returncode == EX_NOPERM and r.stdout == ''

@@ -48,6 +48,13 @@ static void test_key(void)
     g_assert_cmpuint(strlen(a), ==, strlen("scopes.") + 16);
     /* No set name can be a scope list's key. */
     g_assert_false(tokenset_name_valid(a));
+    g_assert_true(tokenset_key_valid(a));
+    g_assert_true(tokenset_key_valid("graph"));
+    g_assert_false(tokenset_key_valid("scopes.0123456789ABCDEF"));
+    g_assert_false(tokenset_key_valid("scopes.0123456789abcde"));
+    g_assert_false(tokenset_key_valid("scopes."));
+    g_assert_false(tokenset_key_valid("graph.tmp"));
+    g_assert_false(tokenset_key_valid("../x"));
 }
 
 static void test_parse_config(void)
