@@ -279,3 +279,28 @@ def test_logout_removes_the_token_sets(tokend, ms):
     assert not any(p.name.startswith('token') for p in folder.iterdir())
     r = tokend.run('token', 'work', '--set', 'ews')
     assert r.returncode == EX_NOPERM and r.stdout == ''
+
+
+# glewlwyd ignores `scope` on a refresh and grants the sign-in's scopes.
+
+from test_peer_glewlwyd import glew, tk, signed_in as glew_signed_in  # noqa: E402,F401
+
+
+def test_glewlwyd_ignores_the_scopes_of_a_refresh(tk, glew):
+    mail, refresh = glew_signed_in(tk, glew)
+    r = tk.run('token', 'work', '--scope', 'mail.imap')
+    assert r.returncode == EX_OK, r.stderr
+    assert set(glew.claims(r.stdout)['scope'].split()) == {'openid', 'mail.imap'}
+    assert glew.token_valid(r.stdout.strip())
+    rotated = tk.refresh_token_file().read_text()
+    assert rotated != refresh
+    # A scope it never granted: the answer covers less than was asked.
+    r = tk.run('token', 'work', '--scope', 'mail.smtp')
+    assert r.returncode == EX_NOPERM
+    assert r.stderr.startswith('tokend: work: the server did not grant mail.smtp (it granted: ')
+    # Its new refresh token is saved all the same, and the mail token's next
+    # refresh works with it.
+    assert tk.refresh_token_file().read_text() != rotated
+    assert tk.token_file().read_text() == mail
+    assert tk.run('refresh', '--force', 'work').returncode == EX_OK
+    assert glew.token_valid(tk.token_file().read_text().strip())
