@@ -148,3 +148,17 @@ int flow_forget_sets(const char *dir, GString *removed, struct tokend_error *e)
         g_string_append_printf(removed, "removed %d token%s of token sets; ", n, n > 1 ? "s" : "");
     return n;
 }
+
+gint64 flow_set_seconds_left(const Account *a, const struct token_set_target *set)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(AccountState) st =
+        paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
+    const StateTokenSet *ts = st ? state_token_set_find(st, set->key) : NULL;
+
+    error_clear(&e);
+    if (!ts || g_strcmp0(ts->scopes, set->scopes) != 0)
+        return 0;
+    return MAX(ts->expires_at - g_get_real_time() / G_USEC_PER_SEC, 0);
+}

@@ -274,7 +274,15 @@ static int token_for_set(const Account *a, const char *set, GPtrArray *scopes, i
 
     if (status != 0)
         return status;
-    if (flow_refresh_set(a, &t, &outcome, &e) < 0 || !(token = flow_read_set_token(a, &t, &e)))
+    if (flow_refresh_set(a, &t, &outcome, &e) < 0) {
+        /* As for the mail token: a still valid token beats none. */
+        if (e.status != TOKEND_EX_TEMPFAIL || flow_set_seconds_left(a, &t) <= 0)
+            return fail(&e, a->name);
+        log_warn("%s: %s; handed out the current token, which is still valid", a->name,
+                 e.message);
+        error_clear(&e);
+    }
+    if (!(token = flow_read_set_token(a, &t, &e)))
         return fail(&e, a->name);
     line = tokenformat_render(f, token, a->username, smtp ? a->smtp_host : a->imap_host,
                               smtp ? a->smtp_port : a->imap_port, &e);

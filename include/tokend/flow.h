@@ -74,6 +74,8 @@ int flow_save_set_response(const Account *a, const char *account_dir,
  * margin seconds. */
 bool flow_set_fresh(const char *account_dir, const struct account_state *st,
                     const struct token_set_target *set, int margin);
+/* Seconds the set's cached token is still valid (0 if none). */
+gint64 flow_set_seconds_left(const Account *a, const struct token_set_target *set);
 /* Remove the token sets' files from the account's folder (logout). */
 int flow_forget_sets(const char *account_dir, GString *removed, struct tokend_error *e);
 /* Note in the state that the configuration still names the set so (for

@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_USAGE
+from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE
 from harness.authserver import make_certs
 from harness.scripted import Reply, ScriptedEndpoint
 from test_microsoft import FOLLOW, MS_SCOPES, TENANT, TOKEN_PATH, AUTHORIZE_PATH, \
@@ -144,6 +144,23 @@ def test_the_next_mail_refresh_uses_the_rotated_refresh_token(tokend, ms):
     assert r.returncode == EX_OK and r.stdout == 'eyJ0eXAi.outlook.office.com.4\n'
     assert form_of(ms.last(TOKEN_PATH))['refresh_token'] == '0.AQoA-ms-refresh-4'
     assert tokend.refresh_token_file().read_text() == '0.AQoA-ms-refresh-5'
+
+
+def test_server_away_hands_out_the_still_valid_set_token(tokend, ms):
+    graph = tokend.run('token', 'work', '--scope', GRAPH[0]).stdout
+    st = state_of(tokend)
+    for entry in st['token_sets'].values():
+        entry['expires_at'] = entry['obtained_at'] + 30
+    (tokend.state / 'work' / 'state.json').write_text(json.dumps(st))
+    ms.script(TOKEN_PATH, Reply(503, 'Service Unavailable'))
+    r = tokend.run('token', 'work', '--scope', GRAPH[0])
+    assert r.returncode == EX_OK and r.stdout == graph
+    assert 'handed out the current token, which is still valid' in r.stderr
+    for entry in st['token_sets'].values():
+        entry['expires_at'] = entry['obtained_at'] - 1
+    (tokend.state / 'work' / 'state.json').write_text(json.dumps(st))
+    r = tokend.run('token', 'work', '--scope', GRAPH[0])
+    assert r.returncode == EX_TEMPFAIL and r.stdout == ''
 
 
 def test_named_sets_from_the_configuration(tokend, ms):
