@@ -96,8 +96,6 @@ StateTokenSet *state_token_set_get(AccountState *st, const char *key)
     return t;
 }
 
-static char *get_str(const cJSON *obj, const char *name);
-
 /* "token_sets": {"KEY": {"scopes": ..., "expires_at": ...}, ...} */
 static void parse_token_sets(AccountState *st, const cJSON *root)
 {
