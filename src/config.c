@@ -7,6 +7,7 @@
 #include "tokend/fileio.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
+#include "tokend/tokenset.h"
 #include "tokend/uri.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
@@ -27,6 +28,7 @@ enum key_type {
     KEY_PARAMS,
     KEY_CONSENT,
     KEY_DURATION,
+    KEY_TOKEN_SETS,
 };
 
 enum key_scope {
@@ -83,6 +85,7 @@ static const struct key_spec keys[] = {
     {"store_put", KEY_STRING, SCOPE_BOTH, F(store_put)},
     {"store_delete", KEY_STRING, SCOPE_BOTH, F(store_delete)},
     {"store_timeout", KEY_SECONDS, SCOPE_BOTH, F(store_timeout)},
+    {"token_sets", KEY_TOKEN_SETS, SCOPE_ACCOUNT, F(token_sets)},
     {"max_parallel", KEY_SECONDS, SCOPE_DEFAULTS, 0},
     {"signin_lifetime", KEY_DURATION, SCOPE_BOTH, F(signin_lifetime)},
     {"notify_before", KEY_DURATION, SCOPE_BOTH, F(notify_before)},
@@ -283,6 +286,19 @@ static int parse_enum(const struct parse_ctx *c, const char *key, const char *v,
     return key_error(c, key, "\"%s\" is not one of: %s", v, list);
 }
 
+static int parse_token_sets(const struct parse_ctx *c, const char *key, const char *v,
+                            char ***out)
+{
+    g_autofree char *why = NULL;
+    char **sets = tokenset_parse_config(v, &why);
+
+    if (!sets)
+        return key_error(c, key, "%s", why);
+    g_strfreev(*out);
+    *out = sets;
+    return 0;
+}
+
 static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const char *v,
                      Account *a, const char *base_dir)
 {
@@ -336,6 +352,8 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
         return parse_enum(c, k->name, v, consent_names, (int *)field);
     case KEY_DURATION:
         return parse_duration(c, k->name, v, (int *)field);
+    case KEY_TOKEN_SETS:
+        return parse_token_sets(c, k->name, v, (char ***)field);
     }
     return 0;
 }
@@ -372,6 +390,7 @@ static void account_free(Account *a)
     g_free(a->store_get);
     g_free(a->store_put);
     g_free(a->store_delete);
+    g_strfreev(a->token_sets);
     g_free(a);
 }
 

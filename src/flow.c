@@ -190,6 +190,23 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     return state_save(dir, st, e);
 }
 
+int flow_save_rotated(const Account *a, AccountState *st, const SecStr *rt,
+                      struct tokend_error *e)
+{
+    const char *preferred = a->store == STORE_KIND_AUTO ? st->store : NULL;
+    const char *used = put_refresh_token(a, preferred, rt, e);
+
+    if (!used)
+        return -1;
+    FAULT_POINT("after-store");
+    room_forget_rescued(a);
+    if (st->store && strcmp(st->store, used) != 0)
+        forget_in_store(a, st->store);
+    g_free(st->store);
+    st->store = g_strdup(used);
+    return 0;
+}
+
 void flow_record_failure(const char *dir, AccountState *st, const struct tokend_error *err)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
@@ -311,6 +328,7 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     if (st->token_file && strcmp(st->token_file, a->token_file) != 0 &&
         in_account_dir(dir, st->token_file) && fileio_remove(st->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", st->token_file);
+    flow_forget_sets(dir, removed, e);
     if (fileio_remove(state_path, e) > 0)
         g_string_append(removed, "removed the state; ");
     lock_release(fd);

@@ -33,6 +33,8 @@ struct refresh_job {
     HttpResponse *response; /* bulk: the answer, until a writer has saved it */
     struct tokend_error net_error;
     bool reserved; /* room for the answer is reserved (room_reserve) */
+    const struct token_set_target *set; /* a token set's refresh, or NULL */
+    char *set_request;                  /* the scopes that refresh asks for */
 };
 
 enum begin_result {
@@ -100,6 +102,7 @@ static void job_clear(struct refresh_job *j)
     g_clear_pointer(&j->client, flow_client_free);
     g_clear_pointer(&j->form, secstr_free);
     g_clear_pointer(&j->response, http_response_free);
+    g_clear_pointer(&j->set_request, g_free);
     error_clear(&j->net_error);
 }
 
@@ -176,6 +179,19 @@ static int make_safe(struct refresh_job *j)
     return 0;
 }
 
+/* A token set's scopes, and for Microsoft offline_access, which names no
+ * resource: its refreshes always ask for it, so that the answer carries
+ * the next refresh token. */
+static char *set_request_scopes(const Account *a, const struct token_set_target *set)
+{
+    g_auto(GStrv) scopes = g_strsplit(set->scopes, " ", -1);
+
+    if (a->provider != PROVIDER_MICROSOFT ||
+        g_strv_contains((const char *const *)scopes, "offline_access"))
+        return g_strdup(set->scopes);
+    return g_strconcat(set->scopes, " offline_access", NULL);
+}
+
 /* Everything up to the request, under the lock. */
 static int prepare_locked(struct refresh_job *j, Http *http)
 {
@@ -185,6 +201,10 @@ static int prepare_locked(struct refresh_job *j, Http *http)
 
     if (load_refresh_token(a, j->st, &rt, e) < 0 || !(j->client = flow_client_new(a, http, e)))
         return BEGIN_FAILED;
+    if (j->set) {
+        j->set_request = set_request_scopes(a, j->set);
+        j->client->oauth.refresh_scopes = j->set_request;
+    }
     j->form = oauth_refresh_form(&j->client->oauth, rt);
     FAULT_POINT("before-request");
     return BEGIN_SEND;
@@ -210,7 +230,8 @@ static enum begin_result look(struct refresh_job *j, enum refresh_outcome if_fre
     if (!(j->st = state_load(j->dir, &j->req->error)))
         return BEGIN_FAILED;
     j->req->signin_known = j->st->needs_signin;
-    if (!j->force && fresh(j->req->account, j->st, j->margin)) {
+    if (!j->force && (j->set ? flow_set_fresh(j->dir, j->st, j->set, j->margin)
+                             : fresh(j->req->account, j->st, j->margin))) {
         j->req->outcome = if_fresh;
         return BEGIN_DONE;
     }
@@ -248,6 +269,19 @@ static void note_next_due(struct refresh_job *j)
     j->req->next_due_known = true;
 }
 
+/* The server refused a token set's scopes: say what the grant holds. */
+static int set_refused(struct refresh_job *j, struct tokend_error *e)
+{
+    g_autofree char *command = config_command(j->req->account, "obtain");
+
+    if (e->status != TOKEND_EX_CONFIG || !j->st->scope)
+        return -1;
+    error_prefix(e, "a token for %s", j->set->scopes);
+    error_set_hint(e, "the sign-in granted %s; for more, add them to scopes and run: %s",
+                   j->st->scope, command);
+    return -1;
+}
+
 static int job_finish(struct refresh_job *j, const HttpResponse *r, struct tokend_error *err)
 {
     const Account *a = j->req->account;
@@ -262,6 +296,9 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
             g_autofree char *command = config_command(a, "obtain");
             error_set_hint(e, "run: %s", command);
         }
+        /* A token set's refusal says nothing of the mail token's grant. */
+        if (j->set)
+            return set_refused(j, e);
         flow_record_failure(j->dir, j->st, e);
         return -1;
     }
@@ -272,17 +309,20 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
         return -1;
     }
     flow_identity_remember(j->st, id, false);
-    if (flow_save_response(a, j->dir, j->st, NULL, t, e) < 0)
+    if (j->set ? flow_save_set_response(a, j->dir, j->st, j->set, t, e) < 0
+               : flow_save_response(a, j->dir, j->st, NULL, t, e) < 0)
         return -1;
     j->req->outcome = REFRESH_DONE;
     return 0;
 }
 
-int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome *outcome,
-                 struct tokend_error *e)
+static int refresh_one(const Account *a, int margin, bool force,
+                       const struct token_set_target *set, enum refresh_outcome *outcome,
+                       struct tokend_error *e)
 {
     struct refresh_request req = {.account = a, .error = TOKEND_ERROR_INIT};
-    struct refresh_job j = {.req = &req, .margin = margin, .force = force, .lock_fd = -1};
+    struct refresh_job j = {.req = &req, .margin = margin, .force = force, .lock_fd = -1,
+                            .set = set};
     g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(HttpResponse) r = NULL;
     struct tokend_error err = TOKEND_ERROR_INIT;
@@ -312,6 +352,18 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
     *outcome = req.outcome;
     error_move(e, &req.error);
     return rc;
+}
+
+int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome *outcome,
+                 struct tokend_error *e)
+{
+    return refresh_one(a, margin, force, NULL, outcome, e);
+}
+
+int flow_refresh_set(const Account *a, const struct token_set_target *set,
+                     enum refresh_outcome *outcome, struct tokend_error *e)
+{
+    return refresh_one(a, a->min_validity, false, set, outcome, e);
 }
 
 /* Many accounts: at most max_parallel requests in flight, each account

@@ -23,6 +23,7 @@
 #include "tokend/schedule.h"
 #include "tokend/state.h"
 #include "tokend/tokenfile.h"
+#include "tokend/tokenset.h"
 
 /* The engine beside this binary (a build tree), else the installed one. */
 static const char *engine_path(char *buf, size_t size)
@@ -102,24 +103,12 @@ enum fast {
     FAST_FAILED, /* answered, but writing the answer failed */
 };
 
-/* `token ACCOUNT` (raw format) from the cached state and token file. */
-static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
+/* Print a cached token file; FAST_NO when it cannot be read. */
+static enum fast print_token_file(const char *path)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autofree char *path = paths_config_file(g->config_path);
-    g_autofree char *id = NULL;
-    g_autoptr(AccountState) st = NULL;
-    g_autoptr(SecStr) token = NULL;
-    int i = g->command_index + 1;
+    g_autoptr(SecStr) token = tokenfile_read(path, NULL, &e);
 
-    if (argc - i != 1 && !(argc - i == 3 && strcmp(argv[i + 1], "--format") == 0 &&
-                           strcmp(argv[i + 2], "raw") == 0))
-        return FAST_NO;
-    id = config_identity(path);
-    st = cached_state(argv[i], id);
-    if (!st || !state_token_fresh(st, st->min_validity, now_s()))
-        return FAST_NO;
-    token = tokenfile_read(st->token_file, NULL, &e);
     error_clear(&e);
     if (!token)
         return FAST_NO;
@@ -129,6 +118,85 @@ static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
         return FAST_FAILED;
     }
     return FAST_DONE;
+}
+
+/* A token set's entry in the state, when it answers this request: for
+ * --set, written under the current configuration; for --scope, for
+ * exactly these scopes.  *key: the set's cache key. */
+static const StateTokenSet *cached_set(const AccountState *st, const char *set,
+                                       GPtrArray *scopes, const char *config_id, char **key)
+{
+    const StateTokenSet *ts;
+    g_autofree char *canonical = NULL;
+    const char *why = NULL;
+
+    if (set) {
+        ts = tokenset_name_valid(set) ? state_token_set_find(st, set) : NULL;
+        *key = g_strdup(set);
+        return ts && g_strcmp0(ts->config_id, config_id) == 0 ? ts : NULL;
+    }
+    g_ptr_array_add(scopes, NULL);
+    if (!(canonical = tokenset_normalize((const char *const *)scopes->pdata, &why)))
+        return NULL;
+    *key = tokenset_scopes_key(canonical);
+    ts = state_token_set_find(st, *key);
+    return ts && g_strcmp0(ts->scopes, canonical) == 0 ? ts : NULL;
+}
+
+/* `token ACCOUNT --set NAME` or `--scope SCOPE...` (raw format) from the
+ * cached state and the set's token file. */
+static enum fast fast_token_set(const struct cli_globals *g, int argc, char **argv)
+{
+    g_autofree char *path = paths_config_file(g->config_path);
+    g_autoptr(GPtrArray) scopes = g_ptr_array_new();
+    g_autofree char *id = NULL;
+    g_autofree char *key = NULL;
+    g_autofree char *dir = NULL;
+    g_autofree char *file = NULL;
+    g_autoptr(AccountState) st = NULL;
+    const StateTokenSet *ts;
+    const char *account = NULL, *set = NULL;
+
+    for (int i = g->command_index + 1; i < argc; i++) {
+        bool has_value = i + 1 < argc;
+        if (strcmp(argv[i], "--set") == 0 && has_value && !set)
+            set = argv[++i];
+        else if (strcmp(argv[i], "--scope") == 0 && has_value)
+            g_ptr_array_add(scopes, argv[++i]);
+        else if (strcmp(argv[i], "--format") == 0 && has_value && strcmp(argv[i + 1], "raw") == 0)
+            i++;
+        else if (argv[i][0] != '-' && !account)
+            account = argv[i];
+        else
+            return FAST_NO;
+    }
+    if (!account || !set == !scopes->len)
+        return FAST_NO;
+    id = config_identity(path);
+    if (!(st = cached_state(account, id)) || !(ts = cached_set(st, set, scopes, id, &key)) ||
+        !(ts->expires_at - now_s() > st->min_validity))
+        return FAST_NO;
+    dir = paths_account_dir(account);
+    file = tokenset_token_file(dir, key);
+    return print_token_file(file);
+}
+
+/* `token ACCOUNT` (raw format) from the cached state and token file. */
+static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
+{
+    g_autofree char *path = paths_config_file(g->config_path);
+    g_autofree char *id = NULL;
+    g_autoptr(AccountState) st = NULL;
+    int i = g->command_index + 1;
+
+    if (argc - i != 1 && !(argc - i == 3 && strcmp(argv[i + 1], "--format") == 0 &&
+                           strcmp(argv[i + 2], "raw") == 0))
+        return fast_token_set(g, argc, argv);
+    id = config_identity(path);
+    st = cached_state(argv[i], id);
+    if (!st || !state_token_fresh(st, st->min_validity, now_s()))
+        return FAST_NO;
+    return print_token_file(st->token_file);
 }
 
 /* `refresh [ACCOUNT...]` when nothing is due. */

@@ -28,6 +28,8 @@ void state_free(AccountState *st)
     g_free(st->bound_client_id);
     g_free(st->bound_issuer);
     g_free(st->bound_token_url);
+    if (st->token_sets)
+        g_ptr_array_free(st->token_sets, TRUE);
     g_free(st);
 }
 
@@ -57,6 +59,81 @@ static char *get_str(const cJSON *obj, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     return cJSON_IsString(v) && v->valuestring ? g_strdup(v->valuestring) : NULL;
+}
+
+static void token_set_free(gpointer p)
+{
+    StateTokenSet *t = p;
+
+    g_free(t->key);
+    g_free(t->scopes);
+    g_free(t->granted);
+    g_free(t->config_id);
+    g_free(t);
+}
+
+StateTokenSet *state_token_set_find(const AccountState *st, const char *key)
+{
+    for (guint i = 0; st->token_sets && i < st->token_sets->len; i++) {
+        StateTokenSet *t = g_ptr_array_index(st->token_sets, i);
+        if (strcmp(t->key, key) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+StateTokenSet *state_token_set_get(AccountState *st, const char *key)
+{
+    StateTokenSet *t = state_token_set_find(st, key);
+
+    if (t)
+        return t;
+    if (!st->token_sets)
+        st->token_sets = g_ptr_array_new_with_free_func(token_set_free);
+    t = g_new0(StateTokenSet, 1);
+    t->key = g_strdup(key);
+    g_ptr_array_add(st->token_sets, t);
+    return t;
+}
+
+/* "token_sets": {"KEY": {"scopes": ..., "expires_at": ...}, ...} */
+static void parse_token_sets(AccountState *st, const cJSON *root)
+{
+    const cJSON *sets = cJSON_GetObjectItemCaseSensitive(root, "token_sets");
+    const cJSON *item;
+
+    cJSON_ArrayForEach(item, sets)
+    {
+        StateTokenSet *t;
+        if (!cJSON_IsObject(item) || !item->string || state_token_set_find(st, item->string))
+            continue;
+        t = state_token_set_get(st, item->string);
+        t->scopes = get_str(item, "scopes");
+        t->granted = get_str(item, "granted");
+        t->config_id = get_str(item, "config_id");
+        t->expires_at = get_int(item, "expires_at");
+        t->obtained_at = get_int(item, "obtained_at");
+    }
+}
+
+static void add_str(cJSON *obj, const char *name, const char *value);
+
+static void save_token_sets(cJSON *root, const AccountState *st)
+{
+    cJSON *sets;
+
+    if (!st->token_sets || st->token_sets->len == 0)
+        return;
+    sets = cJSON_AddObjectToObject(root, "token_sets");
+    for (guint i = 0; i < st->token_sets->len; i++) {
+        const StateTokenSet *t = g_ptr_array_index(st->token_sets, i);
+        cJSON *o = cJSON_AddObjectToObject(sets, t->key);
+        add_str(o, "scopes", t->scopes);
+        add_str(o, "granted", t->granted);
+        add_str(o, "config_id", t->config_id);
+        cJSON_AddNumberToObject(o, "expires_at", (double)t->expires_at);
+        cJSON_AddNumberToObject(o, "obtained_at", (double)t->obtained_at);
+    }
 }
 
 AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
@@ -93,6 +170,7 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->frequency_interval = get_int(root, "signin_frequency_interval");
     st->warned_for = get_int(root, "signin_warned_for");
     st->warned_at = get_int(root, "signin_warned_at");
+    parse_token_sets(st, root);
     return g_steal_pointer(&st);
 }
 
@@ -155,6 +233,7 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     cJSON_AddNumberToObject(root, "signin_frequency_interval", (double)st->frequency_interval);
     cJSON_AddNumberToObject(root, "signin_warned_for", (double)st->warned_for);
     cJSON_AddNumberToObject(root, "signin_warned_at", (double)st->warned_at);
+    save_token_sets(root, st);
     printed = cJSON_Print(root);
     if (!printed)
         return error_set(e, TOKEND_EX_SOFTWARE, "out of memory");

@@ -18,6 +18,7 @@
 #include "tokend/snippet.h"
 #include "tokend/status.h"
 #include "tokend/tokenformat.h"
+#include "tokend/tokenset.h"
 #include "tokend/tunnel.h"
 
 struct verb_ctx {
@@ -249,13 +250,82 @@ static int print_token(const Account *a, enum token_format f, const char *servic
     return 0;
 }
 
+/* `token ACCOUNT --set NAME` or `--scope SCOPE...`: the target, or an exit
+ * status. */
+static int set_target(const Account *a, const char *set, GPtrArray *scopes,
+                      struct token_set_target *t, char **canonical, char **key)
+{
+    const char *why = NULL;
+
+    if (set && scopes->len)
+        return usage_error("%s", "token: give --set NAME or --scope SCOPE..., not both");
+    if (set && !(t->scopes = tokenset_find(a->token_sets, set))) {
+        fprintf(stderr, "tokend: %s: no token set \"%s\"; name it in token_sets of "
+                "[account %s] (see tokend.conf(5))\n", a->name, set, a->name);
+        return TOKEND_EX_CONFIG;
+    }
+    if (set) {
+        *t = (struct token_set_target){.key = set, .scopes = t->scopes, .named = true};
+        return 0;
+    }
+    g_ptr_array_add(scopes, NULL);
+    if (!(*canonical = tokenset_normalize((const char *const *)scopes->pdata, &why)))
+        return usage_error("token --scope: %s", why);
+    *key = tokenset_scopes_key(*canonical);
+    *t = (struct token_set_target){.key = *key, .scopes = *canonical};
+    return 0;
+}
+
+static int token_for_set(const Account *a, const char *set, GPtrArray *scopes, int f,
+                         const char *service)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    struct token_set_target t = {0};
+    g_autofree char *canonical = NULL;
+    g_autofree char *key = NULL;
+    g_autoptr(SecStr) token = NULL;
+    g_autoptr(SecStr) line = NULL;
+    enum refresh_outcome outcome;
+    bool smtp = g_strcmp0(service, "smtp") == 0;
+    int status = set_target(a, set, scopes, &t, &canonical, &key);
+
+    if (status != 0)
+        return status;
+    if (flow_refresh_set(a, &t, &outcome, &e) < 0) {
+        /* As for the mail token: a still valid token beats none. */
+        if (e.status != TOKEND_EX_TEMPFAIL || flow_set_seconds_left(a, &t) <= 0)
+            return fail(&e, a->name);
+        log_warn("%s: %s; handed out the current token, which is still valid", a->name,
+                 e.message);
+        error_clear(&e);
+    }
+    if (!(token = flow_read_set_token(a, &t, &e)))
+        return fail(&e, a->name);
+    line = tokenformat_render(f, token, a->username, smtp ? a->smtp_host : a->imap_host,
+                              smtp ? a->smtp_port : a->imap_port, &e);
+    if (!line)
+        return fail(&e, a->name);
+    secstr_append(line, "\n", 1);
+    if (fwrite(line->data, 1, line->len, stdout) != line->len || fflush(stdout) != 0) {
+        error_set(&e, TOKEND_EX_CANTCREAT, "cannot write the token to standard output");
+        return fail(&e, a->name);
+    }
+    flow_remember_config(a);
+    flow_remember_set_config(a, &t);
+    return 0;
+}
+
 static int verb_token(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
         {"format", required_argument, NULL, 'f'},
         {"service", required_argument, NULL, 's'},
+        {"scope", required_argument, NULL, 'S'},
+        {"set", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
+    g_autoptr(GPtrArray) scopes = g_ptr_array_new();
+    const char *set = NULL;
     struct tokend_error e = TOKEND_ERROR_INIT;
     enum refresh_outcome outcome;
     const char *service = "imap";
@@ -270,8 +340,16 @@ static int verb_token(struct verb_ctx *ctx)
             service = optarg;
             continue;
         }
+        if (c == 'S' || (c == 'T' && !set)) {
+            if (c == 'S')
+                g_ptr_array_add(scopes, optarg);
+            else
+                set = optarg;
+            continue;
+        }
         return usage_error("token: bad option %s (--format raw|xoauth2|oauthbearer, "
-                           "--service imap|smtp)", ctx->argv[optind - 1]);
+                           "--service imap|smtp, --scope SCOPE... or --set NAME)",
+                           ctx->argv[optind - 1]);
     }
     if (ctx->argc - optind != 1)
         return usage_error("%s", "token takes one ACCOUNT");
@@ -279,6 +357,8 @@ static int verb_token(struct verb_ctx *ctx)
         return TOKEND_EX_CONFIG;
     if (!(a = find_account(ctx, ctx->argv[optind], &status)))
         return status;
+    if (set || scopes->len)
+        return token_for_set(a, set, scopes, f, service);
     if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0) {
         /* A token that is still valid beats no token when the server is
          * unreachable: mail keeps flowing, and the timer retries. */

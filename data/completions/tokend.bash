@@ -37,7 +37,7 @@ _tokend()
     obtain) opts="--no-browser --manual --device" ;;
     add) opts="--client-id --client --client-secret-file --provider --tenant --store --device --no-browser --no-signin" ;;
     refresh) opts="--force" ;;
-    token) opts="--format --service" ;;
+    token) opts="--format --service --scope --set" ;;
     status) opts="--json" ;;
     check) opts="--imap --smtp" ;;
     tunnel) opts="--pop3" ;;

@@ -27,6 +27,7 @@ complete -c tokend -n '__fish_seen_subcommand_from add' -l client-id -l client -
 complete -c tokend -n '__fish_seen_subcommand_from refresh' -l force
 complete -c tokend -n '__fish_seen_subcommand_from token' -l format -x -a 'raw xoauth2 oauthbearer'
 complete -c tokend -n '__fish_seen_subcommand_from token' -l service -x -a 'imap smtp'
+complete -c tokend -n '__fish_seen_subcommand_from token' -l scope -l set -x
 complete -c tokend -n '__fish_seen_subcommand_from status' -l json
 complete -c tokend -n '__fish_seen_subcommand_from check' -l imap -l smtp
 complete -c tokend -n '__fish_seen_subcommand_from migrate' -l store -x -a 'file secret-service command'

@@ -73,6 +73,7 @@ typedef struct account {
     int store_timeout;     /* seconds, for each store command */
     int signin_lifetime;   /* seconds a sign-in lasts, when known to the user; 0 if not */
     int notify_before;     /* seconds ahead of a needed sign-in to warn; 0: never */
+    char **token_sets;     /* "NAME SCOPES" items (tokenset_parse_config), or NULL */
     const char *config_id; /* the file's identity (config_identity), or NULL */
     const char *config_arg; /* the file as given with -c (absolute), or NULL */
 } Account;

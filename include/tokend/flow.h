@@ -45,6 +45,42 @@ void flow_client_free(FlowClient *c);
 int flow_save_response(const Account *a, const char *account_dir, struct account_state *st,
                        const char *signin_store, const TokenResponse *t,
                        struct tokend_error *e);
+/* A refresh's new refresh token, saved where the old one is (rescued as
+ * flow_save_response does); updates st->store, does not write the state. */
+int flow_save_rotated(const Account *a, struct account_state *st, const SecStr *rt,
+                      struct tokend_error *e);
+/* A token for other scopes than the mail token's, from the same refresh
+ * token (tokenset.h). */
+struct token_set_target {
+    const char *key;    /* the set's name, or tokenset_scopes_key() */
+    const char *scopes; /* canonical (tokenset_normalize) */
+    bool named;         /* a set of the configuration's token_sets */
+};
+/* Make the set's cached token fresh (min_validity): when it is not, a
+ * refresh that asks for the set's scopes, under the account's lock; the
+ * rotated refresh token is saved first, as by flow_refresh, the access
+ * token in the set's own file; the mail token is left alone.  A server
+ * that grants less than was asked is an error (TOKEND_EX_NOPERM) naming
+ * what it granted. */
+int flow_refresh_set(const Account *a, const struct token_set_target *set,
+                     enum refresh_outcome *outcome, struct tokend_error *e);
+SecStr *flow_read_set_token(const Account *a, const struct token_set_target *set,
+                            struct tokend_error *e);
+/* Under the lock: the set's token, scopes and expiry in the state. */
+int flow_save_set_response(const Account *a, const char *account_dir,
+                           struct account_state *st, const struct token_set_target *set,
+                           const TokenResponse *t, struct tokend_error *e);
+/* The set's cached token is there, for these scopes, valid for more than
+ * margin seconds. */
+bool flow_set_fresh(const char *account_dir, const struct account_state *st,
+                    const struct token_set_target *set, int margin);
+/* Seconds the set's cached token is still valid (0 if none). */
+gint64 flow_set_seconds_left(const Account *a, const struct token_set_target *set);
+/* Remove the token sets' files from the account's folder (logout). */
+int flow_forget_sets(const char *account_dir, GString *removed, struct tokend_error *e);
+/* Note in the state that the configuration still names the set so (for
+ * the launcher); best effort. */
+void flow_remember_set_config(const Account *a, const struct token_set_target *set);
 /* The device flow's part of obtain: the user signs in elsewhere. */
 int flow_device(const Account *a, FlowClient *client, Http *http, bool open_browser,
                 TokenResponse **t, struct tokend_error *e);

@@ -8,6 +8,17 @@
 #include <glib.h>
 #include "tokend/error.h"
 
+/* A token for other scopes than the mail token's (tokenset.h): its file is
+ * ACCOUNTDIR/token.KEY. */
+typedef struct state_token_set {
+    char *key;         /* set name, or "scopes.HASH" */
+    char *scopes;      /* asked for, canonical */
+    char *granted;     /* the server's `scope`, or NULL */
+    char *config_id;   /* named sets: the configuration that named them */
+    gint64 expires_at;
+    gint64 obtained_at;
+} StateTokenSet;
+
 typedef struct account_state {
     gint64 expires_at;    /* access token expiry (unix seconds), 0 if none */
     gint64 obtained_at;   /* when the access token was received */
@@ -39,6 +50,7 @@ typedef struct account_state {
     gint64 frequency_interval;       /* how long the sign-in it ended had worked */
     gint64 warned_for;               /* the moment a warning was sent for, this sign-in */
     gint64 warned_at;                /* when that warning was sent */
+    GPtrArray *token_sets; /* StateTokenSet *, or NULL when there is none */
 } AccountState;
 
 AccountState *state_new(void);
@@ -51,5 +63,9 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e);
 /* True when an access token is there and valid for at least `margin` more
  * seconds at time `now`. */
 bool state_token_fresh(const AccountState *st, int margin, gint64 now);
+
+/* The token set with this key, or NULL; _get adds it when missing. */
+StateTokenSet *state_token_set_find(const AccountState *st, const char *key);
+StateTokenSet *state_token_set_get(AccountState *st, const char *key);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AccountState, state_free)

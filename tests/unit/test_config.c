@@ -306,6 +306,7 @@ static void test_known_keys(void)
         "tunnel_mech", "tunnel_tls",
         "store_get", "store_put", "store_delete", "store_timeout",
         "signin_lifetime", "notify_before",
+        "token_sets",
     };
     const char *const *keys = config_known_keys();
 
