@@ -349,19 +349,25 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
     return sign_in(g, path, o, name, check, e);
 }
 
+static bool is_address(const char *email)
+{
+    g_autofree char *domain = detect_domain(email);
+
+    return domain != NULL;
+}
+
 int add_run(const struct cli_globals *g, int argc, char **argv, char **check)
 {
     struct add_options o = {0};
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autofree char *name = NULL;
-    g_autofree char *domain = NULL;
     int status;
 
     *check = NULL;
     if ((status = parse_options(argc, argv, &o)) != 0)
         return status;
     name = o.name ? g_strdup(o.name) : g_ascii_strdown(o.email, -1);
-    if (!(domain = detect_domain(o.email)))
+    if (!is_address(o.email))
         return usage("\"%s\" is not an e-mail address", o.email);
     if (!config_account_name_valid(name))
         return usage("\"%s\" cannot be an account name (letters, digits and ._@+-, at most 64); "

@@ -416,7 +416,7 @@ static bool catcher_owns(const Catcher *c, const char *address)
         error_clear(&ignored);
         return false;
     }
-    same = g_ascii_strcasecmp(host, c->host) == 0 && port == c->port &&
+    same = host && path && g_ascii_strcasecmp(host, c->host) == 0 && port == c->port &&
            strcmp(path, c->path) == 0;
     return same;
 }

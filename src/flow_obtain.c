@@ -396,6 +396,8 @@ static int code_flow(const Account *a, const struct obtain_options *o, FlowClien
     show_url(a, url, !o->no_browser);
     if (catcher ? wait_race(a, catcher, &params, e) < 0 : wait_manual(a, &params, e) < 0)
         return -1;
+    if (!params)
+        return error_set(e, TOKEND_EX_SOFTWARE, "the sign-in ended with no answer");
     g_clear_pointer(&catcher, catcher_free);
     if (oauth_check_redirect(params, state, &client->oauth, e) < 0)
         return -1;
@@ -425,6 +427,8 @@ static int obtain_locked(const Account *a, const struct obtain_options *o, Http 
                : code_flow(a, o, client, http, &t, e);
     if (r < 0 || flow_identity_check(a, t, &id, e) < 0)
         return -1;
+    if (!t)
+        return error_set(e, TOKEND_EX_SOFTWARE, "the sign-in ended with no tokens");
     return save_signin(a, store_name(store), t, id, e);
 }
 

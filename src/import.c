@@ -165,7 +165,7 @@ SecStr *import_parse_json(const SecStr *json, struct tokend_error *e)
         error_set(e, TOKEND_EX_DATAERR, "the decrypted file is not JSON");
     else if (!cJSON_IsObject(root))
         error_set(e, TOKEND_EX_DATAERR, "the decrypted file is not a JSON object");
-    else if (!cJSON_IsString(rt) || !*rt->valuestring)
+    else if (!rt || !cJSON_IsString(rt) || !*rt->valuestring)
         error_set(e, TOKEND_EX_DATAERR, "the file holds no refresh_token (the other tool "
                   "never finished its sign-in)");
     else if (!token_chars_ok(rt->valuestring, strlen(rt->valuestring)))

@@ -159,7 +159,7 @@ static bool read_count(struct cursor *c, size_t min_item, guint64 *n)
 static bool read_str(struct cursor *c, struct piece *out)
 {
     guint64 n;
-    const guint8 *b;
+    const guint8 *b = NULL;
 
     if (!read_count(c, 1, &n) || !take(c, (size_t)n, &b))
         return false;
@@ -244,7 +244,7 @@ static bool read_entry(struct cursor *c, const char *account, struct pizauth_acc
     if (want->count++ < NAMES_SHOWN)
         g_string_append_printf(want->names, "%s%.*s", want->names->len ? ", " : "",
                                (int)MIN(name.len, 64), name.s);
-    if (name.len != strlen(account) || memcmp(name.s, account, name.len) != 0)
+    if (!name.s || name.len != strlen(account) || memcmp(name.s, account, name.len) != 0)
         return true;
     if (want->found)
         return bad(c, "an account is in it twice");

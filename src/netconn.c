@@ -109,7 +109,7 @@ NetConn *netconn_connect(const char *host, int port, gint64 deadline, struct tok
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *list = NULL;
     g_autofree char *service = g_strdup_printf("%d", port);
-    struct sockaddr_storage peer;
+    struct sockaddr_storage peer = {0};
     socklen_t plen = sizeof(peer);
     int r, fd = -1, err = 0;
     NetConn *c;

@@ -336,7 +336,7 @@ static int verb_token(struct verb_ctx *ctx)
     {
         if (c == 'f' && (f = tokenformat_from_name(optarg)) >= 0)
             continue;
-        if (c == 's' && (strcmp(optarg, "imap") == 0 || strcmp(optarg, "smtp") == 0)) {
+        if (c == 's' && optarg && (strcmp(optarg, "imap") == 0 || strcmp(optarg, "smtp") == 0)) {
             service = optarg;
             continue;
         }
