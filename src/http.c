@@ -106,7 +106,7 @@ static int url_parts(const char *url, char **scheme, char **host)
     return 0;
 }
 
-bool http_url_is_loopback(const char *url)
+static bool url_is_loopback(const char *url)
 {
     char *scheme = NULL, *host = NULL;
     bool loop = url_parts(url, &scheme, &host) == 0 && host_is_loopback(host);
@@ -187,7 +187,7 @@ static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url,
     curl_easy_setopt(c, CURLOPT_URL, url);
     /* Loopback (the test peers, a local relay) never goes through a proxy;
      * other hosts keep libcurl's https_proxy, ALL_PROXY and NO_PROXY. */
-    if (http_url_is_loopback(url))
+    if (url_is_loopback(url))
         curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);

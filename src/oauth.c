@@ -19,7 +19,6 @@ void token_response_free(TokenResponse *t)
         return;
     secstr_free(t->access_token);
     secstr_free(t->refresh_token);
-    g_free(t->token_type);
     g_free(t->scope);
     secstr_free(t->id_token);
     g_free(t);
@@ -167,7 +166,6 @@ int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
     type = cJSON_GetObjectItemCaseSensitive(root, "token_type");
     if (type && !(cJSON_IsString(type) && g_ascii_strcasecmp(type->valuestring, "bearer") == 0))
         return bad_response(e, "token_type is not Bearer");
-    t->token_type = g_strdup("Bearer");
     scope = cJSON_GetObjectItemCaseSensitive(root, "scope");
     if (scope && !cJSON_IsString(scope) && !cJSON_IsNull(scope))
         return bad_response(e, "scope is not a string");
