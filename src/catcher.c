@@ -42,6 +42,7 @@ struct catcher {
     RedirectParams *result;
     bool delivered;
     int accepted; /* address of this marks the request that carried the result */
+    bool told_bad, told_stale; /* each kind of refused redirect is told once */
 };
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
@@ -91,6 +92,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 struct collect {
     RedirectParams *p;
     bool failed;
+    char *why; /* the first parameter refused (no value in it) */
 };
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -100,10 +102,22 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     struct tokend_error e = TOKEND_ERROR_INIT;
 
     (void)kind;
-    if (oauth_redirect_add(c->p, key, value, &e) < 0)
+    if (oauth_redirect_add(c->p, key, value, &e) < 0) {
         c->failed = true;
+        c->why = g_strdup(e.message);
+    }
     error_clear(&e);
     return c->failed ? MHD_NO : MHD_YES;
+}
+
+/* The user waits at the terminal: a redirect refused is said there at once
+ * (once per kind, so that a flood of junk does not fill the terminal). */
+static void tell_refused(bool *told, const char *why)
+{
+    if (*told)
+        return;
+    *told = true;
+    log_info("refused a redirect to the sign-in listener: %s", why);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -131,12 +145,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (col.failed) {
         status = MHD_HTTP_BAD_REQUEST;
         page = page_bad;
+        tell_refused(&c->told_bad, col.why);
     } else if (c->result || c->taken) {
         page = page_again;
     } else if (!col.p->state || strcmp(col.p->state, c->state) != 0) {
-        log_verbose("catcher: ignored a request that does not carry this sign-in's state");
         status = MHD_HTTP_BAD_REQUEST;
         page = page_stale;
+        tell_refused(&c->told_stale, "it does not belong to this sign-in (an older sign-in "
+                                     "link?); use the newest link");
     } else {
         page = col.p->error ? page_refused : page_done;
         c->result = g_steal_pointer(&col.p);
@@ -147,6 +163,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     g_mutex_unlock(&c->lock);
     redirect_params_free(col.p);
+    g_free(col.why);
     return reply(conn, status, page);
 }
 
@@ -194,8 +211,12 @@ static int listen_socket(int family, int port, struct tokend_error *e)
     int one = 1;
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-    if (fd < 0)
-        return error_set(e, TOKEND_EX_TEMPFAIL, "cannot open a socket: %s", g_strerror(errno));
+    if (fd < 0) {
+        int err = errno;
+        error_set(e, TOKEND_EX_TEMPFAIL, "cannot open a socket: %s", g_strerror(err));
+        errno = err; /* the caller tells a missing IPv6 by it */
+        return -1;
+    }
     if (family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&ss;
         in->sin_family = AF_INET;

@@ -287,15 +287,31 @@ HttpMulti *http_multi_new(int max_connections)
     return m;
 }
 
+static void transfer_free(struct transfer *t)
+{
+    curl_easy_cleanup(t->curl);
+    curl_slist_free_all(t->headers);
+    http_response_free(t->response);
+    g_free(t->url);
+    g_free(t);
+}
+
 int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const SecStr *form,
                    http_done_fn done, void *user, struct tokend_error *e)
 {
     struct transfer *t;
+    CURLMcode mc;
 
     if (http_check_url(url, e) < 0)
         return -1;
+    if (!m->multi)
+        return error_set(e, TOKEND_EX_SOFTWARE, "cannot initialise libcurl");
     t = g_new0(struct transfer, 1);
     t->curl = curl_easy_init();
+    if (!t->curl) {
+        g_free(t);
+        return error_set(e, TOKEND_EX_SOFTWARE, "cannot initialise libcurl");
+    }
     t->url = g_strdup(url);
     t->response = g_new0(HttpResponse, 1);
     t->response->body = secstr_new(1024);
@@ -303,7 +319,12 @@ int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const Sec
     t->user = user;
     t->headers = setup(t->curl, ca_file, url, form, t->response->body);
     curl_easy_setopt(t->curl, CURLOPT_PRIVATE, t);
-    curl_multi_add_handle(m->multi, t->curl);
+    if ((mc = curl_multi_add_handle(m->multi, t->curl)) != CURLM_OK) {
+        error_set(e, TOKEND_EX_SOFTWARE, "cannot queue the request to %s: %s", url,
+                  curl_multi_strerror(mc));
+        transfer_free(t);
+        return -1;
+    }
     m->running++;
     return 0;
 }
@@ -347,6 +368,7 @@ void http_multi_free(HttpMulti *m)
 {
     if (!m)
         return;
-    curl_multi_cleanup(m->multi);
+    if (m->multi)
+        curl_multi_cleanup(m->multi);
     g_free(m);
 }

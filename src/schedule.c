@@ -54,6 +54,8 @@ int schedule_write(const char *config_path, const char *config_id, gint64 due,
     cJSON_AddStringToObject(root, "config_id", config_id);
     cJSON_AddNumberToObject(root, "due", (double)due);
     text = cJSON_PrintUnformatted(root);
+    if (!text)
+        return error_set(e, TOKEND_EX_SOFTWARE, "cannot write the schedule: out of memory");
     r = fileio_write_atomic(path, text, strlen(text), FILEIO_SYNC_NONE, e);
     cJSON_free(text);
     return r;
