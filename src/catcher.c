@@ -9,6 +9,7 @@
 #include <microhttpd.h>
 
 #include "tokend/catcher.h"
+#include "tokend/shared_curl.h"
 #include "tokend/log.h"
 #include "tokend/peercred.h"
 #include "tokend/uri.h"
@@ -44,8 +45,6 @@ struct catcher {
     int accepted; /* address of this marks the request that carried the result */
     bool told_bad, told_stale; /* each kind of refused redirect is told once */
 };
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
 
 #define PAGE(title, text)                                                                      \
     "<!doctype html><html><head><meta charset=\"utf-8\"><title>tokend: " title                 \

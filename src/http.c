@@ -3,6 +3,7 @@
 
 #include "tokend-config.h"
 #include "tokend/http.h"
+#include "tokend/shared_curl.h"
 #include "tokend/log.h"
 #include "tokend/uri.h"
 
@@ -16,8 +17,6 @@ struct http {
     size_t max_bytes; /* a lower cap than RESPONSE_MAX_BYTES, or 0 */
     SecStr *sink;     /* the body being received under that cap */
 };
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
 
 static gsize curl_ready;
 

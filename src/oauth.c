@@ -1,17 +1,15 @@
 #include <math.h>
 #include <string.h>
 #include <curl/curl.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/oauth.h"
+#include "tokend/shared.h"
+#include "tokend/shared_curl.h"
 #include "tokend/log.h"
 #include "tokend/tokenfile.h"
 
 #define DEFAULT_EXPIRES_IN 3600
 #define MAX_EXPIRES_IN (366 * 86400)
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
 
 void token_response_free(TokenResponse *t)
 {

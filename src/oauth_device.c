@@ -2,16 +2,14 @@
 
 #include <math.h>
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/oauth.h"
+#include "tokend/shared.h"
 #include "tokend/tokenfile.h"
 
 #define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
 #define DEFAULT_INTERVAL 5
 #define DEFAULT_DEVICE_EXPIRES 900
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 void device_auth_free(DeviceAuth *d)
 {

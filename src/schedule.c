@@ -1,14 +1,12 @@
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/schedule.h"
+#include "tokend/shared.h"
 #include "tokend/fileio.h"
 #include "tokend/paths.h"
 
 #define PREFIX "due-"
 #define MAX_BYTES 8192
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 static char *schedule_path(const char *config_path)
 {
