@@ -323,15 +323,18 @@ static int parse_uri(const char *uri, char **host, int *port, char **path,
 }
 
 /* The configured URI as written, with our port: "http://localhost" stays
- * without a trailing slash, as Microsoft registers it. */
-static char *uri_with_port(const char *uri, const char *host, int port)
+ * without a trailing slash, as Microsoft registers it.  (parse_uri has
+ * checked it: an http:// loopback URI.) */
+static char *uri_with_port(const char *uri, int port)
 {
-    const char *scheme_end = strstr(uri, "://");
-    const char *after_host = scheme_end && host ? scheme_end + 3 + strlen(host) : "";
+    g_autoptr(GUri) u = g_uri_parse(uri, G_URI_FLAGS_ENCODED, NULL);
+    g_autoptr(GUri) with = NULL;
 
-    if (*after_host == ':')
-        after_host += strspn(after_host + 1, "0123456789") + 1;
-    return g_strdup_printf("http://%s:%d%s", host, port, after_host);
+    if (!u)
+        return NULL;
+    with = g_uri_build(G_URI_FLAGS_ENCODED, g_uri_get_scheme(u), NULL, g_uri_get_host(u), port,
+                       g_uri_get_path(u), g_uri_get_query(u), g_uri_get_fragment(u));
+    return g_uri_to_string(with);
 }
 
 static struct MHD_Daemon *start_daemon(Catcher *c, int i, bool v6)
@@ -374,7 +377,7 @@ Catcher *catcher_new(const char *redirect_uri, const char *expected_state,
     if (port < 0)
         return NULL;
     c->port = port;
-    c->redirect_uri = uri_with_port(redirect_uri, c->host, port);
+    c->redirect_uri = uri_with_port(redirect_uri, port);
     for (int i = 0; i < 2; i++) {
         if (c->sockets[i] < 0)
             continue;

@@ -174,31 +174,6 @@ int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
     return 0;
 }
 
-static char *unescape(const char *s, size_t len)
-{
-    g_autofree char *plus = g_strndup(s, len);
-    int outlen = 0;
-    char *raw;
-    char *copy;
-
-    /* application/x-www-form-urlencoded: '+' is a space. */
-    g_strdelimit(plus, "+", ' ');
-    raw = curl_easy_unescape(NULL, plus, 0, &outlen);
-    explicit_bzero(plus, len);
-    if (!raw)
-        return NULL;
-    if ((size_t)outlen != strlen(raw)) {
-        /* An encoded NUL: refuse. */
-        explicit_bzero(raw, (size_t)outlen);
-        curl_free(raw);
-        return NULL;
-    }
-    copy = g_strndup(raw, (gsize)outlen);
-    explicit_bzero(raw, (size_t)outlen);
-    curl_free(raw);
-    return copy;
-}
-
 static int set_param(RedirectParams *p, const char *name, char *value, struct tokend_error *e)
 {
     char **slot = NULL;
@@ -238,9 +213,14 @@ int oauth_redirect_add(RedirectParams *p, const char *name, const char *value,
     return set_param(p, name, g_strdup(value ? value : ""), e);
 }
 
+/* application/x-www-form-urlencoded ('+' is a space), each parameter
+ * decoded by GLib (which refuses a bad %-escape, an encoded NUL and
+ * non-UTF-8 text).  A parameter without "=" or with an empty name is passed
+ * over, which GLib's iterator would refuse for the whole query. */
 int oauth_parse_query(const char *query, RedirectParams **out, struct tokend_error *e)
 {
     g_autoptr(RedirectParams) p = NULL;
+    g_auto(GStrv) parts = NULL;
     const char *s = query;
 
     if (!s)
@@ -248,24 +228,28 @@ int oauth_parse_query(const char *query, RedirectParams **out, struct tokend_err
     p = g_new0(RedirectParams, 1);
     if (*s == '?' || *s == '#')
         s++;
-    while (*s) {
-        const char *amp = strchr(s, '&');
-        const char *end = amp ? amp : s + strlen(s);
-        const char *eq = memchr(s, '=', (size_t)(end - s));
-        g_autofree char *name = NULL;
-        char *value;
+    parts = g_strsplit(s, "&", -1);
+    for (char **part = parts; *part; part++) {
+        GUriParamsIter iter;
+        char *name = NULL, *value = NULL;
+        bool ok;
 
-        if (eq && eq > s) {
-            name = unescape(s, (size_t)(eq - s));
-            value = unescape(eq + 1, (size_t)(end - eq - 1));
-            if (!name || !value) {
-                g_free(value);
-                return error_set(e, TOKEND_EX_DATAERR, "the redirect is not properly encoded");
-            }
-            if (set_param(p, name, value, e) < 0)
-                return -1;
+        if (**part == '=' || !strchr(*part, '='))
+            continue;
+        g_uri_params_iter_init(&iter, *part, -1, "&", G_URI_PARAMS_WWW_FORM);
+        ok = g_uri_params_iter_next(&iter, &name, &value, NULL);
+        explicit_bzero(*part, strlen(*part)); /* it may hold the code */
+        if (!ok) {
+            g_free(name);
+            if (value)
+                secure_free_str(value);
+            return error_set(e, TOKEND_EX_DATAERR, "the redirect is not properly encoded");
         }
-        s = amp ? amp + 1 : end;
+        if (set_param(p, name, value, e) < 0) {
+            g_free(name);
+            return -1;
+        }
+        g_free(name);
     }
     *out = g_steal_pointer(&p);
     return 0;
