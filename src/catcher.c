@@ -9,6 +9,7 @@
 #include <microhttpd.h>
 
 #include "tokend/catcher.h"
+#include "tokend/shared_curl.h"
 #include "tokend/log.h"
 #include "tokend/peercred.h"
 #include "tokend/uri.h"
@@ -42,9 +43,8 @@ struct catcher {
     RedirectParams *result;
     bool delivered;
     int accepted; /* address of this marks the request that carried the result */
+    bool told_bad, told_stale; /* each kind of refused redirect is told once */
 };
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
 
 #define PAGE(title, text)                                                                      \
     "<!doctype html><html><head><meta charset=\"utf-8\"><title>tokend: " title                 \
@@ -91,6 +91,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 struct collect {
     RedirectParams *p;
     bool failed;
+    char *why; /* the first parameter refused (no value in it) */
 };
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -100,10 +101,22 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     struct tokend_error e = TOKEND_ERROR_INIT;
 
     (void)kind;
-    if (oauth_redirect_add(c->p, key, value, &e) < 0)
+    if (oauth_redirect_add(c->p, key, value, &e) < 0) {
         c->failed = true;
+        c->why = g_strdup(e.message);
+    }
     error_clear(&e);
     return c->failed ? MHD_NO : MHD_YES;
+}
+
+/* The user waits at the terminal: a redirect refused is said there at once
+ * (once per kind, so that a flood of junk does not fill the terminal). */
+static void tell_refused(bool *told, const char *why)
+{
+    if (*told)
+        return;
+    *told = true;
+    log_info("refused a redirect to the sign-in listener: %s", why);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -131,12 +144,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (col.failed) {
         status = MHD_HTTP_BAD_REQUEST;
         page = page_bad;
+        tell_refused(&c->told_bad, col.why);
     } else if (c->result || c->taken) {
         page = page_again;
     } else if (!col.p->state || strcmp(col.p->state, c->state) != 0) {
-        log_verbose("catcher: ignored a request that does not carry this sign-in's state");
         status = MHD_HTTP_BAD_REQUEST;
         page = page_stale;
+        tell_refused(&c->told_stale, "it does not belong to this sign-in (an older sign-in "
+                                     "link?); use the newest link");
     } else {
         page = col.p->error ? page_refused : page_done;
         c->result = g_steal_pointer(&col.p);
@@ -147,6 +162,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     g_mutex_unlock(&c->lock);
     redirect_params_free(col.p);
+    g_free(col.why);
     return reply(conn, status, page);
 }
 
@@ -194,8 +210,12 @@ static int listen_socket(int family, int port, struct tokend_error *e)
     int one = 1;
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-    if (fd < 0)
-        return error_set(e, TOKEND_EX_TEMPFAIL, "cannot open a socket: %s", g_strerror(errno));
+    if (fd < 0) {
+        int err = errno;
+        error_set(e, TOKEND_EX_TEMPFAIL, "cannot open a socket: %s", g_strerror(err));
+        errno = err; /* the caller tells a missing IPv6 by it */
+        return -1;
+    }
     if (family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&ss;
         in->sin_family = AF_INET;
@@ -303,15 +323,18 @@ static int parse_uri(const char *uri, char **host, int *port, char **path,
 }
 
 /* The configured URI as written, with our port: "http://localhost" stays
- * without a trailing slash, as Microsoft registers it. */
-static char *uri_with_port(const char *uri, const char *host, int port)
+ * without a trailing slash, as Microsoft registers it.  (parse_uri has
+ * checked it: an http:// loopback URI.) */
+static char *uri_with_port(const char *uri, int port)
 {
-    const char *scheme_end = strstr(uri, "://");
-    const char *after_host = scheme_end && host ? scheme_end + 3 + strlen(host) : "";
+    g_autoptr(GUri) u = g_uri_parse(uri, G_URI_FLAGS_ENCODED, NULL);
+    g_autoptr(GUri) with = NULL;
 
-    if (*after_host == ':')
-        after_host += strspn(after_host + 1, "0123456789") + 1;
-    return g_strdup_printf("http://%s:%d%s", host, port, after_host);
+    if (!u)
+        return NULL;
+    with = g_uri_build(G_URI_FLAGS_ENCODED, g_uri_get_scheme(u), NULL, g_uri_get_host(u), port,
+                       g_uri_get_path(u), g_uri_get_query(u), g_uri_get_fragment(u));
+    return g_uri_to_string(with);
 }
 
 static struct MHD_Daemon *start_daemon(Catcher *c, int i, bool v6)
@@ -354,7 +377,7 @@ Catcher *catcher_new(const char *redirect_uri, const char *expected_state,
     if (port < 0)
         return NULL;
     c->port = port;
-    c->redirect_uri = uri_with_port(redirect_uri, c->host, port);
+    c->redirect_uri = uri_with_port(redirect_uri, port);
     for (int i = 0; i < 2; i++) {
         if (c->sockets[i] < 0)
             continue;

@@ -1,7 +1,7 @@
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/autoconfig.h"
+#include "tokend/shared.h"
 #include "tokend/detect.h"
 #include "tokend/discovery.h"
 #include "tokend/dns.h"
@@ -11,8 +11,6 @@
 
 #define MS_AUTHORITY "https://login.microsoftonline.com"
 #define MS_CONSUMERS "consumers"
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 void detection_free(Detection *d)
 {

@@ -1,16 +1,14 @@
 #include <string.h>
 #include <sys/stat.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/discovery.h"
+#include "tokend/shared.h"
 #include "tokend/fileio.h"
 #include "tokend/log.h"
 
 #define CACHE_FILE "discovery.json"
 #define CACHE_MAX_AGE_S (24 * 3600)
 #define DOC_MAX_BYTES (256 * 1024)
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 void discovery_free(Discovery *d)
 {

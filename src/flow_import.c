@@ -17,7 +17,6 @@
 #include "tokend/state.h"
 #include "tokend/store.h"
 
-#define LOCK_TIMEOUT_MS 60000
 
 void import_outcome_clear(struct import_outcome *out)
 {

@@ -16,7 +16,6 @@
 #include "tokend/store.h"
 
 #define REFRESH_KIND "refresh_token"
-#define LOCK_TIMEOUT_MS 60000
 
 static int not_signed_in(const Account *a, const char *why, struct tokend_error *e)
 {

@@ -26,7 +26,6 @@
 #define PASTE_READ 1024
 #define STATE_BYTES 24
 #define NONCE_BYTES 24
-#define LOCK_TIMEOUT_MS 60000
 
 /* OpenID Connect Core section 11: a server may ignore offline_access (and
  * then refuse a refresh that asks for it) unless the user was asked for

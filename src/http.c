@@ -3,6 +3,7 @@
 
 #include "tokend-config.h"
 #include "tokend/http.h"
+#include "tokend/shared_curl.h"
 #include "tokend/log.h"
 #include "tokend/uri.h"
 
@@ -16,8 +17,6 @@ struct http {
     size_t max_bytes; /* a lower cap than RESPONSE_MAX_BYTES, or 0 */
     SecStr *sink;     /* the body being received under that cap */
 };
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
 
 static gsize curl_ready;
 
@@ -106,7 +105,7 @@ static int url_parts(const char *url, char **scheme, char **host)
     return 0;
 }
 
-bool http_url_is_loopback(const char *url)
+static bool url_is_loopback(const char *url)
 {
     char *scheme = NULL, *host = NULL;
     bool loop = url_parts(url, &scheme, &host) == 0 && host_is_loopback(host);
@@ -187,7 +186,7 @@ static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url,
     curl_easy_setopt(c, CURLOPT_URL, url);
     /* Loopback (the test peers, a local relay) never goes through a proxy;
      * other hosts keep libcurl's https_proxy, ALL_PROXY and NO_PROXY. */
-    if (http_url_is_loopback(url))
+    if (url_is_loopback(url))
         curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -287,15 +286,31 @@ HttpMulti *http_multi_new(int max_connections)
     return m;
 }
 
+static void transfer_free(struct transfer *t)
+{
+    curl_easy_cleanup(t->curl);
+    curl_slist_free_all(t->headers);
+    http_response_free(t->response);
+    g_free(t->url);
+    g_free(t);
+}
+
 int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const SecStr *form,
                    http_done_fn done, void *user, struct tokend_error *e)
 {
     struct transfer *t;
+    CURLMcode mc;
 
     if (http_check_url(url, e) < 0)
         return -1;
+    if (!m->multi)
+        return error_set(e, TOKEND_EX_SOFTWARE, "cannot initialise libcurl");
     t = g_new0(struct transfer, 1);
     t->curl = curl_easy_init();
+    if (!t->curl) {
+        g_free(t);
+        return error_set(e, TOKEND_EX_SOFTWARE, "cannot initialise libcurl");
+    }
     t->url = g_strdup(url);
     t->response = g_new0(HttpResponse, 1);
     t->response->body = secstr_new(1024);
@@ -303,7 +318,12 @@ int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const Sec
     t->user = user;
     t->headers = setup(t->curl, ca_file, url, form, t->response->body);
     curl_easy_setopt(t->curl, CURLOPT_PRIVATE, t);
-    curl_multi_add_handle(m->multi, t->curl);
+    if ((mc = curl_multi_add_handle(m->multi, t->curl)) != CURLM_OK) {
+        error_set(e, TOKEND_EX_SOFTWARE, "cannot queue the request to %s: %s", url,
+                  curl_multi_strerror(mc));
+        transfer_free(t);
+        return -1;
+    }
     m->running++;
     return 0;
 }
@@ -347,6 +367,7 @@ void http_multi_free(HttpMulti *m)
 {
     if (!m)
         return;
-    curl_multi_cleanup(m->multi);
+    if (m->multi)
+        curl_multi_cleanup(m->multi);
     g_free(m);
 }

@@ -2,14 +2,12 @@
  * size bounded, anything odd refused rather than guessed at. */
 
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/idtoken.h"
+#include "tokend/shared.h"
 
 #define IDTOKEN_MAX_BYTES (16 * 1024)
 #define CLAIM_MAX_BYTES 256
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 void id_claims_free(IdClaims *c)
 {

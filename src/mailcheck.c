@@ -43,9 +43,10 @@ static char *service_url(enum mail_service s, const char *host, int port)
     bool implicit = port == 993 || port == 465;
     const char *scheme = s == MAIL_SERVICE_IMAP ? (implicit ? "imaps" : "imap")
                                                 : (implicit ? "smtps" : "smtp");
-    bool v6 = strchr(host, ':') != NULL;
+    /* GUri puts an IPv6 address in brackets. */
+    g_autoptr(GUri) u = g_uri_build(G_URI_FLAGS_NONE, scheme, NULL, host, port, "/", NULL, NULL);
 
-    return g_strdup_printf("%s://%s%s%s:%d/", scheme, v6 ? "[" : "", host, v6 ? "]" : "", port);
+    return g_uri_to_string(u);
 }
 
 int mailcheck_login(enum mail_service s, const char *host, int port, const char *user,

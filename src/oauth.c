@@ -1,17 +1,15 @@
 #include <math.h>
 #include <string.h>
 #include <curl/curl.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/oauth.h"
+#include "tokend/shared.h"
+#include "tokend/shared_curl.h"
 #include "tokend/log.h"
 #include "tokend/tokenfile.h"
 
 #define DEFAULT_EXPIRES_IN 3600
 #define MAX_EXPIRES_IN (366 * 86400)
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(CURLU, curl_url_cleanup)
 
 void token_response_free(TokenResponse *t)
 {
@@ -19,7 +17,6 @@ void token_response_free(TokenResponse *t)
         return;
     secstr_free(t->access_token);
     secstr_free(t->refresh_token);
-    g_free(t->token_type);
     g_free(t->scope);
     secstr_free(t->id_token);
     g_free(t);
@@ -183,7 +180,6 @@ int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
     type = cJSON_GetObjectItemCaseSensitive(root, "token_type");
     if (type && !(cJSON_IsString(type) && g_ascii_strcasecmp(type->valuestring, "bearer") == 0))
         return bad_response(e, "token_type is not Bearer");
-    t->token_type = g_strdup("Bearer");
     scope = cJSON_GetObjectItemCaseSensitive(root, "scope");
     if (scope && !cJSON_IsString(scope) && !cJSON_IsNull(scope))
         return bad_response(e, "scope is not a string");
@@ -193,31 +189,6 @@ int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
     get_refresh_expires_in(root, t);
     *out = g_steal_pointer(&t);
     return 0;
-}
-
-static char *unescape(const char *s, size_t len)
-{
-    g_autofree char *plus = g_strndup(s, len);
-    int outlen = 0;
-    char *raw;
-    char *copy;
-
-    /* application/x-www-form-urlencoded: '+' is a space. */
-    g_strdelimit(plus, "+", ' ');
-    raw = curl_easy_unescape(NULL, plus, 0, &outlen);
-    explicit_bzero(plus, len);
-    if (!raw)
-        return NULL;
-    if ((size_t)outlen != strlen(raw)) {
-        /* An encoded NUL: refuse. */
-        explicit_bzero(raw, (size_t)outlen);
-        curl_free(raw);
-        return NULL;
-    }
-    copy = g_strndup(raw, (gsize)outlen);
-    explicit_bzero(raw, (size_t)outlen);
-    curl_free(raw);
-    return copy;
 }
 
 static int set_param(RedirectParams *p, const char *name, char *value, struct tokend_error *e)
@@ -259,9 +230,14 @@ int oauth_redirect_add(RedirectParams *p, const char *name, const char *value,
     return set_param(p, name, g_strdup(value ? value : ""), e);
 }
 
+/* application/x-www-form-urlencoded ('+' is a space), each parameter
+ * decoded by GLib (which refuses a bad %-escape, an encoded NUL and
+ * non-UTF-8 text).  A parameter without "=" or with an empty name is passed
+ * over, which GLib's iterator would refuse for the whole query. */
 int oauth_parse_query(const char *query, RedirectParams **out, struct tokend_error *e)
 {
     g_autoptr(RedirectParams) p = NULL;
+    g_auto(GStrv) parts = NULL;
     const char *s = query;
 
     if (!s)
@@ -269,24 +245,28 @@ int oauth_parse_query(const char *query, RedirectParams **out, struct tokend_err
     p = g_new0(RedirectParams, 1);
     if (*s == '?' || *s == '#')
         s++;
-    while (*s) {
-        const char *amp = strchr(s, '&');
-        const char *end = amp ? amp : s + strlen(s);
-        const char *eq = memchr(s, '=', (size_t)(end - s));
-        g_autofree char *name = NULL;
-        char *value;
+    parts = g_strsplit(s, "&", -1);
+    for (char **part = parts; *part; part++) {
+        GUriParamsIter iter;
+        char *name = NULL, *value = NULL;
+        bool ok;
 
-        if (eq && eq > s) {
-            name = unescape(s, (size_t)(eq - s));
-            value = unescape(eq + 1, (size_t)(end - eq - 1));
-            if (!name || !value) {
-                g_free(value);
-                return error_set(e, TOKEND_EX_DATAERR, "the redirect is not properly encoded");
-            }
-            if (set_param(p, name, value, e) < 0)
-                return -1;
+        if (**part == '=' || !strchr(*part, '='))
+            continue;
+        g_uri_params_iter_init(&iter, *part, -1, "&", G_URI_PARAMS_WWW_FORM);
+        ok = g_uri_params_iter_next(&iter, &name, &value, NULL);
+        explicit_bzero(*part, strlen(*part)); /* it may hold the code */
+        if (!ok) {
+            g_free(name);
+            if (value)
+                secure_free_str(value);
+            return error_set(e, TOKEND_EX_DATAERR, "the redirect is not properly encoded");
         }
-        s = amp ? amp + 1 : end;
+        if (set_param(p, name, value, e) < 0) {
+            g_free(name);
+            return -1;
+        }
+        g_free(name);
     }
     *out = g_steal_pointer(&p);
     return 0;

@@ -2,16 +2,14 @@
 
 #include <math.h>
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/oauth.h"
+#include "tokend/shared.h"
 #include "tokend/tokenfile.h"
 
 #define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
 #define DEFAULT_INTERVAL 5
 #define DEFAULT_DEVICE_EXPIRES 900
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 void device_auth_free(DeviceAuth *d)
 {
@@ -21,7 +19,6 @@ void device_auth_free(DeviceAuth *d)
     g_free(d->user_code);
     g_free(d->verification_uri);
     g_free(d->verification_uri_complete);
-    g_free(d->message);
     g_free(d);
 }
 
@@ -67,7 +64,6 @@ int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out,
     if (!d->verification_uri)
         d->verification_uri = get_string(root, "verification_url");
     d->verification_uri_complete = get_string(root, "verification_uri_complete");
-    d->message = get_string(root, "message");
     if (!code || !tokenfile_token_valid(code, strlen(code)))
         return bad_device(e, "device_code is missing");
     if (!d->user_code || !d->verification_uri)

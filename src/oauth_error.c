@@ -4,9 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/oauth.h"
+#include "tokend/shared.h"
 
 enum error_class {
     ERROR_CLASS_SIGNIN,   /* sign in again: tokend obtain */
@@ -164,8 +164,6 @@ bool oauth_error_has_code(const struct tokend_error *e, long code)
 
     return e->message && g_str_has_suffix(e->message, tag);
 }
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 static long first_error_code(const cJSON *root)
 {

@@ -10,6 +10,7 @@
 #include "tokend/log.h"
 #include "tokend/paths.h"
 #include "tokend/store.h"
+#include "tokend/shared.h"
 
 #define REFRESH_KIND "refresh_token"
 #define ROOM_MIN 4096         /* one block of most file systems */
@@ -33,7 +34,7 @@ static void reserved_paths(const Account *a, const char *dir, char *paths[3], si
 {
     paths[0] = g_build_filename(dir, REFRESH_KIND, NULL);
     paths[1] = g_strdup(a->token_file);
-    paths[2] = g_build_filename(dir, "state.json", NULL);
+    paths[2] = g_build_filename(dir, STATE_FILE, NULL);
     sizes[0] = room_for(paths[0], REFRESH_ROOM_MAX);
     sizes[1] = room_for(paths[1], TOKEN_ROOM_MAX);
     sizes[2] = room_for(paths[2], STATE_ROOM_MAX);

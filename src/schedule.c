@@ -1,14 +1,12 @@
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "tokend/schedule.h"
+#include "tokend/shared.h"
 #include "tokend/fileio.h"
 #include "tokend/paths.h"
 
 #define PREFIX "due-"
 #define MAX_BYTES 8192
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 static char *schedule_path(const char *config_path)
 {
@@ -54,6 +52,8 @@ int schedule_write(const char *config_path, const char *config_id, gint64 due,
     cJSON_AddStringToObject(root, "config_id", config_id);
     cJSON_AddNumberToObject(root, "due", (double)due);
     text = cJSON_PrintUnformatted(root);
+    if (!text)
+        return error_set(e, TOKEND_EX_SOFTWARE, "cannot write the schedule: out of memory");
     r = fileio_write_atomic(path, text, strlen(text), FILEIO_SYNC_NONE, e);
     cJSON_free(text);
     return r;

@@ -163,20 +163,25 @@ static int imap_greeting(Tunnel *t, gint64 deadline, struct tokend_error *e)
                      t->t.host, w);
 }
 
+/* The server offers no way to TLS (command: STARTTLS, STLS): only a
+ * loopback server in tls = auto is spoken to in plain text. */
+static int without_tls(const Tunnel *t, const char *command, int implicit_port,
+                       struct tokend_error *e)
+{
+    if (netconn_is_loopback(t->conn) && t->t.tls == TUNNEL_TLS_AUTO)
+        return 0;
+    error_set(e, TOKEND_EX_CONFIG, "%s port %d offers no %s; tokend sends no token in plain text",
+              t->t.host, t->t.port, command);
+    error_set_hint(e, "use port %d (implicit TLS)", implicit_port);
+    return -1;
+}
+
 static int imap_secure(Tunnel *t, gint64 deadline, struct tokend_error *e)
 {
     if (!t->caps_known && imap_simple(t, "CAPABILITY", deadline, e) < 0)
         return -1;
-    if (!has_word(t->caps, "STARTTLS")) {
-        if (netconn_is_loopback(t->conn) && t->t.tls == TUNNEL_TLS_AUTO)
-            return 0;
-        error_set(e, TOKEND_EX_CONFIG,
-                  "%s port %d offers no STARTTLS; tokend sends no "
-                  "token in plain text",
-                  t->t.host, t->t.port);
-        error_set_hint(e, "use port 993 (implicit TLS)");
-        return -1;
-    }
+    if (!has_word(t->caps, "STARTTLS"))
+        return without_tls(t, "STARTTLS", 993, e);
     if (imap_simple(t, "STARTTLS", deadline, e) < 0 ||
         netconn_start_tls(t->conn, t->t.ca_file, deadline, e) < 0)
         return -1;
@@ -352,16 +357,8 @@ static int pop_open(Tunnel *t, gint64 deadline, struct tokend_error *e)
         return -1;
     if (netconn_is_tls(t->conn))
         return 0;
-    if (!has_word(t->caps, "STLS")) {
-        if (netconn_is_loopback(t->conn) && t->t.tls == TUNNEL_TLS_AUTO)
-            return 0;
-        error_set(e, TOKEND_EX_CONFIG,
-                  "%s port %d offers no STLS; tokend sends no token in "
-                  "plain text",
-                  t->t.host, t->t.port);
-        error_set_hint(e, "use port 995 (implicit TLS)");
-        return -1;
-    }
+    if (!has_word(t->caps, "STLS"))
+        return without_tls(t, "STLS", 995, e);
     if (pop_command(t, "STLS", line, deadline, e) < 0 ||
         netconn_start_tls(t->conn, t->t.ca_file, deadline, e) < 0)
         return -1;

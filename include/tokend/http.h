@@ -26,7 +26,6 @@ int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **ou
                  struct tokend_error *e);
 /* Check that a URL may be used: https, or http to a loopback address. */
 int http_check_url(const char *url, struct tokend_error *e);
-bool http_url_is_loopback(const char *url);
 void http_response_free(HttpResponse *r);
 
 /* Many requests at once, reusing connections: at most max_connections to

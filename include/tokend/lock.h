@@ -4,6 +4,10 @@
 
 #include "tokend/error.h"
 
+/* How long a refresh, a sign-in's save or a migration waits for another
+ * holder of the refresh lock. */
+#define LOCK_TIMEOUT_MS 60000
+
 /* Returns an fd holding the lock, or -1 with e set (TEMPFAIL on timeout). */
 int lock_acquire(const char *account_dir, int timeout_ms, struct tokend_error *e);
 /* The sign-in lock (obtain.lock beside it), held for a whole obtain, so

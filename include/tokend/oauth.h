@@ -29,7 +29,6 @@ struct oauth_client {
 typedef struct token_response {
     SecStr *access_token;
     SecStr *refresh_token; /* NULL when the server sent none */
-    char *token_type;
     gint64 expires_in;     /* seconds; 3600 when the server said nothing */
     char *scope;
     SecStr *id_token;      /* OpenID Connect: who signed in, or NULL */
@@ -103,7 +102,6 @@ typedef struct device_auth {
     char *verification_uri_complete; /* or NULL */
     gint64 expires_in;
     int interval;
-    char *message;
 } DeviceAuth;
 
 enum device_poll {

@@ -13,7 +13,8 @@ enum provider_kind {
 
 struct provider_preset {
     const char *name;
-    /* printf templates taking (authority, tenant) for Microsoft, or fixed. */
+    /* "https://{authority}/{tenant}/..." templates for Microsoft, filled by
+     * provider_expand(), or fixed URLs. */
     const char *authorize_url;
     const char *token_url;
     const char *device_url;

@@ -6,5 +6,5 @@
 #include <glib.h>
 #include "tokend/config.h"
 
-/* Print the accounts (all of them when names is empty). */
+/* Print each account of `accounts` (the verb has chosen them). */
 void status_print(const Config *cfg, GPtrArray *accounts, bool json);

@@ -372,14 +372,16 @@ GNU_TIME = '/usr/bin/time'
 
 def run_measured(tokend, *args, timeout=60, env=None, stdin=None):
     """Runs tokend, returning exit status, output, wall time and its peak
-    resident memory in KiB (None without GNU time, which measures the
-    program alone: a child's ru_maxrss here would start at the size of this
-    Python process)."""
+    resident memory in KiB, measured by GNU time (the `time` package, in
+    scripts/setup), which measures the program alone: a child's ru_maxrss
+    here would start at the size of this Python process.  maxrss_kb is None
+    only if GNU time wrote no figure."""
     e = dict(tokend.env, **(env or {}))
     cmd = [str(tokend_binary()), *args]
     mem = tokend.home / f'.maxrss-{time.monotonic_ns()}'
-    if os.access(GNU_TIME, os.X_OK):
-        cmd = [GNU_TIME, '-q', '-f', '%M', '-o', str(mem), *cmd]
+    assert os.access(GNU_TIME, os.X_OK), \
+        f'{GNU_TIME} is missing: install the Debian package "time" (scripts/setup)'
+    cmd = [GNU_TIME, '-q', '-f', '%M', '-o', str(mem), *cmd]
     started = time.monotonic()
     r = subprocess.run(cmd, input=stdin, capture_output=True, text=True, errors='replace',
                        env=e, timeout=timeout)

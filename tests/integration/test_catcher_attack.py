@@ -5,6 +5,7 @@ replays, takes the real redirect, redeems the code exactly once, and gives up
 within login_timeout when nobody comes."""
 
 import os
+import queue
 import random
 import socket
 import subprocess
@@ -528,3 +529,54 @@ def test_killed_obtain_does_not_block_the_next(tokend, authserver, attempts):
     a.proc.communicate()
     r = tokend.run('obtain', 'work')
     assert r.returncode == EX_OK, r.stderr
+
+
+def stderr_lines_until(proc, marker, timeout):
+    """Lines of a running process's stderr until one holds marker (or the
+    timeout); the process keeps running."""
+    got = queue.Queue()
+
+    def pump():
+        for line in proc.stderr:
+            got.put(line)
+            if marker in line:
+                return
+
+    threading.Thread(target=pump, daemon=True).start()
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            lines.append(got.get(timeout=deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if marker in lines[-1]:
+            break
+    return lines
+
+
+@pytest.mark.parametrize('query,reason', [
+    ('code=s3cretcode&state=WRONG', 'does not belong to this sign-in'),
+    ('code=s3cretcode&code=0therc0de&state={state}', 'two codes'),
+])
+def test_refused_redirect_is_told_at_once(tokend, authserver, attempts, query, reason):
+    """The user waiting at the terminal learns at once why the redirect the
+    browser delivered was refused (not after login_timeout), once, with no
+    value of the request in it; the sign-in still waits for the right one."""
+    a = start_obtain(tokend, login_timeout=60)
+    attempts.append(a)
+    request = f'GET /?{query.format(state=a.state)} HTTP/1.1\r\nHost: a\r\n\r\n'.encode()
+    t = time.monotonic()
+    for _ in range(3):
+        assert status_of(raw_exchange('127.0.0.1', a.port, request)) == 400
+    lines = stderr_lines_until(a.proc, 'refused a redirect', timeout=5)
+    told = [line for line in lines if 'refused a redirect' in line]
+    print(''.join(lines))
+    assert told and reason in told[0] and time.monotonic() - t < 5
+    assert told[0].startswith('tokend: ') and told[0].count('\n') == 1
+    assert 's3cretcode' not in told[0] and '0therc0de' not in told[0]
+    assert a.state not in told[0]
+    assert a.proc.poll() is None, 'the sign-in stopped waiting'
+    a.proc.kill()
+    _, err = a.proc.communicate()
+    assert 'refused a redirect' not in err, 'told more than once'

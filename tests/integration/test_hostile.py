@@ -249,7 +249,8 @@ def sent_little(limit):
 def small_memory(ctx, m):
     # A 100 MB body, or its inflation, would show; tokend needs about 10 MB.
     print(f'    peak memory {m.maxrss_kb} KiB')
-    assert m.maxrss_kb is None or m.maxrss_kb < 32 * 1024, f'peak memory {m.maxrss_kb} KiB'
+    assert m.maxrss_kb is not None, 'GNU time wrote no peak-memory figure'
+    assert m.maxrss_kb < 32 * 1024, f'peak memory {m.maxrss_kb} KiB'
 
 
 def json_reply(body, status=200):

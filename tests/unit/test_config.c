@@ -313,15 +313,25 @@ static void test_known_keys(void)
     g_assert_cmpuint(g_strv_length((char **)keys), ==, G_N_ELEMENTS(expected));
     for (size_t i = 0; i < G_N_ELEMENTS(expected); i++)
         g_assert_true(g_strv_contains(keys, expected[i]));
+    /* In a valid account, "KEY = 1" parses, or is refused for its value
+     * (the error names the key itself), never as an unknown key. */
     for (size_t i = 0; keys[i]; i++) {
-        const char *group = strcmp(keys[i], "max_parallel") == 0 ? "defaults" : "account k";
-        g_autofree char *text = g_strdup_printf("[%s]\n%s = 1\n", group, keys[i]);
+        bool defaults = strcmp(keys[i], "max_parallel") == 0;
+        g_autofree char *text = g_strdup_printf(
+            "[account k]\n%s%s%s%s = 1\n",
+            strcmp(keys[i], "provider") == 0 ? "" : "provider = microsoft\n",
+            strcmp(keys[i], "client_id") == 0 ? "" : "client_id = c\n",
+            defaults ? "[defaults]\n" : "", keys[i]);
+        g_autofree char *own = g_strdup_printf("%s %s: ", defaults ? "[defaults]" : "[account k]",
+                                               keys[i]);
         g_auto(TokendError) e = TOKEND_ERROR_INIT;
         g_autoptr(Config) cfg = parse(text, &e);
 
-        g_test_message("key %s", keys[i]);
-        if (!cfg)
+        g_test_message("key %s: %s", keys[i], cfg ? "accepted" : e.message);
+        if (!cfg) {
+            testutil_assert_contains(e.message, own);
             g_assert_null(strstr(e.message, "unknown key"));
+        }
     }
 }
 

@@ -27,6 +27,9 @@ static const struct {
     {"http://localhost:8123/?state=xyz&code=c1", "c1", "xyz", NULL, NULL, false},
     {"http://127.0.0.1/#code=c1&state=xyz", "c1", "xyz", NULL, NULL, false},
     {"code=abc&state=xyz", "abc", "xyz", NULL, NULL, false},
+    /* Parameters without "=" or without a name are passed over. */
+    {"flag&&=x&code=abc&state=xyz&", "abc", "xyz", NULL, NULL, false},
+    {"code=a+b%2Bc&state=x%20y", "a b+c", "x y", NULL, NULL, false},
     {"?code=abc&state=xyz", "abc", "xyz", NULL, NULL, false},
     {"M.C507_BAY.2.U.abc", "M.C507_BAY.2.U.abc", NULL, NULL, NULL, true},
     {"  M.C507_BAY.2.U.abc\n", "M.C507_BAY.2.U.abc", NULL, NULL, NULL, true},
@@ -75,6 +78,7 @@ static const char *const pasted_bad[] = {
     MS_URL "?code=c1&state=a&iss=x&iss=y",
     MS_URL "?code=c1&state=xyz&error=e1&error=e2",
     MS_URL "?code=a%00b&state=xyz",
+    MS_URL "?code=c1&state=x%zzy",
     "code=abc&state=xyz&state=abc",
     "token with\ttab",
     "caf\xc3\xa9",
