@@ -37,7 +37,7 @@ struct catcher {
     char *path;
     char *state;
     int ready_fd; /* eventfd, readable once result is set */
-    bool taken;   /* the user pasted the answer instead */
+    bool taken;   /* the answer was taken (from the browser, or pasted instead) */
     GMutex lock;
     GCond changed;
     RedirectParams *result;
@@ -416,6 +416,7 @@ int catcher_wait(Catcher *c, int timeout_s, RedirectParams **out, struct tokend_
     while (!c->delivered && g_cond_wait_until(&c->changed, &c->lock, page_deadline))
         ;
     *out = g_steal_pointer(&c->result);
+    c->taken = true; /* a replay of the redirect must not look like a new one */
     g_mutex_unlock(&c->lock);
     return 0;
 }
