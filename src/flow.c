@@ -15,17 +15,12 @@
 #include "tokend/paths.h"
 #include "tokend/reauth.h"
 #include "tokend/room.h"
+#include "tokend/shared.h"
 #include "tokend/state.h"
 #include "tokend/store.h"
 #include "tokend/tokenfile.h"
 
 #define REFRESH_KIND "refresh_token"
-#define LOCK_TIMEOUT_MS 60000
-
-static gint64 now_s(void)
-{
-    return g_get_real_time() / G_USEC_PER_SEC;
-}
 
 static char *store_label(const Account *a)
 {
@@ -118,7 +113,7 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir)
     g_autofree char *token_dir = g_path_get_dirname(a->token_file);
     g_autofree char *token_base = g_path_get_basename(a->token_file);
     bool together = strcmp(token_dir, account_dir) == 0;
-    const char *names[] = {REFRESH_KIND, "state.json", together ? token_base : NULL, NULL};
+    const char *names[] = {REFRESH_KIND, STATE_FILE, together ? token_base : NULL, NULL};
 
     fileio_remove_stale_temps_in(account_dir, names);
     if (!together)
@@ -139,7 +134,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
                        const char *signin_store, const TokenResponse *t,
                        struct tokend_error *e)
 {
-    gint64 now = now_s();
+    gint64 now = state_now();
     bool signin = signin_store != NULL;
     const char *preferred = signin_store;
     const char *used;
@@ -211,8 +206,8 @@ void flow_record_failure(const char *dir, AccountState *st, const struct tokend_
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
 
-    reauth_note_failure(st, err, now_s());
-    st->last_attempt = now_s();
+    reauth_note_failure(st, err, state_now());
+    st->last_attempt = state_now();
     st->last_status = err->status;
     g_free(st->last_error);
     st->last_error = g_strdup(err->message);
@@ -304,7 +299,7 @@ static bool in_account_dir(const char *dir, const char *path)
 int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(a->name);
-    g_autofree char *state_path = g_build_filename(dir, "state.json", NULL);
+    g_autofree char *state_path = g_build_filename(dir, STATE_FILE, NULL);
     g_autoptr(AccountState) st = NULL;
     int trust = paths_trust_private_dir(dir, e);
     int fd;
@@ -312,6 +307,8 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     if (trust < 0)
         return -1;
     st = trust == 0 ? state_load(dir, e) : NULL;
+    if (!st && e->status)
+        log_warn("%s: %s; logging out with what the configuration says", a->name, e->message);
     if (!st)
         st = state_new();
     error_clear(e);
@@ -367,5 +364,5 @@ gint64 flow_token_seconds_left(const Account *a)
     error_clear(&e);
     if (!st || g_strcmp0(st->token_file, a->token_file) != 0)
         return 0;
-    return MAX(st->expires_at - now_s(), 0);
+    return MAX(st->expires_at - state_now(), 0);
 }

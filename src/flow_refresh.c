@@ -19,7 +19,6 @@
 #include "tokend/store.h"
 
 #define REFRESH_KIND "refresh_token"
-#define LOCK_TIMEOUT_MS 60000
 
 struct refresh_job {
     struct refresh_request *req;
@@ -43,11 +42,6 @@ enum begin_result {
     BEGIN_SEND = 1,     /* lock held, request ready */
     BEGIN_BUSY = 2,     /* another tokend holds the lock: try again later */
 };
-
-static gint64 now_s(void)
-{
-    return g_get_real_time() / G_USEC_PER_SEC;
-}
 
 /* A refresh is not interrupted between sending the request and saving the
  * answer: the server may already have rotated the refresh token, and the
@@ -82,12 +76,6 @@ static bool termination_pending(void)
         if (sigismember(&pending, termination_signals[i]) == 1)
             return true;
     return false;
-}
-
-static bool fresh(const Account *a, const AccountState *st, int margin)
-{
-    return state_token_fresh(st, margin, now_s()) && access(a->token_file, F_OK) == 0 &&
-           g_strcmp0(st->token_file, a->token_file) == 0;
 }
 
 static void job_clear(struct refresh_job *j)
@@ -231,7 +219,7 @@ static enum begin_result look(struct refresh_job *j, enum refresh_outcome if_fre
         return BEGIN_FAILED;
     j->req->signin_known = j->st->needs_signin;
     if (!j->force && (j->set ? flow_set_fresh(j->dir, j->st, j->set, j->margin)
-                             : fresh(j->req->account, j->st, j->margin))) {
+                             : state_token_ready(j->st, j->req->account->token_file, j->margin, state_now()))) {
         j->req->outcome = if_fresh;
         return BEGIN_DONE;
     }

@@ -59,7 +59,7 @@ int flow_save_set_response(const Account *a, const char *dir, AccountState *st,
     struct tokend_error ignored = TOKEND_ERROR_INIT;
     g_autofree char *path = tokenset_token_file(dir, set->key);
     g_autofree char *missing = scopes_missing(set->scopes, t->scope);
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    gint64 now = state_now();
     StateTokenSet *ts;
 
     /* The new refresh token first: the old one may be revoked already. */
@@ -94,9 +94,9 @@ bool flow_set_fresh(const char *dir, const AccountState *st, const struct token_
 {
     const StateTokenSet *ts = state_token_set_find(st, set->key);
     g_autofree char *path = tokenset_token_file(dir, set->key);
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    gint64 now = state_now();
 
-    return ts && g_strcmp0(ts->scopes, set->scopes) == 0 && ts->expires_at - now > margin &&
+    return ts && g_strcmp0(ts->scopes, set->scopes) == 0 && state_expiry_fresh(ts->expires_at, margin, now) &&
            access(path, F_OK) == 0;
 }
 
@@ -160,5 +160,5 @@ gint64 flow_set_seconds_left(const Account *a, const struct token_set_target *se
     error_clear(&e);
     if (!ts || g_strcmp0(ts->scopes, set->scopes) != 0)
         return 0;
-    return MAX(ts->expires_at - g_get_real_time() / G_USEC_PER_SEC, 0);
+    return MAX(ts->expires_at - state_now(), 0);
 }

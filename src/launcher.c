@@ -92,11 +92,6 @@ static AccountState *cached_state(const char *name, const char *config_id)
     return st;
 }
 
-static gint64 now_s(void)
-{
-    return g_get_real_time() / G_USEC_PER_SEC;
-}
-
 enum fast {
     FAST_NO,     /* hand over to the engine */
     FAST_DONE,   /* answered */
@@ -174,7 +169,7 @@ static enum fast fast_token_set(const struct cli_globals *g, int argc, char **ar
         return FAST_NO;
     id = config_identity(path);
     if (!(st = cached_state(account, id)) || !(ts = cached_set(st, set, scopes, id, &key)) ||
-        !(ts->expires_at - now_s() > st->min_validity))
+        !state_expiry_fresh(ts->expires_at, st->min_validity, state_now()))
         return FAST_NO;
     dir = paths_account_dir(account);
     file = tokenset_token_file(dir, key);
@@ -194,7 +189,7 @@ static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
         return fast_token_set(g, argc, argv);
     id = config_identity(path);
     st = cached_state(argv[i], id);
-    if (!st || !state_token_fresh(st, st->min_validity, now_s()))
+    if (!st || !state_token_fresh(st, st->min_validity, state_now()))
         return FAST_NO;
     return print_token_file(st->token_file);
 }
@@ -204,7 +199,7 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
 {
     g_autofree char *path = paths_config_file(g->config_path);
     g_autofree char *id = NULL;
-    gint64 now = now_s();
+    gint64 now = state_now();
     int first = g->command_index + 1;
 
     for (int i = first; i < argc; i++)
@@ -215,8 +210,7 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
         return schedule_read(path, id) > now ? FAST_DONE : FAST_NO;
     for (int i = first; i < argc; i++) {
         g_autoptr(AccountState) st = cached_state(argv[i], id);
-        if (!st || !state_token_fresh(st, st->refresh_margin, now) ||
-            access(st->token_file, F_OK) < 0)
+        if (!st || !state_token_ready(st, NULL, st->refresh_margin, now))
             return FAST_NO;
     }
     return FAST_DONE;

@@ -6,9 +6,8 @@
 #include "tokend/paths.h"
 #include "tokend/reauth.h"
 #include "tokend/state.h"
+#include "tokend/shared.h"
 #include "tokend/tokenfile.h"
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 static char *when(gint64 t)
 {
@@ -276,10 +275,10 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     return o;
 }
 
-void status_print(const Config *cfg, GPtrArray *accounts, bool json)
+int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct tokend_error *err)
 {
     g_autoptr(cJSON) list = cJSON_CreateArray();
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    gint64 now = state_now();
     char *text;
 
     (void)cfg;
@@ -302,8 +301,11 @@ void status_print(const Config *cfg, GPtrArray *accounts, bool json)
             print_text(a, st, now);
     }
     if (json) {
-        text = cJSON_Print(list);
+        if (!(text = cJSON_Print(list)))
+            return error_set(err, TOKEND_EX_SOFTWARE, "cannot print the status as JSON (out "
+                                                      "of memory)");
         puts(text);
         cJSON_free(text);
     }
+    return 0;
 }

@@ -16,6 +16,7 @@
 #include "tokend/paths.h"
 #include "tokend/schedule.h"
 #include "tokend/snippet.h"
+#include "tokend/state.h"
 #include "tokend/status.h"
 #include "tokend/tokenformat.h"
 #include "tokend/tokenset.h"
@@ -220,7 +221,7 @@ static int verb_refresh(struct verb_ctx *ctx)
         reqs[i].account = g_ptr_array_index(accounts, i);
     flow_refresh_many(reqs, accounts->len, ctx->cfg->max_parallel, force);
     for (guint i = 0; i < accounts->len; i++)
-        warn_ahead(&reqs[i], g_get_real_time() / G_USEC_PER_SEC);
+        warn_ahead(&reqs[i], state_now());
     for (guint i = 0; i < accounts->len; i++) {
         int r = report_refresh(&reqs[i]);
         if (r != 0 && status == 0)
@@ -385,6 +386,7 @@ static int verb_status(struct verb_ctx *ctx)
         {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
+    struct tokend_error e = TOKEND_ERROR_INIT;
     g_autoptr(GPtrArray) accounts = g_ptr_array_new();
     bool json = false;
     int c, status;
@@ -399,7 +401,8 @@ static int verb_status(struct verb_ctx *ctx)
         return TOKEND_EX_CONFIG;
     if ((status = collect_accounts(ctx, accounts)) != 0)
         return status;
-    status_print(ctx->cfg, accounts, json);
+    if (status_print(ctx->cfg, accounts, json, &e) < 0)
+        return fail(&e, NULL);
     return 0;
 }
 

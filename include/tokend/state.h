@@ -60,9 +60,17 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
 void state_free(AccountState *st);
 /* Parse from memory (for tests and fuzzing). */
 AccountState *state_parse(const char *json, size_t len, struct tokend_error *e);
-/* True when an access token is there and valid for at least `margin` more
+/* The time in seconds since the epoch, as every expiry here counts it. */
+gint64 state_now(void);
+/* The freshness rule, for the mail token and the token sets alike: a token
+ * expiring at `expires_at` (0: none known) is valid for more than `margin`
  * seconds at time `now`. */
+bool state_expiry_fresh(gint64 expires_at, int margin, gint64 now);
+/* The account's access token is fresh (state_expiry_fresh). */
 bool state_token_fresh(const AccountState *st, int margin, gint64 now);
+/* Fresh, and its token file is `token_file` (NULL: whichever the state
+ * names) and is there: one access(2), no read. */
+bool state_token_ready(const AccountState *st, const char *token_file, int margin, gint64 now);
 
 /* The token set with this key, or NULL; _get adds it when missing. */
 StateTokenSet *state_token_set_find(const AccountState *st, const char *key);
