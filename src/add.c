@@ -1,13 +1,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include "tokend/add.h"
+#include "tokend/cli.h"
 #include "tokend/config.h"
 #include "tokend/detect.h"
 #include "tokend/fileio.h"
@@ -31,20 +31,6 @@ struct add_options {
     bool no_browser;
     bool no_signin;
 };
-
-static int usage(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *text = NULL;
-
-    va_start(ap, fmt);
-    text = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "tokend: add: %s; see tokend --help\n", text);
-    return TOKEND_EX_USAGE;
-}
 
 static int parse_options(int argc, char **argv, struct add_options *o)
 {
@@ -73,17 +59,17 @@ static int parse_options(int argc, char **argv, struct add_options *o)
         case 'd': o->device = true; break;
         case 'n': o->no_browser = true; break;
         case 'N': o->no_signin = true; break;
-        default: return usage("bad option %s", argv[optind - 1]);
+        default: return cli_usage_error("add: bad option %s", argv[optind - 1]);
         }
     }
     if (argc - optind < 1 || argc - optind > 2)
-        return usage("%s", "add takes EMAIL [ACCOUNT]");
+        return cli_usage_error("add: %s", "add takes EMAIL [ACCOUNT]");
     o->email = argv[optind];
     o->name = argv[optind + 1];
     if (o->client && strcmp(o->client, "thunderbird") != 0)
-        return usage("unknown --client %s (known: thunderbird)", o->client);
+        return cli_usage_error("add: unknown --client %s (known: thunderbird)", o->client);
     if (o->client && o->client_id)
-        return usage("%s", "give --client-id or --client, not both");
+        return cli_usage_error("add: %s", "give --client-id or --client, not both");
     return 0;
 }
 
@@ -368,10 +354,10 @@ int add_run(const struct cli_globals *g, int argc, char **argv, char **check)
         return status;
     name = o.name ? g_strdup(o.name) : g_ascii_strdown(o.email, -1);
     if (!is_address(o.email))
-        return usage("\"%s\" is not an e-mail address", o.email);
+        return cli_usage_error("add: \"%s\" is not an e-mail address", o.email);
     if (!config_account_name_valid(name))
-        return usage("\"%s\" cannot be an account name (letters, digits and ._@+-, at most 64); "
-                     "give ACCOUNT", name);
+        return cli_usage_error("add: \"%s\" cannot be an account name (letters, digits and ._@+-, "
+                               "at most 64); give ACCOUNT", name);
     if (add_account(g, &o, name, check, &e) < 0) {
         status = e.status ? e.status : TOKEND_EX_SOFTWARE;
         error_print(&e, name);

@@ -1,8 +1,10 @@
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "tokend/cli.h"
+#include "tokend/error.h"
 
 static const char usage[] =
     "Usage: tokend [-c FILE] [-v] [-q] COMMAND ...\n"
@@ -55,6 +57,18 @@ static const char usage[] =
 void cli_print_usage(void)
 {
     fputs(usage, stdout);
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *text = NULL;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tokend: %s; see tokend --help\n", text);
+    return TOKEND_EX_USAGE;
 }
 
 int cli_parse_globals(int argc, char **argv, struct cli_globals *g)

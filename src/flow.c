@@ -120,6 +120,24 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir)
         fileio_remove_stale_temps(a->token_file);
 }
 
+/* Store a new refresh token (in `preferred`, or the configured store when
+ * NULL), then forget the old one where it was and record where it went. */
+static int keep_refresh_token(const Account *a, AccountState *st, const char *preferred,
+                              const SecStr *rt, struct tokend_error *e)
+{
+    const char *used = put_refresh_token(a, preferred, rt, e);
+
+    if (!used)
+        return -1;
+    FAULT_POINT("after-store");
+    room_forget_rescued(a);
+    if (st->store && strcmp(st->store, used) != 0)
+        forget_in_store(a, st->store);
+    g_free(st->store);
+    st->store = g_strdup(used);
+    return 0;
+}
+
 /* Asked for offline_access; the server's `scope` leaves it out. */
 static bool offline_access_dropped(const Account *a, const TokenResponse *t)
 {
@@ -136,23 +154,13 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
 {
     gint64 now = state_now();
     bool signin = signin_store != NULL;
-    const char *preferred = signin_store;
-    const char *used;
 
     if (t->refresh_token) {
-        /* A refresh keeps the token where it was unless the user chose a
-         * store; a new sign-in goes where obtain decided. */
-        if (!signin && a->store == STORE_KIND_AUTO && st->store)
-            preferred = st->store;
-        used = put_refresh_token(a, preferred, t->refresh_token, e);
-        if (!used)
+        /* A new sign-in goes where obtain decided; a refresh keeps the
+         * token where it was (flow_save_rotated). */
+        if ((signin ? keep_refresh_token(a, st, signin_store, t->refresh_token, e)
+                    : flow_save_rotated(a, st, t->refresh_token, e)) < 0)
             return -1;
-        FAULT_POINT("after-store");
-        room_forget_rescued(a);
-        if (st->store && strcmp(st->store, used) != 0)
-            forget_in_store(a, st->store);
-        g_free(st->store);
-        st->store = g_strdup(used);
     } else if (signin) {
         log_warn("%s: the server sent no refresh token, so tokend cannot refresh; %s", a->name,
                  offline_access_dropped(a, t)
@@ -188,18 +196,8 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
 int flow_save_rotated(const Account *a, AccountState *st, const SecStr *rt,
                       struct tokend_error *e)
 {
-    const char *preferred = a->store == STORE_KIND_AUTO ? st->store : NULL;
-    const char *used = put_refresh_token(a, preferred, rt, e);
-
-    if (!used)
-        return -1;
-    FAULT_POINT("after-store");
-    room_forget_rescued(a);
-    if (st->store && strcmp(st->store, used) != 0)
-        forget_in_store(a, st->store);
-    g_free(st->store);
-    st->store = g_strdup(used);
-    return 0;
+    /* Where it was, unless the user chose a store. */
+    return keep_refresh_token(a, st, a->store == STORE_KIND_AUTO ? st->store : NULL, rt, e);
 }
 
 void flow_record_failure(const char *dir, AccountState *st, const struct tokend_error *err)

@@ -11,14 +11,12 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tokend-config.h"
 #include "tokend/cli.h"
 #include "tokend/config.h"
+#include "tokend/harden.h"
 #include "tokend/paths.h"
 #include "tokend/schedule.h"
 #include "tokend/state.h"
@@ -53,22 +51,6 @@ static int exec_engine(char **argv)
     return 70;
 }
 
-/* The engine's check of an account folder, without repairs: ours, private,
- * under folders only we or root can change.  Anything else goes to the
- * engine, which repairs or refuses it; whoever owns the folder (or can
- * swap it) could plant a state.json whose token_file is any file of ours
- * (a refresh token). */
-static bool private_dir(const char *dir)
-{
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    struct stat st;
-    bool ok = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
-              (st.st_mode & 077) == 0 && paths_check_parents(dir, &e) == 0;
-
-    error_clear(&e);
-    return ok;
-}
-
 /* The account's state, if it was written under this identity of the
  * configuration file (so its cached settings are the configuration's). */
 static AccountState *cached_state(const char *name, const char *config_id)
@@ -80,7 +62,8 @@ static AccountState *cached_state(const char *name, const char *config_id)
     if (!config_id || !config_account_name_valid(name))
         return NULL;
     dir = paths_account_dir(name);
-    if (!private_dir(dir))
+    /* Anything else goes to the engine, which repairs or refuses it. */
+    if (!paths_is_private_dir(dir))
         return NULL;
     st = state_load(dir, &e);
     error_clear(&e);
@@ -218,14 +201,12 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
 
 int main(int argc, char **argv)
 {
-    struct rlimit no_core = {0, 0};
     struct cli_globals g;
     enum fast answered = FAST_NO;
     const char *cmd;
 
-    /* No core dumps of a process that may hold a token. */
-    prctl(PR_SET_DUMPABLE, 0);
-    setrlimit(RLIMIT_CORE, &no_core);
+    /* A process that may hold a token. */
+    harden_process();
     if (cli_parse_globals(argc, argv, &g) < 0 || g.help || g.version || g.verbosity > 0 ||
         g.command_index >= argc)
         return exec_engine(argv);

@@ -1,5 +1,4 @@
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,20 +34,6 @@ struct verb {
     int (*run)(struct verb_ctx *ctx);
 };
 
-static int usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *text = NULL;
-
-    va_start(ap, fmt);
-    text = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "tokend: %s; see tokend --help\n", text);
-    return TOKEND_EX_USAGE;
-}
-
 static int fail(struct tokend_error *e, const char *account)
 {
     int status = e->status ? e->status : TOKEND_EX_SOFTWARE;
@@ -81,6 +66,17 @@ static const Account *find_account(struct verb_ctx *ctx, const char *name, int *
     return a;
 }
 
+/* The preamble of a verb on one ACCOUNT (argv[optind]), after its options:
+ * the configuration, then the account; NULL with *status set. */
+static const Account *verb_account(struct verb_ctx *ctx, int *status)
+{
+    if (load_config(ctx) != 0) {
+        *status = TOKEND_EX_CONFIG;
+        return NULL;
+    }
+    return find_account(ctx, ctx->argv[optind], status);
+}
+
 /* getopt over the verb's own arguments; returns the first operand index. */
 #define VERB_GETOPT(ctx, shortopts, longopts, c)                                               \
     for (optind = 0, opterr = 0;                                                               \
@@ -108,15 +104,13 @@ static int verb_obtain(struct verb_ctx *ctx)
         else if (c == 'd')
             o.device = true;
         else
-            return usage_error("obtain: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("obtain: unknown option %s", ctx->argv[optind - 1]);
     }
     if (ctx->argc - optind != 1)
-        return usage_error("%s", "obtain takes one ACCOUNT");
+        return cli_usage_error("%s", "obtain takes one ACCOUNT");
     if (o.manual && o.device)
-        return usage_error("%s", "obtain: --manual and --device exclude each other");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "obtain: --manual and --device exclude each other");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     if (flow_obtain(a, &o, &e) < 0)
         return fail(&e, a->name);
@@ -124,10 +118,14 @@ static int verb_obtain(struct verb_ctx *ctx)
     return 0;
 }
 
+/* The same for verbs on [ACCOUNT...]: the configuration, then the accounts
+ * named (all when none is). */
 static int collect_accounts(struct verb_ctx *ctx, GPtrArray *out)
 {
     int status = 0;
 
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
     if (optind == ctx->argc) {
         for (guint i = 0; i < ctx->cfg->accounts->len; i++)
             g_ptr_array_add(out, g_ptr_array_index(ctx->cfg->accounts, i));
@@ -205,11 +203,9 @@ static int verb_refresh(struct verb_ctx *ctx)
     VERB_GETOPT(ctx, "f", opts, c)
     {
         if (c != 'f')
-            return usage_error("refresh: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("refresh: unknown option %s", ctx->argv[optind - 1]);
         force = true;
     }
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
     if ((status = collect_accounts(ctx, accounts)) != 0)
         return status;
     if (accounts->len == 0) {
@@ -259,7 +255,7 @@ static int set_target(const Account *a, const char *set, GPtrArray *scopes,
     const char *why = NULL;
 
     if (set && scopes->len)
-        return usage_error("%s", "token: give --set NAME or --scope SCOPE..., not both");
+        return cli_usage_error("%s", "token: give --set NAME or --scope SCOPE..., not both");
     if (set && !(t->scopes = tokenset_find(a->token_sets, set))) {
         fprintf(stderr, "tokend: %s: no token set \"%s\"; name it in token_sets of "
                 "[account %s] (see tokend.conf(5))\n", a->name, set, a->name);
@@ -271,7 +267,7 @@ static int set_target(const Account *a, const char *set, GPtrArray *scopes,
     }
     g_ptr_array_add(scopes, NULL);
     if (!(*canonical = tokenset_normalize((const char *const *)scopes->pdata, &why)))
-        return usage_error("token --scope: %s", why);
+        return cli_usage_error("token --scope: %s", why);
     *key = tokenset_scopes_key(*canonical);
     *t = (struct token_set_target){.key = *key, .scopes = *canonical};
     return 0;
@@ -348,15 +344,13 @@ static int verb_token(struct verb_ctx *ctx)
                 set = optarg;
             continue;
         }
-        return usage_error("token: bad option %s (--format raw|xoauth2|oauthbearer, "
+        return cli_usage_error("token: bad option %s (--format raw|xoauth2|oauthbearer, "
                            "--service imap|smtp, --scope SCOPE... or --set NAME)",
                            ctx->argv[optind - 1]);
     }
     if (ctx->argc - optind != 1)
-        return usage_error("%s", "token takes one ACCOUNT");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "token takes one ACCOUNT");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     if (set || scopes->len)
         return token_for_set(a, set, scopes, f, service);
@@ -394,11 +388,9 @@ static int verb_status(struct verb_ctx *ctx)
     VERB_GETOPT(ctx, "", opts, c)
     {
         if (c != 'j')
-            return usage_error("status: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("status: unknown option %s", ctx->argv[optind - 1]);
         json = true;
     }
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
     if ((status = collect_accounts(ctx, accounts)) != 0)
         return status;
     if (status_print(ctx->cfg, accounts, json, &e) < 0)
@@ -415,12 +407,10 @@ static int verb_logout(struct verb_ctx *ctx)
     int c, status = 0;
 
     VERB_GETOPT(ctx, "", none, c)
-    return usage_error("logout: unknown option %s", ctx->argv[optind - 1]);
+    return cli_usage_error("logout: unknown option %s", ctx->argv[optind - 1]);
     if (ctx->argc - optind != 1)
-        return usage_error("%s", "logout takes one ACCOUNT");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "logout takes one ACCOUNT");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     schedule_forget();
     if (flow_logout(a, removed, &e) < 0)
@@ -458,15 +448,13 @@ static int verb_migrate(struct verb_ctx *ctx)
     VERB_GETOPT(ctx, "s:", opts, c)
     {
         if (c != 's' || !g_strv_contains(targets, optarg))
-            return usage_error("migrate: bad option %s (--store file|secret-service|command)",
+            return cli_usage_error("migrate: bad option %s (--store file|secret-service|command)",
                                ctx->argv[optind - 1]);
         target = optarg;
     }
     if (ctx->argc - optind != 1 || !target)
-        return usage_error("%s", "migrate takes one ACCOUNT and --store KIND");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "migrate takes one ACCOUNT and --store KIND");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     if (!store_matches_config(a, target)) {
         again = config_command(a, "migrate");
@@ -527,17 +515,15 @@ static int verb_import(struct verb_ctx *ctx)
         else if (c == 'f' && (format = import_format_from_name(optarg)) >= 0)
             continue;
         else
-            return usage_error("import: bad option %s (--from %s)", ctx->argv[optind - 1],
+            return cli_usage_error("import: bad option %s (--from %s)", ctx->argv[optind - 1],
                                import_format_list());
     }
     if (ctx->argc - optind != 2 || format < 0)
-        return usage_error("import takes ACCOUNT --from FORMAT FILE (FORMAT: %s)",
+        return cli_usage_error("import takes ACCOUNT --from FORMAT FILE (FORMAT: %s)",
                            import_format_list());
     if (pizauth && format != IMPORT_FORMAT_PIZAUTH)
-        return usage_error("import: --pizauth-account goes with --from pizauth");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("import: --pizauth-account goes with --from pizauth");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     return import_run(a, format, ctx->argv[optind + 1], pizauth, force);
 }
@@ -586,13 +572,11 @@ static int verb_check(struct verb_ctx *ctx)
         else if (c == 's')
             smtp = true;
         else
-            return usage_error("check: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("check: unknown option %s", ctx->argv[optind - 1]);
     }
     if (ctx->argc - optind != 1)
-        return usage_error("%s", "check takes one ACCOUNT");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "check takes one ACCOUNT");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     if (!imap && !smtp) {
         imap = a->imap_host != NULL;
@@ -674,12 +658,12 @@ static int verb_tunnel(struct verb_ctx *ctx)
     VERB_GETOPT(ctx, "", opts, c)
     {
         if (c != 'p')
-            return usage_error("tunnel: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("tunnel: unknown option %s", ctx->argv[optind - 1]);
         pop3 = true;
     }
     n = ctx->argc - optind;
     if (n < 1 || n > 3)
-        return usage_error("%s", "tunnel takes ACCOUNT [HOST [PORT]]");
+        return cli_usage_error("%s", "tunnel takes ACCOUNT [HOST [PORT]]");
     t.proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
     path = paths_config_file(ctx->g->config_path);
     if (!(ctx->cfg = config_load(path, &e)))
@@ -715,16 +699,14 @@ static int verb_snippet(struct verb_ctx *ctx)
     int c, status = 0;
 
     VERB_GETOPT(ctx, "", none, c)
-    return usage_error("snippet: unknown option %s", ctx->argv[optind - 1]);
+    return cli_usage_error("snippet: unknown option %s", ctx->argv[optind - 1]);
     if (ctx->argc - optind != 2)
-        return usage_error("snippet takes ACCOUNT and a mail client: %s",
+        return cli_usage_error("snippet takes ACCOUNT and a mail client: %s",
                            snippet_client_names());
     if (!snippet_client_known(ctx->argv[optind + 1]))
-        return usage_error("snippet: unknown mail client \"%s\"; known: %s",
+        return cli_usage_error("snippet: unknown mail client \"%s\"; known: %s",
                            ctx->argv[optind + 1], snippet_client_names());
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+    if (!(a = verb_account(ctx, &status)))
         return status;
     config = g_canonicalize_filename(ctx->cfg->path, NULL);
     if (snippet_render(a, ctx->argv[optind + 1], program ? program : "tokend", config, out,
@@ -801,6 +783,6 @@ int verbs_run(const struct cli_globals *g, int argc, char **argv)
     }
     config_free(ctx.cfg);
     if (status < 0)
-        return usage_error("unknown command \"%s\"", name);
+        return cli_usage_error("unknown command \"%s\"", name);
     return status;
 }
