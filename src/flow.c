@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/fault.h"
 #include "tokend/fileio.h"
 #include "tokend/http.h"

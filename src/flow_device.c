@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/browser.h"
 #include "tokend/log.h"
 

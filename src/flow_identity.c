@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/idtoken.h"
 #include "tokend/state.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "tokend/flow_import.h"
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/http.h"
 #include "tokend/lock.h"
 #include "tokend/log.h"

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/fault.h"
 #include "tokend/lock.h"
 #include "tokend/log.h"

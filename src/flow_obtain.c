@@ -10,7 +10,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/browser.h"
 #include "tokend/catcher.h"
 #include "tokend/http.h"

@@ -8,7 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/fault.h"
 #include "tokend/http.h"
 #include "tokend/lock.h"

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/fileio.h"
 #include "tokend/lock.h"
 #include "tokend/paths.h"

@@ -6,7 +6,7 @@
 #include "tokend/shared.h"
 #include "tokend/shared_curl.h"
 #include "tokend/log.h"
-#include "tokend/tokenfile.h"
+#include "tokend/tokenrule.h"
 
 #define DEFAULT_EXPIRES_IN 3600
 #define MAX_EXPIRES_IN (366 * 86400)
@@ -80,7 +80,7 @@ static int get_token(const cJSON *root, const char *name, bool required, SecStr 
         return bad_response(e, what);
     }
     if (!cJSON_IsString(v) || !v->valuestring ||
-        !tokenfile_token_valid(v->valuestring, strlen(v->valuestring))) {
+        !tokenrule_valid(v->valuestring, strlen(v->valuestring))) {
         what = g_strdup_printf("%s is not a valid token", name);
         return bad_response(e, what);
     }
@@ -344,7 +344,7 @@ int oauth_parse_pasted(const char *input, RedirectParams **out, struct tokend_er
         r = parse_url_query(s, out, e);
     } else if (strchr(s, '=')) {
         r = oauth_parse_query(s, out, e);
-    } else if (tokenfile_token_valid(s, strlen(s))) {
+    } else if (tokenrule_valid(s, strlen(s))) {
         RedirectParams *p = g_new0(RedirectParams, 1);
         p->code = secstr_from(s, strlen(s));
         p->bare = true;

@@ -5,7 +5,7 @@
 
 #include "tokend/oauth.h"
 #include "tokend/shared.h"
-#include "tokend/tokenfile.h"
+#include "tokend/tokenrule.h"
 
 #define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
 #define DEFAULT_INTERVAL 5
@@ -64,7 +64,7 @@ int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out,
     if (!d->verification_uri)
         d->verification_uri = get_string(root, "verification_url");
     d->verification_uri_complete = get_string(root, "verification_uri_complete");
-    if (!code || !tokenfile_token_valid(code, strlen(code)))
+    if (!code || !tokenrule_valid(code, strlen(code)))
         return bad_device(e, "device_code is missing");
     if (!d->user_code || !d->verification_uri)
         return bad_device(e, "user_code or verification_uri is missing");

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "tokend/store.h"
+#include "tokend/config.h"
 #include "tokend/log.h"
 
 Store *store_open(enum store_kind kind, struct tokend_error *e)

@@ -10,13 +10,7 @@
 #include "tokend/error.h"
 #include "tokend/provider.h"
 #include "tokend/secstr.h"
-
-enum store_kind {
-    STORE_KIND_AUTO,
-    STORE_KIND_SECRET_SERVICE,
-    STORE_KIND_FILE,
-    STORE_KIND_COMMAND,
-};
+#include "tokend/store_kind.h"
 
 enum flow_kind {
     FLOW_KIND_CODE,
@@ -95,7 +89,6 @@ void config_free(Config *c);
 bool config_account_name_valid(const char *name);
 /* The keys the config file accepts, NULL-terminated (for docs and tests). */
 const char *const *config_known_keys(void);
-const char *store_kind_name(enum store_kind kind);
 /* "path|dev:inode:size:mtime" of a config file, or NULL if it cannot be
  * stat'ed: what tokend's cached decisions are tied to. */
 char *config_identity(const char *path);
