@@ -332,14 +332,23 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     return e->status ? -1 : 0;
 }
 
-gint64 flow_next_due(const Account *a)
+/* The account's state, for a question that "nothing known" answers well
+ * enough: NULL when the folder is not to be trusted or the state cannot be
+ * read (the next refresh says why). */
+static AccountState *state_if_trusted(const Account *a)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autofree char *dir = paths_account_dir(a->name);
-    g_autoptr(AccountState) st =
-        paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
+    AccountState *st = paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
 
     error_clear(&e);
+    return st;
+}
+
+gint64 flow_next_due(const Account *a)
+{
+    g_autoptr(AccountState) st = state_if_trusted(a);
+
     return flow_next_due_of(a, st);
 }
 
@@ -354,12 +363,8 @@ gint64 flow_next_due_of(const Account *a, const AccountState *st)
 
 gint64 flow_token_seconds_left(const Account *a)
 {
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autofree char *dir = paths_account_dir(a->name);
-    g_autoptr(AccountState) st =
-        paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
+    g_autoptr(AccountState) st = state_if_trusted(a);
 
-    error_clear(&e);
     if (!st || g_strcmp0(st->token_file, a->token_file) != 0)
         return 0;
     return MAX(st->expires_at - state_now(), 0);

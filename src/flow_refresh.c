@@ -503,53 +503,85 @@ static void fit_file_limit(struct bulk *b)
                 b->max_parallel);
 }
 
+/* The pool, the writers' queue and one job per request; the limits fitted
+ * to the file descriptors there are. */
+static void bulk_init(struct bulk *b, struct refresh_request *reqs, int max_parallel,
+                      bool force)
+{
+    b->max_parallel = MAX(max_parallel, 1);
+    b->backlog = FAULT_NUMBER(TEST_BACKLOG_VAR, 0);
+    b->slow_writes = b->backlog > 0;
+    if (!b->slow_writes)
+        b->backlog = WRITE_BACKLOG;
+    b->max_writers = WRITERS;
+    fit_file_limit(b);
+    g_mutex_init(&b->mutex);
+    g_cond_init(&b->saved);
+    b->answers = g_async_queue_new();
+    b->writers = g_ptr_array_new();
+    b->multi = http_multi_new(b->max_parallel);
+    b->http = http_new(NULL);
+    b->jobs = g_new0(struct refresh_job, b->n);
+    b->busy = g_array_new(FALSE, FALSE, sizeof(size_t));
+    for (size_t i = 0; i < b->n; i++) {
+        reqs[i].bulk = b;
+        b->jobs[i] = (struct refresh_job){.req = &reqs[i], .margin = reqs[i].account->refresh_margin,
+                                          .force = force, .lock_fd = -1,
+                                          .net_error = TOKEND_ERROR_INIT};
+    }
+}
+
+/* Send while there are accounts left, never more than the writers can
+ * take behind. */
+static void bulk_send_all(struct bulk *b)
+{
+    for (;;) {
+        bulk_fill(b);
+        http_multi_run(b->multi);
+        if (b->next >= b->n || b->stopping)
+            break;
+        /* Nothing in flight, accounts left: the writers are behind. */
+        g_mutex_lock(&b->mutex);
+        if (b->writing >= b->backlog)
+            log_debug("refresh: %d answers waiting to be saved; the next requests wait for them",
+                      b->writing);
+        while (b->writing >= b->backlog)
+            g_cond_wait(&b->saved, &b->mutex);
+        g_mutex_unlock(&b->mutex);
+    }
+}
+
+/* Every writer finishes the answers it has, then stops. */
+static void bulk_join_writers(struct bulk *b)
+{
+    for (guint k = 0; k < b->writers->len; k++)
+        g_async_queue_push(b->answers, b);
+    for (guint k = 0; k < b->writers->len; k++)
+        g_thread_join(g_ptr_array_index(b->writers, k));
+    g_ptr_array_free(b->writers, TRUE);
+    g_async_queue_unref(b->answers);
+}
+
+static void bulk_free(struct bulk *b)
+{
+    g_array_free(b->busy, TRUE);
+    g_free(b->jobs);
+    http_free(b->http);
+    http_multi_free(b->multi);
+    g_cond_clear(&b->saved);
+    g_mutex_clear(&b->mutex);
+}
+
 void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel, bool force)
 {
-    struct bulk b = {.n = n, .max_parallel = MAX(max_parallel, 1)};
+    struct bulk b = {.n = n};
     sigset_t old;
 
     /* Before any thread starts, so that every thread holds them too. */
     hold_termination(&old);
-    b.backlog = FAULT_NUMBER(TEST_BACKLOG_VAR, 0);
-    b.slow_writes = b.backlog > 0;
-    if (!b.slow_writes)
-        b.backlog = WRITE_BACKLOG;
-    b.max_writers = WRITERS;
-    fit_file_limit(&b);
-    g_mutex_init(&b.mutex);
-    g_cond_init(&b.saved);
-    b.answers = g_async_queue_new();
-    b.writers = g_ptr_array_new();
-    b.multi = http_multi_new(b.max_parallel);
-    b.http = http_new(NULL);
-    b.jobs = g_new0(struct refresh_job, n);
-    b.busy = g_array_new(FALSE, FALSE, sizeof(size_t));
-    for (size_t i = 0; i < n; i++) {
-        reqs[i].bulk = &b;
-        b.jobs[i] = (struct refresh_job){.req = &reqs[i], .margin = reqs[i].account->refresh_margin,
-                                         .force = force, .lock_fd = -1,
-                                         .net_error = TOKEND_ERROR_INIT};
-    }
-    for (;;) {
-        bulk_fill(&b);
-        http_multi_run(b.multi);
-        if (b.next >= b.n || b.stopping)
-            break;
-        /* Nothing in flight, accounts left: the writers are behind. */
-        g_mutex_lock(&b.mutex);
-        if (b.writing >= b.backlog)
-            log_debug("refresh: %d answers waiting to be saved; the next requests wait for them",
-                      b.writing);
-        while (b.writing >= b.backlog)
-            g_cond_wait(&b.saved, &b.mutex);
-        g_mutex_unlock(&b.mutex);
-    }
-    for (guint k = 0; k < b.writers->len; k++)
-        g_async_queue_push(b.answers, &b);
-    for (guint k = 0; k < b.writers->len; k++)
-        g_thread_join(g_ptr_array_index(b.writers, k));
-    g_ptr_array_free(b.writers, TRUE);
-    g_async_queue_unref(b.answers);
+    bulk_init(&b, reqs, max_parallel, force);
+    bulk_send_all(&b);
+    bulk_join_writers(&b);
     /* Every answer is saved: a pending signal acts here. */
     release_termination(&old);
     /* Accounts another tokend was refreshing: wait for it, then decide. */
@@ -558,10 +590,5 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
         flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome,
                      &req->error);
     }
-    g_array_free(b.busy, TRUE);
-    g_free(b.jobs);
-    http_free(b.http);
-    http_multi_free(b.multi);
-    g_cond_clear(&b.saved);
-    g_mutex_clear(&b.mutex);
+    bulk_free(&b);
 }

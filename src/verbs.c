@@ -312,6 +312,32 @@ static int token_for_set(const Account *a, const char *set, GPtrArray *scopes, i
     return 0;
 }
 
+/* The mail token, refreshed when due. */
+static int token_for_mail(const Account *a, int f, const char *service)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    enum refresh_outcome outcome;
+
+    if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0) {
+        /* A token that is still valid beats no token when the server is
+         * unreachable: mail keeps flowing, and the timer retries. */
+        struct tokend_error e2 = TOKEND_ERROR_INIT;
+        if (e.status != TOKEND_EX_TEMPFAIL || flow_token_seconds_left(a) <= 0 ||
+            print_token(a, f, service, &e2) < 0) {
+            error_clear(&e2);
+            return fail(&e, a->name);
+        }
+        log_warn("%s: %s; handed out the current token, which is still valid", a->name,
+                 e.message);
+        error_clear(&e);
+        return 0;
+    }
+    if (print_token(a, f, service, &e) < 0)
+        return fail(&e, a->name);
+    flow_remember_config(a);
+    return 0;
+}
+
 static int verb_token(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -323,8 +349,6 @@ static int verb_token(struct verb_ctx *ctx)
     };
     g_autoptr(GPtrArray) scopes = g_ptr_array_new();
     const char *set = NULL;
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    enum refresh_outcome outcome;
     const char *service = "imap";
     const Account *a;
     int c, f = TOKEN_FORMAT_RAW, status = 0;
@@ -354,24 +378,7 @@ static int verb_token(struct verb_ctx *ctx)
         return status;
     if (set || scopes->len)
         return token_for_set(a, set, scopes, f, service);
-    if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0) {
-        /* A token that is still valid beats no token when the server is
-         * unreachable: mail keeps flowing, and the timer retries. */
-        struct tokend_error e2 = TOKEND_ERROR_INIT;
-        if (e.status != TOKEND_EX_TEMPFAIL || flow_token_seconds_left(a) <= 0 ||
-            print_token(a, f, service, &e2) < 0) {
-            error_clear(&e2);
-            return fail(&e, a->name);
-        }
-        log_warn("%s: %s; handed out the current token, which is still valid", a->name,
-                 e.message);
-        error_clear(&e);
-        return 0;
-    }
-    if (print_token(a, f, service, &e) < 0)
-        return fail(&e, a->name);
-    flow_remember_config(a);
-    return 0;
+    return token_for_mail(a, f, service);
 }
 
 static int verb_status(struct verb_ctx *ctx)
