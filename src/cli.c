@@ -74,12 +74,9 @@ int cli_usage_error(const char *fmt, ...)
 int cli_parse_globals(int argc, char **argv, struct cli_globals *g)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -104,8 +101,7 @@ int cli_parse_globals(int argc, char **argv, struct cli_globals *g)
             g->version = true;
             break;
         default:
-            fprintf(stderr, "tokend: unknown option %s; see tokend --help\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "tokend: unknown option %s; see tokend --help\n", argv[optind - 1]);
             return -1;
         }
     }

@@ -24,15 +24,15 @@
 
 static char *store_label(const Account *a)
 {
-    return g_strdup_printf("tokend refresh token for %s%s%s", a->name,
-                           a->username ? " " : "", a->username ? a->username : "");
+    return g_strdup_printf("tokend refresh token for %s%s%s", a->name, a->username ? " " : "",
+                           a->username ? a->username : "");
 }
 
 /* Store the refresh token; when the keyring refuses, keep it in the file
  * store rather than lose it, and the reverse; when both refuse, in a rescue
  * file.  Returns the name of the store used. */
-static const char *put_refresh_token(const Account *a, const char *preferred,
-                                     const SecStr *rt, struct tokend_error *e)
+static const char *put_refresh_token(const Account *a, const char *preferred, const SecStr *rt,
+                                     struct tokend_error *e)
 {
     g_autofree char *label = store_label(a);
     g_autoptr(Store) s = NULL;
@@ -52,8 +52,8 @@ static const char *put_refresh_token(const Account *a, const char *preferred,
         return NULL;
     }
     log_warn("%s: could not save the new refresh token in the %s store (%s); kept it in the "
-             "%s store instead", a->name, s ? store_name(s) : "chosen", first.message,
-             store_name(rescue));
+             "%s store instead",
+             a->name, s ? store_name(s) : "chosen", first.message, store_name(rescue));
     error_clear(&first);
     return store_name(rescue);
 }
@@ -64,8 +64,8 @@ static void forget_in_store(const Account *a, const char *name)
     g_autoptr(Store) s = store_open_account(a, name, &e);
 
     if (!s || store_remove(s, a->name, REFRESH_KIND, &e) < 0)
-        log_warn("%s: could not remove the old refresh token from the %s store: %s", a->name,
-                 name, e.message);
+        log_warn("%s: could not remove the old refresh token from the %s store: %s", a->name, name,
+                 e.message);
     error_clear(&e);
 }
 
@@ -76,8 +76,7 @@ static int ensure_token_dir(const Account *a, const char *account_dir, struct to
     if (strcmp(parent, account_dir) == 0)
         return 0;
     if (g_mkdir_with_parents(parent, 0700) < 0)
-        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s for token_file",
-                         parent);
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s for token_file", parent);
     return 0;
 }
 
@@ -149,8 +148,7 @@ static bool offline_access_dropped(const Account *a, const TokenResponse *t)
 }
 
 int flow_save_response(const Account *a, const char *dir, AccountState *st,
-                       const char *signin_store, const TokenResponse *t,
-                       struct tokend_error *e)
+                       const char *signin_store, const TokenResponse *t, struct tokend_error *e)
 {
     gint64 now = state_now();
     bool signin = signin_store != NULL;
@@ -193,8 +191,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     return state_save(dir, st, e);
 }
 
-int flow_save_rotated(const Account *a, AccountState *st, const SecStr *rt,
-                      struct tokend_error *e)
+int flow_save_rotated(const Account *a, AccountState *st, const SecStr *rt, struct tokend_error *e)
 {
     /* Where it was, unless the user chose a store. */
     return keep_refresh_token(a, st, a->store == STORE_KIND_AUTO ? st->store : NULL, rt, e);
@@ -266,15 +263,16 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
         return;
     if (flow_binding_check(a, st, &e) < 0)
         goto out;
-    if (!(s = store_open_account(a, st->store, &e)) || store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0
-        || !rt)
+    if (!(s = store_open_account(a, st->store, &e)) ||
+        store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0 || !rt)
         goto out;
     if (oauth_revoke(http, &client->oauth, rt, &e) == 0)
         g_string_append(removed, "revoked the refresh token at the provider; ");
 out:
     if (e.message)
         log_warn("%s: could not revoke the refresh token at the provider (%s); forgetting it "
-                 "locally anyway", a->name, e.message);
+                 "locally anyway",
+                 a->name, e.message);
     error_clear(&e);
 }
 

@@ -29,8 +29,7 @@ void flow_client_free(FlowClient *c);
  * the state.  signin_store: the store a new sign-in chose, or NULL for a
  * refresh (which keeps the token where it is). */
 int flow_save_response(const Account *a, const char *account_dir, struct account_state *st,
-                       const char *signin_store, const TokenResponse *t,
-                       struct tokend_error *e);
+                       const char *signin_store, const TokenResponse *t, struct tokend_error *e);
 
 /* A refresh's new refresh token, saved where the old one is (rescued as
  * flow_save_response does); updates st->store, does not write the state. */
@@ -38,9 +37,9 @@ int flow_save_rotated(const Account *a, struct account_state *st, const SecStr *
                       struct tokend_error *e);
 
 /* Under the lock: the set's token, scopes and expiry in the state. */
-int flow_save_set_response(const Account *a, const char *account_dir,
-                           struct account_state *st, const struct token_set_target *set,
-                           const TokenResponse *t, struct tokend_error *e);
+int flow_save_set_response(const Account *a, const char *account_dir, struct account_state *st,
+                           const struct token_set_target *set, const TokenResponse *t,
+                           struct tokend_error *e);
 
 /* The set's cached token is there, for these scopes, valid for more than
  * margin seconds. */
@@ -85,8 +84,7 @@ void flow_identity_free(FlowIdentity *id);
  * (TOKEND_EX_NOPERM) to send it when the configuration now points elsewhere.
  * A state without a binding is accepted (and bound at its next save). */
 void flow_binding_record(struct account_state *st, const Account *a);
-int flow_binding_check(const Account *a, const struct account_state *st,
-                       struct tokend_error *e);
+int flow_binding_check(const Account *a, const struct account_state *st, struct tokend_error *e);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowClient, flow_client_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowIdentity, flow_identity_free)

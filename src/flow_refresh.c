@@ -31,16 +31,16 @@ struct refresh_job {
     SecStr *form;
     HttpResponse *response; /* bulk: the answer, until a writer has saved it */
     struct tokend_error net_error;
-    bool reserved; /* room for the answer is reserved (room_reserve) */
+    bool reserved;                      /* room for the answer is reserved (room_reserve) */
     const struct token_set_target *set; /* a token set's refresh, or NULL */
     char *set_request;                  /* the scopes that refresh asks for */
 };
 
 enum begin_result {
     BEGIN_FAILED = -1,
-    BEGIN_DONE = 0,     /* nothing to send: outcome set */
-    BEGIN_SEND = 1,     /* lock held, request ready */
-    BEGIN_BUSY = 2,     /* another tokend holds the lock: try again later */
+    BEGIN_DONE = 0, /* nothing to send: outcome set */
+    BEGIN_SEND = 1, /* lock held, request ready */
+    BEGIN_BUSY = 2, /* another tokend holds the lock: try again later */
 };
 
 /* A refresh is not interrupted between sending the request and saving the
@@ -218,8 +218,9 @@ static enum begin_result look(struct refresh_job *j, enum refresh_outcome if_fre
     if (!(j->st = state_load(j->dir, &j->req->error)))
         return BEGIN_FAILED;
     j->req->signin_known = j->st->needs_signin;
-    if (!j->force && (j->set ? flow_set_fresh(j->dir, j->st, j->set, j->margin)
-                             : state_token_ready(j->st, j->req->account->token_file, j->margin, state_now()))) {
+    if (!j->force &&
+        (j->set ? flow_set_fresh(j->dir, j->st, j->set, j->margin)
+                : state_token_ready(j->st, j->req->account->token_file, j->margin, state_now()))) {
         j->req->outcome = if_fresh;
         return BEGIN_DONE;
     }
@@ -304,13 +305,12 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
     return 0;
 }
 
-static int refresh_one(const Account *a, int margin, bool force,
-                       const struct token_set_target *set, enum refresh_outcome *outcome,
-                       struct tokend_error *e)
+static int refresh_one(const Account *a, int margin, bool force, const struct token_set_target *set,
+                       enum refresh_outcome *outcome, struct tokend_error *e)
 {
     struct refresh_request req = {.account = a, .error = TOKEND_ERROR_INIT};
-    struct refresh_job j = {.req = &req, .margin = margin, .force = force, .lock_fd = -1,
-                            .set = set};
+    struct refresh_job j = {
+        .req = &req, .margin = margin, .force = force, .lock_fd = -1, .set = set};
     g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(HttpResponse) r = NULL;
     struct tokend_error err = TOKEND_ERROR_INIT;
@@ -378,9 +378,9 @@ struct bulk {
     struct refresh_job *jobs;
     size_t n, next;
     int in_flight, max_parallel;
-    GArray *busy; /* indexes of jobs whose lock was held elsewhere */
-    GAsyncQueue *answers;   /* for the writers; b itself tells one to stop */
-    GPtrArray *writers;     /* started as needed, joined at the end */
+    GArray *busy;         /* indexes of jobs whose lock was held elsewhere */
+    GAsyncQueue *answers; /* for the writers; b itself tells one to stop */
+    GPtrArray *writers;   /* started as needed, joined at the end */
     GMutex mutex;
     GCond saved;
     int writing; /* answers handed to the writers and not saved yet */
@@ -453,8 +453,8 @@ static void bulk_fill(struct bulk *b)
 
         switch (job_begin(j, b->http, false)) {
         case BEGIN_SEND:
-            if (http_multi_add(b->multi, j->client->token_url, j->req->account->ca_file,
-                               j->form, on_done, j, &j->req->error) == 0) {
+            if (http_multi_add(b->multi, j->client->token_url, j->req->account->ca_file, j->form,
+                               on_done, j, &j->req->error) == 0) {
                 b->in_flight++;
                 continue;
             }
@@ -505,8 +505,7 @@ static void fit_file_limit(struct bulk *b)
 
 /* The pool, the writers' queue and one job per request; the limits fitted
  * to the file descriptors there are. */
-static void bulk_init(struct bulk *b, struct refresh_request *reqs, int max_parallel,
-                      bool force)
+static void bulk_init(struct bulk *b, struct refresh_request *reqs, int max_parallel, bool force)
 {
     b->max_parallel = MAX(max_parallel, 1);
     b->backlog = FAULT_NUMBER(TEST_BACKLOG_VAR, 0);
@@ -525,8 +524,10 @@ static void bulk_init(struct bulk *b, struct refresh_request *reqs, int max_para
     b->busy = g_array_new(FALSE, FALSE, sizeof(size_t));
     for (size_t i = 0; i < b->n; i++) {
         reqs[i].bulk = b;
-        b->jobs[i] = (struct refresh_job){.req = &reqs[i], .margin = reqs[i].account->refresh_margin,
-                                          .force = force, .lock_fd = -1,
+        b->jobs[i] = (struct refresh_job){.req = &reqs[i],
+                                          .margin = reqs[i].account->refresh_margin,
+                                          .force = force,
+                                          .lock_fd = -1,
                                           .net_error = TOKEND_ERROR_INIT};
     }
 }
@@ -587,8 +588,7 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
     /* Accounts another tokend was refreshing: wait for it, then decide. */
     for (guint k = 0; k < b.busy->len; k++) {
         struct refresh_request *req = &reqs[g_array_index(b.busy, size_t, k)];
-        flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome,
-                     &req->error);
+        flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome, &req->error);
     }
     bulk_free(&b);
 }

@@ -101,8 +101,8 @@ static enum fast print_token_file(const char *path)
 /* A token set's entry in the state, when it answers this request: for
  * --set, written under the current configuration; for --scope, for
  * exactly these scopes.  *key: the set's cache key. */
-static const StateTokenSet *cached_set(const AccountState *st, const char *set,
-                                       GPtrArray *scopes, const char *config_id, char **key)
+static const StateTokenSet *cached_set(const AccountState *st, const char *set, GPtrArray *scopes,
+                                       const char *config_id, char **key)
 {
     const StateTokenSet *ts;
     g_autofree char *canonical = NULL;
@@ -167,8 +167,8 @@ static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
     g_autoptr(AccountState) st = NULL;
     int i = g->command_index + 1;
 
-    if (argc - i != 1 && !(argc - i == 3 && strcmp(argv[i + 1], "--format") == 0 &&
-                           strcmp(argv[i + 2], "raw") == 0))
+    if (argc - i != 1 &&
+        !(argc - i == 3 && strcmp(argv[i + 1], "--format") == 0 && strcmp(argv[i + 2], "raw") == 0))
         return fast_token_set(g, argc, argv);
     id = config_identity(path);
     st = cached_state(argv[i], id);

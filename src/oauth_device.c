@@ -25,14 +25,13 @@ void device_auth_free(DeviceAuth *d)
 static char *get_string(const cJSON *root, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
-    return cJSON_IsString(v) && v->valuestring && *v->valuestring ? g_strdup(v->valuestring)
-                                                                   : NULL;
+    return cJSON_IsString(v) && v->valuestring && *v->valuestring ? g_strdup(v->valuestring) : NULL;
 }
 
 static gint64 get_number(const cJSON *root, const char *name, gint64 dflt, gint64 max)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
-    double d = cJSON_IsNumber(v) ? v->valuedouble
+    double d = cJSON_IsNumber(v)   ? v->valuedouble
                : cJSON_IsString(v) ? g_ascii_strtod(v->valuestring, NULL)
                                    : NAN;
 
@@ -46,8 +45,7 @@ static int bad_device(struct tokend_error *e, const char *what)
     return error_set(e, TOKEND_EX_DATAERR, "malformed device authorization response: %s", what);
 }
 
-int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out,
-                                struct tokend_error *e)
+int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out, struct tokend_error *e)
 {
     g_autoptr(cJSON) root = NULL;
     g_autoptr(DeviceAuth) d = g_new0(DeviceAuth, 1);

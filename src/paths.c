@@ -82,8 +82,7 @@ static int check_private_dir(const char *path, struct tokend_error *e)
         return error_set(e, TOKEND_EX_CANTCREAT, "%s is not a folder", path);
     if (v == DIR_NOT_OURS)
         return error_set(e, TOKEND_EX_CANTCREAT,
-                         "folder %s belongs to another user; refusing to keep tokens there",
-                         path);
+                         "folder %s belongs to another user; refusing to keep tokens there", path);
     if (v == DIR_LOOSE) {
         log_warn("folder %s was accessible to others (mode %03o); setting 0700", path,
                  (unsigned)(st.st_mode & 0777));

@@ -260,5 +260,6 @@ bool state_token_ready(const AccountState *st, const char *token_file, int margi
 {
     if (token_file && g_strcmp0(st->token_file, token_file) != 0)
         return false;
-    return st->token_file && state_token_fresh(st, margin, now) && access(st->token_file, F_OK) == 0;
+    return st->token_file && state_token_fresh(st, margin, now) &&
+           access(st->token_file, F_OK) == 0;
 }

@@ -51,8 +51,8 @@ static char *token_file_problem(const Account *a, const AccountState *st)
     error_clear(&e);
     if (token)
         return NULL;
-    what = missing ? "the access token file is missing" :
-                     "the access token file does not hold one token";
+    what = missing ? "the access token file is missing"
+                   : "the access token file does not hold one token";
     if (!st->store || st->needs_signin)
         return g_strdup_printf("%s; run: tokend obtain %s", what, a->name);
     return g_strdup_printf("%s; run: tokend refresh --force %s", what, a->name);
@@ -134,8 +134,7 @@ static void print_granted(const Account *a, const AccountState *st)
     g_ptr_array_add(missing, NULL);
     granted = error_escape(st->scope);
     left_out = g_strjoinv(" ", (char **)missing->pdata);
-    printf("  granted:      %s (not granted: %s)\n", *granted ? granted : "(nothing)",
-           left_out);
+    printf("  granted:      %s (not granted: %s)\n", *granted ? granted : "(nothing)", left_out);
 }
 
 static void add_granted_json(cJSON *o, const Account *a, const AccountState *st)
@@ -170,7 +169,8 @@ static char *reauth_text(const Account *a, const AccountState *st, gint64 now)
     if (st->needs_signin)
         return frequency_ended_it(st)
                    ? g_strdup_printf("now (AADSTS70043 on %s: a Conditional Access sign-in "
-                                     "frequency ended the sign-in)", seen)
+                                     "frequency ended the sign-in)",
+                                     seen)
                    : g_strdup("now");
     if (est.at == 0)
         return g_strdup_printf("unknown (%s)", rule);
@@ -302,8 +302,9 @@ int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct token
     }
     if (json) {
         if (!(text = cJSON_Print(list)))
-            return error_set(err, TOKEND_EX_SOFTWARE, "cannot print the status as JSON (out "
-                                                      "of memory)");
+            return error_set(err, TOKEND_EX_SOFTWARE,
+                             "cannot print the status as JSON (out "
+                             "of memory)");
         puts(text);
         cJSON_free(text);
     }

@@ -262,8 +262,8 @@ static int imap_result(Tunnel *t, const char *line, bool *refused, struct tokend
 static SecStr *initial_response(const Tunnel *t, bool oauthbearer, const SecStr *token,
                                 struct tokend_error *e)
 {
-    return tokenformat_render(oauthbearer ? TOKEN_FORMAT_OAUTHBEARER : TOKEN_FORMAT_XOAUTH2,
-                              token, t->t.user, t->t.host, t->t.port, e);
+    return tokenformat_render(oauthbearer ? TOKEN_FORMAT_OAUTHBEARER : TOKEN_FORMAT_XOAUTH2, token,
+                              t->t.user, t->t.host, t->t.port, e);
 }
 
 static int imap_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *refused,

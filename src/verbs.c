@@ -25,7 +25,7 @@ struct verb_ctx {
     const struct cli_globals *g;
     Config *cfg;
     int argc;
-    char **argv; /* argv[0] is the verb */
+    char **argv;         /* argv[0] is the verb */
     const char *program; /* tokend's own argv[0] */
 };
 
@@ -78,8 +78,8 @@ static const Account *verb_account(struct verb_ctx *ctx, int *status)
 }
 
 /* getopt over the verb's own arguments; returns the first operand index. */
-#define VERB_GETOPT(ctx, shortopts, longopts, c)                                               \
-    for (optind = 0, opterr = 0;                                                               \
+#define VERB_GETOPT(ctx, shortopts, longopts, c)                                                   \
+    for (optind = 0, opterr = 0;                                                                   \
          ((c) = getopt_long((ctx)->argc, (ctx)->argv, shortopts, longopts, NULL)) != -1;)
 
 static int verb_obtain(struct verb_ctx *ctx)
@@ -257,8 +257,10 @@ static int set_target(const Account *a, const char *set, GPtrArray *scopes,
     if (set && scopes->len)
         return cli_usage_error("%s", "token: give --set NAME or --scope SCOPE..., not both");
     if (set && !(t->scopes = tokenset_find(a->token_sets, set))) {
-        fprintf(stderr, "tokend: %s: no token set \"%s\"; name it in token_sets of "
-                "[account %s] (see tokend.conf(5))\n", a->name, set, a->name);
+        fprintf(stderr,
+                "tokend: %s: no token set \"%s\"; name it in token_sets of "
+                "[account %s] (see tokend.conf(5))\n",
+                a->name, set, a->name);
         return TOKEND_EX_CONFIG;
     }
     if (set) {
@@ -292,8 +294,7 @@ static int token_for_set(const Account *a, const char *set, GPtrArray *scopes, i
         /* As for the mail token: a still valid token beats none. */
         if (e.status != TOKEND_EX_TEMPFAIL || flow_set_seconds_left(a, &t) <= 0)
             return fail(&e, a->name);
-        log_warn("%s: %s; handed out the current token, which is still valid", a->name,
-                 e.message);
+        log_warn("%s: %s; handed out the current token, which is still valid", a->name, e.message);
         error_clear(&e);
     }
     if (!(token = flow_read_set_token(a, &t, &e)))
@@ -327,8 +328,7 @@ static int token_for_mail(const Account *a, int f, const char *service)
             error_clear(&e2);
             return fail(&e, a->name);
         }
-        log_warn("%s: %s; handed out the current token, which is still valid", a->name,
-                 e.message);
+        log_warn("%s: %s; handed out the current token, which is still valid", a->name, e.message);
         error_clear(&e);
         return 0;
     }
@@ -369,8 +369,8 @@ static int verb_token(struct verb_ctx *ctx)
             continue;
         }
         return cli_usage_error("token: bad option %s (--format raw|xoauth2|oauthbearer, "
-                           "--service imap|smtp, --scope SCOPE... or --set NAME)",
-                           ctx->argv[optind - 1]);
+                               "--service imap|smtp, --scope SCOPE... or --set NAME)",
+                               ctx->argv[optind - 1]);
     }
     if (ctx->argc - optind != 1)
         return cli_usage_error("%s", "token takes one ACCOUNT");
@@ -456,7 +456,7 @@ static int verb_migrate(struct verb_ctx *ctx)
     {
         if (c != 's' || !g_strv_contains(targets, optarg))
             return cli_usage_error("migrate: bad option %s (--store file|secret-service|command)",
-                               ctx->argv[optind - 1]);
+                                   ctx->argv[optind - 1]);
         target = optarg;
     }
     if (ctx->argc - optind != 1 || !target)
@@ -465,9 +465,10 @@ static int verb_migrate(struct verb_ctx *ctx)
         return status;
     if (!store_matches_config(a, target)) {
         again = config_command(a, "migrate");
-        fprintf(stderr, "tokend: %s: the configuration says store = %s; set store = %s in "
-                "[account %s] of %s, then run: %s --store %s\n", a->name,
-                store_kind_name(a->store), target, a->name, ctx->cfg->path, again, target);
+        fprintf(stderr,
+                "tokend: %s: the configuration says store = %s; set store = %s in "
+                "[account %s] of %s, then run: %s --store %s\n",
+                a->name, store_kind_name(a->store), target, a->name, ctx->cfg->path, again, target);
         return TOKEND_EX_CONFIG;
     }
     if (flow_migrate(a, target, done, &e) < 0)
@@ -489,9 +490,10 @@ static int import_run(const Account *a, int format, const char *file, const char
     if (import_read(format, file, who, import_ask_password, &found, &e) < 0 ||
         flow_import(a, found->refresh_token, found->client_id, force, &out, &e) < 0)
         return fail(&e, a->name);
-    fprintf(stderr, "tokend: %s: imported from %s; refresh token in the %s store, access "
-            "token in %s (valid for %" G_GINT64_FORMAT " min); %s\n", a->name,
-            import_format_name(format), out.store, a->token_file, out.expires_in / 60,
+    fprintf(stderr,
+            "tokend: %s: imported from %s; refresh token in the %s store, access "
+            "token in %s (valid for %" G_GINT64_FORMAT " min); %s\n",
+            a->name, import_format_name(format), out.store, a->token_file, out.expires_in / 60,
             out.rotated ? "the server rotated the refresh token, so the other tool's copy "
                           "no longer works"
                         : "the server did not rotate it: stop the other tool from using it");
@@ -523,11 +525,11 @@ static int verb_import(struct verb_ctx *ctx)
             continue;
         else
             return cli_usage_error("import: bad option %s (--from %s)", ctx->argv[optind - 1],
-                               import_format_list());
+                                   import_format_list());
     }
     if (ctx->argc - optind != 2 || format < 0)
         return cli_usage_error("import takes ACCOUNT --from FORMAT FILE (FORMAT: %s)",
-                           import_format_list());
+                               import_format_list());
     if (pizauth && format != IMPORT_FORMAT_PIZAUTH)
         return cli_usage_error("import: --pizauth-account goes with --from pizauth");
     if (!(a = verb_account(ctx, &status)))
@@ -552,9 +554,10 @@ static int check_one(const Account *a, enum mail_service s, const SecStr *token)
 /* Before any refresh: nothing to log in to is a configuration matter. */
 static int no_mail_host(const struct verb_ctx *ctx, const Account *a, const char *keys)
 {
-    fprintf(stderr, "tokend: %s: no mail server to check (provider = %s has none built in); "
-            "set %s in [account %s] of %s\n", a->name, provider_name(a->provider), keys,
-            a->name, ctx->cfg->path);
+    fprintf(stderr,
+            "tokend: %s: no mail server to check (provider = %s has none built in); "
+            "set %s in [account %s] of %s\n",
+            a->name, provider_name(a->provider), keys, a->name, ctx->cfg->path);
     return TOKEND_EX_CONFIG;
 }
 
@@ -627,9 +630,11 @@ static int tunnel_target_of(const Account *a, bool pop3, char **args, int n,
     t->mech = mech;
     t->tls = tls;
     if (!t->host)
-        return error_set(e, TOKEND_EX_CONFIG, "no %s server: set %s or name it: tokend tunnel "
-                         "%s%s HOST [PORT]", pop3 ? "POP3" : "IMAP", pop3 ? "pop_host" : "imap_host",
-                         a->name, pop3 ? " --pop3" : "");
+        return error_set(e, TOKEND_EX_CONFIG,
+                         "no %s server: set %s or name it: tokend tunnel "
+                         "%s%s HOST [PORT]",
+                         pop3 ? "POP3" : "IMAP", pop3 ? "pop_host" : "imap_host", a->name,
+                         pop3 ? " --pop3" : "");
     if (!t->user)
         return error_set(e, TOKEND_EX_CONFIG, "the tunnel needs username in the account");
     return 0;
@@ -709,15 +714,14 @@ static int verb_snippet(struct verb_ctx *ctx)
     return cli_usage_error("snippet: unknown option %s", ctx->argv[optind - 1]);
     if (ctx->argc - optind != 2)
         return cli_usage_error("snippet takes ACCOUNT and a mail client: %s",
-                           snippet_client_names());
+                               snippet_client_names());
     if (!snippet_client_known(ctx->argv[optind + 1]))
         return cli_usage_error("snippet: unknown mail client \"%s\"; known: %s",
-                           ctx->argv[optind + 1], snippet_client_names());
+                               ctx->argv[optind + 1], snippet_client_names());
     if (!(a = verb_account(ctx, &status)))
         return status;
     config = g_canonicalize_filename(ctx->cfg->path, NULL);
-    if (snippet_render(a, ctx->argv[optind + 1], program ? program : "tokend", config, out,
-                       &e) < 0)
+    if (snippet_render(a, ctx->argv[optind + 1], program ? program : "tokend", config, out, &e) < 0)
         return fail(&e, a->name);
     fputs(out->str, stdout);
     return fflush(stdout) == 0 ? 0 : TOKEND_EX_CANTCREAT;
@@ -745,17 +749,10 @@ static int verb_add(struct verb_ctx *ctx)
 }
 
 static const struct verb verbs[] = {
-    {"obtain", verb_obtain},
-    {"refresh", verb_refresh},
-    {"token", verb_token},
-    {"status", verb_status},
-    {"logout", verb_logout},
-    {"check", verb_check},
-    {"tunnel", verb_tunnel},
-    {"snippet", verb_snippet},
-    {"migrate", verb_migrate},
-    {"add", verb_add},
-    {"import", verb_import},
+    {"obtain", verb_obtain}, {"refresh", verb_refresh}, {"token", verb_token},
+    {"status", verb_status}, {"logout", verb_logout},   {"check", verb_check},
+    {"tunnel", verb_tunnel}, {"snippet", verb_snippet}, {"migrate", verb_migrate},
+    {"add", verb_add},       {"import", verb_import},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own
@@ -773,8 +770,10 @@ static bool wants_help(const struct verb_ctx *ctx)
 
 int verbs_run(const struct cli_globals *g, int argc, char **argv)
 {
-    struct verb_ctx ctx = {.g = g, .argc = argc - g->command_index,
-                           .argv = argv + g->command_index, .program = argv[0]};
+    struct verb_ctx ctx = {.g = g,
+                           .argc = argc - g->command_index,
+                           .argv = argv + g->command_index,
+                           .program = argv[0]};
     const char *name = argv[g->command_index];
     int status = -1;
 

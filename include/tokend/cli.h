@@ -11,7 +11,7 @@ struct cli_globals {
     bool quiet;              /* -q */
     bool help;
     bool version;
-    int command_index;       /* argv index of COMMAND, or argc if none */
+    int command_index; /* argv index of COMMAND, or argc if none */
 };
 
 /* Returns 0, or -1 after printing a usage error. */

@@ -17,7 +17,7 @@ struct obtain_options {
 };
 
 enum refresh_outcome {
-    REFRESH_NOT_NEEDED,   /* fresh enough, nothing done */
+    REFRESH_NOT_NEEDED,     /* fresh enough, nothing done */
     REFRESH_DONE_ELSEWHERE, /* another tokend refreshed while we waited */
     REFRESH_DONE,
 };
@@ -57,7 +57,7 @@ struct refresh_request {
     bool signin_known; /* the state already said a sign-in is needed */
     bool next_due_known;
     gint64 next_due; /* as flow_next_due, when known: saves reading the state again */
-    void *bulk; /* private */
+    void *bulk;      /* private */
 };
 
 /* Refresh many accounts at once (each when due, or all with force): at most
@@ -83,4 +83,3 @@ void flow_reauth_warn(const Account *a);
 gint64 flow_token_seconds_left(const Account *a);
 /* Read the current access token (after flow_refresh made it fresh). */
 SecStr *flow_read_token(const Account *a, struct tokend_error *e);
-
