@@ -29,8 +29,7 @@ static void check_server(const struct autoconfig_server *s)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autoptr(Autoconfig) ac =
-        autoconfig_parse((const char *)data, size, "alice@example.org", &e);
+    g_autoptr(Autoconfig) ac = autoconfig_parse((const char *)data, size, "alice@example.org", &e);
 
     if (ac) {
         const char *why = NULL;

@@ -5,7 +5,7 @@
 
 #include "fuzz.h"
 #include "tokend/oauth.h"
-#include "tokend/tokenfile.h"
+#include "tokend/tokenrule.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* The URL is shown to the user and polling must stay bounded. */
         if (!d || !d->user_code || !d->verification_uri ||
             http_check_url(d->verification_uri, &e) < 0 ||
-            !tokenfile_token_valid(d->device_code->data, d->device_code->len) || d->interval < 1 ||
+            !tokenrule_valid(d->device_code->data, d->device_code->len) || d->interval < 1 ||
             d->interval > 60 || d->expires_in < 1 || d->expires_in > 3600)
             abort();
     } else if (ret != -1 || d || e.status == 0 || !e.message) {

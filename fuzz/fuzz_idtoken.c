@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* Every claim names itself; nothing else is invented. */
         if (idtoken_best_name(c) && !idtoken_match(c, idtoken_best_name(c)))
             abort();
-        if (idtoken_match(c, "") || idtoken_has_name(c) != (c->email || c->preferred_username ||
-                                                            c->upn))
+        if (idtoken_match(c, "") ||
+            idtoken_has_name(c) != (c->email || c->preferred_username || c->upn))
             abort();
     } else if (ret != -1 || c || e.status != TOKEND_EX_DATAERR || !e.message ||
                strpbrk(e.message, "\r\n")) {

@@ -40,8 +40,8 @@ static void fuzz_proxy(const char *text, size_t len, struct tokend_error *e)
 {
     ProxyEntry *p = import_parse_proxy_config(text, len, len % 2 ? "a@example.org" : NULL, e);
 
-    if (p && (!p->section || !p->refresh_token || !*p->refresh_token || !p->salt_len ||
-              !p->iterations))
+    if (p &&
+        (!p->section || !p->refresh_token || !*p->refresh_token || !p->salt_len || !p->iterations))
         abort();
     if (!p && (e->status != TOKEND_EX_DATAERR || !e->message))
         abort();

@@ -6,7 +6,7 @@
 
 #include "fuzz.h"
 #include "tokend/oauth.h"
-#include "tokend/tokenfile.h"
+#include "tokend/tokenrule.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -21,9 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ret == 0) {
         /* What the callers rely on: a token that can be written to a token
          * file, a sane lifetime, and no error. */
-        if (!t || !tokenfile_token_valid(t->access_token->data, t->access_token->len) ||
-            (t->refresh_token &&
-             !tokenfile_token_valid(t->refresh_token->data, t->refresh_token->len)) ||
+        if (!t || !tokenrule_valid(t->access_token->data, t->access_token->len) ||
+            (t->refresh_token && !tokenrule_valid(t->refresh_token->data, t->refresh_token->len)) ||
             t->expires_in < 1 || e.status != 0)
             abort();
     } else if (ret != -1 || t || e.status == 0 || !e.message || strpbrk(e.message, "\r\n")) {

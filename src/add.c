@@ -1,13 +1,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include "tokend/add.h"
+#include "tokend/cli.h"
 #include "tokend/config.h"
 #include "tokend/detect.h"
 #include "tokend/fileio.h"
@@ -22,7 +22,7 @@ struct add_options {
     const char *email;
     const char *name;
     const char *client_id;
-    const char *client;      /* a public client profile: "thunderbird" */
+    const char *client; /* a public client profile: "thunderbird" */
     const char *secret_file;
     const char *provider;
     const char *tenant;
@@ -31,20 +31,6 @@ struct add_options {
     bool no_browser;
     bool no_signin;
 };
-
-static int usage(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *text = NULL;
-
-    va_start(ap, fmt);
-    text = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "tokend: add: %s; see tokend --help\n", text);
-    return TOKEND_EX_USAGE;
-}
 
 static int parse_options(int argc, char **argv, struct add_options *o)
 {
@@ -64,26 +50,45 @@ static int parse_options(int argc, char **argv, struct add_options *o)
 
     for (optind = 0, opterr = 0; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
-        case 'i': o->client_id = optarg; break;
-        case 'C': o->client = optarg; break;
-        case 'S': o->secret_file = optarg; break;
-        case 'p': o->provider = optarg; break;
-        case 't': o->tenant = optarg; break;
-        case 's': o->store = optarg; break;
-        case 'd': o->device = true; break;
-        case 'n': o->no_browser = true; break;
-        case 'N': o->no_signin = true; break;
-        default: return usage("bad option %s", argv[optind - 1]);
+        case 'i':
+            o->client_id = optarg;
+            break;
+        case 'C':
+            o->client = optarg;
+            break;
+        case 'S':
+            o->secret_file = optarg;
+            break;
+        case 'p':
+            o->provider = optarg;
+            break;
+        case 't':
+            o->tenant = optarg;
+            break;
+        case 's':
+            o->store = optarg;
+            break;
+        case 'd':
+            o->device = true;
+            break;
+        case 'n':
+            o->no_browser = true;
+            break;
+        case 'N':
+            o->no_signin = true;
+            break;
+        default:
+            return cli_usage_error("add: bad option %s", argv[optind - 1]);
         }
     }
     if (argc - optind < 1 || argc - optind > 2)
-        return usage("%s", "add takes EMAIL [ACCOUNT]");
+        return cli_usage_error("add: %s", "add takes EMAIL [ACCOUNT]");
     o->email = argv[optind];
     o->name = argv[optind + 1];
     if (o->client && strcmp(o->client, "thunderbird") != 0)
-        return usage("unknown --client %s (known: thunderbird)", o->client);
+        return cli_usage_error("add: unknown --client %s (known: thunderbird)", o->client);
     if (o->client && o->client_id)
-        return usage("%s", "give --client-id or --client, not both");
+        return cli_usage_error("add: %s", "give --client-id or --client, not both");
     return 0;
 }
 
@@ -118,7 +123,8 @@ static Detection *given_provider(const struct add_options *o, struct tokend_erro
     Detection *d;
 
     if (kind != PROVIDER_MICROSOFT && kind != PROVIDER_GOOGLE) {
-        error_set(e, TOKEND_EX_USAGE, "--provider takes microsoft or google (a generic "
+        error_set(e, TOKEND_EX_USAGE,
+                  "--provider takes microsoft or google (a generic "
                   "provider is found through the domain's autoconfig)");
         return NULL;
     }
@@ -141,7 +147,8 @@ static int choose_client(const struct add_options *o, const Detection *d, const 
 {
     *id = o->client_id;
     if (o->client && d->provider != PROVIDER_MICROSOFT)
-        return error_set(e, TOKEND_EX_USAGE, "--client thunderbird is documented for "
+        return error_set(e, TOKEND_EX_USAGE,
+                         "--client thunderbird is documented for "
                          "Microsoft only; register a client with %s and pass --client-id",
                          provider_name(d->provider));
     if (o->client)
@@ -273,12 +280,14 @@ static int append_account(const char *path, const char *name, const char *group,
 
 static void print_caveats(const char *name)
 {
-    fprintf(stderr,
-            "tokend: %s: using Thunderbird's public client id for Microsoft (" THUNDERBIRD_MICROSOFT_ID
-            ") with the redirect http://localhost/; its owner may revoke or restrict it at any "
-            "time, and an organisation's administrator may have to consent to it first "
-            "(AADSTS65001, AADSTS90094); your own registration is sturdier: see "
-            "registration-microsoft.md\n", name);
+    fprintf(
+        stderr,
+        "tokend: %s: using Thunderbird's public client id for Microsoft (" THUNDERBIRD_MICROSOFT_ID
+        ") with the redirect http://localhost/; its owner may revoke or restrict it at any "
+        "time, and an organisation's administrator may have to consent to it first "
+        "(AADSTS65001, AADSTS90094); your own registration is sturdier: see "
+        "registration-microsoft.md\n",
+        name);
 }
 
 static Detection *detect(const struct add_options *o, const char *name, struct tokend_error *e)
@@ -310,8 +319,8 @@ static int sign_in(const struct cli_globals *g, const char *path, const struct a
     return 0;
 }
 
-static int add_account(const struct cli_globals *g, const struct add_options *o,
-                       const char *name, char **check, struct tokend_error *e)
+static int add_account(const struct cli_globals *g, const struct add_options *o, const char *name,
+                       char **check, struct tokend_error *e)
 {
     g_autofree char *path = paths_config_file(g->config_path);
     g_autofree char *existing = NULL;
@@ -368,10 +377,11 @@ int add_run(const struct cli_globals *g, int argc, char **argv, char **check)
         return status;
     name = o.name ? g_strdup(o.name) : g_ascii_strdown(o.email, -1);
     if (!is_address(o.email))
-        return usage("\"%s\" is not an e-mail address", o.email);
+        return cli_usage_error("add: \"%s\" is not an e-mail address", o.email);
     if (!config_account_name_valid(name))
-        return usage("\"%s\" cannot be an account name (letters, digits and ._@+-, at most 64); "
-                     "give ACCOUNT", name);
+        return cli_usage_error("add: \"%s\" cannot be an account name (letters, digits and ._@+-, "
+                               "at most 64); give ACCOUNT",
+                               name);
     if (add_account(g, &o, name, check, &e) < 0) {
         status = e.status ? e.status : TOKEND_EX_SOFTWARE;
         error_print(&e, name);

@@ -17,7 +17,7 @@ enum server_slot {
 struct parse {
     Autoconfig *ac;
     const char *email;
-    GPtrArray *stack;    /* element names, outermost first */
+    GPtrArray *stack; /* element names, outermost first */
     GString *text;
     enum server_slot slot;
     struct autoconfig_server cur;
@@ -208,8 +208,8 @@ static gboolean oauth_value(struct parse *p, const char *name, const char *v, GE
  * and it does not. */
 static void server_done(struct parse *p)
 {
-    struct autoconfig_server *dst = p->slot == SLOT_IMAP  ? &p->ac->imap
-                                    : p->slot == SLOT_POP ? &p->ac->pop
+    struct autoconfig_server *dst = p->slot == SLOT_IMAP   ? &p->ac->imap
+                                    : p->slot == SLOT_POP  ? &p->ac->pop
                                     : p->slot == SLOT_SMTP ? &p->ac->smtp
                                                            : NULL;
 
@@ -218,7 +218,8 @@ static void server_done(struct parse *p)
         *dst = p->cur;
         memset(&p->cur, 0, sizeof(p->cur));
         /* The IMAP server's user name, else the POP server's. */
-        if (p->cur_username && (p->slot == SLOT_IMAP || (p->slot == SLOT_POP && !p->ac->username))) {
+        if (p->cur_username &&
+            (p->slot == SLOT_IMAP || (p->slot == SLOT_POP && !p->ac->username))) {
             g_free(p->ac->username);
             p->ac->username = g_steal_pointer(&p->cur_username);
         }
@@ -260,8 +261,7 @@ static int check_complete(const Autoconfig *ac, struct tokend_error *e)
     return 0;
 }
 
-Autoconfig *autoconfig_parse(const char *xml, size_t len, const char *email,
-                             struct tokend_error *e)
+Autoconfig *autoconfig_parse(const char *xml, size_t len, const char *email, struct tokend_error *e)
 {
     g_autoptr(Autoconfig) ac = g_new0(Autoconfig, 1);
     g_autoptr(GPtrArray) stack = g_ptr_array_new_with_free_func(g_free);

@@ -42,21 +42,21 @@ struct catcher {
     GCond changed;
     RedirectParams *result;
     bool delivered;
-    int accepted; /* address of this marks the request that carried the result */
+    int accepted;              /* address of this marks the request that carried the result */
     bool told_bad, told_stale; /* each kind of refused redirect is told once */
 };
 
-#define PAGE(title, text)                                                                      \
-    "<!doctype html><html><head><meta charset=\"utf-8\"><title>tokend: " title                 \
-    "</title></head><body style=\"font-family:sans-serif;margin:3em\"><h1>" title "</h1><p>"   \
-    text "</p></body></html>\n"
+#define PAGE(title, text)                                                                          \
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>tokend: " title                     \
+    "</title></head><body style=\"font-family:sans-serif;margin:3em\"><h1>" title "</h1><p>" text  \
+    "</p></body></html>\n"
 
 static const char page_done[] = PAGE("Signed in", "tokend has the answer. You may close this tab.");
 static const char page_refused[] =
     PAGE("Sign-in failed", "The provider refused the sign-in. See the terminal for the reason.");
-static const char page_stale[] = PAGE("Not this sign-in",
-    "This link does not belong to the sign-in tokend is waiting for. "
-    "Use the newest sign-in link, or run tokend obtain again.");
+static const char page_stale[] =
+    PAGE("Not this sign-in", "This link does not belong to the sign-in tokend is waiting for. "
+                             "Use the newest sign-in link, or run tokend obtain again.");
 static const char page_bad[] = PAGE("Bad request", "The request could not be understood.");
 static const char page_again[] =
     PAGE("Already signed in", "This sign-in is complete. You may close this tab.");
@@ -80,7 +80,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
     MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(r, "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; style-src 'unsafe-inline'");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "Connection", "close");
     ret = MHD_queue_response(conn, status, r);
@@ -120,8 +121,8 @@ static void tell_refused(bool *told, const char *why)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **req_cls)
 {
     Catcher *c = cls;
     struct collect col = {.p = g_new0(RedirectParams, 1)};
@@ -288,8 +289,7 @@ static int bind_sockets(Catcher *c, const char *host, int port, struct tokend_er
         }
         if (c->sockets[1] >= 0 || errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL) {
             if (c->sockets[1] < 0)
-                log_verbose("catcher: %s; listening on 127.0.0.1 only (no IPv6 here)",
-                            e6.message);
+                log_verbose("catcher: %s; listening on 127.0.0.1 only (no IPv6 here)", e6.message);
             error_clear(&e6);
             return chosen;
         }
@@ -301,16 +301,15 @@ static int bind_sockets(Catcher *c, const char *host, int port, struct tokend_er
     return error_set(e, TOKEND_EX_TEMPFAIL, "cannot find a free loopback port");
 }
 
-static int parse_uri(const char *uri, char **host, int *port, char **path,
-                     struct tokend_error *e)
+static int parse_uri(const char *uri, char **host, int *port, char **path, struct tokend_error *e)
 {
     g_autoptr(CURLU) u = curl_url();
     char *h = NULL, *p = NULL, *portstr = NULL;
 
     if (!catcher_handles(uri) || curl_url_set(u, CURLUPART_URL, uri, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK || !h)
-        return error_set(e, TOKEND_EX_CONFIG,
-                         "redirect_uri %s is not an http:// loopback address", uri);
+        return error_set(e, TOKEND_EX_CONFIG, "redirect_uri %s is not an http:// loopback address",
+                         uri);
     curl_url_get(u, CURLUPART_PATH, &p, 0);
     if (curl_url_get(u, CURLUPART_PORT, &portstr, 0) == CURLUE_OK && portstr)
         *port = atoi(portstr);
@@ -347,16 +346,14 @@ static struct MHD_Daemon *start_daemon(Catcher *c, int i, bool v6)
     if (getsockname(fd, (struct sockaddr *)&l->local, &len) < 0)
         return NULL;
     return MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0), 0, on_accept,
-        l, on_request, c, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0), 0, on_accept, l,
+        on_request, c, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, c,
-        MHD_OPTION_END);
+        (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, c, MHD_OPTION_END);
 }
 
-Catcher *catcher_new(const char *redirect_uri, const char *expected_state,
-                     struct tokend_error *e)
+Catcher *catcher_new(const char *redirect_uri, const char *expected_state, struct tokend_error *e)
 {
     g_autoptr(Catcher) c = g_new0(Catcher, 1);
     int port = 0;
@@ -448,8 +445,10 @@ static bool catcher_owns(const Catcher *c, const char *address)
 static int refuse_paste(struct tokend_error *e, const char *what, const Catcher *c)
 {
     error_set(e, TOKEND_EX_DATAERR, "%s", what);
-    error_set_hint(e, "paste the whole address of the page this sign-in ended on (%s?code=...), "
-                      "or finish the sign-in in the browser", c->redirect_uri);
+    error_set_hint(e,
+                   "paste the whole address of the page this sign-in ended on (%s?code=...), "
+                   "or finish the sign-in in the browser",
+                   c->redirect_uri);
     return -1;
 }
 
@@ -458,14 +457,18 @@ int catcher_take_pasted(Catcher *c, const RedirectParams *p, struct tokend_error
     int r = 0;
 
     if (p->bare || !p->address)
-        return refuse_paste(e, "a code or parameters alone cannot be checked against this "
-                               "sign-in", c);
+        return refuse_paste(e,
+                            "a code or parameters alone cannot be checked against this "
+                            "sign-in",
+                            c);
     if (!catcher_owns(c, p->address))
         return refuse_paste(e, "the pasted address is not the one this sign-in redirects to", c);
     if (!p->state || strcmp(p->state, c->state) != 0)
-        return refuse_paste(e, p->state ? "the pasted address belongs to another sign-in "
-                                          "attempt (state differs)"
-                                        : "the pasted address has no state parameter", c);
+        return refuse_paste(e,
+                            p->state ? "the pasted address belongs to another sign-in "
+                                       "attempt (state differs)"
+                                     : "the pasted address has no state parameter",
+                            c);
     g_mutex_lock(&c->lock);
     if (c->result)
         r = error_set(e, TOKEND_EX_DATAERR, "the browser's redirect arrived first");

@@ -1,8 +1,10 @@
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "tokend/cli.h"
+#include "tokend/error.h"
 
 static const char usage[] =
     "Usage: tokend [-c FILE] [-v] [-q] COMMAND ...\n"
@@ -57,15 +59,24 @@ void cli_print_usage(void)
     fputs(usage, stdout);
 }
 
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *text = NULL;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tokend: %s; see tokend --help\n", text);
+    return TOKEND_EX_USAGE;
+}
+
 int cli_parse_globals(int argc, char **argv, struct cli_globals *g)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -90,8 +101,7 @@ int cli_parse_globals(int argc, char **argv, struct cli_globals *g)
             g->version = true;
             break;
         default:
-            fprintf(stderr, "tokend: unknown option %s; see tokend --help\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "tokend: unknown option %s; see tokend --help\n", argv[optind - 1]);
             return -1;
         }
     }

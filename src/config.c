@@ -94,8 +94,8 @@ static const struct key_spec keys[] = {
 #undef F
 
 static const char *reserved_auth_params[] = {
-    "response_type", "client_id", "redirect_uri", "scope", "state",
-    "code_challenge", "code_challenge_method", "client_secret", NULL,
+    "response_type",         "client_id",     "redirect_uri", "scope", "state", "code_challenge",
+    "code_challenge_method", "client_secret", NULL,
 };
 
 struct parse_ctx {
@@ -117,8 +117,7 @@ static int key_error(const struct parse_ctx *c, const char *key, const char *fmt
     what = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     if (key)
-        return error_set(c->e, TOKEND_EX_CONFIG, "%s: [%s] %s: %s", c->path, c->group, key,
-                         what);
+        return error_set(c->e, TOKEND_EX_CONFIG, "%s: [%s] %s: %s", c->path, c->group, key, what);
     return error_set(c->e, TOKEND_EX_CONFIG, "%s: [%s]: %s", c->path, c->group, what);
 }
 
@@ -183,8 +182,7 @@ const char *flow_kind_name(enum flow_kind kind)
  * and surrounding white space trimmed; *out NULL when the key is not there.
  * A value GLib cannot read (not UTF-8, an unknown escape) is an error, not
  * a missing key: it must neither fall back to [defaults] nor pass as is. */
-static int get_value(const struct parse_ctx *c, const char *group, const char *key,
-                     char **out)
+static int get_value(const struct parse_ctx *c, const char *group, const char *key, char **out)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *v = g_key_file_get_string(c->kf, group, key, &err);
@@ -195,7 +193,8 @@ static int get_value(const struct parse_ctx *c, const char *group, const char *k
         g_error_matches(err, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND))
         return 0;
     if (err || !v)
-        return key_error(c, key, "the value is not UTF-8 text, or has a \\ escape other "
+        return key_error(c, key,
+                         "the value is not UTF-8 text, or has a \\ escape other "
                          "than \\s \\n \\t \\r \\\\");
     for (hash = strchr(v, '#'); hash; hash = strchr(hash + 1, '#')) {
         if (hash == v || hash[-1] == ' ' || hash[-1] == '\t') {
@@ -214,8 +213,9 @@ static int parse_int(const struct parse_ctx *c, const char *key, const char *v, 
     g_autoptr(GError) err = NULL;
 
     if (!g_ascii_string_to_signed(v, 10, min, max, &n, &err))
-        return key_error(c, key, "\"%s\" is not a whole number from %" G_GINT64_FORMAT
-                         " to %" G_GINT64_FORMAT, v, min, max);
+        return key_error(
+            c, key, "\"%s\" is not a whole number from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT,
+            v, min, max);
     *out = (int)n;
     return 0;
 }
@@ -241,14 +241,15 @@ static int parse_duration(const struct parse_ctx *c, const char *key, const char
     }
     if (!g_ascii_string_to_signed(digits, 10, 0, MAX_DURATION, &n, NULL) ||
         n * scale > MAX_DURATION)
-        return key_error(c, key, "\"%s\" is not a duration such as 7d, 36h, 90m or 600 "
-                         "(seconds), up to 3650 days", v);
+        return key_error(c, key,
+                         "\"%s\" is not a duration such as 7d, 36h, 90m or 600 "
+                         "(seconds), up to 3650 days",
+                         v);
     *out = (int)(n * scale);
     return 0;
 }
 
-static int parse_params(const struct parse_ctx *c, const char *key, const char *v,
-                        char ***out)
+static int parse_params(const struct parse_ctx *c, const char *key, const char *v, char ***out)
 {
     g_auto(GStrv) parts = g_strsplit_set(v, " \t", -1);
     g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func(g_free);
@@ -263,8 +264,7 @@ static int parse_params(const struct parse_ctx *c, const char *key, const char *
             return key_error(c, key, "\"%s\" is not of the form name=value", *p);
         name = g_strndup(*p, (gsize)(eq - *p));
         if (g_strv_contains(reserved_auth_params, name))
-            return key_error(c, key, "\"%s\" is set by tokend itself and cannot be given",
-                             name);
+            return key_error(c, key, "\"%s\" is set by tokend itself and cannot be given", name);
         g_ptr_array_add(kept, g_strdup(*p));
     }
     g_ptr_array_add(kept, NULL);
@@ -286,8 +286,7 @@ static int parse_enum(const struct parse_ctx *c, const char *key, const char *v,
     return key_error(c, key, "\"%s\" is not one of: %s", v, list);
 }
 
-static int parse_token_sets(const struct parse_ctx *c, const char *key, const char *v,
-                            char ***out)
+static int parse_token_sets(const struct parse_ctx *c, const char *key, const char *v, char ***out)
 {
     g_autofree char *why = NULL;
     char **sets = tokenset_parse_config(v, &why);
@@ -299,12 +298,11 @@ static int parse_token_sets(const struct parse_ctx *c, const char *key, const ch
     return 0;
 }
 
-static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const char *v,
-                     Account *a, const char *base_dir)
+static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const char *v, Account *a,
+                     const char *base_dir)
 {
     static const char *const provider_names[] = {"microsoft", "google", "generic", NULL};
-    static const char *const store_names[] = {"auto", "secret-service", "file", "command",
-                                                      NULL};
+    static const char *const store_names[] = {"auto", "secret-service", "file", "command", NULL};
     static const char *const flow_names[] = {"code", "device", NULL};
     static const char *const consent_names[] = {"auto", "always", "never", NULL};
     void *field = (char *)a + k->offset;
@@ -323,8 +321,10 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
         if (!uri_endpoint_ok(v, &why))
             return key_error(c, k->name, "\"%s\" %s", v, why);
         if (strcmp(k->name, "issuer") == 0 && uri_has_query(v))
-            return key_error(c, k->name, "\"%s\" has a query (?...), which an issuer never "
-                             "has (RFC 8414)", v);
+            return key_error(c, k->name,
+                             "\"%s\" has a query (?...), which an issuer never "
+                             "has (RFC 8414)",
+                             v);
         g_free(*(char **)field);
         *(char **)field = g_strdup(v);
         return 0;
@@ -500,8 +500,10 @@ static int resolve_authority(struct parse_ctx *c, Account *a)
     if (a->provider != PROVIDER_MICROSOFT)
         return 0;
     if (a->tenant && !uri_tenant_valid(a->tenant))
-        return key_error(c, "tenant", "\"%s\" is not common, organizations, consumers, a "
-                         "GUID or a domain (contoso.onmicrosoft.com)", a->tenant);
+        return key_error(c, "tenant",
+                         "\"%s\" is not common, organizations, consumers, a "
+                         "GUID or a domain (contoso.onmicrosoft.com)",
+                         a->tenant);
     if (!a->authority)
         return 0;
     if (!uri_parse_authority(a->authority, &authority, &tenant, &why))
@@ -580,7 +582,8 @@ static int validate_store_commands(struct parse_ctx *c, const Account *a)
         g_autoptr(GError) err = NULL;
 
         if (!lines[i] && a->store == STORE_KIND_COMMAND)
-            return key_error(c, names[i], "missing (store = command runs store_get, "
+            return key_error(c, names[i],
+                             "missing (store = command runs store_get, "
                              "store_put and store_delete)");
         if (lines[i] && !g_shell_parse_argv(lines[i], NULL, &argv, &err))
             return key_error(c, names[i], "\"%s\" cannot be split into words: %s", lines[i],
@@ -602,14 +605,13 @@ static int validate_account(struct parse_ctx *c, Account *a)
         return key_error(c, has_key(c, "tenant") ? "tenant" : "authority",
                          "only applies to provider = microsoft");
     if (a->provider == PROVIDER_MICROSOFT && (!a->authorize_url || !a->token_url))
-        return key_error(c, "authority", "\"%s\" and tenant \"%s\" make no valid URL",
-                         a->authority, a->tenant);
+        return key_error(c, "authority", "\"%s\" and tenant \"%s\" make no valid URL", a->authority,
+                         a->tenant);
     if (a->client_secret && a->client_secret_file)
         return key_error(c, "client_secret", "give client_secret or client_secret_file, not both");
     if (p->needs_client_secret && !a->client_secret && !a->client_secret_file)
         return key_error(c, "client_secret",
-                         "missing (%s desktop clients need the secret they were issued)",
-                         p->name);
+                         "missing (%s desktop clients need the secret they were issued)", p->name);
     if (a->provider == PROVIDER_GENERIC && !a->issuer && (!a->authorize_url || !a->token_url))
         return key_error(c, NULL,
                          "provider = generic needs issuer, or authorize_url and token_url");
@@ -633,8 +635,10 @@ static Account *parse_account(struct parse_ctx *c, const char *name, bool has_de
     a->store_timeout = 30;
     a->notify_before = 2 * 86400;
     if (!config_account_name_valid(name)) {
-        key_error(c, NULL, "account name \"%s\" may use letters, digits and ._@+- only, "
-                  "starting with a letter or digit", name);
+        key_error(c, NULL,
+                  "account name \"%s\" may use letters, digits and ._@+- only, "
+                  "starting with a letter or digit",
+                  name);
         return NULL;
     }
     if (check_group_keys(c, false) < 0 || apply_keys(c, a, has_defaults, base_dir) < 0)
@@ -685,8 +689,8 @@ static int check_repeated_groups(const char *data, size_t len, const char *path,
         if (close) {
             char *group = g_strndup(p + 1, (gsize)(close - p - 1));
             if (!g_hash_table_add(seen, group))
-                return error_set(e, TOKEND_EX_CONFIG, "%s: [%s]: the group appears twice",
-                                 path, group);
+                return error_set(e, TOKEND_EX_CONFIG, "%s: [%s]: the group appears twice", path,
+                                 group);
         }
         p = eol + 1;
     }
@@ -763,8 +767,8 @@ static void warn_if_secret_readable(const Config *cfg, const char *path)
     if (!secret || stat(path, &st) < 0 || (st.st_mode & 077) == 0)
         return;
     log_warn("%s holds client_secret and is readable by others (mode %03o); run: chmod 600 %s "
-             "(or move the secret to a private client_secret_file)", path,
-             (unsigned)(st.st_mode & 0777), path);
+             "(or move the secret to a private client_secret_file)",
+             path, (unsigned)(st.st_mode & 0777), path);
 }
 
 void config_set_arg(Config *c, const char *path)
@@ -787,8 +791,7 @@ char *config_command(const Account *a, const char *verb)
             plain = plain && (g_ascii_isalnum(*p) || strchr("/._+@%=:,-", *p));
         file = plain ? g_strdup(a->config_arg) : g_shell_quote(a->config_arg);
     }
-    return g_strdup_printf("tokend%s%s %s %s", file ? " -c " : "", file ? file : "", verb,
-                           a->name);
+    return g_strdup_printf("tokend%s%s %s %s", file ? " -c " : "", file ? file : "", verb, a->name);
 }
 
 Config *config_load(const char *path, struct tokend_error *e)

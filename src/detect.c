@@ -57,8 +57,8 @@ static Detection *found(enum provider_kind kind, const char *tenant, char *how)
     d->provider = kind;
     d->tenant = g_strdup(tenant);
     d->how = how;
-    log_verbose("detect: %s: provider %s%s%s", how, provider_name(kind),
-                tenant ? ", tenant " : "", tenant ? tenant : "");
+    log_verbose("detect: %s: provider %s%s%s", how, provider_name(kind), tenant ? ", tenant " : "",
+                tenant ? tenant : "");
     return d;
 }
 
@@ -85,8 +85,7 @@ static Detection *by_name(const char *domain)
             return found(PROVIDER_MICROSOFT, MS_CONSUMERS,
                          g_strdup_printf("%s is a Microsoft consumer domain", domain));
     for (size_t i = 0; i < G_N_ELEMENTS(ms_prefix); i++)
-        if (g_str_has_prefix(domain, ms_prefix[i]) &&
-            country_suffix(domain + strlen(ms_prefix[i])))
+        if (g_str_has_prefix(domain, ms_prefix[i]) && country_suffix(domain + strlen(ms_prefix[i])))
             return found(PROVIDER_MICROSOFT, MS_CONSUMERS,
                          g_strdup_printf("%s is a Microsoft consumer domain", domain));
     if (strcmp(domain, "gmail.com") == 0 || strcmp(domain, "googlemail.com") == 0)
@@ -133,8 +132,8 @@ static char *tenant_of_issuer(const char *body, size_t len)
 
 static Detection *by_microsoft_tenant(Http *h, const char *domain)
 {
-    g_autofree char *url = g_strdup_printf(MS_AUTHORITY "/%s/v2.0/.well-known/openid-configuration",
-                                           domain);
+    g_autofree char *url =
+        g_strdup_printf(MS_AUTHORITY "/%s/v2.0/.well-known/openid-configuration", domain);
     g_autoptr(HttpResponse) r = NULL;
     g_autofree char *tenant = NULL;
     struct tokend_error e = TOKEND_ERROR_INIT;
@@ -154,14 +153,16 @@ static Detection *by_microsoft_tenant(Http *h, const char *domain)
 
 /* The autoconfig documents of the domain, in Thunderbird's order; the
  * first good one wins.  A broken one is remembered in bad. */
-static Autoconfig *fetch_autoconfig(Http *h, const char *email, const char *domain,
-                                    char **where, struct tokend_error *bad)
+static Autoconfig *fetch_autoconfig(Http *h, const char *email, const char *domain, char **where,
+                                    struct tokend_error *bad)
 {
     g_autofree char *q = g_uri_escape_string(email, NULL, FALSE);
     g_autofree char *u1 = g_strdup_printf("https://autoconfig.%s/mail/config-v1.1.xml?"
-                                          "emailaddress=%s", domain, q);
+                                          "emailaddress=%s",
+                                          domain, q);
     g_autofree char *u2 = g_strdup_printf("https://%s/.well-known/autoconfig/mail/"
-                                          "config-v1.1.xml", domain);
+                                          "config-v1.1.xml",
+                                          domain);
     const char *urls[] = {u1, u2};
 
     for (size_t i = 0; i < G_N_ELEMENTS(urls); i++) {
@@ -209,8 +210,8 @@ static char *issuer_url(const char *issuer)
 static int discover(Http *h, Detection *d, Autoconfig *ac, struct tokend_error *e)
 {
     g_autofree char *issuer = issuer_url(ac->issuer);
-    g_autofree char *base = g_str_has_suffix(issuer, "/") ? g_strndup(issuer, strlen(issuer) - 1)
-                                                          : g_strdup(issuer);
+    g_autofree char *base =
+        g_str_has_suffix(issuer, "/") ? g_strndup(issuer, strlen(issuer) - 1) : g_strdup(issuer);
     g_autofree char *url = g_strconcat(base, "/.well-known/openid-configuration", NULL);
     g_autoptr(HttpResponse) r = NULL;
     g_autoptr(Discovery) disc = NULL;
@@ -292,6 +293,6 @@ Detection *detect_provider(const char *email, struct tokend_error *e)
         return d;
     error_set(e, TOKEND_EX_CONFIG, "could not detect the provider of %s", domain);
     error_set_hint(e, "add provider = microsoft, google or generic by hand (tokend.conf(5)), "
-                   "or pass --provider");
+                      "or pass --provider");
     return NULL;
 }

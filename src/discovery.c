@@ -46,8 +46,7 @@ static char *strip_slash(const char *s)
     return c;
 }
 
-Discovery *discovery_parse(const char *json, size_t len, const char *issuer,
-                           struct tokend_error *e)
+Discovery *discovery_parse(const char *json, size_t len, const char *issuer, struct tokend_error *e)
 {
     g_autoptr(cJSON) root = cJSON_ParseWithLength(json, len);
     g_autoptr(Discovery) d = g_new0(Discovery, 1);
@@ -70,8 +69,7 @@ Discovery *discovery_parse(const char *json, size_t len, const char *issuer,
      * issuer check can hold there, so none is made. */
     d->issuer_templated = strstr(got, "{tenantid}") != NULL;
     if (!d->issuer_templated && strcmp(got, want) != 0) {
-        error_set(e, TOKEND_EX_DATAERR, "the server metadata is for issuer %s, not %s", got,
-                  want);
+        error_set(e, TOKEND_EX_DATAERR, "the server metadata is for issuer %s, not %s", got, want);
         return NULL;
     }
     d->issuer = g_strdup(iss->valuestring);
@@ -82,9 +80,8 @@ Discovery *discovery_parse(const char *json, size_t len, const char *issuer,
     if (bad)
         return NULL;
     d->iss_parameter_supported =
-        !d->issuer_templated &&
-        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-            root, "authorization_response_iss_parameter_supported"));
+        !d->issuer_templated && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                                    root, "authorization_response_iss_parameter_supported"));
     return g_steal_pointer(&d);
 }
 

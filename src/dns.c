@@ -36,9 +36,8 @@ static struct mx *mx_from_rr(ns_msg *msg, ns_rr *rr)
     struct mx *m;
     size_t len;
 
-    if (ns_rr_rdlen(*rr) < 3 ||
-        ns_name_uncompress(ns_msg_base(*msg), ns_msg_end(*msg), ns_rr_rdata(*rr) + 2, name,
-                           sizeof(name)) < 0)
+    if (ns_rr_rdlen(*rr) < 3 || ns_name_uncompress(ns_msg_base(*msg), ns_msg_end(*msg),
+                                                   ns_rr_rdata(*rr) + 2, name, sizeof(name)) < 0)
         return NULL;
     len = strlen(name);
     if (len > 0 && name[len - 1] == '.')
@@ -103,8 +102,10 @@ int dns_mx(const char *domain, GPtrArray **out, struct tokend_error *e)
     herr = st.res_h_errno;
     res_nclose(&st);
     if (len < 0 && herr == TRY_AGAIN) {
-        error_set(e, TOKEND_EX_TEMPFAIL, "the DNS server did not answer for %s (MX) within "
-                  "%d s", domain, DNS_TIMEOUT_SECONDS * DNS_ATTEMPTS * DNS_MAX_SERVERS);
+        error_set(e, TOKEND_EX_TEMPFAIL,
+                  "the DNS server did not answer for %s (MX) within "
+                  "%d s",
+                  domain, DNS_TIMEOUT_SECONDS * DNS_ATTEMPTS * DNS_MAX_SERVERS);
         error_set_hint(e, "check /etc/resolv.conf and the network, then try again");
         return -1;
     }

@@ -3,26 +3,19 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 
 #include "tokend-config.h"
 #include "tokend/cli.h"
+#include "tokend/harden.h"
 #include "tokend/log.h"
 #include "tokend/verbs.h"
 
 int main(int argc, char **argv)
 {
-    struct rlimit no_core = {0, 0};
     struct cli_globals g;
 
-    /* Tokens live in this process's memory: no core dumps, no ptrace by
-     * other processes of the user. */
-    prctl(PR_SET_DUMPABLE, 0);
-    setrlimit(RLIMIT_CORE, &no_core);
-    /* libcurl (OpenSSL) would write the TLS session keys, which decrypt
-     * every token on the wire, to the file this names. */
-    unsetenv("SSLKEYLOGFILE");
+    /* Tokens live in this process's memory. */
+    harden_process();
     if (cli_parse_globals(argc, argv, &g) < 0)
         return 64;
     log_level = g.quiet ? LOG_LEVEL_QUIET : MIN(g.verbosity, LOG_LEVEL_DEBUG);

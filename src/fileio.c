@@ -103,8 +103,7 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, enum fil
     int fd = open_temp(path, &tmp);
 
     if (fd < 0)
-        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create %s: %s", path,
-                         g_strerror(errno));
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create %s: %s", path, g_strerror(errno));
     if (fill(fd, tmp, data, len, sync) < 0) {
         int err = errno;
         close(fd);
@@ -114,8 +113,7 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, enum fil
     if (close(fd) < 0 || io_fault("rename", tmp) < 0 || rename(tmp, path) < 0) {
         int err = errno;
         unlink(tmp);
-        return error_set(e, TOKEND_EX_CANTCREAT, "cannot replace %s: %s", path,
-                         g_strerror(err));
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot replace %s: %s", path, g_strerror(err));
     }
     if (sync == FILEIO_SYNC_DURABLE)
         fsync_dir(path);
@@ -151,8 +149,7 @@ int fileio_reserve(const char *path, size_t bytes, struct tokend_error *e)
 
     if (io_fault("create", tmp) < 0 ||
         (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
-        return error_set(e, TOKEND_EX_CANTCREAT, "cannot write in %s: %s", dir,
-                         g_strerror(errno));
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot write in %s: %s", dir, g_strerror(errno));
     if (fchmod(fd, 0600) == 0 && allocate(fd, tmp, bytes) == 0) {
         close(fd);
         return 0;
@@ -208,13 +205,11 @@ int fileio_check_private(int fd, const char *path, bool repair, struct tokend_er
     struct stat st;
 
     if (fstat(fd, &st) < 0)
-        return error_set(e, TOKEND_EX_CANTCREAT, "cannot stat %s: %s", path,
-                         g_strerror(errno));
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot stat %s: %s", path, g_strerror(errno));
     if (!S_ISREG(st.st_mode))
         return error_set(e, TOKEND_EX_CANTCREAT, "%s is not a regular file", path);
     if (st.st_uid != geteuid())
-        return error_set(e, TOKEND_EX_CANTCREAT, "%s belongs to another user; refusing it",
-                         path);
+        return error_set(e, TOKEND_EX_CANTCREAT, "%s belongs to another user; refusing it", path);
     if ((st.st_mode & 077) == 0)
         return 0;
     if (!repair)

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/fault.h"
 #include "tokend/fileio.h"
 #include "tokend/http.h"
@@ -15,29 +15,24 @@
 #include "tokend/paths.h"
 #include "tokend/reauth.h"
 #include "tokend/room.h"
+#include "tokend/shared.h"
 #include "tokend/state.h"
 #include "tokend/store.h"
 #include "tokend/tokenfile.h"
 
 #define REFRESH_KIND "refresh_token"
-#define LOCK_TIMEOUT_MS 60000
-
-static gint64 now_s(void)
-{
-    return g_get_real_time() / G_USEC_PER_SEC;
-}
 
 static char *store_label(const Account *a)
 {
-    return g_strdup_printf("tokend refresh token for %s%s%s", a->name,
-                           a->username ? " " : "", a->username ? a->username : "");
+    return g_strdup_printf("tokend refresh token for %s%s%s", a->name, a->username ? " " : "",
+                           a->username ? a->username : "");
 }
 
 /* Store the refresh token; when the keyring refuses, keep it in the file
  * store rather than lose it, and the reverse; when both refuse, in a rescue
  * file.  Returns the name of the store used. */
-static const char *put_refresh_token(const Account *a, const char *preferred,
-                                     const SecStr *rt, struct tokend_error *e)
+static const char *put_refresh_token(const Account *a, const char *preferred, const SecStr *rt,
+                                     struct tokend_error *e)
 {
     g_autofree char *label = store_label(a);
     g_autoptr(Store) s = NULL;
@@ -57,8 +52,8 @@ static const char *put_refresh_token(const Account *a, const char *preferred,
         return NULL;
     }
     log_warn("%s: could not save the new refresh token in the %s store (%s); kept it in the "
-             "%s store instead", a->name, s ? store_name(s) : "chosen", first.message,
-             store_name(rescue));
+             "%s store instead",
+             a->name, s ? store_name(s) : "chosen", first.message, store_name(rescue));
     error_clear(&first);
     return store_name(rescue);
 }
@@ -69,8 +64,8 @@ static void forget_in_store(const Account *a, const char *name)
     g_autoptr(Store) s = store_open_account(a, name, &e);
 
     if (!s || store_remove(s, a->name, REFRESH_KIND, &e) < 0)
-        log_warn("%s: could not remove the old refresh token from the %s store: %s", a->name,
-                 name, e.message);
+        log_warn("%s: could not remove the old refresh token from the %s store: %s", a->name, name,
+                 e.message);
     error_clear(&e);
 }
 
@@ -81,8 +76,7 @@ static int ensure_token_dir(const Account *a, const char *account_dir, struct to
     if (strcmp(parent, account_dir) == 0)
         return 0;
     if (g_mkdir_with_parents(parent, 0700) < 0)
-        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s for token_file",
-                         parent);
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s for token_file", parent);
     return 0;
 }
 
@@ -118,11 +112,29 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir)
     g_autofree char *token_dir = g_path_get_dirname(a->token_file);
     g_autofree char *token_base = g_path_get_basename(a->token_file);
     bool together = strcmp(token_dir, account_dir) == 0;
-    const char *names[] = {REFRESH_KIND, "state.json", together ? token_base : NULL, NULL};
+    const char *names[] = {REFRESH_KIND, STATE_FILE, together ? token_base : NULL, NULL};
 
     fileio_remove_stale_temps_in(account_dir, names);
     if (!together)
         fileio_remove_stale_temps(a->token_file);
+}
+
+/* Store a new refresh token (in `preferred`, or the configured store when
+ * NULL), then forget the old one where it was and record where it went. */
+static int keep_refresh_token(const Account *a, AccountState *st, const char *preferred,
+                              const SecStr *rt, struct tokend_error *e)
+{
+    const char *used = put_refresh_token(a, preferred, rt, e);
+
+    if (!used)
+        return -1;
+    FAULT_POINT("after-store");
+    room_forget_rescued(a);
+    if (st->store && strcmp(st->store, used) != 0)
+        forget_in_store(a, st->store);
+    g_free(st->store);
+    st->store = g_strdup(used);
+    return 0;
 }
 
 /* Asked for offline_access; the server's `scope` leaves it out. */
@@ -136,28 +148,17 @@ static bool offline_access_dropped(const Account *a, const TokenResponse *t)
 }
 
 int flow_save_response(const Account *a, const char *dir, AccountState *st,
-                       const char *signin_store, const TokenResponse *t,
-                       struct tokend_error *e)
+                       const char *signin_store, const TokenResponse *t, struct tokend_error *e)
 {
-    gint64 now = now_s();
+    gint64 now = state_now();
     bool signin = signin_store != NULL;
-    const char *preferred = signin_store;
-    const char *used;
 
     if (t->refresh_token) {
-        /* A refresh keeps the token where it was unless the user chose a
-         * store; a new sign-in goes where obtain decided. */
-        if (!signin && a->store == STORE_KIND_AUTO && st->store)
-            preferred = st->store;
-        used = put_refresh_token(a, preferred, t->refresh_token, e);
-        if (!used)
+        /* A new sign-in goes where obtain decided; a refresh keeps the
+         * token where it was (flow_save_rotated). */
+        if ((signin ? keep_refresh_token(a, st, signin_store, t->refresh_token, e)
+                    : flow_save_rotated(a, st, t->refresh_token, e)) < 0)
             return -1;
-        FAULT_POINT("after-store");
-        room_forget_rescued(a);
-        if (st->store && strcmp(st->store, used) != 0)
-            forget_in_store(a, st->store);
-        g_free(st->store);
-        st->store = g_strdup(used);
     } else if (signin) {
         log_warn("%s: the server sent no refresh token, so tokend cannot refresh; %s", a->name,
                  offline_access_dropped(a, t)
@@ -190,29 +191,18 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     return state_save(dir, st, e);
 }
 
-int flow_save_rotated(const Account *a, AccountState *st, const SecStr *rt,
-                      struct tokend_error *e)
+int flow_save_rotated(const Account *a, AccountState *st, const SecStr *rt, struct tokend_error *e)
 {
-    const char *preferred = a->store == STORE_KIND_AUTO ? st->store : NULL;
-    const char *used = put_refresh_token(a, preferred, rt, e);
-
-    if (!used)
-        return -1;
-    FAULT_POINT("after-store");
-    room_forget_rescued(a);
-    if (st->store && strcmp(st->store, used) != 0)
-        forget_in_store(a, st->store);
-    g_free(st->store);
-    st->store = g_strdup(used);
-    return 0;
+    /* Where it was, unless the user chose a store. */
+    return keep_refresh_token(a, st, a->store == STORE_KIND_AUTO ? st->store : NULL, rt, e);
 }
 
 void flow_record_failure(const char *dir, AccountState *st, const struct tokend_error *err)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
 
-    reauth_note_failure(st, err, now_s());
-    st->last_attempt = now_s();
+    reauth_note_failure(st, err, state_now());
+    st->last_attempt = state_now();
     st->last_status = err->status;
     g_free(st->last_error);
     st->last_error = g_strdup(err->message);
@@ -273,15 +263,16 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
         return;
     if (flow_binding_check(a, st, &e) < 0)
         goto out;
-    if (!(s = store_open_account(a, st->store, &e)) || store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0
-        || !rt)
+    if (!(s = store_open_account(a, st->store, &e)) ||
+        store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0 || !rt)
         goto out;
     if (oauth_revoke(http, &client->oauth, rt, &e) == 0)
         g_string_append(removed, "revoked the refresh token at the provider; ");
 out:
     if (e.message)
         log_warn("%s: could not revoke the refresh token at the provider (%s); forgetting it "
-                 "locally anyway", a->name, e.message);
+                 "locally anyway",
+                 a->name, e.message);
     error_clear(&e);
 }
 
@@ -304,7 +295,7 @@ static bool in_account_dir(const char *dir, const char *path)
 int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(a->name);
-    g_autofree char *state_path = g_build_filename(dir, "state.json", NULL);
+    g_autofree char *state_path = g_build_filename(dir, STATE_FILE, NULL);
     g_autoptr(AccountState) st = NULL;
     int trust = paths_trust_private_dir(dir, e);
     int fd;
@@ -312,6 +303,8 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     if (trust < 0)
         return -1;
     st = trust == 0 ? state_load(dir, e) : NULL;
+    if (!st && e->status)
+        log_warn("%s: %s; logging out with what the configuration says", a->name, e->message);
     if (!st)
         st = state_new();
     error_clear(e);
@@ -337,14 +330,23 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     return e->status ? -1 : 0;
 }
 
-gint64 flow_next_due(const Account *a)
+/* The account's state, for a question that "nothing known" answers well
+ * enough: NULL when the folder is not to be trusted or the state cannot be
+ * read (the next refresh says why). */
+static AccountState *state_if_trusted(const Account *a)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autofree char *dir = paths_account_dir(a->name);
-    g_autoptr(AccountState) st =
-        paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
+    AccountState *st = paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
 
     error_clear(&e);
+    return st;
+}
+
+gint64 flow_next_due(const Account *a)
+{
+    g_autoptr(AccountState) st = state_if_trusted(a);
+
     return flow_next_due_of(a, st);
 }
 
@@ -359,13 +361,9 @@ gint64 flow_next_due_of(const Account *a, const AccountState *st)
 
 gint64 flow_token_seconds_left(const Account *a)
 {
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autofree char *dir = paths_account_dir(a->name);
-    g_autoptr(AccountState) st =
-        paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
+    g_autoptr(AccountState) st = state_if_trusted(a);
 
-    error_clear(&e);
     if (!st || g_strcmp0(st->token_file, a->token_file) != 0)
         return 0;
-    return MAX(st->expires_at - now_s(), 0);
+    return MAX(st->expires_at - state_now(), 0);
 }

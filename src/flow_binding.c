@@ -2,7 +2,7 @@
  * configuration that points the account at another server or client, it is
  * never sent (it would be handed to whoever runs that endpoint). */
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/state.h"
 
 void flow_binding_record(AccountState *st, const Account *a)

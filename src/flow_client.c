@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/discovery.h"
 #include "tokend/fileio.h"
 #include "tokend/paths.h"

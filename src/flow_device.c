@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/browser.h"
 #include "tokend/log.h"
 
@@ -32,8 +32,8 @@ static void nap(int seconds)
 
 static void show_code(const Account *a, const DeviceAuth *d, bool open_browser)
 {
-    const char *url = d->verification_uri_complete ? d->verification_uri_complete
-                                                   : d->verification_uri;
+    const char *url =
+        d->verification_uri_complete ? d->verification_uri_complete : d->verification_uri;
     bool opened = open_browser && browser_open(url);
 
     fprintf(stderr, "tokend: %s: to sign in, open %s and enter the code %s\n", a->name,
@@ -85,11 +85,15 @@ static void hint_browser_flow(const Account *a, struct tokend_error *e)
     if (!oauth_error_has_code(e, 53003))
         return;
     if (a->flow == FLOW_KIND_DEVICE)
-        error_set_hint(e, "the policy may block only the device flow: set flow = code for this "
-                          "account and sign in with the browser: tokend obtain %s", a->name);
+        error_set_hint(e,
+                       "the policy may block only the device flow: set flow = code for this "
+                       "account and sign in with the browser: tokend obtain %s",
+                       a->name);
     else
-        error_set_hint(e, "the policy may block only the device flow: sign in with the browser "
-                          "instead: tokend obtain %s (without --device)", a->name);
+        error_set_hint(e,
+                       "the policy may block only the device flow: sign in with the browser "
+                       "instead: tokend obtain %s (without --device)",
+                       a->name);
 }
 
 int flow_device(const Account *a, FlowClient *client, Http *http, bool open_browser,

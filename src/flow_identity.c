@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/idtoken.h"
 #include "tokend/state.h"
 
@@ -35,10 +35,10 @@ static int mismatch(const Account *a, const char *who, struct tokend_error *e)
 {
     g_autofree char *expected = expected_names(a);
 
-    error_set(e, TOKEND_EX_NOPERM, "signed in as %s, not as %s: nothing was saved", who,
-              expected);
-    error_set_hint(e, "run: tokend obtain %s and sign in as %s, or set identity = %s in [account "
-                      "%s] if that is this account's sign-in name",
+    error_set(e, TOKEND_EX_NOPERM, "signed in as %s, not as %s: nothing was saved", who, expected);
+    error_set_hint(e,
+                   "run: tokend obtain %s and sign in as %s, or set identity = %s in [account "
+                   "%s] if that is this account's sign-in name",
                    a->name, a->identity ? a->identity : a->username, who, a->name);
     return -1;
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "tokend/flow_import.h"
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/http.h"
 #include "tokend/lock.h"
 #include "tokend/log.h"
@@ -16,7 +16,6 @@
 #include "tokend/room.h"
 #include "tokend/state.h"
 #include "tokend/store.h"
-
 
 void import_outcome_clear(struct import_outcome *out)
 {
@@ -36,8 +35,10 @@ static AccountState *load_state(const Account *a, const char *dir, bool force,
         return state_new();
     }
     if (st->store && !force) {
-        error_set(e, TOKEND_EX_CANTCREAT, "already signed in (a refresh token is in the %s "
-                  "store); nothing was imported", st->store);
+        error_set(e, TOKEND_EX_CANTCREAT,
+                  "already signed in (a refresh token is in the %s "
+                  "store); nothing was imported",
+                  st->store);
         error_set_hint(e, "add --force to replace it, or run: tokend logout %s", a->name);
         return NULL;
     }
@@ -58,11 +59,12 @@ static int prove(const Account *a, Http *http, const SecStr *rt, const char *iss
     /* A refresh token works only for the client it was issued to: say so
      * rather than send it where it can only be refused. */
     if (issued_to && g_strcmp0(issued_to, client->oauth.client_id) != 0) {
-        error_set(e, TOKEND_EX_CONFIG, "the refresh token was issued to client_id %s, not to "
-                  "this account's %s; nothing was imported", issued_to,
-                  client->oauth.client_id ? client->oauth.client_id : "(none)");
-        error_set_hint(e, "set client_id = %s (and its client_secret) in [account %s]",
-                       issued_to, a->name);
+        error_set(e, TOKEND_EX_CONFIG,
+                  "the refresh token was issued to client_id %s, not to "
+                  "this account's %s; nothing was imported",
+                  issued_to, client->oauth.client_id ? client->oauth.client_id : "(none)");
+        error_set_hint(e, "set client_id = %s (and its client_secret) in [account %s]", issued_to,
+                       a->name);
         return -1;
     }
     form = oauth_refresh_form(&client->oauth, rt);
@@ -95,10 +97,9 @@ static void hold_termination(sigset_t *old)
     pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
-static int prove_and_save(const Account *a, const char *dir, AccountState *st,
-                          const char *store, Http *http, const SecStr *rt,
-                          const char *issued_to, struct import_outcome *out,
-                          struct tokend_error *e)
+static int prove_and_save(const Account *a, const char *dir, AccountState *st, const char *store,
+                          Http *http, const SecStr *rt, const char *issued_to,
+                          struct import_outcome *out, struct tokend_error *e)
 {
     g_autoptr(TokenResponse) t = NULL;
     g_autoptr(FlowIdentity) id = NULL;
@@ -116,9 +117,8 @@ static int prove_and_save(const Account *a, const char *dir, AccountState *st,
     return 0;
 }
 
-static int import_locked(const Account *a, const char *dir, const SecStr *rt,
-                         const char *issued_to, bool force, struct import_outcome *out,
-                         struct tokend_error *e)
+static int import_locked(const Account *a, const char *dir, const SecStr *rt, const char *issued_to,
+                         bool force, struct import_outcome *out, struct tokend_error *e)
 {
     g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(AccountState) st = NULL;
@@ -136,8 +136,8 @@ static int import_locked(const Account *a, const char *dir, const SecStr *rt,
     return r;
 }
 
-int flow_import(const Account *a, const SecStr *refresh_token, const char *issued_to,
-                bool force, struct import_outcome *out, struct tokend_error *e)
+int flow_import(const Account *a, const SecStr *refresh_token, const char *issued_to, bool force,
+                struct import_outcome *out, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(a->name);
     int held, fd, r;

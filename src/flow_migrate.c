@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/fault.h"
 #include "tokend/lock.h"
 #include "tokend/log.h"
@@ -29,9 +29,9 @@ static int not_signed_in(const Account *a, const char *why, struct tokend_error 
 /* Write to the new store and read it back. */
 static int copy_verified(const Account *a, Store *to, const SecStr *rt, struct tokend_error *e)
 {
-    g_autofree char *label = g_strdup_printf("tokend refresh token for %s%s%s", a->name,
-                                             a->username ? " " : "",
-                                             a->username ? a->username : "");
+    g_autofree char *label =
+        g_strdup_printf("tokend refresh token for %s%s%s", a->name, a->username ? " " : "",
+                        a->username ? a->username : "");
     g_autoptr(SecStr) back = NULL;
     struct tokend_error ignored = TOKEND_ERROR_INIT;
 
@@ -52,8 +52,8 @@ static int copy_verified(const Account *a, Store *to, const SecStr *rt, struct t
                      store_name(to), back ? "something other" : "nothing, rather");
 }
 
-static int migrate_locked(const Account *a, const char *dir, AccountState *st,
-                          const char *target, GString *done, struct tokend_error *e)
+static int migrate_locked(const Account *a, const char *dir, AccountState *st, const char *target,
+                          GString *done, struct tokend_error *e)
 {
     g_autoptr(Store) from = NULL;
     g_autoptr(Store) to = NULL;
@@ -79,8 +79,8 @@ static int migrate_locked(const Account *a, const char *dir, AccountState *st,
     if (state_save(dir, st, e) < 0)
         return -1;
     FAULT_POINT("migrate-after-state");
-    g_string_append_printf(done, "moved the refresh token from the %s store to the %s store",
-                           old, target);
+    g_string_append_printf(done, "moved the refresh token from the %s store to the %s store", old,
+                           target);
     if (store_remove(from, a->name, REFRESH_KIND, &left) < 0)
         log_warn("%s: could not remove the old copy from the %s store (%s); remove it by hand",
                  a->name, old, left.message);

@@ -10,7 +10,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/browser.h"
 #include "tokend/catcher.h"
 #include "tokend/http.h"
@@ -128,8 +128,7 @@ static int read_pasted(int timeout_s, char **out, struct tokend_error *e)
         ssize_t n;
 
         if (left <= 0 || poll(&pfd, 1, left) == 0)
-            return error_set(e, TOKEND_EX_TEMPFAIL, "nothing was pasted within %d s",
-                             timeout_s);
+            return error_set(e, TOKEND_EX_TEMPFAIL, "nothing was pasted within %d s", timeout_s);
         n = read(STDIN_FILENO, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
@@ -206,8 +205,7 @@ static int paste_try(const Account *a, Catcher *c, const char *line, RedirectPar
 
 /* Read what stdin has and try each complete line (and what is left when
  * stdin ends).  Returns 1 when a paste won. */
-static int paste_read(const Account *a, Catcher *c, struct paste_input *in,
-                      RedirectParams **out)
+static int paste_read(const Account *a, Catcher *c, struct paste_input *in, RedirectParams **out)
 {
     char buf[PASTE_READ];
     ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
@@ -282,8 +280,9 @@ static int race_loop(const Account *a, Catcher *c, struct paste_input *in, Redir
         else if (pfd[1].revents && paste_read(a, c, in, out) == 1)
             return 0;
         if (round == 0 && in->open)
-            fprintf(stderr, "tokend: %s: waiting for the browser to come back to %s; "
-                            "or paste the address of the page the browser ended on:\n",
+            fprintf(stderr,
+                    "tokend: %s: waiting for the browser to come back to %s; "
+                    "or paste the address of the page the browser ended on:\n",
                     a->name, catcher_redirect_uri(c));
     }
     error_set(e, TOKEND_EX_TEMPFAIL, "no sign-in arrived within %d s", a->login_timeout);
@@ -333,8 +332,9 @@ static int save_signin(const Account *a, const char *store, const TokenResponse 
     r = flow_save_response(a, dir, st, store, t, e);
     lock_release(fd);
     if (r == 0)
-        fprintf(stderr, "tokend: %s: signed in; refresh token in the %s store, access token in "
-                        "%s (valid for %" G_GINT64_FORMAT " min)\n",
+        fprintf(stderr,
+                "tokend: %s: signed in; refresh token in the %s store, access token in "
+                "%s (valid for %" G_GINT64_FORMAT " min)\n",
                 a->name, st->store ? st->store : "(none)", a->token_file, t->expires_in / 60);
     return r;
 }
@@ -342,16 +342,14 @@ static int save_signin(const Account *a, const char *store, const TokenResponse 
 /* A bare pasted code carries no state to check beforehand: PKCE makes the
  * server refuse one from another sign-in, which is the paste's fault (65),
  * not a sign-in to repeat later (77). */
-static int redeem(Http *http, FlowClient *client, const RedirectParams *params,
-                  const Pkce *pkce, const char *redirect, TokenResponse **t,
-                  struct tokend_error *e)
+static int redeem(Http *http, FlowClient *client, const RedirectParams *params, const Pkce *pkce,
+                  const char *redirect, TokenResponse **t, struct tokend_error *e)
 {
     g_autofree char *why = NULL;
     g_autofree char *detail = NULL;
     const char *tag;
 
-    if (oauth_redeem_code(http, &client->oauth, params->code, pkce->verifier, redirect, t,
-                          e) == 0)
+    if (oauth_redeem_code(http, &client->oauth, params->code, pkce->verifier, redirect, t, e) == 0)
         return 0;
     if (!params->bare || e->status != TOKEND_EX_NOPERM ||
         !g_str_has_prefix(e->message, "sign-in needed"))
@@ -361,7 +359,8 @@ static int redeem(Http *http, FlowClient *client, const RedirectParams *params,
     detail = g_strdup(e->detail);
     error_set(e, TOKEND_EX_DATAERR,
               "the server refused the pasted code: it is not from this sign-in, or it expired "
-              "or was used already %s", why);
+              "or was used already %s",
+              why);
     error_set_hint(e, "paste the address of the page this sign-in ended on, or run tokend "
                       "obtain again");
     error_set_detail(e, detail);
@@ -403,8 +402,8 @@ static int code_flow(const Account *a, const struct obtain_options *o, FlowClien
     return redeem(http, client, params, pkce, redirect, t, e);
 }
 
-static int obtain_locked(const Account *a, const struct obtain_options *o, Http *http,
-                         bool device, struct tokend_error *e)
+static int obtain_locked(const Account *a, const struct obtain_options *o, Http *http, bool device,
+                         struct tokend_error *e)
 {
     g_autoptr(FlowClient) client = NULL;
     g_autoptr(Store) store = NULL;

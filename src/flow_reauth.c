@@ -23,7 +23,7 @@ static char *when_text(gint64 t)
 /* Under the lock: note the warning as sent; the moment it is about. */
 static gint64 take_warning(const Account *a, const char *dir, char **rule, struct tokend_error *e)
 {
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    gint64 now = state_now();
     g_autoptr(AccountState) st = state_load(dir, e);
     struct reauth_estimate est;
 

@@ -8,7 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/fault.h"
 #include "tokend/http.h"
 #include "tokend/lock.h"
@@ -19,7 +19,6 @@
 #include "tokend/store.h"
 
 #define REFRESH_KIND "refresh_token"
-#define LOCK_TIMEOUT_MS 60000
 
 struct refresh_job {
     struct refresh_request *req;
@@ -32,22 +31,17 @@ struct refresh_job {
     SecStr *form;
     HttpResponse *response; /* bulk: the answer, until a writer has saved it */
     struct tokend_error net_error;
-    bool reserved; /* room for the answer is reserved (room_reserve) */
+    bool reserved;                      /* room for the answer is reserved (room_reserve) */
     const struct token_set_target *set; /* a token set's refresh, or NULL */
     char *set_request;                  /* the scopes that refresh asks for */
 };
 
 enum begin_result {
     BEGIN_FAILED = -1,
-    BEGIN_DONE = 0,     /* nothing to send: outcome set */
-    BEGIN_SEND = 1,     /* lock held, request ready */
-    BEGIN_BUSY = 2,     /* another tokend holds the lock: try again later */
+    BEGIN_DONE = 0, /* nothing to send: outcome set */
+    BEGIN_SEND = 1, /* lock held, request ready */
+    BEGIN_BUSY = 2, /* another tokend holds the lock: try again later */
 };
-
-static gint64 now_s(void)
-{
-    return g_get_real_time() / G_USEC_PER_SEC;
-}
 
 /* A refresh is not interrupted between sending the request and saving the
  * answer: the server may already have rotated the refresh token, and the
@@ -82,12 +76,6 @@ static bool termination_pending(void)
         if (sigismember(&pending, termination_signals[i]) == 1)
             return true;
     return false;
-}
-
-static bool fresh(const Account *a, const AccountState *st, int margin)
-{
-    return state_token_fresh(st, margin, now_s()) && access(a->token_file, F_OK) == 0 &&
-           g_strcmp0(st->token_file, a->token_file) == 0;
 }
 
 static void job_clear(struct refresh_job *j)
@@ -230,8 +218,9 @@ static enum begin_result look(struct refresh_job *j, enum refresh_outcome if_fre
     if (!(j->st = state_load(j->dir, &j->req->error)))
         return BEGIN_FAILED;
     j->req->signin_known = j->st->needs_signin;
-    if (!j->force && (j->set ? flow_set_fresh(j->dir, j->st, j->set, j->margin)
-                             : fresh(j->req->account, j->st, j->margin))) {
+    if (!j->force &&
+        (j->set ? flow_set_fresh(j->dir, j->st, j->set, j->margin)
+                : state_token_ready(j->st, j->req->account->token_file, j->margin, state_now()))) {
         j->req->outcome = if_fresh;
         return BEGIN_DONE;
     }
@@ -316,13 +305,12 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
     return 0;
 }
 
-static int refresh_one(const Account *a, int margin, bool force,
-                       const struct token_set_target *set, enum refresh_outcome *outcome,
-                       struct tokend_error *e)
+static int refresh_one(const Account *a, int margin, bool force, const struct token_set_target *set,
+                       enum refresh_outcome *outcome, struct tokend_error *e)
 {
     struct refresh_request req = {.account = a, .error = TOKEND_ERROR_INIT};
-    struct refresh_job j = {.req = &req, .margin = margin, .force = force, .lock_fd = -1,
-                            .set = set};
+    struct refresh_job j = {
+        .req = &req, .margin = margin, .force = force, .lock_fd = -1, .set = set};
     g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(HttpResponse) r = NULL;
     struct tokend_error err = TOKEND_ERROR_INIT;
@@ -390,9 +378,9 @@ struct bulk {
     struct refresh_job *jobs;
     size_t n, next;
     int in_flight, max_parallel;
-    GArray *busy; /* indexes of jobs whose lock was held elsewhere */
-    GAsyncQueue *answers;   /* for the writers; b itself tells one to stop */
-    GPtrArray *writers;     /* started as needed, joined at the end */
+    GArray *busy;         /* indexes of jobs whose lock was held elsewhere */
+    GAsyncQueue *answers; /* for the writers; b itself tells one to stop */
+    GPtrArray *writers;   /* started as needed, joined at the end */
     GMutex mutex;
     GCond saved;
     int writing; /* answers handed to the writers and not saved yet */
@@ -465,8 +453,8 @@ static void bulk_fill(struct bulk *b)
 
         switch (job_begin(j, b->http, false)) {
         case BEGIN_SEND:
-            if (http_multi_add(b->multi, j->client->token_url, j->req->account->ca_file,
-                               j->form, on_done, j, &j->req->error) == 0) {
+            if (http_multi_add(b->multi, j->client->token_url, j->req->account->ca_file, j->form,
+                               on_done, j, &j->req->error) == 0) {
                 b->in_flight++;
                 continue;
             }
@@ -515,65 +503,92 @@ static void fit_file_limit(struct bulk *b)
                 b->max_parallel);
 }
 
+/* The pool, the writers' queue and one job per request; the limits fitted
+ * to the file descriptors there are. */
+static void bulk_init(struct bulk *b, struct refresh_request *reqs, int max_parallel, bool force)
+{
+    b->max_parallel = MAX(max_parallel, 1);
+    b->backlog = FAULT_NUMBER(TEST_BACKLOG_VAR, 0);
+    b->slow_writes = b->backlog > 0;
+    if (!b->slow_writes)
+        b->backlog = WRITE_BACKLOG;
+    b->max_writers = WRITERS;
+    fit_file_limit(b);
+    g_mutex_init(&b->mutex);
+    g_cond_init(&b->saved);
+    b->answers = g_async_queue_new();
+    b->writers = g_ptr_array_new();
+    b->multi = http_multi_new(b->max_parallel);
+    b->http = http_new(NULL);
+    b->jobs = g_new0(struct refresh_job, b->n);
+    b->busy = g_array_new(FALSE, FALSE, sizeof(size_t));
+    for (size_t i = 0; i < b->n; i++) {
+        reqs[i].bulk = b;
+        b->jobs[i] = (struct refresh_job){.req = &reqs[i],
+                                          .margin = reqs[i].account->refresh_margin,
+                                          .force = force,
+                                          .lock_fd = -1,
+                                          .net_error = TOKEND_ERROR_INIT};
+    }
+}
+
+/* Send while there are accounts left, never more than the writers can
+ * take behind. */
+static void bulk_send_all(struct bulk *b)
+{
+    for (;;) {
+        bulk_fill(b);
+        http_multi_run(b->multi);
+        if (b->next >= b->n || b->stopping)
+            break;
+        /* Nothing in flight, accounts left: the writers are behind. */
+        g_mutex_lock(&b->mutex);
+        if (b->writing >= b->backlog)
+            log_debug("refresh: %d answers waiting to be saved; the next requests wait for them",
+                      b->writing);
+        while (b->writing >= b->backlog)
+            g_cond_wait(&b->saved, &b->mutex);
+        g_mutex_unlock(&b->mutex);
+    }
+}
+
+/* Every writer finishes the answers it has, then stops. */
+static void bulk_join_writers(struct bulk *b)
+{
+    for (guint k = 0; k < b->writers->len; k++)
+        g_async_queue_push(b->answers, b);
+    for (guint k = 0; k < b->writers->len; k++)
+        g_thread_join(g_ptr_array_index(b->writers, k));
+    g_ptr_array_free(b->writers, TRUE);
+    g_async_queue_unref(b->answers);
+}
+
+static void bulk_free(struct bulk *b)
+{
+    g_array_free(b->busy, TRUE);
+    g_free(b->jobs);
+    http_free(b->http);
+    http_multi_free(b->multi);
+    g_cond_clear(&b->saved);
+    g_mutex_clear(&b->mutex);
+}
+
 void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel, bool force)
 {
-    struct bulk b = {.n = n, .max_parallel = MAX(max_parallel, 1)};
+    struct bulk b = {.n = n};
     sigset_t old;
 
     /* Before any thread starts, so that every thread holds them too. */
     hold_termination(&old);
-    b.backlog = FAULT_NUMBER(TEST_BACKLOG_VAR, 0);
-    b.slow_writes = b.backlog > 0;
-    if (!b.slow_writes)
-        b.backlog = WRITE_BACKLOG;
-    b.max_writers = WRITERS;
-    fit_file_limit(&b);
-    g_mutex_init(&b.mutex);
-    g_cond_init(&b.saved);
-    b.answers = g_async_queue_new();
-    b.writers = g_ptr_array_new();
-    b.multi = http_multi_new(b.max_parallel);
-    b.http = http_new(NULL);
-    b.jobs = g_new0(struct refresh_job, n);
-    b.busy = g_array_new(FALSE, FALSE, sizeof(size_t));
-    for (size_t i = 0; i < n; i++) {
-        reqs[i].bulk = &b;
-        b.jobs[i] = (struct refresh_job){.req = &reqs[i], .margin = reqs[i].account->refresh_margin,
-                                         .force = force, .lock_fd = -1,
-                                         .net_error = TOKEND_ERROR_INIT};
-    }
-    for (;;) {
-        bulk_fill(&b);
-        http_multi_run(b.multi);
-        if (b.next >= b.n || b.stopping)
-            break;
-        /* Nothing in flight, accounts left: the writers are behind. */
-        g_mutex_lock(&b.mutex);
-        if (b.writing >= b.backlog)
-            log_debug("refresh: %d answers waiting to be saved; the next requests wait for them",
-                      b.writing);
-        while (b.writing >= b.backlog)
-            g_cond_wait(&b.saved, &b.mutex);
-        g_mutex_unlock(&b.mutex);
-    }
-    for (guint k = 0; k < b.writers->len; k++)
-        g_async_queue_push(b.answers, &b);
-    for (guint k = 0; k < b.writers->len; k++)
-        g_thread_join(g_ptr_array_index(b.writers, k));
-    g_ptr_array_free(b.writers, TRUE);
-    g_async_queue_unref(b.answers);
+    bulk_init(&b, reqs, max_parallel, force);
+    bulk_send_all(&b);
+    bulk_join_writers(&b);
     /* Every answer is saved: a pending signal acts here. */
     release_termination(&old);
     /* Accounts another tokend was refreshing: wait for it, then decide. */
     for (guint k = 0; k < b.busy->len; k++) {
         struct refresh_request *req = &reqs[g_array_index(b.busy, size_t, k)];
-        flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome,
-                     &req->error);
+        flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome, &req->error);
     }
-    g_array_free(b.busy, TRUE);
-    g_free(b.jobs);
-    http_free(b.http);
-    http_multi_free(b.multi);
-    g_cond_clear(&b.saved);
-    g_mutex_clear(&b.mutex);
+    bulk_free(&b);
 }

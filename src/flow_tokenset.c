@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/fileio.h"
 #include "tokend/lock.h"
 #include "tokend/paths.h"
@@ -16,8 +16,7 @@
 
 /* Scopes that Microsoft leaves out of a response's `scope` although it
  * honours them: they are about the sign-in, not a resource. */
-static const char *const unlisted_scopes[] = {"openid", "offline_access", "profile", "email",
-                                              NULL};
+static const char *const unlisted_scopes[] = {"openid", "offline_access", "profile", "email", NULL};
 
 /* The asked scopes that `granted` leaves out, space-separated, or NULL.
  * A response without `scope` grants what was asked (RFC 6749 section 5.1). */
@@ -59,7 +58,7 @@ int flow_save_set_response(const Account *a, const char *dir, AccountState *st,
     struct tokend_error ignored = TOKEND_ERROR_INIT;
     g_autofree char *path = tokenset_token_file(dir, set->key);
     g_autofree char *missing = scopes_missing(set->scopes, t->scope);
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    gint64 now = state_now();
     StateTokenSet *ts;
 
     /* The new refresh token first: the old one may be revoked already. */
@@ -94,10 +93,10 @@ bool flow_set_fresh(const char *dir, const AccountState *st, const struct token_
 {
     const StateTokenSet *ts = state_token_set_find(st, set->key);
     g_autofree char *path = tokenset_token_file(dir, set->key);
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    gint64 now = state_now();
 
-    return ts && g_strcmp0(ts->scopes, set->scopes) == 0 && ts->expires_at - now > margin &&
-           access(path, F_OK) == 0;
+    return ts && g_strcmp0(ts->scopes, set->scopes) == 0 &&
+           state_expiry_fresh(ts->expires_at, margin, now) && access(path, F_OK) == 0;
 }
 
 SecStr *flow_read_set_token(const Account *a, const struct token_set_target *set,
@@ -153,12 +152,11 @@ gint64 flow_set_seconds_left(const Account *a, const struct token_set_target *se
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autofree char *dir = paths_account_dir(a->name);
-    g_autoptr(AccountState) st =
-        paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
+    g_autoptr(AccountState) st = paths_trust_private_dir(dir, &e) == 0 ? state_load(dir, &e) : NULL;
     const StateTokenSet *ts = st ? state_token_set_find(st, set->key) : NULL;
 
     error_clear(&e);
     if (!ts || g_strcmp0(ts->scopes, set->scopes) != 0)
         return 0;
-    return MAX(ts->expires_at - g_get_real_time() / G_USEC_PER_SEC, 0);
+    return MAX(ts->expires_at - state_now(), 0);
 }

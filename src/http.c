@@ -70,8 +70,8 @@ static void cap_body(Http *h, SecStr *body)
 static int capped_error(Http *h, CURLcode rc, const char *url, struct tokend_error *e)
 {
     if (h->max_bytes && (rc == CURLE_WRITE_ERROR || rc == CURLE_FILESIZE_EXCEEDED))
-        return error_set(e, TOKEND_EX_DATAERR, "the response from %s is larger than %zu bytes",
-                         url, h->max_bytes);
+        return error_set(e, TOKEND_EX_DATAERR, "the response from %s is larger than %zu bytes", url,
+                         h->max_bytes);
     return 0;
 }
 
@@ -156,8 +156,8 @@ static int transport_error(CURLcode rc, const char *url, struct tokend_error *e)
     switch (rc) {
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
-        return error_set(e, TOKEND_EX_DATAERR, "the response from %s is larger than %d bytes",
-                         host, RESPONSE_MAX_BYTES);
+        return error_set(e, TOKEND_EX_DATAERR, "the response from %s is larger than %d bytes", host,
+                         RESPONSE_MAX_BYTES);
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
@@ -176,8 +176,8 @@ static int transport_error(CURLcode rc, const char *url, struct tokend_error *e)
     }
 }
 
-static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url,
-                                const SecStr *form, SecStr *body)
+static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url, const SecStr *form,
+                                SecStr *body)
 {
     struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
 

@@ -77,9 +77,8 @@ static bool audience_has(const cJSON *root, const char *client_id)
 
     if (cJSON_IsString(aud))
         return g_strcmp0(aud->valuestring, client_id) == 0;
-    cJSON_ArrayForEach(item, aud)
-        if (cJSON_IsString(item) && g_strcmp0(item->valuestring, client_id) == 0)
-            return true;
+    cJSON_ArrayForEach(item, aud) if (cJSON_IsString(item) &&
+                                      g_strcmp0(item->valuestring, client_id) == 0) return true;
     return false;
 }
 

@@ -95,8 +95,8 @@ static int fetchmail_line(const char *line, size_t len, int lineno, char **rt_fi
     return 0;
 }
 
-int import_parse_fetchmail_config(const char *text, size_t len, char **rt_file,
-                                  char **client_id, struct tokend_error *e)
+int import_parse_fetchmail_config(const char *text, size_t len, char **rt_file, char **client_id,
+                                  struct tokend_error *e)
 {
     const char *p = text, *end = text + len;
     int lineno = 0;
@@ -156,9 +156,8 @@ static void json_wipe(cJSON *node)
 SecStr *import_parse_json(const SecStr *json, struct tokend_error *e)
 {
     cJSON *root = cJSON_ParseWithLength(json->data, json->len);
-    const cJSON *rt = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root,
-                                                                               "refresh_token")
-                                           : NULL;
+    const cJSON *rt =
+        cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "refresh_token") : NULL;
     SecStr *out = NULL;
 
     if (!root)
@@ -166,7 +165,8 @@ SecStr *import_parse_json(const SecStr *json, struct tokend_error *e)
     else if (!cJSON_IsObject(root))
         error_set(e, TOKEND_EX_DATAERR, "the decrypted file is not a JSON object");
     else if (!rt || !cJSON_IsString(rt) || !*rt->valuestring)
-        error_set(e, TOKEND_EX_DATAERR, "the file holds no refresh_token (the other tool "
+        error_set(e, TOKEND_EX_DATAERR,
+                  "the file holds no refresh_token (the other tool "
                   "never finished its sign-in)");
     else if (!token_chars_ok(rt->valuestring, strlen(rt->valuestring)))
         error_set(e, TOKEND_EX_DATAERR, "the file's refresh_token is not a token");

@@ -63,8 +63,9 @@ static char *pick_section(GKeyFile *kf, const char *username, struct tokend_erro
         error_set(e, TOKEND_EX_DATAERR, "no [%s] section", username);
     else
         error_set(e, TOKEND_EX_DATAERR, "%s; set username in the account to pick one",
-                  n ? "several sections hold a refresh_token" : "no section holds a "
-                                                                "refresh_token");
+                  n ? "several sections hold a refresh_token"
+                    : "no section holds a "
+                      "refresh_token");
     return NULL;
 }
 
@@ -75,8 +76,10 @@ static int read_entry(GKeyFile *kf, ProxyEntry *p, struct tokend_error *e)
 
     p->refresh_token = g_key_file_get_value(kf, p->section, "refresh_token", NULL);
     if (!p->refresh_token || !*p->refresh_token)
-        return error_set(e, TOKEND_EX_DATAERR, "[%s] holds no refresh_token (the proxy has "
-                         "not signed in to it yet)", p->section);
+        return error_set(e, TOKEND_EX_DATAERR,
+                         "[%s] holds no refresh_token (the proxy has "
+                         "not signed in to it yet)",
+                         p->section);
     if (!salt || !*salt)
         return error_set(e, TOKEND_EX_DATAERR, "[%s] has no token_salt", p->section);
     g_strstrip(salt);
@@ -84,8 +87,8 @@ static int read_entry(GKeyFile *kf, ProxyEntry *p, struct tokend_error *e)
     if (p->salt_len == 0)
         return error_set(e, TOKEND_EX_DATAERR, "[%s]'s token_salt is not base64", p->section);
     p->iterations = PROXY_LEGACY_ITERATIONS;
-    if (iter && !g_ascii_string_to_unsigned(g_strstrip(iter), 10, 1, G_MAXINT, &p->iterations,
-                                            NULL))
+    if (iter &&
+        !g_ascii_string_to_unsigned(g_strstrip(iter), 10, 1, G_MAXINT, &p->iterations, NULL))
         return error_set(e, TOKEND_EX_DATAERR, "[%s]'s token_iterations is not a count",
                          p->section);
     g_strstrip(p->refresh_token);
@@ -114,8 +117,8 @@ ProxyEntry *import_parse_proxy_config(const char *text, size_t len, const char *
 int import_fernet_key(const SecStr *password, const guint8 *salt, gsize salt_len,
                       guint64 iterations, guint8 key[32], struct tokend_error *e)
 {
-    if (PKCS5_PBKDF2_HMAC(password->data, (int)password->len, salt, (int)salt_len,
-                          (int)iterations, EVP_sha256(), 32, key) != 1)
+    if (PKCS5_PBKDF2_HMAC(password->data, (int)password->len, salt, (int)salt_len, (int)iterations,
+                          EVP_sha256(), 32, key) != 1)
         return error_set(e, TOKEND_EX_SOFTWARE, "PBKDF2 failed");
     return 0;
 }
@@ -146,8 +149,7 @@ static bool fernet_mac_ok(const guint8 *b, gsize len, const guint8 key[32])
     guint8 mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
 
-    if (!HMAC(EVP_sha256(), key, 16, b, len - FERNET_MAC, mac, &mac_len) ||
-        mac_len != FERNET_MAC)
+    if (!HMAC(EVP_sha256(), key, 16, b, len - FERNET_MAC, mac, &mac_len) || mac_len != FERNET_MAC)
         return false;
     return CRYPTO_memcmp(mac, b + len - FERNET_MAC, FERNET_MAC) == 0;
 }
@@ -158,11 +160,10 @@ static SecStr *fernet_open(const guint8 *b, gsize len, const guint8 key[32])
     gsize ct_len = len - FERNET_HEAD - FERNET_MAC;
     g_autoptr(SecStr) out = secstr_new(ct_len + 16);
     int n = 0, m = 0;
-    bool ok = ctx &&
-              EVP_DecryptInit_ex(ctx, EVP_aes_128_cbc(), NULL, key + 16, b + 9) == 1 &&
-              EVP_DecryptUpdate(ctx, (unsigned char *)out->data, &n, b + FERNET_HEAD,
-                                (int)ct_len) == 1 &&
-              EVP_DecryptFinal_ex(ctx, (unsigned char *)out->data + n, &m) == 1;
+    bool ok =
+        ctx && EVP_DecryptInit_ex(ctx, EVP_aes_128_cbc(), NULL, key + 16, b + 9) == 1 &&
+        EVP_DecryptUpdate(ctx, (unsigned char *)out->data, &n, b + FERNET_HEAD, (int)ct_len) == 1 &&
+        EVP_DecryptFinal_ex(ctx, (unsigned char *)out->data + n, &m) == 1;
 
     EVP_CIPHER_CTX_free(ctx);
     if (!ok)

@@ -64,8 +64,8 @@ static SecStr *read_file(const char *path, struct tokend_error *e)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), r;
 
     if (fd < 0) {
-        error_set(e, errno == ENOENT ? TOKEND_EX_USAGE : TOKEND_EX_CANTCREAT,
-                  "cannot read %s: %s", path, g_strerror(errno));
+        error_set(e, errno == ENOENT ? TOKEND_EX_USAGE : TOKEND_EX_CANTCREAT, "cannot read %s: %s",
+                  path, g_strerror(errno));
         return NULL;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -85,8 +85,8 @@ static SecStr *read_file(const char *path, struct tokend_error *e)
 
 static pid_t spawn_gpg(const char *path, int out[2], struct tokend_error *e)
 {
-    char *argv[] = {(char *)"gpg", (char *)"--quiet", (char *)"--decrypt", (char *)"--",
-                    (char *)path, NULL};
+    char *argv[] = {(char *)"gpg", (char *)"--quiet", (char *)"--decrypt",
+                    (char *)"--",  (char *)path,      NULL};
     posix_spawn_file_actions_t fa;
     pid_t pid;
     int rc;
@@ -137,8 +137,7 @@ static SecStr *gpg_decrypt(const char *path, struct tokend_error *e)
                   "gpg --decrypt %s: %s", path,
                   r == -ETIMEDOUT ? "no answer in time" : g_strerror(-r));
     else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        error_set(e, TOKEND_EX_DATAERR, "gpg could not decrypt %s (see its message above)",
-                  path);
+        error_set(e, TOKEND_EX_DATAERR, "gpg could not decrypt %s (see its message above)", path);
     else
         return g_steal_pointer(&s);
     return NULL;
@@ -197,8 +196,8 @@ static int read_fetchmail(const char *file, ImportFound *f, struct tokend_error 
     g_autoptr(SecStr) text = NULL;
     g_autofree char *rt_file = NULL;
 
-    if (!config || import_parse_fetchmail_config(config->data, config->len, &rt_file,
-                                                 &f->client_id, e) < 0)
+    if (!config ||
+        import_parse_fetchmail_config(config->data, config->len, &rt_file, &f->client_id, e) < 0)
         return -1;
     if (!(text = read_file(rt_file, e))) {
         error_prefix(e, "refresh_token_file");
@@ -253,8 +252,8 @@ static SecStr *proxy_decrypt(const ProxyEntry *p, const SecStr *password)
     return rt;
 }
 
-static int read_proxy(const char *file, const char *username, ImportAskPassword ask,
-                      ImportFound *f, struct tokend_error *e)
+static int read_proxy(const char *file, const char *username, ImportAskPassword ask, ImportFound *f,
+                      struct tokend_error *e)
 {
     g_autoptr(SecStr) config = read_file(file, e);
     g_autoptr(ProxyEntry) p = NULL;
@@ -268,7 +267,8 @@ static int read_proxy(const char *file, const char *username, ImportAskPassword 
         return -1;
     f->refresh_token = proxy_decrypt(p, password);
     if (!f->refresh_token)
-        return error_set(e, TOKEND_EX_DATAERR, "the password does not decrypt [%s]'s "
+        return error_set(e, TOKEND_EX_DATAERR,
+                         "the password does not decrypt [%s]'s "
                          "refresh_token (it is the one the mail client gives the proxy)",
                          p->section);
     f->client_id = g_steal_pointer(&p->client_id);

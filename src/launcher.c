@@ -11,14 +11,12 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tokend-config.h"
 #include "tokend/cli.h"
 #include "tokend/config.h"
+#include "tokend/harden.h"
 #include "tokend/paths.h"
 #include "tokend/schedule.h"
 #include "tokend/state.h"
@@ -53,22 +51,6 @@ static int exec_engine(char **argv)
     return 70;
 }
 
-/* The engine's check of an account folder, without repairs: ours, private,
- * under folders only we or root can change.  Anything else goes to the
- * engine, which repairs or refuses it; whoever owns the folder (or can
- * swap it) could plant a state.json whose token_file is any file of ours
- * (a refresh token). */
-static bool private_dir(const char *dir)
-{
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    struct stat st;
-    bool ok = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
-              (st.st_mode & 077) == 0 && paths_check_parents(dir, &e) == 0;
-
-    error_clear(&e);
-    return ok;
-}
-
 /* The account's state, if it was written under this identity of the
  * configuration file (so its cached settings are the configuration's). */
 static AccountState *cached_state(const char *name, const char *config_id)
@@ -80,7 +62,8 @@ static AccountState *cached_state(const char *name, const char *config_id)
     if (!config_id || !config_account_name_valid(name))
         return NULL;
     dir = paths_account_dir(name);
-    if (!private_dir(dir))
+    /* Anything else goes to the engine, which repairs or refuses it. */
+    if (!paths_is_private_dir(dir))
         return NULL;
     st = state_load(dir, &e);
     error_clear(&e);
@@ -90,11 +73,6 @@ static AccountState *cached_state(const char *name, const char *config_id)
         st = NULL;
     }
     return st;
-}
-
-static gint64 now_s(void)
-{
-    return g_get_real_time() / G_USEC_PER_SEC;
 }
 
 enum fast {
@@ -123,8 +101,8 @@ static enum fast print_token_file(const char *path)
 /* A token set's entry in the state, when it answers this request: for
  * --set, written under the current configuration; for --scope, for
  * exactly these scopes.  *key: the set's cache key. */
-static const StateTokenSet *cached_set(const AccountState *st, const char *set,
-                                       GPtrArray *scopes, const char *config_id, char **key)
+static const StateTokenSet *cached_set(const AccountState *st, const char *set, GPtrArray *scopes,
+                                       const char *config_id, char **key)
 {
     const StateTokenSet *ts;
     g_autofree char *canonical = NULL;
@@ -174,7 +152,7 @@ static enum fast fast_token_set(const struct cli_globals *g, int argc, char **ar
         return FAST_NO;
     id = config_identity(path);
     if (!(st = cached_state(account, id)) || !(ts = cached_set(st, set, scopes, id, &key)) ||
-        !(ts->expires_at - now_s() > st->min_validity))
+        !state_expiry_fresh(ts->expires_at, st->min_validity, state_now()))
         return FAST_NO;
     dir = paths_account_dir(account);
     file = tokenset_token_file(dir, key);
@@ -189,12 +167,12 @@ static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
     g_autoptr(AccountState) st = NULL;
     int i = g->command_index + 1;
 
-    if (argc - i != 1 && !(argc - i == 3 && strcmp(argv[i + 1], "--format") == 0 &&
-                           strcmp(argv[i + 2], "raw") == 0))
+    if (argc - i != 1 &&
+        !(argc - i == 3 && strcmp(argv[i + 1], "--format") == 0 && strcmp(argv[i + 2], "raw") == 0))
         return fast_token_set(g, argc, argv);
     id = config_identity(path);
     st = cached_state(argv[i], id);
-    if (!st || !state_token_fresh(st, st->min_validity, now_s()))
+    if (!st || !state_token_fresh(st, st->min_validity, state_now()))
         return FAST_NO;
     return print_token_file(st->token_file);
 }
@@ -204,7 +182,7 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
 {
     g_autofree char *path = paths_config_file(g->config_path);
     g_autofree char *id = NULL;
-    gint64 now = now_s();
+    gint64 now = state_now();
     int first = g->command_index + 1;
 
     for (int i = first; i < argc; i++)
@@ -215,8 +193,7 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
         return schedule_read(path, id) > now ? FAST_DONE : FAST_NO;
     for (int i = first; i < argc; i++) {
         g_autoptr(AccountState) st = cached_state(argv[i], id);
-        if (!st || !state_token_fresh(st, st->refresh_margin, now) ||
-            access(st->token_file, F_OK) < 0)
+        if (!st || !state_token_ready(st, NULL, st->refresh_margin, now))
             return FAST_NO;
     }
     return FAST_DONE;
@@ -224,14 +201,12 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
 
 int main(int argc, char **argv)
 {
-    struct rlimit no_core = {0, 0};
     struct cli_globals g;
     enum fast answered = FAST_NO;
     const char *cmd;
 
-    /* No core dumps of a process that may hold a token. */
-    prctl(PR_SET_DUMPABLE, 0);
-    setrlimit(RLIMIT_CORE, &no_core);
+    /* A process that may hold a token. */
+    harden_process();
     if (cli_parse_globals(argc, argv, &g) < 0 || g.help || g.version || g.verbosity > 0 ||
         g.command_index >= argc)
         return exec_engine(argv);

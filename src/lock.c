@@ -22,8 +22,7 @@ int lock_acquire(const char *account_dir, int timeout_ms, struct tokend_error *e
         if (errno != EWOULDBLOCK && errno != EINTR) {
             int err = errno;
             close(fd);
-            return error_set(e, TOKEND_EX_CANTCREAT, "cannot lock %s: %s", path,
-                             g_strerror(err));
+            return error_set(e, TOKEND_EX_CANTCREAT, "cannot lock %s: %s", path, g_strerror(err));
         }
         if (g_get_monotonic_time() >= deadline) {
             close(fd);
@@ -69,8 +68,7 @@ int lock_obtain(const char *account_dir, struct tokend_error *e)
         other = err == EWOULDBLOCK ? holder_pid(fd) : -1;
         close(fd);
         if (other < 0)
-            return error_set(e, TOKEND_EX_CANTCREAT, "cannot lock %s: %s", path,
-                             g_strerror(err));
+            return error_set(e, TOKEND_EX_CANTCREAT, "cannot lock %s: %s", path, g_strerror(err));
         who = other > 0 ? g_strdup_printf(" (pid %ld)", other) : g_strdup("");
         error_set(e, TOKEND_EX_TEMPFAIL, "another tokend obtain%s is signing in to this account",
                   who);

@@ -41,8 +41,8 @@ static bool is_loopback(const char *host)
 static char *service_url(enum mail_service s, const char *host, int port)
 {
     bool implicit = port == 993 || port == 465;
-    const char *scheme = s == MAIL_SERVICE_IMAP ? (implicit ? "imaps" : "imap")
-                                                : (implicit ? "smtps" : "smtp");
+    const char *scheme =
+        s == MAIL_SERVICE_IMAP ? (implicit ? "imaps" : "imap") : (implicit ? "smtps" : "smtp");
     /* GUri puts an IPv6 address in brackets. */
     g_autoptr(GUri) u = g_uri_build(G_URI_FLAGS_NONE, scheme, NULL, host, port, "/", NULL, NULL);
 
@@ -95,7 +95,7 @@ int mailcheck_login(enum mail_service s, const char *host, int port, const char 
         error_set_hint(e, "check username and scopes, or run: tokend refresh --force");
         return -1;
     }
-    error_set(e, TOKEND_EX_TEMPFAIL, "%s check of %s:%d failed: %s%s%s", mail_service_name(s),
-              host, port, curl_easy_strerror(rc), last->len ? "; server said: " : "", last->str);
+    error_set(e, TOKEND_EX_TEMPFAIL, "%s check of %s:%d failed: %s%s%s", mail_service_name(s), host,
+              port, curl_easy_strerror(rc), last->len ? "; server said: " : "", last->str);
     return -1;
 }

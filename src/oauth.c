@@ -6,7 +6,7 @@
 #include "tokend/shared.h"
 #include "tokend/shared_curl.h"
 #include "tokend/log.h"
-#include "tokend/tokenfile.h"
+#include "tokend/tokenrule.h"
 
 #define DEFAULT_EXPIRES_IN 3600
 #define MAX_EXPIRES_IN (366 * 86400)
@@ -80,7 +80,7 @@ static int get_token(const cJSON *root, const char *name, bool required, SecStr 
         return bad_response(e, what);
     }
     if (!cJSON_IsString(v) || !v->valuestring ||
-        !tokenfile_token_valid(v->valuestring, strlen(v->valuestring))) {
+        !tokenrule_valid(v->valuestring, strlen(v->valuestring))) {
         what = g_strdup_printf("%s is not a valid token", name);
         return bad_response(e, what);
     }
@@ -157,8 +157,7 @@ static void get_refresh_expires_in(const cJSON *root, TokenResponse *t)
     error_clear(&e);
 }
 
-int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
-                               struct tokend_error *e)
+int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out, struct tokend_error *e)
 {
     g_autoptr(SecretJson) root = NULL;
     g_autoptr(TokenResponse) t = NULL;
@@ -174,8 +173,7 @@ int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
     t = g_new0(TokenResponse, 1);
     if (get_token(root, "access_token", true, &t->access_token, e) < 0 ||
         get_token(root, "refresh_token", false, &t->refresh_token, e) < 0 ||
-        get_expires_in(cJSON_GetObjectItemCaseSensitive(root, "expires_in"), &t->expires_in,
-                       e) < 0)
+        get_expires_in(cJSON_GetObjectItemCaseSensitive(root, "expires_in"), &t->expires_in, e) < 0)
         return -1;
     type = cJSON_GetObjectItemCaseSensitive(root, "token_type");
     if (type && !(cJSON_IsString(type) && g_ascii_strcasecmp(type->valuestring, "bearer") == 0))
@@ -344,7 +342,7 @@ int oauth_parse_pasted(const char *input, RedirectParams **out, struct tokend_er
         r = parse_url_query(s, out, e);
     } else if (strchr(s, '=')) {
         r = oauth_parse_query(s, out, e);
-    } else if (tokenfile_token_valid(s, strlen(s))) {
+    } else if (tokenrule_valid(s, strlen(s))) {
         RedirectParams *p = g_new0(RedirectParams, 1);
         p->code = secstr_from(s, strlen(s));
         p->bare = true;
@@ -388,15 +386,13 @@ static int append_param(CURLU *u, const char *name, const char *value)
 {
     g_autofree char *pair = g_strconcat(name, "=", value, NULL);
 
-    return curl_url_set(u, CURLUPART_QUERY, pair, CURLU_APPENDQUERY | CURLU_URLENCODE) ==
-                   CURLUE_OK
+    return curl_url_set(u, CURLUPART_QUERY, pair, CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK
                ? 0
                : -1;
 }
 
-char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri,
-                          const char *state, const char *challenge,
-                          const char *const *extra, struct tokend_error *e)
+char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri, const char *state,
+                          const char *challenge, const char *const *extra, struct tokend_error *e)
 {
     g_autoptr(CURLU) u = curl_url();
     char *url = NULL;
@@ -435,12 +431,11 @@ void oauth_add_client_auth(SecStr *form, const struct oauth_client *c)
 {
     secstr_append_form(form, "client_id", c->client_id, strlen(c->client_id));
     if (c->client_secret)
-        secstr_append_form(form, "client_secret", c->client_secret->data,
-                           c->client_secret->len);
+        secstr_append_form(form, "client_secret", c->client_secret->data, c->client_secret->len);
 }
 
-int oauth_token_request(Http *h, const struct oauth_client *c, SecStr *form,
-                        TokenResponse **out, struct tokend_error *e)
+int oauth_token_request(Http *h, const struct oauth_client *c, SecStr *form, TokenResponse **out,
+                        struct tokend_error *e)
 {
     g_autoptr(HttpResponse) r = NULL;
 

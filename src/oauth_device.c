@@ -5,7 +5,7 @@
 
 #include "tokend/oauth.h"
 #include "tokend/shared.h"
-#include "tokend/tokenfile.h"
+#include "tokend/tokenrule.h"
 
 #define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
 #define DEFAULT_INTERVAL 5
@@ -25,14 +25,13 @@ void device_auth_free(DeviceAuth *d)
 static char *get_string(const cJSON *root, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
-    return cJSON_IsString(v) && v->valuestring && *v->valuestring ? g_strdup(v->valuestring)
-                                                                   : NULL;
+    return cJSON_IsString(v) && v->valuestring && *v->valuestring ? g_strdup(v->valuestring) : NULL;
 }
 
 static gint64 get_number(const cJSON *root, const char *name, gint64 dflt, gint64 max)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
-    double d = cJSON_IsNumber(v) ? v->valuedouble
+    double d = cJSON_IsNumber(v)   ? v->valuedouble
                : cJSON_IsString(v) ? g_ascii_strtod(v->valuestring, NULL)
                                    : NAN;
 
@@ -46,8 +45,7 @@ static int bad_device(struct tokend_error *e, const char *what)
     return error_set(e, TOKEND_EX_DATAERR, "malformed device authorization response: %s", what);
 }
 
-int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out,
-                                struct tokend_error *e)
+int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out, struct tokend_error *e)
 {
     g_autoptr(cJSON) root = NULL;
     g_autoptr(DeviceAuth) d = g_new0(DeviceAuth, 1);
@@ -64,7 +62,7 @@ int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out,
     if (!d->verification_uri)
         d->verification_uri = get_string(root, "verification_url");
     d->verification_uri_complete = get_string(root, "verification_uri_complete");
-    if (!code || !tokenfile_token_valid(code, strlen(code)))
+    if (!code || !tokenrule_valid(code, strlen(code)))
         return bad_device(e, "device_code is missing");
     if (!d->user_code || !d->verification_uri)
         return bad_device(e, "user_code or verification_uri is missing");

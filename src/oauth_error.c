@@ -57,8 +57,7 @@ static const struct known_code known_codes[] = {
     {500011, ERROR_CLASS_CONFIG, "the resource in the scopes is not available in this tenant",
      "check scopes and tenant"},
     {9002313, ERROR_CLASS_CONFIG, "the request was malformed", "check the account settings"},
-    {900144, ERROR_CLASS_CONFIG, "a required parameter is missing",
-     "check the account settings"},
+    {900144, ERROR_CLASS_CONFIG, "a required parameter is missing", "check the account settings"},
     {50196, ERROR_CLASS_SLOWDOWN, "the server saw too many requests in a loop", NULL},
 };
 
@@ -142,8 +141,10 @@ int oauth_error_classify(const char *error, long code, const char *description,
         break;
     case ERROR_CLASS_CONFIG:
         error_set(e, TOKEND_EX_CONFIG, "configuration error: %s (%s)", meaning, tag);
-        error_set_hint(e, "%s", kc ? kc->what_to_do : "check the account settings; -v shows "
-                                                      "the server's description");
+        error_set_hint(e, "%s",
+                       kc ? kc->what_to_do
+                          : "check the account settings; -v shows "
+                            "the server's description");
         break;
     case ERROR_CLASS_SLOWDOWN:
         error_set(e, TOKEND_EX_TEMPFAIL, "the server asks to slow down: %s (%s)", meaning, tag);
@@ -214,8 +215,9 @@ int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e)
      * sends the 400 empty (a revoked, replayed or unknown refresh token).
      * A grant refused without a word is still refused: sign in again. */
     if (r->status == 400 && body_is_blank(r))
-        return error_set(e, TOKEND_EX_NOPERM, "sign-in needed: the server refused the grant "
-                                              "without saying why (HTTP 400, empty answer)");
+        return error_set(e, TOKEND_EX_NOPERM,
+                         "sign-in needed: the server refused the grant "
+                         "without saying why (HTTP 400, empty answer)");
     /* Throttling and server failures are said by the status, whatever the
      * body calls them. */
     if (!named || r->status == 429 || r->status >= 500) {

@@ -52,20 +52,38 @@ char *paths_expand(const char *path, const char *base_dir)
     return g_build_filename(base_dir, path, NULL);
 }
 
+enum dir_verdict {
+    DIR_PRIVATE,
+    DIR_NOT_A_FOLDER,
+    DIR_NOT_OURS,
+    DIR_LOOSE, /* ours, but others may read or enter it */
+};
+
+/* The rule for a folder that keeps tokens, from its lstat. */
+static enum dir_verdict judge_dir(const struct stat *st)
+{
+    if (!S_ISDIR(st->st_mode))
+        return DIR_NOT_A_FOLDER;
+    if (st->st_uid != geteuid())
+        return DIR_NOT_OURS;
+    return (st->st_mode & 077) != 0 ? DIR_LOOSE : DIR_PRIVATE;
+}
+
 static int check_private_dir(const char *path, struct tokend_error *e)
 {
     struct stat st;
+    enum dir_verdict v;
 
     if (lstat(path, &st) < 0)
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot use folder %s: %s", path,
                          g_strerror(errno));
-    if (!S_ISDIR(st.st_mode))
+    v = judge_dir(&st);
+    if (v == DIR_NOT_A_FOLDER)
         return error_set(e, TOKEND_EX_CANTCREAT, "%s is not a folder", path);
-    if (st.st_uid != geteuid())
+    if (v == DIR_NOT_OURS)
         return error_set(e, TOKEND_EX_CANTCREAT,
-                         "folder %s belongs to another user; refusing to keep tokens there",
-                         path);
-    if ((st.st_mode & 077) != 0) {
+                         "folder %s belongs to another user; refusing to keep tokens there", path);
+    if (v == DIR_LOOSE) {
         log_warn("folder %s was accessible to others (mode %03o); setting 0700", path,
                  (unsigned)(st.st_mode & 0777));
         if (chmod(path, 0700) < 0)
@@ -122,6 +140,17 @@ int paths_trust_private_dir(const char *path, struct tokend_error *e)
     if (lstat(path, &st) < 0 && errno == ENOENT)
         return 1;
     return check_private_dir(path, e);
+}
+
+bool paths_is_private_dir(const char *path)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    struct stat st;
+    bool ok = lstat(path, &st) == 0 && judge_dir(&st) == DIR_PRIVATE &&
+              paths_check_parents(path, &e) == 0;
+
+    error_clear(&e);
+    return ok;
 }
 
 int paths_ensure_private_dir(const char *path, struct tokend_error *e)

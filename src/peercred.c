@@ -18,7 +18,7 @@
 
 struct endpoint {
     int family;
-    guint16 port; /* host order */
+    guint16 port;    /* host order */
     guint32 addr[4]; /* as in memory (network order) */
 };
 
@@ -58,9 +58,12 @@ static int diag_lookup(const struct endpoint *peer, const struct endpoint *serve
         struct nlmsghdr nlh;
         struct inet_diag_req_v2 req;
     } msg = {
-        .nlh = {.nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-                .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = 1},
-        .req = {.sdiag_family = (guint8)peer->family, .sdiag_protocol = IPPROTO_TCP,
+        .nlh = {.nlmsg_len = sizeof(msg),
+                .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+                .nlmsg_flags = NLM_F_REQUEST,
+                .nlmsg_seq = 1},
+        .req = {.sdiag_family = (guint8)peer->family,
+                .sdiag_protocol = IPPROTO_TCP,
                 .idiag_states = ~0u},
     };
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
@@ -143,8 +146,7 @@ int peercred_uid_from_proc_table(const char *table, const struct sockaddr *peer_
             !proc_endpoint_is(g_ptr_array_index(cols, 2), &server) ||
             !g_ascii_string_to_unsigned(g_ptr_array_index(cols, 3), 16, 1, 0xff, &v, NULL) ||
             !owned_state((unsigned int)v) ||
-            !g_ascii_string_to_unsigned(g_ptr_array_index(cols, 7), 10, 0, G_MAXUINT32, &v,
-                                        NULL))
+            !g_ascii_string_to_unsigned(g_ptr_array_index(cols, 7), 10, 0, G_MAXUINT32, &v, NULL))
             continue;
         *uid = (uid_t)v;
         return 0;
@@ -163,8 +165,8 @@ static int proc_lookup(const struct sockaddr *peer, const struct sockaddr *serve
     return peercred_uid_from_proc_table(table, peer, server, uid);
 }
 
-int peercred_tcp_uid(const struct sockaddr *peer_sa, const struct sockaddr *server_sa,
-                     uid_t *uid, struct tokend_error *e)
+int peercred_tcp_uid(const struct sockaddr *peer_sa, const struct sockaddr *server_sa, uid_t *uid,
+                     struct tokend_error *e)
 {
     struct endpoint peer, server;
     int r;

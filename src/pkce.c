@@ -31,8 +31,7 @@ static int random_bytes(unsigned char *buf, size_t len, struct tokend_error *e)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return error_set(e, TOKEND_EX_SOFTWARE, "no random numbers: %s",
-                             g_strerror(errno));
+            return error_set(e, TOKEND_EX_SOFTWARE, "no random numbers: %s", g_strerror(errno));
         got += (size_t)n;
     }
     return 0;

@@ -13,7 +13,7 @@
 #include "tokend/shared.h"
 
 #define REFRESH_KIND "refresh_token"
-#define ROOM_MIN 4096         /* one block of most file systems */
+#define ROOM_MIN 4096          /* one block of most file systems */
 #define REFRESH_ROOM_MAX 16384 /* the most the file store reads back */
 #define TOKEN_ROOM_MAX 9216    /* a token file holds at most 9001 bytes */
 #define STATE_ROOM_MAX 65536   /* as state.c reads */

@@ -4,7 +4,10 @@
 
 #define LIBSECRET_SONAME "libsecret-1.so.0"
 
-#define SYM(field, name) {offsetof(struct secretlib, field), #name}
+#define SYM(field, name)                                                                           \
+    {                                                                                              \
+        offsetof(struct secretlib, field), #name                                                   \
+    }
 
 static const struct {
     size_t offset;

@@ -7,9 +7,9 @@
  * mbsync and Python (getmail's password_command) take '\' before '"' and
  * '\'; mutt also before '$' and '`', which it expands; fetchmail takes '\'
  * before '\' and has no way to write '"' (refused); msmtp only strips the
- * outer quotes (as it is); OfflineIMAP's INI values are taken as they are.  @TOKEND@ and @CONFIG@ are the
- * words of a command line that a shell runs: quoted for sh when they hold
- * anything but plain path characters (not in getmail's argv tuple). */
+ * outer quotes (as it is); OfflineIMAP's INI values are taken as they are.  @TOKEND@ and @CONFIG@
+ * are the words of a command line that a shell runs: quoted for sh when they hold anything but
+ * plain path characters (not in getmail's argv tuple). */
 
 #include <string.h>
 
@@ -17,12 +17,12 @@
 #include "snippet_templates.h"
 
 enum snippet_quote {
-    SNIPPET_QUOTE_DQ,     /* mbsync "..." */
+    SNIPPET_QUOTE_DQ,        /* mbsync "..." */
     SNIPPET_QUOTE_FETCHMAIL, /* fetchmail "...": \\ only, no '"' */
-    SNIPPET_QUOTE_MSMTP,  /* msmtp "...": as it is */
-    SNIPPET_QUOTE_MUTT,   /* mutt and neomutt "..." */
-    SNIPPET_QUOTE_PYTHON, /* getmail: a Python tuple of strings */
-    SNIPPET_QUOTE_INI,    /* OfflineIMAP: INI values */
+    SNIPPET_QUOTE_MSMTP,     /* msmtp "...": as it is */
+    SNIPPET_QUOTE_MUTT,      /* mutt and neomutt "..." */
+    SNIPPET_QUOTE_PYTHON,    /* getmail: a Python tuple of strings */
+    SNIPPET_QUOTE_INI,       /* OfflineIMAP: INI values */
 };
 
 enum snippet_service { SNIPPET_IMAP, SNIPPET_SMTP, SNIPPET_POP };
@@ -209,7 +209,8 @@ static char *raw_value(const struct snippet_ctx *c, const struct placeholder *p,
         return g_strdup(service_host(a, s));
     case SNIPPET_VALUE_PORT:
         return service_host(a, s) && service_port(a, s) > 0
-                   ? g_strdup_printf("%d", service_port(a, s)) : NULL;
+                   ? g_strdup_printf("%d", service_port(a, s))
+                   : NULL;
     case SNIPPET_VALUE_TOKEN_FILE:
         return g_strdup(a->token_file);
     case SNIPPET_VALUE_CA_FILE:
@@ -287,25 +288,31 @@ static const char *value_what(const struct placeholder *p, enum snippet_service 
 static int append_value(const struct snippet_ctx *c, const struct placeholder *p, GString *out,
                         struct tokend_error *e)
 {
-    enum snippet_service s = p->service == SNIPPET_OWN_SERVICE ? c->client->service
-                                                                : (enum snippet_service)p->service;
+    enum snippet_service s =
+        p->service == SNIPPET_OWN_SERVICE ? c->client->service : (enum snippet_service)p->service;
     g_autofree char *raw = raw_value(c, p, s);
     g_autofree char *word = NULL;
 
     if (!raw) {
-        error_set(e, TOKEND_EX_CONFIG, "the %s configuration needs %s, which the account "
-                  "does not set", c->client->name, value_key(p, s));
+        error_set(e, TOKEND_EX_CONFIG,
+                  "the %s configuration needs %s, which the account "
+                  "does not set",
+                  c->client->name, value_key(p, s));
         error_set_hint(e, "add %s = ... to [account %s]", value_key(p, s), c->a->name);
         return -1;
     }
     if (has_control(raw))
-        return error_set(e, TOKEND_EX_CONFIG, "%s holds a control character, which a %s "
-                         "configuration cannot carry", value_what(p, s), c->client->name);
+        return error_set(e, TOKEND_EX_CONFIG,
+                         "%s holds a control character, which a %s "
+                         "configuration cannot carry",
+                         value_what(p, s), c->client->name);
     if (p->command && c->client->quote != SNIPPET_QUOTE_PYTHON)
         word = shell_word(raw);
     if (c->client->quote == SNIPPET_QUOTE_FETCHMAIL && strchr(word ? word : raw, '"'))
-        return error_set(e, TOKEND_EX_CONFIG, "%s holds a '\"', which a fetchmail "
-                         "configuration cannot carry", value_what(p, s));
+        return error_set(e, TOKEND_EX_CONFIG,
+                         "%s holds a '\"', which a fetchmail "
+                         "configuration cannot carry",
+                         value_what(p, s));
     append_escaped(out, word ? word : raw, c->client->quote);
     return 0;
 }
@@ -333,18 +340,17 @@ static int render_text(const struct snippet_ctx *c, const char *text, GString *o
     return 0;
 }
 
-int snippet_render(const Account *a, const char *client, const char *program,
-                   const char *config, GString *out, struct tokend_error *e)
+int snippet_render(const Account *a, const char *client, const char *program, const char *config,
+                   GString *out, struct tokend_error *e)
 {
-    struct snippet_ctx c = {.a = a, .client = client_find(client), .program = program,
-                            .config = config};
+    struct snippet_ctx c = {
+        .a = a, .client = client_find(client), .program = program, .config = config};
     const char *text = c.client ? template_text(c.client->template) : NULL;
 
     if (!c.client)
         return error_set(e, TOKEND_EX_USAGE, "unknown mail client \"%s\"; known: %s", client,
                          snippet_client_names());
     if (!text)
-        return error_set(e, TOKEND_EX_SOFTWARE, "no template %s compiled in",
-                         c.client->template);
+        return error_set(e, TOKEND_EX_SOFTWARE, "no template %s compiled in", c.client->template);
     return render_text(&c, text, out, e);
 }

@@ -1,14 +1,13 @@
 #include <string.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 
 #include "tokend/state.h"
 #include "tokend/fileio.h"
+#include "tokend/shared.h"
 
-#define STATE_FILE "state.json"
 #define STATE_MAX_BYTES (64 * 1024)
 #define MAX_MARGIN (86400 * 365) /* as config.c allows */
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 AccountState *state_new(void)
 {
@@ -242,7 +241,25 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     return fileio_write_atomic(path, text, strlen(text), FILEIO_SYNC_DATA, e);
 }
 
+gint64 state_now(void)
+{
+    return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+bool state_expiry_fresh(gint64 expires_at, int margin, gint64 now)
+{
+    return expires_at > 0 && expires_at - now > margin;
+}
+
 bool state_token_fresh(const AccountState *st, int margin, gint64 now)
 {
-    return st->expires_at > 0 && st->expires_at - now > margin;
+    return state_expiry_fresh(st->expires_at, margin, now);
+}
+
+bool state_token_ready(const AccountState *st, const char *token_file, int margin, gint64 now)
+{
+    if (token_file && g_strcmp0(st->token_file, token_file) != 0)
+        return false;
+    return st->token_file && state_token_fresh(st, margin, now) &&
+           access(st->token_file, F_OK) == 0;
 }

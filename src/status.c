@@ -6,9 +6,8 @@
 #include "tokend/paths.h"
 #include "tokend/reauth.h"
 #include "tokend/state.h"
+#include "tokend/shared.h"
 #include "tokend/tokenfile.h"
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(cJSON, cJSON_Delete)
 
 static char *when(gint64 t)
 {
@@ -52,8 +51,8 @@ static char *token_file_problem(const Account *a, const AccountState *st)
     error_clear(&e);
     if (token)
         return NULL;
-    what = missing ? "the access token file is missing" :
-                     "the access token file does not hold one token";
+    what = missing ? "the access token file is missing"
+                   : "the access token file does not hold one token";
     if (!st->store || st->needs_signin)
         return g_strdup_printf("%s; run: tokend obtain %s", what, a->name);
     return g_strdup_printf("%s; run: tokend refresh --force %s", what, a->name);
@@ -135,8 +134,7 @@ static void print_granted(const Account *a, const AccountState *st)
     g_ptr_array_add(missing, NULL);
     granted = error_escape(st->scope);
     left_out = g_strjoinv(" ", (char **)missing->pdata);
-    printf("  granted:      %s (not granted: %s)\n", *granted ? granted : "(nothing)",
-           left_out);
+    printf("  granted:      %s (not granted: %s)\n", *granted ? granted : "(nothing)", left_out);
 }
 
 static void add_granted_json(cJSON *o, const Account *a, const AccountState *st)
@@ -171,7 +169,8 @@ static char *reauth_text(const Account *a, const AccountState *st, gint64 now)
     if (st->needs_signin)
         return frequency_ended_it(st)
                    ? g_strdup_printf("now (AADSTS70043 on %s: a Conditional Access sign-in "
-                                     "frequency ended the sign-in)", seen)
+                                     "frequency ended the sign-in)",
+                                     seen)
                    : g_strdup("now");
     if (est.at == 0)
         return g_strdup_printf("unknown (%s)", rule);
@@ -276,10 +275,10 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     return o;
 }
 
-void status_print(const Config *cfg, GPtrArray *accounts, bool json)
+int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct tokend_error *err)
 {
     g_autoptr(cJSON) list = cJSON_CreateArray();
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    gint64 now = state_now();
     char *text;
 
     (void)cfg;
@@ -302,8 +301,12 @@ void status_print(const Config *cfg, GPtrArray *accounts, bool json)
             print_text(a, st, now);
     }
     if (json) {
-        text = cJSON_Print(list);
+        if (!(text = cJSON_Print(list)))
+            return error_set(err, TOKEND_EX_SOFTWARE,
+                             "cannot print the status as JSON (out "
+                             "of memory)");
         puts(text);
         cJSON_free(text);
     }
+    return 0;
 }

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "tokend/store.h"
+#include "tokend/config.h"
 #include "tokend/log.h"
 
 Store *store_open(enum store_kind kind, struct tokend_error *e)
@@ -40,8 +41,7 @@ Store *store_open_named(const char *name, struct tokend_error *e)
 
 static Store *open_commands(const Account *a, struct tokend_error *e)
 {
-    Store *s = store_command_new(a->store_get, a->store_put, a->store_delete, a->store_timeout,
-                                 e);
+    Store *s = store_command_new(a->store_get, a->store_put, a->store_delete, a->store_timeout, e);
 
     if (!s)
         error_set_hint(e, "set them in [account %s] of the configuration", a->name);
@@ -64,8 +64,7 @@ const char *store_name(const Store *s)
     return s->ops->name;
 }
 
-int store_get(Store *s, const char *account, const char *kind, SecStr **out,
-              struct tokend_error *e)
+int store_get(Store *s, const char *account, const char *kind, SecStr **out, struct tokend_error *e)
 {
     *out = NULL;
     return s->ops->get(s, account, kind, out, e);

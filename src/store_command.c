@@ -93,8 +93,7 @@ static void close_pipes(int in[2], int out[2], int err[2])
 /* The child gets the pipes as 0, 1, 2 and nothing else (no lock file), a
  * process group of its own (so that a timeout stops its children too) and
  * default signal dispositions. */
-static int spawn_child(struct run *r, char **argv, char **env, int in[2], int out[2],
-                       int err[2])
+static int spawn_child(struct run *r, char **argv, char **env, int in[2], int out[2], int err[2])
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -124,8 +123,7 @@ static int spawn_child(struct run *r, char **argv, char **env, int in[2], int ou
     return rc;
 }
 
-static int run_start(struct run *r, const char *line, const char *account,
-                     struct tokend_error *e)
+static int run_start(struct run *r, const char *line, const char *account, struct tokend_error *e)
 {
     g_auto(GStrv) argv = NULL;
     g_auto(GStrv) env = NULL;
@@ -149,8 +147,8 @@ static int run_start(struct run *r, const char *line, const char *account,
     r->out_fd = out[0];
     r->err_fd = err[0];
     if (rc != 0)
-        return error_set(e, TOKEND_EX_UNAVAILABLE, "the %s command %s cannot be run: %s",
-                         r->key, r->program, g_strerror(rc));
+        return error_set(e, TOKEND_EX_UNAVAILABLE, "the %s command %s cannot be run: %s", r->key,
+                         r->program, g_strerror(rc));
     fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
     fcntl(r->out_fd, F_SETFL, O_NONBLOCK);
     fcntl(r->err_fd, F_SETFL, O_NONBLOCK);
@@ -238,8 +236,7 @@ static bool run_wait(struct run *r, int timeout_s)
     gint64 deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
     gint64 left;
 
-    while (!reaped(r) && !r->too_much &&
-           (left = deadline - g_get_monotonic_time()) > 0)
+    while (!reaped(r) && !r->too_much && (left = deadline - g_get_monotonic_time()) > 0)
         poll_once(r, (int)MIN(left / 1000 + 1, G_MAXINT));
     if (r->exited) {
         drain(r, &r->out_fd, true);
@@ -323,8 +320,14 @@ static int command_run(const CommandStore *cs, const char *key, const char *line
                        const char *account, const SecStr *input, SecStr **out,
                        struct tokend_error *e)
 {
-    struct run r = {.key = key, .in_fd = -1, .out_fd = -1, .err_fd = -1, .pid_fd = -1,
-                    .input = input, .out = secstr_new(256), .err = g_string_new(NULL)};
+    struct run r = {.key = key,
+                    .in_fd = -1,
+                    .out_fd = -1,
+                    .err_fd = -1,
+                    .pid_fd = -1,
+                    .input = input,
+                    .out = secstr_new(256),
+                    .err = g_string_new(NULL)};
     struct sigaction dfl = {.sa_handler = SIG_DFL}, old_chld;
     sigset_t old_mask;
     bool chld_ignored;
@@ -343,8 +346,10 @@ static int command_run(const CommandStore *cs, const char *key, const char *line
         if (r.too_much)
             run_failed(&r, e);
         else
-            error_set(e, TOKEND_EX_TEMPFAIL, "the %s command %s did not finish within %d "
-                      "seconds and was stopped", key, r.program, cs->timeout_s);
+            error_set(e, TOKEND_EX_TEMPFAIL,
+                      "the %s command %s did not finish within %d "
+                      "seconds and was stopped",
+                      key, r.program, cs->timeout_s);
         goto out;
     }
     if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
@@ -366,8 +371,10 @@ static int check_kind(const char *kind, struct tokend_error *e)
 {
     if (strcmp(kind, REFRESH_KIND) == 0)
         return 0;
-    return error_set(e, TOKEND_EX_SOFTWARE, "the command store keeps only refresh tokens, "
-                     "not %s", kind);
+    return error_set(e, TOKEND_EX_SOFTWARE,
+                     "the command store keeps only refresh tokens, "
+                     "not %s",
+                     kind);
 }
 
 /* One line of visible characters (RFC 6749 VSCHAR), the newline after it
@@ -393,7 +400,8 @@ static int command_get(Store *s, const char *account, const char *kind, SecStr *
     if (check_kind(kind, e) < 0 || command_run(cs, "store_get", cs->get, account, NULL, &v, e) < 0)
         return -1;
     if (!one_token_line(v))
-        return error_set(e, TOKEND_EX_DATAERR, "the store_get command printed something "
+        return error_set(e, TOKEND_EX_DATAERR,
+                         "the store_get command printed something "
                          "other than one line with the refresh token");
     if (v->len)
         *out = g_steal_pointer(&v);
@@ -414,8 +422,7 @@ static int command_put(Store *s, const char *account, const char *kind, const ch
     return command_run(cs, "store_put", cs->put, account, line, NULL, e);
 }
 
-static int command_remove(Store *s, const char *account, const char *kind,
-                          struct tokend_error *e)
+static int command_remove(Store *s, const char *account, const char *kind, struct tokend_error *e)
 {
     CommandStore *cs = (CommandStore *)s;
 
@@ -449,7 +456,8 @@ Store *store_command_new(const char *get, const char *put, const char *remove, i
     CommandStore *cs;
 
     if (!get || !put || !remove) {
-        error_set(e, TOKEND_EX_CONFIG, "the command store needs store_get, store_put and "
+        error_set(e, TOKEND_EX_CONFIG,
+                  "the command store needs store_get, store_put and "
                   "store_delete");
         return NULL;
     }

@@ -7,8 +7,7 @@
 
 #define SECRET_MAX_BYTES 16384
 
-static char *secret_path(const char *account, const char *kind, bool create,
-                         struct tokend_error *e)
+static char *secret_path(const char *account, const char *kind, bool create, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(account);
 

@@ -23,7 +23,14 @@ static const SecretSchema schema = {
         {"kind", SECRET_SCHEMA_ATTRIBUTE_STRING},
         {NULL, 0},
     },
-    0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    0,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 /* A watchdog thread cancels the call when it outlives its bound. */
@@ -113,7 +120,7 @@ static int default_collection_locked(SecretStore *s, struct tokend_error *e)
 
     deadline_start(&d, s->lib);
     c = s->lib->collection_for_alias_sync(s->service, SECRET_COLLECTION_DEFAULT,
-                                         SECRET_COLLECTION_NONE, d.cancel, &err);
+                                          SECRET_COLLECTION_NONE, d.cancel, &err);
     deadline_stop(&d);
     if (err)
         return dbus_error(s->lib, err, "looking for the default collection", e);
@@ -125,7 +132,7 @@ static int default_collection_locked(SecretStore *s, struct tokend_error *e)
 }
 
 static int secret_get_locked(Store *base, const char *account, const char *kind, SecStr **out,
-                      struct tokend_error *e)
+                             struct tokend_error *e)
 {
     SecretStore *s = (SecretStore *)base;
     g_autoptr(GHashTable) attrs = attributes(account, kind);
@@ -140,9 +147,8 @@ static int secret_get_locked(Store *base, const char *account, const char *kind,
     deadline_start(&d, s->lib);
     /* No SECRET_SEARCH_UNLOCK: we never prompt.  Locked items are found
      * too, so a locked keyring is told apart from an empty one. */
-    items = s->lib->service_search_sync(s->service, &schema, attrs,
-                                       SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS,
-                                       d.cancel, &err);
+    items = s->lib->service_search_sync(
+        s->service, &schema, attrs, SECRET_SEARCH_ALL | SECRET_SEARCH_LOAD_SECRETS, d.cancel, &err);
     deadline_stop(&d);
     if (err)
         return dbus_error(s->lib, err, "reading the refresh token", e);
@@ -171,7 +177,7 @@ static int secret_get_locked(Store *base, const char *account, const char *kind,
 }
 
 static int secret_put_locked(Store *base, const char *account, const char *kind, const char *label,
-                      const SecStr *v, struct tokend_error *e)
+                             const SecStr *v, struct tokend_error *e)
 {
     SecretStore *s = (SecretStore *)base;
     g_autoptr(GHashTable) attrs = attributes(account, kind);
@@ -188,7 +194,7 @@ static int secret_put_locked(Store *base, const char *account, const char *kind,
     value = s->lib->value_new(v->data, (gssize)v->len, "text/plain");
     deadline_start(&d, s->lib);
     ok = s->lib->service_store_sync(s->service, &schema, attrs, SECRET_COLLECTION_DEFAULT, label,
-                                   value, d.cancel, &err);
+                                    value, d.cancel, &err);
     deadline_stop(&d);
     s->lib->value_unref(value);
     if (!ok)
@@ -197,7 +203,7 @@ static int secret_put_locked(Store *base, const char *account, const char *kind,
 }
 
 static int secret_remove_locked(Store *base, const char *account, const char *kind,
-                         struct tokend_error *e)
+                                struct tokend_error *e)
 {
     SecretStore *s = (SecretStore *)base;
     g_autoptr(GHashTable) attrs = attributes(account, kind);
@@ -239,8 +245,7 @@ static int secret_put(Store *base, const char *account, const char *kind, const 
     return r;
 }
 
-static int secret_remove(Store *base, const char *account, const char *kind,
-                         struct tokend_error *e)
+static int secret_remove(Store *base, const char *account, const char *kind, struct tokend_error *e)
 {
     int r;
 

@@ -2,27 +2,13 @@
 
 #include "tokend/tokenfile.h"
 #include "tokend/fileio.h"
-
-/* fetchmail reads at most 10000 bytes of a passwordfile. */
-#define TOKEN_MAX_BYTES 9000
-
-bool tokenfile_token_valid(const char *token, size_t len)
-{
-    if (len == 0 || len > TOKEN_MAX_BYTES)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)token[i];
-        if (c <= 0x20 || c >= 0x7f)
-            return false;
-    }
-    return true;
-}
+#include "tokend/tokenrule.h"
 
 int tokenfile_write(const char *path, const SecStr *token, struct tokend_error *e)
 {
     g_autoptr(SecStr) line = NULL;
 
-    if (!token || !tokenfile_token_valid(token->data, token->len))
+    if (!token || !tokenrule_valid(token->data, token->len))
         return error_set(e, TOKEND_EX_DATAERR,
                          "the access token is empty or has characters a token cannot have");
     line = secstr_new(token->len + 1);
@@ -35,11 +21,11 @@ SecStr *tokenfile_read(const char *path, bool *missing, struct tokend_error *e)
 {
     g_autoptr(SecStr) s = NULL;
 
-    if (fileio_read_secret(path, TOKEN_MAX_BYTES + 1, &s, missing, e) < 0)
+    if (fileio_read_secret(path, TOKENRULE_MAX_BYTES + 1, &s, missing, e) < 0)
         return NULL;
     if (s->len > 0 && s->data[s->len - 1] == '\n')
         s->data[--s->len] = '\0';
-    if (!tokenfile_token_valid(s->data, s->len)) {
+    if (!tokenrule_valid(s->data, s->len)) {
         error_set(e, TOKEND_EX_CANTCREAT, "%s does not hold one valid token", path);
         return NULL;
     }

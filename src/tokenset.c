@@ -94,7 +94,8 @@ static char *parse_set(const char *part, char **why)
     name = g_strstrip(g_strndup(part, (gsize)(colon - part)));
     if (!tokenset_name_valid(name)) {
         *why = g_strdup_printf("set name \"%s\" is not 1-32 letters, digits, _ or - "
-                               "(write NAME:SCOPE SCOPE...; NAME:SCOPE...)", name);
+                               "(write NAME:SCOPE SCOPE...; NAME:SCOPE...)",
+                               name);
         return NULL;
     }
     if (!(scopes = tokenset_normalize(list, &reason))) {

@@ -258,13 +258,20 @@ static int imap_result(Tunnel *t, const char *line, bool *refused, struct tokend
     return -1;
 }
 
+/* The SASL initial response for the mechanism chosen. */
+static SecStr *initial_response(const Tunnel *t, bool oauthbearer, const SecStr *token,
+                                struct tokend_error *e)
+{
+    return tokenformat_render(oauthbearer ? TOKEN_FORMAT_OAUTHBEARER : TOKEN_FORMAT_XOAUTH2, token,
+                              t->t.user, t->t.host, t->t.port, e);
+}
+
 static int imap_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *refused,
                       struct tokend_error *e)
 {
     bool ob = choose_oauthbearer(t, "AUTH="), ir_sent;
     g_autofree char *tag = g_strdup_printf("t%u", ++t->tag);
-    g_autoptr(SecStr) ir = tokenformat_render(ob ? TOKEN_FORMAT_OAUTHBEARER : TOKEN_FORMAT_XOAUTH2,
-                                              token, t->t.user, t->t.host, t->t.port, e);
+    g_autoptr(SecStr) ir = initial_response(t, ob, token, e);
     g_autoptr(SecStr) cmd = secstr_new(0);
     g_autoptr(GString) line = g_string_new(NULL);
 
@@ -370,8 +377,7 @@ static int pop_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *refu
 {
     bool ob = choose_oauthbearer(t, "SASL:"), ir_sent;
     const char *mech = ob ? "OAUTHBEARER" : "XOAUTH2";
-    g_autoptr(SecStr) ir = tokenformat_render(ob ? TOKEN_FORMAT_OAUTHBEARER : TOKEN_FORMAT_XOAUTH2,
-                                              token, t->t.user, t->t.host, t->t.port, e);
+    g_autoptr(SecStr) ir = initial_response(t, ob, token, e);
     g_autoptr(SecStr) cmd = secstr_new(0);
     g_autoptr(GString) line = g_string_new(NULL);
 

@@ -103,7 +103,7 @@ bool uri_split_host_port(const char *text, char **host, int *port, const char **
     if (colon && strchr(colon + 1, ':')) {
         /* "::1:993" is an address, or ::1 and a port: brackets say which. */
         *why = "has more than one colon: write an IPv6 address in brackets, [ADDRESS] or "
-                "[ADDRESS]:PORT";
+               "[ADDRESS]:PORT";
         return false;
     }
     h = colon ? g_strndup(text, (gsize)(colon - text)) : g_strdup(text);
@@ -151,8 +151,7 @@ static bool authority_path_tenant(const char *path, char **tenant, const char **
     return true;
 }
 
-static bool authority_from_url(const char *text, char **authority, char **tenant,
-                               const char **why)
+static bool authority_from_url(const char *text, char **authority, char **tenant, const char **why)
 {
     g_autoptr(GUri) u = g_uri_parse(text, G_URI_FLAGS_ENCODED_PATH, NULL);
     const char *host = u ? g_uri_get_host(u) : NULL;
@@ -239,7 +238,6 @@ char *uri_build(const char *scheme, const char *authority, const char *path)
 
     if (!authority || !uri_split_host_port(authority, &host, &port, &why))
         return NULL;
-    u = g_uri_build(G_URI_FLAGS_NONE, scheme, NULL, host, port > 0 ? port : -1, path, NULL,
-                    NULL);
+    u = g_uri_build(G_URI_FLAGS_NONE, scheme, NULL, host, port > 0 ? port : -1, path, NULL, NULL);
     return g_uri_to_string(u);
 }

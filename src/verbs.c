@@ -1,5 +1,4 @@
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include "tokend/paths.h"
 #include "tokend/schedule.h"
 #include "tokend/snippet.h"
+#include "tokend/state.h"
 #include "tokend/status.h"
 #include "tokend/tokenformat.h"
 #include "tokend/tokenset.h"
@@ -25,7 +25,7 @@ struct verb_ctx {
     const struct cli_globals *g;
     Config *cfg;
     int argc;
-    char **argv; /* argv[0] is the verb */
+    char **argv;         /* argv[0] is the verb */
     const char *program; /* tokend's own argv[0] */
 };
 
@@ -33,20 +33,6 @@ struct verb {
     const char *name;
     int (*run)(struct verb_ctx *ctx);
 };
-
-static int usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *text = NULL;
-
-    va_start(ap, fmt);
-    text = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "tokend: %s; see tokend --help\n", text);
-    return TOKEND_EX_USAGE;
-}
 
 static int fail(struct tokend_error *e, const char *account)
 {
@@ -80,9 +66,20 @@ static const Account *find_account(struct verb_ctx *ctx, const char *name, int *
     return a;
 }
 
+/* The preamble of a verb on one ACCOUNT (argv[optind]), after its options:
+ * the configuration, then the account; NULL with *status set. */
+static const Account *verb_account(struct verb_ctx *ctx, int *status)
+{
+    if (load_config(ctx) != 0) {
+        *status = TOKEND_EX_CONFIG;
+        return NULL;
+    }
+    return find_account(ctx, ctx->argv[optind], status);
+}
+
 /* getopt over the verb's own arguments; returns the first operand index. */
-#define VERB_GETOPT(ctx, shortopts, longopts, c)                                               \
-    for (optind = 0, opterr = 0;                                                               \
+#define VERB_GETOPT(ctx, shortopts, longopts, c)                                                   \
+    for (optind = 0, opterr = 0;                                                                   \
          ((c) = getopt_long((ctx)->argc, (ctx)->argv, shortopts, longopts, NULL)) != -1;)
 
 static int verb_obtain(struct verb_ctx *ctx)
@@ -107,15 +104,13 @@ static int verb_obtain(struct verb_ctx *ctx)
         else if (c == 'd')
             o.device = true;
         else
-            return usage_error("obtain: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("obtain: unknown option %s", ctx->argv[optind - 1]);
     }
     if (ctx->argc - optind != 1)
-        return usage_error("%s", "obtain takes one ACCOUNT");
+        return cli_usage_error("%s", "obtain takes one ACCOUNT");
     if (o.manual && o.device)
-        return usage_error("%s", "obtain: --manual and --device exclude each other");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "obtain: --manual and --device exclude each other");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     if (flow_obtain(a, &o, &e) < 0)
         return fail(&e, a->name);
@@ -123,10 +118,14 @@ static int verb_obtain(struct verb_ctx *ctx)
     return 0;
 }
 
+/* The same for verbs on [ACCOUNT...]: the configuration, then the accounts
+ * named (all when none is). */
 static int collect_accounts(struct verb_ctx *ctx, GPtrArray *out)
 {
     int status = 0;
 
+    if (load_config(ctx) != 0)
+        return TOKEND_EX_CONFIG;
     if (optind == ctx->argc) {
         for (guint i = 0; i < ctx->cfg->accounts->len; i++)
             g_ptr_array_add(out, g_ptr_array_index(ctx->cfg->accounts, i));
@@ -204,11 +203,9 @@ static int verb_refresh(struct verb_ctx *ctx)
     VERB_GETOPT(ctx, "f", opts, c)
     {
         if (c != 'f')
-            return usage_error("refresh: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("refresh: unknown option %s", ctx->argv[optind - 1]);
         force = true;
     }
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
     if ((status = collect_accounts(ctx, accounts)) != 0)
         return status;
     if (accounts->len == 0) {
@@ -220,7 +217,7 @@ static int verb_refresh(struct verb_ctx *ctx)
         reqs[i].account = g_ptr_array_index(accounts, i);
     flow_refresh_many(reqs, accounts->len, ctx->cfg->max_parallel, force);
     for (guint i = 0; i < accounts->len; i++)
-        warn_ahead(&reqs[i], g_get_real_time() / G_USEC_PER_SEC);
+        warn_ahead(&reqs[i], state_now());
     for (guint i = 0; i < accounts->len; i++) {
         int r = report_refresh(&reqs[i]);
         if (r != 0 && status == 0)
@@ -258,10 +255,12 @@ static int set_target(const Account *a, const char *set, GPtrArray *scopes,
     const char *why = NULL;
 
     if (set && scopes->len)
-        return usage_error("%s", "token: give --set NAME or --scope SCOPE..., not both");
+        return cli_usage_error("%s", "token: give --set NAME or --scope SCOPE..., not both");
     if (set && !(t->scopes = tokenset_find(a->token_sets, set))) {
-        fprintf(stderr, "tokend: %s: no token set \"%s\"; name it in token_sets of "
-                "[account %s] (see tokend.conf(5))\n", a->name, set, a->name);
+        fprintf(stderr,
+                "tokend: %s: no token set \"%s\"; name it in token_sets of "
+                "[account %s] (see tokend.conf(5))\n",
+                a->name, set, a->name);
         return TOKEND_EX_CONFIG;
     }
     if (set) {
@@ -270,7 +269,7 @@ static int set_target(const Account *a, const char *set, GPtrArray *scopes,
     }
     g_ptr_array_add(scopes, NULL);
     if (!(*canonical = tokenset_normalize((const char *const *)scopes->pdata, &why)))
-        return usage_error("token --scope: %s", why);
+        return cli_usage_error("token --scope: %s", why);
     *key = tokenset_scopes_key(*canonical);
     *t = (struct token_set_target){.key = *key, .scopes = *canonical};
     return 0;
@@ -295,8 +294,7 @@ static int token_for_set(const Account *a, const char *set, GPtrArray *scopes, i
         /* As for the mail token: a still valid token beats none. */
         if (e.status != TOKEND_EX_TEMPFAIL || flow_set_seconds_left(a, &t) <= 0)
             return fail(&e, a->name);
-        log_warn("%s: %s; handed out the current token, which is still valid", a->name,
-                 e.message);
+        log_warn("%s: %s; handed out the current token, which is still valid", a->name, e.message);
         error_clear(&e);
     }
     if (!(token = flow_read_set_token(a, &t, &e)))
@@ -315,6 +313,31 @@ static int token_for_set(const Account *a, const char *set, GPtrArray *scopes, i
     return 0;
 }
 
+/* The mail token, refreshed when due. */
+static int token_for_mail(const Account *a, int f, const char *service)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    enum refresh_outcome outcome;
+
+    if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0) {
+        /* A token that is still valid beats no token when the server is
+         * unreachable: mail keeps flowing, and the timer retries. */
+        struct tokend_error e2 = TOKEND_ERROR_INIT;
+        if (e.status != TOKEND_EX_TEMPFAIL || flow_token_seconds_left(a) <= 0 ||
+            print_token(a, f, service, &e2) < 0) {
+            error_clear(&e2);
+            return fail(&e, a->name);
+        }
+        log_warn("%s: %s; handed out the current token, which is still valid", a->name, e.message);
+        error_clear(&e);
+        return 0;
+    }
+    if (print_token(a, f, service, &e) < 0)
+        return fail(&e, a->name);
+    flow_remember_config(a);
+    return 0;
+}
+
 static int verb_token(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -326,8 +349,6 @@ static int verb_token(struct verb_ctx *ctx)
     };
     g_autoptr(GPtrArray) scopes = g_ptr_array_new();
     const char *set = NULL;
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    enum refresh_outcome outcome;
     const char *service = "imap";
     const Account *a;
     int c, f = TOKEN_FORMAT_RAW, status = 0;
@@ -347,36 +368,17 @@ static int verb_token(struct verb_ctx *ctx)
                 set = optarg;
             continue;
         }
-        return usage_error("token: bad option %s (--format raw|xoauth2|oauthbearer, "
-                           "--service imap|smtp, --scope SCOPE... or --set NAME)",
-                           ctx->argv[optind - 1]);
+        return cli_usage_error("token: bad option %s (--format raw|xoauth2|oauthbearer, "
+                               "--service imap|smtp, --scope SCOPE... or --set NAME)",
+                               ctx->argv[optind - 1]);
     }
     if (ctx->argc - optind != 1)
-        return usage_error("%s", "token takes one ACCOUNT");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "token takes one ACCOUNT");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     if (set || scopes->len)
         return token_for_set(a, set, scopes, f, service);
-    if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0) {
-        /* A token that is still valid beats no token when the server is
-         * unreachable: mail keeps flowing, and the timer retries. */
-        struct tokend_error e2 = TOKEND_ERROR_INIT;
-        if (e.status != TOKEND_EX_TEMPFAIL || flow_token_seconds_left(a) <= 0 ||
-            print_token(a, f, service, &e2) < 0) {
-            error_clear(&e2);
-            return fail(&e, a->name);
-        }
-        log_warn("%s: %s; handed out the current token, which is still valid", a->name,
-                 e.message);
-        error_clear(&e);
-        return 0;
-    }
-    if (print_token(a, f, service, &e) < 0)
-        return fail(&e, a->name);
-    flow_remember_config(a);
-    return 0;
+    return token_for_mail(a, f, service);
 }
 
 static int verb_status(struct verb_ctx *ctx)
@@ -385,6 +387,7 @@ static int verb_status(struct verb_ctx *ctx)
         {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
+    struct tokend_error e = TOKEND_ERROR_INIT;
     g_autoptr(GPtrArray) accounts = g_ptr_array_new();
     bool json = false;
     int c, status;
@@ -392,14 +395,13 @@ static int verb_status(struct verb_ctx *ctx)
     VERB_GETOPT(ctx, "", opts, c)
     {
         if (c != 'j')
-            return usage_error("status: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("status: unknown option %s", ctx->argv[optind - 1]);
         json = true;
     }
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
     if ((status = collect_accounts(ctx, accounts)) != 0)
         return status;
-    status_print(ctx->cfg, accounts, json);
+    if (status_print(ctx->cfg, accounts, json, &e) < 0)
+        return fail(&e, NULL);
     return 0;
 }
 
@@ -412,12 +414,10 @@ static int verb_logout(struct verb_ctx *ctx)
     int c, status = 0;
 
     VERB_GETOPT(ctx, "", none, c)
-    return usage_error("logout: unknown option %s", ctx->argv[optind - 1]);
+    return cli_usage_error("logout: unknown option %s", ctx->argv[optind - 1]);
     if (ctx->argc - optind != 1)
-        return usage_error("%s", "logout takes one ACCOUNT");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "logout takes one ACCOUNT");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     schedule_forget();
     if (flow_logout(a, removed, &e) < 0)
@@ -455,21 +455,20 @@ static int verb_migrate(struct verb_ctx *ctx)
     VERB_GETOPT(ctx, "s:", opts, c)
     {
         if (c != 's' || !g_strv_contains(targets, optarg))
-            return usage_error("migrate: bad option %s (--store file|secret-service|command)",
-                               ctx->argv[optind - 1]);
+            return cli_usage_error("migrate: bad option %s (--store file|secret-service|command)",
+                                   ctx->argv[optind - 1]);
         target = optarg;
     }
     if (ctx->argc - optind != 1 || !target)
-        return usage_error("%s", "migrate takes one ACCOUNT and --store KIND");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "migrate takes one ACCOUNT and --store KIND");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     if (!store_matches_config(a, target)) {
         again = config_command(a, "migrate");
-        fprintf(stderr, "tokend: %s: the configuration says store = %s; set store = %s in "
-                "[account %s] of %s, then run: %s --store %s\n", a->name,
-                store_kind_name(a->store), target, a->name, ctx->cfg->path, again, target);
+        fprintf(stderr,
+                "tokend: %s: the configuration says store = %s; set store = %s in "
+                "[account %s] of %s, then run: %s --store %s\n",
+                a->name, store_kind_name(a->store), target, a->name, ctx->cfg->path, again, target);
         return TOKEND_EX_CONFIG;
     }
     if (flow_migrate(a, target, done, &e) < 0)
@@ -491,9 +490,10 @@ static int import_run(const Account *a, int format, const char *file, const char
     if (import_read(format, file, who, import_ask_password, &found, &e) < 0 ||
         flow_import(a, found->refresh_token, found->client_id, force, &out, &e) < 0)
         return fail(&e, a->name);
-    fprintf(stderr, "tokend: %s: imported from %s; refresh token in the %s store, access "
-            "token in %s (valid for %" G_GINT64_FORMAT " min); %s\n", a->name,
-            import_format_name(format), out.store, a->token_file, out.expires_in / 60,
+    fprintf(stderr,
+            "tokend: %s: imported from %s; refresh token in the %s store, access "
+            "token in %s (valid for %" G_GINT64_FORMAT " min); %s\n",
+            a->name, import_format_name(format), out.store, a->token_file, out.expires_in / 60,
             out.rotated ? "the server rotated the refresh token, so the other tool's copy "
                           "no longer works"
                         : "the server did not rotate it: stop the other tool from using it");
@@ -524,17 +524,15 @@ static int verb_import(struct verb_ctx *ctx)
         else if (c == 'f' && (format = import_format_from_name(optarg)) >= 0)
             continue;
         else
-            return usage_error("import: bad option %s (--from %s)", ctx->argv[optind - 1],
-                               import_format_list());
+            return cli_usage_error("import: bad option %s (--from %s)", ctx->argv[optind - 1],
+                                   import_format_list());
     }
     if (ctx->argc - optind != 2 || format < 0)
-        return usage_error("import takes ACCOUNT --from FORMAT FILE (FORMAT: %s)",
-                           import_format_list());
+        return cli_usage_error("import takes ACCOUNT --from FORMAT FILE (FORMAT: %s)",
+                               import_format_list());
     if (pizauth && format != IMPORT_FORMAT_PIZAUTH)
-        return usage_error("import: --pizauth-account goes with --from pizauth");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("import: --pizauth-account goes with --from pizauth");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     return import_run(a, format, ctx->argv[optind + 1], pizauth, force);
 }
@@ -556,9 +554,10 @@ static int check_one(const Account *a, enum mail_service s, const SecStr *token)
 /* Before any refresh: nothing to log in to is a configuration matter. */
 static int no_mail_host(const struct verb_ctx *ctx, const Account *a, const char *keys)
 {
-    fprintf(stderr, "tokend: %s: no mail server to check (provider = %s has none built in); "
-            "set %s in [account %s] of %s\n", a->name, provider_name(a->provider), keys,
-            a->name, ctx->cfg->path);
+    fprintf(stderr,
+            "tokend: %s: no mail server to check (provider = %s has none built in); "
+            "set %s in [account %s] of %s\n",
+            a->name, provider_name(a->provider), keys, a->name, ctx->cfg->path);
     return TOKEND_EX_CONFIG;
 }
 
@@ -583,13 +582,11 @@ static int verb_check(struct verb_ctx *ctx)
         else if (c == 's')
             smtp = true;
         else
-            return usage_error("check: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("check: unknown option %s", ctx->argv[optind - 1]);
     }
     if (ctx->argc - optind != 1)
-        return usage_error("%s", "check takes one ACCOUNT");
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("%s", "check takes one ACCOUNT");
+    if (!(a = verb_account(ctx, &status)))
         return status;
     if (!imap && !smtp) {
         imap = a->imap_host != NULL;
@@ -633,9 +630,11 @@ static int tunnel_target_of(const Account *a, bool pop3, char **args, int n,
     t->mech = mech;
     t->tls = tls;
     if (!t->host)
-        return error_set(e, TOKEND_EX_CONFIG, "no %s server: set %s or name it: tokend tunnel "
-                         "%s%s HOST [PORT]", pop3 ? "POP3" : "IMAP", pop3 ? "pop_host" : "imap_host",
-                         a->name, pop3 ? " --pop3" : "");
+        return error_set(e, TOKEND_EX_CONFIG,
+                         "no %s server: set %s or name it: tokend tunnel "
+                         "%s%s HOST [PORT]",
+                         pop3 ? "POP3" : "IMAP", pop3 ? "pop_host" : "imap_host", a->name,
+                         pop3 ? " --pop3" : "");
     if (!t->user)
         return error_set(e, TOKEND_EX_CONFIG, "the tunnel needs username in the account");
     return 0;
@@ -671,12 +670,12 @@ static int verb_tunnel(struct verb_ctx *ctx)
     VERB_GETOPT(ctx, "", opts, c)
     {
         if (c != 'p')
-            return usage_error("tunnel: unknown option %s", ctx->argv[optind - 1]);
+            return cli_usage_error("tunnel: unknown option %s", ctx->argv[optind - 1]);
         pop3 = true;
     }
     n = ctx->argc - optind;
     if (n < 1 || n > 3)
-        return usage_error("%s", "tunnel takes ACCOUNT [HOST [PORT]]");
+        return cli_usage_error("%s", "tunnel takes ACCOUNT [HOST [PORT]]");
     t.proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
     path = paths_config_file(ctx->g->config_path);
     if (!(ctx->cfg = config_load(path, &e)))
@@ -712,20 +711,17 @@ static int verb_snippet(struct verb_ctx *ctx)
     int c, status = 0;
 
     VERB_GETOPT(ctx, "", none, c)
-    return usage_error("snippet: unknown option %s", ctx->argv[optind - 1]);
+    return cli_usage_error("snippet: unknown option %s", ctx->argv[optind - 1]);
     if (ctx->argc - optind != 2)
-        return usage_error("snippet takes ACCOUNT and a mail client: %s",
-                           snippet_client_names());
+        return cli_usage_error("snippet takes ACCOUNT and a mail client: %s",
+                               snippet_client_names());
     if (!snippet_client_known(ctx->argv[optind + 1]))
-        return usage_error("snippet: unknown mail client \"%s\"; known: %s",
-                           ctx->argv[optind + 1], snippet_client_names());
-    if (load_config(ctx) != 0)
-        return TOKEND_EX_CONFIG;
-    if (!(a = find_account(ctx, ctx->argv[optind], &status)))
+        return cli_usage_error("snippet: unknown mail client \"%s\"; known: %s",
+                               ctx->argv[optind + 1], snippet_client_names());
+    if (!(a = verb_account(ctx, &status)))
         return status;
     config = g_canonicalize_filename(ctx->cfg->path, NULL);
-    if (snippet_render(a, ctx->argv[optind + 1], program ? program : "tokend", config, out,
-                       &e) < 0)
+    if (snippet_render(a, ctx->argv[optind + 1], program ? program : "tokend", config, out, &e) < 0)
         return fail(&e, a->name);
     fputs(out->str, stdout);
     return fflush(stdout) == 0 ? 0 : TOKEND_EX_CANTCREAT;
@@ -753,17 +749,10 @@ static int verb_add(struct verb_ctx *ctx)
 }
 
 static const struct verb verbs[] = {
-    {"obtain", verb_obtain},
-    {"refresh", verb_refresh},
-    {"token", verb_token},
-    {"status", verb_status},
-    {"logout", verb_logout},
-    {"check", verb_check},
-    {"tunnel", verb_tunnel},
-    {"snippet", verb_snippet},
-    {"migrate", verb_migrate},
-    {"add", verb_add},
-    {"import", verb_import},
+    {"obtain", verb_obtain}, {"refresh", verb_refresh}, {"token", verb_token},
+    {"status", verb_status}, {"logout", verb_logout},   {"check", verb_check},
+    {"tunnel", verb_tunnel}, {"snippet", verb_snippet}, {"migrate", verb_migrate},
+    {"add", verb_add},       {"import", verb_import},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own
@@ -781,8 +770,10 @@ static bool wants_help(const struct verb_ctx *ctx)
 
 int verbs_run(const struct cli_globals *g, int argc, char **argv)
 {
-    struct verb_ctx ctx = {.g = g, .argc = argc - g->command_index,
-                           .argv = argv + g->command_index, .program = argv[0]};
+    struct verb_ctx ctx = {.g = g,
+                           .argc = argc - g->command_index,
+                           .argv = argv + g->command_index,
+                           .program = argv[0]};
     const char *name = argv[g->command_index];
     int status = -1;
 
@@ -798,6 +789,6 @@ int verbs_run(const struct cli_globals *g, int argc, char **argv)
     }
     config_free(ctx.cfg);
     if (status < 0)
-        return usage_error("unknown command \"%s\"", name);
+        return cli_usage_error("unknown command \"%s\"", name);
     return status;
 }

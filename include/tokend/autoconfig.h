@@ -19,9 +19,9 @@ struct autoconfig_server {
 
 typedef struct autoconfig {
     struct autoconfig_server imap, pop, smtp; /* host NULL when not offered */
-    char *username;   /* of the incoming server, placeholders filled in */
-    char *issuer;     /* <oAuth2><issuer>: a host name, or a URL */
-    char *scopes;     /* space separated */
+    char *username;                           /* of the incoming server, placeholders filled in */
+    char *issuer;                             /* <oAuth2><issuer>: a host name, or a URL */
+    char *scopes;                             /* space separated */
     char *auth_url;
     char *token_url;
 } Autoconfig;

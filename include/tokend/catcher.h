@@ -10,8 +10,7 @@ typedef struct catcher Catcher;
 
 /* Listen for redirect_uri (http://127.0.0.1/..., http://localhost/...,
  * http://[::1]/...; an ephemeral port unless the URI names one). */
-Catcher *catcher_new(const char *redirect_uri, const char *expected_state,
-                     struct tokend_error *e);
+Catcher *catcher_new(const char *redirect_uri, const char *expected_state, struct tokend_error *e);
 /* The redirect URI with the port we listen on, as sent to the server. */
 const char *catcher_redirect_uri(const Catcher *c);
 /* Wait (at most timeout_s) for the redirect with our state. */

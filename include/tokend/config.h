@@ -10,13 +10,7 @@
 #include "tokend/error.h"
 #include "tokend/provider.h"
 #include "tokend/secstr.h"
-
-enum store_kind {
-    STORE_KIND_AUTO,
-    STORE_KIND_SECRET_SERVICE,
-    STORE_KIND_FILE,
-    STORE_KIND_COMMAND,
-};
+#include "tokend/store_kind.h"
 
 enum flow_kind {
     FLOW_KIND_CODE,
@@ -37,13 +31,13 @@ typedef struct account {
     char *tenant;
     char *authority;
     char *client_id;
-    SecStr *client_secret; /* given inline in the file */
+    SecStr *client_secret;    /* given inline in the file */
     char *client_secret_file; /* or read from this file when needed */
     char *username;
-    char *identity;        /* the expected sign-in name, when not username */
-    char *scopes;          /* space separated */
+    char *identity; /* the expected sign-in name, when not username */
+    char *scopes;   /* space separated */
     char *redirect_uri;
-    char *token_file;      /* absolute */
+    char *token_file; /* absolute */
     enum store_kind store;
     char *ca_file;
     char *issuer;
@@ -52,12 +46,12 @@ typedef struct account {
     char *device_authorization_url;
     char *revocation_url;
     char *prompt;
-    char **auth_params;    /* NULL-terminated "key=value" */
+    char **auth_params; /* NULL-terminated "key=value" */
     enum offline_consent offline_consent;
     enum flow_kind flow;
-    int refresh_margin;    /* seconds */
-    int min_validity;      /* seconds */
-    int login_timeout;     /* seconds */
+    int refresh_margin; /* seconds */
+    int min_validity;   /* seconds */
+    int login_timeout;  /* seconds */
     char *imap_host;
     int imap_port;
     char *smtp_host;
@@ -65,16 +59,16 @@ typedef struct account {
     char *pop_host;
     int pop_port;
     char *notify_cmd;
-    char *tunnel_mech;     /* auto, xoauth2 or oauthbearer (checked by tunnel) */
-    char *tunnel_tls;      /* auto, implicit or starttls (checked by tunnel) */
-    char *store_get;       /* store = command: command lines */
+    char *tunnel_mech; /* auto, xoauth2 or oauthbearer (checked by tunnel) */
+    char *tunnel_tls;  /* auto, implicit or starttls (checked by tunnel) */
+    char *store_get;   /* store = command: command lines */
     char *store_put;
     char *store_delete;
-    int store_timeout;     /* seconds, for each store command */
-    int signin_lifetime;   /* seconds a sign-in lasts, when known to the user; 0 if not */
-    int notify_before;     /* seconds ahead of a needed sign-in to warn; 0: never */
-    char **token_sets;     /* "NAME SCOPES" items (tokenset_parse_config), or NULL */
-    const char *config_id; /* the file's identity (config_identity), or NULL */
+    int store_timeout;      /* seconds, for each store command */
+    int signin_lifetime;    /* seconds a sign-in lasts, when known to the user; 0 if not */
+    int notify_before;      /* seconds ahead of a needed sign-in to warn; 0: never */
+    char **token_sets;      /* "NAME SCOPES" items (tokenset_parse_config), or NULL */
+    const char *config_id;  /* the file's identity (config_identity), or NULL */
     const char *config_arg; /* the file as given with -c (absolute), or NULL */
 } Account;
 
@@ -83,7 +77,7 @@ typedef struct config {
     char *id;            /* config_identity() of the file when it was read */
     GPtrArray *accounts; /* Account*, in file order */
     int max_parallel;
-    char *config_arg;    /* set by config_set_arg */
+    char *config_arg; /* set by config_set_arg */
 } Config;
 
 Config *config_load(const char *path, struct tokend_error *e);
@@ -95,7 +89,6 @@ void config_free(Config *c);
 bool config_account_name_valid(const char *name);
 /* The keys the config file accepts, NULL-terminated (for docs and tests). */
 const char *const *config_known_keys(void);
-const char *store_kind_name(enum store_kind kind);
 /* "path|dev:inode:size:mtime" of a config file, or NULL if it cannot be
  * stat'ed: what tokend's cached decisions are tied to. */
 char *config_identity(const char *path);

@@ -9,13 +9,13 @@
 
 typedef struct detection {
     enum provider_kind provider;
-    char *how;          /* one line: what the provider was recognised by */
-    char *tenant;       /* Microsoft: consumers, the domain, or a tenant id */
-    char *issuer;       /* generic: the issuer, when discovery confirmed it */
+    char *how;           /* one line: what the provider was recognised by */
+    char *tenant;        /* Microsoft: consumers, the domain, or a tenant id */
+    char *issuer;        /* generic: the issuer, when discovery confirmed it */
     char *authorize_url; /* generic without discovery: from autoconfig */
     char *token_url;
-    char *scopes;       /* NULL: the preset's */
-    char *username;     /* NULL: the address */
+    char *scopes;                           /* NULL: the preset's */
+    char *username;                         /* NULL: the address */
     char *imap_host, *smtp_host, *pop_host; /* NULL: the preset's */
     int imap_port, smtp_port, pop_port;
 } Detection;

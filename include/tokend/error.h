@@ -9,26 +9,29 @@
 /* Exit statuses, from sysexits(3); documented in tokend(1). */
 enum tokend_status {
     TOKEND_OK = 0,
-    TOKEND_EX_USAGE = 64,       /* wrong command line */
-    TOKEND_EX_DATAERR = 65,     /* malformed server response or pasted URL */
-    TOKEND_EX_UNAVAILABLE = 69, /* keyring unavailable or locked */
-    TOKEND_EX_SOFTWARE = 70,    /* internal error */
-    TOKEND_EX_CANTCREAT = 73,   /* cannot write a token, store or state file */
-    TOKEND_EX_TEMPFAIL = 75,    /* network, timeout, 5xx, 429: try later */
-    TOKEND_EX_NOPERM = 77,      /* sign-in needed, or an administrator */
-    TOKEND_EX_CONFIG = 78,      /* configuration error */
+    TOKEND_EX_USAGE = 64,        /* wrong command line */
+    TOKEND_EX_DATAERR = 65,      /* malformed server response or pasted URL */
+    TOKEND_EX_UNAVAILABLE = 69,  /* keyring unavailable or locked */
+    TOKEND_EX_SOFTWARE = 70,     /* internal error */
+    TOKEND_EX_CANTCREAT = 73,    /* cannot write a token, store or state file */
+    TOKEND_EX_TEMPFAIL = 75,     /* network, timeout, 5xx, 429: try later */
+    TOKEND_EX_NOPERM = 77,       /* sign-in needed, or an administrator */
+    TOKEND_EX_CONFIG = 78,       /* configuration error */
     TOKEND_EX_INTERRUPTED = 130, /* stopped by Ctrl-C */
 };
 
 struct tokend_error {
-    int status;        /* an enum tokend_status; 0 while unset */
-    char *message;     /* what happened, one line */
-    char *hint;        /* what to do, one line, or NULL */
-    char *detail;      /* the server's raw words, shown only with -v */
-    int retry_after;   /* seconds the server asked us to wait, or 0 */
+    int status;      /* an enum tokend_status; 0 while unset */
+    char *message;   /* what happened, one line */
+    char *hint;      /* what to do, one line, or NULL */
+    char *detail;    /* the server's raw words, shown only with -v */
+    int retry_after; /* seconds the server asked us to wait, or 0 */
 };
 
-#define TOKEND_ERROR_INIT {0, NULL, NULL, NULL, 0}
+#define TOKEND_ERROR_INIT                                                                          \
+    {                                                                                              \
+        0, NULL, NULL, NULL, 0                                                                     \
+    }
 
 /* Set the error (replacing any earlier one).  Returns -1 so that callers can
  * write `return error_set(e, ...);`.  Text is folded to one printable line. */

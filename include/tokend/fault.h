@@ -19,18 +19,18 @@ int fault_io(const char *op, const char *path);
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#define FAULT_POINT(name)                                                                      \
-    do {                                                                                       \
-        const char *fault_ = getenv("TOKEND_FAULT");                                           \
-        if (fault_ && strcmp(fault_, name) == 0)                                               \
-            raise(SIGKILL);                                                                    \
+#define FAULT_POINT(name)                                                                          \
+    do {                                                                                           \
+        const char *fault_ = getenv("TOKEND_FAULT");                                               \
+        if (fault_ && strcmp(fault_, name) == 0)                                                   \
+            raise(SIGKILL);                                                                        \
     } while (0)
 #define FAULT_NUMBER(var, normal) (getenv(var) ? atoi(getenv(var)) : (normal))
 #define FAULT_IO(op, path) fault_io(op, path)
 #else
 #define FAULT_IO(op, path) ((void)(op), (void)(path), 0)
 #define FAULT_NUMBER(var, normal) (normal)
-#define FAULT_POINT(name)                                                                      \
-    do {                                                                                       \
+#define FAULT_POINT(name)                                                                          \
+    do {                                                                                           \
     } while (0)
 #endif

@@ -8,9 +8,9 @@
 
 typedef struct http_response {
     long status;
-    SecStr *body;        /* may hold tokens: wiped when freed */
-    char *content_type;  /* or NULL */
-    int retry_after;     /* seconds from Retry-After, 0 if none */
+    SecStr *body;       /* may hold tokens: wiped when freed */
+    char *content_type; /* or NULL */
+    int retry_after;    /* seconds from Retry-After, 0 if none */
 } HttpResponse;
 
 typedef struct http Http;

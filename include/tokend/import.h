@@ -37,8 +37,8 @@ typedef SecStr *(*ImportAskPassword)(const char *prompt, struct tokend_error *e)
 /* Read the refresh token from FILE in the given format.  username picks the
  * account in files that hold several (email-oauth2-proxy: its username;
  * pizauth: its account name), or NULL. */
-int import_read(enum import_format f, const char *file, const char *username,
-                ImportAskPassword ask, ImportFound **out, struct tokend_error *e);
+int import_read(enum import_format f, const char *file, const char *username, ImportAskPassword ask,
+                ImportFound **out, struct tokend_error *e);
 /* The terminal without echo when stdin is one, else the first line of
  * stdin. */
 SecStr *import_ask_password(const char *prompt, struct tokend_error *e);
@@ -46,8 +46,8 @@ SecStr *import_ask_password(const char *prompt, struct tokend_error *e);
 /* The parsers, exposed for the unit tests and fuzz targets. */
 /* fetchmail-oauth2.py's config: name=value lines; *rt_file and *client_id
  * (NULL when absent). */
-int import_parse_fetchmail_config(const char *text, size_t len, char **rt_file,
-                                  char **client_id, struct tokend_error *e);
+int import_parse_fetchmail_config(const char *text, size_t len, char **rt_file, char **client_id,
+                                  struct tokend_error *e);
 /* The first line of a refresh token file, trailing white space removed. */
 SecStr *import_parse_token_line(const SecStr *text, struct tokend_error *e);
 /* mutt_oauth2.py's and oama's JSON: its "refresh_token". */
@@ -77,8 +77,8 @@ SecStr *import_fernet_decrypt(const char *token, const guint8 key[32]);
  * not authenticate; then the refresh token of pizauth's account `account`
  * in that plaintext and *client_id its client (NULL when empty). */
 SecStr *import_pizauth_open(const guint8 *dump, size_t len, struct tokend_error *e);
-SecStr *import_parse_pizauth(const guint8 *plain, size_t len, const char *account,
-                             char **client_id, struct tokend_error *e);
+SecStr *import_parse_pizauth(const guint8 *plain, size_t len, const char *account, char **client_id,
+                             struct tokend_error *e);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ImportFound, import_found_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ProxyEntry, proxy_entry_free)

@@ -18,8 +18,8 @@ struct oauth_client {
     const char *token_url;
     const char *device_url;
     const char *revocation_url;
-    const char *issuer;          /* expected `iss` in redirects, or NULL */
-    bool iss_required;           /* server advertised RFC 9207 support */
+    const char *issuer; /* expected `iss` in redirects, or NULL */
+    bool iss_required;  /* server advertised RFC 9207 support */
     const char *scopes;
     /* The refresh request's `scope`, or NULL to leave it out ("as granted",
      * RFC 6749 section 6: never more than was granted). */
@@ -31,8 +31,8 @@ typedef struct token_response {
     SecStr *refresh_token; /* NULL when the server sent none */
     gint64 expires_in;     /* seconds; 3600 when the server said nothing */
     char *scope;
-    SecStr *id_token;      /* OpenID Connect: who signed in, or NULL */
-    bool id_token_bad;     /* an id_token was there but not a string */
+    SecStr *id_token;          /* OpenID Connect: who signed in, or NULL */
+    bool id_token_bad;         /* an id_token was there but not a string */
     gint64 refresh_expires_in; /* refresh_token_expires_in, when the server says; else 0 */
 } TokenResponse;
 
@@ -42,14 +42,13 @@ typedef struct redirect_params {
     char *iss;
     char *error;
     char *error_description;
-    bool bare; /* the user pasted only a code: there is no state to check */
+    bool bare;     /* the user pasted only a code: there is no state to check */
     char *address; /* a pasted URL without its query and fragment, or NULL */
 } RedirectParams;
 
 /* A 2xx token response becomes *out; anything else fills e with the OAuth
  * error classified (sign in again, administrator, configuration, slow down). */
-int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out,
-                               struct tokend_error *e);
+int oauth_parse_token_response(const HttpResponse *r, TokenResponse **out, struct tokend_error *e);
 /* Fill e from a non-2xx response (or a 2xx one carrying "error"). */
 int oauth_error_from_response(const HttpResponse *r, struct tokend_error *e);
 /* Classify an OAuth error.  code is Microsoft's error_codes[0] (0 if none). */
@@ -77,16 +76,15 @@ int oauth_check_redirect(const RedirectParams *p, const char *expected_state,
 void redirect_params_free(RedirectParams *p);
 
 /* The authorization request URL. */
-char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri,
-                          const char *state, const char *challenge,
-                          const char *const *extra, struct tokend_error *e);
+char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri, const char *state,
+                          const char *challenge, const char *const *extra, struct tokend_error *e);
 
 /* Grants.  form: a request body to which the client's credentials are
  * added before it is POSTed to the token endpoint. */
 /* Add client_id (and client_secret, in the body) to a form. */
 void oauth_add_client_auth(SecStr *form, const struct oauth_client *c);
-int oauth_token_request(Http *h, const struct oauth_client *c, SecStr *form,
-                        TokenResponse **out, struct tokend_error *e);
+int oauth_token_request(Http *h, const struct oauth_client *c, SecStr *form, TokenResponse **out,
+                        struct tokend_error *e);
 int oauth_redeem_code(Http *h, const struct oauth_client *c, const SecStr *code,
                       const SecStr *verifier, const char *redirect_uri, TokenResponse **out,
                       struct tokend_error *e);
@@ -116,8 +114,7 @@ int oauth_device_start(Http *h, const struct oauth_client *c, DeviceAuth **out,
 int oauth_device_poll(Http *h, const struct oauth_client *c, const SecStr *device_code,
                       enum device_poll *state, TokenResponse **out, struct tokend_error *e);
 void device_auth_free(DeviceAuth *d);
-int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out,
-                                struct tokend_error *e);
+int oauth_parse_device_response(const HttpResponse *r, DeviceAuth **out, struct tokend_error *e);
 
 /* RFC 7009: revoke a refresh token. */
 int oauth_revoke(Http *h, const struct oauth_client *c, const SecStr *refresh_token,

@@ -24,5 +24,10 @@ int paths_check_parents(const char *path, struct tokend_error *e);
  * trustworthy (parents too; a loose mode of ours is repaired as above),
  * 1 when it does not exist, -1 with e set when it must not be trusted. */
 int paths_trust_private_dir(const char *path, struct tokend_error *e);
+/* The same checks as paths_trust_private_dir, without repairs or messages:
+ * true when the folder is there, ours, private, under safe parents (the
+ * launcher's test before it believes a state.json; whoever can change the
+ * folder could plant one whose token_file is any file of ours). */
+bool paths_is_private_dir(const char *path);
 /* Expand a leading "~/" and make relative paths relative to base. */
 char *paths_expand(const char *path, const char *base_dir);

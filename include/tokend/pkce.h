@@ -5,8 +5,8 @@
 #include "tokend/secstr.h"
 
 typedef struct pkce {
-    SecStr *verifier;  /* 64 unreserved characters */
-    char *challenge;   /* BASE64URL(SHA256(verifier)) */
+    SecStr *verifier; /* 64 unreserved characters */
+    char *challenge;  /* BASE64URL(SHA256(verifier)) */
 } Pkce;
 
 Pkce *pkce_new(struct tokend_error *e);

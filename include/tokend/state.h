@@ -11,27 +11,27 @@
 /* A token for other scopes than the mail token's (tokenset.h): its file is
  * ACCOUNTDIR/token.KEY. */
 typedef struct state_token_set {
-    char *key;         /* set name, or "scopes.HASH" */
-    char *scopes;      /* asked for, canonical */
-    char *granted;     /* the server's `scope`, or NULL */
-    char *config_id;   /* named sets: the configuration that named them */
+    char *key;       /* set name, or "scopes.HASH" */
+    char *scopes;    /* asked for, canonical */
+    char *granted;   /* the server's `scope`, or NULL */
+    char *config_id; /* named sets: the configuration that named them */
     gint64 expires_at;
     gint64 obtained_at;
 } StateTokenSet;
 
 typedef struct account_state {
-    gint64 expires_at;    /* access token expiry (unix seconds), 0 if none */
-    gint64 obtained_at;   /* when the access token was received */
-    gint64 signed_in_at;  /* last successful obtain */
-    gint64 last_refresh;  /* last successful refresh */
-    gint64 last_attempt;  /* last refresh attempt, successful or not */
-    char *store;          /* where the refresh token is: "secret-service", "file", or NULL */
-    char *token_file;     /* where the access token was written */
-    char *scope;          /* as granted */
-    char *last_error;     /* one line, when the last attempt failed */
-    int last_status;      /* exit status of the last attempt */
-    bool needs_signin;    /* the server refused the refresh token */
-    char *identity;       /* who signed in, from the id_token, or NULL */
+    gint64 expires_at;      /* access token expiry (unix seconds), 0 if none */
+    gint64 obtained_at;     /* when the access token was received */
+    gint64 signed_in_at;    /* last successful obtain */
+    gint64 last_refresh;    /* last successful refresh */
+    gint64 last_attempt;    /* last refresh attempt, successful or not */
+    char *store;            /* where the refresh token is: "secret-service", "file", or NULL */
+    char *token_file;       /* where the access token was written */
+    char *scope;            /* as granted */
+    char *last_error;       /* one line, when the last attempt failed */
+    int last_status;        /* exit status of the last attempt */
+    bool needs_signin;      /* the server refused the refresh token */
+    char *identity;         /* who signed in, from the id_token, or NULL */
     bool identity_verified; /* identity matched the account's username or identity */
     /* What the configuration said when this state was written, so that the
      * launcher can answer `token` without parsing the configuration: valid
@@ -50,7 +50,7 @@ typedef struct account_state {
     gint64 frequency_interval;       /* how long the sign-in it ended had worked */
     gint64 warned_for;               /* the moment a warning was sent for, this sign-in */
     gint64 warned_at;                /* when that warning was sent */
-    GPtrArray *token_sets; /* StateTokenSet *, or NULL when there is none */
+    GPtrArray *token_sets;           /* StateTokenSet *, or NULL when there is none */
 } AccountState;
 
 AccountState *state_new(void);
@@ -60,9 +60,17 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
 void state_free(AccountState *st);
 /* Parse from memory (for tests and fuzzing). */
 AccountState *state_parse(const char *json, size_t len, struct tokend_error *e);
-/* True when an access token is there and valid for at least `margin` more
+/* The time in seconds since the epoch, as every expiry here counts it. */
+gint64 state_now(void);
+/* The freshness rule, for the mail token and the token sets alike: a token
+ * expiring at `expires_at` (0: none known) is valid for more than `margin`
  * seconds at time `now`. */
+bool state_expiry_fresh(gint64 expires_at, int margin, gint64 now);
+/* The account's access token is fresh (state_expiry_fresh). */
 bool state_token_fresh(const AccountState *st, int margin, gint64 now);
+/* Fresh, and its token file is `token_file` (NULL: whichever the state
+ * names) and is there: one access(2), no read. */
+bool state_token_ready(const AccountState *st, const char *token_file, int margin, gint64 now);
 
 /* The token set with this key, or NULL; _get adds it when missing. */
 StateTokenSet *state_token_set_find(const AccountState *st, const char *key);

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <glib.h>
 #include "tokend/config.h"
+#include "tokend/error.h"
 
-/* Print each account of `accounts` (the verb has chosen them). */
-void status_print(const Config *cfg, GPtrArray *accounts, bool json);
+/* Print each account of `accounts` (the verb has chosen them); -1 with e
+ * set when the JSON could not be printed (out of memory). */
+int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct tokend_error *e);

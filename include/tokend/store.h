@@ -4,9 +4,12 @@
  * named secret (a "kind", such as "refresh_token") for an account. */
 
 #include <stdbool.h>
-#include "tokend/config.h"
+#include <glib.h>
 #include "tokend/error.h"
 #include "tokend/secstr.h"
+#include "tokend/store_kind.h"
+
+struct account; /* config.h */
 
 typedef struct store Store;
 
@@ -34,7 +37,7 @@ Store *store_open_named(const char *name, struct tokend_error *e);
 /* The account's store: the one named (as the state names it), or the one
  * its configuration chooses when name is NULL.  Only this one opens the
  * command store, which needs the account's commands. */
-Store *store_open_account(const Account *a, const char *name, struct tokend_error *e);
+Store *store_open_account(const struct account *a, const char *name, struct tokend_error *e);
 const char *store_name(const Store *s);
 /* *out is NULL (and 0 returned) when nothing is stored.  A locked keyring
  * is an error (TOKEND_EX_UNAVAILABLE), never "nothing stored". */

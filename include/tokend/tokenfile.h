@@ -6,9 +6,7 @@
 #include "tokend/error.h"
 #include "tokend/secstr.h"
 
-/* A token is written only if it is non-empty printable ASCII without spaces
- * (no CR, no LF). */
-bool tokenfile_token_valid(const char *token, size_t len);
+/* A token is written only if it is valid (tokenrule.h). */
 int tokenfile_write(const char *path, const SecStr *token, struct tokend_error *e);
 /* Read the token back (without the newline).  Refuses files that are not
  * ours or readable by others, and contents that are not one valid token. */

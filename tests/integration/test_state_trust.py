@@ -91,6 +91,18 @@ def test_logout_still_removes_an_old_token_file_in_its_folder(seeded):
     assert not old.exists() and str(old) in r.stderr
 
 
+def test_logout_says_the_state_was_unreadable(seeded):
+    """A corrupt state.json does not stop logout, but it is said: the
+    tokens it would have named are looked for only where the configuration
+    says."""
+    (seeded.state / 'work' / 'state.json').write_text('{not json')
+    r = seeded.run('logout', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'work: ' in r.stderr and 'logging out with what the configuration says' in r.stderr
+    assert not seeded.token_file().exists()
+    assert not (seeded.state / 'work' / 'state.json').exists()
+
+
 # Untrusted folders ----------------------------------------------------------------
 
 def untrust(tokend, how):

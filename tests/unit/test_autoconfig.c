@@ -8,12 +8,12 @@
 #include "testutil.h"
 
 #define HEAD "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"1.1\">"
-#define IMAP(h, p, auth)                                                                     \
-    "<emailProvider id=\"x\"><incomingServer type=\"imap\"><hostname>" h "</hostname><port>" p \
-    "</port><socketType>SSL</socketType><username>%EMAILLOCALPART%</username>"              \
+#define IMAP(h, p, auth)                                                                           \
+    "<emailProvider id=\"x\"><incomingServer type=\"imap\"><hostname>" h "</hostname><port>" p     \
+    "</port><socketType>SSL</socketType><username>%EMAILLOCALPART%</username>"                     \
     "<authentication>" auth "</authentication></incomingServer></emailProvider>"
-#define OAUTH(i)                                                                             \
-    "<oAuth2><issuer>" i "</issuer><scope>openid offline_access</scope>"                     \
+#define OAUTH(i)                                                                                   \
+    "<oAuth2><issuer>" i "</issuer><scope>openid offline_access</scope>"                           \
     "<authURL>https://" i "/auth</authURL><tokenURL>https://" i "/token</tokenURL></oAuth2>"
 
 static void test_good(void)
@@ -23,32 +23,36 @@ static void test_good(void)
         const char *imap_host, *username, *issuer;
         int imap_port;
     } cases[] = {
-        {HEAD IMAP("imap.example.org", "993", "OAuth2") OAUTH("auth.example.org")
-         "</clientConfig>", "imap.example.org", "alice", "auth.example.org", 993},
+        {HEAD IMAP("imap.example.org", "993", "OAuth2") OAUTH("auth.example.org") "</clientConfig>",
+         "imap.example.org", "alice", "auth.example.org", 993},
         /* Upper case host names are folded; CDATA is text. */
         {HEAD IMAP("IMAP.Example.ORG", "143", "OAuth2") "<oAuth2><issuer><![CDATA[id.example]]>"
-         "</issuer></oAuth2></clientConfig>", "imap.example.org", "alice", "id.example", 143},
+                                                        "</issuer></oAuth2></clientConfig>",
+         "imap.example.org", "alice", "id.example", 143},
         /* An OAuth2 server beats an earlier password one. */
         {HEAD "<emailProvider><incomingServer type=\"imap\"><hostname>old.example</hostname>"
-         "<port>993</port><authentication>password-cleartext</authentication>"
-         "</incomingServer><incomingServer type=\"imap\"><hostname>new.example</hostname>"
-         "<port>993</port><username>%EMAILADDRESS%</username><authentication>OAuth2"
-         "</authentication></incomingServer></emailProvider></clientConfig>",
+              "<port>993</port><authentication>password-cleartext</authentication>"
+              "</incomingServer><incomingServer type=\"imap\"><hostname>new.example</hostname>"
+              "<port>993</port><username>%EMAILADDRESS%</username><authentication>OAuth2"
+              "</authentication></incomingServer></emailProvider></clientConfig>",
          "new.example", "alice@example.org", NULL, 993},
         /* The IMAP server's user name wins over the POP server's. */
-        {HEAD "<emailProvider>" "<incomingServer type=\"pop3\"><hostname>pop.example</hostname>"
-         "<username>%EMAILLOCALPART%</username></incomingServer>"
-         "<incomingServer type=\"imap\"><hostname>imap.example</hostname><port>993</port>"
-         "<username>%EMAILADDRESS%</username></incomingServer></emailProvider></clientConfig>",
+        {HEAD "<emailProvider>"
+              "<incomingServer type=\"pop3\"><hostname>pop.example</hostname>"
+              "<username>%EMAILLOCALPART%</username></incomingServer>"
+              "<incomingServer type=\"imap\"><hostname>imap.example</hostname><port>993</port>"
+              "<username>%EMAILADDRESS%</username></incomingServer></emailProvider></clientConfig>",
          "imap.example", "alice@example.org", NULL, 993},
-        {HEAD "<emailProvider>" "<incomingServer type=\"imap\"><hostname>imap.example</hostname>"
+        {HEAD
+         "<emailProvider>"
+         "<incomingServer type=\"imap\"><hostname>imap.example</hostname>"
          "<port>993</port><username>%EMAILDOMAIN%</username></incomingServer>"
          "<incomingServer type=\"pop3\"><hostname>pop.example</hostname>"
          "<username>%EMAILLOCALPART%</username></incomingServer></emailProvider></clientConfig>",
          "imap.example", "example.org", NULL, 993},
         /* Unknown elements and a DOCTYPE without entities are ignored. */
-        {"<!DOCTYPE clientConfig><clientConfig><documentation><x/></documentation>"
-         IMAP("a.example", "1", "OAuth2") OAUTH("https://id.example/tenant") "</clientConfig>",
+        {"<!DOCTYPE clientConfig><clientConfig><documentation><x/></documentation>" IMAP(
+             "a.example", "1", "OAuth2") OAUTH("https://id.example/tenant") "</clientConfig>",
          "a.example", "alice", "https://id.example/tenant", 1},
     };
 
@@ -82,8 +86,8 @@ static void test_bad(void)
 {
     g_autofree char *deep = nested(100);
     g_autofree char *long_value = g_strnfill(3000, 'a');
-    g_autofree char *long_doc = g_strconcat(HEAD "<oAuth2><issuer>", long_value,
-                                            "</issuer></oAuth2></clientConfig>", NULL);
+    g_autofree char *long_doc =
+        g_strconcat(HEAD "<oAuth2><issuer>", long_value, "</issuer></oAuth2></clientConfig>", NULL);
     const struct {
         const char *xml;
         const char *words;
@@ -93,7 +97,8 @@ static void test_bad(void)
         {"<html/>", "not an autoconfig document"},
         {HEAD "<oAuth2><issuer>&xxe;</issuer></oAuth2></clientConfig>", "not valid"},
         {"<!DOCTYPE x [<!ENTITY a \"aaaa\">]><clientConfig><oAuth2><issuer>&a;</issuer>"
-         "</oAuth2></clientConfig>", "not valid"},
+         "</oAuth2></clientConfig>",
+         "not valid"},
         {deep, "nested deeper"},
         {long_doc, "longer than"},
         {HEAD IMAP("imap.example.org", "99999", "OAuth2") "</clientConfig>", "not a number"},
@@ -102,14 +107,18 @@ static void test_bad(void)
         {HEAD IMAP("imap.example.org\n", "993", "OAuth2") OAUTH("a#b") "</clientConfig>",
          "cannot be used"},
         {HEAD OAUTH("id.example") "<oAuth2><issuer>http://id.example/</issuer></oAuth2>"
-         "</clientConfig>", "not a host name or an https URL"},
+                                  "</clientConfig>",
+         "not a host name or an https URL"},
         {HEAD "<oAuth2><issuer>id.example</issuer><tokenURL>http://id.example/t</tokenURL>"
-         "</oAuth2></clientConfig>", "not an https URL"},
+              "</oAuth2></clientConfig>",
+         "not an https URL"},
         {HEAD "<oAuth2><scope>openid</scope></oAuth2></clientConfig>", "no <issuer>"},
         {HEAD "</clientConfig>", "names no mail server"},
         {"<clientConfig>\xff</clientConfig>", "not UTF-8"},
         /* GLib sets its error twice on this one unless refused before. */
-        {"<clientConfig><oAuth2><issuer><![CDATA[a\xd8\xd8" "b]]></isntConfig>", "not UTF-8"},
+        {"<clientConfig><oAuth2><issuer><![CDATA[a\xd8\xd8"
+         "b]]></isntConfig>",
+         "not UTF-8"},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -14,12 +14,12 @@ static void test_handles(void)
 {
     static const char *const yes[] = {
         "http://localhost", "http://localhost/", "http://127.0.0.1:8400/cb",
-        "http://[::1]/x", "http://LOCALHOST/",
+        "http://[::1]/x",   "http://LOCALHOST/",
     };
     static const char *const no[] = {
-        "https://localhost/", "http://example.com/", "http://127.0.0.1.evil.example/",
-        "http://user@localhost/", "localhost", "", "urn:ietf:wg:oauth:2.0:oob",
-        "http://0.0.0.0/",
+        "https://localhost/",        "http://example.com/", "http://127.0.0.1.evil.example/",
+        "http://user@localhost/",    "localhost",           "",
+        "urn:ietf:wg:oauth:2.0:oob", "http://0.0.0.0/",
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(yes); i++) {
@@ -81,7 +81,7 @@ static char *with_port(const char *text, int port)
 static void test_pasted(void)
 {
     static const struct {
-        const char *text; /* PORT: the port listened on */
+        const char *text;    /* PORT: the port listened on */
         const char *refusal; /* NULL: taken */
     } cases[] = {
         {"http://127.0.0.1:PORT/cb?code=c&state=" STATE, NULL},

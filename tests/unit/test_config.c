@@ -33,15 +33,14 @@ static void test_microsoft(void)
 {
     g_autoptr(Config) cfg = NULL;
     const Account *a = parse_one(MS, &cfg);
-    g_autofree char *token_file = g_build_filename(g_getenv("XDG_STATE_HOME"), "tokend",
-                                                   "work", "token", NULL);
+    g_autofree char *token_file =
+        g_build_filename(g_getenv("XDG_STATE_HOME"), "tokend", "work", "token", NULL);
 
     g_assert_cmpstr(a->name, ==, "work");
     g_assert_cmpint(a->provider, ==, PROVIDER_MICROSOFT);
     g_assert_cmpstr(a->client_id, ==, CLIENT);
     g_assert_cmpstr(a->tenant, ==, "common");
-    g_assert_cmpstr(a->token_url, ==,
-                    "https://login.microsoftonline.com/common/oauth2/v2.0/token");
+    g_assert_cmpstr(a->token_url, ==, "https://login.microsoftonline.com/common/oauth2/v2.0/token");
     g_assert_cmpstr(a->authorize_url, ==,
                     "https://login.microsoftonline.com/common/oauth2/v2.0/authorize");
     g_assert_cmpstr(a->device_authorization_url, ==,
@@ -66,12 +65,15 @@ static void test_microsoft_tenant(void)
     g_autoptr(Config) cfg2 = NULL;
     const Account *a = parse_one(MS "tenant = contoso.onmicrosoft.com\n", &cfg);
     const Account *b = parse_one(MS "authority = login.microsoftonline.us\ntenant = t1.example\n"
-                                    "token_url = https://proxy.example/token\n", &cfg2);
+                                    "token_url = https://proxy.example/token\n",
+                                 &cfg2);
 
-    g_assert_cmpstr(a->token_url, ==, "https://login.microsoftonline.com/"
-                                      "contoso.onmicrosoft.com/oauth2/v2.0/token");
-    g_assert_cmpstr(a->authorize_url, ==, "https://login.microsoftonline.com/"
-                                          "contoso.onmicrosoft.com/oauth2/v2.0/authorize");
+    g_assert_cmpstr(a->token_url, ==,
+                    "https://login.microsoftonline.com/"
+                    "contoso.onmicrosoft.com/oauth2/v2.0/token");
+    g_assert_cmpstr(a->authorize_url, ==,
+                    "https://login.microsoftonline.com/"
+                    "contoso.onmicrosoft.com/oauth2/v2.0/authorize");
     g_assert_cmpstr(b->authorize_url, ==,
                     "https://login.microsoftonline.us/t1.example/oauth2/v2.0/authorize");
     /* An explicit endpoint wins over the preset. */
@@ -86,7 +88,8 @@ static void test_google_and_generic(void)
     const Account *a = parse_one(GOOGLE "client_secret = GOCSPX-s3cr3t\n", &g);
     const Account *b = parse_one(GENERIC "issuer = https://idp.example\n", &x1);
     const Account *c = parse_one(GENERIC "authorize_url = https://idp.example/a\n"
-                                         "token_url = http://127.0.0.1:8080/x\n", &x2);
+                                         "token_url = http://127.0.0.1:8080/x\n",
+                                 &x2);
 
     g_assert_cmpstr(a->client_secret->data, ==, "GOCSPX-s3cr3t");
     g_assert_cmpstr(a->token_url, ==, "https://oauth2.googleapis.com/token");
@@ -128,13 +131,14 @@ static void test_defaults(void)
 static void test_values(void)
 {
     g_autoptr(Config) cfg = NULL;
-    const Account *a = parse_one(
-        "[account work]\nprovider = microsoft   # comment\nclient_id = " CLIENT "\t# c\n"
-        "username = me@example.com\nscopes = a#b c\n"
-        "redirect_uri = http://127.0.0.1:8080/x\n"
-        "auth_params = login_hint=me@example.com  prompt2=a=b\n"
-        "imap_port = 143\nrefresh_margin = 0\nlogin_timeout = 1\n"
-        "token_file = ~/mail/token\nclient_secret_file = secret.txt\n", &cfg);
+    const Account *a =
+        parse_one("[account work]\nprovider = microsoft   # comment\nclient_id = " CLIENT "\t# c\n"
+                  "username = me@example.com\nscopes = a#b c\n"
+                  "redirect_uri = http://127.0.0.1:8080/x\n"
+                  "auth_params = login_hint=me@example.com  prompt2=a=b\n"
+                  "imap_port = 143\nrefresh_margin = 0\nlogin_timeout = 1\n"
+                  "token_file = ~/mail/token\nclient_secret_file = secret.txt\n",
+                  &cfg);
     g_autofree char *token_file = g_build_filename(g_get_home_dir(), "mail", "token", NULL);
 
     g_assert_cmpint(a->provider, ==, PROVIDER_MICROSOFT);
@@ -157,12 +161,18 @@ static void test_urls(void)
 {
     static const char *const good[] = {
         "https://idp.example/token", "http://127.0.0.1:8080/x", "http://127.0.0.1",
-        "http://localhost/", "http://localhost:9/cb", "http://[::1]:8080/",
+        "http://localhost/",         "http://localhost:9/cb",   "http://[::1]:8080/",
     };
     static const char *const bad[] = {
-        "http://idp.example/token", "http://127.0.0.1.evil.example/", "http://localhost.evil/",
-        "http://localhostx/", "https://", "ftp://idp.example/", "idp.example/token",
-        "HTTP://idp.example/", "//idp.example/",
+        "http://idp.example/token",
+        "http://127.0.0.1.evil.example/",
+        "http://localhost.evil/",
+        "http://localhostx/",
+        "https://",
+        "ftp://idp.example/",
+        "idp.example/token",
+        "HTTP://idp.example/",
+        "//idp.example/",
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
@@ -198,7 +208,8 @@ static const struct {
     {"[account a/b]\nprovider = microsoft\nclient_id = c\n", "account name \"a/b\""},
     {"[account a b]\nprovider = microsoft\nclient_id = c\n", "account name"},
     {"[account aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n"
-     "provider = microsoft\nclient_id = c\n", "account name"},
+     "provider = microsoft\nclient_id = c\n",
+     "account name"},
     {MS "refresh_margin = -1\n", "refresh_margin"},
     {MS "refresh_margin = abc\n", "refresh_margin: \"abc\""},
     {MS "refresh_margin = 99999999999\n", "refresh_margin"},
@@ -249,7 +260,8 @@ static const struct {
     {"[account work]\nprovider = microsoft\nclient_id = caf\xe9\n",
      "[account work] client_id: the value is not UTF-8"},
     {"[defaults]\nclient_id = shared\n[account work]\nprovider = microsoft\n"
-     "client_id = caf\xe9\n", "[account work] client_id: the value is not UTF-8"},
+     "client_id = caf\xe9\n",
+     "[account work] client_id: the value is not UTF-8"},
     {"[defaults]\nmax_parallel = \xff\n" MS, "[defaults] max_parallel: the value"},
     {MS "username = me\\x@example.com\n", "[account work] username: the value"},
 };
@@ -274,10 +286,9 @@ static void test_bad(void)
 
 static void test_account_names(void)
 {
-    static const char *const good[] = {"work", "a", "W0rk.mail", "me@example.com", "a+b-c_d",
-                                       "1"};
-    static const char *const bad[] = {"", ".x", "a/b", "-a", "_a", "a b", "a\\b", "..", "a\n",
-                                      "caf\xc3\xa9"};
+    static const char *const good[] = {"work", "a", "W0rk.mail", "me@example.com", "a+b-c_d", "1"};
+    static const char *const bad[] = {"",    ".x",   "a/b", "-a",  "_a",
+                                      "a b", "a\\b", "..",  "a\n", "caf\xc3\xa9"};
     g_autofree char *longest = g_strnfill(64, 'a');
     g_autofree char *too_long = g_strnfill(65, 'a');
 
@@ -296,17 +307,27 @@ static void test_account_names(void)
 static void test_known_keys(void)
 {
     static const char *const expected[] = {
-        "provider", "tenant", "authority", "client_id", "client_secret",
-        "client_secret_file", "username", "scopes", "redirect_uri", "token_file", "store",
-        "ca_file", "issuer", "authorize_url", "token_url", "device_authorization_url",
-        "revocation_url", "prompt", "auth_params", "offline_consent", "flow", "refresh_margin", "min_validity",
-        "login_timeout", "imap_host", "imap_port", "smtp_host", "smtp_port", "pop_host", "pop_port", "notify_cmd",
-        "max_parallel",
-        "identity",
-        "tunnel_mech", "tunnel_tls",
-        "store_get", "store_put", "store_delete", "store_timeout",
-        "signin_lifetime", "notify_before",
-        "token_sets",
+        "provider",       "tenant",
+        "authority",      "client_id",
+        "client_secret",  "client_secret_file",
+        "username",       "scopes",
+        "redirect_uri",   "token_file",
+        "store",          "ca_file",
+        "issuer",         "authorize_url",
+        "token_url",      "device_authorization_url",
+        "revocation_url", "prompt",
+        "auth_params",    "offline_consent",
+        "flow",           "refresh_margin",
+        "min_validity",   "login_timeout",
+        "imap_host",      "imap_port",
+        "smtp_host",      "smtp_port",
+        "pop_host",       "pop_port",
+        "notify_cmd",     "max_parallel",
+        "identity",       "tunnel_mech",
+        "tunnel_tls",     "store_get",
+        "store_put",      "store_delete",
+        "store_timeout",  "signin_lifetime",
+        "notify_before",  "token_sets",
     };
     const char *const *keys = config_known_keys();
 
@@ -317,13 +338,13 @@ static void test_known_keys(void)
      * (the error names the key itself), never as an unknown key. */
     for (size_t i = 0; keys[i]; i++) {
         bool defaults = strcmp(keys[i], "max_parallel") == 0;
-        g_autofree char *text = g_strdup_printf(
-            "[account k]\n%s%s%s%s = 1\n",
-            strcmp(keys[i], "provider") == 0 ? "" : "provider = microsoft\n",
-            strcmp(keys[i], "client_id") == 0 ? "" : "client_id = c\n",
-            defaults ? "[defaults]\n" : "", keys[i]);
-        g_autofree char *own = g_strdup_printf("%s %s: ", defaults ? "[defaults]" : "[account k]",
-                                               keys[i]);
+        g_autofree char *text =
+            g_strdup_printf("[account k]\n%s%s%s%s = 1\n",
+                            strcmp(keys[i], "provider") == 0 ? "" : "provider = microsoft\n",
+                            strcmp(keys[i], "client_id") == 0 ? "" : "client_id = c\n",
+                            defaults ? "[defaults]\n" : "", keys[i]);
+        g_autofree char *own =
+            g_strdup_printf("%s %s: ", defaults ? "[defaults]" : "[account k]", keys[i]);
         g_auto(TokendError) e = TOKEND_ERROR_INIT;
         g_autoptr(Config) cfg = parse(text, &e);
 
@@ -413,8 +434,8 @@ static void test_authority_good(void)
          "https://login.microsoftonline.com/organizations" MS_TOKEN, "organizations"},
         {"authority = https://127.0.0.1:8443/contoso.com\ntenant = Contoso.com\n",
          "https://127.0.0.1:8443/Contoso.com" MS_TOKEN, "Contoso.com"},
-        {"authority = HTTPS://[::1]:8443/consumers\n",
-         "https://[::1]:8443/consumers" MS_TOKEN, "consumers"},
+        {"authority = HTTPS://[::1]:8443/consumers\n", "https://[::1]:8443/consumers" MS_TOKEN,
+         "consumers"},
         {"tenant = 72f988bf-86f1-41af-91ab-2d7cd011db47\n",
          "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47" MS_TOKEN,
          "72f988bf-86f1-41af-91ab-2d7cd011db47"},
@@ -448,10 +469,9 @@ static void test_hosts_good(void)
         const char *pop_host;
         int pop_port;
     } cases[] = {
-        {"", "outlook.office365.com", 993, "smtp.office365.com", 587, "outlook.office365.com",
-         995},
-        {"imap_host = imap.example.com:143\n", "imap.example.com", 143, "smtp.office365.com",
-         587, "outlook.office365.com", 995},
+        {"", "outlook.office365.com", 993, "smtp.office365.com", 587, "outlook.office365.com", 995},
+        {"imap_host = imap.example.com:143\n", "imap.example.com", 143, "smtp.office365.com", 587,
+         "outlook.office365.com", 995},
         {"imap_host = imap.example.com\nimap_port = 1143\n", "imap.example.com", 1143,
          "smtp.office365.com", 587, "outlook.office365.com", 995},
         {"imap_host = imap.example.com:143\nimap_port = 143\n", "imap.example.com", 143,
@@ -460,8 +480,8 @@ static void test_hosts_good(void)
          "outlook.office365.com", 995},
         {"smtp_host = [2001:db8::25]\n", "outlook.office365.com", 993, "2001:db8::25", 587,
          "outlook.office365.com", 995},
-        {"pop_host = 127.0.0.1:1995\n", "outlook.office365.com", 993, "smtp.office365.com",
-         587, "127.0.0.1", 1995},
+        {"pop_host = 127.0.0.1:1995\n", "outlook.office365.com", 993, "smtp.office365.com", 587,
+         "127.0.0.1", 1995},
         {"pop_host = pop.example.com\npop_port = 110\n", "outlook.office365.com", 993,
          "smtp.office365.com", 587, "pop.example.com", 110},
     };
@@ -494,8 +514,7 @@ static const struct {
     {"authority = https://login.microsoftonline.com/common?x=1\n", "[account work] authority:"},
     {"authority = https://login.microsoftonline.com/?x=1\n", "[account work] authority:"},
     {"authority = https://login.microsoftonline.com/common#f\n", "[account work] authority:"},
-    {"authority = https://login.microsoftonline.com/common/oauth2\n",
-     "[account work] authority:"},
+    {"authority = https://login.microsoftonline.com/common/oauth2\n", "[account work] authority:"},
     {"authority = https://login.microsoftonline.com//common\n", "[account work] authority:"},
     {"authority = https://login.microsoftonline.com//\n", "[account work] authority:"},
     {"authority = https://login.microsoftonline.com/con%2Ftoso\n", "[account work] authority:"},
@@ -647,10 +666,12 @@ static void test_durations(void)
         const char *value;
         int seconds; /* -1: refused */
     } cases[] = {
-        {"7d", 7 * 86400}, {"36h", 36 * 3600}, {"90m", 5400}, {"45s", 45}, {"2w", 14 * 86400},
-        {"600", 600},      {"0", 0},           {"7D", 7 * 86400}, {"3650d", 3650 * 86400},
-        {"3651d", -1},     {"soon", -1},       {"d", -1},     {"-1d", -1}, {"7y", -1},
-        {"1.5d", -1},      {"7 d", -1},        {"7dd", -1},   {"", -1},
+        {"7d", 7 * 86400}, {"36h", 36 * 3600}, {"90m", 5400},
+        {"45s", 45},       {"2w", 14 * 86400}, {"600", 600},
+        {"0", 0},          {"7D", 7 * 86400},  {"3650d", 3650 * 86400},
+        {"3651d", -1},     {"soon", -1},       {"d", -1},
+        {"-1d", -1},       {"7y", -1},         {"1.5d", -1},
+        {"7 d", -1},       {"7dd", -1},        {"", -1},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {

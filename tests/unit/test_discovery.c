@@ -19,16 +19,16 @@ static void test_good(void)
         const char *json, *issuer, *token;
         bool iss_supported, templated;
     } good[] = {
-        {"{\"issuer\":\"" ISSUER "\",\"token_endpoint\":\"" ISSUER "/t\"}", ISSUER,
-         ISSUER "/t", false, false},
+        {"{\"issuer\":\"" ISSUER "\",\"token_endpoint\":\"" ISSUER "/t\"}", ISSUER, ISSUER "/t",
+         false, false},
         /* A trailing slash on either side is the same issuer. */
-        {"{\"issuer\":\"" ISSUER "/\",\"token_endpoint\":\"" ISSUER "/t\"}", ISSUER,
-         ISSUER "/t", false, false},
+        {"{\"issuer\":\"" ISSUER "/\",\"token_endpoint\":\"" ISSUER "/t\"}", ISSUER, ISSUER "/t",
+         false, false},
         {"{\"issuer\":\"" ISSUER "\"}", ISSUER "/", NULL, false, false},
         {"{\"issuer\":\"" ISSUER "\",\"authorization_response_iss_parameter_supported\":true}",
          ISSUER, NULL, true, false},
-        {"{\"issuer\":\"" ISSUER "\",\"authorization_response_iss_parameter_supported\":1}",
-         ISSUER, NULL, false, false},
+        {"{\"issuer\":\"" ISSUER "\",\"authorization_response_iss_parameter_supported\":1}", ISSUER,
+         NULL, false, false},
         /* The test peers: http to loopback. */
         {"{\"issuer\":\"http://127.0.0.1:9/x\",\"token_endpoint\":\"http://127.0.0.1:9/t\"}",
          "http://127.0.0.1:9/x", "http://127.0.0.1:9/t", false, false},

@@ -14,10 +14,12 @@ static const struct {
     {"AADSTS70008: expired.\r\nTrace ID: x", 100, "AADSTS70008: expired. Trace ID: x"},
     {"a\r\n\r\n\t  b", 100, "a b"},
     {"  leading and trailing  \n", 100, "leading and trailing"},
-    {"bell\adel\x7f" "esc\x1b[31m", 100, "bell del esc [31m"},
+    {"bell\adel\x7f"
+     "esc\x1b[31m",
+     100, "bell del esc [31m"},
     {"nul-free\x01\x02\x03 controls", 100, "nul-free controls"},
-    {"line\xe2\x80\xa8separator", 100, "line separator"},  /* U+2028 */
-    {"next\xc2\x85line", 100, "next line"},                /* U+0085 */
+    {"line\xe2\x80\xa8separator", 100, "line separator"}, /* U+2028 */
+    {"next\xc2\x85line", 100, "next line"},               /* U+0085 */
     {"bad\xff\xfe utf8", 100, "bad utf8"},
     {"caf\xc3\xa9", 100, "caf\xc3\xa9"},
     {"abcdef", 3, "abc..."},
@@ -125,9 +127,9 @@ static void test_escape(void)
         {"one\ntwo\r\tthree", "one\\ntwo\\r\\tthree"},
         {"back\\slash", "back\\\\slash"},
         {"bell\x07 del\x7f", "bell\\x07 del\\x7f"},
-        {"c1 \xc2\x9b", "c1 \\x9b"},                   /* U+009B, CSI */
-        {"bidi \xe2\x80\xae", "bidi \\u202e"},       /* RIGHT-TO-LEFT OVERRIDE */
-        {"ls \xe2\x80\xa8", "ls \\u2028"},          /* LINE SEPARATOR */
+        {"c1 \xc2\x9b", "c1 \\x9b"},           /* U+009B, CSI */
+        {"bidi \xe2\x80\xae", "bidi \\u202e"}, /* RIGHT-TO-LEFT OVERRIDE */
+        {"ls \xe2\x80\xa8", "ls \\u2028"},     /* LINE SEPARATOR */
         {"bad \xff\xfe utf8", "bad \\xff\\xfe utf8"},
         {"", ""},
     };

@@ -77,7 +77,7 @@ static void test_read_cap(void)
         size_t size, cap;
         bool ok;
     } cases[] = {
-        {0, 0, true}, {0, 10, true}, {10, 10, true}, {11, 10, false},
+        {0, 0, true},  {0, 10, true},       {10, 10, true},     {11, 10, false},
         {1, 0, false}, {5000, 4096, false}, {4096, 4096, true},
     };
     g_autofree char *dir = testutil_mkdir("cap");

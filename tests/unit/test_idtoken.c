@@ -22,17 +22,20 @@ static const struct {
     const char *payload;
     const char *sub, *email, *preferred_username, *upn;
 } good[] = {
-    {"all", "{\"aud\":\"" CLIENT "\",\"sub\":\"s1\",\"email\":\"a@b.example\","
-            "\"preferred_username\":\"alice\",\"upn\":\"alice@corp.example\"}",
+    {"all",
+     "{\"aud\":\"" CLIENT "\",\"sub\":\"s1\",\"email\":\"a@b.example\","
+     "\"preferred_username\":\"alice\",\"upn\":\"alice@corp.example\"}",
      "s1", "a@b.example", "alice", "alice@corp.example"},
     {"sub-only", "{\"aud\":\"" CLIENT "\",\"sub\":\"alice\"}", "alice", NULL, NULL, NULL},
-    {"aud-array", "{\"aud\":[\"x\",\"" CLIENT "\"],\"email\":\"a@b.example\"}", NULL,
-     "a@b.example", NULL, NULL},
-    {"non-strings-dropped", "{\"aud\":\"" CLIENT "\",\"sub\":1,\"email\":null,"
-                            "\"preferred_username\":[\"a\"],\"upn\":{}}",
+    {"aud-array", "{\"aud\":[\"x\",\"" CLIENT "\"],\"email\":\"a@b.example\"}", NULL, "a@b.example",
+     NULL, NULL},
+    {"non-strings-dropped",
+     "{\"aud\":\"" CLIENT "\",\"sub\":1,\"email\":null,"
+     "\"preferred_username\":[\"a\"],\"upn\":{}}",
      NULL, NULL, NULL, NULL},
-    {"control-chars-dropped", "{\"aud\":\"" CLIENT "\",\"email\":\"a@b\\n.example\","
-                              "\"upn\":\"x\\u001by\",\"sub\":\"\"}",
+    {"control-chars-dropped",
+     "{\"aud\":\"" CLIENT "\",\"email\":\"a@b\\n.example\","
+     "\"upn\":\"x\\u001by\",\"sub\":\"\"}",
      NULL, NULL, NULL, NULL},
     {"unicode-kept", "{\"aud\":\"" CLIENT "\",\"email\":\"j\\u00fcrgen@b.example\"}", NULL,
      "j\xc3\xbcrgen@b.example", NULL, NULL},
@@ -101,8 +104,8 @@ static void test_bounded(void)
     g_autofree char *t = NULL;
     g_autoptr(IdClaims) c = NULL;
     g_autofree char *long_email = g_strnfill(300, 'a');
-    g_autofree char *payload = g_strdup_printf("{\"aud\":\"" CLIENT "\",\"email\":\"%s\"}",
-                                               long_email);
+    g_autofree char *payload =
+        g_strdup_printf("{\"aud\":\"" CLIENT "\",\"email\":\"%s\"}", long_email);
     g_autofree char *t2 = jwt(payload);
 
     for (int i = 0; i < 20000; i++)
@@ -126,15 +129,15 @@ static void test_bounded(void)
 }
 
 static const struct {
-    const char *name; /* the configured name */
+    const char *name;    /* the configured name */
     const char *matches; /* the claim that matches it, or NULL */
 } matches[] = {
     {"alice@corp.example", "Alice@Corp.Example"}, /* email, ASCII case ignored */
     {"ALICE@CORP.EXAMPLE", "Alice@Corp.Example"},
-    {"a.smith", "A.Smith"},                       /* preferred_username */
+    {"a.smith", "A.Smith"},                                               /* preferred_username */
     {"a.smith@tenant.onmicrosoft.com", "a.smith@Tenant.onmicrosoft.com"}, /* upn */
-    {"S-123", "S-123"},                           /* sub, exactly */
-    {"s-123", NULL},                              /* sub is case-sensitive */
+    {"S-123", "S-123"},                                                   /* sub, exactly */
+    {"s-123", NULL}, /* sub is case-sensitive */
     {"alice@corp.example.", NULL},
     {"alice", NULL},
     {"", NULL},
@@ -142,7 +145,9 @@ static const struct {
 
 static void test_match(void)
 {
-    IdClaims c = {.sub = "S-123", .email = "Alice@Corp.Example", .preferred_username = "A.Smith",
+    IdClaims c = {.sub = "S-123",
+                  .email = "Alice@Corp.Example",
+                  .preferred_username = "A.Smith",
                   .upn = "a.smith@Tenant.onmicrosoft.com"};
     IdClaims sub_only = {.sub = "S-123"};
 

@@ -8,8 +8,8 @@
 /* The Fernet specification's own example (github.com/fernet/spec,
  * generate.json): "hello" under this key, IV 00..0f. */
 #define SPEC_KEY "730ff4c7af3d46923e8ed451ee813c87f790b0a226bc96a92de49b5e9c05e1ee"
-#define SPEC_TOKEN                                                                         \
-    "gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR" \
+#define SPEC_TOKEN                                                                                 \
+    "gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR"        \
     "64jVmpU4IwqDA=="
 
 /* Made with python3-cryptography as emailproxy.py's Cryptographer does:
@@ -17,15 +17,15 @@
  * of "pässword", then Fernet.encrypt(b"1//refresh-token.x_y"). */
 #define PROXY_SALT "MDEyMzQ1Njc4OWFiY2RlZg=="
 #define PROXY_KEY "af26ecb819481c23842823e90ef4d596860790f12228e889aaa6062c21c07c5d"
-#define PROXY_TOKEN                                                                        \
-    "gAAAAABrDZqKz6Ctvs2TOYcVurZyTeOlXIfo4nn_OE0kLuga2lKQSJRFV2DgSxwQfTqRynEz7AsBpfe04nwPe" \
+#define PROXY_TOKEN                                                                                \
+    "gAAAAABrDZqKz6Ctvs2TOYcVurZyTeOlXIfo4nn_OE0kLuga2lKQSJRFV2DgSxwQfTqRynEz7AsBpfe04nwPe"        \
     "PqTOkUw17JHedDrf4zMHlF9VEJtIEoBXU0="
 
 static void hex_key(const char *hex, guint8 key[32])
 {
     for (int i = 0; i < 32; i++)
-        key[i] = (guint8)(g_ascii_xdigit_value(hex[2 * i]) << 4 |
-                          g_ascii_xdigit_value(hex[2 * i + 1]));
+        key[i] =
+            (guint8)(g_ascii_xdigit_value(hex[2 * i]) << 4 | g_ascii_xdigit_value(hex[2 * i + 1]));
 }
 
 static void test_format_names(void)
@@ -55,7 +55,8 @@ static const struct fetchmail_case {
     /* line.strip(): surrounding blanks and CRLF go; split at the first '='. */
     {"  refresh_token_file=/a=b \r\n", "/a=b", NULL},
     {"scope=https://outlook.office365.com/IMAP.AccessAsUser.All offline_access\n"
-     "refresh_token_file=x\nrefresh_token_file=y", "y", NULL},
+     "refresh_token_file=x\nrefresh_token_file=y",
+     "y", NULL},
     {"client_id=\nrefresh_token_file=x\n", "x", NULL},
     {"\n\nrefresh_token_file=x\n\n", "x", NULL},
     {"client_id=a\n", NULL, NULL},
@@ -71,8 +72,7 @@ static void test_fetchmail_config(void)
         g_auto(TokendError) e = TOKEND_ERROR_INIT;
         g_autofree char *rt_file = NULL;
         g_autofree char *client_id = NULL;
-        int r = import_parse_fetchmail_config(c->text, strlen(c->text), &rt_file, &client_id,
-                                              &e);
+        int r = import_parse_fetchmail_config(c->text, strlen(c->text), &rt_file, &client_id, &e);
 
         g_test_message("case %zu", i);
         if (!c->rt_file) {
@@ -120,11 +120,13 @@ static const struct line_case json_cases[] = {
     /* mutt_oauth2.py: json.dumps(token). */
     {"{\"registration\": \"google\", \"authflow\": \"authcode\", \"email\": \"a@b\", "
      "\"access_token\": \"ya29\", \"access_token_expiration\": \"2026-01-01T00:00:00\", "
-     "\"refresh_token\": \"1//rt\"}", "1//rt"},
+     "\"refresh_token\": \"1//rt\"}",
+     "1//rt"},
     /* oama: Aeson's encode of AuthRecord. */
     {"{\"access_token\":\"x\",\"email\":{\"unEmailAddress\":\"a@b\"},\"exp_date\":null,"
      "\"expires_in\":3599,\"refresh_token\":\"M.C5.rt!\",\"scope\":null,\"service\":"
-     "\"microsoft\",\"token_type\":\"Bearer\"}", "M.C5.rt!"},
+     "\"microsoft\",\"token_type\":\"Bearer\"}",
+     "M.C5.rt!"},
     /* mutt_oauth2.py before its first sign-in: empty strings. */
     {"{\"registration\": \"google\", \"refresh_token\": \"\"}", NULL},
     {"{\"refresh_token\":null}", NULL},
@@ -183,8 +185,8 @@ static void test_proxy_key(void)
     guint8 key[32], want[32];
     g_autoptr(SecStr) out = NULL;
 
-    g_assert_cmpint(import_fernet_key(password, (const guint8 *)"0123456789abcdef", 16, 1000,
-                                      key, &e), ==, 0);
+    g_assert_cmpint(
+        import_fernet_key(password, (const guint8 *)"0123456789abcdef", 16, 1000, key, &e), ==, 0);
     hex_key(PROXY_KEY, want);
     g_assert_cmpmem(key, 32, want, 32);
     out = import_fernet_decrypt(PROXY_TOKEN, key);
@@ -202,8 +204,8 @@ static const struct proxy_case {
      "token_iterations = 1200000\nrefresh_token = " PROXY_TOKEN "\n",
      "a@example.org", "a@example.org", 1200000},
     /* No token_iterations: Cryptographer.LEGACY_ITERATIONS. */
-    {"[a@example.org]\ntoken_salt = " PROXY_SALT "\nrefresh_token = " PROXY_TOKEN "\n",
-     NULL, "a@example.org", 100000},
+    {"[a@example.org]\ntoken_salt = " PROXY_SALT "\nrefresh_token = " PROXY_TOKEN "\n", NULL,
+     "a@example.org", 100000},
     {"[A@Example.org]\ntoken_salt = " PROXY_SALT "\nrefresh_token = " PROXY_TOKEN "\n",
      "a@example.org", "A@Example.org", 100000},
     {"[a@example.org]\ntoken_salt = " PROXY_SALT "\nrefresh_token = " PROXY_TOKEN "\n"
@@ -215,7 +217,8 @@ static const struct proxy_case {
     {"[a@example.org]\nrefresh_token = " PROXY_TOKEN "\n", "a@example.org", NULL, 0},
     {"[a@example.org]\ntoken_salt = !!\nrefresh_token = x\n", "a@example.org", NULL, 0},
     {"[a@example.org]\ntoken_salt = " PROXY_SALT "\ntoken_iterations = many\n"
-     "refresh_token = x\n", "a@example.org", NULL, 0},
+     "refresh_token = x\n",
+     "a@example.org", NULL, 0},
     {"not an ini file", NULL, NULL, 0},
 };
 
@@ -224,8 +227,8 @@ static void test_proxy_config(void)
     for (size_t i = 0; i < G_N_ELEMENTS(proxy_cases); i++) {
         const struct proxy_case *c = &proxy_cases[i];
         g_auto(TokendError) e = TOKEND_ERROR_INIT;
-        g_autoptr(ProxyEntry) p = import_parse_proxy_config(c->text, strlen(c->text),
-                                                            c->username, &e);
+        g_autoptr(ProxyEntry) p =
+            import_parse_proxy_config(c->text, strlen(c->text), c->username, &e);
 
         g_test_message("case %zu", i);
         if (!c->section) {
@@ -245,10 +248,10 @@ static void test_proxy_config(void)
  * pizauth's key, nonce 00..0b, around the Dump of one account "work"
  * (auth_uri "a", client_id "c", redirect_uri "r", token_uri "t", Active
  * with access token "at", refresh token "1//rt"). */
-#define PIZAUTH_SEALED                                                                     \
-    "000102030405060708090a0bcef41f6d39fe658d0daa8d5828050b29ff3325e969c0d5de47ef0cddc0150" \
-    "5188a2fdf7f9ec2693422790d28d97e97e69742fe41de47db5fbc2729309505b2ff6936a5086ba1c9aa7" \
-    "1e5a4dd6ee738811801a0a4bf5752092a4df8aa20fc8b9cda6ca6bb4cf628f337511622c0ba3cdfb2aa6" \
+#define PIZAUTH_SEALED                                                                             \
+    "000102030405060708090a0bcef41f6d39fe658d0daa8d5828050b29ff3325e969c0d5de47ef0cddc0150"        \
+    "5188a2fdf7f9ec2693422790d28d97e97e69742fe41de47db5fbc2729309505b2ff6936a5086ba1c9aa7"         \
+    "1e5a4dd6ee738811801a0a4bf5752092a4df8aa20fc8b9cda6ca6bb4cf628f337511622c0ba3cdfb2aa6"         \
     "6926c754f4c7b5d4b7cfc472da36b42278e17f40269e55fb6a814af616439d4d837d9"
 
 static GByteArray *unhex(const char *hex)
@@ -279,8 +282,7 @@ static void put_str(GByteArray *b, const char *s)
 /* One entry: name, AccountDump (client_id cid, one scope, no secret), and
  * TokenStateDump tag with, for Active, access token, two times, refresh
  * token (NULL: None). */
-static void put_entry(GByteArray *b, const char *name, const char *cid, guint32 tag,
-                      const char *rt)
+static void put_entry(GByteArray *b, const char *name, const char *cid, guint32 tag, const char *rt)
 {
     put_str(b, name);
     put_str(b, "https://as.example/authorize");
@@ -304,14 +306,14 @@ static void put_entry(GByteArray *b, const char *name, const char *cid, guint32 
 enum pizauth_mutation { PM_NONE, PM_VERSION, PM_TRAILING, PM_CUT, PM_HUGE_COUNT };
 
 static const struct pizauth_case {
-    const char *want;        /* the account asked for */
-    guint32 tag;             /* work's token state */
-    const char *rt;          /* work's refresh token */
-    const char *cid;         /* work's client_id */
-    bool twice;              /* work twice in the map */
+    const char *want; /* the account asked for */
+    guint32 tag;      /* work's token state */
+    const char *rt;   /* work's refresh token */
+    const char *cid;  /* work's client_id */
+    bool twice;       /* work twice in the map */
     enum pizauth_mutation mutation;
-    const char *token;       /* NULL: an error */
-    const char *error;       /* part of its message */
+    const char *token; /* NULL: an error */
+    const char *error; /* part of its message */
 } pizauth_cases[] = {
     {"work", 1, "1//rt", "cid", false, PM_NONE, "1//rt", NULL},
     {"other", 1, "1//rt", "cid", false, PM_NONE, "other-rt", NULL},
@@ -354,8 +356,8 @@ static void test_pizauth_parse(void)
         g_auto(TokendError) e = TOKEND_ERROR_INIT;
         g_autoptr(GByteArray) plain = pizauth_plain(c);
         g_autofree char *client_id = NULL;
-        g_autoptr(SecStr) rt = import_parse_pizauth(plain->data, plain->len, c->want,
-                                                    &client_id, &e);
+        g_autoptr(SecStr) rt =
+            import_parse_pizauth(plain->data, plain->len, c->want, &client_id, &e);
 
         g_test_message("case %zu", i);
         if (!c->token) {
@@ -374,8 +376,8 @@ static void test_pizauth_parse(void)
 /* Every cut of a good dump is refused, never read past its end. */
 static void test_pizauth_every_cut(void)
 {
-    static const struct pizauth_case good = {"work", 1, "1//rt", "cid", false, PM_NONE,
-                                             "1//rt", NULL};
+    static const struct pizauth_case good = {"work", 1,       "1//rt", "cid",
+                                             false,  PM_NONE, "1//rt", NULL};
     g_autoptr(GByteArray) plain = pizauth_plain(&good);
 
     for (guint n = 0; n < plain->len; n++) {

@@ -6,8 +6,7 @@
 #include "tokend/oauth.h"
 #include "testutil.h"
 
-static HttpResponse *response(long status, const char *content_type, const char *body,
-                              size_t len)
+static HttpResponse *response(long status, const char *content_type, const char *body, size_t len)
 {
     HttpResponse *r = g_new0(HttpResponse, 1);
 
@@ -25,19 +24,16 @@ static const struct {
     {"{\"token_type\":\"Bearer\",\"scope\":\"a b\",\"expires_in\":3599,"
      "\"access_token\":\"EwB.access\",\"refresh_token\":\"M.C5.refresh\"}",
      "EwB.access", "M.C5.refresh", "a b", 3599},
-    {"{\"access_token\":\"at\",\"expires_in\":\"3599\",\"token_type\":\"Bearer\"}",
-     "at", NULL, NULL, 3599},
+    {"{\"access_token\":\"at\",\"expires_in\":\"3599\",\"token_type\":\"Bearer\"}", "at", NULL,
+     NULL, 3599},
     {"{\"access_token\":\"at\",\"token_type\":\"Bearer\"}", "at", NULL, NULL, 3600},
     {"{\"access_token\":\"at\",\"expires_in\":null}", "at", NULL, NULL, 3600},
-    {"{\"access_token\":\"at\",\"token_type\":\"bearer\",\"expires_in\":60}", "at", NULL,
-     NULL, 60},
-    {"{\"access_token\":\"at\",\"token_type\":\"BEARER\",\"expires_in\":60}", "at", NULL,
-     NULL, 60},
+    {"{\"access_token\":\"at\",\"token_type\":\"bearer\",\"expires_in\":60}", "at", NULL, NULL, 60},
+    {"{\"access_token\":\"at\",\"token_type\":\"BEARER\",\"expires_in\":60}", "at", NULL, NULL, 60},
     {"{\"access_token\":\"at\",\"expires_in\":60}", "at", NULL, NULL, 60},
-    {"{\"access_token\":\"at\",\"expires_in\":3599,\"ext_expires_in\":7199}", "at", NULL,
-     NULL, 3599},
-    {"{\"access_token\":\"at\",\"refresh_token\":null,\"scope\":null}", "at", NULL, NULL,
-     3600},
+    {"{\"access_token\":\"at\",\"expires_in\":3599,\"ext_expires_in\":7199}", "at", NULL, NULL,
+     3599},
+    {"{\"access_token\":\"at\",\"refresh_token\":null,\"scope\":null}", "at", NULL, NULL, 3600},
     {"{\"access_token\":\"ya29.a0-_~+/=\",\"id_token\":\"eyJ\",\"foo\":{\"bar\":[1]}}",
      "ya29.a0-_~+/=", NULL, NULL, 3600},
     {"{\"access_token\":\"at\",\"expires_in\":1}", "at", NULL, NULL, 1},
@@ -168,8 +164,7 @@ static GHashTable *query_of(const char *url)
     GHashTable *params;
 
     g_assert_no_error(err);
-    params = g_uri_parse_params(g_uri_get_query(uri), -1, "&",
-                                G_URI_PARAMS_WWW_FORM, &err);
+    params = g_uri_parse_params(g_uri_get_query(uri), -1, "&", G_URI_PARAMS_WWW_FORM, &err);
     g_assert_no_error(err);
     return params;
 }
@@ -184,9 +179,9 @@ static void test_authorize_url(void)
         .scopes = "https://outlook.office.com/IMAP.AccessAsUser.All offline_access",
     };
     g_auto(TokendError) e = TOKEND_ERROR_INIT;
-    g_autofree char *url = oauth_authorize_url(&c, "http://localhost:8123/", "st-1",
-                                               "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                                               extra, &e);
+    g_autofree char *url =
+        oauth_authorize_url(&c, "http://localhost:8123/", "st-1",
+                            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", extra, &e);
     g_autoptr(GHashTable) q = NULL;
     g_autofree char *lower = NULL;
     const char *query;
@@ -238,12 +233,15 @@ static void test_authorize_url_keeps_query(void)
 static void test_authorize_url_refused(void)
 {
     static const char *const refused[] = {
-        "http://idp.example/authorize", "ftp://idp.example/authorize", "not a url", NULL,
+        "http://idp.example/authorize",
+        "ftp://idp.example/authorize",
+        "not a url",
+        NULL,
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
-        const struct oauth_client c = {.client_id = "cid", .authorize_url = refused[i],
-                                       .scopes = "openid"};
+        const struct oauth_client c = {
+            .client_id = "cid", .authorize_url = refused[i], .scopes = "openid"};
         g_auto(TokendError) e = TOKEND_ERROR_INIT;
         g_autofree char *url = oauth_authorize_url(&c, "http://127.0.0.1/", "s", "ch", NULL, &e);
 
@@ -269,12 +267,13 @@ static void test_refresh_form(void)
     g_autoptr(SecStr) rt = secstr_from("M.C5.refresh", 12);
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        const struct oauth_client c = {.client_id = "cid", .scopes = "openid offline_access x",
+        const struct oauth_client c = {.client_id = "cid",
+                                       .scopes = "openid offline_access x",
                                        .refresh_scopes = cases[i].refresh_scopes};
         g_autoptr(SecStr) form = oauth_refresh_form(&c, rt);
         g_autoptr(GError) err = NULL;
-        g_autoptr(GHashTable) q = g_uri_parse_params(form->data, (gssize)form->len, "&",
-                                                     G_URI_PARAMS_WWW_FORM, &err);
+        g_autoptr(GHashTable) q =
+            g_uri_parse_params(form->data, (gssize)form->len, "&", G_URI_PARAMS_WWW_FORM, &err);
 
         g_test_message("case %zu", i);
         g_assert_no_error(err);

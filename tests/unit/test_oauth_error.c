@@ -12,9 +12,9 @@ static const struct {
     long http_status;
     const char *content_type;
     const char *body;
-    int retry_after;        /* from the Retry-After header */
-    int status;             /* expected */
-    const char *fragment;   /* in the message */
+    int retry_after;      /* from the Retry-After header */
+    int status;           /* expected */
+    const char *fragment; /* in the message */
     int want_retry_after;
 } cases[] = {
     {400, JSON,
@@ -30,8 +30,8 @@ static const struct {
      "{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS90094: The grant requires "
      "admin permission.\",\"error_codes\":[90094]}",
      0, TOKEND_EX_NOPERM, "administrator", 0},
-    {400, JSON, "{\"error\":\"invalid_request\",\"error_codes\":[50196]}", 0,
-     TOKEND_EX_TEMPFAIL, "AADSTS50196", 0},
+    {400, JSON, "{\"error\":\"invalid_request\",\"error_codes\":[50196]}", 0, TOKEND_EX_TEMPFAIL,
+     "AADSTS50196", 0},
     {429, HTML, "<html>Too Many Requests</html>", 30, TOKEND_EX_TEMPFAIL, "429", 30},
     {429, JSON, "{\"error\":\"slow_down\"}", 30, TOKEND_EX_TEMPFAIL, "slow down", 30},
     {429, JSON, "", 0, TOKEND_EX_TEMPFAIL, "429", 0},
@@ -51,14 +51,13 @@ static const struct {
      "{\"error\":\"invalid_grant\",\"error_description\":\"no code here\","
      "\"error_codes\":[\"70008\"]}",
      0, TOKEND_EX_NOPERM, "invalid_grant", 0},
-    {400, JSON, "{\"error\":\"interaction_required\",\"error_codes\":[50076]}", 0,
-     TOKEND_EX_NOPERM, "multi-factor", 0},
-    {400, JSON, "{\"error\":\"invalid_request\",\"error_codes\":[9002313]}", 0,
-     TOKEND_EX_CONFIG, "AADSTS9002313", 0},
+    {400, JSON, "{\"error\":\"interaction_required\",\"error_codes\":[50076]}", 0, TOKEND_EX_NOPERM,
+     "multi-factor", 0},
+    {400, JSON, "{\"error\":\"invalid_request\",\"error_codes\":[9002313]}", 0, TOKEND_EX_CONFIG,
+     "AADSTS9002313", 0},
     {400, JSON, "{\"error\":\"invalid_grant\",\"error_codes\":[53003]}", 0, TOKEND_EX_NOPERM,
      "administrator", 0},
-    {400, JSON, "{\"error\":\"temporarily_unavailable\"}", 0, TOKEND_EX_TEMPFAIL,
-     "temporarily", 0},
+    {400, JSON, "{\"error\":\"temporarily_unavailable\"}", 0, TOKEND_EX_TEMPFAIL, "temporarily", 0},
     {400, JSON, "{\"error\":\"invalid_grant\",\"error_codes\":[1e300]}", 0, TOKEND_EX_NOPERM,
      "invalid_grant", 0},
     {200, JSON, "{\"error\":\"invalid_grant\",\"error_codes\":[70008]}", 0, TOKEND_EX_NOPERM,
@@ -203,7 +202,8 @@ static void test_has_code(void)
 
         g_test_message("case %zu", i);
         g_assert_false(oauth_error_has_code(&e, code_cases[i].asked));
-        oauth_error_classify(code_cases[i].error, code_cases[i].code, code_cases[i].description, &e);
+        oauth_error_classify(code_cases[i].error, code_cases[i].code, code_cases[i].description,
+                             &e);
         g_assert_cmpint(oauth_error_has_code(&e, code_cases[i].asked), ==, code_cases[i].has);
         error_prefix(&e, "the sign-in failed");
         g_assert_cmpint(oauth_error_has_code(&e, code_cases[i].asked), ==, code_cases[i].has);

@@ -13,10 +13,10 @@ static const struct {
     const char *code, *state, *error, *description;
     bool bare;
 } pasted_good[] = {
-    {MS_URL "?code=M.C507_BAY.2.U.abc&state=xyz&session_state=1234-5678",
-     "M.C507_BAY.2.U.abc", "xyz", NULL, NULL, false},
-    {"  \t" MS_URL "?code=M.C507_BAY.2.U.abc&state=xyz  \n", "M.C507_BAY.2.U.abc", "xyz",
-     NULL, NULL, false},
+    {MS_URL "?code=M.C507_BAY.2.U.abc&state=xyz&session_state=1234-5678", "M.C507_BAY.2.U.abc",
+     "xyz", NULL, NULL, false},
+    {"  \t" MS_URL "?code=M.C507_BAY.2.U.abc&state=xyz  \n", "M.C507_BAY.2.U.abc", "xyz", NULL,
+     NULL, false},
     {"\"" MS_URL "?code=c1&state=xyz\"", "c1", "xyz", NULL, NULL, false},
     {"'" MS_URL "?code=c1&state=xyz'", "c1", "xyz", NULL, NULL, false},
     {"<" MS_URL "?code=c1&state=xyz>", "c1", "xyz", NULL, NULL, false},
@@ -140,8 +140,8 @@ static const struct {
      TOKEND_EX_NOPERM, "the sign-in failed"},
     {"error=access_denied&state=t", "s", NULL, false, TOKEND_EX_DATAERR, "state differs"},
     {"error=server_error&state=s", "s", NULL, false, TOKEND_EX_TEMPFAIL, "sign-in failed"},
-    {"error=invalid_request&state=s&error_description=AADSTS50011%3A+bad+redirect", "s",
-     NULL, false, TOKEND_EX_CONFIG, "AADSTS50011"},
+    {"error=invalid_request&state=s&error_description=AADSTS50011%3A+bad+redirect", "s", NULL,
+     false, TOKEND_EX_CONFIG, "AADSTS50011"},
     {"code=c&state=s&iss=https%3A%2F%2Fevil.example", "s", ISSUER, false, TOKEND_EX_DATAERR,
      "evil.example"},
     {"code=c&state=s", "s", ISSUER, true, TOKEND_EX_DATAERR, "iss"},

@@ -64,20 +64,21 @@ static void test_live(gconstpointer data)
         g_test_skip("no such loopback here");
         return;
     }
-    g_assert_cmpint(peercred_tcp_uid((struct sockaddr *)&p.peer, (struct sockaddr *)&p.local,
-                                     &uid, &e), ==, 0);
+    g_assert_cmpint(
+        peercred_tcp_uid((struct sockaddr *)&p.peer, (struct sockaddr *)&p.local, &uid, &e), ==, 0);
     g_assert_cmpuint(uid, ==, geteuid());
     /* The same peer port towards another server port: no such socket. */
     other = p.local;
     ((struct sockaddr_in *)&other)->sin_port ^= htons(1); /* same offset in sockaddr_in6 */
-    g_assert_cmpint(peercred_tcp_uid((struct sockaddr *)&p.peer, (struct sockaddr *)&other,
-                                     &uid, &e), ==, -1);
+    g_assert_cmpint(
+        peercred_tcp_uid((struct sockaddr *)&p.peer, (struct sockaddr *)&other, &uid, &e), ==, -1);
     g_assert_cmpint(e.status, ==, TOKEND_EX_NOPERM);
     error_clear(&e);
     /* Gone (TIME_WAIT, which the kernel says belongs to uid 0): nothing. */
     pair_close(&p);
-    g_assert_cmpint(peercred_tcp_uid((struct sockaddr *)&p.peer, (struct sockaddr *)&p.local,
-                                     &uid, &e), ==, -1);
+    g_assert_cmpint(
+        peercred_tcp_uid((struct sockaddr *)&p.peer, (struct sockaddr *)&p.local, &uid, &e), ==,
+        -1);
     g_assert_cmpint(e.status, ==, TOKEND_EX_NOPERM);
 }
 
@@ -103,20 +104,28 @@ static struct sockaddr_storage v6(const char *addr, int port)
     return ss;
 }
 
-#define HEAD "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+#define HEAD                                                                                       \
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "  \
+    "inode\n"
 
-static const char table4[] = HEAD
-    "   0: 0100007F:A000 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n"
-    "   1: 0100007F:C350 0100007F:A000 01 00000000:00000000 00:00000000 00000000 65534        0 2 1 0 20 4 30 10 -1\n"
-    "   2: 0100007F:A000 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1\n"
-    "   3: 0100007F:C351 0100007F:A000 01 00000000:00000000 00:00000000 00000000  1000\n"
-    "   4: 0100007F:C352 0100007F:A000 01 00000000:00000000 00:00000000 00000000  -1 0 4\n"
-    "   5: 0100007F:C353 0100007F:A000\n"
-    "   6: 0100007F:C354 0100007F:A000 06 00000000:00000000 03:00000AE6 00000000     0        0 0 3\n";
+static const char table4[] =
+    HEAD "   0: 0100007F:A000 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        "
+         "0 1 1 0 100 0 0 10 0\n"
+         "   1: 0100007F:C350 0100007F:A000 01 00000000:00000000 00:00000000 00000000 65534        "
+         "0 2 1 0 20 4 30 10 -1\n"
+         "   2: 0100007F:A000 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        "
+         "0 3 1 0 20 4 30 10 -1\n"
+         "   3: 0100007F:C351 0100007F:A000 01 00000000:00000000 00:00000000 00000000  1000\n"
+         "   4: 0100007F:C352 0100007F:A000 01 00000000:00000000 00:00000000 00000000  -1 0 4\n"
+         "   5: 0100007F:C353 0100007F:A000\n"
+         "   6: 0100007F:C354 0100007F:A000 06 00000000:00000000 03:00000AE6 00000000     0        "
+         "0 0 3\n";
 
-static const char table6[] = HEAD
-    "   0: 00000000000000000000000001000000:A000 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n"
-    "   1: 00000000000000000000000001000000:C350 00000000000000000000000001000000:A000 01 00000000:00000000 00:00000000 00000000  1001        0 2 1\n";
+static const char table6[] =
+    HEAD "   0: 00000000000000000000000001000000:A000 00000000000000000000000000000000:0000 0A "
+         "00000000:00000000 00:00000000 00000000     0        0 1 1\n"
+         "   1: 00000000000000000000000001000000:C350 00000000000000000000000001000000:A000 01 "
+         "00000000:00000000 00:00000000 00000000  1001        0 2 1\n";
 
 static void test_proc_table(void)
 {
@@ -146,10 +155,10 @@ static void test_proc_table(void)
 
     for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
         bool is4 = rows[i].family == AF_INET;
-        struct sockaddr_storage peer = is4 ? v4(rows[i].peer, rows[i].peer_port)
-                                           : v6(rows[i].peer, rows[i].peer_port);
-        struct sockaddr_storage server = is4 ? v4(rows[i].server, rows[i].server_port)
-                                             : v6(rows[i].server, rows[i].server_port);
+        struct sockaddr_storage peer =
+            is4 ? v4(rows[i].peer, rows[i].peer_port) : v6(rows[i].peer, rows[i].peer_port);
+        struct sockaddr_storage server =
+            is4 ? v4(rows[i].server, rows[i].server_port) : v6(rows[i].server, rows[i].server_port);
         uid_t uid = 424242;
         int r = peercred_uid_from_proc_table(rows[i].table, (struct sockaddr *)&peer,
                                              (struct sockaddr *)&server, &uid);
@@ -171,7 +180,8 @@ static void test_proc_live(void)
     g_assert_true(pair_open(AF_INET, &p));
     g_assert_true(g_file_get_contents("/proc/net/tcp", &table, NULL, NULL));
     g_assert_cmpint(peercred_uid_from_proc_table(table, (struct sockaddr *)&p.peer,
-                                                 (struct sockaddr *)&p.local, &uid), ==, 0);
+                                                 (struct sockaddr *)&p.local, &uid),
+                    ==, 0);
     g_assert_cmpuint(uid, ==, geteuid());
     pair_close(&p);
 }

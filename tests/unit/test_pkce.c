@@ -7,8 +7,8 @@
 
 /* RFC 7636 Appendix B. */
 static const unsigned char rfc_octets[32] = {
-    116, 24, 223, 180, 151, 153, 224, 37, 79, 250, 96, 125, 216, 173, 187, 186,
-    22, 212, 37, 77, 105, 214, 191, 240, 91, 88, 5, 88, 83, 132, 141, 121,
+    116, 24,  223, 180, 151, 153, 224, 37,  79, 250, 96, 125, 216, 173, 187, 186,
+    22,  212, 37,  77,  105, 214, 191, 240, 91, 88,  5,  88,  83,  132, 141, 121,
 };
 #define RFC_VERIFIER "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 #define RFC_CHALLENGE "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
@@ -50,8 +50,8 @@ static const struct {
 static void test_base64url(void)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(base64url_cases); i++) {
-        g_autofree char *got = pkce_base64url((const unsigned char *)base64url_cases[i].data,
-                                              base64url_cases[i].len);
+        g_autofree char *got =
+            pkce_base64url((const unsigned char *)base64url_cases[i].data, base64url_cases[i].len);
         g_test_message("case %zu", i);
         g_assert_cmpstr(got, ==, base64url_cases[i].encoded);
     }

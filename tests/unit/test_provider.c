@@ -36,8 +36,8 @@ static void test_expand(void)
     static const struct {
         const char *tmpl, *authority, *tenant, *out;
     } cases[] = {
-        {"https://{authority}/{tenant}/oauth2/v2.0/token", "login.microsoftonline.com",
-         "common", "https://login.microsoftonline.com/common/oauth2/v2.0/token"},
+        {"https://{authority}/{tenant}/oauth2/v2.0/token", "login.microsoftonline.com", "common",
+         "https://login.microsoftonline.com/common/oauth2/v2.0/token"},
         {"https://{authority}/{tenant}/oauth2/v2.0/authorize", "login.microsoftonline.us",
          "contoso.onmicrosoft.com",
          "https://login.microsoftonline.us/contoso.onmicrosoft.com/oauth2/v2.0/authorize"},
@@ -60,8 +60,7 @@ static void test_expand(void)
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autofree char *got =
-            provider_expand(cases[i].tmpl, cases[i].authority, cases[i].tenant);
+        g_autofree char *got = provider_expand(cases[i].tmpl, cases[i].authority, cases[i].tenant);
         g_test_message("case %zu", i);
         g_assert_cmpstr(got, ==, cases[i].out);
     }
@@ -73,8 +72,8 @@ static void test_presets(void)
     const struct provider_preset *ms = provider_preset(PROVIDER_MICROSOFT);
     const struct provider_preset *google = provider_preset(PROVIDER_GOOGLE);
     const struct provider_preset *generic = provider_preset(PROVIDER_GENERIC);
-    g_autofree char *token = provider_expand(ms->token_url, ms->default_authority,
-                                             ms->default_tenant);
+    g_autofree char *token =
+        provider_expand(ms->token_url, ms->default_authority, ms->default_tenant);
 
     g_assert_cmpstr(token, ==, "https://login.microsoftonline.com/common/oauth2/v2.0/token");
     g_assert_nonnull(strstr(ms->default_scopes, "offline_access"));

@@ -45,7 +45,8 @@ static const struct {
      "set smtp_oauth_refresh_command = \"'/a/\\`b\\`/tokend' -c /c/t.conf token w\"\n"},
     {"mutt", "/usr/bin/tokend",
      "set smtp_url = \"smtp://alice%40example.org@smtp.example.org:587/\"\n"},
-    {"mutt-tunnel", "/usr/bin/tokend", "set folder = \"imap://alice%40example.org@imap.example.org/\"\n"},
+    {"mutt-tunnel", "/usr/bin/tokend",
+     "set folder = \"imap://alice%40example.org@imap.example.org/\"\n"},
     {"mbsync", "/a/\\b \"c\"/tokend",
      "PassCmd \"'/a/\\\\b \\\"c\\\"/tokend' -c /c/t.conf token w\"\n"},
     {"mbsync", "/usr/bin/tokend", "Path ~/Mail/w/\n"},
@@ -68,8 +69,8 @@ static void test_lines(void)
         Account *a = account();
 
         g_test_message("%s with %s", lines[i].client, lines[i].program);
-        g_assert_cmpint(snippet_render(a, lines[i].client, lines[i].program, "/c/t.conf", out,
-                                       &e), ==, 0);
+        g_assert_cmpint(snippet_render(a, lines[i].client, lines[i].program, "/c/t.conf", out, &e),
+                        ==, 0);
         testutil_assert_contains(out->str, lines[i].line);
         g_assert_null(strstr(out->str, "@ACCOUNT@"));
         account_free(a);
@@ -112,8 +113,8 @@ static void test_errors(void)
         Account *a = account();
 
         drop(a, errors[i].drop);
-        g_assert_cmpint(snippet_render(a, errors[i].client, errors[i].program, "/c/t.conf", out,
-                                       &e), ==, -1);
+        g_assert_cmpint(
+            snippet_render(a, errors[i].client, errors[i].program, "/c/t.conf", out, &e), ==, -1);
         g_assert_cmpint(e.status, ==, errors[i].status);
         testutil_assert_contains(e.message, errors[i].words);
         account_free(a);

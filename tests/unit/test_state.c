@@ -108,8 +108,8 @@ static void test_save_fails(void)
 }
 
 static const char *const garbage[] = {
-    "", "not json", "[]", "[{}]", "42", "\"string\"", "null", "{\"expires_at\": ",
-    "\xff\xfe", "{\"a\": 1",
+    "",     "not json",          "[]",       "[{}]",      "42", "\"string\"",
+    "null", "{\"expires_at\": ", "\xff\xfe", "{\"a\": 1",
 };
 
 static void test_garbage(void)
@@ -153,8 +153,7 @@ static const struct {
     {"{\"store\": null, \"needs_signin\": 1}", 0, NULL, false, 0},
     {"{\"store\": [\"file\"], \"last_status\": {}}", 0, NULL, false, 0},
     {"{\"store\": \"file\", \"needs_signin\": true, \"last_status\": 75}", 0, "file", true, 75},
-    {"{\"version\": 99, \"unknown\": {\"deep\": [1,2,3]}, \"expires_at\": 7}", 7, NULL, false,
-     0},
+    {"{\"version\": 99, \"unknown\": {\"deep\": [1,2,3]}, \"expires_at\": 7}", 7, NULL, false, 0},
 };
 
 static void test_lenient(void)
@@ -179,13 +178,13 @@ static const struct {
     gint64 now;
     bool fresh;
 } fresh_cases[] = {
-    {0, 0, 0, false},           /* no token at all */
+    {0, 0, 0, false}, /* no token at all */
     {0, 0, -100, false},
     {1000, 0, 999, true},
-    {1000, 0, 1000, false},     /* expiring now */
+    {1000, 0, 1000, false}, /* expiring now */
     {1000, 0, 1001, false},
     {1000, 600, 399, true},
-    {1000, 600, 400, false},    /* exactly the margin left: refresh */
+    {1000, 600, 400, false}, /* exactly the margin left: refresh */
     {1000, 600, 401, false},
     {1000, 600, 2000, false},
     {G_GINT64_CONSTANT(1700003600), 120, G_GINT64_CONSTANT(1700000000), true},

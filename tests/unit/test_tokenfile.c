@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "tokend/tokenfile.h"
+#include "tokend/tokenrule.h"
 #include "testutil.h"
 
 static const struct {
@@ -35,11 +36,11 @@ static void test_token_valid(void)
 
     for (size_t i = 0; i < G_N_ELEMENTS(token_cases); i++) {
         g_test_message("case %zu", i);
-        g_assert_cmpint(tokenfile_token_valid(token_cases[i].token, token_cases[i].len), ==,
+        g_assert_cmpint(tokenrule_valid(token_cases[i].token, token_cases[i].len), ==,
                         token_cases[i].valid);
     }
-    g_assert_true(tokenfile_token_valid(long_ok, strlen(long_ok)));
-    g_assert_false(tokenfile_token_valid(too_long, strlen(too_long)));
+    g_assert_true(tokenrule_valid(long_ok, strlen(long_ok)));
+    g_assert_false(tokenrule_valid(too_long, strlen(too_long)));
 }
 
 static void test_round_trip(void)

@@ -9,8 +9,8 @@
  * (developers.google.com/gmail/imap/xoauth2-protocol). */
 #define GOOGLE_USER "someuser@example.com"
 #define GOOGLE_TOKEN "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"
-#define GOOGLE_SASL                                                                       \
-    "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNS" \
+#define GOOGLE_SASL                                                                                \
+    "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNS"             \
     "bGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ=="
 
 static char *b64(const char *text)
@@ -18,8 +18,8 @@ static char *b64(const char *text)
     return g_base64_encode((const guchar *)text, strlen(text));
 }
 
-static SecStr *render(enum token_format f, const char *token, const char *user,
-                      const char *host, int port, TokendError *e)
+static SecStr *render(enum token_format f, const char *token, const char *user, const char *host,
+                      int port, TokendError *e)
 {
     g_autoptr(SecStr) t = secstr_from(token, strlen(token));
     return tokenformat_render(f, t, user, host, port, e);
@@ -47,10 +47,9 @@ static void test_raw(void)
 static void test_xoauth2(void)
 {
     g_auto(TokendError) e = TOKEND_ERROR_INIT;
-    g_autoptr(SecStr) out = render(TOKEN_FORMAT_XOAUTH2, GOOGLE_TOKEN, GOOGLE_USER,
-                                   "imap.gmail.com", 993, &e);
-    g_autofree char *want =
-        b64("user=" GOOGLE_USER "\001auth=Bearer " GOOGLE_TOKEN "\001\001");
+    g_autoptr(SecStr) out =
+        render(TOKEN_FORMAT_XOAUTH2, GOOGLE_TOKEN, GOOGLE_USER, "imap.gmail.com", 993, &e);
+    g_autofree char *want = b64("user=" GOOGLE_USER "\001auth=Bearer " GOOGLE_TOKEN "\001\001");
 
     g_assert_nonnull(out);
     g_assert_cmpstr(out->data, ==, GOOGLE_SASL);
@@ -88,8 +87,7 @@ static void test_oauthbearer(void)
 
 static void test_needs_user(void)
 {
-    static const enum token_format formats[] = {TOKEN_FORMAT_XOAUTH2,
-                                                TOKEN_FORMAT_OAUTHBEARER};
+    static const enum token_format formats[] = {TOKEN_FORMAT_XOAUTH2, TOKEN_FORMAT_OAUTHBEARER};
 
     for (size_t i = 0; i < G_N_ELEMENTS(formats); i++) {
         g_auto(TokendError) e = TOKEND_ERROR_INIT;

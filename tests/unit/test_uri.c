@@ -8,8 +8,14 @@
 static void test_loopback(void)
 {
     static const char *const yes[] = {"127.0.0.1", "::1", "[::1]", "localhost", "LocalHost"};
-    static const char *const no[] = {"127.0.0.1.evil.example", "localhost.evil", "localhostx",
-                                     "::2", "[::1", "0.0.0.0", "", "example.com"};
+    static const char *const no[] = {"127.0.0.1.evil.example",
+                                     "localhost.evil",
+                                     "localhostx",
+                                     "::2",
+                                     "[::1",
+                                     "0.0.0.0",
+                                     "",
+                                     "example.com"};
 
     for (size_t i = 0; i < G_N_ELEMENTS(yes); i++)
         g_assert_true(uri_host_is_loopback(yes[i]));
@@ -34,10 +40,25 @@ static void test_host_port(void)
         {"mailhost", "mailhost", 0},
     };
     static const char *const bad[] = {
-        "", ":143", "imap.example.com:", "imap.example.com:0", "imap.example.com:65536",
-        "imap.example.com:+143", "imap.example.com:14 3", "::1", "::1:993", "[::1", "[::1]:",
-        "[::1]x", "[example.com]", "imap..example.com", "-imap.example.com", "imap_host",
-        "imap.example.com/", "user@imap.example.com", "imap.example.com:143:1",
+        "",
+        ":143",
+        "imap.example.com:",
+        "imap.example.com:0",
+        "imap.example.com:65536",
+        "imap.example.com:+143",
+        "imap.example.com:14 3",
+        "::1",
+        "::1:993",
+        "[::1",
+        "[::1]:",
+        "[::1]x",
+        "[example.com]",
+        "imap..example.com",
+        "-imap.example.com",
+        "imap_host",
+        "imap.example.com/",
+        "user@imap.example.com",
+        "imap.example.com:143:1",
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
@@ -77,11 +98,25 @@ static void test_authority(void)
          "contoso.com"},
     };
     static const char *const bad[] = {
-        "", "http://login.example", "https://", "https:///t.example", "https://u@h.example",
-        "https://h.example?x", "https://h.example/#x", "https://h.example/a/b",
-        "https://h.example//", "https://h.example/%2e%2e", "https://h.example/x/../common",
-        "https://h.example/./common", "https://h.example/common/..", "https://h.example/c%6fmmon", "https://h.example:0",
-        "h.example/common", "h.example?x", "u@h.example", "file:///etc/passwd",
+        "",
+        "http://login.example",
+        "https://",
+        "https:///t.example",
+        "https://u@h.example",
+        "https://h.example?x",
+        "https://h.example/#x",
+        "https://h.example/a/b",
+        "https://h.example//",
+        "https://h.example/%2e%2e",
+        "https://h.example/x/../common",
+        "https://h.example/./common",
+        "https://h.example/common/..",
+        "https://h.example/c%6fmmon",
+        "https://h.example:0",
+        "h.example/common",
+        "h.example?x",
+        "u@h.example",
+        "file:///etc/passwd",
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
@@ -108,14 +143,31 @@ static void test_authority(void)
 static void test_tenant(void)
 {
     static const char *const good[] = {
-        "common", "organizations", "consumers", "Common",
-        "72f988bf-86f1-41af-91ab-2d7cd011db47", "contoso.onmicrosoft.com", "contoso.com",
+        "common",
+        "organizations",
+        "consumers",
+        "Common",
+        "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "contoso.onmicrosoft.com",
+        "contoso.com",
     };
     static const char *const bad[] = {
-        "", "t1", "contoso", "contoso.com/", "a/b.com", "contoso..com", ".contoso.com",
-        "contoso.com.", "-a.com", "a-.com", "con toso.com", "contoso.com?x",
-        "72f988bf-86f1-41af-91ab-2d7cd011db4", "72f988bf86f141af91ab2d7cd011db47",
-        "%63ommon", "caf\xc3\xa9.com",
+        "",
+        "t1",
+        "contoso",
+        "contoso.com/",
+        "a/b.com",
+        "contoso..com",
+        ".contoso.com",
+        "contoso.com.",
+        "-a.com",
+        "a-.com",
+        "con toso.com",
+        "contoso.com?x",
+        "72f988bf-86f1-41af-91ab-2d7cd011db4",
+        "72f988bf86f141af91ab2d7cd011db47",
+        "%63ommon",
+        "caf\xc3\xa9.com",
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(good); i++)
@@ -130,13 +182,16 @@ static void test_tenant(void)
 static void test_endpoint(void)
 {
     static const char *const good[] = {
-        "https://idp.example/token", "https://idp.example/t?p=policy", "http://127.0.0.1:9/x",
-        "http://localhost/", "http://[::1]:8080/", "https://[2001:db8::1]/t",
+        "https://idp.example/token", "https://idp.example/t?p=policy",
+        "http://127.0.0.1:9/x",      "http://localhost/",
+        "http://[::1]:8080/",        "https://[2001:db8::1]/t",
     };
     static const char *const bad[] = {
-        "http://idp.example/", "https://", "https://u@idp.example/", "https://idp.example:0/",
-        "https://idp.example/t#x", "http://localhost:80@evil.example/", "ftp://idp.example/",
-        "idp.example/token", "//idp.example/",
+        "http://idp.example/",     "https://",
+        "https://u@idp.example/",  "https://idp.example:0/",
+        "https://idp.example/t#x", "http://localhost:80@evil.example/",
+        "ftp://idp.example/",      "idp.example/token",
+        "//idp.example/",
     };
     const char *why = NULL;
 

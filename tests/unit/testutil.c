@@ -85,8 +85,8 @@ void testutil_write(const char *path, const char *data, gssize len, mode_t mode)
 {
     g_autoptr(GError) err = NULL;
 
-    g_assert_true(g_file_set_contents_full(path, data, len, G_FILE_SET_CONTENTS_CONSISTENT,
-                                           (int)mode, &err));
+    g_assert_true(
+        g_file_set_contents_full(path, data, len, G_FILE_SET_CONTENTS_CONSISTENT, (int)mode, &err));
     g_assert_no_error(err);
     /* The umask may have taken bits away. */
     g_assert_cmpint(chmod(path, mode), ==, 0);

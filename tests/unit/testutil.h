@@ -27,10 +27,10 @@ mode_t testutil_mode(const char *path);
 /* The names in a folder, sorted, joined with " ". */
 char *testutil_list(const char *dir);
 /* Assert that haystack contains needle, printing both if not. */
-#define testutil_assert_contains(haystack, needle)                                       \
-    do {                                                                                 \
-        const char *h_ = (haystack), *n_ = (needle);                                     \
-        if (!h_ || !strstr(h_, n_))                                                      \
-            g_error("%s:%d: \"%s\" does not contain \"%s\"", __FILE__, __LINE__,         \
-                    h_ ? h_ : "(null)", n_);                                             \
+#define testutil_assert_contains(haystack, needle)                                                 \
+    do {                                                                                           \
+        const char *h_ = (haystack), *n_ = (needle);                                               \
+        if (!h_ || !strstr(h_, n_))                                                                \
+            g_error("%s:%d: \"%s\" does not contain \"%s\"", __FILE__, __LINE__,                   \
+                    h_ ? h_ : "(null)", n_);                                                       \
     } while (0)

@@ -1,0 +1,90 @@
+#pragma once
+/* What the flow modules (src/flow*.c) share among themselves: the
+ * protocol's view of an account, the saving steps every flow runs in the
+ * same order, the identity and binding checks.  Not for the verbs, which
+ * use tokend/flow.h. */
+
+#include "tokend/flow.h"
+#include "tokend/http.h"
+#include "tokend/oauth.h"
+
+struct account_state;
+
+/* The client as the protocol sees it, with endpoints resolved. */
+typedef struct flow_client {
+    struct oauth_client oauth;
+    SecStr *secret;
+    char *authorize_url;
+    char *token_url;
+    char *device_url;
+    char *revocation_url;
+    char *issuer;
+} FlowClient;
+
+/* The protocol's view of an account; may fetch the server metadata. */
+FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e);
+void flow_client_free(FlowClient *c);
+
+/* Save a token response: refresh token first, then the token file, then
+ * the state.  signin_store: the store a new sign-in chose, or NULL for a
+ * refresh (which keeps the token where it is). */
+int flow_save_response(const Account *a, const char *account_dir, struct account_state *st,
+                       const char *signin_store, const TokenResponse *t, struct tokend_error *e);
+
+/* A refresh's new refresh token, saved where the old one is (rescued as
+ * flow_save_response does); updates st->store, does not write the state. */
+int flow_save_rotated(const Account *a, struct account_state *st, const SecStr *rt,
+                      struct tokend_error *e);
+
+/* Under the lock: the set's token, scopes and expiry in the state. */
+int flow_save_set_response(const Account *a, const char *account_dir, struct account_state *st,
+                           const struct token_set_target *set, const TokenResponse *t,
+                           struct tokend_error *e);
+
+/* The set's cached token is there, for these scopes, valid for more than
+ * margin seconds. */
+bool flow_set_fresh(const char *account_dir, const struct account_state *st,
+                    const struct token_set_target *set, int margin);
+
+/* Remove the token sets' files from the account's folder (logout). */
+int flow_forget_sets(const char *account_dir, GString *removed, struct tokend_error *e);
+
+/* The device flow's part of obtain: the user signs in elsewhere. */
+int flow_device(const Account *a, FlowClient *client, Http *http, bool open_browser,
+                TokenResponse **t, struct tokend_error *e);
+
+/* Remember a failed attempt in the account's state. */
+void flow_record_failure(const char *account_dir, struct account_state *st,
+                         const struct tokend_error *err);
+
+/* Under the account's lock: remove what writers killed mid-write left. */
+void flow_remove_stale_temps(const Account *a, const char *account_dir);
+
+/* The same from a state already read. */
+gint64 flow_next_due_of(const Account *a, const struct account_state *st);
+
+/* Who signed in, as the token response's id_token says. */
+typedef struct flow_identity {
+    char *name;    /* the claim that matched, or the best one seen */
+    bool verified; /* it matched the account's username or identity */
+} FlowIdentity;
+
+/* Compare who signed in with the account's username and identity.  *out
+ * is NULL when the response names nobody usable (no id_token, only an
+ * unmatched sub, or a malformed id_token that nothing needed).  A name
+ * matching neither is refused (77); a malformed id_token where a check is
+ * needed is 65.  Call before anything of the response is stored. */
+int flow_identity_check(const Account *a, const TokenResponse *t, FlowIdentity **out,
+                        struct tokend_error *e);
+/* Note the result in the state that flow_save_response will write. */
+void flow_identity_remember(struct account_state *st, const FlowIdentity *id, bool signin);
+void flow_identity_free(FlowIdentity *id);
+/* The stored refresh token is bound to the issuer or token endpoint and the
+ * client id it was issued for: record them (at every save), and refuse
+ * (TOKEND_EX_NOPERM) to send it when the configuration now points elsewhere.
+ * A state without a binding is accepted (and bound at its next save). */
+void flow_binding_record(struct account_state *st, const Account *a);
+int flow_binding_check(const Account *a, const struct account_state *st, struct tokend_error *e);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowClient, flow_client_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowIdentity, flow_identity_free)
