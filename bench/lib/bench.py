@@ -245,7 +245,7 @@ class Bench:
 
     @staticmethod
     def config_identity(path):
-        """What config_identity() in src/config.c computes."""
+        """What config_identity() in src/config/config.c computes."""
         st = os.stat(path)
         return (f'{path}|{st.st_dev}:{st.st_ino}:{st.st_size}:'
                 f'{st.st_mtime_ns // 10**9}.{st.st_mtime_ns % 10**9:09d}')

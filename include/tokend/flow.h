@@ -3,7 +3,7 @@
  * They use the protocol, HTTP, catcher and store modules and keep the
  * account's state, token file and stored refresh token consistent.  This
  * is the verbs' interface; what the flow modules share among themselves
- * is in src/flow_internal.h. */
+ * is in src/flow/flow_internal.h. */
 
 #include <stdbool.h>
 #include "tokend/config.h"

@@ -2,10 +2,10 @@
 
     tokend_path = faultbuild.build()   # meson setup (once) + meson compile
 
-src/flow.c marks FAULT_POINT("before-request"), ("after-response"),
+src/flow/flow.c marks FAULT_POINT("before-request"), ("after-response"),
 ("after-store") and ("after-token-file"); with -Dfault_injection=true the
 engine raises SIGKILL at the point named by $TOKEND_FAULT.  The same build
-numbers the file operations of a run (src/fileio.c: create, reserve, write,
+numbers the file operations of a run (src/base/fileio.c: create, reserve, write,
 sync, rename, dirsync) and fails the one numbered $TOKEND_FAULT_IO_AT with
 $TOKEND_FAULT_IO_ERRNO (ENOSPC, the default, or EIO), noting "N op path" in
 $TOKEND_FAULT_LOG; io_fault_env() builds that environment.

@@ -8,7 +8,7 @@
 
 #include "tokend/log.h"
 #include "tokend/netconn.h"
-#include "tokend/relay.h"
+#include "tokend/splice.h"
 #include "tokend/tokenformat.h"
 #include "tokend/tunnel.h"
 
@@ -497,7 +497,7 @@ void tunnel_refuse(enum tunnel_proto p, int out, int status, const char *line)
 
 int tunnel_relay(Tunnel *t, int in, int out, struct tokend_error *e)
 {
-    return relay_run(t->conn, in, out, e);
+    return splice_run(t->conn, in, out, e);
 }
 
 void tunnel_free(Tunnel *t)

@@ -7,4 +7,4 @@
 #include "tokend/netconn.h"
 
 /* 0 when a side closed; -1 (e filled) when the server connection failed. */
-int relay_run(NetConn *c, int in, int out, struct tokend_error *e);
+int splice_run(NetConn *c, int in, int out, struct tokend_error *e);

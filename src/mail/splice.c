@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "tokend/log.h"
-#include "tokend/relay.h"
+#include "tokend/splice.h"
 
 #define RELAY_BUF (64 * 1024)
 /* After the client's end of stream, how long the server may take to close. */
@@ -178,7 +178,7 @@ static bool wait_any(struct relay *r)
     return true;
 }
 
-int relay_run(NetConn *c, int in, int out, struct tokend_error *e)
+int splice_run(NetConn *c, int in, int out, struct tokend_error *e)
 {
     g_autofree struct relay *r = g_new0(struct relay, 1);
 
