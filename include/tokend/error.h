@@ -24,7 +24,7 @@ struct tokend_error {
     int status;      /* an enum tokend_status; 0 while unset */
     char *message;   /* what happened, one line */
     char *hint;      /* what to do, one line, or NULL */
-    char *detail;    /* the server's raw words, shown only with -v */
+    char *detail;    /* the server's raw words, redacted (redact.h), shown only with -v */
     int retry_after; /* seconds the server asked us to wait, or 0 */
 };
 

@@ -4,6 +4,7 @@
 
 #include "tokend/error.h"
 #include "tokend/log.h"
+#include "tokend/redact.h"
 
 #define MESSAGE_MAX 400
 
@@ -114,7 +115,11 @@ void error_set_detail(struct tokend_error *e, const char *text)
     if (!e)
         return;
     g_free(e->detail);
-    e->detail = text ? error_one_line(text, 2000) : NULL;
+    e->detail = NULL;
+    if (text) {
+        g_autofree char *safe = redact_text(text, NULL);
+        e->detail = error_one_line(safe, 2000);
+    }
 }
 
 void error_prefix(struct tokend_error *e, const char *fmt, ...)
