@@ -10,9 +10,8 @@ static void check_account(const Config *cfg, const Account *a)
 {
     /* What the rest of tokend takes for granted of a parsed account. */
     if (!config_account_name_valid(a->name) || config_find(cfg, a->name) != a || !a->client_id ||
-        !a->token_file || !g_path_is_absolute(a->token_file) ||
-        (unsigned)a->provider >= PROVIDER_COUNT || a->login_timeout < 1 || a->refresh_margin < 0 ||
-        a->min_validity < 0)
+        !a->token_file || !g_path_is_absolute(a->token_file) || !a->provider ||
+        a->login_timeout < 1 || a->refresh_margin < 0 || a->min_validity < 0)
         abort();
     (void)store_kind_name(a->store);
     (void)flow_kind_name(a->flow);

@@ -27,7 +27,7 @@ enum offline_consent {
 
 typedef struct account {
     char *name;
-    enum provider_kind provider;
+    const struct provider_preset *provider; /* an entry of provider.h's table */
     char *tenant;
     char *authority;
     char *client_id;

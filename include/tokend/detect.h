@@ -8,7 +8,7 @@
 #include "tokend/provider.h"
 
 typedef struct detection {
-    enum provider_kind provider;
+    const struct provider_preset *provider;
     char *how;           /* one line: what the provider was recognised by */
     char *tenant;        /* Microsoft: consumers, the domain, or a tenant id */
     char *issuer;        /* generic: the issuer, when discovery confirmed it */

@@ -17,15 +17,13 @@ enum reauth_rule {
     REAUTH_RULE_SERVER,     /* refresh_token_expires_in in the last token response */
     REAUTH_RULE_LIFETIME,   /* the account's signin_lifetime */
     REAUTH_RULE_FREQUENCY,  /* the interval the last AADSTS70043 implies */
-    REAUTH_RULE_INACTIVITY, /* Microsoft: 90 days without a refresh */
+    REAUTH_RULE_INACTIVITY, /* the provider's inactivity_limit without a refresh */
 };
 
 struct reauth_estimate {
     gint64 at; /* unix seconds; 0 when unknown */
     enum reauth_rule rule;
 };
-
-#define REAUTH_MICROSOFT_INACTIVITY (90 * 86400)
 
 /* The moment a new sign-in will be needed, and the rule that says so.  The
  * server's word wins; otherwise the earliest of the estimates that apply. */

@@ -8,6 +8,9 @@
 #include <glib.h>
 #include "tokend/error.h"
 
+/* The most state.json may be: what state_load reads. */
+#define STATE_MAX_BYTES (64 * 1024)
+
 /* A token for other scopes than the mail token's (tokenset.h): its file is
  * ACCOUNTDIR/token.KEY. */
 typedef struct state_token_set {

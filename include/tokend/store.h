@@ -11,10 +11,15 @@
 
 struct account; /* config.h */
 
+/* The secret every store keeps per account, by this name (its "kind"). */
+#define STORE_REFRESH_TOKEN "refresh_token"
+/* The most a secret may be: what the file store reads back. */
+#define STORE_SECRET_MAX_BYTES 16384
+
 typedef struct store Store;
 
 struct store_ops {
-    const char *name;
+    enum store_kind kind;
     int (*get)(Store *s, const char *account, const char *kind, SecStr **out,
                struct tokend_error *e);
     int (*put)(Store *s, const char *account, const char *kind, const char *label,
@@ -32,13 +37,21 @@ struct store {
  * Forcing the Secret Service when it is missing or locked fails with
  * TOKEND_EX_UNAVAILABLE.  Calls never prompt and are bounded in time. */
 Store *store_open(enum store_kind kind, struct tokend_error *e);
-/* Open a store by its name ("secret-service" or "file"). */
+/* Open a store by its name (as state.json records it; not one that
+ * needs_account). */
 Store *store_open_named(const char *name, struct tokend_error *e);
+/* Open a place without a word when it cannot answer (quiet_unless_known):
+ * for looking where a secret might be.  Not one that needs_account. */
+Store *store_open_quietly(enum store_kind kind, struct tokend_error *e);
 /* The account's store: the one named (as the state names it), or the one
  * its configuration chooses when name is NULL.  Only this one opens the
  * command store, which needs the account's commands. */
 Store *store_open_account(const struct account *a, const char *name, struct tokend_error *e);
 const char *store_name(const Store *s);
+/* How an account's refresh token is labelled where a person may see it (the
+ * keyring): "tokend refresh token for ACCOUNT [USERNAME]". */
+char *store_label(const char *account, const char *username);
+enum store_kind store_kind(const Store *s);
 /* *out is NULL (and 0 returned) when nothing is stored.  A locked keyring
  * is an error (TOKEND_EX_UNAVAILABLE), never "nothing stored". */
 int store_get(Store *s, const char *account, const char *kind, SecStr **out,

@@ -107,7 +107,7 @@ static bool scope_granted(const struct provider_preset *p, const AccountState *s
 
 static GPtrArray *scopes_not_granted(const Account *a, const AccountState *st)
 {
-    const struct provider_preset *p = provider_preset(a->provider);
+    const struct provider_preset *p = a->provider;
     g_auto(GStrv) asked = NULL;
     GPtrArray *missing;
 
@@ -217,7 +217,7 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
     g_autofree char *refreshed = when(st->last_refresh);
     g_autofree char *signed_in = when(st->signed_in_at);
 
-    printf("%s: %s%s%s\n", a->name, provider_name(a->provider), a->username ? ", " : "",
+    printf("%s: %s%s%s\n", a->name, a->provider->name, a->username ? ", " : "",
            a->username ? a->username : "");
     printf("  store:        %s (configured: %s)\n", store, store_kind_name(a->store));
     printf("  token file:   %s\n", a->token_file);
@@ -246,7 +246,7 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     cJSON *o = cJSON_CreateObject();
 
     cJSON_AddStringToObject(o, "account", a->name);
-    cJSON_AddStringToObject(o, "provider", provider_name(a->provider));
+    cJSON_AddStringToObject(o, "provider", a->provider->name);
     if (a->username)
         cJSON_AddStringToObject(o, "username", a->username);
     cJSON_AddStringToObject(o, "store_configured", store_kind_name(a->store));

@@ -433,9 +433,27 @@ static int verb_logout(struct verb_ctx *ctx)
  * must move where it says, or the next refresh would move it back. */
 static bool store_matches_config(const Account *a, const char *target)
 {
+    int kind = store_kind_from_name(target);
+
     if (a->store == STORE_KIND_AUTO)
-        return strcmp(target, "command") != 0;
-    return strcmp(store_kind_name(a->store), target) == 0;
+        return kind >= 0 && !store_kind_info(kind)->needs_account;
+    return (int)a->store == kind;
+}
+
+static bool store_kind_place(const char *name)
+{
+    int kind = store_kind_from_name(name);
+
+    return kind >= 0 && store_kind_info(kind)->is_place;
+}
+
+static int migrate_usage(const char *bad)
+{
+    g_autofree char *places = store_kind_names(true);
+    g_auto(GStrv) names = g_strsplit(places, ", ", -1);
+    g_autofree char *bars = g_strjoinv("|", names);
+
+    return cli_usage_error("migrate: bad option %s (--store %s)", bad, bars);
 }
 
 static int verb_migrate(struct verb_ctx *ctx)
@@ -444,7 +462,6 @@ static int verb_migrate(struct verb_ctx *ctx)
         {"store", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const targets[] = {"file", "secret-service", "command", NULL};
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autoptr(GString) done = g_string_new(NULL);
     g_autofree char *again = NULL;
@@ -454,9 +471,8 @@ static int verb_migrate(struct verb_ctx *ctx)
 
     VERB_GETOPT(ctx, "s:", opts, c)
     {
-        if (c != 's' || !g_strv_contains(targets, optarg))
-            return cli_usage_error("migrate: bad option %s (--store file|secret-service|command)",
-                                   ctx->argv[optind - 1]);
+        if (c != 's' || !store_kind_place(optarg))
+            return migrate_usage(ctx->argv[optind - 1]);
         target = optarg;
     }
     if (ctx->argc - optind != 1 || !target)
@@ -557,7 +573,7 @@ static int no_mail_host(const struct verb_ctx *ctx, const Account *a, const char
     fprintf(stderr,
             "tokend: %s: no mail server to check (provider = %s has none built in); "
             "set %s in [account %s] of %s\n",
-            a->name, provider_name(a->provider), keys, a->name, ctx->cfg->path);
+            a->name, a->provider->name, keys, a->name, ctx->cfg->path);
     return TOKEND_EX_CONFIG;
 }
 

@@ -152,21 +152,6 @@ const char *const *config_known_keys(void)
     return names;
 }
 
-const char *store_kind_name(enum store_kind kind)
-{
-    switch (kind) {
-    case STORE_KIND_AUTO:
-        return "auto";
-    case STORE_KIND_SECRET_SERVICE:
-        return "secret-service";
-    case STORE_KIND_FILE:
-        return "file";
-    case STORE_KIND_COMMAND:
-        return "command";
-    }
-    return "unknown";
-}
-
 const char *flow_kind_name(enum flow_kind kind)
 {
     switch (kind) {
@@ -286,6 +271,32 @@ static int parse_enum(const struct parse_ctx *c, const char *key, const char *v,
     return key_error(c, key, "\"%s\" is not one of: %s", v, list);
 }
 
+static int parse_provider(const struct parse_ctx *c, const char *key, const char *v, void *field)
+{
+    const struct provider_preset *p = provider_find(v);
+    g_autofree char *names = NULL;
+
+    if (p) {
+        *(const struct provider_preset **)field = p;
+        return 0;
+    }
+    names = provider_names_text();
+    return key_error(c, key, "\"%s\" is not one of: %s", v, names);
+}
+
+static int parse_store(const struct parse_ctx *c, const char *key, const char *v, int *out)
+{
+    int kind = store_kind_from_name(v);
+    g_autofree char *names = NULL;
+
+    if (kind >= 0) {
+        *out = kind;
+        return 0;
+    }
+    names = store_kind_names(false);
+    return key_error(c, key, "\"%s\" is not one of: %s", v, names);
+}
+
 static int parse_token_sets(const struct parse_ctx *c, const char *key, const char *v, char ***out)
 {
     g_autofree char *why = NULL;
@@ -301,8 +312,6 @@ static int parse_token_sets(const struct parse_ctx *c, const char *key, const ch
 static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const char *v, Account *a,
                      const char *base_dir)
 {
-    static const char *const provider_names[] = {"microsoft", "google", "generic", NULL};
-    static const char *const store_names[] = {"auto", "secret-service", "file", "command", NULL};
     static const char *const flow_names[] = {"code", "device", NULL};
     static const char *const consent_names[] = {"auto", "always", "never", NULL};
     void *field = (char *)a + k->offset;
@@ -337,9 +346,9 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
     case KEY_PORT:
         return parse_int(c, k->name, v, 1, 65535, (int *)field);
     case KEY_PROVIDER:
-        return parse_enum(c, k->name, v, provider_names, (int *)field);
+        return parse_provider(c, k->name, v, field);
     case KEY_STORE:
-        return parse_enum(c, k->name, v, store_names, (int *)field);
+        return parse_store(c, k->name, v, (int *)field);
     case KEY_FLOW:
         return parse_enum(c, k->name, v, flow_names, (int *)field);
     case KEY_SECRET:
@@ -449,7 +458,7 @@ static bool has_key(const struct parse_ctx *c, const char *key)
 
 static void fill_defaults(Account *a)
 {
-    const struct provider_preset *p = provider_preset(a->provider);
+    const struct provider_preset *p = a->provider;
     g_autofree char *state = NULL;
 
     if (!a->authority && p->default_authority)
@@ -466,10 +475,10 @@ static void fill_defaults(Account *a)
         a->token_url = provider_expand(p->token_url, a->authority, a->tenant);
     if (!a->device_authorization_url)
         a->device_authorization_url = provider_expand(p->device_url, a->authority, a->tenant);
-    if (!a->revocation_url && p->revocation_url)
-        a->revocation_url = g_strdup(p->revocation_url);
-    if (!a->issuer && p->issuer)
-        a->issuer = g_strdup(p->issuer);
+    if (!a->revocation_url)
+        a->revocation_url = provider_expand(p->revocation_url, a->authority, a->tenant);
+    if (!a->issuer)
+        a->issuer = provider_expand(p->issuer, a->authority, a->tenant);
     if (!a->imap_host && p->imap_host)
         a->imap_host = g_strdup(p->imap_host);
     if (!a->imap_port)
@@ -497,7 +506,7 @@ static int resolve_authority(struct parse_ctx *c, Account *a)
     g_autofree char *tenant = NULL;
     const char *why = NULL;
 
-    if (a->provider != PROVIDER_MICROSOFT)
+    if (!provider_has_authority(a->provider))
         return 0;
     if (a->tenant && !uri_tenant_valid(a->tenant))
         return key_error(c, "tenant",
@@ -596,15 +605,16 @@ static int validate_store_commands(struct parse_ctx *c, const Account *a)
 
 static int validate_account(struct parse_ctx *c, Account *a)
 {
-    const struct provider_preset *p = provider_preset(a->provider);
+    const struct provider_preset *p = a->provider;
 
     if (!a->client_id)
         return key_error(c, "client_id", "missing (the application id registered with %s)",
                          p->name);
-    if (a->provider != PROVIDER_MICROSOFT && (has_key(c, "tenant") || has_key(c, "authority")))
-        return key_error(c, has_key(c, "tenant") ? "tenant" : "authority",
-                         "only applies to provider = microsoft");
-    if (a->provider == PROVIDER_MICROSOFT && (!a->authorize_url || !a->token_url))
+    if (!provider_has_tenant(p) && has_key(c, "tenant"))
+        return key_error(c, "tenant", "does not apply to provider = %s", p->name);
+    if (!provider_has_authority(p) && has_key(c, "authority"))
+        return key_error(c, "authority", "does not apply to provider = %s", p->name);
+    if (provider_has_authority(p) && (!a->authorize_url || !a->token_url))
         return key_error(c, "authority", "\"%s\" and tenant \"%s\" make no valid URL", a->authority,
                          a->tenant);
     if (a->client_secret && a->client_secret_file)
@@ -612,9 +622,9 @@ static int validate_account(struct parse_ctx *c, Account *a)
     if (p->needs_client_secret && !a->client_secret && !a->client_secret_file)
         return key_error(c, "client_secret",
                          "missing (%s desktop clients need the secret they were issued)", p->name);
-    if (a->provider == PROVIDER_GENERIC && !a->issuer && (!a->authorize_url || !a->token_url))
-        return key_error(c, NULL,
-                         "provider = generic needs issuer, or authorize_url and token_url");
+    if (!a->issuer && (!a->authorize_url || !a->token_url))
+        return key_error(c, NULL, "provider = %s needs issuer, or authorize_url and token_url",
+                         p->name);
     if (a->refresh_margin < 0 || a->min_validity < 0)
         return key_error(c, NULL, "margins cannot be negative");
     if (a->login_timeout == 0)
@@ -628,7 +638,6 @@ static Account *parse_account(struct parse_ctx *c, const char *name, bool has_de
     g_autoptr(Account) a = g_new0(Account, 1);
 
     a->name = g_strdup(name);
-    a->provider = PROVIDER_COUNT;
     a->refresh_margin = 600;
     a->min_validity = 120;
     a->login_timeout = 300;
@@ -643,8 +652,9 @@ static Account *parse_account(struct parse_ctx *c, const char *name, bool has_de
     }
     if (check_group_keys(c, false) < 0 || apply_keys(c, a, has_defaults, base_dir) < 0)
         return NULL;
-    if (a->provider == PROVIDER_COUNT) {
-        key_error(c, "provider", "missing (microsoft, google or generic)");
+    if (!a->provider) {
+        g_autofree char *names = provider_names_text();
+        key_error(c, "provider", "missing (%s)", names);
         return NULL;
     }
     if (resolve_values(c, a) < 0)

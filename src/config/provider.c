@@ -6,79 +6,174 @@
 
 #define MS_MAIL "https://outlook.office.com/"
 
-static const struct provider_preset presets[PROVIDER_COUNT] = {
-    [PROVIDER_MICROSOFT] =
-        {
-            .name = "microsoft",
-            .authorize_url = "https://{authority}/{tenant}/oauth2/v2.0/authorize",
-            .token_url = "https://{authority}/{tenant}/oauth2/v2.0/token",
-            .device_url = "https://{authority}/{tenant}/oauth2/v2.0/devicecode",
-            .revocation_url = NULL, /* Microsoft has no RFC 7009 endpoint */
-            .issuer = NULL,         /* templated per tenant; never checked */
-            .default_authority = "login.microsoftonline.com",
-            .default_tenant = "common",
-            .default_scopes =
-                MS_MAIL "IMAP.AccessAsUser.All " MS_MAIL "POP.AccessAsUser.All " MS_MAIL
-                        "SMTP.Send offline_access openid profile",
-            .default_redirect_uri = "http://localhost/",
-            .extra_auth_params = NULL,
-            .imap_host = "outlook.office365.com",
-            .imap_port = 993,
-            .smtp_host = "smtp.office365.com",
-            .smtp_port = 587,
-            .pop_host = "outlook.office365.com",
-            .needs_client_secret = false,
-            .refresh_sends_scopes = true,
-            .unlisted_scopes = "offline_access openid profile email",
-        },
-    [PROVIDER_GOOGLE] =
-        {
-            .name = "google",
-            .authorize_url = "https://accounts.google.com/o/oauth2/v2/auth",
-            .token_url = "https://oauth2.googleapis.com/token",
-            .device_url = "https://oauth2.googleapis.com/device/code",
-            .revocation_url = "https://oauth2.googleapis.com/revoke",
-            .issuer = "https://accounts.google.com",
-            .default_scopes = "https://mail.google.com/ openid email",
-            .default_redirect_uri = "http://127.0.0.1/",
-            .extra_auth_params = "access_type=offline prompt=consent",
-            .imap_host = "imap.gmail.com",
-            .imap_port = 993,
-            .smtp_host = "smtp.gmail.com",
-            .smtp_port = 587,
-            .pop_host = "pop.gmail.com",
-            .needs_client_secret = true,
-            .scope_spellings = "email=https://www.googleapis.com/auth/userinfo.email "
-                               "profile=https://www.googleapis.com/auth/userinfo.profile",
-        },
-    [PROVIDER_GENERIC] =
-        {
-            .name = "generic",
-            .default_scopes = "openid offline_access",
-            .default_redirect_uri = "http://127.0.0.1/",
-            .imap_port = 993,
-            .smtp_port = 587,
-            .offline_needs_consent = true,
-        },
+static const char *const ms_domains[] = {"outlook.com", "msn.com", "passport.com",
+                                         "windowslive.com", NULL};
+static const char *const ms_prefixes[] = {"hotmail.", "live.", "outlook.", NULL};
+static const char *const ms_mx[] = {"mail.protection.outlook.com", NULL};
+static const char *const google_domains[] = {"gmail.com", "googlemail.com", NULL};
+static const char *const google_mx[] = {"google.com", "googlemail.com", NULL};
+
+static const struct provider_preset presets[] = {
+    {
+        .name = "microsoft",
+        .title = "Microsoft",
+        .mail_service = "Microsoft 365",
+        .authorize_url = "https://{authority}/{tenant}/oauth2/v2.0/authorize",
+        .token_url = "https://{authority}/{tenant}/oauth2/v2.0/token",
+        .device_url = "https://{authority}/{tenant}/oauth2/v2.0/devicecode",
+        .revocation_url = NULL, /* Microsoft has no RFC 7009 endpoint */
+        .issuer = NULL,         /* templated per tenant; never checked */
+        .default_authority = "login.microsoftonline.com",
+        .default_tenant = "common",
+        .default_scopes = MS_MAIL "IMAP.AccessAsUser.All " MS_MAIL "POP.AccessAsUser.All " MS_MAIL
+                                  "SMTP.Send offline_access openid profile",
+        .default_redirect_uri = "http://localhost/",
+        .imap_host = "outlook.office365.com",
+        .imap_port = 993,
+        .smtp_host = "smtp.office365.com",
+        .smtp_port = 587,
+        .pop_host = "outlook.office365.com",
+        .refresh_sends_scopes = true,
+        .sets_ask_offline_access = true,
+        .unlisted_scopes = "offline_access openid profile email",
+        /* A refresh token unused for 90 days expires (AADSTS700082). */
+        .inactivity_limit = 90L * 86400,
+        .unknown_end_hint = "the provider does not say; signin_lifetime sets it",
+        .registration_guide = "registration-microsoft.md",
+        .public_client = "thunderbird",
+        .public_client_id = "9e5f94bc-e8a4-4e73-b8be-63364c29d753",
+        .public_client_note = "Thunderbird's public client, registered by Mozilla (may be revoked "
+                              "by its owner; tenants may need admin consent)",
+        .consumer_domains = ms_domains,
+        .consumer_prefixes = ms_prefixes,
+        .consumer_tenant = "consumers",
+        .mx_hosts = ms_mx,
+        .mx_tenant_is_domain = true,
+        .issuer_host = "login.microsoftonline.com",
+        .tenant_discovery_url =
+            "https://login.microsoftonline.com/{domain}/v2.0/.well-known/openid-configuration",
+        .authority_url = "https://login.microsoftonline.com",
+    },
+    {
+        .name = "google",
+        .title = "Google",
+        .mail_service = "Google Workspace",
+        .authorize_url = "https://accounts.google.com/o/oauth2/v2/auth",
+        .token_url = "https://oauth2.googleapis.com/token",
+        .device_url = "https://oauth2.googleapis.com/device/code",
+        .revocation_url = "https://oauth2.googleapis.com/revoke",
+        .issuer = "https://accounts.google.com",
+        .default_scopes = "https://mail.google.com/ openid email",
+        .default_redirect_uri = "http://127.0.0.1/",
+        .extra_auth_params = "access_type=offline prompt=consent",
+        .imap_host = "imap.gmail.com",
+        .imap_port = 993,
+        .smtp_host = "smtp.gmail.com",
+        .smtp_port = 587,
+        .pop_host = "pop.gmail.com",
+        .needs_client_secret = true,
+        .scope_spellings = "email=https://www.googleapis.com/auth/userinfo.email "
+                           "profile=https://www.googleapis.com/auth/userinfo.profile",
+        .unknown_end_hint = "Google does not say; for an app in Testing set signin_lifetime = 7d",
+        .registration_guide = "registration-google.md",
+        .consumer_domains = google_domains,
+        .mx_hosts = google_mx,
+        .issuer_host = "accounts.google.com",
+    },
+    {
+        .name = "generic",
+        .title = "the server",
+        .default_scopes = "openid offline_access",
+        .default_redirect_uri = "http://127.0.0.1/",
+        .imap_port = 993,
+        .smtp_port = 587,
+        .discovers = true,
+        .offline_needs_consent = true,
+        .unknown_end_hint = "the provider does not say; signin_lifetime sets it",
+    },
+#ifdef TOKEND_TEST_PROVIDER
+    /* Test builds only: a provider that exists nowhere but in this entry,
+     * to show that an entry is all a new provider needs.  Its endpoints
+     * are oidc-provider's, at the authority the test configures. */
+    {
+        .name = "example",
+        .title = "Test Example",
+        .authorize_url = "https://{authority}/auth",
+        .token_url = "https://{authority}/token",
+        .device_url = "https://{authority}/device/auth",
+        .revocation_url = "https://{authority}/token/revocation",
+        .issuer = "https://{authority}",
+        .default_authority = "login.example.test",
+        .default_scopes = "openid offline_access",
+        .default_redirect_uri = "http://127.0.0.1/",
+        .imap_host = "imap.example.test",
+        .imap_port = 993,
+        .smtp_host = "smtp.example.test",
+        .smtp_port = 587,
+        .offline_needs_consent = true,
+        .inactivity_limit = 30L * 86400,
+        .unknown_end_hint = "Example does not say",
+        .registration_guide = "registration-example.md",
+        .consumer_domains = (const char *const[]){"example.test", NULL},
+    },
+#endif
 };
 
-const struct provider_preset *provider_preset(enum provider_kind kind)
+const struct provider_preset *provider_at(size_t i)
 {
-    g_return_val_if_fail(kind < PROVIDER_COUNT, NULL);
-    return &presets[kind];
+    return i < G_N_ELEMENTS(presets) ? &presets[i] : NULL;
 }
 
-int provider_from_name(const char *name)
+const struct provider_preset *provider_find(const char *name)
 {
-    for (int i = 0; i < PROVIDER_COUNT; i++)
+    for (size_t i = 0; i < G_N_ELEMENTS(presets); i++)
         if (g_strcmp0(presets[i].name, name) == 0)
-            return i;
-    return -1;
+            return &presets[i];
+    return NULL;
 }
 
-const char *provider_name(enum provider_kind kind)
+const struct provider_preset *provider_discovering(void)
 {
-    return kind < PROVIDER_COUNT ? presets[kind].name : "unknown";
+    size_t i = 0;
+
+    while (i + 1 < G_N_ELEMENTS(presets) && !presets[i].discovers)
+        i++;
+    return &presets[i];
+}
+
+char *provider_names_text(void)
+{
+    GString *s = g_string_new(NULL);
+    size_t n = G_N_ELEMENTS(presets);
+
+    for (size_t i = 0; i < n; i++)
+        g_string_append_printf(s, "%s%s",
+                               i == 0       ? ""
+                               : i + 1 == n ? " or "
+                                            : ", ",
+                               presets[i].name);
+    return g_string_free(s, FALSE);
+}
+
+static bool template_uses(const struct provider_preset *p, const char *mark)
+{
+    const char *urls[] = {p->authorize_url, p->token_url, p->device_url, p->revocation_url,
+                          p->issuer};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(urls); i++)
+        if (urls[i] && strstr(urls[i], mark))
+            return true;
+    return false;
+}
+
+bool provider_has_tenant(const struct provider_preset *p)
+{
+    return template_uses(p, "{tenant}");
+}
+
+bool provider_has_authority(const struct provider_preset *p)
+{
+    return template_uses(p, "{authority}");
 }
 
 static char *replace_all(const char *text, const char *what, const char *with)

@@ -31,8 +31,8 @@ struct reauth_estimate reauth_estimate(const Account *a, const AccountState *st)
         consider(&est, st->signed_in_at + a->signin_lifetime, REAUTH_RULE_LIFETIME);
     if (st->frequency_interval > 0 && st->signed_in_at > 0)
         consider(&est, st->signed_in_at + st->frequency_interval, REAUTH_RULE_FREQUENCY);
-    if (a->provider == PROVIDER_MICROSOFT && used > 0)
-        consider(&est, used + REAUTH_MICROSOFT_INACTIVITY, REAUTH_RULE_INACTIVITY);
+    if (a->provider->inactivity_limit > 0 && used > 0)
+        consider(&est, used + a->provider->inactivity_limit, REAUTH_RULE_INACTIVITY);
     return est;
 }
 
@@ -83,9 +83,7 @@ char *reauth_rule_text(const Account *a, const AccountState *st, enum reauth_rul
 
     switch (rule) {
     case REAUTH_RULE_UNKNOWN:
-        if (a->provider == PROVIDER_GOOGLE)
-            return g_strdup("Google does not say; for an app in Testing set signin_lifetime = 7d");
-        return g_strdup("the provider does not say; signin_lifetime sets it");
+        return g_strdup(a->provider->unknown_end_hint);
     case REAUTH_RULE_SERVER:
         return g_strdup("server said (refresh_token_expires_in)");
     case REAUTH_RULE_LIFETIME:
@@ -98,7 +96,8 @@ char *reauth_rule_text(const Account *a, const AccountState *st, enum reauth_rul
                                "on %s ended a sign-in that had worked %s)",
                                seen, span);
     case REAUTH_RULE_INACTIVITY:
-        return g_strdup("estimated: Microsoft 90-day inactivity");
+        return g_strdup_printf("estimated: %s %ld-day inactivity", a->provider->title,
+                               a->provider->inactivity_limit / 86400);
     }
     return g_strdup("unknown");
 }

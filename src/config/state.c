@@ -6,7 +6,6 @@
 #include "tokend/fileio.h"
 #include "tokend/shared.h"
 
-#define STATE_MAX_BYTES (64 * 1024)
 #define MAX_MARGIN (86400 * 365) /* as config.c allows */
 
 AccountState *state_new(void)

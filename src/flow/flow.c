@@ -20,32 +20,24 @@
 #include "tokend/store.h"
 #include "tokend/tokenfile.h"
 
-#define REFRESH_KIND "refresh_token"
-
-static char *store_label(const Account *a)
-{
-    return g_strdup_printf("tokend refresh token for %s%s%s", a->name, a->username ? " " : "",
-                           a->username ? a->username : "");
-}
-
 /* Store the refresh token; when the keyring refuses, keep it in the file
  * store rather than lose it, and the reverse; when both refuse, in a rescue
  * file.  Returns the name of the store used. */
 static const char *put_refresh_token(const Account *a, const char *preferred, const SecStr *rt,
                                      struct tokend_error *e)
 {
-    g_autofree char *label = store_label(a);
+    g_autofree char *label = store_label(a->name, a->username);
     g_autoptr(Store) s = NULL;
     g_autoptr(Store) rescue = NULL;
     struct tokend_error first = TOKEND_ERROR_INIT;
     struct tokend_error second = TOKEND_ERROR_INIT;
 
     s = store_open_account(a, preferred, &first);
-    if (s && store_put(s, a->name, REFRESH_KIND, label, rt, &first) == 0)
+    if (s && store_put(s, a->name, STORE_REFRESH_TOKEN, label, rt, &first) == 0)
         return store_name(s);
-    rescue = s && strcmp(store_name(s), "file") == 0 ? store_secret_new(true, &second)
-                                                     : store_file_new(&second);
-    if (!rescue || store_put(rescue, a->name, REFRESH_KIND, label, rt, &second) < 0) {
+    rescue =
+        store_open_quietly(store_kind_info(s ? store_kind(s) : STORE_KIND_AUTO)->fallback, &second);
+    if (!rescue || store_put(rescue, a->name, STORE_REFRESH_TOKEN, label, rt, &second) < 0) {
         room_rescue(a, rt, &first, e);
         error_clear(&first);
         error_clear(&second);
@@ -63,7 +55,7 @@ static void forget_in_store(const Account *a, const char *name)
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autoptr(Store) s = store_open_account(a, name, &e);
 
-    if (!s || store_remove(s, a->name, REFRESH_KIND, &e) < 0)
+    if (!s || store_remove(s, a->name, STORE_REFRESH_TOKEN, &e) < 0)
         log_warn("%s: could not remove the old refresh token from the %s store: %s", a->name, name,
                  e.message);
     error_clear(&e);
@@ -112,7 +104,7 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir)
     g_autofree char *token_dir = g_path_get_dirname(a->token_file);
     g_autofree char *token_base = g_path_get_basename(a->token_file);
     bool together = strcmp(token_dir, account_dir) == 0;
-    const char *names[] = {REFRESH_KIND, STATE_FILE, together ? token_base : NULL, NULL};
+    const char *names[] = {STORE_REFRESH_TOKEN, STATE_FILE, together ? token_base : NULL, NULL};
 
     fileio_remove_stale_temps_in(account_dir, names);
     if (!together)
@@ -213,30 +205,57 @@ void flow_record_failure(const char *dir, AccountState *st, const struct tokend_
     error_clear(&e);
 }
 
+int flow_signin_needed(const Account *a, const char *why, struct tokend_error *e)
+{
+    g_autofree char *command = config_command(a, "obtain");
+
+    error_set(e, TOKEND_EX_NOPERM, "%s", why);
+    error_set_hint(e, "run: %s", command);
+    return -1;
+}
+
 SecStr *flow_read_token(const Account *a, struct tokend_error *e)
 {
     return tokenfile_read(a->token_file, NULL, e);
 }
 
+/* The places to look for the account's secret: where the state says it
+ * is first, then every place of the table (one that needs the account's
+ * commands only where they are configured). */
+static void places_to_look(const Account *a, const AccountState *st, const char **names)
+{
+    size_t n = 0;
+
+    if (st->store)
+        names[n++] = st->store;
+    for (int k = 0; k < STORE_KIND_COUNT; k++) {
+        const struct store_kind_info *info = store_kind_info(k);
+        if (info->is_place && (!info->needs_account || a->store == (enum store_kind)k) &&
+            g_strcmp0(st->store, info->name) != 0)
+            names[n++] = info->name;
+    }
+    names[n] = NULL;
+}
+
 static void forget_everywhere(const Account *a, const AccountState *st, GString *removed)
 {
-    const char *names[] = {st->store, "file", "secret-service",
-                           a->store == STORE_KIND_COMMAND ? "command" : NULL};
+    const char *names[STORE_KIND_COUNT + 2];
 
-    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+    places_to_look(a, st, names);
+    for (size_t i = 0; names[i]; i++) {
         struct tokend_error e = TOKEND_ERROR_INIT;
         g_autoptr(Store) s = NULL;
-        bool seen = false;
+        bool known = g_strcmp0(st->store, names[i]) == 0;
+        int kind = store_kind_from_name(names[i]);
 
-        for (size_t j = 0; j < i; j++)
-            seen |= g_strcmp0(names[j], names[i]) == 0;
-        if (!names[i] || seen)
+        if (kind < 0)
             continue;
-        /* The keyring is only asked when it holds the token or can answer. */
-        s = strcmp(names[i], "secret-service") == 0 && g_strcmp0(st->store, names[i]) != 0
-                ? store_secret_new(true, &e)
+        /* A place that may not answer is only asked when it holds the token
+         * or can answer. */
+        s = store_kind_info(kind)->quiet_unless_known && !known
+                ? store_open_quietly(kind, &e)
                 : store_open_account(a, names[i], &e);
-        if (s && store_remove(s, a->name, REFRESH_KIND, &e) > 0)
+        if (s && store_remove(s, a->name, STORE_REFRESH_TOKEN, &e) > 0)
             g_string_append_printf(removed, "removed the refresh token (%s store); ", names[i]);
         else if (e.message && g_strcmp0(st->store, names[i]) == 0)
             log_warn("%s: %s", a->name, e.message);
@@ -264,7 +283,7 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
     if (flow_binding_check(a, st, &e) < 0)
         goto out;
     if (!(s = store_open_account(a, st->store, &e)) ||
-        store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0 || !rt)
+        store_get(s, a->name, STORE_REFRESH_TOKEN, &rt, &e) < 0 || !rt)
         goto out;
     if (oauth_revoke(http, &client->oauth, rt, &e) == 0)
         g_string_append(removed, "revoked the refresh token at the provider; ");

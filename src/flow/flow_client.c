@@ -73,7 +73,7 @@ FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e)
     c->device_url = g_strdup(a->device_authorization_url);
     c->revocation_url = g_strdup(a->revocation_url);
     c->issuer = g_strdup(a->issuer);
-    if (a->provider == PROVIDER_GENERIC && a->issuer && discover(a, h, c, &iss_required, e) < 0)
+    if (a->provider->discovers && a->issuer && discover(a, h, c, &iss_required, e) < 0)
         return NULL;
     if (!c->token_url) {
         error_set(e, TOKEND_EX_CONFIG, "no token endpoint known for this account");
@@ -90,7 +90,7 @@ FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e)
         .issuer = c->issuer,
         .iss_required = iss_required,
         .scopes = a->scopes,
-        .refresh_scopes = provider_preset(a->provider)->refresh_sends_scopes ? a->scopes : NULL,
+        .refresh_scopes = a->provider->refresh_sends_scopes ? a->scopes : NULL,
     };
     return g_steal_pointer(&c);
 }

@@ -58,6 +58,9 @@ void flow_record_failure(const char *account_dir, struct account_state *st,
                          const struct tokend_error *err);
 
 /* Under the account's lock: remove what writers killed mid-write left. */
+/* "why; run: tokend obtain ACCOUNT" (77): the one way a flow says that a
+ * sign-in is needed.  Returns -1. */
+int flow_signin_needed(const Account *a, const char *why, struct tokend_error *e);
 void flow_remove_stale_temps(const Account *a, const char *account_dir);
 
 /* The same from a state already read. */

@@ -15,38 +15,25 @@
 #include "tokend/state.h"
 #include "tokend/store.h"
 
-#define REFRESH_KIND "refresh_token"
-
-static int not_signed_in(const Account *a, const char *why, struct tokend_error *e)
-{
-    g_autofree char *command = config_command(a, "obtain");
-
-    error_set(e, TOKEND_EX_NOPERM, "%s", why);
-    error_set_hint(e, "run: %s", command);
-    return -1;
-}
-
 /* Write to the new store and read it back. */
 static int copy_verified(const Account *a, Store *to, const SecStr *rt, struct tokend_error *e)
 {
-    g_autofree char *label =
-        g_strdup_printf("tokend refresh token for %s%s%s", a->name, a->username ? " " : "",
-                        a->username ? a->username : "");
+    g_autofree char *label = store_label(a->name, a->username);
     g_autoptr(SecStr) back = NULL;
     struct tokend_error ignored = TOKEND_ERROR_INIT;
 
-    if (store_put(to, a->name, REFRESH_KIND, label, rt, e) < 0) {
+    if (store_put(to, a->name, STORE_REFRESH_TOKEN, label, rt, e) < 0) {
         error_prefix(e, "cannot write to the %s store", store_name(to));
         return -1;
     }
     FAULT_POINT("migrate-after-put");
-    if (store_get(to, a->name, REFRESH_KIND, &back, e) < 0) {
+    if (store_get(to, a->name, STORE_REFRESH_TOKEN, &back, e) < 0) {
         error_prefix(e, "cannot read back from the %s store", store_name(to));
         return -1;
     }
     if (back && secstr_equal(back, rt))
         return 0;
-    store_remove(to, a->name, REFRESH_KIND, &ignored);
+    store_remove(to, a->name, STORE_REFRESH_TOKEN, &ignored);
     error_clear(&ignored);
     return error_set(e, TOKEND_EX_CANTCREAT, "the %s store gave back %s than was written",
                      store_name(to), back ? "something other" : "nothing, rather");
@@ -62,16 +49,16 @@ static int migrate_locked(const Account *a, const char *dir, AccountState *st, c
     struct tokend_error left = TOKEND_ERROR_INIT;
 
     if (!st->store)
-        return not_signed_in(a, "not signed in (no refresh token stored)", e);
+        return flow_signin_needed(a, "not signed in (no refresh token stored)", e);
     if (strcmp(st->store, target) == 0) {
         g_string_append_printf(done, "the refresh token is already in the %s store", target);
         return 0;
     }
     if (!(from = store_open_account(a, st->store, e)) ||
-        store_get(from, a->name, REFRESH_KIND, &rt, e) < 0)
+        store_get(from, a->name, STORE_REFRESH_TOKEN, &rt, e) < 0)
         return -1;
     if (!rt)
-        return not_signed_in(a, "no refresh token is stored", e);
+        return flow_signin_needed(a, "no refresh token is stored", e);
     if (!(to = store_open_account(a, target, e)) || copy_verified(a, to, rt, e) < 0)
         return -1;
     old = g_steal_pointer(&st->store);
@@ -81,7 +68,7 @@ static int migrate_locked(const Account *a, const char *dir, AccountState *st, c
     FAULT_POINT("migrate-after-state");
     g_string_append_printf(done, "moved the refresh token from the %s store to the %s store", old,
                            target);
-    if (store_remove(from, a->name, REFRESH_KIND, &left) < 0)
+    if (store_remove(from, a->name, STORE_REFRESH_TOKEN, &left) < 0)
         log_warn("%s: could not remove the old copy from the %s store (%s); remove it by hand",
                  a->name, old, left.message);
     error_clear(&left);
@@ -95,11 +82,11 @@ int flow_migrate(const Account *a, const char *target, GString *done, struct tok
     int trust, fd, r = -1;
 
     if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
-        return not_signed_in(a, "not signed in (no refresh token stored)", e);
+        return flow_signin_needed(a, "not signed in (no refresh token stored)", e);
     if ((trust = paths_trust_private_dir(dir, e)) < 0)
         return -1;
     if (trust > 0)
-        return not_signed_in(a, "not signed in (no refresh token stored)", e);
+        return flow_signin_needed(a, "not signed in (no refresh token stored)", e);
     if ((fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e)) < 0)
         return -1;
     flow_remove_stale_temps(a, dir);

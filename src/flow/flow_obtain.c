@@ -38,7 +38,7 @@ static bool offline_consent_wanted(const Account *a)
         return false;
     switch (a->offline_consent) {
     case OFFLINE_CONSENT_AUTO:
-        return provider_preset(a->provider)->offline_needs_consent;
+        return a->provider->offline_needs_consent;
     case OFFLINE_CONSENT_ALWAYS:
         return true;
     case OFFLINE_CONSENT_NEVER:
@@ -53,7 +53,7 @@ static bool offline_consent_wanted(const Account *a)
 static GPtrArray *authorize_extras(const Account *a)
 {
     GPtrArray *x = g_ptr_array_new_with_free_func(g_free);
-    const struct provider_preset *p = provider_preset(a->provider);
+    const struct provider_preset *p = a->provider;
     g_auto(GStrv) preset = g_strsplit(p->extra_auth_params ? p->extra_auth_params : "", " ", -1);
     g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func(g_free);

@@ -18,8 +18,6 @@
 #include "tokend/state.h"
 #include "tokend/store.h"
 
-#define REFRESH_KIND "refresh_token"
-
 struct refresh_job {
     struct refresh_request *req;
     int margin;
@@ -94,22 +92,13 @@ static void job_clear(struct refresh_job *j)
     error_clear(&j->net_error);
 }
 
-static int signin_needed(const Account *a, struct tokend_error *e, const char *why)
-{
-    g_autofree char *command = config_command(a, "obtain");
-
-    error_set(e, TOKEND_EX_NOPERM, "%s", why);
-    error_set_hint(e, "run: %s", command);
-    return -1;
-}
-
 /* A first sign-in killed after storing its refresh token but before writing
  * the state leaves the token where that sign-in chose to keep it. */
 static bool find_unrecorded_refresh_token(const Account *a, AccountState *st, SecStr **rt)
 {
     struct tokend_error probe = TOKEND_ERROR_INIT;
     g_autoptr(Store) s = store_open_account(a, NULL, &probe);
-    bool found = s && store_get(s, a->name, REFRESH_KIND, rt, &probe) == 0 && *rt;
+    bool found = s && store_get(s, a->name, STORE_REFRESH_TOKEN, rt, &probe) == 0 && *rt;
 
     if (found)
         st->store = g_strdup(store_name(s));
@@ -122,9 +111,10 @@ static bool find_unrecorded_refresh_token(const Account *a, AccountState *st, Se
 static bool find_moved_refresh_token(const Account *a, AccountState *st, SecStr **rt)
 {
     struct tokend_error probe = TOKEND_ERROR_INIT;
-    bool to_keyring = strcmp(st->store, "file") == 0;
-    g_autoptr(Store) s = to_keyring ? store_secret_new(true, &probe) : store_file_new(&probe);
-    bool found = s && store_get(s, a->name, REFRESH_KIND, rt, &probe) == 0 && *rt;
+    int kind = store_kind_from_name(st->store);
+    g_autoptr(Store) s =
+        kind < 0 ? NULL : store_open_quietly(store_kind_info(kind)->fallback, &probe);
+    bool found = s && store_get(s, a->name, STORE_REFRESH_TOKEN, rt, &probe) == 0 && *rt;
 
     if (found) {
         g_free(st->store);
@@ -142,12 +132,12 @@ static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
     if (!st->store && find_unrecorded_refresh_token(a, st, rt))
         return 0;
     if (!st->store)
-        return signin_needed(a, e, "not signed in yet (no refresh token stored)");
+        return flow_signin_needed(a, "not signed in yet (no refresh token stored)", e);
     s = store_open_account(a, st->store, e);
-    if (!s || store_get(s, a->name, REFRESH_KIND, rt, e) < 0)
+    if (!s || store_get(s, a->name, STORE_REFRESH_TOKEN, rt, e) < 0)
         return -1;
     if (!*rt && !find_moved_refresh_token(a, st, rt))
-        return signin_needed(a, e, "no refresh token is stored");
+        return flow_signin_needed(a, "no refresh token is stored", e);
     return 0;
 }
 
@@ -167,14 +157,13 @@ static int make_safe(struct refresh_job *j)
     return 0;
 }
 
-/* A token set's scopes, and for Microsoft offline_access, which names no
- * resource: its refreshes always ask for it, so that the answer carries
- * the next refresh token. */
+/* A token set's scopes, and offline_access where the provider wants it
+ * asked for on every refresh (provider.h). */
 static char *set_request_scopes(const Account *a, const struct token_set_target *set)
 {
     g_auto(GStrv) scopes = g_strsplit(set->scopes, " ", -1);
 
-    if (a->provider != PROVIDER_MICROSOFT ||
+    if (!a->provider->sets_ask_offline_access ||
         g_strv_contains((const char *const *)scopes, "offline_access"))
         return g_strdup(set->scopes);
     return g_strconcat(set->scopes, " offline_access", NULL);

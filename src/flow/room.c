@@ -11,13 +11,12 @@
 #include "tokend/paths.h"
 #include "tokend/store.h"
 #include "tokend/shared.h"
+#include "tokend/state.h"
+#include "tokend/tokenrule.h"
 
-#define REFRESH_KIND "refresh_token"
-#define ROOM_MIN 4096          /* one block of most file systems */
-#define REFRESH_ROOM_MAX 16384 /* the most the file store reads back */
-#define TOKEN_ROOM_MAX 9216    /* a token file holds at most 9001 bytes */
-#define STATE_ROOM_MAX 65536   /* as state.c reads */
-#define RESCUE_MAX 16384
+#define ROOM_MIN 4096 /* one block of most file systems */
+/* The most a token file may be (a token and its newline), in whole KiB. */
+#define TOKEN_ROOM_MAX ((TOKENRULE_MAX_BYTES + 1 + 1023) / 1024 * 1024)
 
 /* A new token is about as long as the one it replaces: room for twice that
  * and some, at least a block, at most what the file can hold.  (Freeing
@@ -32,12 +31,12 @@ static size_t room_for(const char *path, size_t max)
 
 static void reserved_paths(const Account *a, const char *dir, char *paths[3], size_t sizes[3])
 {
-    paths[0] = g_build_filename(dir, REFRESH_KIND, NULL);
+    paths[0] = g_build_filename(dir, STORE_REFRESH_TOKEN, NULL);
     paths[1] = g_strdup(a->token_file);
     paths[2] = g_build_filename(dir, STATE_FILE, NULL);
-    sizes[0] = room_for(paths[0], REFRESH_ROOM_MAX);
+    sizes[0] = room_for(paths[0], STORE_SECRET_MAX_BYTES);
     sizes[1] = room_for(paths[1], TOKEN_ROOM_MAX);
-    sizes[2] = room_for(paths[2], STATE_ROOM_MAX);
+    sizes[2] = room_for(paths[2], STATE_MAX_BYTES);
 }
 
 static int ensure_parent(const char *path, struct tokend_error *e)
@@ -171,7 +170,8 @@ static SecStr *find_rescued(const Account *a, char **where)
         g_autofree char *path = rescue_path(g_ptr_array_index(dirs, i), a);
         SecStr *rt = NULL;
 
-        if (fileio_read_secret(path, RESCUE_MAX, &rt, NULL, &ignored) == 0 && rt->len > 0) {
+        if (fileio_read_secret(path, STORE_SECRET_MAX_BYTES, &rt, NULL, &ignored) == 0 &&
+            rt->len > 0) {
             *where = g_steal_pointer(&path);
             return rt;
         }
@@ -190,10 +190,9 @@ int room_take_back(const Account *a, AccountState *st, struct tokend_error *e)
 
     if (!rt)
         return 0;
-    label = g_strdup_printf("tokend refresh token for %s%s%s", a->name, a->username ? " " : "",
-                            a->username ? a->username : "");
+    label = store_label(a->name, a->username);
     s = st->store ? store_open_named(st->store, e) : store_open(a->store, e);
-    if (!s || store_put(s, a->name, REFRESH_KIND, label, rt, e) < 0) {
+    if (!s || store_put(s, a->name, STORE_REFRESH_TOKEN, label, rt, e) < 0) {
         error_prefix(e, "the refresh token rescued in %s is still there", where);
         error_set_hint(e, "make room, then run: tokend refresh %s", a->name);
         return -1;

@@ -16,13 +16,12 @@
 #include "tokend/paths.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
-#define THUNDERBIRD_MICROSOFT_ID "9e5f94bc-e8a4-4e73-b8be-63364c29d753"
 
 struct add_options {
     const char *email;
     const char *name;
     const char *client_id;
-    const char *client; /* a public client profile: "thunderbird" */
+    const char *client; /* a provider's public client (provider.h public_client) */
     const char *secret_file;
     const char *provider;
     const char *tenant;
@@ -31,6 +30,28 @@ struct add_options {
     bool no_browser;
     bool no_signin;
 };
+
+/* The provider whose public client NAME is, or NULL. */
+static const struct provider_preset *public_client_provider(const char *name)
+{
+    const struct provider_preset *p;
+
+    for (size_t i = 0; (p = provider_at(i)) != NULL; i++)
+        if (p->public_client && strcmp(p->public_client, name) == 0)
+            return p;
+    return NULL;
+}
+
+static char *public_client_names(void)
+{
+    GString *names = g_string_new(NULL);
+    const struct provider_preset *p;
+
+    for (size_t i = 0; (p = provider_at(i)) != NULL; i++)
+        if (p->public_client)
+            g_string_append_printf(names, "%s%s", names->len ? ", " : "", p->public_client);
+    return g_string_free(names, FALSE);
+}
 
 static int parse_options(int argc, char **argv, struct add_options *o)
 {
@@ -85,8 +106,10 @@ static int parse_options(int argc, char **argv, struct add_options *o)
         return cli_usage_error("add: %s", "add takes EMAIL [ACCOUNT]");
     o->email = argv[optind];
     o->name = argv[optind + 1];
-    if (o->client && strcmp(o->client, "thunderbird") != 0)
-        return cli_usage_error("add: unknown --client %s (known: thunderbird)", o->client);
+    if (o->client && !public_client_provider(o->client)) {
+        g_autofree char *known = public_client_names();
+        return cli_usage_error("add: unknown --client %s (known: %s)", o->client, known);
+    }
     if (o->client && o->client_id)
         return cli_usage_error("add: %s", "give --client-id or --client, not both");
     return 0;
@@ -117,57 +140,69 @@ static int read_existing(const char *path, const char *name, char **data, size_t
     return 0;
 }
 
+/* The names --provider takes: the providers with a registration guide. */
+static char *given_provider_names(void)
+{
+    g_autoptr(GPtrArray) names = g_ptr_array_new_null_terminated(4, NULL, TRUE);
+    const struct provider_preset *p;
+
+    for (size_t i = 0; (p = provider_at(i)) != NULL; i++)
+        if (p->registration_guide)
+            g_ptr_array_add(names, (char *)p->name);
+    return g_strjoinv(", ", (char **)names->pdata);
+}
+
 static Detection *given_provider(const struct add_options *o, struct tokend_error *e)
 {
-    int kind = provider_from_name(o->provider);
+    const struct provider_preset *p = provider_find(o->provider);
     Detection *d;
 
-    if (kind != PROVIDER_MICROSOFT && kind != PROVIDER_GOOGLE) {
+    if (!p || !p->registration_guide) {
+        g_autofree char *names = given_provider_names();
         error_set(e, TOKEND_EX_USAGE,
-                  "--provider takes microsoft or google (a generic "
-                  "provider is found through the domain's autoconfig)");
+                  "--provider takes %s (another provider is found through the domain's "
+                  "autoconfig)",
+                  names);
         return NULL;
     }
     d = g_new0(Detection, 1);
-    d->provider = kind;
+    d->provider = p;
     d->how = g_strdup("--provider");
-    if (kind == PROVIDER_MICROSOFT)
-        d->tenant = g_strdup("common");
+    d->tenant = g_strdup(p->default_tenant);
     return d;
-}
-
-static const char *registration_guide(enum provider_kind kind)
-{
-    return kind == PROVIDER_GOOGLE ? "registration-google.md" : "registration-microsoft.md";
 }
 
 /* The client id to use, or an error saying what to pass. */
 static int choose_client(const struct add_options *o, const Detection *d, const char **id,
                          struct tokend_error *e)
 {
+    const struct provider_preset *p = d->provider;
+
+    const struct provider_preset *owner = o->client ? public_client_provider(o->client) : NULL;
+
     *id = o->client_id;
-    if (o->client && d->provider != PROVIDER_MICROSOFT)
+    if (o->client && owner != p)
         return error_set(e, TOKEND_EX_USAGE,
-                         "--client thunderbird is documented for "
-                         "Microsoft only; register a client with %s and pass --client-id",
-                         provider_name(d->provider));
+                         "--client %s is documented for %s only; register a client with %s and "
+                         "pass --client-id",
+                         o->client, owner ? owner->title : "another provider", p->title);
     if (o->client)
-        *id = THUNDERBIRD_MICROSOFT_ID;
+        *id = p->public_client_id;
     if (!*id) {
-        error_set(e, TOKEND_EX_USAGE, "no client id for provider %s", provider_name(d->provider));
-        if (d->provider == PROVIDER_GENERIC)
+        error_set(e, TOKEND_EX_USAGE, "no client id for provider %s", p->name);
+        if (!p->registration_guide)
             error_set_hint(e, "pass --client-id ID, the id registered with %s",
                            d->issuer ? d->issuer : d->token_url);
         else
-            error_set_hint(e, "pass --client-id ID of your own registration (see %s)%s",
-                           registration_guide(d->provider),
-                           d->provider == PROVIDER_MICROSOFT ? ", or --client thunderbird" : "");
+            error_set_hint(e, "pass --client-id ID of your own registration (see %s)%s%s",
+                           p->registration_guide, p->public_client ? ", or --client " : "",
+                           p->public_client ? p->public_client : "");
         return -1;
     }
-    if (d->provider == PROVIDER_GOOGLE && !o->secret_file) {
-        error_set(e, TOKEND_EX_USAGE, "Google needs the client secret of your registration");
+    if (p->needs_client_secret && !o->secret_file) {
+        error_set(e, TOKEND_EX_USAGE, "%s needs the client secret of your registration", p->title);
         error_set_hint(e, "pass --client-secret-file FILE holding it (see %s)",
-                       registration_guide(d->provider));
+                       p->registration_guide ? p->registration_guide : "tokend.conf(5)");
         return -1;
     }
     return 0;
@@ -192,10 +227,9 @@ static char *account_text(const struct add_options *o, const Detection *d, const
 
     g_string_append_printf(s, "# added by tokend add %s: %s\n", o->email, d->how);
     if (o->client)
-        g_string_append(s, "# client_id: Thunderbird's public client (may be revoked by its "
-                           "owner; tenants may need admin consent)\n");
+        g_string_append_printf(s, "# client_id: %s\n", d->provider->public_client_note);
     g_string_append_printf(s, "[account %s]\n", name);
-    put(s, "provider", provider_name(d->provider));
+    put(s, "provider", d->provider->name);
     put(s, "username", d->username ? d->username : o->email);
     put(s, "client_id", client_id);
     put(s, "client_secret_file", secret_file);
@@ -278,16 +312,14 @@ static int append_account(const char *path, const char *name, const char *group,
     return r;
 }
 
-static void print_caveats(const char *name)
+static void print_caveats(const char *name, const struct provider_preset *p)
 {
-    fprintf(
-        stderr,
-        "tokend: %s: using Thunderbird's public client id for Microsoft (" THUNDERBIRD_MICROSOFT_ID
-        ") with the redirect http://localhost/; its owner may revoke or restrict it at any "
-        "time, and an organisation's administrator may have to consent to it first "
-        "(AADSTS65001, AADSTS90094); your own registration is sturdier: see "
-        "registration-microsoft.md\n",
-        name);
+    fprintf(stderr,
+            "tokend: %s: using %s (%s) with the redirect %s; its owner may revoke or restrict it "
+            "at any time, and an organisation's administrator may have to consent to it first "
+            "(AADSTS65001, AADSTS90094); your own registration is sturdier: see %s\n",
+            name, p->public_client_note, p->public_client_id, p->default_redirect_uri,
+            p->registration_guide);
 }
 
 static Detection *detect(const struct add_options *o, const char *name, struct tokend_error *e)
@@ -295,7 +327,7 @@ static Detection *detect(const struct add_options *o, const char *name, struct t
     Detection *d = o->provider ? given_provider(o, e) : detect_provider(o->email, e);
 
     if (d)
-        log_info("%s: %s: provider %s", name, d->how, provider_name(d->provider));
+        log_info("%s: %s: provider %s", name, d->how, d->provider->name);
     return d;
 }
 
@@ -343,7 +375,7 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
         return -1;
     log_info("%s: added [account %s] to %s", name, name, path);
     if (o->client)
-        print_caveats(name);
+        print_caveats(name, d->provider);
     if (o->no_signin) {
         g_autoptr(Config) cfg = config_load(path, e);
         const Account *a = cfg ? config_find(cfg, name) : NULL;

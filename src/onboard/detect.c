@@ -9,9 +9,6 @@
 #include "tokend/log.h"
 #include "tokend/uri.h"
 
-#define MS_AUTHORITY "https://login.microsoftonline.com"
-#define MS_CONSUMERS "consumers"
-
 void detection_free(Detection *d)
 {
     if (!d)
@@ -50,20 +47,20 @@ static bool host_under(const char *host, const char *zone)
            (h > z && host[h - z - 1] == '.' && g_ascii_strcasecmp(host + h - z, zone) == 0);
 }
 
-static Detection *found(enum provider_kind kind, const char *tenant, char *how)
+static Detection *found(const struct provider_preset *p, const char *tenant, char *how)
 {
     Detection *d = g_new0(Detection, 1);
 
-    d->provider = kind;
+    d->provider = p;
     d->tenant = g_strdup(tenant);
     d->how = how;
-    log_verbose("detect: %s: provider %s%s%s", how, provider_name(kind), tenant ? ", tenant " : "",
+    log_verbose("detect: %s: provider %s%s%s", how, p->name, tenant ? ", tenant " : "",
                 tenant ? tenant : "");
     return d;
 }
 
-/* What follows "hotmail." and the like in Microsoft's consumer domains:
- * a top-level domain (fr, com) or a country's second level (co.uk, com.au). */
+/* What follows "hotmail." and the like in consumer domains: a top-level
+ * domain (fr, com) or a country's second level (co.uk, com.au). */
 static bool country_suffix(const char *rest)
 {
     const char *dot = strchr(rest, '.');
@@ -73,82 +70,108 @@ static bool country_suffix(const char *rest)
     return dot - rest <= 3 && dot > rest && dot[1] && !strchr(dot + 1, '.');
 }
 
-/* Microsoft's and Google's own consumer domains, known without asking. */
+static bool consumer_domain(const struct provider_preset *p, const char *domain)
+{
+    for (const char *const *d = p->consumer_domains; d && *d; d++)
+        if (strcmp(domain, *d) == 0)
+            return true;
+    for (const char *const *x = p->consumer_prefixes; x && *x; x++)
+        if (g_str_has_prefix(domain, *x) && country_suffix(domain + strlen(*x)))
+            return true;
+    return false;
+}
+
+/* The providers' own consumer domains, known without asking. */
 static Detection *by_name(const char *domain)
 {
-    static const char *const ms_exact[] = {"outlook.com", "msn.com", "passport.com",
-                                           "windowslive.com"};
-    static const char *const ms_prefix[] = {"hotmail.", "live.", "outlook."};
+    const struct provider_preset *p;
 
-    for (size_t i = 0; i < G_N_ELEMENTS(ms_exact); i++)
-        if (strcmp(domain, ms_exact[i]) == 0)
-            return found(PROVIDER_MICROSOFT, MS_CONSUMERS,
-                         g_strdup_printf("%s is a Microsoft consumer domain", domain));
-    for (size_t i = 0; i < G_N_ELEMENTS(ms_prefix); i++)
-        if (g_str_has_prefix(domain, ms_prefix[i]) && country_suffix(domain + strlen(ms_prefix[i])))
-            return found(PROVIDER_MICROSOFT, MS_CONSUMERS,
-                         g_strdup_printf("%s is a Microsoft consumer domain", domain));
-    if (strcmp(domain, "gmail.com") == 0 || strcmp(domain, "googlemail.com") == 0)
-        return found(PROVIDER_GOOGLE, NULL, g_strdup_printf("%s is Google's", domain));
+    for (size_t i = 0; (p = provider_at(i)) != NULL; i++)
+        if (consumer_domain(p, domain))
+            return found(p, p->consumer_tenant,
+                         g_strdup_printf("%s is a %s consumer domain", domain, p->title));
+    return NULL;
+}
+
+static Detection *by_mx_host(const char *domain, const char *host)
+{
+    const struct provider_preset *p;
+
+    for (size_t i = 0; (p = provider_at(i)) != NULL; i++)
+        for (const char *const *z = p->mx_hosts; z && *z; z++)
+            if (host_under(host, *z))
+                return found(p, p->mx_tenant_is_domain ? domain : NULL,
+                             g_strdup_printf("the MX of %s (%s) is %s", domain, host,
+                                             p->mail_service ? p->mail_service : p->title));
     return NULL;
 }
 
 static Detection *by_mx(const char *domain, struct tokend_error *e)
 {
     g_autoptr(GPtrArray) mx = NULL;
+    Detection *d;
 
     if (dns_mx(domain, &mx, e) < 0)
         return NULL;
     for (guint i = 0; i < mx->len; i++)
         log_verbose("detect: DNS: %s has MX %s", domain, (const char *)g_ptr_array_index(mx, i));
-    for (guint i = 0; i < mx->len; i++) {
-        const char *host = g_ptr_array_index(mx, i);
-        if (host_under(host, "mail.protection.outlook.com"))
-            return found(PROVIDER_MICROSOFT, domain,
-                         g_strdup_printf("the MX of %s (%s) is Microsoft 365", domain, host));
-        if (host_under(host, "google.com") || host_under(host, "googlemail.com"))
-            return found(PROVIDER_GOOGLE, NULL,
-                         g_strdup_printf("the MX of %s (%s) is Google's", domain, host));
-    }
+    for (guint i = 0; i < mx->len; i++)
+        if ((d = by_mx_host(domain, g_ptr_array_index(mx, i))) != NULL)
+            return d;
     if (mx->len == 0)
         log_verbose("detect: DNS: %s has no MX record", domain);
     return NULL;
 }
 
 /* ".../TENANT/v2.0" of a tenant's issuer: the tenant id. */
-static char *tenant_of_issuer(const char *body, size_t len)
+static char *tenant_of_issuer(const struct provider_preset *p, const char *body, size_t len)
 {
     g_autoptr(cJSON) root = cJSON_ParseWithLength(body, len);
     const cJSON *iss = cJSON_GetObjectItemCaseSensitive(root, "issuer");
+    g_autofree char *prefix = g_strconcat(p->authority_url, "/", NULL);
     g_auto(GStrv) parts = NULL;
 
-    if (!cJSON_IsString(iss) || !g_str_has_prefix(iss->valuestring, MS_AUTHORITY "/"))
+    if (!cJSON_IsString(iss) || !g_str_has_prefix(iss->valuestring, prefix))
         return NULL;
-    parts = g_strsplit(iss->valuestring + strlen(MS_AUTHORITY "/"), "/", 3);
+    parts = g_strsplit(iss->valuestring + strlen(prefix), "/", 3);
     if (!parts[0] || g_strcmp0(parts[1], "v2.0") != 0 || !uri_tenant_valid(parts[0]))
         return NULL;
     return g_strdup(parts[0]);
 }
 
-static Detection *by_microsoft_tenant(Http *h, const char *domain)
+static Detection *by_tenant_of(Http *h, const struct provider_preset *p, const char *domain)
 {
-    g_autofree char *url =
-        g_strdup_printf(MS_AUTHORITY "/%s/v2.0/.well-known/openid-configuration", domain);
+    g_auto(GStrv) parts = g_strsplit(p->tenant_discovery_url, "{domain}", -1);
+    g_autofree char *url = g_strjoinv(domain, parts);
     g_autoptr(HttpResponse) r = NULL;
     g_autofree char *tenant = NULL;
     struct tokend_error e = TOKEND_ERROR_INIT;
 
     if (http_request(h, url, NULL, &r, &e) < 0) {
-        log_verbose("detect: Microsoft 365: %s", e.message);
+        log_verbose("detect: %s tenant: %s", p->title, e.message);
         error_clear(&e);
         return NULL;
     }
-    if (r->status != 200 || !(tenant = tenant_of_issuer(r->body->data, r->body->len))) {
-        log_verbose("detect: Microsoft 365: %s is not a tenant (HTTP %ld)", domain, r->status);
+    if (r->status != 200 || !(tenant = tenant_of_issuer(p, r->body->data, r->body->len))) {
+        log_verbose("detect: %s tenant: %s is not a tenant (HTTP %ld)", p->title, domain,
+                    r->status);
         return NULL;
     }
-    return found(PROVIDER_MICROSOFT, tenant,
-                 g_strdup_printf("%s is a Microsoft 365 tenant (%s)", domain, tenant));
+    return found(p, tenant,
+                 g_strdup_printf("%s is a %s tenant (%s)", domain,
+                                 p->mail_service ? p->mail_service : p->title, tenant));
+}
+
+/* The providers whose domains can be tenants: is this one? */
+static Detection *by_tenant(Http *h, const char *domain)
+{
+    const struct provider_preset *p;
+    Detection *d;
+
+    for (size_t i = 0; (p = provider_at(i)) != NULL; i++)
+        if (p->tenant_discovery_url && (d = by_tenant_of(h, p, domain)) != NULL)
+            return d;
+    return NULL;
 }
 
 /* The autoconfig documents of the domain, in Thunderbird's order; the
@@ -239,6 +262,16 @@ static int discover(Http *h, Detection *d, Autoconfig *ac, struct tokend_error *
     return -1;
 }
 
+static const struct provider_preset *provider_of_issuer(const char *host)
+{
+    const struct provider_preset *p;
+
+    for (size_t i = 0; (p = provider_at(i)) != NULL; i++)
+        if (p->issuer_host && host_under(host, p->issuer_host))
+            return p;
+    return NULL;
+}
+
 static Detection *by_autoconfig(Http *h, const char *email, const char *domain,
                                 struct tokend_error *e)
 {
@@ -246,6 +279,7 @@ static Detection *by_autoconfig(Http *h, const char *email, const char *domain,
     g_autoptr(Autoconfig) ac = fetch_autoconfig(h, email, domain, &where, e);
     g_autofree char *issuer_host = NULL;
     g_autoptr(Detection) d = NULL;
+    const struct provider_preset *p;
 
     if (!ac)
         return NULL;
@@ -255,14 +289,12 @@ static Detection *by_autoconfig(Http *h, const char *email, const char *domain,
         return NULL;
     }
     issuer_host = g_strdup(ac->issuer);
-    if (host_under(issuer_host, "login.microsoftonline.com"))
-        d = found(PROVIDER_MICROSOFT, "common", g_strdup_printf("%s names Microsoft", where));
-    else if (host_under(issuer_host, "accounts.google.com"))
-        d = found(PROVIDER_GOOGLE, NULL, g_strdup_printf("%s names Google", where));
+    if ((p = provider_of_issuer(issuer_host)) != NULL)
+        d = found(p, p->default_tenant, g_strdup_printf("%s names %s", where, p->title));
     else
-        d = found(PROVIDER_GENERIC, NULL,
+        d = found(provider_discovering(), NULL,
                   g_strdup_printf("%s names the issuer %s", where, ac->issuer));
-    if (d->provider == PROVIDER_GENERIC) {
+    if (d->provider->discovers) {
         if (discover(h, d, ac, e) < 0)
             return NULL;
         d->scopes = g_steal_pointer(&ac->scopes);
@@ -274,6 +306,7 @@ static Detection *by_autoconfig(Http *h, const char *email, const char *domain,
 Detection *detect_provider(const char *email, struct tokend_error *e)
 {
     g_autofree char *domain = detect_domain(email);
+    g_autofree char *names = NULL;
     g_autoptr(Http) h = NULL;
     Detection *d;
 
@@ -287,12 +320,12 @@ Detection *detect_provider(const char *email, struct tokend_error *e)
         return d;
     h = http_new(NULL);
     http_set_max_bytes(h, AUTOCONFIG_MAX_BYTES);
-    if ((d = by_microsoft_tenant(h, domain)) != NULL)
+    if ((d = by_tenant(h, domain)) != NULL)
         return d;
     if ((d = by_autoconfig(h, email, domain, e)) != NULL || e->status)
         return d;
+    names = provider_names_text();
     error_set(e, TOKEND_EX_CONFIG, "could not detect the provider of %s", domain);
-    error_set_hint(e, "add provider = microsoft, google or generic by hand (tokend.conf(5)), "
-                      "or pass --provider");
+    error_set_hint(e, "add provider = %s by hand (tokend.conf(5)), or pass --provider", names);
     return NULL;
 }

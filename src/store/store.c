@@ -4,7 +4,9 @@
 #include "tokend/config.h"
 #include "tokend/log.h"
 
-Store *store_open(enum store_kind kind, struct tokend_error *e)
+/* The one place that opens each kind of the table (store_kind.c).  quiet:
+ * a place that may not answer fails without a message worth showing. */
+static Store *open_kind(enum store_kind kind, bool quiet, struct tokend_error *e)
 {
     struct tokend_error probe = TOKEND_ERROR_INIT;
     Store *s;
@@ -13,7 +15,7 @@ Store *store_open(enum store_kind kind, struct tokend_error *e)
     case STORE_KIND_FILE:
         return store_file_new(e);
     case STORE_KIND_SECRET_SERVICE:
-        return store_secret_new(false, e);
+        return store_secret_new(quiet, e);
     case STORE_KIND_COMMAND:
         error_set(e, TOKEND_EX_SOFTWARE, "the command store needs the account");
         return NULL;
@@ -24,19 +26,32 @@ Store *store_open(enum store_kind kind, struct tokend_error *e)
         log_verbose("Secret Service not usable (%s); using the file store", probe.message);
         error_clear(&probe);
         return store_file_new(e);
+    case STORE_KIND_COUNT:
+        break;
     }
     error_set(e, TOKEND_EX_SOFTWARE, "unknown store");
     return NULL;
 }
 
+Store *store_open(enum store_kind kind, struct tokend_error *e)
+{
+    return open_kind(kind, false, e);
+}
+
 Store *store_open_named(const char *name, struct tokend_error *e)
 {
-    if (g_strcmp0(name, "file") == 0)
-        return store_file_new(e);
-    if (g_strcmp0(name, "secret-service") == 0)
-        return store_secret_new(false, e);
-    error_set(e, TOKEND_EX_CANTCREAT, "unknown store \"%s\" in the account state", name);
-    return NULL;
+    int kind = store_kind_from_name(name);
+
+    if (kind < 0 || !store_kind_info(kind)->is_place || store_kind_info(kind)->needs_account) {
+        error_set(e, TOKEND_EX_CANTCREAT, "unknown store \"%s\" in the account state", name);
+        return NULL;
+    }
+    return store_open(kind, e);
+}
+
+Store *store_open_quietly(enum store_kind kind, struct tokend_error *e)
+{
+    return open_kind(kind, store_kind_info(kind)->quiet_unless_known, e);
 }
 
 static Store *open_commands(const Account *a, struct tokend_error *e)
@@ -50,7 +65,7 @@ static Store *open_commands(const Account *a, struct tokend_error *e)
 
 Store *store_open_account(const Account *a, const char *name, struct tokend_error *e)
 {
-    if (name && strcmp(name, "command") == 0)
+    if (name && store_kind_from_name(name) == STORE_KIND_COMMAND)
         return open_commands(a, e);
     if (name)
         return store_open_named(name, e);
@@ -61,7 +76,18 @@ Store *store_open_account(const Account *a, const char *name, struct tokend_erro
 
 const char *store_name(const Store *s)
 {
-    return s->ops->name;
+    return store_kind_name(s->ops->kind);
+}
+
+char *store_label(const char *account, const char *username)
+{
+    return g_strdup_printf("tokend refresh token for %s%s%s", account, username ? " " : "",
+                           username ? username : "");
+}
+
+enum store_kind store_kind(const Store *s)
+{
+    return s->ops->kind;
 }
 
 int store_get(Store *s, const char *account, const char *kind, SecStr **out, struct tokend_error *e)

@@ -24,7 +24,6 @@
 #include "tokend/store.h"
 #include "tokend/log.h"
 
-#define REFRESH_KIND "refresh_token"
 #define OUTPUT_MAX_BYTES 65536
 #define STDERR_KEEP_BYTES 4096
 #define POLL_SLICE_MS 50
@@ -369,7 +368,7 @@ out:
 
 static int check_kind(const char *kind, struct tokend_error *e)
 {
-    if (strcmp(kind, REFRESH_KIND) == 0)
+    if (strcmp(kind, STORE_REFRESH_TOKEN) == 0)
         return 0;
     return error_set(e, TOKEND_EX_SOFTWARE,
                      "the command store keeps only refresh tokens, "
@@ -443,7 +442,7 @@ static void command_free(Store *s)
 }
 
 static const struct store_ops command_ops = {
-    .name = "command",
+    .kind = STORE_KIND_COMMAND,
     .get = command_get,
     .put = command_put,
     .remove = command_remove,

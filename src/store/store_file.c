@@ -5,8 +5,6 @@
 #include "tokend/fileio.h"
 #include "tokend/paths.h"
 
-#define SECRET_MAX_BYTES 16384
-
 static char *secret_path(const char *account, const char *kind, bool create, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(account);
@@ -24,7 +22,7 @@ static int file_get(Store *s, const char *account, const char *kind, SecStr **ou
     bool missing = false;
 
     (void)s;
-    if (fileio_read_secret(path, SECRET_MAX_BYTES, &v, &missing, e) < 0) {
+    if (fileio_read_secret(path, STORE_SECRET_MAX_BYTES, &v, &missing, e) < 0) {
         if (missing) {
             error_clear(e);
             return 0;
@@ -63,7 +61,7 @@ static void file_free(Store *s)
 }
 
 static const struct store_ops file_ops = {
-    .name = "file",
+    .kind = STORE_KIND_FILE,
     .get = file_get,
     .put = file_put,
     .remove = file_remove,

@@ -265,7 +265,7 @@ static void secret_free(Store *base)
 }
 
 static const struct store_ops secret_ops = {
-    .name = "secret-service",
+    .kind = STORE_KIND_SECRET_SERVICE,
     .get = secret_get,
     .put = secret_put,
     .remove = secret_remove,

@@ -37,7 +37,7 @@ static void test_microsoft(void)
         g_build_filename(g_getenv("XDG_STATE_HOME"), "tokend", "work", "token", NULL);
 
     g_assert_cmpstr(a->name, ==, "work");
-    g_assert_cmpint(a->provider, ==, PROVIDER_MICROSOFT);
+    g_assert_cmpstr(a->provider->name, ==, "microsoft");
     g_assert_cmpstr(a->client_id, ==, CLIENT);
     g_assert_cmpstr(a->tenant, ==, "common");
     g_assert_cmpstr(a->token_url, ==, "https://login.microsoftonline.com/common/oauth2/v2.0/token");
@@ -141,7 +141,7 @@ static void test_values(void)
                   &cfg);
     g_autofree char *token_file = g_build_filename(g_get_home_dir(), "mail", "token", NULL);
 
-    g_assert_cmpint(a->provider, ==, PROVIDER_MICROSOFT);
+    g_assert_cmpstr(a->provider->name, ==, "microsoft");
     g_assert_cmpstr(a->client_id, ==, CLIENT);
     g_assert_cmpstr(a->username, ==, "me@example.com");
     g_assert_cmpstr(a->scopes, ==, "a#b c");

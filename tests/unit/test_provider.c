@@ -5,30 +5,46 @@
 #include "tokend/provider.h"
 #include "testutil.h"
 
-static void test_from_name(void)
+static void test_find(void)
 {
-    static const struct {
-        const char *name;
-        int kind;
-    } cases[] = {
-        {"microsoft", PROVIDER_MICROSOFT},
-        {"google", PROVIDER_GOOGLE},
-        {"generic", PROVIDER_GENERIC},
-        {"Microsoft", -1},
-        {"GOOGLE", -1},
-        {"microsoft ", -1},
-        {"", -1},
-        {"yahoo", -1},
-        {NULL, -1},
-    };
+    static const char *const unknown[] = {"Microsoft", "GOOGLE", "microsoft ", "", "yahoo", NULL};
+    const struct provider_preset *p;
+    size_t n = 0;
 
-    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_test_message("case %zu: %s", i, cases[i].name ? cases[i].name : "(null)");
-        g_assert_cmpint(provider_from_name(cases[i].name), ==, cases[i].kind);
+    g_assert_cmpstr(provider_find("microsoft")->name, ==, "microsoft");
+    g_assert_cmpstr(provider_find("google")->name, ==, "google");
+    g_assert_cmpstr(provider_find("generic")->name, ==, "generic");
+    for (size_t i = 0; i < G_N_ELEMENTS(unknown); i++)
+        g_assert_null(provider_find(unknown[i]));
+    for (; (p = provider_at(n)) != NULL; n++)
+        g_assert_true(provider_find(p->name) == p);
+    g_assert_cmpuint(n, >=, 3);
+    g_assert_null(provider_at(n + 1));
+    g_autofree char *names = provider_names_text();
+    g_assert_true(g_str_has_prefix(names, "microsoft, google"));
+    g_assert_nonnull(strstr(names, " or "));
+    g_assert_true(provider_discovering()->discovers);
+}
+
+/* Each entry holds everything the rest of the program asks of it. */
+static void test_entries_complete(void)
+{
+    const struct provider_preset *p;
+
+    for (size_t i = 0; (p = provider_at(i)) != NULL; i++) {
+        g_test_message("provider %s", p->name);
+        g_assert_nonnull(p->title);
+        g_assert_nonnull(p->default_scopes);
+        g_assert_nonnull(p->unknown_end_hint);
+        g_assert_true(g_str_has_prefix(p->default_redirect_uri, "http://"));
+        g_assert_cmpint(p->imap_port, ==, 993);
+        /* Endpoints come from the entry, or from discovery of the issuer. */
+        g_assert_true(p->discovers || (p->authorize_url && p->token_url));
+        g_assert_true(!provider_has_tenant(p) || p->default_tenant);
+        g_assert_true(!provider_has_authority(p) || p->default_authority);
+        g_assert_true(!p->public_client || (p->public_client_id && p->public_client_note));
+        g_assert_true(!p->tenant_discovery_url || p->authority_url);
     }
-    for (int k = 0; k < PROVIDER_COUNT; k++)
-        g_assert_cmpint(provider_from_name(provider_name(k)), ==, k);
-    g_assert_cmpstr(provider_name(PROVIDER_COUNT), ==, "unknown");
 }
 
 static void test_expand(void)
@@ -69,9 +85,9 @@ static void test_expand(void)
 
 static void test_presets(void)
 {
-    const struct provider_preset *ms = provider_preset(PROVIDER_MICROSOFT);
-    const struct provider_preset *google = provider_preset(PROVIDER_GOOGLE);
-    const struct provider_preset *generic = provider_preset(PROVIDER_GENERIC);
+    const struct provider_preset *ms = provider_find("microsoft");
+    const struct provider_preset *google = provider_find("google");
+    const struct provider_preset *generic = provider_find("generic");
     g_autofree char *token =
         provider_expand(ms->token_url, ms->default_authority, ms->default_tenant);
 
@@ -96,19 +112,17 @@ static void test_presets(void)
     g_assert_cmpstr(ms->unlisted_scopes, ==, "offline_access openid profile email");
     g_assert_null(generic->unlisted_scopes);
     g_assert_null(generic->scope_spellings);
-    for (int k = 0; k < PROVIDER_COUNT; k++) {
-        const struct provider_preset *p = provider_preset(k);
-        g_assert_cmpstr(p->name, ==, provider_name(k));
-        g_assert_nonnull(p->default_scopes);
-        g_assert_true(g_str_has_prefix(p->default_redirect_uri, "http://"));
-        g_assert_cmpint(p->imap_port, ==, 993);
-    }
+    g_assert_true(provider_has_tenant(ms) && provider_has_authority(ms));
+    g_assert_false(provider_has_tenant(google) || provider_has_authority(google));
+    g_assert_cmpint(ms->inactivity_limit, ==, 90 * 86400);
+    g_assert_cmpint(google->inactivity_limit, ==, 0);
 }
 
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
-    g_test_add_func("/provider/from-name", test_from_name);
+    g_test_add_func("/provider/find", test_find);
+    g_test_add_func("/provider/entries-complete", test_entries_complete);
     g_test_add_func("/provider/expand", test_expand);
     g_test_add_func("/provider/presets", test_presets);
     return testutil_run();

@@ -10,36 +10,37 @@
 #define T0 1700000000
 
 static const struct {
-    enum provider_kind provider;
+    const char *provider;
     int lifetime; /* signin_lifetime */
     gint64 signed_in_at, last_refresh, server_at, interval;
     gint64 at;             /* expected */
     enum reauth_rule rule; /* expected */
 } estimates[] = {
     /* Nothing known. */
-    {PROVIDER_GENERIC, 0, T0, T0 + DAY, 0, 0, 0, REAUTH_RULE_UNKNOWN},
-    {PROVIDER_GOOGLE, 0, T0, T0 + DAY, 0, 0, 0, REAUTH_RULE_UNKNOWN},
+    {"generic", 0, T0, T0 + DAY, 0, 0, 0, REAUTH_RULE_UNKNOWN},
+    {"google", 0, T0, T0 + DAY, 0, 0, 0, REAUTH_RULE_UNKNOWN},
     /* Microsoft: 90 days after the last use, sign-in or refresh. */
-    {PROVIDER_MICROSOFT, 0, T0, 0, 0, 0, T0 + 90 * DAY, REAUTH_RULE_INACTIVITY},
-    {PROVIDER_MICROSOFT, 0, T0, T0 + 5 * DAY, 0, 0, T0 + 95 * DAY, REAUTH_RULE_INACTIVITY},
-    {PROVIDER_MICROSOFT, 0, 0, 0, 0, 0, 0, REAUTH_RULE_UNKNOWN},
+    {"microsoft", 0, T0, 0, 0, 0, T0 + 90 * DAY, REAUTH_RULE_INACTIVITY},
+    {"microsoft", 0, T0, T0 + 5 * DAY, 0, 0, T0 + 95 * DAY, REAUTH_RULE_INACTIVITY},
+    {"microsoft", 0, 0, 0, 0, 0, 0, REAUTH_RULE_UNKNOWN},
     /* signin_lifetime counts from the sign-in, whatever the refreshes. */
-    {PROVIDER_GOOGLE, 7 * DAY, T0, T0 + 6 * DAY, 0, 0, T0 + 7 * DAY, REAUTH_RULE_LIFETIME},
-    {PROVIDER_GENERIC, 7 * DAY, 0, T0, 0, 0, 0, REAUTH_RULE_UNKNOWN},
+    {"google", 7 * DAY, T0, T0 + 6 * DAY, 0, 0, T0 + 7 * DAY, REAUTH_RULE_LIFETIME},
+    {"generic", 7 * DAY, 0, T0, 0, 0, 0, REAUTH_RULE_UNKNOWN},
     /* The earliest estimate wins. */
-    {PROVIDER_MICROSOFT, 100 * DAY, T0, 0, 0, 0, T0 + 90 * DAY, REAUTH_RULE_INACTIVITY},
-    {PROVIDER_MICROSOFT, 30 * DAY, T0, 0, 0, 0, T0 + 30 * DAY, REAUTH_RULE_LIFETIME},
-    {PROVIDER_MICROSOFT, 30 * DAY, T0, 0, 0, 7 * DAY, T0 + 7 * DAY, REAUTH_RULE_FREQUENCY},
-    {PROVIDER_MICROSOFT, 0, T0, T0 + 89 * DAY, 0, 100 * DAY, T0 + 100 * DAY, REAUTH_RULE_FREQUENCY},
+    {"microsoft", 100 * DAY, T0, 0, 0, 0, T0 + 90 * DAY, REAUTH_RULE_INACTIVITY},
+    {"microsoft", 30 * DAY, T0, 0, 0, 0, T0 + 30 * DAY, REAUTH_RULE_LIFETIME},
+    {"microsoft", 30 * DAY, T0, 0, 0, 7 * DAY, T0 + 7 * DAY, REAUTH_RULE_FREQUENCY},
+    {"microsoft", 0, T0, T0 + 89 * DAY, 0, 100 * DAY, T0 + 100 * DAY, REAUTH_RULE_FREQUENCY},
     /* The server's word is authoritative, later or earlier. */
-    {PROVIDER_MICROSOFT, 0, T0, 0, T0 + DAY, 7 * DAY, T0 + DAY, REAUTH_RULE_SERVER},
-    {PROVIDER_GOOGLE, DAY, T0, 0, T0 + 7 * DAY, 0, T0 + 7 * DAY, REAUTH_RULE_SERVER},
+    {"microsoft", 0, T0, 0, T0 + DAY, 7 * DAY, T0 + DAY, REAUTH_RULE_SERVER},
+    {"google", DAY, T0, 0, T0 + 7 * DAY, 0, T0 + 7 * DAY, REAUTH_RULE_SERVER},
 };
 
 static void test_estimate(void)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(estimates); i++) {
-        Account a = {.provider = estimates[i].provider, .signin_lifetime = estimates[i].lifetime};
+        Account a = {.provider = provider_find(estimates[i].provider),
+                     .signin_lifetime = estimates[i].lifetime};
         AccountState st = {.signed_in_at = estimates[i].signed_in_at,
                            .last_refresh = estimates[i].last_refresh,
                            .refresh_token_expires_at = estimates[i].server_at,
@@ -58,7 +59,7 @@ static void test_estimate(void)
 static void test_warn_at(void)
 {
     Account a = {
-        .provider = PROVIDER_GENERIC, .signin_lifetime = 7 * DAY, .notify_before = 2 * DAY};
+        .provider = provider_find("generic"), .signin_lifetime = 7 * DAY, .notify_before = 2 * DAY};
     AccountState st = {.signed_in_at = T0, .store = "file"};
 
     g_assert_cmpint(reauth_warn_at(&a, &st), ==, T0 + 5 * DAY);
