@@ -122,7 +122,7 @@ def commands_in_code():
 
 
 def keys_in_code():
-    text = (REPO / 'src' / 'config' / 'config.c').read_text()
+    text = (REPO / 'src' / 'config' / 'config_keys.c').read_text()
     table = text[text.index('static const struct key_spec keys[]'):]
     table = table[:table.index('};')]
     return re.findall(r'\{"([a-z_]+)", KEY_', table)

@@ -1,0 +1,36 @@
+#pragma once
+/* What the configuration's modules share among themselves: config.c reads
+ * the file and its groups, config_keys.c the key table and the values,
+ * config_account.c fills and checks an account.  Included by them only. */
+
+#include "tokend/config.h"
+
+#define DEFAULTS_GROUP "defaults"
+#define ACCOUNT_PREFIX "account "
+
+struct parse_ctx {
+    GKeyFile *kf;
+    const char *path;
+    const char *group;
+    struct tokend_error *e;
+};
+
+/* "PATH: [GROUP] KEY: what" (78).  Returns -1. */
+int config_key_error(const struct parse_ctx *c, const char *key, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+/* The group's value of key (NULL when absent), unescaped. */
+int config_get_value(const struct parse_ctx *c, const char *group, const char *key, char **out);
+int config_parse_int(const struct parse_ctx *c, const char *key, const char *v, gint64 min,
+                     gint64 max, int *out);
+int config_parse_enum(const struct parse_ctx *c, const char *key, const char *v,
+                      const char *const *names, int *out);
+/* Every key of the group is known, given once, and in a group it may be. */
+int config_check_group_keys(const struct parse_ctx *c, bool is_defaults);
+/* Apply every known key, the account's own value winning over [defaults]. */
+int config_apply_keys(struct parse_ctx *c, Account *a, bool has_defaults, const char *base_dir);
+/* One [account NAME] group: keys, defaults of its provider, checks. */
+Account *config_parse_account(struct parse_ctx *c, const char *name, bool has_defaults,
+                              const char *base_dir);
+void config_account_free(Account *a);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Account, config_account_free)
