@@ -5,6 +5,7 @@
  * use tokend/flow.h. */
 
 #include "tokend/flow.h"
+#include "tokend/catcher.h"
 #include "tokend/http.h"
 #include "tokend/oauth.h"
 
@@ -58,6 +59,13 @@ void flow_record_failure(const char *account_dir, struct account_state *st,
                          const struct tokend_error *err);
 
 /* Under the account's lock: remove what writers killed mid-write left. */
+/* flow_paste.c: show the sign-in URL (opening the browser if asked); wait
+ * for a paste alone (manual), or for the catcher's redirect or a paste,
+ * whichever comes first (race), up to the account's login_timeout. */
+void flow_show_url(const Account *a, const char *url, bool open_browser);
+int flow_wait_manual(const Account *a, RedirectParams **params, struct tokend_error *e);
+int flow_wait_race(const Account *a, Catcher *c, RedirectParams **out, struct tokend_error *e);
+
 /* "why; run: tokend obtain ACCOUNT" (77): the one way a flow says that a
  * sign-in is needed.  Returns -1. */
 int flow_signin_needed(const Account *a, const char *why, struct tokend_error *e);
