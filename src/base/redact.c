@@ -9,13 +9,27 @@ static bool token_char(unsigned char c)
     return c != 0 && (g_ascii_isalnum(c) || strchr("-._~+/=", c) != NULL);
 }
 
+/* 8-4-4-4-12 hex digits: the trace and correlation ids servers add to
+ * their errors, which support asks for and which are no secret. */
+static bool uuid_shaped(const char *run, size_t len)
+{
+    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+    if (len != sizeof(shape) - 1)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (shape[i] == '-' ? run[i] != '-' : !g_ascii_isxdigit(run[i]))
+            return false;
+    return true;
+}
+
 /* A run of token characters that could be a token: long, and not a plain
- * word (one case, no digits) such as AUTHENTICATIONFAILED. */
+ * word (one case, no digits) such as AUTHENTICATIONFAILED, nor a UUID. */
 static bool token_shaped(const char *run, size_t len)
 {
     bool upper = false, lower = false, digit = false;
 
-    if (len < REDACT_MIN_RUN)
+    if (len < REDACT_MIN_RUN || uuid_shaped(run, len))
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)run[i];
