@@ -289,7 +289,17 @@ static int app_mint(const Account *a, const char *dir, AccountState *app, struct
     return state_save(dir, app, e);
 }
 
-/* The app's token, fresh for margin seconds and obtained at `since` or
+/* The app's token does for margin seconds more, or for half its life when
+ * it lives less than the margin (else every call would mint one). */
+static bool app_token_fresh(const AccountState *app, int margin, gint64 since)
+{
+    gint64 life = app->expires_at - app->obtained_at;
+
+    return app->obtained_at >= since &&
+           state_expiry_fresh(app->expires_at, (int)MIN((gint64)margin, life / 2), state_now());
+}
+
+/* The app's token, fresh (app_token_fresh) and obtained at `since` or
  * later, minted when there is none such.  *app: the app's state. */
 static SecStr *app_token(const Account *a, int margin, gint64 since, AccountState **app,
                          bool *minted, struct tokend_error *e)
@@ -303,8 +313,7 @@ static SecStr *app_token(const Account *a, int margin, gint64 since, AccountStat
         return NULL;
     fileio_remove_stale_temps_in(dir, (const char *const[]){APP_TOKEN_FILE, STATE_FILE, NULL});
     *app = state_load(dir, e);
-    *minted = !*app || !state_expiry_fresh((*app)->expires_at, margin, state_now()) ||
-              (*app)->obtained_at < since;
+    *minted = !*app || !app_token_fresh(*app, margin, since);
     if (*app && !*minted)
         token = tokenfile_read(file, NULL, e);
     if (*app && !token) {
@@ -385,4 +394,43 @@ int flow_app_refresh(const Account *a, int margin, gint64 since, enum refresh_ou
     r = st ? refresh_locked(a, dir, st, margin, since, outcome, e) : -1;
     lock_release(fd);
     return r;
+}
+
+/* A `refresh` of many accounts: forced, it mints once per app and every
+ * other mailbox of that app takes the new token. */
+struct flow_app_run {
+    bool force;
+    GHashTable *minted; /* app folder -> gint64 *: when this run minted for it */
+};
+
+FlowAppRun *flow_app_run_new(bool force)
+{
+    FlowAppRun *run = g_new0(FlowAppRun, 1);
+
+    run->force = force;
+    run->minted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    return run;
+}
+
+void flow_app_run_free(FlowAppRun *run)
+{
+    if (!run)
+        return;
+    g_hash_table_destroy(run->minted);
+    g_free(run);
+}
+
+int flow_app_refresh_in_run(FlowAppRun *run, const Account *a, int margin,
+                            enum refresh_outcome *outcome, struct tokend_error *e)
+{
+    g_autofree char *dir = app_dir(a);
+    const gint64 *minted = g_hash_table_lookup(run->minted, dir);
+    gint64 before = state_now();
+    gint64 since = !run->force ? 0 : minted ? *minted : G_MAXINT64;
+
+    if (flow_app_refresh(a, margin, since, outcome, e) < 0)
+        return -1;
+    if (run->force && !minted)
+        g_hash_table_insert(run->minted, g_steal_pointer(&dir), g_memdup2(&before, sizeof(before)));
+    return 0;
 }

@@ -59,6 +59,13 @@ int flow_device(const Account *a, FlowClient *client, Http *http, bool open_brow
  * obtain).  Under the account's lock, then the app's. */
 int flow_app_refresh(const Account *a, int margin, gint64 since, enum refresh_outcome *outcome,
                      struct tokend_error *e);
+/* Many accounts' refresh (flow_refresh_many): forced, one new token per
+ * app, which every mailbox of that app takes. */
+typedef struct flow_app_run FlowAppRun;
+FlowAppRun *flow_app_run_new(bool force);
+int flow_app_refresh_in_run(FlowAppRun *run, const Account *a, int margin,
+                            enum refresh_outcome *outcome, struct tokend_error *e);
+void flow_app_run_free(FlowAppRun *run);
 /* Note in the state what the configuration says of the account. */
 void flow_state_remember_config(struct account_state *st, const Account *a);
 

@@ -307,7 +307,7 @@ static int refresh_one(const Account *a, int margin, bool force, const struct to
     int rc;
 
     if (config_app_only(a) && !set)
-        return flow_app_refresh(a, margin, force ? state_now() : 0, outcome, e);
+        return flow_app_refresh(a, margin, force ? G_MAXINT64 : 0, outcome, e);
     if (config_app_only(a))
         return error_set(e, TOKEND_EX_CONFIG,
                          "token sets need a refresh token, which an "
@@ -383,7 +383,7 @@ struct bulk {
     guint max_writers;
     bool slow_writes; /* test builds only */
     bool stopping;    /* a termination signal is pending: send nothing new */
-    gint64 since;     /* forced: app tokens obtained from now on will do */
+    FlowAppRun *apps; /* app-only accounts: which apps this run minted for */
 };
 
 static void bulk_fill(struct bulk *b);
@@ -450,8 +450,8 @@ static void bulk_fill(struct bulk *b)
         /* App-only accounts one after the other: the first of an app's
          * mailboxes mints, the others take its token. */
         if (config_app_only(j->req->account)) {
-            flow_app_refresh(j->req->account, j->margin, j->force ? b->since : 0, &j->req->outcome,
-                             &j->req->error);
+            flow_app_refresh_in_run(b->apps, j->req->account, j->margin, &j->req->outcome,
+                                    &j->req->error);
             continue;
         }
         switch (job_begin(j, b->http, false)) {
@@ -578,7 +578,7 @@ static void bulk_free(struct bulk *b)
 
 void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel, bool force)
 {
-    struct bulk b = {.n = n, .since = state_now()};
+    struct bulk b = {.n = n, .apps = flow_app_run_new(force)};
     sigset_t old;
 
     /* Before any thread starts, so that every thread holds them too. */
@@ -594,4 +594,5 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
         flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome, &req->error);
     }
     bulk_free(&b);
+    flow_app_run_free(b.apps);
 }

@@ -242,6 +242,7 @@ const provider = new Provider(`https://127.0.0.1:${port}`, {
   rotateRefreshToken: true,
   ttl: {
     AccessToken: accessTtl,
+    ClientCredentials: accessTtl,
     AuthorizationCode: 60,
     DeviceCode: 600,
     IdToken: 3600,
