@@ -271,3 +271,30 @@ def test_token_file_serves_a_real_imap_login(tokend, server, keys, dovecot):
     m.authenticate('XOAUTH2', lambda challenge: auth if not challenge else b'')
     assert m.select('INBOX')[0] == 'OK'
     m.logout()
+
+
+def test_the_key_may_live_in_the_accounts_store(tokend, server, keys):
+    app_account(tokend, 'box1', keys, 'box1@example.org', client_key=None, store='file')
+    folder = tokend.state / 'box1'
+    folder.mkdir(parents=True, mode=0o700)
+    (folder / 'client_key').write_bytes(keys.key.read_bytes())
+    (folder / 'client_key').chmod(0o600)
+    assert server.introspect(run_ok(tokend, 'token', 'box1').stdout.strip())['active']
+
+
+def test_without_a_stored_key_the_message_names_the_key(tokend, keys):
+    app_account(tokend, 'box1', keys, 'box1@example.org', client_key=None, store='file')
+    r = tokend.run('token', 'box1')
+    assert r.returncode == EX_CONFIG
+    assert 'no client_key is set, and the file store holds no key for box1' in r.stderr
+
+
+def test_status_shows_the_certificate_expiry(tokend, keys):
+    app_account(tokend, 'box1', keys, 'box1@example.org')
+    run_ok(tokend, 'token', 'box1')
+    out = run_ok(tokend, 'status', 'box1').stdout
+    assert 'app-only (client_credentials)' in out
+    assert 'certificate:' in out
+    js = json.loads(run_ok(tokend, 'status', '--json', 'box1').stdout)
+    acct = js['accounts'][0] if 'accounts' in js else js[0]
+    assert acct['certificate_expires_at'] > time.time() + 300 * 86400
