@@ -17,6 +17,16 @@ enum flow_kind {
     FLOW_KIND_DEVICE,
 };
 
+/* How the account gets its tokens: a person signs in (authorization code,
+ * or the device grant per `flow`), or the app alone, with no person and no
+ * refresh token (client credentials, RFC 6749 4.4; a JWT bearer grant,
+ * RFC 7523 2.1). */
+enum account_grant {
+    ACCOUNT_GRANT_AUTHORIZATION_CODE,
+    ACCOUNT_GRANT_CLIENT_CREDENTIALS,
+    ACCOUNT_GRANT_JWT_BEARER,
+};
+
 /* When a sign-in asks for consent so that offline_access is granted
  * (OpenID Connect Core section 11). */
 enum offline_consent {
@@ -64,12 +74,20 @@ typedef struct account {
     char *store_get;   /* store = command: command lines */
     char *store_put;
     char *store_delete;
-    int store_timeout;      /* seconds, for each store command */
-    int signin_lifetime;    /* seconds a sign-in lasts, when known to the user; 0 if not */
-    int notify_before;      /* seconds ahead of a needed sign-in to warn; 0: never */
-    char **token_sets;      /* "NAME SCOPES" items (tokenset_parse_config), or NULL */
-    const char *config_id;  /* the file's identity (config_identity), or NULL */
-    const char *config_arg; /* the file as given with -c (absolute), or NULL */
+    int store_timeout;   /* seconds, for each store command */
+    int signin_lifetime; /* seconds a sign-in lasts, when known to the user; 0 if not */
+    int notify_before;   /* seconds ahead of a needed sign-in to warn; 0: never */
+    char **token_sets;   /* "NAME SCOPES" items (tokenset_parse_config), or NULL */
+    /* App-only accounts (grant other than authorization_code). */
+    enum account_grant grant;
+    char *client_certificate;         /* PEM certificate: private_key_jwt */
+    char *client_key;                 /* PEM private key; NULL: the account's store holds it */
+    char *client_key_passphrase_file; /* for an encrypted client_key */
+    char *assertion_alg;              /* RS256 (default) or PS256 */
+    char *service_account_file;       /* Google's JSON key (jwt_bearer) */
+    char *subject;                    /* jwt_bearer: whom to act for (default: username) */
+    const char *config_id;            /* the file's identity (config_identity), or NULL */
+    const char *config_arg;           /* the file as given with -c (absolute), or NULL */
 } Account;
 
 typedef struct config {
@@ -93,6 +111,10 @@ const char *const *config_known_keys(void);
  * stat'ed: what tokend's cached decisions are tied to. */
 char *config_identity(const char *path);
 const char *flow_kind_name(enum flow_kind kind);
+const char *account_grant_name(enum account_grant grant);
+/* The account gets its tokens without a person: no browser, no refresh
+ * token; a new access token is minted when the old one is due. */
+bool config_app_only(const Account *a);
 /* Remember that the file was named with -c, so that the commands tokend
  * tells the user to run name it too. */
 void config_set_arg(Config *c, const char *path);

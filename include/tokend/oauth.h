@@ -92,6 +92,14 @@ int oauth_redeem_code(Http *h, const struct oauth_client *c, const SecStr *code,
  * token endpoint and parse with oauth_parse_token_response. */
 SecStr *oauth_refresh_form(const struct oauth_client *c, const SecStr *refresh_token);
 
+/* App-only grants (oauth_app.c).  Client credentials (RFC 6749 4.4) for
+ * `scopes`; the client proves itself with client_assertion (RFC 7523 2.2,
+ * private_key_jwt) when given, else with its secret (client_secret_post). */
+SecStr *oauth_client_credentials_form(const struct oauth_client *c, const SecStr *client_assertion);
+/* RFC 7523 2.1: the signed assertion is the grant; client_id (and secret)
+ * only when the client has one (Google's service accounts have none). */
+SecStr *oauth_jwt_bearer_form(const struct oauth_client *c, const SecStr *assertion);
+
 /* RFC 8628 device authorization. */
 typedef struct device_auth {
     SecStr *device_code;

@@ -53,6 +53,14 @@ struct provider_preset {
     /* "asked=listed ..." : how the granted `scope` spells a scope that was
      * asked for under another name (Google: email is userinfo.email). */
     const char *scope_spellings;
+    /* App-only accounts (no person signs in): the grants the provider
+     * takes, space separated (config.h's account_grant names), and the
+     * scopes asked for by default (NULL: the account must give scopes). */
+    const char *app_grants;
+    const char *app_scopes;
+    /* A signed client assertion must carry the certificate's thumbprint
+     * (x5t#S256): a bare key is not enough. */
+    bool app_needs_certificate;
     /* Re-sign-in: seconds a refresh token lasts unused (0: not known), and
      * what to say when no rule gives the end of a sign-in. */
     long inactivity_limit;

@@ -14,10 +14,11 @@
 
 enum reauth_rule {
     REAUTH_RULE_UNKNOWN,
-    REAUTH_RULE_SERVER,     /* refresh_token_expires_in in the last token response */
-    REAUTH_RULE_LIFETIME,   /* the account's signin_lifetime */
-    REAUTH_RULE_FREQUENCY,  /* the interval the last AADSTS70043 implies */
-    REAUTH_RULE_INACTIVITY, /* the provider's inactivity_limit without a refresh */
+    REAUTH_RULE_SERVER,      /* refresh_token_expires_in in the last token response */
+    REAUTH_RULE_LIFETIME,    /* the account's signin_lifetime */
+    REAUTH_RULE_FREQUENCY,   /* the interval the last AADSTS70043 implies */
+    REAUTH_RULE_INACTIVITY,  /* the provider's inactivity_limit without a refresh */
+    REAUTH_RULE_CERTIFICATE, /* app-only: the app's certificate expires */
 };
 
 struct reauth_estimate {

@@ -54,6 +54,10 @@ typedef struct account_state {
     gint64 warned_for;               /* the moment a warning was sent for, this sign-in */
     gint64 warned_at;                /* when that warning was sent */
     GPtrArray *token_sets;           /* StateTokenSet *, or NULL when there is none */
+    /* An app-only account's token (flow_app.c): minted, never refreshed;
+     * there is no refresh token, so `store` stays NULL. */
+    bool app_only;
+    gint64 cert_expires_at; /* its certificate's expiry, 0 if none */
 } AccountState;
 
 AccountState *state_new(void);

@@ -13,6 +13,8 @@ struct account; /* config.h */
 
 /* The secret every store keeps per account, by this name (its "kind"). */
 #define STORE_REFRESH_TOKEN "refresh_token"
+/* An app-only account's private key (PEM), when client_key names no file. */
+#define STORE_CLIENT_KEY "client_key"
 /* The most a secret may be: what the file store reads back. */
 #define STORE_SECRET_MAX_BYTES 16384
 

@@ -67,7 +67,7 @@ static AccountState *cached_state(const char *name, const char *config_id)
         return NULL;
     st = state_load(dir, &e);
     error_clear(&e);
-    if (st && (!st->store || st->needs_signin || !st->token_file ||
+    if (st && ((!st->store && !st->app_only) || st->needs_signin || !st->token_file ||
                g_strcmp0(st->config_id, config_id) != 0)) {
         state_free(st);
         st = NULL;

@@ -17,7 +17,9 @@ static char *when(gint64 t)
 
 static const char *signin_state(const AccountState *st)
 {
-    if (!st->store)
+    if (st->app_only && !st->needs_signin)
+        return "not needed (app-only)";
+    if (!st->store && !st->app_only)
         return "needed (not signed in)";
     if (st->needs_signin)
         return "needed";
@@ -208,6 +210,24 @@ static void add_reauth_json(cJSON *o, const Account *a, const AccountState *st)
     add_time_or_null(o, "signin_frequency_interval", st->frequency_interval);
 }
 
+/* App-only accounts: the grant, and when the certificate expires. */
+static void print_app(const Account *a, const AccountState *st, gint64 now)
+{
+    g_autofree char *at = when(st->cert_expires_at);
+
+    printf("  grant:        app-only (%s)\n", account_grant_name(a->grant));
+    if (st->cert_expires_at > 0)
+        printf("  certificate:  %s %s (%" G_GINT64_FORMAT " d)\n",
+               st->cert_expires_at > now ? "expires" : "EXPIRED", at,
+               (st->cert_expires_at - now) / 86400);
+}
+
+static void add_app_json(cJSON *o, const Account *a, const AccountState *st)
+{
+    cJSON_AddStringToObject(o, "grant", account_grant_name(a->grant));
+    add_time_or_null(o, "certificate_expires_at", st->cert_expires_at);
+}
+
 static void print_text(const Account *a, const AccountState *st, gint64 now)
 {
     g_autofree char *problem = token_file_problem(a, st);
@@ -225,6 +245,8 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
     printf("  signed in:    %s\n", signed_in);
     printf("  last refresh: %s\n", refreshed);
     printf("  sign-in:      %s\n", signin_state(st));
+    if (config_app_only(a))
+        print_app(a, st, now);
     if (st->store) {
         g_autofree char *next = reauth_text(a, st, now);
         printf("  next sign-in: %s\n", next);
@@ -260,7 +282,8 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     cJSON_AddBoolToObject(o, "valid", st->expires_at > now);
     cJSON_AddNumberToObject(o, "signed_in_at", (double)st->signed_in_at);
     cJSON_AddNumberToObject(o, "last_refresh", (double)st->last_refresh);
-    cJSON_AddBoolToObject(o, "needs_signin", !st->store || st->needs_signin);
+    cJSON_AddBoolToObject(o, "needs_signin", (!st->store && !st->app_only) || st->needs_signin);
+    add_app_json(o, a, st);
     add_reauth_json(o, a, st);
     if (st->identity)
         cJSON_AddStringToObject(o, "identity", st->identity);

@@ -42,6 +42,7 @@ void config_account_free(Account *a)
     g_free(a->store_put);
     g_free(a->store_delete);
     g_strfreev(a->token_sets);
+    config_app_free(a);
     g_free(a);
 }
 
@@ -61,7 +62,7 @@ static void fill_defaults(Account *a)
     if (!a->tenant && p->default_tenant)
         a->tenant = g_strdup(p->default_tenant);
     if (!a->scopes)
-        a->scopes = g_strdup(p->default_scopes);
+        a->scopes = g_strdup(config_app_only(a) ? p->app_scopes : p->default_scopes);
     if (!a->redirect_uri)
         a->redirect_uri = g_strdup(p->default_redirect_uri);
     if (!a->authorize_url)
@@ -203,6 +204,8 @@ static int validate_account(struct parse_ctx *c, Account *a)
 {
     const struct provider_preset *p = a->provider;
 
+    if (config_app_only(a))
+        return config_validate_app(c, a) < 0 ? -1 : validate_store_commands(c, a);
     if (!a->client_id)
         return config_key_error(c, "client_id", "missing (the application id registered with %s)",
                                 p->name);

@@ -32,5 +32,9 @@ int config_apply_keys(struct parse_ctx *c, Account *a, bool has_defaults, const 
 Account *config_parse_account(struct parse_ctx *c, const char *name, bool has_defaults,
                               const char *base_dir);
 void config_account_free(Account *a);
+/* An app-only account's keys (config_app.c): what its grant needs is
+ * there, and nothing of a person's sign-in is asked for. */
+int config_validate_app(struct parse_ctx *c, Account *a);
+void config_app_free(Account *a);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Account, config_account_free)

@@ -23,6 +23,7 @@ enum key_type {
     KEY_CONSENT,
     KEY_DURATION,
     KEY_TOKEN_SETS,
+    KEY_GRANT,
 };
 
 enum key_scope {
@@ -83,6 +84,13 @@ static const struct key_spec keys[] = {
     {"max_parallel", KEY_SECONDS, SCOPE_DEFAULTS, 0},
     {"signin_lifetime", KEY_DURATION, SCOPE_BOTH, F(signin_lifetime)},
     {"notify_before", KEY_DURATION, SCOPE_BOTH, F(notify_before)},
+    {"grant", KEY_GRANT, SCOPE_BOTH, F(grant)},
+    {"client_certificate", KEY_PATH, SCOPE_BOTH, F(client_certificate)},
+    {"client_key", KEY_PATH, SCOPE_BOTH, F(client_key)},
+    {"client_key_passphrase_file", KEY_PATH, SCOPE_BOTH, F(client_key_passphrase_file)},
+    {"assertion_alg", KEY_STRING, SCOPE_BOTH, F(assertion_alg)},
+    {"service_account_file", KEY_PATH, SCOPE_BOTH, F(service_account_file)},
+    {"subject", KEY_STRING, SCOPE_ACCOUNT, F(subject)},
 };
 
 #undef F
@@ -120,6 +128,19 @@ const char *const *config_known_keys(void)
     for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
         names[i] = keys[i].name;
     return names;
+}
+
+static const char *const grant_names[] = {"authorization_code", "client_credentials", "jwt_bearer",
+                                          NULL};
+
+const char *account_grant_name(enum account_grant grant)
+{
+    return (size_t)grant < G_N_ELEMENTS(grant_names) - 1 ? grant_names[grant] : "unknown";
+}
+
+bool config_app_only(const Account *a)
+{
+    return a->grant != ACCOUNT_GRANT_AUTHORIZATION_CODE;
 }
 
 const char *flow_kind_name(enum flow_kind kind)
@@ -334,6 +355,8 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
         return parse_duration(c, k->name, v, (int *)field);
     case KEY_TOKEN_SETS:
         return parse_token_sets(c, k->name, v, (char ***)field);
+    case KEY_GRANT:
+        return config_parse_enum(c, k->name, v, grant_names, (int *)field);
     }
     return 0;
 }

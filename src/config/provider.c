@@ -35,6 +35,11 @@ static const struct provider_preset presets[] = {
         .pop_host = "outlook.office365.com",
         .refresh_sends_scopes = true,
         .sets_ask_offline_access = true,
+        /* Client credentials for IMAP, POP and SMTP: one resource, its
+         * application permissions granted by admin consent. */
+        .app_grants = "client_credentials",
+        .app_scopes = "https://outlook.office365.com/.default",
+        .app_needs_certificate = true,
         .unlisted_scopes = "offline_access openid profile email",
         /* A refresh token unused for 90 days expires (AADSTS700082). */
         .inactivity_limit = 90L * 86400,
@@ -72,6 +77,9 @@ static const struct provider_preset presets[] = {
         .smtp_port = 587,
         .pop_host = "pop.gmail.com",
         .needs_client_secret = true,
+        /* A service account with domain-wide delegation. */
+        .app_grants = "jwt_bearer",
+        .app_scopes = "https://mail.google.com/",
         .scope_spellings = "email=https://www.googleapis.com/auth/userinfo.email "
                            "profile=https://www.googleapis.com/auth/userinfo.profile",
         .unknown_end_hint = "Google does not say; for an app in Testing set signin_lifetime = 7d",
@@ -89,6 +97,7 @@ static const struct provider_preset presets[] = {
         .smtp_port = 587,
         .discovers = true,
         .offline_needs_consent = true,
+        .app_grants = "client_credentials jwt_bearer",
         .unknown_end_hint = "the provider does not say; signin_lifetime sets it",
     },
 #ifdef TOKEND_TEST_PROVIDER

@@ -22,6 +22,12 @@ struct reauth_estimate reauth_estimate(const Account *a, const AccountState *st)
     struct reauth_estimate est = {0, REAUTH_RULE_UNKNOWN};
     gint64 used = MAX(st->signed_in_at, st->last_refresh);
 
+    /* An app-only account never signs in: its end is its certificate's. */
+    if (st->app_only) {
+        est.at = st->cert_expires_at;
+        est.rule = st->cert_expires_at > 0 ? REAUTH_RULE_CERTIFICATE : REAUTH_RULE_UNKNOWN;
+        return est;
+    }
     if (st->refresh_token_expires_at > 0) {
         est.at = st->refresh_token_expires_at;
         est.rule = REAUTH_RULE_SERVER;
@@ -49,6 +55,8 @@ const char *reauth_rule_key(enum reauth_rule rule)
         return "sign-in-frequency";
     case REAUTH_RULE_INACTIVITY:
         return "microsoft-inactivity";
+    case REAUTH_RULE_CERTIFICATE:
+        return "certificate";
     }
     return NULL;
 }
@@ -98,6 +106,8 @@ char *reauth_rule_text(const Account *a, const AccountState *st, enum reauth_rul
     case REAUTH_RULE_INACTIVITY:
         return g_strdup_printf("estimated: %s %ld-day inactivity", a->provider->title,
                                a->provider->inactivity_limit / 86400);
+    case REAUTH_RULE_CERTIFICATE:
+        return g_strdup_printf("client_certificate %s expires", a->client_certificate);
     }
     return g_strdup("unknown");
 }
@@ -106,7 +116,7 @@ gint64 reauth_warn_at(const Account *a, const AccountState *st)
 {
     struct reauth_estimate est;
 
-    if (a->notify_before <= 0 || !st->store || st->needs_signin)
+    if (a->notify_before <= 0 || (!st->store && !st->app_only) || st->needs_signin)
         return G_MAXINT64;
     est = reauth_estimate(a, st);
     if (est.at == 0)

@@ -168,6 +168,8 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->frequency_interval = get_int(root, "signin_frequency_interval");
     st->warned_for = get_int(root, "signin_warned_for");
     st->warned_at = get_int(root, "signin_warned_at");
+    st->app_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "app_only"));
+    st->cert_expires_at = get_int(root, "certificate_expires_at");
     parse_token_sets(st, root);
     return g_steal_pointer(&st);
 }
@@ -231,6 +233,10 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     cJSON_AddNumberToObject(root, "signin_frequency_interval", (double)st->frequency_interval);
     cJSON_AddNumberToObject(root, "signin_warned_for", (double)st->warned_for);
     cJSON_AddNumberToObject(root, "signin_warned_at", (double)st->warned_at);
+    if (st->app_only) {
+        cJSON_AddBoolToObject(root, "app_only", true);
+        cJSON_AddNumberToObject(root, "certificate_expires_at", (double)st->cert_expires_at);
+    }
     save_token_sets(root, st);
     printed = cJSON_Print(root);
     if (!printed)

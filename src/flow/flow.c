@@ -72,7 +72,7 @@ static int ensure_token_dir(const Account *a, const char *account_dir, struct to
     return 0;
 }
 
-static void remember_config(AccountState *st, const Account *a)
+void flow_state_remember_config(AccountState *st, const Account *a)
 {
     g_free(st->config_id);
     st->config_id = g_strdup(a->config_id);
@@ -90,9 +90,9 @@ void flow_remember_config(const Account *a)
     int fd = lock_acquire(dir, 0, &e);
 
     /* Best effort: whoever holds the lock writes the state anyway. */
-    if (fd >= 0 && (st = state_load(dir, &e)) && st->store &&
+    if (fd >= 0 && (st = state_load(dir, &e)) && (st->store || st->app_only) &&
         g_strcmp0(st->config_id, a->config_id) != 0) {
-        remember_config(st, a);
+        flow_state_remember_config(st, a);
         state_save(dir, st, &e);
     }
     lock_release(fd);
@@ -172,7 +172,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     reauth_note_response(st, t->refresh_expires_in, t->refresh_token != NULL, signin, now);
     st->last_status = 0;
     g_clear_pointer(&st->last_error, g_free);
-    remember_config(st, a);
+    flow_state_remember_config(st, a);
     flow_binding_record(st, a);
     /* A response without `scope` grants what was asked: the configured
      * scopes at sign-in, the same grant again on a refresh. */
@@ -371,7 +371,7 @@ gint64 flow_next_due(const Account *a)
 
 gint64 flow_next_due_of(const Account *a, const AccountState *st)
 {
-    if (!st || !st->store || st->needs_signin || st->expires_at == 0 ||
+    if (!st || (!st->store && !st->app_only) || st->needs_signin || st->expires_at == 0 ||
         g_strcmp0(st->token_file, a->token_file) != 0 || access(a->token_file, F_OK) < 0)
         return 0;
     /* A warning about the next sign-in is due too (reauth_warn_at). */

@@ -54,6 +54,22 @@ int flow_forget_sets(const char *account_dir, GString *removed, struct tokend_er
 int flow_device(const Account *a, FlowClient *client, Http *http, bool open_browser,
                 TokenResponse **t, struct tokend_error *e);
 
+/* An app-only account (flow_app.c): its token made fresh for margin
+ * seconds, from the app's shared token or a new one minted; since > 0:
+ * only a token obtained at `since` or later will do (a forced refresh,
+ * obtain).  Under the account's lock, then the app's. */
+int flow_app_refresh(const Account *a, int margin, gint64 since, enum refresh_outcome *outcome,
+                     struct tokend_error *e);
+/* Many accounts' refresh (flow_refresh_many): forced, one new token per
+ * app, which every mailbox of that app takes. */
+typedef struct flow_app_run FlowAppRun;
+FlowAppRun *flow_app_run_new(bool force);
+int flow_app_refresh_in_run(FlowAppRun *run, const Account *a, int margin,
+                            enum refresh_outcome *outcome, struct tokend_error *e);
+void flow_app_run_free(FlowAppRun *run);
+/* Note in the state what the configuration says of the account. */
+void flow_state_remember_config(struct account_state *st, const Account *a);
+
 /* Remember a failed attempt in the account's state. */
 void flow_record_failure(const char *account_dir, struct account_state *st,
                          const struct tokend_error *err);

@@ -231,8 +231,17 @@ int flow_obtain(const Account *a, const struct obtain_options *o, struct tokend_
     g_autoptr(Http) http = http_new(a->ca_file);
     bool device = o->device || (a->flow == FLOW_KIND_DEVICE && !o->manual);
     g_autofree char *dir = paths_account_dir(a->name);
+    enum refresh_outcome outcome;
     int r, held;
 
+    /* Nobody signs in: a new token is minted. */
+    if (config_app_only(a)) {
+        if (flow_app_refresh(a, 0, G_MAXINT64, &outcome, e) < 0)
+            return -1;
+        log_info("%s: app-only account (grant = %s): no sign-in needed; a new token was minted",
+                 a->name, account_grant_name(a->grant));
+        return 0;
+    }
     /* One sign-in per account at a time: a second one would leave the
      * first one's grant at the server with nothing holding it. */
     if (paths_ensure_private_dir(dir, e) < 0 || (held = lock_obtain(dir, e)) < 0)

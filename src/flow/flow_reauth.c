@@ -63,6 +63,15 @@ void flow_reauth_warn(const Account *a)
     when = when_text(at);
     command = config_command(a, "obtain");
     reason = g_strdup_printf("a new sign-in will be needed by %s (%s)", when, rule);
+    if (config_app_only(a)) {
+        g_free(reason);
+        reason = g_strdup_printf("the app's certificate expires on %s (%s)", when, rule);
+        log_warn("%s: %s; upload a new certificate to the app registration and set "
+                 "client_certificate and client_key to it",
+                 a->name, reason);
+        notify_signin_soon(a, reason, at);
+        return;
+    }
     log_warn("%s: %s; run: %s", a->name, reason, command);
     notify_signin_soon(a, reason, at);
 }

@@ -306,6 +306,12 @@ static int refresh_one(const Account *a, int margin, bool force, const struct to
     sigset_t old;
     int rc;
 
+    if (config_app_only(a) && !set)
+        return flow_app_refresh(a, margin, force ? G_MAXINT64 : 0, outcome, e);
+    if (config_app_only(a))
+        return error_set(e, TOKEND_EX_CONFIG,
+                         "token sets need a refresh token, which an "
+                         "app-only account never has");
     switch (job_begin(&j, http, true)) {
     case BEGIN_SEND:
         /* Not while waiting for the lock: only once the request goes out. */
@@ -377,6 +383,7 @@ struct bulk {
     guint max_writers;
     bool slow_writes; /* test builds only */
     bool stopping;    /* a termination signal is pending: send nothing new */
+    FlowAppRun *apps; /* app-only accounts: which apps this run minted for */
 };
 
 static void bulk_fill(struct bulk *b);
@@ -440,6 +447,13 @@ static void bulk_fill(struct bulk *b)
         size_t i = b->next++;
         struct refresh_job *j = &b->jobs[i];
 
+        /* App-only accounts one after the other: the first of an app's
+         * mailboxes mints, the others take its token. */
+        if (config_app_only(j->req->account)) {
+            flow_app_refresh_in_run(b->apps, j->req->account, j->margin, &j->req->outcome,
+                                    &j->req->error);
+            continue;
+        }
         switch (job_begin(j, b->http, false)) {
         case BEGIN_SEND:
             if (http_multi_add(b->multi, j->client->token_url, j->req->account->ca_file, j->form,
@@ -564,7 +578,7 @@ static void bulk_free(struct bulk *b)
 
 void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel, bool force)
 {
-    struct bulk b = {.n = n};
+    struct bulk b = {.n = n, .apps = flow_app_run_new(force)};
     sigset_t old;
 
     /* Before any thread starts, so that every thread holds them too. */
@@ -580,4 +594,5 @@ void flow_refresh_many(struct refresh_request *reqs, size_t n, int max_parallel,
         flow_refresh(req->account, req->account->refresh_margin, force, &req->outcome, &req->error);
     }
     bulk_free(&b);
+    flow_app_run_free(b.apps);
 }

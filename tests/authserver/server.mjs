@@ -9,13 +9,28 @@
 // for every code grant of a client allowed to refresh, as deployments
 // configure with issueRefreshToken; offline_access is still dropped from the
 // grant without prompt=consent).
+//
+// App-only clients (no person signs in), each registered only when its key
+// is given:
+// TOKEND_TEST_APP_CERT: the PEM certificate of `tokend-app`, a client
+//   credentials client authenticating with private_key_jwt (RFC 7523 2.2).
+//   `tokend-app-secret` (secret test-app-secret, client_secret_post) is
+//   always there.  Their tokens are introspected with sub "app:CLIENT_ID":
+//   an app is nobody's mailbox.
+// TOKEND_TEST_SA_CERT, TOKEND_TEST_SA_ISSUER, TOKEND_TEST_SA_SUBJECTS: a
+//   service account (`tokend-sa`) whose signed assertions (RFC 7523 2.1,
+//   registered with registerGrantType) get a token acting for one of the
+//   comma-separated subjects, as Google's domain-wide delegation does;
+//   another subject is invalid_grant.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  X509Certificate, constants, createHash, generateKeyPairSync, randomBytes, verify,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { parseArgs } from 'node:util';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const { values: args } = parseArgs({
   options: {
@@ -75,6 +90,52 @@ const clients = [
     response_types: [],
   },
 ];
+
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const APP_SCOPE = 'mail.imap mail.smtp';
+
+// The public key of a PEM certificate as a JWK, with its thumbprint.
+function certJwk(path) {
+  const cert = new X509Certificate(readFileSync(path));
+  const thumb = createHash('sha256').update(cert.raw).digest('base64url');
+  return { ...cert.publicKey.export({ format: 'jwk' }), use: 'sig', 'x5t#S256': thumb };
+}
+
+clients.push({
+  client_id: 'tokend-app-secret',
+  client_secret: 'test-app-secret',
+  token_endpoint_auth_method: 'client_secret_post',
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  scope: APP_SCOPE,
+});
+if (process.env.TOKEND_TEST_APP_CERT) {
+  clients.push({
+    client_id: 'tokend-app',
+    token_endpoint_auth_method: 'private_key_jwt',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    scope: APP_SCOPE,
+    jwks: { keys: [certJwk(process.env.TOKEND_TEST_APP_CERT)] },
+  });
+}
+const serviceAccount = process.env.TOKEND_TEST_SA_CERT ? {
+  key: new X509Certificate(readFileSync(process.env.TOKEND_TEST_SA_CERT)).publicKey,
+  issuer: process.env.TOKEND_TEST_SA_ISSUER,
+  subjects: new Set((process.env.TOKEND_TEST_SA_SUBJECTS ?? '').split(',').filter(Boolean)),
+} : null;
+if (serviceAccount) {
+  clients.push({
+    client_id: 'tokend-sa',
+    token_endpoint_auth_method: 'none',
+    grant_types: [JWT_BEARER],
+    response_types: [],
+    redirect_uris: [],
+    scope: APP_SCOPE,
+  });
+}
 
 // The users' profile claims, as an operator keeps them in a directory; a
 // login name not listed here has only its subject.  With the `email` and
@@ -159,7 +220,11 @@ const provider = new Provider(`https://127.0.0.1:${port}`, {
   async findAccount(_ctx, sub) {
     return { accountId: sub, claims: async () => ({ sub, ...PROFILES[sub] }) };
   },
+  async extraTokenClaims(_ctx, token) {
+    return token.kind === 'ClientCredentials' ? { sub: `app:${token.clientId}` } : undefined;
+  },
   features: {
+    clientCredentials: { enabled: true },
     devInteractions: { enabled: true },
     deviceFlow: { enabled: true },
     introspection: {
@@ -177,6 +242,7 @@ const provider = new Provider(`https://127.0.0.1:${port}`, {
   rotateRefreshToken: true,
   ttl: {
     AccessToken: accessTtl,
+    ClientCredentials: accessTtl,
     AuthorizationCode: 60,
     DeviceCode: 600,
     IdToken: 3600,
@@ -186,6 +252,40 @@ const provider = new Provider(`https://127.0.0.1:${port}`, {
     Grant: 14 * 24 * 3600,
   },
 });
+// RFC 7523 2.1: the assertion is the grant.  RS256 or PS256, signed by the
+// service account, for this token endpoint, not expired, and acting for a
+// subject the account is allowed (else invalid_grant, as Google answers).
+const b64json = (part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+async function jwtBearerGrant(ctx) {
+  const { InvalidGrant } = errors;
+  const parts = String(ctx.oidc.params.assertion ?? '').split('.');
+  if (parts.length !== 3) throw new InvalidGrant('assertion is not a JWT');
+  const [header, claims] = [b64json(parts[0]), b64json(parts[1])];
+  const signed = Buffer.from(`${parts[0]}.${parts[1]}`);
+  const sig = Buffer.from(parts[2], 'base64url');
+  const key = header.alg === 'PS256'
+    ? { key: serviceAccount.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }
+    : serviceAccount.key;
+  const now = Math.floor(Date.now() / 1000);
+  if (!['RS256', 'PS256'].includes(header.alg) || !verify('sha256', signed, key, sig)) {
+    throw new InvalidGrant('assertion signature is not valid');
+  }
+  if (claims.iss !== serviceAccount.issuer || claims.aud !== provider.issuer + '/token'
+      || !(claims.exp > now) || claims.exp - claims.iat > 3600) {
+    throw new InvalidGrant('assertion claims are not valid');
+  }
+  if (!serviceAccount.subjects.has(claims.sub)) {
+    throw new InvalidGrant('Not a valid email or user ID.');
+  }
+  const at = new provider.AccessToken({
+    accountId: claims.sub, client: ctx.oidc.client, gty: 'jwt_bearer', scope: claims.scope,
+  });
+  ctx.body = {
+    access_token: await at.save(), expires_in: at.expiration, token_type: 'Bearer', scope: at.scope,
+  };
+}
+if (serviceAccount) provider.registerGrantType(JWT_BEARER, jwtBearerGrant, ['assertion']);
+
 provider.on('server_error', (_ctx, err) => console.error('server_error:', err));
 provider.on('grant.error', (_ctx, err) => console.error('grant.error:', err.error, err.error_detail || err.error_description));
 provider.use(testEndpoints);

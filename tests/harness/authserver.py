@@ -72,7 +72,9 @@ def make_certs(workdir):
 
 
 class AuthServer:
-    def __init__(self, workdir, access_ttl=3600, refresh_tokens='offline_access'):
+    def __init__(self, workdir, access_ttl=3600, refresh_tokens='offline_access', env=None):
+        """env: more of server.mjs's settings (TOKEND_TEST_APP_CERT, ...)."""
+        self.extra_env = dict(env or {})
         self.workdir = Path(workdir)
         self.access_ttl = access_ttl
         self.refresh_tokens = refresh_tokens
@@ -99,7 +101,7 @@ class AuthServer:
         out_path = self.workdir / 'authserver.out'
         self.log_path = self.workdir / 'authserver.log'
         env = dict(os.environ, TOKEND_TEST_ACCESS_TTL=str(self.access_ttl),
-                   TOKEND_TEST_REFRESH_TOKENS=self.refresh_tokens)
+                   TOKEND_TEST_REFRESH_TOKENS=self.refresh_tokens, **self.extra_env)
         started = time.monotonic()
         with open(out_path, 'wb') as out, open(self.log_path, 'wb') as log:
             self.proc = subprocess.Popen(

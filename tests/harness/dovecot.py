@@ -55,7 +55,7 @@ auth_verbose = yes
 hostname = localhost
 mail_location = maildir:~/Maildir
 
-passdb {{
+{app_passdbs}passdb {{
   driver = oauth2
   mechanisms = {mechanisms}
   args = {oauth2_conf}
@@ -106,6 +106,33 @@ timeout_msecs = 10000
 {tls}
 """
 
+# An app's tokens (client credentials) name no person: the admin lets the
+# app into the mailboxes it may act for, and only those.  This passdb is
+# asked only for those mailboxes (username_filter); it takes a token only
+# when introspection says it was issued to the app (active_attribute), and
+# the usual comparison of the login name with an attribute of the token is
+# made true for it (a username_format without variables expands to itself
+# on both sides).  For other mailboxes and other tokens the user passdb
+# after it decides as before.
+APP_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = {mechanisms}
+  args = {conf}
+  username_filter = {mailboxes}
+}}
+"""
+
+APP_OAUTH2_CONFIG = """\
+introspection_mode = post
+introspection_url = {introspection_url}
+username_attribute = client_id
+username_format = app
+active_attribute = client_id
+active_value = {client_id}
+timeout_msecs = 10000
+{tls}
+"""
 
 POP3_SERVICE = """\
 service pop3-login {{
@@ -200,10 +227,12 @@ class Dovecot:
 
     def __init__(self, workdir, introspection_url, client_id='dovecot',
                  client_secret='dovecot-secret', ca_file=None,
-                 mechanisms=('xoauth2', 'oauthbearer'), tls=None, pop3=False):
+                 mechanisms=('xoauth2', 'oauthbearer'), tls=None, pop3=False, apps=None):
         """tls: (cert_file, key_file) turns TLS on: STARTTLS on the IMAP (and
         POP3) ports, implicit TLS on imaps_port (and pop3s_port).  pop3:
-        serve POP3 too."""
+        serve POP3 too.  apps: {client_id: [mailbox, ...]}, the app-only
+        clients and the mailboxes each may log in to (APP_PASSDB)."""
+        self.apps = dict(apps or {})
         self.workdir = Path(workdir)
         self.tls = tls
         self.pop3 = pop3
@@ -257,6 +286,15 @@ class Dovecot:
         oauth2_conf.write_text(OAUTH2_CONFIG.format(
             introspection_url=self._introspection_url_with_credentials(), tls=tls))
         oauth2_conf.chmod(0o600)
+        app_passdbs = ''
+        for i, (client_id, mailboxes) in enumerate(self.apps.items()):
+            conf = self.workdir / f'dovecot-oauth2-app{i}.conf.ext'
+            conf.write_text(APP_OAUTH2_CONFIG.format(
+                introspection_url=self._introspection_url_with_credentials(), tls=tls,
+                client_id=client_id))
+            conf.chmod(0o600)
+            app_passdbs += APP_PASSDB.format(mechanisms=' '.join(self.mechanisms), conf=conf,
+                                             mailboxes=' '.join(mailboxes))
         self.imap_port, self.submission_port = free_port(), free_port()
         ssl_files = ''
         if self.tls:
@@ -278,7 +316,7 @@ class Dovecot:
             base_dir=self.base_dir, state_dir=self.workdir / 'state',
             instance=f'tokend-test-{os.getpid()}-{self.imap_port}',
             log_path=self.log_path, mechanisms=' '.join(self.mechanisms),
-            oauth2_conf=oauth2_conf, mail_user=MAIL_USER, mail_group=MAIL_GROUP,
+            oauth2_conf=oauth2_conf, app_passdbs=app_passdbs, mail_user=MAIL_USER, mail_group=MAIL_GROUP,
             mail_dir=mail_dir, imap_port=self.imap_port,
             submission_port=self.submission_port, sink_port=self.sink.port))
 

@@ -328,6 +328,10 @@ static void test_known_keys(void)
         "store_put",      "store_delete",
         "store_timeout",  "signin_lifetime",
         "notify_before",  "token_sets",
+        "grant",          "client_certificate",
+        "client_key",     "client_key_passphrase_file",
+        "assertion_alg",  "service_account_file",
+        "subject",
     };
     const char *const *keys = config_known_keys();
 

@@ -1,0 +1,436 @@
+/* App-only accounts: no person, no browser, no refresh token.  A new access
+ * token is minted (client credentials or a JWT bearer grant) when the
+ * account's token is within the margin of its expiry, under the account's
+ * lock, and written where a person's token goes (token file, state).
+ *
+ * One app serves many mailboxes: the token of an app and its scopes (and,
+ * for a JWT bearer grant, the mailbox it acts for) is kept once, in
+ * STATE/.apps/HASH/ under its own lock, and every mailbox account of that
+ * app copies it from there.  Thirty mailboxes cost one token request per
+ * expiry, not thirty.  Locks are taken account first, then the app's. */
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include "flow_internal.h"
+#include "tokend/assertion.h"
+#include "tokend/fileio.h"
+#include "tokend/keyfile.h"
+#include "tokend/lock.h"
+#include "tokend/log.h"
+#include "tokend/paths.h"
+#include "tokend/shared.h"
+#include "tokend/state.h"
+#include "tokend/store.h"
+#include "tokend/tokenfile.h"
+
+/* Not an account name (those start with a letter or digit). */
+#define APPS_DIR ".apps"
+#define APP_TOKEN_FILE "token"
+
+/* What the app proves itself with. */
+typedef struct app_creds {
+    AppKey *key;         /* NULL: a client secret (or nothing) */
+    AppCert *cert;       /* NULL: no certificate */
+    ServiceAccount *sa;  /* Google's JSON key, or NULL */
+    const char *iss;     /* the assertion's issuer */
+    gint64 cert_expires; /* 0: no certificate */
+} AppCreds;
+
+static void app_creds_free(AppCreds *c)
+{
+    if (!c)
+        return;
+    app_key_free(c->key);
+    app_cert_free(c->cert);
+    service_account_free(c->sa);
+    g_free(c);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(AppCreds, app_creds_free)
+
+/* A key only its owner may read: a looser one is refused, not repaired (it
+ * may have been read already), with the command that fixes it. */
+static int read_key_file(const char *key, const char *path, SecStr **out, struct tokend_error *e)
+{
+    struct stat st;
+
+    if (stat(path, &st) == 0 && (st.st_mode & 077) != 0) {
+        error_set(e, TOKEND_EX_CONFIG, "%s %s is readable by others (mode %03o)", key, path,
+                  (unsigned)(st.st_mode & 0777));
+        error_set_hint(e, "run: chmod 600 %s", path);
+        return -1;
+    }
+    if (fileio_read_secret(path, KEYFILE_MAX_BYTES, out, NULL, e) < 0) {
+        e->status = TOKEND_EX_CONFIG;
+        error_prefix(e, "%s", key);
+        return -1;
+    }
+    return 0;
+}
+
+/* client_key, else the account's store (Secret Service, file, command). */
+static int read_private_key(const Account *a, SecStr **out, struct tokend_error *e)
+{
+    g_autoptr(Store) s = NULL;
+
+    if (a->client_key)
+        return read_key_file("client_key", a->client_key, out, e);
+    if (!(s = store_open_account(a, NULL, e)) ||
+        store_get(s, a->name, STORE_CLIENT_KEY, out, e) < 0)
+        return -1;
+    if (*out)
+        return 0;
+    error_set(e, TOKEND_EX_CONFIG, "no client_key is set, and the %s store holds no key for %s",
+              store_name(s), a->name);
+    error_set_hint(e, "set client_key to the private key's file");
+    return -1;
+}
+
+static int load_key(const Account *a, AppCreds *c, struct tokend_error *e)
+{
+    g_autoptr(SecStr) pem = NULL;
+    g_autoptr(SecStr) passphrase = NULL;
+
+    if (read_private_key(a, &pem, e) < 0)
+        return -1;
+    if (a->client_key_passphrase_file &&
+        read_key_file("client_key_passphrase_file", a->client_key_passphrase_file, &passphrase, e) <
+            0)
+        return -1;
+    while (passphrase && passphrase->len > 0 && passphrase->data[passphrase->len - 1] == '\n')
+        passphrase->data[--passphrase->len] = '\0';
+    if (!(c->key = keyfile_parse_private_key(pem, passphrase, e))) {
+        error_prefix(e, "%s", a->client_key ? a->client_key : "the stored client key");
+        return -1;
+    }
+    return 0;
+}
+
+static int load_certificate(const Account *a, AppCreds *c, struct tokend_error *e)
+{
+    g_autofree char *pem = NULL;
+    size_t len = 0;
+
+    if (fileio_read(a->client_certificate, KEYFILE_MAX_BYTES, &pem, &len, NULL, e) < 0 ||
+        !(c->cert = keyfile_parse_certificate(pem, len, e))) {
+        e->status = TOKEND_EX_CONFIG;
+        error_prefix(e, "client_certificate %s", a->client_certificate);
+        return -1;
+    }
+    c->cert_expires = c->cert->not_after;
+    if (c->key && !keyfile_key_matches(c->key, c->cert)) {
+        error_set(e, TOKEND_EX_CONFIG, "client_key is not the key of client_certificate %s",
+                  a->client_certificate);
+        error_set_hint(e, "give the private key the certificate was made from");
+        return -1;
+    }
+    return 0;
+}
+
+static int load_service_account(const Account *a, AppCreds *c, struct tokend_error *e)
+{
+    g_autoptr(SecStr) json = NULL;
+
+    if (read_key_file("service_account_file", a->service_account_file, &json, e) < 0)
+        return -1;
+    if (!(c->sa = keyfile_parse_service_account(json, e)) ||
+        !(c->key = keyfile_parse_private_key(c->sa->private_key, NULL, e))) {
+        e->status = TOKEND_EX_CONFIG;
+        error_prefix(e, "service_account_file %s", a->service_account_file);
+        return -1;
+    }
+    c->iss = c->sa->client_email;
+    return 0;
+}
+
+/* Nothing to load for a client secret (flow_client_new reads it). */
+static AppCreds *app_creds_load(const Account *a, struct tokend_error *e)
+{
+    g_autoptr(AppCreds) c = g_new0(AppCreds, 1);
+    bool signs = a->grant == ACCOUNT_GRANT_JWT_BEARER || a->client_certificate || a->client_key;
+
+    c->iss = a->client_id;
+    if (a->service_account_file) {
+        if (load_service_account(a, c, e) < 0)
+            return NULL;
+    } else if (signs && load_key(a, c, e) < 0) {
+        return NULL;
+    }
+    if (a->client_certificate && load_certificate(a, c, e) < 0)
+        return NULL;
+    return g_steal_pointer(&c);
+}
+
+static SecStr *app_assertion(const Account *a, const AppCreds *c, const char *aud,
+                             struct tokend_error *e)
+{
+    bool bearer = a->grant == ACCOUNT_GRANT_JWT_BEARER;
+    int alg = assertion_alg_from_name(a->assertion_alg ? a->assertion_alg : "RS256");
+    struct assertion_claims claims = {
+        .iss = c->iss,
+        /* RFC 7523 2.2: a client assertion's subject is the client. */
+        .sub = bearer ? (a->subject ? a->subject : a->username) : a->client_id,
+        .aud = aud,
+        .scope = bearer ? a->scopes : NULL,
+        .now = state_now(),
+        .lifetime = ASSERTION_LIFETIME,
+        .kid = c->sa ? c->sa->private_key_id : NULL,
+        .x5t_s256 = c->cert ? c->cert->x5t_s256 : NULL,
+        .x5t = c->cert ? c->cert->x5t : NULL,
+    };
+
+    return assertion_build(&claims, (enum assertion_alg)alg, c->key, e);
+}
+
+/* The request body: a client credentials grant (with a signed client
+ * assertion, or the client secret), or a JWT bearer grant. */
+static SecStr *app_form(const Account *a, const FlowClient *fc, const AppCreds *c,
+                        struct tokend_error *e)
+{
+    g_autoptr(SecStr) assertion = NULL;
+
+    if (c->key && !(assertion = app_assertion(a, c, fc->token_url, e)))
+        return NULL;
+    if (a->grant == ACCOUNT_GRANT_JWT_BEARER)
+        return oauth_jwt_bearer_form(&fc->oauth, assertion);
+    return oauth_client_credentials_form(&fc->oauth, assertion);
+}
+
+/* A refusal of the app's grant is no sign-in a person could make: say what
+ * the administrator must do instead of "run: tokend obtain". */
+static void app_refused(const Account *a, const AppCreds *c, struct tokend_error *e)
+{
+    g_autofree char *what = NULL;
+
+    if (e->status != TOKEND_EX_NOPERM || !e->message || !g_str_has_prefix(e->message, "sign-in"))
+        return;
+    /* "sign-in needed: MEANING (TAG)": the server's error is the tag. */
+    what = g_strdup(strrchr(e->message, '(') ? strrchr(e->message, '(') + 1 : e->message);
+    if (*what && what[strlen(what) - 1] == ')')
+        what[strlen(what) - 1] = '\0';
+    if (a->grant == ACCOUNT_GRANT_JWT_BEARER) {
+        error_set(e, TOKEND_EX_NOPERM, "the service account may not act for %s (%s)",
+                  a->subject ? a->subject : a->username, what);
+        error_set_hint(e,
+                       "in the Admin console (Security, API controls, Domain-wide delegation) "
+                       "allow client id %s for %s, and check that %s is a user of the domain",
+                       c && c->sa && c->sa->client_id ? c->sa->client_id : "of the service account",
+                       a->scopes, a->subject ? a->subject : a->username);
+        return;
+    }
+    error_set(e, TOKEND_EX_NOPERM, "the server refused the app's token request (%s)", what);
+    error_set_hint(e, "check the app's permissions and admin consent at the server");
+}
+
+/* A client credentials answer carries no refresh token; one that does is
+ * not kept anywhere. */
+static int app_request(const Account *a, Http *http, TokenResponse **t, gint64 *cert_expires,
+                       struct tokend_error *e)
+{
+    g_autoptr(FlowClient) fc = NULL;
+    g_autoptr(AppCreds) c = NULL;
+    g_autoptr(SecStr) form = NULL;
+    g_autoptr(HttpResponse) r = NULL;
+
+    if (!(fc = flow_client_new(a, http, e)) || !(c = app_creds_load(a, e)) ||
+        !(form = app_form(a, fc, c, e)) || http_request(http, fc->token_url, form, &r, e) < 0)
+        return -1;
+    if (oauth_parse_token_response(r, t, e) < 0) {
+        app_refused(a, c, e);
+        return -1;
+    }
+    if ((*t)->refresh_token) {
+        log_verbose("%s: ignoring the refresh token the server sent with an app-only token",
+                    a->name);
+        g_clear_pointer(&(*t)->refresh_token, secstr_free);
+    }
+    *cert_expires = c->cert_expires;
+    return 0;
+}
+
+/* The folder of the app's shared token: one per token endpoint, client,
+ * scopes and (JWT bearer) mailbox. */
+static char *app_dir(const Account *a)
+{
+    g_autofree char *state = paths_state_dir();
+    g_autofree char *what = g_strjoin(
+        "\n", account_grant_name(a->grant), a->token_url ? a->token_url : a->issuer,
+        a->client_id ? a->client_id : "", a->service_account_file ? a->service_account_file : "",
+        a->scopes,
+        a->grant == ACCOUNT_GRANT_JWT_BEARER ? (a->subject ? a->subject : a->username) : "", NULL);
+    g_autofree char *hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, what, -1);
+
+    hash[32] = '\0';
+    return g_build_filename(state, APPS_DIR, hash, NULL);
+}
+
+/* Under the app's lock: mint, then the app's token file, then its state. */
+static int app_mint(const Account *a, const char *dir, AccountState *app, struct tokend_error *e)
+{
+    g_autoptr(Http) http = http_new(a->ca_file);
+    g_autoptr(TokenResponse) t = NULL;
+    g_autofree char *file = g_build_filename(dir, APP_TOKEN_FILE, NULL);
+    gint64 cert_expires = 0, now = state_now();
+
+    if (app_request(a, http, &t, &cert_expires, e) < 0 ||
+        tokenfile_write(file, t->access_token, e) < 0)
+        return -1;
+    app->app_only = true;
+    app->expires_at = now + t->expires_in;
+    app->obtained_at = now;
+    app->cert_expires_at = cert_expires;
+    g_free(app->token_file);
+    app->token_file = g_steal_pointer(&file);
+    g_free(app->scope);
+    app->scope = g_strdup(t->scope ? t->scope : a->scopes);
+    log_verbose("%s: minted a token for the app (valid %" G_GINT64_FORMAT " s)", a->name,
+                t->expires_in);
+    return state_save(dir, app, e);
+}
+
+/* The app's token does for margin seconds more, or for half its life when
+ * it lives less than the margin (else every call would mint one). */
+static bool app_token_fresh(const AccountState *app, int margin, gint64 since)
+{
+    gint64 life = app->expires_at - app->obtained_at;
+
+    return app->obtained_at >= since &&
+           state_expiry_fresh(app->expires_at, (int)MIN((gint64)margin, life / 2), state_now());
+}
+
+/* The app's token, fresh (app_token_fresh) and obtained at `since` or
+ * later, minted when there is none such.  *app: the app's state. */
+static SecStr *app_token(const Account *a, int margin, gint64 since, AccountState **app,
+                         bool *minted, struct tokend_error *e)
+{
+    g_autofree char *dir = app_dir(a);
+    g_autofree char *file = g_build_filename(dir, APP_TOKEN_FILE, NULL);
+    SecStr *token = NULL;
+    int fd;
+
+    if (paths_ensure_private_dir(dir, e) < 0 || (fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e)) < 0)
+        return NULL;
+    fileio_remove_stale_temps_in(dir, (const char *const[]){APP_TOKEN_FILE, STATE_FILE, NULL});
+    *app = state_load(dir, e);
+    *minted = !*app || !app_token_fresh(*app, margin, since);
+    if (*app && !*minted)
+        token = tokenfile_read(file, NULL, e);
+    if (*app && !token) {
+        error_clear(e);
+        *minted = true;
+        if (app_mint(a, dir, *app, e) == 0)
+            token = tokenfile_read(file, NULL, e);
+    }
+    lock_release(fd);
+    return token;
+}
+
+/* Under the account's lock: its token file, then its state. */
+static int save_account(const Account *a, const char *dir, AccountState *st, const SecStr *token,
+                        const AccountState *app, struct tokend_error *e)
+{
+    g_autofree char *parent = g_path_get_dirname(a->token_file);
+
+    if (g_mkdir_with_parents(parent, 0700) < 0)
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s for token_file", parent);
+    if (tokenfile_write(a->token_file, token, e) < 0)
+        return -1;
+    st->app_only = true;
+    st->expires_at = app->expires_at;
+    st->obtained_at = app->obtained_at;
+    st->cert_expires_at = app->cert_expires_at;
+    st->last_attempt = st->last_refresh = state_now();
+    if (st->signed_in_at == 0)
+        st->signed_in_at = st->last_refresh;
+    st->needs_signin = false;
+    st->last_status = 0;
+    g_clear_pointer(&st->last_error, g_free);
+    g_free(st->scope);
+    st->scope = g_strdup(app->scope);
+    flow_state_remember_config(st, a);
+    return state_save(dir, st, e);
+}
+
+static int refresh_locked(const Account *a, const char *dir, AccountState *st, int margin,
+                          gint64 since, enum refresh_outcome *outcome, struct tokend_error *e)
+{
+    g_autoptr(AccountState) app = NULL;
+    g_autoptr(SecStr) token = NULL;
+    bool minted = false;
+
+    flow_remove_stale_temps(a, dir);
+    if (!(token = app_token(a, margin, since, &app, &minted, e)) ||
+        save_account(a, dir, st, token, app, e) < 0) {
+        flow_record_failure(dir, st, e);
+        return -1;
+    }
+    *outcome = minted ? REFRESH_DONE : REFRESH_DONE_ELSEWHERE;
+    return 0;
+}
+
+int flow_app_refresh(const Account *a, int margin, gint64 since, enum refresh_outcome *outcome,
+                     struct tokend_error *e)
+{
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autoptr(AccountState) st = NULL;
+    int fd, r;
+
+    *outcome = REFRESH_NOT_NEEDED;
+    if (paths_ensure_private_dir(dir, e) < 0 || !(st = state_load(dir, e)))
+        return -1;
+    if (since == 0 && st->app_only && state_token_ready(st, a->token_file, margin, state_now()))
+        return 0;
+    if ((fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e)) < 0)
+        return -1;
+    state_free(st);
+    st = state_load(dir, e);
+    if (st && since == 0 && st->app_only &&
+        state_token_ready(st, a->token_file, margin, state_now())) {
+        *outcome = REFRESH_DONE_ELSEWHERE;
+        lock_release(fd);
+        return 0;
+    }
+    r = st ? refresh_locked(a, dir, st, margin, since, outcome, e) : -1;
+    lock_release(fd);
+    return r;
+}
+
+/* A `refresh` of many accounts: forced, it mints once per app and every
+ * other mailbox of that app takes the new token. */
+struct flow_app_run {
+    bool force;
+    GHashTable *minted; /* app folder -> gint64 *: when this run minted for it */
+};
+
+FlowAppRun *flow_app_run_new(bool force)
+{
+    FlowAppRun *run = g_new0(FlowAppRun, 1);
+
+    run->force = force;
+    run->minted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    return run;
+}
+
+void flow_app_run_free(FlowAppRun *run)
+{
+    if (!run)
+        return;
+    g_hash_table_destroy(run->minted);
+    g_free(run);
+}
+
+int flow_app_refresh_in_run(FlowAppRun *run, const Account *a, int margin,
+                            enum refresh_outcome *outcome, struct tokend_error *e)
+{
+    g_autofree char *dir = app_dir(a);
+    const gint64 *minted = g_hash_table_lookup(run->minted, dir);
+    gint64 before = state_now();
+    gint64 since = !run->force ? 0 : minted ? *minted : G_MAXINT64;
+
+    if (flow_app_refresh(a, margin, since, outcome, e) < 0)
+        return -1;
+    if (run->force && !minted)
+        g_hash_table_insert(run->minted, g_steal_pointer(&dir), g_memdup2(&before, sizeof(before)));
+    return 0;
+}

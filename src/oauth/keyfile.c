@@ -1,0 +1,237 @@
+/* Private keys, certificates and service account key files of app-only
+ * accounts, parsed from memory with OpenSSL (PEM, X.509) and cJSON. */
+
+#include <string.h>
+#include <time.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "tokend/keyfile.h"
+#include "tokend/pkce.h"
+#include "tokend/shared.h"
+
+struct app_key {
+    EVP_PKEY *pkey;
+};
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(BIO, BIO_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509, X509_free)
+
+void app_key_free(AppKey *k)
+{
+    if (!k)
+        return;
+    EVP_PKEY_free(k->pkey);
+    g_free(k);
+}
+
+void *app_key_pkey(const AppKey *k)
+{
+    return k->pkey;
+}
+
+/* OpenSSL asks for the passphrase through this, never on the terminal. */
+static int give_passphrase(char *buf, int size, int rwflag, void *user)
+{
+    const SecStr *p = user;
+
+    (void)rwflag;
+    if (!p || p->len == 0 || p->len > (size_t)size)
+        return -1;
+    memcpy(buf, p->data, p->len);
+    return (int)p->len;
+}
+
+static bool pem_encrypted(const SecStr *pem)
+{
+    return g_strstr_len(pem->data, (gssize)pem->len, "ENCRYPTED") != NULL;
+}
+
+AppKey *keyfile_parse_private_key(const SecStr *pem, const SecStr *passphrase,
+                                  struct tokend_error *e)
+{
+    g_autoptr(BIO) bio = NULL;
+    EVP_PKEY *pkey;
+    AppKey *k;
+
+    if (pem->len == 0 || pem->len > KEYFILE_MAX_BYTES) {
+        error_set(e, TOKEND_EX_DATAERR, "the private key is empty or too large");
+        return NULL;
+    }
+    bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+    pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, give_passphrase, (void *)passphrase) : NULL;
+    ERR_clear_error();
+    if (!pkey && pem_encrypted(pem)) {
+        error_set(e, TOKEND_EX_CONFIG, "the private key is encrypted and the passphrase %s",
+                  passphrase ? "does not open it" : "is missing");
+        error_set_hint(e, "set client_key_passphrase_file to a file holding the passphrase");
+        return NULL;
+    }
+    if (!pkey) {
+        error_set(e, TOKEND_EX_DATAERR, "not a PEM private key");
+        return NULL;
+    }
+    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA || EVP_PKEY_get_bits(pkey) < 2048) {
+        EVP_PKEY_free(pkey);
+        error_set(e, TOKEND_EX_DATAERR,
+                  "the private key is not an RSA key of 2048 bits or more "
+                  "(RS256 and PS256 need one)");
+        return NULL;
+    }
+    k = g_new0(AppKey, 1);
+    k->pkey = pkey;
+    return k;
+}
+
+void app_cert_free(AppCert *c)
+{
+    if (!c)
+        return;
+    g_free(c->x5t_s256);
+    g_free(c->x5t);
+    g_free(c->subject);
+    EVP_PKEY_free(c->public_key);
+    g_free(c);
+}
+
+static char *thumbprint(const X509 *x, const EVP_MD *md)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (X509_digest(x, md, digest, &n) != 1)
+        return NULL;
+    return pkce_base64url(digest, n);
+}
+
+static char *subject_line(const X509 *x)
+{
+    g_autoptr(BIO) out = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long n;
+
+    if (!out || X509_NAME_print_ex(out, X509_get_subject_name(x), 0, XN_FLAG_ONELINE) < 0)
+        return g_strdup("?");
+    n = BIO_get_mem_data(out, &data);
+    return g_strndup(data, n > 0 ? (gsize)n : 0);
+}
+
+static bool not_after(const X509 *x, gint64 *out)
+{
+    struct tm tm;
+
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+        return false;
+    *out = (gint64)timegm(&tm);
+    return true;
+}
+
+AppCert *keyfile_parse_certificate(const char *pem, size_t len, struct tokend_error *e)
+{
+    g_autoptr(BIO) bio = NULL;
+    g_autoptr(X509) x = NULL;
+    g_autoptr(AppCert) c = g_new0(AppCert, 1);
+
+    if (len == 0 || len > KEYFILE_MAX_BYTES) {
+        error_set(e, TOKEND_EX_DATAERR, "the certificate is empty or too large");
+        return NULL;
+    }
+    bio = BIO_new_mem_buf(pem, (int)len);
+    x = bio ? PEM_read_bio_X509(bio, NULL, give_passphrase, NULL) : NULL;
+    ERR_clear_error();
+    if (!x) {
+        error_set(e, TOKEND_EX_DATAERR, "not a PEM certificate");
+        return NULL;
+    }
+    c->x5t_s256 = thumbprint(x, EVP_sha256());
+    c->x5t = thumbprint(x, EVP_sha1());
+    c->subject = subject_line(x);
+    c->public_key = X509_get_pubkey(x);
+    if (!c->x5t_s256 || !c->x5t || !c->public_key || !not_after(x, &c->not_after)) {
+        error_set(e, TOKEND_EX_DATAERR, "the certificate cannot be read (thumbprint, key, expiry)");
+        return NULL;
+    }
+    return g_steal_pointer(&c);
+}
+
+bool keyfile_key_matches(const AppKey *k, const AppCert *c)
+{
+    return EVP_PKEY_eq(k->pkey, c->public_key) == 1;
+}
+
+void service_account_free(ServiceAccount *s)
+{
+    if (!s)
+        return;
+    g_free(s->client_email);
+    g_free(s->client_id);
+    g_free(s->private_key_id);
+    g_free(s->token_uri);
+    secstr_free(s->private_key);
+    g_free(s);
+}
+
+/* Wipe every string of a tree that holds a private key, then free it. */
+static void json_wipe(cJSON *node)
+{
+    for (; node; node = node->next) {
+        if (node->valuestring)
+            explicit_bzero(node->valuestring, strlen(node->valuestring));
+        json_wipe(node->child);
+    }
+}
+
+static void json_wipe_delete(cJSON *root)
+{
+    json_wipe(root);
+    cJSON_Delete(root);
+}
+
+typedef cJSON KeyJson;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KeyJson, json_wipe_delete)
+
+static const char *json_string(const cJSON *root, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
+
+    return cJSON_IsString(v) && v->valuestring && *v->valuestring ? v->valuestring : NULL;
+}
+
+static int key_file_error(struct tokend_error *e, const char *what)
+{
+    error_set(e, TOKEND_EX_DATAERR, "not a service account key file: %s", what);
+    error_set_hint(e, "download a JSON key of the service account (IAM, Service accounts, Keys)");
+    return -1;
+}
+
+ServiceAccount *keyfile_parse_service_account(const SecStr *json, struct tokend_error *e)
+{
+    g_autoptr(KeyJson) root = NULL;
+    g_autoptr(ServiceAccount) s = g_new0(ServiceAccount, 1);
+    const char *type, *key;
+
+    if (json->len > KEYFILE_MAX_BYTES || memchr(json->data, '\0', json->len)) {
+        key_file_error(e, "too large, or not text");
+        return NULL;
+    }
+    root = cJSON_ParseWithLength(json->data, json->len);
+    if (!cJSON_IsObject(root)) {
+        key_file_error(e, "not a JSON object");
+        return NULL;
+    }
+    type = json_string(root, "type");
+    key = json_string(root, "private_key");
+    if (g_strcmp0(type, "service_account") != 0 || !key || !json_string(root, "client_email")) {
+        key_file_error(e, "type, client_email or private_key is missing");
+        return NULL;
+    }
+    s->client_email = g_strdup(json_string(root, "client_email"));
+    s->client_id = g_strdup(json_string(root, "client_id"));
+    s->private_key_id = g_strdup(json_string(root, "private_key_id"));
+    s->token_uri = g_strdup(json_string(root, "token_uri"));
+    s->private_key = secstr_from(key, strlen(key));
+    return g_steal_pointer(&s);
+}
