@@ -207,6 +207,7 @@ int main(int argc, char **argv)
 
     /* A process that may hold a token. */
     harden_process();
+    /* A usage error is the engine's to say (once). */
     if (cli_parse_globals(argc, argv, &g) < 0 || g.help || g.version || g.verbosity > 0 ||
         g.command_index >= argc)
         return exec_engine(argv);

@@ -755,8 +755,8 @@ static const struct verb verbs[] = {
     {"add", verb_add},       {"import", verb_import},
 };
 
-/* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own
- * options; not after "--". */
+/* "tokend VERB ... --help" (or -h) prints the verb's usage and options,
+ * whatever its other arguments; not after "--". */
 static bool wants_help(const struct verb_ctx *ctx)
 {
     for (int i = 1; i < ctx->argc; i++) {
@@ -779,7 +779,8 @@ int verbs_run(const struct cli_globals *g, int argc, char **argv)
 
     for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++) {
         if (strcmp(verbs[i].name, name) == 0 && wants_help(&ctx)) {
-            cli_print_usage();
+            if (!cli_print_verb_usage(name))
+                cli_print_usage();
             return 0;
         }
         if (strcmp(verbs[i].name, name) == 0) {
