@@ -50,6 +50,9 @@ typedef struct account_state {
     gint64 frequency_interval;       /* how long the sign-in it ended had worked */
     gint64 warned_for;               /* the moment a warning was sent for, this sign-in */
     gint64 warned_at;                /* when that warning was sent */
+    /* The last refresh was refused because the configuration now names
+     * another server or client than the refresh token came from. */
+    bool binding_refused;
     GPtrArray *token_sets;           /* StateTokenSet *, or NULL when there is none */
 } AccountState;
 

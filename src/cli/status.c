@@ -15,8 +15,19 @@ static char *when(gint64 t)
     return dt ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S") : g_strdup("never");
 }
 
+/* A sign-in the account had is lost: the server refused the refresh
+ * token, or the configuration now points it elsewhere.  (One never signed
+ * in is not lost: `refresh` of all accounts passes it by.) */
+static bool signin_lost(const AccountState *st)
+{
+    return st->needs_signin || st->binding_refused;
+}
+
 static const char *signin_state(const AccountState *st)
 {
+    if (st->binding_refused)
+        return "needed (the configuration now names another server or client than the "
+               "refresh token came from; it is not sent there)";
     if (!st->store)
         return "needed (not signed in)";
     if (st->needs_signin)
@@ -260,7 +271,8 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     cJSON_AddBoolToObject(o, "valid", st->expires_at > now);
     cJSON_AddNumberToObject(o, "signed_in_at", (double)st->signed_in_at);
     cJSON_AddNumberToObject(o, "last_refresh", (double)st->last_refresh);
-    cJSON_AddBoolToObject(o, "needs_signin", !st->store || st->needs_signin);
+    cJSON_AddBoolToObject(o, "needs_signin", !st->store || signin_lost(st));
+    cJSON_AddBoolToObject(o, "binding_refused", st->binding_refused);
     add_reauth_json(o, a, st);
     if (st->identity)
         cJSON_AddStringToObject(o, "identity", st->identity);
@@ -279,6 +291,7 @@ int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct token
 {
     g_autoptr(cJSON) list = cJSON_CreateArray();
     gint64 now = state_now();
+    int status = TOKEND_OK;
     char *text;
 
     (void)cfg;
@@ -295,6 +308,8 @@ int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct token
             st->last_error = g_strdup(e.message);
         }
         error_clear(&e);
+        if (signin_lost(st))
+            status = TOKEND_EX_NOPERM;
         if (json)
             cJSON_AddItemToArray(list, to_json(a, st, now));
         else
@@ -308,5 +323,5 @@ int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct token
         puts(text);
         cJSON_free(text);
     }
-    return 0;
+    return status;
 }

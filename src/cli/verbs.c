@@ -400,9 +400,9 @@ static int verb_status(struct verb_ctx *ctx)
     }
     if ((status = collect_accounts(ctx, accounts)) != 0)
         return status;
-    if (status_print(ctx->cfg, accounts, json, &e) < 0)
+    if ((status = status_print(ctx->cfg, accounts, json, &e)) < 0)
         return fail(&e, NULL);
-    return 0;
+    return status;
 }
 
 static int verb_logout(struct verb_ctx *ctx)

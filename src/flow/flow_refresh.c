@@ -160,8 +160,15 @@ static int make_safe(struct refresh_job *j)
     const Account *a = j->req->account;
     struct tokend_error *e = &j->req->error;
 
-    if (room_take_back(a, j->st, e) < 0 || flow_binding_check(a, j->st, e) < 0 ||
-        room_reserve(a, j->dir, e) < 0)
+    if (room_take_back(a, j->st, e) < 0)
+        return -1;
+    if (flow_binding_check(a, j->st, e) < 0) {
+        /* For status, and for the next runs: a sign-in is needed. */
+        j->st->binding_refused = true;
+        flow_record_failure(j->dir, j->st, e);
+        return -1;
+    }
+    if (room_reserve(a, j->dir, e) < 0)
         return -1;
     j->reserved = true;
     return 0;
