@@ -55,6 +55,9 @@ struct refresh_request {
     enum refresh_outcome outcome;
     struct tokend_error error;
     bool signin_known; /* the state already said a sign-in is needed */
+    /* Failed because the account was never signed in (or was logged out):
+     * nothing is stored and the state knows of no sign-in. */
+    bool never_signed_in;
     bool next_due_known;
     gint64 next_due; /* as flow_next_due, when known: saves reading the state again */
     void *bulk;      /* private */

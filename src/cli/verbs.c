@@ -154,10 +154,19 @@ static void remember_schedule(const Config *cfg, const struct refresh_request *r
     error_clear(&e);
 }
 
-static int report_refresh(struct refresh_request *req)
+/* all: the run over every account (a timer's), which passes by an account
+ * never signed in (or logged out): nothing is wrong with it, and a line
+ * at every tick would be noise.  Named, it says a sign-in is needed. */
+static int report_refresh(struct refresh_request *req, bool all)
 {
     const Account *a = req->account;
 
+    if (req->error.status && all && req->never_signed_in) {
+        g_autofree char *command = config_command(a, "obtain");
+        log_verbose("%s: not signed in yet; passed by (run: %s)", a->name, command);
+        error_clear(&req->error);
+        return 0;
+    }
     if (req->error.status) {
         /* Once per lost sign-in, not at every tick of the timer. */
         if (req->error.status == TOKEND_EX_NOPERM && !req->signin_known)
@@ -197,7 +206,7 @@ static int verb_refresh(struct verb_ctx *ctx)
     };
     g_autoptr(GPtrArray) accounts = g_ptr_array_new();
     g_autofree struct refresh_request *reqs = NULL;
-    bool force = false;
+    bool force = false, all;
     int c, status;
 
     VERB_GETOPT(ctx, "f", opts, c)
@@ -206,6 +215,7 @@ static int verb_refresh(struct verb_ctx *ctx)
             return cli_usage_error("refresh: unknown option %s", ctx->argv[optind - 1]);
         force = true;
     }
+    all = optind == ctx->argc;
     if ((status = collect_accounts(ctx, accounts)) != 0)
         return status;
     if (accounts->len == 0) {
@@ -219,11 +229,11 @@ static int verb_refresh(struct verb_ctx *ctx)
     for (guint i = 0; i < accounts->len; i++)
         warn_ahead(&reqs[i], state_now());
     for (guint i = 0; i < accounts->len; i++) {
-        int r = report_refresh(&reqs[i]);
+        int r = report_refresh(&reqs[i], all);
         if (r != 0 && status == 0)
             status = r;
     }
-    if (optind == ctx->argc)
+    if (all)
         remember_schedule(ctx->cfg, reqs);
     return status;
 }

@@ -194,7 +194,12 @@ static int prepare_locked(struct refresh_job *j, Http *http)
     struct tokend_error *e = &j->req->error;
     g_autoptr(SecStr) rt = NULL;
 
-    if (load_refresh_token(a, j->st, &rt, e) < 0 || !(j->client = flow_client_new(a, http, e)))
+    if (load_refresh_token(a, j->st, &rt, e) < 0) {
+        j->req->never_signed_in =
+            !j->st->store && !j->st->needs_signin && j->st->signed_in_at == 0;
+        return BEGIN_FAILED;
+    }
+    if (!(j->client = flow_client_new(a, http, e)))
         return BEGIN_FAILED;
     if (j->set) {
         j->set_request = set_request_scopes(a, j->set);
