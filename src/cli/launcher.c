@@ -177,7 +177,10 @@ static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
     return print_token_file(st->token_file);
 }
 
-/* `refresh [ACCOUNT...]` when nothing is due. */
+/* `refresh [ACCOUNT...]` when nothing is due: for all accounts, by the
+ * configuration's schedule; for the accounts named, by their states, which
+ * say when each next has work (its token, a warning ahead
+ * of its next sign-in). */
 static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv)
 {
     g_autofree char *path = paths_config_file(g->config_path);
@@ -193,7 +196,7 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
         return schedule_read(path, id) > now ? FAST_DONE : FAST_NO;
     for (int i = first; i < argc; i++) {
         g_autoptr(AccountState) st = cached_state(argv[i], id);
-        if (!st || !state_token_ready(st, NULL, st->refresh_margin, now))
+        if (!st || st->next_due <= now || !state_token_ready(st, NULL, st->refresh_margin, now))
             return FAST_NO;
     }
     return FAST_DONE;

@@ -169,6 +169,7 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->frequency_interval = get_int(root, "signin_frequency_interval");
     st->warned_for = get_int(root, "signin_warned_for");
     st->warned_at = get_int(root, "signin_warned_at");
+    st->next_due = get_int(root, "next_due");
     st->binding_refused = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "binding_refused"));
     parse_token_sets(st, root);
     return g_steal_pointer(&st);
@@ -233,6 +234,7 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     cJSON_AddNumberToObject(root, "signin_frequency_interval", (double)st->frequency_interval);
     cJSON_AddNumberToObject(root, "signin_warned_for", (double)st->warned_for);
     cJSON_AddNumberToObject(root, "signin_warned_at", (double)st->warned_at);
+    cJSON_AddNumberToObject(root, "next_due", (double)st->next_due);
     cJSON_AddBoolToObject(root, "binding_refused", st->binding_refused);
     save_token_sets(root, st);
     printed = cJSON_Print(root);

@@ -88,6 +88,8 @@ static void remember_config(AccountState *st, const Account *a)
     st->refresh_margin = a->refresh_margin;
     g_free(st->token_file);
     st->token_file = g_strdup(a->token_file);
+    /* What the launcher answers `refresh ACCOUNT` from, under config_id. */
+    st->next_due = flow_next_due_of(a, st);
 }
 
 void flow_remember_config(const Account *a)

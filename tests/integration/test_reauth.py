@@ -159,6 +159,30 @@ def test_idle_tick_execs_the_engine_only_when_the_warning_is_due(tokend, tmp_pat
     assert len(notes.runs()) == 1
 
 
+def test_refresh_naming_the_account_warns_as_the_timer_does(tokend, tmp_path):
+    notes = Notes(tmp_path)
+    lead = 6
+    tokend.account(signin_lifetime=str(2 * DAY + lead), notify_cmd=str(notes.script))
+    tokend.obtain()
+    warn_at = read_state(tokend)['signed_in_at'] + lead
+    # Nothing due: the launcher answers alone, and says nothing.
+    r = tokend.run('refresh', 'work', env={'LD_DEBUG': 'libs'})
+    assert r.returncode == EX_OK and 'libcurl' not in r.stderr
+    assert notes.runs() == []
+    assert time.time() < warn_at - 1, 'too slow to test the idle refresh'
+    time.sleep(max(warn_at + 1 - time.time(), 0))
+    # The warning is due: `refresh ACCOUNT` gives it, as `refresh` does.
+    r = tokend.run('refresh', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'tokend: warning: work: a new sign-in will be needed by ' in r.stderr
+    assert 'run: tokend obtain work' in r.stderr
+    assert len(notes.runs()) == 1
+    # Warned: the launcher's again, silent.
+    r = tokend.run('refresh', 'work', env={'LD_DEBUG': 'libs'})
+    assert r.returncode == EX_OK and 'libcurl' not in r.stderr
+    assert len(notes.runs()) == 1
+
+
 def test_durations_are_checked(tokend):
     for bad in ('soon', '7y', '-1d', '3651d', 'd'):
         tokend.account(signin_lifetime=bad)
