@@ -51,9 +51,9 @@ typedef struct account_state {
     gint64 warned_for;               /* the moment a warning was sent for, this sign-in */
     gint64 warned_at;                /* when that warning was sent */
     /* When `refresh` next has work for this account (the mail token, the
-     * warning ahead of a sign-in), as the configuration config_id says:
-     * the launcher's answer to `refresh ACCOUNT`.  0: not known (ask the
-     * engine). */
+     * configured token sets, the warning ahead of a sign-in), as the
+     * configuration config_id says: the launcher's answer to `refresh
+     * ACCOUNT`.  0: not known (ask the engine). */
     gint64 next_due;
     /* The last refresh was refused because the configuration now names
      * another server or client than the refresh token came from. */

@@ -179,7 +179,7 @@ static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
 
 /* `refresh [ACCOUNT...]` when nothing is due: for all accounts, by the
  * configuration's schedule; for the accounts named, by their states, which
- * say when each next has work (its token, a warning ahead
+ * say when each next has work (its token, its token sets, a warning ahead
  * of its next sign-in). */
 static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv)
 {

@@ -198,6 +198,55 @@ static void warn_ahead(struct refresh_request *req, gint64 now)
     req->next_due_known = false;
 }
 
+/* The account's configured token sets, each refreshed when due as its
+ * mail token is (after a mail refresh that went well: a failed one has
+ * said what to do).  The first failure's status; each failure is printed. */
+static int refresh_sets(struct refresh_request *req, bool force)
+{
+    const Account *a = req->account;
+    int status = 0;
+
+    if (!a->token_sets)
+        return 0;
+    for (char *const *s = a->token_sets; *s; s++) {
+        g_autofree char *name = g_strndup(*s, strcspn(*s, " "));
+        struct token_set_target t = {
+            .key = name, .scopes = tokenset_find(a->token_sets, name), .named = true};
+        struct tokend_error e = TOKEND_ERROR_INIT;
+        enum refresh_outcome outcome;
+
+        if (flow_refresh_set(a, &t, a->refresh_margin, force, &outcome, &e) < 0) {
+            int r;
+            error_prefix(&e, "token set %s", name);
+            r = fail(&e, a->name);
+            status = status ? status : r;
+            continue;
+        }
+        if (outcome == REFRESH_DONE)
+            log_info("%s: token set %s refreshed", a->name, name);
+        flow_remember_set_config(a, &t);
+    }
+    /* The schedule is read again from the state. */
+    req->next_due_known = false;
+    return status;
+}
+
+/* Each account's outcome, then its token sets; the first failure's
+ * status. */
+static int report_all(struct refresh_request *reqs, size_t n, bool all, bool force)
+{
+    int status = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        bool mail_ok = reqs[i].error.status == 0;
+        int r = report_refresh(&reqs[i], all);
+        int r_sets = mail_ok ? refresh_sets(&reqs[i], force) : 0;
+        if (status == 0)
+            status = r ? r : r_sets;
+    }
+    return status;
+}
+
 static int verb_refresh(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -228,11 +277,7 @@ static int verb_refresh(struct verb_ctx *ctx)
     flow_refresh_many(reqs, accounts->len, ctx->cfg->max_parallel, force);
     for (guint i = 0; i < accounts->len; i++)
         warn_ahead(&reqs[i], state_now());
-    for (guint i = 0; i < accounts->len; i++) {
-        int r = report_refresh(&reqs[i], all);
-        if (r != 0 && status == 0)
-            status = r;
-    }
+    status = report_all(reqs, accounts->len, all, force);
     if (all)
         remember_schedule(ctx->cfg, reqs);
     return status;
@@ -300,7 +345,7 @@ static int token_for_set(const Account *a, const char *set, GPtrArray *scopes, i
 
     if (status != 0)
         return status;
-    if (flow_refresh_set(a, &t, &outcome, &e) < 0) {
+    if (flow_refresh_set(a, &t, a->min_validity, false, &outcome, &e) < 0) {
         /* As for the mail token: a still valid token beats none. */
         if (e.status != TOKEND_EX_TEMPFAIL || flow_set_seconds_left(a, &t) <= 0)
             return fail(&e, a->name);

@@ -195,8 +195,7 @@ static int prepare_locked(struct refresh_job *j, Http *http)
     g_autoptr(SecStr) rt = NULL;
 
     if (load_refresh_token(a, j->st, &rt, e) < 0) {
-        j->req->never_signed_in =
-            !j->st->store && !j->st->needs_signin && j->st->signed_in_at == 0;
+        j->req->never_signed_in = !j->st->store && !j->st->needs_signin && j->st->signed_in_at == 0;
         return BEGIN_FAILED;
     }
     if (!(j->client = flow_client_new(a, http, e)))
@@ -360,10 +359,10 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
     return refresh_one(a, margin, force, NULL, outcome, e);
 }
 
-int flow_refresh_set(const Account *a, const struct token_set_target *set,
+int flow_refresh_set(const Account *a, const struct token_set_target *set, int margin, bool force,
                      enum refresh_outcome *outcome, struct tokend_error *e)
 {
-    return refresh_one(a, a->min_validity, false, set, outcome, e);
+    return refresh_one(a, margin, force, set, outcome, e);
 }
 
 /* Many accounts: at most max_parallel requests in flight, each account
