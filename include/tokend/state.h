@@ -50,6 +50,7 @@ typedef struct account_state {
     gint64 frequency_interval;       /* how long the sign-in it ended had worked */
     gint64 warned_for;               /* the moment a warning was sent for, this sign-in */
     gint64 warned_at;                /* when that warning was sent */
+    GPtrArray *token_sets;           /* StateTokenSet *, or NULL when there is none */
     /* When `refresh` next has work for this account (the mail token, the
      * configured token sets, the warning ahead of a sign-in), as the
      * configuration config_id says: the launcher's answer to `refresh
@@ -58,7 +59,6 @@ typedef struct account_state {
     /* The last refresh was refused because the configuration now names
      * another server or client than the refresh token came from. */
     bool binding_refused;
-    GPtrArray *token_sets;           /* StateTokenSet *, or NULL when there is none */
 } AccountState;
 
 AccountState *state_new(void);
