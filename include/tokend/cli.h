@@ -1,6 +1,7 @@
 #pragma once
 /* The command line shared by the launcher and the engine:
- *   tokend [-c FILE] [-v] COMMAND ... */
+ *   tokend [-c FILE] [-v] COMMAND ...
+ * and the help texts, one per command. */
 
 #include <stdbool.h>
 #include <glib.h>
@@ -12,10 +13,16 @@ struct cli_globals {
     bool help;
     bool version;
     int command_index; /* argv index of COMMAND, or argc if none */
+    char *error;       /* why the options were refused (cli_parse_globals -1) */
 };
 
-/* Returns 0, or -1 after printing a usage error. */
+/* Returns 0, or -1 with g->error set; prints nothing, so that the launcher
+ * can leave the saying to the engine it hands over to. */
 int cli_parse_globals(int argc, char **argv, struct cli_globals *g);
+void cli_globals_clear(struct cli_globals *g);
 void cli_print_usage(void);
+/* `tokend VERB --help`: the verb's usage and options; false when there is
+ * no such verb. */
+bool cli_print_verb_usage(const char *verb);
 /* Print "tokend: MESSAGE; see tokend --help"; returns TOKEND_EX_USAGE. */
 int cli_usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

@@ -29,13 +29,14 @@ struct token_set_target {
     const char *scopes; /* canonical (tokenset_normalize) */
     bool named;         /* a set of the configuration's token_sets */
 };
-/* Make the set's cached token fresh (min_validity): when it is not, a
+/* Make the set's cached token valid for more than margin seconds (`token`:
+ * min_validity; `refresh`: refresh_margin): when it is not, or with force, a
  * refresh that asks for the set's scopes, under the account's lock; the
  * rotated refresh token is saved first, as by flow_refresh, the access
  * token in the set's own file; the mail token is left alone.  A server
  * that grants less than was asked is an error (TOKEND_EX_NOPERM) naming
  * what it granted. */
-int flow_refresh_set(const Account *a, const struct token_set_target *set,
+int flow_refresh_set(const Account *a, const struct token_set_target *set, int margin, bool force,
                      enum refresh_outcome *outcome, struct tokend_error *e);
 SecStr *flow_read_set_token(const Account *a, const struct token_set_target *set,
                             struct tokend_error *e);
@@ -55,6 +56,9 @@ struct refresh_request {
     enum refresh_outcome outcome;
     struct tokend_error error;
     bool signin_known; /* the state already said a sign-in is needed */
+    /* Failed because the account was never signed in (or was logged out):
+     * nothing is stored and the state knows of no sign-in. */
+    bool never_signed_in;
     bool next_due_known;
     gint64 next_due; /* as flow_next_due, when known: saves reading the state again */
     void *bulk;      /* private */
@@ -74,7 +78,8 @@ int flow_migrate(const Account *a, const char *target, GString *done, struct tok
 /* Note in the account's state what the current configuration says of it,
  * so that the launcher can answer from the state alone. */
 void flow_remember_config(const Account *a);
-/* When `refresh` will next have work for this account (0: now). */
+/* When `refresh` will next have work for this account (0: now): the mail
+ * token, the configured token sets, the warning ahead of a sign-in. */
 gint64 flow_next_due(const Account *a);
 /* `refresh`: warn once (a line, notify_cmd) when the next sign-in is within
  * notify_before (reauth.h); remembered in the state until a new sign-in. */

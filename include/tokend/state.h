@@ -58,6 +58,14 @@ typedef struct account_state {
      * there is no refresh token, so `store` stays NULL. */
     bool app_only;
     gint64 cert_expires_at; /* its certificate's expiry, 0 if none */
+    /* When `refresh` next has work for this account (the mail token, the
+     * configured token sets, the warning ahead of a sign-in), as the
+     * configuration config_id says: the launcher's answer to `refresh
+     * ACCOUNT`.  0: not known (ask the engine). */
+    gint64 next_due;
+    /* The last refresh was refused because the configuration now names
+     * another server or client than the refresh token came from. */
+    bool binding_refused;
 } AccountState;
 
 AccountState *state_new(void);

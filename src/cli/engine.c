@@ -13,14 +13,21 @@
 int main(int argc, char **argv)
 {
     struct cli_globals g;
+    int status;
 
     /* Tokens live in this process's memory. */
     harden_process();
-    if (cli_parse_globals(argc, argv, &g) < 0)
-        return 64;
+    if (cli_parse_globals(argc, argv, &g) < 0) {
+        /* The launcher left the saying to us: said once. */
+        status = cli_usage_error("%s", g.error);
+        cli_globals_clear(&g);
+        return status;
+    }
     log_level = g.quiet ? LOG_LEVEL_QUIET : MIN(g.verbosity, LOG_LEVEL_DEBUG);
     if (g.help) {
-        cli_print_usage();
+        /* "tokend --help COMMAND": that command's help. */
+        if (g.command_index >= argc || !cli_print_verb_usage(argv[g.command_index]))
+            cli_print_usage();
         return 0;
     }
     if (g.version) {

@@ -177,7 +177,10 @@ static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
     return print_token_file(st->token_file);
 }
 
-/* `refresh [ACCOUNT...]` when nothing is due. */
+/* `refresh [ACCOUNT...]` when nothing is due: for all accounts, by the
+ * configuration's schedule; for the accounts named, by their states, which
+ * say when each next has work (its token, its token sets, a warning ahead
+ * of its next sign-in). */
 static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv)
 {
     g_autofree char *path = paths_config_file(g->config_path);
@@ -193,7 +196,7 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
         return schedule_read(path, id) > now ? FAST_DONE : FAST_NO;
     for (int i = first; i < argc; i++) {
         g_autoptr(AccountState) st = cached_state(argv[i], id);
-        if (!st || !state_token_ready(st, NULL, st->refresh_margin, now))
+        if (!st || st->next_due <= now || !state_token_ready(st, NULL, st->refresh_margin, now))
             return FAST_NO;
     }
     return FAST_DONE;
@@ -207,6 +210,7 @@ int main(int argc, char **argv)
 
     /* A process that may hold a token. */
     harden_process();
+    /* A usage error is the engine's to say (once). */
     if (cli_parse_globals(argc, argv, &g) < 0 || g.help || g.version || g.verbosity > 0 ||
         g.command_index >= argc)
         return exec_engine(argv);

@@ -8,6 +8,7 @@
 #include "tokend/state.h"
 #include "tokend/shared.h"
 #include "tokend/tokenfile.h"
+#include "tokend/tokenset.h"
 
 static char *when(gint64 t)
 {
@@ -15,8 +16,19 @@ static char *when(gint64 t)
     return dt ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S") : g_strdup("never");
 }
 
+/* A sign-in the account had is lost: the server refused the refresh
+ * token, or the configuration now points it elsewhere.  (One never signed
+ * in is not lost: `refresh` of all accounts passes it by.) */
+static bool signin_lost(const AccountState *st)
+{
+    return st->needs_signin || st->binding_refused;
+}
+
 static const char *signin_state(const AccountState *st)
 {
+    if (st->binding_refused)
+        return "needed (the configuration now names another server or client than the "
+               "refresh token came from; it is not sent there)";
     if (st->app_only && !st->needs_signin)
         return "not needed (app-only)";
     if (!st->store && !st->app_only)
@@ -26,16 +38,60 @@ static const char *signin_state(const AccountState *st)
     return "not needed";
 }
 
-static char *expiry_text(const AccountState *st, gint64 now)
+static char *expiry_text(gint64 expires_at, gint64 now)
 {
-    g_autofree char *at = when(st->expires_at);
+    g_autofree char *at = when(expires_at);
 
-    if (st->expires_at == 0)
+    if (expires_at == 0)
         return g_strdup("none");
-    if (st->expires_at <= now)
+    if (expires_at <= now)
         return g_strdup_printf("expired at %s", at);
     return g_strdup_printf("valid until %s (%" G_GINT64_FORMAT " min left)", at,
-                           (st->expires_at - now) / 60);
+                           (expires_at - now) / 60);
+}
+
+/* The token sets: the configured ones (fetched or not), then the others
+ * the state has a token for (`token --scope`, a set no longer configured). */
+static bool set_configured(const Account *a, const StateTokenSet *ts)
+{
+    return g_strcmp0(tokenset_find(a->token_sets, ts->key), ts->scopes) == 0;
+}
+
+static char *set_text(const Account *a, const char *name, const StateTokenSet *ts, gint64 now)
+{
+    g_autofree char *expiry = ts ? expiry_text(ts->expires_at, now) : NULL;
+    g_autofree char *scopes = ts ? error_escape(ts->scopes ? ts->scopes : "") : NULL;
+    g_autofree char *key = ts ? error_escape(ts->key) : NULL;
+
+    if (name && !ts)
+        return g_strdup_printf("%s: not fetched yet (tokend refresh %s, or tokend token %s "
+                               "--set %s)",
+                               name, a->name, a->name, name);
+    if (name)
+        return g_strdup_printf("%s: %s", name, expiry);
+    if (g_str_has_prefix(ts->key, "scopes."))
+        return g_strdup_printf("--scope %s: %s", scopes, expiry);
+    if (tokenset_find(a->token_sets, ts->key))
+        return g_strdup_printf("%s (as token_sets named it before: %s): %s", key, scopes, expiry);
+    return g_strdup_printf("%s (no longer in token_sets): %s", key, expiry);
+}
+
+static void print_sets(const Account *a, const AccountState *st, gint64 now)
+{
+    for (char *const *s = a->token_sets; s && *s; s++) {
+        g_autofree char *name = g_strndup(*s, strcspn(*s, " "));
+        const StateTokenSet *ts = state_token_set_find(st, name);
+        g_autofree char *text = set_text(a, name, ts && set_configured(a, ts) ? ts : NULL, now);
+        printf("  token set:    %s\n", text);
+    }
+    for (guint i = 0; st->token_sets && i < st->token_sets->len; i++) {
+        const StateTokenSet *ts = g_ptr_array_index(st->token_sets, i);
+        g_autofree char *text = NULL;
+        if (set_configured(a, ts))
+            continue;
+        text = set_text(a, NULL, ts, now);
+        printf("  token set:    %s\n", text);
+    }
 }
 
 /* The state says an access token was written, but the file does not hold
@@ -233,7 +289,7 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
     g_autofree char *problem = token_file_problem(a, st);
     g_autofree char *store = error_escape(st->store ? st->store : "none");
     g_autofree char *last_error = st->last_error ? error_escape(st->last_error) : NULL;
-    g_autofree char *expiry = expiry_text(st, now);
+    g_autofree char *expiry = expiry_text(st->expires_at, now);
     g_autofree char *refreshed = when(st->last_refresh);
     g_autofree char *signed_in = when(st->signed_in_at);
 
@@ -242,6 +298,7 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
     printf("  store:        %s (configured: %s)\n", store, store_kind_name(a->store));
     printf("  token file:   %s\n", a->token_file);
     printf("  access token: %s\n", expiry);
+    print_sets(a, st, now);
     printf("  signed in:    %s\n", signed_in);
     printf("  last refresh: %s\n", refreshed);
     printf("  sign-in:      %s\n", signin_state(st));
@@ -260,6 +317,43 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
         printf("  last error:   %s\n", last_error);
     if (problem)
         printf("  problem:      %s\n", problem);
+}
+
+static cJSON *set_json(const Account *a, const char *name, const StateTokenSet *ts, gint64 now)
+{
+    g_autofree char *dir = paths_account_dir(a->name);
+    g_autofree char *file = tokenset_token_file(dir, name ? name : ts->key);
+    cJSON *o = cJSON_CreateObject();
+    gint64 expires_at = ts ? ts->expires_at : 0;
+
+    if (name)
+        cJSON_AddStringToObject(o, "name", name);
+    else
+        cJSON_AddNullToObject(o, "name");
+    cJSON_AddStringToObject(o, "scopes", ts ? ts->scopes : tokenset_find(a->token_sets, name));
+    cJSON_AddBoolToObject(o, "configured", name != NULL);
+    cJSON_AddStringToObject(o, "token_file", file);
+    add_time_or_null(o, "expires_at", expires_at);
+    cJSON_AddNumberToObject(o, "expires_in", (double)MAX(expires_at - now, 0));
+    cJSON_AddBoolToObject(o, "valid", expires_at > now);
+    return o;
+}
+
+/* As print_sets: the configured sets, then the others in the state. */
+static void add_sets_json(cJSON *o, const Account *a, const AccountState *st, gint64 now)
+{
+    cJSON *list = cJSON_AddArrayToObject(o, "token_sets");
+
+    for (char *const *s = a->token_sets; s && *s; s++) {
+        g_autofree char *name = g_strndup(*s, strcspn(*s, " "));
+        const StateTokenSet *ts = state_token_set_find(st, name);
+        cJSON_AddItemToArray(list, set_json(a, name, ts && set_configured(a, ts) ? ts : NULL, now));
+    }
+    for (guint i = 0; st->token_sets && i < st->token_sets->len; i++) {
+        const StateTokenSet *ts = g_ptr_array_index(st->token_sets, i);
+        if (!set_configured(a, ts))
+            cJSON_AddItemToArray(list, set_json(a, NULL, ts, now));
+    }
 }
 
 static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
@@ -282,7 +376,8 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     cJSON_AddBoolToObject(o, "valid", st->expires_at > now);
     cJSON_AddNumberToObject(o, "signed_in_at", (double)st->signed_in_at);
     cJSON_AddNumberToObject(o, "last_refresh", (double)st->last_refresh);
-    cJSON_AddBoolToObject(o, "needs_signin", (!st->store && !st->app_only) || st->needs_signin);
+    cJSON_AddBoolToObject(o, "needs_signin", (!st->store && !st->app_only) || signin_lost(st));
+    cJSON_AddBoolToObject(o, "binding_refused", st->binding_refused);
     add_app_json(o, a, st);
     add_reauth_json(o, a, st);
     if (st->identity)
@@ -291,6 +386,7 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
         cJSON_AddNullToObject(o, "identity");
     cJSON_AddBoolToObject(o, "identity_verified", identity_verified(a, st));
     add_granted_json(o, a, st);
+    add_sets_json(o, a, st, now);
     if (st->last_error)
         cJSON_AddStringToObject(o, "last_error", st->last_error);
     if ((problem = token_file_problem(a, st)))
@@ -302,6 +398,7 @@ int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct token
 {
     g_autoptr(cJSON) list = cJSON_CreateArray();
     gint64 now = state_now();
+    int status = TOKEND_OK;
     char *text;
 
     (void)cfg;
@@ -318,6 +415,8 @@ int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct token
             st->last_error = g_strdup(e.message);
         }
         error_clear(&e);
+        if (signin_lost(st))
+            status = TOKEND_EX_NOPERM;
         if (json)
             cJSON_AddItemToArray(list, to_json(a, st, now));
         else
@@ -331,5 +430,5 @@ int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct token
         puts(text);
         cJSON_free(text);
     }
-    return 0;
+    return status;
 }

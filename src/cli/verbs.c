@@ -146,9 +146,9 @@ static int verb_status(struct verb_ctx *ctx)
     }
     if ((status = verb_collect_accounts(ctx, accounts)) != 0)
         return status;
-    if (status_print(ctx->cfg, accounts, json, &e) < 0)
+    if ((status = status_print(ctx->cfg, accounts, json, &e)) < 0)
         return verb_fail(&e, NULL);
-    return 0;
+    return status;
 }
 
 static int verb_logout(struct verb_ctx *ctx)
@@ -241,8 +241,8 @@ static const struct verb verbs[] = {
     {"add", verb_add},       {"import", verb_import},
 };
 
-/* "tokend VERB ... --help" (or -h) prints the usage, whatever the verb's own
- * options; not after "--". */
+/* "tokend VERB ... --help" (or -h) prints the verb's usage and options,
+ * whatever its other arguments; not after "--". */
 static bool wants_help(const struct verb_ctx *ctx)
 {
     for (int i = 1; i < ctx->argc; i++) {
@@ -265,7 +265,8 @@ int verbs_run(const struct cli_globals *g, int argc, char **argv)
 
     for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++) {
         if (strcmp(verbs[i].name, name) == 0 && wants_help(&ctx)) {
-            cli_print_usage();
+            if (!cli_print_verb_usage(name))
+                cli_print_usage();
             return 0;
         }
         if (strcmp(verbs[i].name, name) == 0) {

@@ -39,10 +39,19 @@ static void remember_schedule(const Config *cfg, const struct refresh_request *r
     error_clear(&e);
 }
 
-static int report_refresh(struct refresh_request *req)
+/* all: the run over every account (a timer's), which passes by an account
+ * never signed in (or logged out): nothing is wrong with it, and a line
+ * at every tick would be noise.  Named, it says a sign-in is needed. */
+static int report_refresh(struct refresh_request *req, bool all)
 {
     const Account *a = req->account;
 
+    if (req->error.status && all && req->never_signed_in) {
+        g_autofree char *command = config_command(a, "obtain");
+        log_verbose("%s: not signed in yet; passed by (run: %s)", a->name, command);
+        error_clear(&req->error);
+        return 0;
+    }
     if (req->error.status) {
         /* Once per lost sign-in, not at every tick of the timer. */
         if (req->error.status == TOKEND_EX_NOPERM && !req->signin_known)
@@ -74,6 +83,55 @@ static void warn_ahead(struct refresh_request *req, gint64 now)
     req->next_due_known = false;
 }
 
+/* The account's configured token sets, each refreshed when due as its
+ * mail token is (after a mail refresh that went well: a failed one has
+ * said what to do).  The first failure's status; each failure is printed. */
+static int refresh_sets(struct refresh_request *req, bool force)
+{
+    const Account *a = req->account;
+    int status = 0;
+
+    if (!a->token_sets)
+        return 0;
+    for (char *const *s = a->token_sets; *s; s++) {
+        g_autofree char *name = g_strndup(*s, strcspn(*s, " "));
+        struct token_set_target t = {
+            .key = name, .scopes = tokenset_find(a->token_sets, name), .named = true};
+        struct tokend_error e = TOKEND_ERROR_INIT;
+        enum refresh_outcome outcome;
+
+        if (flow_refresh_set(a, &t, a->refresh_margin, force, &outcome, &e) < 0) {
+            int r;
+            error_prefix(&e, "token set %s", name);
+            r = verb_fail(&e, a->name);
+            status = status ? status : r;
+            continue;
+        }
+        if (outcome == REFRESH_DONE)
+            log_info("%s: token set %s refreshed", a->name, name);
+        flow_remember_set_config(a, &t);
+    }
+    /* The schedule is read again from the state. */
+    req->next_due_known = false;
+    return status;
+}
+
+/* Each account's outcome, then its token sets; the first failure's
+ * status. */
+static int report_all(struct refresh_request *reqs, size_t n, bool all, bool force)
+{
+    int status = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        bool mail_ok = reqs[i].error.status == 0;
+        int r = report_refresh(&reqs[i], all);
+        int r_sets = mail_ok ? refresh_sets(&reqs[i], force) : 0;
+        if (status == 0)
+            status = r ? r : r_sets;
+    }
+    return status;
+}
+
 int verb_refresh(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -82,7 +140,7 @@ int verb_refresh(struct verb_ctx *ctx)
     };
     g_autoptr(GPtrArray) accounts = g_ptr_array_new();
     g_autofree struct refresh_request *reqs = NULL;
-    bool force = false;
+    bool force = false, all;
     int c, status;
 
     VERB_GETOPT(ctx, "f", opts, c)
@@ -91,6 +149,7 @@ int verb_refresh(struct verb_ctx *ctx)
             return cli_usage_error("refresh: unknown option %s", ctx->argv[optind - 1]);
         force = true;
     }
+    all = optind == ctx->argc;
     if ((status = verb_collect_accounts(ctx, accounts)) != 0)
         return status;
     if (accounts->len == 0) {
@@ -103,12 +162,8 @@ int verb_refresh(struct verb_ctx *ctx)
     flow_refresh_many(reqs, accounts->len, ctx->cfg->max_parallel, force);
     for (guint i = 0; i < accounts->len; i++)
         warn_ahead(&reqs[i], state_now());
-    for (guint i = 0; i < accounts->len; i++) {
-        int r = report_refresh(&reqs[i]);
-        if (r != 0 && status == 0)
-            status = r;
-    }
-    if (optind == ctx->argc)
+    status = report_all(reqs, accounts->len, all, force);
+    if (all)
         remember_schedule(ctx->cfg, reqs);
     return status;
 }
@@ -175,7 +230,7 @@ static int token_for_set(const Account *a, const char *set, GPtrArray *scopes, i
 
     if (status != 0)
         return status;
-    if (flow_refresh_set(a, &t, &outcome, &e) < 0) {
+    if (flow_refresh_set(a, &t, a->min_validity, false, &outcome, &e) < 0) {
         /* As for the mail token: a still valid token beats none. */
         if (e.status != TOKEND_EX_TEMPFAIL || flow_set_seconds_left(a, &t) <= 0)
             return verb_fail(&e, a->name);

@@ -170,6 +170,8 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->warned_at = get_int(root, "signin_warned_at");
     st->app_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "app_only"));
     st->cert_expires_at = get_int(root, "certificate_expires_at");
+    st->next_due = get_int(root, "next_due");
+    st->binding_refused = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "binding_refused"));
     parse_token_sets(st, root);
     return g_steal_pointer(&st);
 }
@@ -237,6 +239,8 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
         cJSON_AddBoolToObject(root, "app_only", true);
         cJSON_AddNumberToObject(root, "certificate_expires_at", (double)st->cert_expires_at);
     }
+    cJSON_AddNumberToObject(root, "next_due", (double)st->next_due);
+    cJSON_AddBoolToObject(root, "binding_refused", st->binding_refused);
     save_token_sets(root, st);
     printed = cJSON_Print(root);
     if (!printed)

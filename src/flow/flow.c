@@ -80,6 +80,8 @@ void flow_state_remember_config(AccountState *st, const Account *a)
     st->refresh_margin = a->refresh_margin;
     g_free(st->token_file);
     st->token_file = g_strdup(a->token_file);
+    /* What the launcher answers `refresh ACCOUNT` from, under config_id. */
+    st->next_due = flow_next_due_of(a, st);
 }
 
 void flow_remember_config(const Account *a)
@@ -371,11 +373,15 @@ gint64 flow_next_due(const Account *a)
 
 gint64 flow_next_due_of(const Account *a, const AccountState *st)
 {
+    gint64 due;
+
     if (!st || (!st->store && !st->app_only) || st->needs_signin || st->expires_at == 0 ||
         g_strcmp0(st->token_file, a->token_file) != 0 || access(a->token_file, F_OK) < 0)
         return 0;
-    /* A warning about the next sign-in is due too (reauth_warn_at). */
-    return MIN(st->expires_at - a->refresh_margin, reauth_warn_at(a, st));
+    /* A warning about the next sign-in is due too (reauth_warn_at), and
+     * the configured token sets are kept fresh as the mail token is. */
+    due = MIN(st->expires_at - a->refresh_margin, reauth_warn_at(a, st));
+    return MIN(due, flow_sets_next_due(a, st));
 }
 
 gint64 flow_token_seconds_left(const Account *a)

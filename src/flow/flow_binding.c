@@ -13,6 +13,7 @@ void flow_binding_record(AccountState *st, const Account *a)
     st->bound_client_id = g_strdup(a->client_id);
     st->bound_issuer = g_strdup(a->issuer);
     st->bound_token_url = g_strdup(a->token_url);
+    st->binding_refused = false;
 }
 
 static const char *where(const char *issuer, const char *token_url)

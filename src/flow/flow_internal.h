@@ -89,6 +89,10 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir);
 
 /* The same from a state already read. */
 gint64 flow_next_due_of(const Account *a, const struct account_state *st);
+/* When the first of the account's configured token sets (token_sets) is
+ * due: 0 for one not fetched yet (or for other scopes, or whose file is
+ * gone), G_MAXINT64 when there is none. */
+gint64 flow_sets_next_due(const Account *a, const struct account_state *st);
 
 /* Who signed in, as the token response's id_token says. */
 typedef struct flow_identity {

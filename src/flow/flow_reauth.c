@@ -2,7 +2,7 @@
  * reauth_warn_at names, remembered in the state before the user is told,
  * so that a failing notify_cmd is not run again at every timer tick. */
 
-#include "tokend/flow.h"
+#include "flow_internal.h"
 #include "tokend/lock.h"
 #include "tokend/log.h"
 #include "tokend/notify.h"
@@ -32,6 +32,7 @@ static gint64 take_warning(const Account *a, const char *dir, char **rule, struc
     est = reauth_estimate(a, st);
     st->warned_for = est.at;
     st->warned_at = now;
+    st->next_due = flow_next_due_of(a, st);
     if (state_save(dir, st, e) < 0)
         return 0;
     *rule = reauth_rule_text(a, st, est.rule);

@@ -150,8 +150,15 @@ static int make_safe(struct refresh_job *j)
     const Account *a = j->req->account;
     struct tokend_error *e = &j->req->error;
 
-    if (room_take_back(a, j->st, e) < 0 || flow_binding_check(a, j->st, e) < 0 ||
-        room_reserve(a, j->dir, e) < 0)
+    if (room_take_back(a, j->st, e) < 0)
+        return -1;
+    if (flow_binding_check(a, j->st, e) < 0) {
+        /* For status, and for the next runs: a sign-in is needed. */
+        j->st->binding_refused = true;
+        flow_record_failure(j->dir, j->st, e);
+        return -1;
+    }
+    if (room_reserve(a, j->dir, e) < 0)
         return -1;
     j->reserved = true;
     return 0;
@@ -176,7 +183,11 @@ static int prepare_locked(struct refresh_job *j, Http *http)
     struct tokend_error *e = &j->req->error;
     g_autoptr(SecStr) rt = NULL;
 
-    if (load_refresh_token(a, j->st, &rt, e) < 0 || !(j->client = flow_client_new(a, http, e)))
+    if (load_refresh_token(a, j->st, &rt, e) < 0) {
+        j->req->never_signed_in = !j->st->store && !j->st->needs_signin && j->st->signed_in_at == 0;
+        return BEGIN_FAILED;
+    }
+    if (!(j->client = flow_client_new(a, http, e)))
         return BEGIN_FAILED;
     if (j->set) {
         j->set_request = set_request_scopes(a, j->set);
@@ -343,10 +354,10 @@ int flow_refresh(const Account *a, int margin, bool force, enum refresh_outcome 
     return refresh_one(a, margin, force, NULL, outcome, e);
 }
 
-int flow_refresh_set(const Account *a, const struct token_set_target *set,
+int flow_refresh_set(const Account *a, const struct token_set_target *set, int margin, bool force,
                      enum refresh_outcome *outcome, struct tokend_error *e)
 {
-    return refresh_one(a, a->min_validity, false, set, outcome, e);
+    return refresh_one(a, margin, force, set, outcome, e);
 }
 
 /* Many accounts: at most max_parallel requests in flight, each account

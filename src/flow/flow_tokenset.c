@@ -85,7 +85,31 @@ int flow_save_set_response(const Account *a, const char *dir, AccountState *st,
     ts->config_id = set->named ? g_strdup(a->config_id) : NULL;
     ts->expires_at = now + t->expires_in;
     ts->obtained_at = now;
+    st->next_due = flow_next_due_of(a, st);
     return state_save(dir, st, e);
+}
+
+gint64 flow_sets_next_due(const Account *a, const AccountState *st)
+{
+    g_autofree char *dir = NULL;
+    gint64 due = G_MAXINT64;
+
+    for (char *const *s = a->token_sets; s && *s; s++) {
+        g_autofree char *name = g_strndup(*s, strcspn(*s, " "));
+        g_autofree char *path = NULL;
+        const StateTokenSet *ts = state_token_set_find(st, name);
+
+        if (!ts || g_strcmp0(ts->scopes, tokenset_find(a->token_sets, name)) != 0 ||
+            ts->expires_at == 0)
+            return 0;
+        if (!dir)
+            dir = paths_account_dir(a->name);
+        path = tokenset_token_file(dir, name);
+        if (access(path, F_OK) < 0)
+            return 0;
+        due = MIN(due, ts->expires_at - a->refresh_margin);
+    }
+    return due;
 }
 
 bool flow_set_fresh(const char *dir, const AccountState *st, const struct token_set_target *set,

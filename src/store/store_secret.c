@@ -3,6 +3,9 @@
  * and every call is cancelled after CALL_TIMEOUT_S. */
 
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "tokend/secretlib.h"
 #include "tokend/store.h"
 #include "tokend/log.h"
@@ -272,17 +275,61 @@ static const struct store_ops secret_ops = {
     .free = secret_free,
 };
 
-static bool session_bus_known(void)
+/* A D-Bus address value: bytes other than [-0-9A-Za-z_/.\\*] as %XX (the
+ * D-Bus specification, "Server Addresses"). */
+static char *bus_address_of(const char *path)
 {
-    g_autofree char *bus = NULL;
+    GString *s = g_string_new("unix:path=");
+
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (g_ascii_isalnum(*p) || strchr("-_/.\\*", *p))
+            g_string_append_c(s, (char)*p);
+        else
+            g_string_append_printf(s, "%%%02x", *p);
+    }
+    return g_string_free(s, FALSE);
+}
+
+static int no_session_bus(const char *bus, const char *why, struct tokend_error *e)
+{
+    error_set(e, TOKEND_EX_UNAVAILABLE,
+              "no D-Bus session bus for the Secret Service (DBUS_SESSION_BUS_ADDRESS is not "
+              "set and %s %s)",
+              bus, why);
+    error_set_hint(e, "from cron or without a login, keep the user's session bus (and the "
+                      "keyring) running with: loginctl enable-linger; or set store = file or "
+                      "store = command");
+    return -1;
+}
+
+/* The session bus: DBUS_SESSION_BUS_ADDRESS, else the user's bus socket,
+ * $XDG_RUNTIME_DIR/bus, or /run/user/UID/bus where XDG_RUNTIME_DIR is not
+ * set (cron), taken when it is a socket of our own.  GLib is told through
+ * the environment: set once, under the keyring lock, before its session
+ * bus is first made (notify_cmd inherits it too). */
+static int session_bus_find(struct tokend_error *e)
+{
     const char *runtime = g_getenv("XDG_RUNTIME_DIR");
+    g_autofree char *fallback = NULL;
+    g_autofree char *bus = NULL;
+    g_autofree char *address = NULL;
+    struct stat sb;
 
     if (g_getenv("DBUS_SESSION_BUS_ADDRESS"))
-        return true;
-    if (!runtime)
-        return false;
+        return 0;
+    if (!runtime || !*runtime)
+        runtime = fallback = g_strdup_printf("/run/user/%u", (unsigned)getuid());
     bus = g_build_filename(runtime, "bus", NULL);
-    return g_file_test(bus, G_FILE_TEST_EXISTS);
+    if (lstat(bus, &sb) < 0)
+        return no_session_bus(bus, "does not exist", e);
+    if (!S_ISSOCK(sb.st_mode))
+        return no_session_bus(bus, "is not a socket", e);
+    if (sb.st_uid != getuid())
+        return no_session_bus(bus, "belongs to another user", e);
+    address = bus_address_of(bus);
+    log_debug("keyring: the session bus at %s", bus);
+    g_setenv("DBUS_SESSION_BUS_ADDRESS", address, TRUE);
+    return 0;
 }
 
 static Store *secret_new_locked(bool probe_only, struct tokend_error *e)
@@ -293,11 +340,8 @@ static Store *secret_new_locked(bool probe_only, struct tokend_error *e)
     struct deadline d;
     int locked;
 
-    if (!session_bus_known()) {
-        error_set(e, TOKEND_EX_UNAVAILABLE, "no D-Bus session bus for the Secret Service");
-        error_set_hint(e, "run inside a desktop session, or set store = file");
+    if (session_bus_find(e) < 0)
         return NULL;
-    }
     lib = secretlib_load(e);
     if (!lib)
         return NULL;

@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, TOKEND, Tokend
+from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE, REPO, TOKEND, Tokend
 from harness.authserver import make_certs
 from harness.proxy import PROXY_VARS, CountingProxy
 from harness.scripted import Reply, ScriptedEndpoint
@@ -295,17 +295,50 @@ def commands_in_code():
     return re.findall(r'\{"([a-z]+)", verb_', table)
 
 
+def options_in_code(verb):
+    """The long options of a verb, from its option table."""
+    if verb == 'add':
+        body = (REPO / 'src' / 'cli' / 'add.c').read_text()
+    else:
+        text = ''.join(f.read_text() for f in sorted((REPO / 'src' / 'cli').glob('verbs*.c')))
+        body = text[re.search(rf'^(static )?int verb_{verb}\(', text, re.M).start():]
+        body = body[:body.index('VERB_GETOPT')]
+    return re.findall(r'\{"([a-z-]+)", (?:no|required)_argument', body)
+
+
 @pytest.mark.parametrize('flag', ['--help', '-h'])
-def test_every_command_answers_help(tmp_path, flag):
+def test_every_command_answers_help_with_its_own_usage(tmp_path, flag):
     t = Tokend(tmp_path)  # no configuration file at all
     commands = commands_in_code()
     assert len(commands) >= 6
     for c in commands:
-        for args in ((c, flag), (c, 'work', flag)):
+        for args in ((c, flag), (c, 'work', flag), (flag, c)):
             r = t.run(*args)
             assert r.returncode == EX_OK, (args, r.stderr)
-            assert r.stdout.startswith('Usage: tokend'), args
+            assert r.stdout.startswith(f'Usage: tokend [-c FILE] [-v] [-q] {c} ...\n'), args
             assert f'  {c} ' in r.stdout
+            # The verb's, not the list of every command.
+            assert 'Commands:' not in r.stdout, args
+            for option in options_in_code(c):
+                assert f'--{option}' in r.stdout, (c, option)
+
+
+@pytest.mark.parametrize('args,line', [
+    (['--bogus'], 'unknown option --bogus'),
+    (['--bogus=1', 'status'], 'unknown option --bogus'),
+    (['-c'], 'option -c needs a value'),
+    (['--config'], 'option --config needs a value'),
+    (['-vx', 'status'], 'unknown option -x'),
+    (['--help=yes'], 'option --help takes no value'),
+])
+def test_a_bad_global_option_is_said_once_by_both_binaries(tmp_path, args, line):
+    t = Tokend(tmp_path)
+    r = t.run(*args)
+    assert r.returncode == EX_USAGE
+    assert r.stderr == f'tokend: {line}; see tokend --help\n'
+    engine = subprocess.run([str(TOKEND.parent / 'tokend-engine'), *args], capture_output=True,
+                            text=True, env=t.env, timeout=10)
+    assert (engine.returncode, engine.stderr) == (r.returncode, r.stderr)
 
 
 def test_help_lists_every_option():

@@ -173,3 +173,37 @@ def test_nativeclient_is_never_recommended():
         text = ' '.join(path.read_text().split())
         assert 'http://localhost:PORT/' in text and 'paste' in text, path.name
     assert 'Mobile and desktop applications' in ' '.join((REPO / 'README.md').read_text().split())
+
+
+THUNDERBIRD = '9e5f94bc-e8a4-4e73-b8be-63364c29d753'
+
+
+def test_the_borrowed_microsoft_client_id_is_labelled():
+    """Wherever the docs show Thunderbird's client id, they say whose it
+    is; the README says what using it means and how to register one's
+    own."""
+    for path in doc_files():
+        for para in re.split(r'\n\s*\n', path.read_text()):
+            if THUNDERBIRD in para:
+                assert 'Thunderbird' in para, (path.name, para)
+    readme = ' '.join((REPO / 'README.md').read_text().split())
+    for words in ('Mozilla', 'public client', 'block', 'consent', 'Entra admin center',
+                  'Public client/native', '`http://localhost`', 'IMAP.AccessAsUser.All',
+                  'POP.AccessAsUser.All', 'SMTP.Send', 'offline_access',
+                  'Application (client) ID'):
+        assert words in readme, words
+
+
+def test_ews_is_shown_as_legacy_and_graph_instead():
+    """Microsoft blocks EWS for applications outside Microsoft from
+    1 October 2026: every mention says so, and the token set examples use
+    Microsoft Graph."""
+    for path in doc_files():
+        text = path.read_text()
+        for para in re.split(r'\n\s*\n', text):
+            if 'EWS' in para:
+                assert 'legacy' in para or 'blocks' in para, (path.name, para)
+                assert 'October 2026' in ' '.join(para.split()), (path.name, para)
+        for line in text.splitlines():
+            if 'token_sets =' in line:
+                assert 'EWS' not in line and 'graph.microsoft.com' in line, (path.name, line)

@@ -41,13 +41,15 @@ def age_state(tokend, seconds, name='work', expire=False, **extra):
 
 def status_of(tokend, name='work'):
     r = tokend.run('status', '--json', name)
-    assert r.returncode == EX_OK, r.stderr
-    return json.loads(r.stdout)[0]
+    s = json.loads(r.stdout)[0]
+    # 77 when the account has lost its sign-in.
+    assert r.returncode == (EX_NOPERM if s['store'] and s['needs_signin'] else EX_OK), r.stderr
+    return s
 
 
 def status_text(tokend, name='work'):
     r = tokend.run('status', name)
-    assert r.returncode == EX_OK, r.stderr
+    assert r.returncode in (EX_OK, EX_NOPERM), r.stderr
     return next(l for l in r.stdout.splitlines() if l.startswith('  next sign-in:'))
 
 
@@ -153,6 +155,30 @@ def test_idle_tick_execs_the_engine_only_when_the_warning_is_due(tokend, tmp_pat
     assert len(notes.runs()) == 1
     # Warned: idle again.
     r = tokend.run('refresh', env={'LD_DEBUG': 'libs'})
+    assert r.returncode == EX_OK and 'libcurl' not in r.stderr
+    assert len(notes.runs()) == 1
+
+
+def test_refresh_naming_the_account_warns_as_the_timer_does(tokend, tmp_path):
+    notes = Notes(tmp_path)
+    lead = 6
+    tokend.account(signin_lifetime=str(2 * DAY + lead), notify_cmd=str(notes.script))
+    tokend.obtain()
+    warn_at = read_state(tokend)['signed_in_at'] + lead
+    # Nothing due: the launcher answers alone, and says nothing.
+    r = tokend.run('refresh', 'work', env={'LD_DEBUG': 'libs'})
+    assert r.returncode == EX_OK and 'libcurl' not in r.stderr
+    assert notes.runs() == []
+    assert time.time() < warn_at - 1, 'too slow to test the idle refresh'
+    time.sleep(max(warn_at + 1 - time.time(), 0))
+    # The warning is due: `refresh ACCOUNT` gives it, as `refresh` does.
+    r = tokend.run('refresh', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'tokend: warning: work: a new sign-in will be needed by ' in r.stderr
+    assert 'run: tokend obtain work' in r.stderr
+    assert len(notes.runs()) == 1
+    # Warned: the launcher's again, silent.
+    r = tokend.run('refresh', 'work', env={'LD_DEBUG': 'libs'})
     assert r.returncode == EX_OK and 'libcurl' not in r.stderr
     assert len(notes.runs()) == 1
 

@@ -118,8 +118,9 @@ def test_refresh_tick_with_nothing_due_reads_no_account(tokend, authserver):
     assert tokend.run('refresh').returncode == EX_OK
     assert 'libcurl' not in tokend.run('refresh', env={'LD_DEBUG': 'libs'}).stderr
     assert tokend.run('logout', 'one').returncode == EX_OK
-    r = tokend.run('refresh', env={'LD_DEBUG': 'libs'})
-    assert r.returncode == EX_NOPERM and 'one: not signed in' in r.stderr
+    r = tokend.run('-v', 'refresh', env={'LD_DEBUG': 'libs'})
+    assert r.returncode == EX_OK and 'libcurl' in r.stderr
+    assert 'one: not signed in yet; passed by' in r.stderr
 
 
 def test_token_prints_only_the_token(tokend):
@@ -271,3 +272,49 @@ def test_bulk_refresh_reports_each_failure_and_goes_on(tokend, authserver, make_
     r = tokend.run('refresh', '--force')
     assert r.returncode == EX_TEMPFAIL
     assert 'good: refreshed' in r.stderr and 'tokend: broken: cannot reach' in r.stderr
+
+
+def test_the_timer_passes_by_an_account_never_signed_in(tokend, tmp_path):
+    """A timer (cron every five minutes) must not fail, and mail, at every
+    tick over an account nobody has signed in to yet; named, it still
+    says what to do."""
+    notes = tmp_path / 'notes'
+    notify = tmp_path / 'notify'
+    notify.write_text(f'#!/bin/sh\necho "$TOKEND_ACCOUNT" >> "{notes}"\n')
+    notify.chmod(0o755)
+    signed_in(tokend)
+    tokend.account('new', notify_cmd=str(notify))
+    for args in (('refresh',), ('refresh', '--force'), ('-q', 'refresh'), ('refresh',)):
+        r = tokend.run(*args)
+        assert r.returncode == EX_OK, (args, r.stderr)
+        assert r.stderr == '' or args == ('refresh', '--force'), (args, r.stderr)
+        assert 'new' not in r.stderr
+    r = tokend.run('-v', 'refresh')
+    assert r.returncode == EX_OK, r.stderr
+    assert ('tokend: new: not signed in yet; passed by (run: tokend obtain new)\n'
+            in r.stderr)
+    assert not notes.exists()
+    # Named, it needs a sign-in, as before.
+    r = tokend.run('refresh', 'new')
+    assert r.returncode == EX_NOPERM
+    assert r.stderr == ('tokend: new: not signed in yet (no refresh token stored); '
+                        'run: tokend obtain new\n')
+    r = tokend.run('refresh', 'work', 'new')
+    assert r.returncode == EX_NOPERM and 'tokend: new: not signed in yet' in r.stderr
+    # status shows it, without failing on its account.
+    r = tokend.run('status', 'new')
+    assert r.returncode == EX_OK and 'sign-in:      needed (not signed in)' in r.stdout
+    # Signed in, it is refreshed by the timer like any other.
+    tokend.obtain('new')
+    r = tokend.run('refresh', '--force')
+    assert r.returncode == EX_OK and 'new: refreshed' in r.stderr
+
+
+def test_the_timer_still_fails_on_a_lost_sign_in(tokend, authserver):
+    _, refresh = signed_in(tokend)
+    tokend.account('new')
+    assert authserver.refresh(refresh)[0] == 200  # rotated: tokend's copy is spent
+    r = tokend.run('refresh', '--force')
+    assert r.returncode == EX_NOPERM
+    assert 'tokend: work: ' in r.stderr and 'run: tokend obtain work' in r.stderr
+    assert 'new' not in r.stderr

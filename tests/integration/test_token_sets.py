@@ -8,6 +8,7 @@ refuses scopes the grant does not hold."""
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -198,6 +199,96 @@ def test_named_sets_from_the_configuration(tokend, ms):
     r = tokend.run('token', 'work', '--set', 'ews', env={'LD_DEBUG': 'libs'})
     assert r.returncode == EX_OK and launcher_only(r), r.stderr
     assert ms.count(TOKEN_PATH) == count
+
+
+def sets_in_status(tokend):
+    r = tokend.run('status', '--json', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    return json.loads(r.stdout)[0]['token_sets']
+
+
+def test_status_lists_the_sets_and_refresh_keeps_them_fresh(tokend, ms):
+    tokend.accounts['work']['token_sets'] = f'graph:{" ".join(GRAPH)}; ews:{EWS}'
+    tokend.write_config()
+    text = tokend.run('status', 'work').stdout
+    assert ('  token set:    graph: not fetched yet (tokend refresh work, or tokend token work '
+            '--set graph)\n') in text
+    assert '  token set:    ews: not fetched yet' in text
+    assert [(t['name'], t['configured'], t['expires_at'], t['valid'])
+            for t in sets_in_status(tokend)] == [('graph', True, None, False),
+                                                 ('ews', True, None, False)]
+    # The timer fetches them, with the mail token fresh.
+    mail = tokend.token_file().read_text()
+    before = ms.count(TOKEN_PATH)
+    r = tokend.run('refresh')
+    assert r.returncode == EX_OK, r.stderr
+    assert ms.count(TOKEN_PATH) == before + 2
+    assert tokend.token_file().read_text() == mail
+    folder = tokend.state / 'work'
+    graph, ews = (folder / 'token.graph').read_text(), (folder / 'token.ews').read_text()
+    assert tokend.run('token', 'work', '--set', 'graph').stdout == graph
+    # A token of `token --scope` is listed too, after the configured sets.
+    r = tokend.run('token', 'work', '--scope', 'https://graph.microsoft.com/User.Read')
+    assert r.returncode == EX_OK, r.stderr
+    sets = {t['name'] or t['scopes']: t for t in sets_in_status(tokend)}
+    assert list(sets) == ['graph', 'ews', 'https://graph.microsoft.com/User.Read']
+    assert not sets['https://graph.microsoft.com/User.Read']['configured']
+    st = state_of(tokend)
+    for name in ('graph', 'ews'):
+        assert sets[name]['valid'] and sets[name]['expires_at'] == st['token_sets'][name][
+            'expires_at']
+        assert sets[name]['token_file'] == str(folder / f'token.{name}')
+    text = tokend.run('status', 'work').stdout
+    assert '  token set:    graph: valid until ' in text and ' min left)' in text
+    assert ('  token set:    --scope https://graph.microsoft.com/User.Read: valid until '
+            in text)
+
+    # All fresh: the timer's tick and `refresh work` stay in the launcher.
+    assert tokend.run('refresh').returncode == EX_OK
+    for args in (('refresh',), ('refresh', 'work')):
+        r = tokend.run(*args, env={'LD_DEBUG': 'libs'})
+        assert r.returncode == EX_OK and launcher_only(r), args
+    assert ms.count(TOKEN_PATH) == before + 3
+
+    # The EWS token expires within refresh_margin: the timer refreshes it
+    # alone, with the newest refresh token.
+    st['token_sets']['ews']['expires_at'] = int(time.time()) + 60
+    (folder / 'state.json').write_text(json.dumps(st))
+    for f in tokend.state.glob('due-*.json'):
+        f.unlink()
+    r = tokend.run('-v', 'refresh')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'work: token set ews refreshed' in r.stderr
+    assert ms.count(TOKEN_PATH) == before + 4
+    assert sorted(form_of(ms.last(TOKEN_PATH))['scope'].split()) == [EWS, 'offline_access']
+    assert (folder / 'token.ews').read_text() != ews
+    assert (folder / 'token.graph').read_text() == graph
+    assert tokend.token_file().read_text() == mail
+    assert tokend.refresh_token_file().read_text() == f'0.AQoA-ms-refresh-{ms.tokens.issued + 1}'
+
+    # A set added to the configuration is fetched by `refresh work` too.
+    tokend.accounts['work']['token_sets'] += f'; me:https://graph.microsoft.com/User.Read'
+    tokend.write_config()
+    r = tokend.run('refresh', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert (folder / 'token.me').exists() and ms.count(TOKEN_PATH) == before + 5
+    # --force refreshes the sets too.
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+    assert ms.count(TOKEN_PATH) == before + 9
+
+
+def test_a_set_the_server_refuses_fails_the_timer_and_leaves_the_mail_token(tokend, ms):
+    tokend.accounts['work']['token_sets'] = 'files:https://graph.microsoft.com/Files.Read'
+    tokend.write_config()
+    mail = tokend.token_file().read_text()
+    r = tokend.run('refresh')
+    assert r.returncode == EX_NOPERM
+    assert r.stderr.startswith('tokend: work: token set files: the server did not grant '
+                               'https://graph.microsoft.com/Files.Read')
+    assert tokend.token_file().read_text() == mail
+    assert not state_of(tokend)['needs_signin']
+    # The mail token is what matters to status.
+    assert tokend.run('status').returncode == EX_OK
 
 
 def test_unknown_set_and_bad_options(tokend, ms):

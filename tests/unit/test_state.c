@@ -20,6 +20,8 @@ static AccountState *full_state(void)
     st->last_error = g_strdup("sign-in needed: \"quoted\" \\ caf\xc3\xa9");
     st->last_status = TOKEND_EX_NOPERM;
     st->needs_signin = true;
+    st->next_due = 1700003300;
+    st->binding_refused = true;
     return st;
 }
 
@@ -36,6 +38,8 @@ static void assert_state_equal(const AccountState *a, const AccountState *b)
     g_assert_cmpstr(a->last_error, ==, b->last_error);
     g_assert_cmpint(a->last_status, ==, b->last_status);
     g_assert_cmpint(a->needs_signin, ==, b->needs_signin);
+    g_assert_cmpint(a->next_due, ==, b->next_due);
+    g_assert_cmpint(a->binding_refused, ==, b->binding_refused);
 }
 
 /* Found by fuzzing: integers beyond INT_MAX wrapped negative, and a
