@@ -233,9 +233,14 @@ static int app_request(const Account *a, Http *http, TokenResponse **t, gint64 *
     g_autoptr(AppCreds) c = NULL;
     g_autoptr(SecStr) form = NULL;
     g_autoptr(HttpResponse) r = NULL;
+    g_autoptr(SecStr) basic = NULL;
 
     if (!(fc = flow_client_new(a, http, e)) || !(c = app_creds_load(a, e)) ||
-        !(form = app_form(a, fc, c, e)) || http_request(http, fc->token_url, form, &r, e) < 0)
+        !(form = app_form(a, fc, c, e)))
+        return -1;
+    /* A signed assertion is the client's authentication: no secret. */
+    basic = c->key ? NULL : oauth_client_basic(&fc->oauth);
+    if (http_request_auth(http, fc->token_url, form, basic, &r, e) < 0)
         return -1;
     if (oauth_parse_token_response(r, t, e) < 0) {
         app_refused(a, c, e);
