@@ -102,29 +102,32 @@ static int check_app_options(const struct add_options *o)
     return 0;
 }
 
+static int check_options(const struct add_options *o);
+
+static const struct option add_opts[] = {
+    {"client-id", required_argument, NULL, 'i'},
+    {"client", required_argument, NULL, 'C'},
+    {"client-secret-file", required_argument, NULL, 'S'},
+    {"provider", required_argument, NULL, 'p'},
+    {"tenant", required_argument, NULL, 't'},
+    {"store", required_argument, NULL, 's'},
+    {"device", no_argument, NULL, 'd'},
+    {"no-browser", no_argument, NULL, 'n'},
+    {"no-signin", no_argument, NULL, 'N'},
+    {"app-only", no_argument, NULL, 'A'},
+    {"certificate", required_argument, NULL, 'c'},
+    {"key", required_argument, NULL, 'k'},
+    {"service-account-file", required_argument, NULL, 'g'},
+    {"subject", required_argument, NULL, 'u'},
+    {"scopes", required_argument, NULL, 'o'},
+    {NULL, 0, NULL, 0},
+};
+
 static int parse_options(int argc, char **argv, struct add_options *o)
 {
-    static const struct option opts[] = {
-        {"client-id", required_argument, NULL, 'i'},
-        {"client", required_argument, NULL, 'C'},
-        {"client-secret-file", required_argument, NULL, 'S'},
-        {"provider", required_argument, NULL, 'p'},
-        {"tenant", required_argument, NULL, 't'},
-        {"store", required_argument, NULL, 's'},
-        {"device", no_argument, NULL, 'd'},
-        {"no-browser", no_argument, NULL, 'n'},
-        {"no-signin", no_argument, NULL, 'N'},
-        {"app-only", no_argument, NULL, 'A'},
-        {"certificate", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},
-        {"service-account-file", required_argument, NULL, 'g'},
-        {"subject", required_argument, NULL, 'u'},
-        {"scopes", required_argument, NULL, 'o'},
-        {NULL, 0, NULL, 0},
-    };
     int c;
 
-    for (optind = 0, opterr = 0; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (optind = 0, opterr = 0; (c = getopt_long(argc, argv, "", add_opts, NULL)) != -1;) {
         switch (c) {
         case 'i':
             o->client_id = optarg;
@@ -163,6 +166,11 @@ static int parse_options(int argc, char **argv, struct add_options *o)
         return cli_usage_error("add: %s", "add takes EMAIL [ACCOUNT]");
     o->email = argv[optind];
     o->name = argv[optind + 1];
+    return check_options(o);
+}
+
+static int check_options(const struct add_options *o)
+{
     if (o->client && !public_client_provider(o->client)) {
         g_autofree char *known = public_client_names();
         return cli_usage_error("add: unknown --client %s (known: %s)", o->client, known);
