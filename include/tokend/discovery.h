@@ -15,6 +15,9 @@ typedef struct discovery {
     char *revocation_endpoint;
     bool iss_parameter_supported; /* RFC 9207 */
     bool issuer_templated;        /* Microsoft's ".../{tenantid}/v2.0" */
+    /* token_endpoint_auth_methods_supported lists client_secret_basic and
+     * not client_secret_post: a client secret goes in HTTP Basic. */
+    bool secret_basic_only;
 } Discovery;
 
 /* Parse a metadata document, checking that its issuer is `issuer`. */

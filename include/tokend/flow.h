@@ -84,6 +84,17 @@ gint64 flow_next_due(const Account *a);
 /* `refresh`: warn once (a line, notify_cmd) when the next sign-in is within
  * notify_before (reauth.h); remembered in the state until a new sign-in. */
 void flow_reauth_warn(const Account *a);
+/* What an administrator's one-time setup of an app-only account names:
+ * the app's client id (a service account file's own), and what the
+ * current token says of the app, unchecked (Microsoft: oid, the object id
+ * of its enterprise application; tid, its tenant).  NULL when unknown. */
+struct flow_app_facts {
+    char *client_id;
+    char *object_id;
+    char *tenant_id;
+};
+int flow_app_facts(const Account *a, struct flow_app_facts *f, struct tokend_error *e);
+void flow_app_facts_clear(struct flow_app_facts *f);
 /* Seconds the current access token is still valid (0 if none). */
 gint64 flow_token_seconds_left(const Account *a);
 /* Read the current access token (after flow_refresh made it fresh). */

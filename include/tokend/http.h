@@ -24,6 +24,10 @@ void http_set_max_bytes(Http *h, size_t max_bytes);
  * status is a success here: the caller judges it. */
 int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **out,
                  struct tokend_error *e);
+/* The same with HTTP Basic authentication: basic is "USER:PASSWORD" (a
+ * secret), or NULL for none. */
+int http_request_auth(Http *h, const char *url, const SecStr *form, const SecStr *basic,
+                      HttpResponse **out, struct tokend_error *e);
 /* Check that a URL may be used: https, or http to a loopback address. */
 int http_check_url(const char *url, struct tokend_error *e);
 void http_response_free(HttpResponse *r);
@@ -36,7 +40,7 @@ typedef void (*http_done_fn)(void *user, HttpResponse *r, struct tokend_error *e
 
 HttpMulti *http_multi_new(int max_connections);
 int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const SecStr *form,
-                   http_done_fn done, void *user, struct tokend_error *e);
+                   const SecStr *basic, http_done_fn done, void *user, struct tokend_error *e);
 /* Run until every transfer (including ones added by callbacks) is done. */
 void http_multi_run(HttpMulti *m);
 void http_multi_free(HttpMulti *m);

@@ -24,6 +24,10 @@ typedef struct id_claims {
 int idtoken_parse(const char *jwt, size_t len, const char *client_id, IdClaims **out,
                   struct tokend_error *e);
 void id_claims_free(IdClaims *c);
+/* One string claim of a JWS compact token's payload, or NULL (not a JWT,
+ * no such claim, unusable).  Nothing is checked: for messages only, such
+ * as the object id Microsoft puts in an app's access token (oid). */
+char *idtoken_claim(const char *jwt, size_t len, const char *name);
 /* True when at least one claim names the user by a name a person types
  * (email, preferred_username, upn), not only the often opaque sub. */
 bool idtoken_has_name(const IdClaims *c);

@@ -24,6 +24,9 @@ struct oauth_client {
     /* The refresh request's `scope`, or NULL to leave it out ("as granted",
      * RFC 6749 section 6: never more than was granted). */
     const char *refresh_scopes;
+    /* The server takes the secret only in HTTP Basic (its metadata lists
+     * client_secret_basic and not client_secret_post); else in the body. */
+    bool secret_basic;
 };
 
 typedef struct token_response {
@@ -81,8 +84,13 @@ char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri
 
 /* Grants.  form: a request body to which the client's credentials are
  * added before it is POSTed to the token endpoint. */
-/* Add client_id (and client_secret, in the body) to a form. */
+/* Add client_id (and client_secret, in the body) to a form; nothing when
+ * the secret goes in HTTP Basic (oauth_client_basic). */
 void oauth_add_client_auth(SecStr *form, const struct oauth_client *c);
+/* HTTP Basic's "ID:SECRET", each form-encoded first (RFC 6749 2.3.1), for
+ * http_request_auth; NULL when the secret goes in the body or there is
+ * none. */
+SecStr *oauth_client_basic(const struct oauth_client *c);
 int oauth_token_request(Http *h, const struct oauth_client *c, SecStr *form, TokenResponse **out,
                         struct tokend_error *e);
 int oauth_redeem_code(Http *h, const struct oauth_client *c, const SecStr *code,

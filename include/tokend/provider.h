@@ -61,6 +61,11 @@ struct provider_preset {
     /* A signed client assertion must carry the certificate's thumbprint
      * (x5t#S256): a bare key is not enough. */
     bool app_needs_certificate;
+    /* tokend add --app-only: what an administrator does once so that the
+     * app may use the mailbox, printed with {client_id}, {object_id},
+     * {tenant}, {mailbox}, {scopes} (comma separated) and {account} filled
+     * in (add.c's app_setup_text); NULL: nothing to say. */
+    const char *app_setup;
     /* Re-sign-in: seconds a refresh token lasts unused (0: not known), and
      * what to say when no rule gives the end of a sign-in. */
     long inactivity_limit;

@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "add_internal.h"
 #include "tokend/add.h"
 #include "tokend/cli.h"
 #include "tokend/config.h"
@@ -26,6 +27,13 @@ struct add_options {
     const char *provider;
     const char *tenant;
     const char *store;
+    /* --app-only: no person signs in; the app proves itself */
+    bool app_only;
+    const char *certificate;
+    const char *key;
+    const char *service_account_file;
+    const char *subject;
+    const char *scopes;
     bool device;
     bool no_browser;
     bool no_signin;
@@ -53,23 +61,73 @@ static char *public_client_names(void)
     return g_string_free(names, FALSE);
 }
 
+/* The options of --app-only; false for any other. */
+static bool app_option(struct add_options *o, int c)
+{
+    switch (c) {
+    case 'A':
+        o->app_only = true;
+        return true;
+    case 'c':
+        o->certificate = optarg;
+        return true;
+    case 'k':
+        o->key = optarg;
+        return true;
+    case 'g':
+        o->service_account_file = optarg;
+        return true;
+    case 'u':
+        o->subject = optarg;
+        return true;
+    case 'o':
+        o->scopes = optarg;
+        return true;
+    }
+    return false;
+}
+
+/* Options that only --app-only takes, and those it does not take. */
+static int check_app_options(const struct add_options *o)
+{
+    bool app = o->certificate || o->key || o->service_account_file || o->subject || o->scopes;
+
+    if (app && !o->app_only)
+        return cli_usage_error("add: %s",
+                               "--certificate, --key, --service-account-file, --subject and "
+                               "--scopes go with --app-only");
+    if (o->app_only && (o->client || o->device || o->no_browser))
+        return cli_usage_error("add: %s", "--app-only signs in no person: no --client, --device or "
+                                          "--no-browser");
+    return 0;
+}
+
+static int check_options(const struct add_options *o);
+
+static const struct option add_opts[] = {
+    {"client-id", required_argument, NULL, 'i'},
+    {"client", required_argument, NULL, 'C'},
+    {"client-secret-file", required_argument, NULL, 'S'},
+    {"provider", required_argument, NULL, 'p'},
+    {"tenant", required_argument, NULL, 't'},
+    {"store", required_argument, NULL, 's'},
+    {"device", no_argument, NULL, 'd'},
+    {"no-browser", no_argument, NULL, 'n'},
+    {"no-signin", no_argument, NULL, 'N'},
+    {"app-only", no_argument, NULL, 'A'},
+    {"certificate", required_argument, NULL, 'c'},
+    {"key", required_argument, NULL, 'k'},
+    {"service-account-file", required_argument, NULL, 'g'},
+    {"subject", required_argument, NULL, 'u'},
+    {"scopes", required_argument, NULL, 'o'},
+    {NULL, 0, NULL, 0},
+};
+
 static int parse_options(int argc, char **argv, struct add_options *o)
 {
-    static const struct option opts[] = {
-        {"client-id", required_argument, NULL, 'i'},
-        {"client", required_argument, NULL, 'C'},
-        {"client-secret-file", required_argument, NULL, 'S'},
-        {"provider", required_argument, NULL, 'p'},
-        {"tenant", required_argument, NULL, 't'},
-        {"store", required_argument, NULL, 's'},
-        {"device", no_argument, NULL, 'd'},
-        {"no-browser", no_argument, NULL, 'n'},
-        {"no-signin", no_argument, NULL, 'N'},
-        {NULL, 0, NULL, 0},
-    };
     int c;
 
-    for (optind = 0, opterr = 0; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    for (optind = 0, opterr = 0; (c = getopt_long(argc, argv, "", add_opts, NULL)) != -1;) {
         switch (c) {
         case 'i':
             o->client_id = optarg;
@@ -99,6 +157,8 @@ static int parse_options(int argc, char **argv, struct add_options *o)
             o->no_signin = true;
             break;
         default:
+            if (app_option(o, c))
+                break;
             return cli_usage_error("add: bad option %s", argv[optind - 1]);
         }
     }
@@ -106,13 +166,18 @@ static int parse_options(int argc, char **argv, struct add_options *o)
         return cli_usage_error("add: %s", "add takes EMAIL [ACCOUNT]");
     o->email = argv[optind];
     o->name = argv[optind + 1];
+    return check_options(o);
+}
+
+static int check_options(const struct add_options *o)
+{
     if (o->client && !public_client_provider(o->client)) {
         g_autofree char *known = public_client_names();
         return cli_usage_error("add: unknown --client %s (known: %s)", o->client, known);
     }
     if (o->client && o->client_id)
         return cli_usage_error("add: %s", "give --client-id or --client, not both");
-    return 0;
+    return check_app_options(o);
 }
 
 /* The file as it is (empty when missing), checked as `obtain` reads it. */
@@ -172,11 +237,49 @@ static Detection *given_provider(const struct add_options *o, struct tokend_erro
     return d;
 }
 
+/* An app-only account: the app's client id (a service account file has
+ * its own) and one way for the app to prove itself. */
+static int choose_app_client(const struct add_options *o, const Detection *d, const char **id,
+                             struct tokend_error *e)
+{
+    const struct provider_preset *p = d->provider;
+
+    *id = o->client_id;
+    if (!p->app_grants)
+        return error_set(e, TOKEND_EX_USAGE, "%s has no app-only accounts", p->title);
+    if (!*id && !o->service_account_file) {
+        error_set(e, TOKEND_EX_USAGE, "no client id for the app");
+        error_set_hint(e, "pass --client-id ID, the application id of the app%s%s%s",
+                       p->registration_guide ? " (see " : "",
+                       p->registration_guide ? p->registration_guide : "",
+                       p->registration_guide ? ")" : "");
+        return -1;
+    }
+    if (!o->tenant && d->tenant && provider_has_tenant(p) &&
+        (g_strcmp0(d->tenant, p->default_tenant) == 0 ||
+         g_strcmp0(d->tenant, p->consumer_tenant) == 0)) {
+        error_set(e, TOKEND_EX_USAGE, "an app gets its tokens from its own tenant, not %s",
+                  d->tenant);
+        error_set_hint(e, "pass --tenant TENANT_ID (the Directory (tenant) ID of the app)");
+        return -1;
+    }
+    if (!o->certificate && !o->key && !o->secret_file && !o->service_account_file) {
+        error_set(e, TOKEND_EX_USAGE, "no credential for the app");
+        error_set_hint(e, "pass --certificate FILE and --key FILE, --client-secret-file FILE, or "
+                          "--service-account-file FILE");
+        return -1;
+    }
+    return 0;
+}
+
 /* The client id to use, or an error saying what to pass. */
 static int choose_client(const struct add_options *o, const Detection *d, const char **id,
                          struct tokend_error *e)
 {
     const struct provider_preset *p = d->provider;
+
+    if (o->app_only)
+        return choose_app_client(o, d, id, e);
 
     const struct provider_preset *owner = o->client ? public_client_provider(o->client) : NULL;
 
@@ -220,6 +323,45 @@ static void put_port(GString *s, const char *key, int port)
         g_string_append_printf(s, "%s = %d\n", key, port);
 }
 
+/* A file the option names, as an absolute path (the configuration is
+ * read from elsewhere). */
+static char *absolute(const char *path)
+{
+    g_autofree char *cwd = g_get_current_dir();
+
+    return path ? paths_expand(path, cwd) : NULL;
+}
+
+/* The grant of an app-only account: a service account's, or client
+ * credentials where the provider takes them. */
+static const char *app_grant(const struct add_options *o, const struct provider_preset *p)
+{
+    g_auto(GStrv) grants = g_strsplit(p->app_grants ? p->app_grants : "", " ", -1);
+
+    if (o->service_account_file ||
+        !g_strv_contains((const char *const *)grants, "client_credentials"))
+        return "jwt_bearer";
+    return "client_credentials";
+}
+
+/* The keys of an app-only account: its grant and credential.  The scopes
+ * of a person's sign-in that detection found are not the app's. */
+static void put_app(GString *s, const struct add_options *o, const Detection *d)
+{
+    g_autofree char *cert = absolute(o->certificate);
+    g_autofree char *key = absolute(o->key);
+    g_autofree char *sa = absolute(o->service_account_file);
+
+    put(s, "grant", app_grant(o, d->provider));
+    put(s, "client_certificate", cert);
+    put(s, "client_key", key);
+    put(s, "service_account_file", sa);
+    if (o->subject && g_ascii_strcasecmp(o->subject, o->email) != 0)
+        put(s, "subject", o->subject);
+    put(s, "token_url", d->token_url);
+    put(s, "scopes", o->scopes);
+}
+
 static char *account_text(const struct add_options *o, const Detection *d, const char *name,
                           const char *client_id, const char *secret_file)
 {
@@ -235,9 +377,13 @@ static char *account_text(const struct add_options *o, const Detection *d, const
     put(s, "client_secret_file", secret_file);
     put(s, "tenant", o->tenant ? o->tenant : d->tenant);
     put(s, "issuer", d->issuer);
-    put(s, "authorize_url", d->authorize_url);
-    put(s, "token_url", d->token_url);
-    put(s, "scopes", d->scopes);
+    if (o->app_only) {
+        put_app(s, o, d);
+    } else {
+        put(s, "authorize_url", d->authorize_url);
+        put(s, "token_url", d->token_url);
+        put(s, "scopes", d->scopes);
+    }
     put(s, "imap_host", d->imap_host);
     put_port(s, "imap_port", d->imap_port);
     put(s, "smtp_host", d->smtp_host);
@@ -346,6 +492,8 @@ static int sign_in(const struct cli_globals *g, const char *path, const struct a
         return error_set(e, TOKEND_EX_SOFTWARE, "the new account is not in %s", path);
     if (flow_obtain(a, &oo, e) < 0)
         return -1;
+    if (config_app_only(a))
+        add_app_print_setup(a);
     if (a->imap_host || a->smtp_host)
         *check = g_strdup(name);
     return 0;
@@ -365,10 +513,7 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
     if (read_existing(path, name, &existing, &len, e) < 0 || !(d = detect(o, name, e)) ||
         choose_client(o, d, &client_id, e) < 0)
         return -1;
-    if (o->secret_file) {
-        g_autofree char *cwd = g_get_current_dir();
-        secret = paths_expand(o->secret_file, cwd);
-    }
+    secret = absolute(o->secret_file);
     group = account_text(o, d, name, client_id, secret);
     explicit_bzero(existing, len);
     if (append_account(path, name, group, e) < 0)
@@ -383,7 +528,10 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
         if (g->config_path && cfg)
             config_set_arg(cfg, g->config_path);
         cmd = a ? config_command(a, "obtain") : NULL;
-        log_info("%s: sign in with: %s", name, cmd ? cmd : "tokend obtain ACCOUNT");
+        log_info("%s: %s with: %s", name, o->app_only ? "mint the first token" : "sign in",
+                 cmd ? cmd : "tokend obtain ACCOUNT");
+        if (a && o->app_only)
+            add_app_print_setup(a);
         error_clear(e);
         return 0;
     }

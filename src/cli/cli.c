@@ -18,7 +18,12 @@ static const struct verb_help verb_help[] = {
     {"add",
      "  add EMAIL [ACCOUNT] [--client-id ID | --client thunderbird] [--no-signin]\n"
      "                        detect the provider of an address, add the account to\n"
-     "                        the configuration, sign in and check the mail servers\n",
+     "                        the configuration, sign in and check the mail servers\n"
+     "  add --app-only EMAIL [ACCOUNT] --client-id ID --tenant TENANT\n"
+     "      (--certificate FILE --key FILE | --client-secret-file FILE\n"
+     "       | --service-account-file FILE)\n"
+     "                        an app-only account (no person signs in): mint a first\n"
+     "                        token, check, and print the administrator's setup\n",
      "  --client-id ID        your own registration of tokend at the provider\n"
      "  --client thunderbird  Thunderbird's public client (Microsoft)\n"
      "  --client-secret-file FILE\n"
@@ -29,7 +34,14 @@ static const struct verb_help verb_help[] = {
      "  --store KIND          where to keep the refresh token\n"
      "  --device              sign in with the device code flow\n"
      "  --no-browser          only print the sign-in address\n"
-     "  --no-signin           only write the account\n"},
+     "  --no-signin           only write the account\n"
+     "  --app-only            an account of an app, not of a person (no sign-in)\n"
+     "  --certificate FILE    the app's certificate (PEM), with --key FILE its key\n"
+     "  --key FILE            the certificate's private key (PEM)\n"
+     "  --service-account-file FILE\n"
+     "                        a Google service account's JSON key\n"
+     "  --subject MAILBOX     the mailbox a service account acts for\n"
+     "  --scopes SCOPES       the app's scopes, when not the provider's\n"},
     {"obtain",
      "  obtain ACCOUNT [--no-browser] [--manual] [--device]\n"
      "                        sign in once in the browser and store the refresh token\n",

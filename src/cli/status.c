@@ -250,14 +250,16 @@ static void add_reauth_json(cJSON *o, const Account *a, const AccountState *st)
 {
     struct reauth_estimate est = reauth_estimate(a, st);
     g_autofree char *text = reauth_rule_text(a, st, est.rule);
-    bool known = st->store && !st->needs_signin && est.at > 0;
+    /* An app-only account holds no sign-in but its certificate's end. */
+    bool held = (st->store || st->app_only) && !st->needs_signin;
+    bool known = held && est.at > 0;
 
     add_time_or_null(o, "signin_expected_by", known ? est.at : 0);
     if (known)
         cJSON_AddStringToObject(o, "signin_rule", reauth_rule_key(est.rule));
     else
         cJSON_AddNullToObject(o, "signin_rule");
-    if (st->store && !st->needs_signin)
+    if (held)
         cJSON_AddStringToObject(o, "signin_rule_text", text);
     else
         cJSON_AddNullToObject(o, "signin_rule_text");

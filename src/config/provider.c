@@ -13,6 +13,55 @@ static const char *const ms_mx[] = {"mail.protection.outlook.com", NULL};
 static const char *const google_domains[] = {"gmail.com", "googlemail.com", NULL};
 static const char *const google_mx[] = {"google.com", "googlemail.com", NULL};
 
+/* Exchange Online admits an app only to the mailboxes it is given
+ * permissions on, through a service principal that names the app's
+ * enterprise application (its object id is the token's oid claim). */
+#define MS_APP_SETUP_IN(connect_options)                                                           \
+    "An Exchange administrator runs once, in Exchange Online PowerShell:\n"                        \
+    "  Connect-ExchangeOnline -Organization {tenant}" connect_options "\n"                         \
+    "  # the app in Exchange ({object_id}: its Enterprise application's object id)\n"              \
+    "  New-ServicePrincipal -AppId {client_id} -ObjectId {object_id} -DisplayName "                \
+    "\"tokend {account}\"\n"                                                                       \
+    "  # IMAP and POP: the mailbox the app reads\n"                                                \
+    "  Add-MailboxPermission -Identity \"{mailbox}\" -User {object_id} -AccessRights FullAccess\n" \
+    "  # SMTP: the address the app sends as\n"                                                     \
+    "  Add-RecipientPermission -Identity \"{mailbox}\" -Trustee {object_id} -AccessRights "        \
+    "SendAs\n"                                                                                     \
+    "  # only the named mailboxes, should the app hold other Exchange application\n"               \
+    "  # permissions (RBAC for Applications; add each mailbox to the filter):\n"                   \
+    "  New-ManagementScope -Name \"tokend {account}\" -RecipientRestrictionFilter "                \
+    "\"PrimarySmtpAddress -eq '{mailbox}'\"\n"                                                     \
+    "  New-ManagementRoleAssignment -App {object_id} -Role \"Application Mail.ReadWrite\" "        \
+    "-CustomResourceScope \"tokend {account}\"\n"                                                  \
+    "The app registration needs the application permissions IMAP.AccessAsApp, "                    \
+    "POP.AccessAsApp and SMTP.SendAsApp of Office 365 Exchange Online, with admin consent "        \
+    "(doc/registration-microsoft-app.md).\n"
+#define MS_APP_SETUP MS_APP_SETUP_IN("")
+
+/* Microsoft's other clouds and endpoints (doc/clouds.md cites the pages):
+ * Microsoft's entry with its own login host, mail hosts and the resource
+ * of its scopes.  No consumer accounts, no public client, no detection. */
+#define MS_CLOUD(NAME, TITLE, SERVICE, AUTHORITY, RESOURCE, IMAP, SMTP, USER_SCOPES, CONNECT)      \
+    {                                                                                              \
+        .name = NAME, .title = TITLE, .mail_service = SERVICE,                                     \
+        .authorize_url = "https://{authority}/{tenant}/oauth2/v2.0/authorize",                     \
+        .token_url = "https://{authority}/{tenant}/oauth2/v2.0/token",                             \
+        .device_url = "https://{authority}/{tenant}/oauth2/v2.0/devicecode",                       \
+        .default_authority = AUTHORITY, .default_tenant = "organizations",                         \
+        .default_scopes = USER_SCOPES " offline_access openid profile",                            \
+        .default_redirect_uri = "http://localhost/", .imap_host = IMAP, .imap_port = 993,          \
+        .smtp_host = SMTP, .smtp_port = 587, .pop_host = IMAP, .refresh_sends_scopes = true,       \
+        .sets_ask_offline_access = true, .app_grants = "client_credentials",                       \
+        .app_scopes = "https://" RESOURCE "/.default", .app_needs_certificate = true,              \
+        .app_setup = MS_APP_SETUP_IN(CONNECT),                                                     \
+        .unlisted_scopes = "offline_access openid profile email", .inactivity_limit = 90L * 86400, \
+        .unknown_end_hint = "the provider does not say; signin_lifetime sets it",                  \
+        .registration_guide = "clouds.md",                                                         \
+    }
+#define MS_MAIL_SCOPES(RESOURCE)                                                                   \
+    "https://" RESOURCE "/IMAP.AccessAsUser.All https://" RESOURCE                                 \
+    "/POP.AccessAsUser.All https://" RESOURCE "/SMTP.Send"
+
 static const struct provider_preset presets[] = {
     {
         .name = "microsoft",
@@ -40,6 +89,7 @@ static const struct provider_preset presets[] = {
         .app_grants = "client_credentials",
         .app_scopes = "https://outlook.office365.com/.default",
         .app_needs_certificate = true,
+        .app_setup = MS_APP_SETUP,
         .unlisted_scopes = "offline_access openid profile email",
         /* A refresh token unused for 90 days expires (AADSTS700082). */
         .inactivity_limit = 90L * 86400,
@@ -80,6 +130,13 @@ static const struct provider_preset presets[] = {
         /* A service account with domain-wide delegation. */
         .app_grants = "jwt_bearer",
         .app_scopes = "https://mail.google.com/",
+        .app_setup = "A super administrator of the Google Workspace domain allows the service "
+                     "account once, in the Admin console (admin.google.com): Security, Access "
+                     "and data control, API controls, Manage Domain Wide Delegation, Add new:\n"
+                     "  Client ID: {client_id}\n"
+                     "  OAuth scopes: {scopes}\n"
+                     "{mailbox} must be a user of the domain with Gmail turned on "
+                     "(doc/registration-google-app.md).\n",
         .scope_spellings = "email=https://www.googleapis.com/auth/userinfo.email "
                            "profile=https://www.googleapis.com/auth/userinfo.profile",
         .unknown_end_hint = "Google does not say; for an app in Testing set signin_lifetime = 7d",
@@ -88,6 +145,23 @@ static const struct provider_preset presets[] = {
         .mx_hosts = google_mx,
         .issuer_host = "accounts.google.com",
     },
+    MS_CLOUD("microsoft-gcc-high", "Microsoft (US Government GCC High)", "Microsoft 365 GCC High",
+             "login.microsoftonline.us", "outlook.office365.us", "outlook.office365.us",
+             "outlook.office365.us", MS_MAIL_SCOPES("outlook.office365.us"),
+             " -ExchangeEnvironmentName O365USGovGCCHigh"),
+    MS_CLOUD("microsoft-dod", "Microsoft (US Government DoD)", "Microsoft 365 DoD",
+             "login.microsoftonline.us", "outlook-dod.office365.us", "outlook-dod.office365.us",
+             "outlook-dod.office365.us", MS_MAIL_SCOPES("outlook-dod.office365.us"),
+             " -ExchangeEnvironmentName O365USGovDoD"),
+    MS_CLOUD("microsoft-china", "Microsoft (China, operated by 21Vianet)",
+             "Microsoft 365 operated by 21Vianet", "login.partner.microsoftonline.cn",
+             "partner.outlook.cn", "partner.outlook.cn", "partner.outlook.cn",
+             MS_MAIL_SCOPES("partner.outlook.cn"), " -ExchangeEnvironmentName O365China"),
+    /* Exchange Online High Volume Email: SMTP only, to the tenant's own
+     * recipients, through its own host. */
+    MS_CLOUD("microsoft-hve", "Microsoft (High Volume Email)", "Exchange Online High Volume Email",
+             "login.microsoftonline.com", "outlook.office365.com", NULL, "smtp-hve.office365.com",
+             MS_MAIL "SMTP.Send", ""),
     {
         .name = "generic",
         .title = "the server",
@@ -98,6 +172,8 @@ static const struct provider_preset presets[] = {
         .discovers = true,
         .offline_needs_consent = true,
         .app_grants = "client_credentials jwt_bearer",
+        .app_setup = "The server's administrator lets client {client_id} use the scopes "
+                     "{scopes} for {mailbox}.\n",
         .unknown_end_hint = "the provider does not say; signin_lifetime sets it",
     },
 #ifdef TOKEND_TEST_PROVIDER

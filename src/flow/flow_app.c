@@ -15,6 +15,7 @@
 #include "flow_internal.h"
 #include "tokend/assertion.h"
 #include "tokend/fileio.h"
+#include "tokend/idtoken.h"
 #include "tokend/keyfile.h"
 #include "tokend/lock.h"
 #include "tokend/log.h"
@@ -232,9 +233,14 @@ static int app_request(const Account *a, Http *http, TokenResponse **t, gint64 *
     g_autoptr(AppCreds) c = NULL;
     g_autoptr(SecStr) form = NULL;
     g_autoptr(HttpResponse) r = NULL;
+    g_autoptr(SecStr) basic = NULL;
 
     if (!(fc = flow_client_new(a, http, e)) || !(c = app_creds_load(a, e)) ||
-        !(form = app_form(a, fc, c, e)) || http_request(http, fc->token_url, form, &r, e) < 0)
+        !(form = app_form(a, fc, c, e)))
+        return -1;
+    /* A signed assertion is the client's authentication: no secret. */
+    basic = c->key ? NULL : oauth_client_basic(&fc->oauth);
+    if (http_request_auth(http, fc->token_url, form, basic, &r, e) < 0)
         return -1;
     if (oauth_parse_token_response(r, t, e) < 0) {
         app_refused(a, c, e);
@@ -432,5 +438,35 @@ int flow_app_refresh_in_run(FlowAppRun *run, const Account *a, int margin,
         return -1;
     if (run->force && !minted)
         g_hash_table_insert(run->minted, g_steal_pointer(&dir), g_memdup2(&before, sizeof(before)));
+    return 0;
+}
+
+void flow_app_facts_clear(struct flow_app_facts *f)
+{
+    g_clear_pointer(&f->client_id, g_free);
+    g_clear_pointer(&f->object_id, g_free);
+    g_clear_pointer(&f->tenant_id, g_free);
+}
+
+int flow_app_facts(const Account *a, struct flow_app_facts *f, struct tokend_error *e)
+{
+    g_autoptr(SecStr) token = NULL;
+    g_autoptr(SecStr) json = NULL;
+    g_autoptr(ServiceAccount) sa = NULL;
+
+    if (a->service_account_file) {
+        if (read_key_file("service_account_file", a->service_account_file, &json, e) < 0 ||
+            !(sa = keyfile_parse_service_account(json, e)))
+            return -1;
+        f->client_id = g_strdup(sa->client_id);
+    } else {
+        f->client_id = g_strdup(a->client_id);
+    }
+    if (!(token = flow_read_token(a, e))) {
+        error_clear(e);
+        return 0;
+    }
+    f->object_id = idtoken_claim(token->data, token->len, "oid");
+    f->tenant_id = idtoken_claim(token->data, token->len, "tid");
     return 0;
 }

@@ -44,7 +44,7 @@ static void take(char **slot, const char *discovered)
 /* Endpoints the configuration leaves out come from the server's metadata;
  * RFC 9207 `iss` becomes mandatory when the metadata promises it. */
 static int discover(const Account *a, Http *h, FlowClient *c, bool *iss_required,
-                    struct tokend_error *e)
+                    bool *secret_basic, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(a->name);
     g_autoptr(Discovery) d = NULL;
@@ -56,6 +56,7 @@ static int discover(const Account *a, Http *h, FlowClient *c, bool *iss_required
     take(&c->device_url, d->device_authorization_endpoint);
     take(&c->revocation_url, d->revocation_endpoint);
     *iss_required = d->iss_parameter_supported;
+    *secret_basic = d->secret_basic_only;
     if (d->issuer_templated)
         g_clear_pointer(&c->issuer, g_free);
     return 0;
@@ -64,7 +65,7 @@ static int discover(const Account *a, Http *h, FlowClient *c, bool *iss_required
 FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e)
 {
     g_autoptr(FlowClient) c = g_new0(FlowClient, 1);
-    bool iss_required = false;
+    bool iss_required = false, secret_basic = false;
 
     if (load_secret(a, &c->secret, e) < 0)
         return NULL;
@@ -73,7 +74,8 @@ FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e)
     c->device_url = g_strdup(a->device_authorization_url);
     c->revocation_url = g_strdup(a->revocation_url);
     c->issuer = g_strdup(a->issuer);
-    if (a->provider->discovers && a->issuer && discover(a, h, c, &iss_required, e) < 0)
+    if (a->provider->discovers && a->issuer &&
+        discover(a, h, c, &iss_required, &secret_basic, e) < 0)
         return NULL;
     if (!c->token_url) {
         error_set(e, TOKEND_EX_CONFIG, "no token endpoint known for this account");
@@ -91,6 +93,7 @@ FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e)
         .iss_required = iss_required,
         .scopes = a->scopes,
         .refresh_scopes = a->provider->refresh_sends_scopes ? a->scopes : NULL,
+        .secret_basic = secret_basic && c->secret,
     };
     return g_steal_pointer(&c);
 }

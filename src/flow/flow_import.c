@@ -52,6 +52,7 @@ static int prove(const Account *a, Http *http, const SecStr *rt, const char *iss
 {
     g_autoptr(FlowClient) client = flow_client_new(a, http, e);
     g_autoptr(SecStr) form = NULL;
+    g_autoptr(SecStr) basic = NULL;
     g_autoptr(HttpResponse) r = NULL;
 
     if (!client)
@@ -68,7 +69,8 @@ static int prove(const Account *a, Http *http, const SecStr *rt, const char *iss
         return -1;
     }
     form = oauth_refresh_form(&client->oauth, rt);
-    if (http_request(http, client->token_url, form, &r, e) < 0 ||
+    basic = oauth_client_basic(&client->oauth);
+    if (http_request_auth(http, client->token_url, form, basic, &r, e) < 0 ||
         oauth_parse_token_response(r, t, e) < 0) {
         error_prefix(e, "the server refused the imported refresh token");
         if (e->status == TOKEND_EX_TEMPFAIL) {

@@ -27,6 +27,7 @@ struct refresh_job {
     int lock_fd;
     FlowClient *client;
     SecStr *form;
+    SecStr *basic;          /* HTTP Basic "ID:SECRET" when the server wants it there */
     HttpResponse *response; /* bulk: the answer, until a writer has saved it */
     struct tokend_error net_error;
     bool reserved;                      /* room for the answer is reserved (room_reserve) */
@@ -87,6 +88,7 @@ static void job_clear(struct refresh_job *j)
     g_clear_pointer(&j->st, state_free);
     g_clear_pointer(&j->client, flow_client_free);
     g_clear_pointer(&j->form, secstr_free);
+    g_clear_pointer(&j->basic, secstr_free);
     g_clear_pointer(&j->response, http_response_free);
     g_clear_pointer(&j->set_request, g_free);
     error_clear(&j->net_error);
@@ -194,6 +196,7 @@ static int prepare_locked(struct refresh_job *j, Http *http)
         j->client->oauth.refresh_scopes = j->set_request;
     }
     j->form = oauth_refresh_form(&j->client->oauth, rt);
+    j->basic = oauth_client_basic(&j->client->oauth);
     FAULT_POINT("before-request");
     return BEGIN_SEND;
 }
@@ -327,7 +330,7 @@ static int refresh_one(const Account *a, int margin, bool force, const struct to
     case BEGIN_SEND:
         /* Not while waiting for the lock: only once the request goes out. */
         hold_termination(&old);
-        rc = http_request(http, j.client->token_url, j.form, &r, &err);
+        rc = http_request_auth(http, j.client->token_url, j.form, j.basic, &r, &err);
         rc = job_finish(&j, rc == 0 ? r : NULL, &err);
         g_clear_pointer(&r, http_response_free);
         job_clear(&j);
@@ -468,7 +471,7 @@ static void bulk_fill(struct bulk *b)
         switch (job_begin(j, b->http, false)) {
         case BEGIN_SEND:
             if (http_multi_add(b->multi, j->client->token_url, j->req->account->ca_file, j->form,
-                               on_done, j, &j->req->error) == 0) {
+                               j->basic, on_done, j, &j->req->error) == 0) {
                 b->in_flight++;
                 continue;
             }

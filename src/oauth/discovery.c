@@ -46,6 +46,24 @@ static char *strip_slash(const char *s)
     return c;
 }
 
+static bool lists(const cJSON *methods, const char *name)
+{
+    const cJSON *m;
+
+    cJSON_ArrayForEach(m, methods) if (cJSON_IsString(m) &&
+                                       strcmp(m->valuestring, name) == 0) return true;
+    return false;
+}
+
+static bool secret_basic_only(const cJSON *root)
+{
+    const cJSON *methods =
+        cJSON_GetObjectItemCaseSensitive(root, "token_endpoint_auth_methods_supported");
+
+    return cJSON_IsArray(methods) && lists(methods, "client_secret_basic") &&
+           !lists(methods, "client_secret_post");
+}
+
 Discovery *discovery_parse(const char *json, size_t len, const char *issuer, struct tokend_error *e)
 {
     g_autoptr(cJSON) root = cJSON_ParseWithLength(json, len);
@@ -79,6 +97,7 @@ Discovery *discovery_parse(const char *json, size_t len, const char *issuer, str
     d->revocation_endpoint = endpoint(root, "revocation_endpoint", e, &bad);
     if (bad)
         return NULL;
+    d->secret_basic_only = secret_basic_only(root);
     d->iss_parameter_supported =
         !d->issuer_templated && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
                                     root, "authorization_response_iss_parameter_supported"));

@@ -177,7 +177,7 @@ static int transport_error(CURLcode rc, const char *url, struct tokend_error *e)
 }
 
 static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url, const SecStr *form,
-                                SecStr *body)
+                                const SecStr *basic, SecStr *body)
 {
     struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
 
@@ -202,6 +202,10 @@ static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url, c
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    if (basic) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERPWD, basic->data);
+    }
     if (form) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, form->data);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)form->len);
@@ -233,6 +237,12 @@ static int finish(CURL *c, CURLcode rc, const char *url, HttpResponse *r, struct
 int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **out,
                  struct tokend_error *e)
 {
+    return http_request_auth(h, url, form, NULL, out, e);
+}
+
+int http_request_auth(Http *h, const char *url, const SecStr *form, const SecStr *basic,
+                      HttpResponse **out, struct tokend_error *e)
+{
     g_autoptr(HttpResponse) r = g_new0(HttpResponse, 1);
     struct curl_slist *headers;
     CURLcode rc;
@@ -243,7 +253,7 @@ int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **ou
         return error_set(e, TOKEND_EX_SOFTWARE, "cannot initialise libcurl");
     r->body = secstr_new(1024);
     curl_easy_reset(h->curl);
-    headers = setup(h->curl, h->ca_file, url, form, r->body);
+    headers = setup(h->curl, h->ca_file, url, form, basic, r->body);
     if (h->max_bytes)
         cap_body(h, r->body);
     rc = curl_easy_perform(h->curl);
@@ -296,7 +306,7 @@ static void transfer_free(struct transfer *t)
 }
 
 int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const SecStr *form,
-                   http_done_fn done, void *user, struct tokend_error *e)
+                   const SecStr *basic, http_done_fn done, void *user, struct tokend_error *e)
 {
     struct transfer *t;
     CURLMcode mc;
@@ -316,7 +326,7 @@ int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const Sec
     t->response->body = secstr_new(1024);
     t->done = done;
     t->user = user;
-    t->headers = setup(t->curl, ca_file, url, form, t->response->body);
+    t->headers = setup(t->curl, ca_file, url, form, basic, t->response->body);
     curl_easy_setopt(t->curl, CURLOPT_PRIVATE, t);
     if ((mc = curl_multi_add_handle(m->multi, t->curl)) != CURLM_OK) {
         error_set(e, TOKEND_EX_SOFTWARE, "cannot queue the request to %s: %s", url,

@@ -137,6 +137,16 @@ int idtoken_parse(const char *jwt, size_t len, const char *client_id, IdClaims *
     return 0;
 }
 
+char *idtoken_claim(const char *jwt, size_t len, const char *name)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(cJSON) root =
+        len > 0 && len <= IDTOKEN_MAX_BYTES ? decode_payload(jwt, len, &e) : NULL;
+
+    error_clear(&e);
+    return root ? get_claim(root, name) : NULL;
+}
+
 bool idtoken_has_name(const IdClaims *c)
 {
     return c && (c->email || c->preferred_username || c->upn);

@@ -429,18 +429,44 @@ char *oauth_authorize_url(const struct oauth_client *c, const char *redirect_uri
 
 void oauth_add_client_auth(SecStr *form, const struct oauth_client *c)
 {
+    if (c->secret_basic && c->client_secret)
+        return;
     secstr_append_form(form, "client_id", c->client_id, strlen(c->client_id));
     if (c->client_secret)
         secstr_append_form(form, "client_secret", c->client_secret->data, c->client_secret->len);
+}
+
+/* application/x-www-form-urlencoded: what secstr_append_form writes after
+ * "&k=". */
+static void append_form_encoded(SecStr *s, const char *value, size_t len)
+{
+    g_autoptr(SecStr) pair = secstr_new(len * 3 + 8);
+
+    secstr_append_form(pair, "k", value, len);
+    secstr_append(s, pair->data + strlen("k="), pair->len - strlen("k="));
+}
+
+SecStr *oauth_client_basic(const struct oauth_client *c)
+{
+    SecStr *basic;
+
+    if (!c->secret_basic || !c->client_secret)
+        return NULL;
+    basic = secstr_new(256);
+    append_form_encoded(basic, c->client_id, strlen(c->client_id));
+    secstr_append(basic, ":", 1);
+    append_form_encoded(basic, c->client_secret->data, c->client_secret->len);
+    return basic;
 }
 
 int oauth_token_request(Http *h, const struct oauth_client *c, SecStr *form, TokenResponse **out,
                         struct tokend_error *e)
 {
     g_autoptr(HttpResponse) r = NULL;
+    g_autoptr(SecStr) basic = oauth_client_basic(c);
 
     oauth_add_client_auth(form, c);
-    if (http_request(h, c->token_url, form, &r, e) < 0)
+    if (http_request_auth(h, c->token_url, form, basic, &r, e) < 0)
         return -1;
     return oauth_parse_token_response(r, out, e);
 }

@@ -22,6 +22,10 @@
 //   registered with registerGrantType) get a token acting for one of the
 //   comma-separated subjects, as Google's domain-wide delegation does;
 //   another subject is invalid_grant.
+// TOKEND_TEST_SECRET_BASIC_ONLY=1: client secrets only in HTTP Basic
+//   (clientAuthMethods without client_secret_post, so the metadata's
+//   token_endpoint_auth_methods_supported does not list it), and the
+//   secret clients registered with client_secret_basic.
 
 import {
   X509Certificate, constants, createHash, generateKeyPairSync, randomBytes, verify,
@@ -159,7 +163,11 @@ const ENDPOINTS = {
 };
 // authorization: scope and prompt of each authorization request;
 // refresh_scopes: the scope parameter of each refresh request (null if none).
-const newStats = () => ({ token: {}, endpoints: {}, authorization: [], refresh_scopes: [] });
+// token_auth: how each token request carried a client secret: basic (an
+// Authorization header), post (client_secret in the body) or none.
+const newStats = () => ({
+  token: {}, endpoints: {}, authorization: [], refresh_scopes: [], token_auth: [],
+});
 let stats = newStats();
 const bump = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
 
@@ -191,6 +199,8 @@ async function testEndpoints(ctx, next) {
     const grantType = ctx.is('application/x-www-form-urlencoded')
       ? new URLSearchParams(body).get('grant_type') : null;
     bump(stats.token, grantType ?? 'none');
+    const inBody = new URLSearchParams(body).has('client_secret');
+    stats.token_auth.push(ctx.get('authorization') ? 'basic' : inBody ? 'post' : 'none');
     if (grantType === 'refresh_token') {
       // What a refresh asks for: the scope parameter, or null when left out.
       stats.refresh_scopes.push(new URLSearchParams(body).get('scope'));
@@ -209,8 +219,20 @@ const { port } = server.address();
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig', kid: 'test' };
 
+const secretBasicOnly = process.env.TOKEND_TEST_SECRET_BASIC_ONLY === '1';
+if (secretBasicOnly) {
+  for (const c of clients) {
+    if (c.token_endpoint_auth_method === 'client_secret_post') {
+      c.token_endpoint_auth_method = 'client_secret_basic';
+    }
+  }
+}
+const clientAuthMethods = ['client_secret_basic', 'client_secret_jwt', 'private_key_jwt', 'none',
+  ...(secretBasicOnly ? [] : ['client_secret_post'])];
+
 const provider = new Provider(`https://127.0.0.1:${port}`, {
   clients,
+  clientAuthMethods,
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },

@@ -394,10 +394,13 @@ def main():
     ap.add_argument('--client-secret', default='dovecot-secret')
     ap.add_argument('--mechanisms', default='xoauth2 oauthbearer')
     ap.add_argument('--workdir', help='default: a new temporary directory')
+    ap.add_argument('--app', action='append', default=[],
+                    help='CLIENT_ID=MAILBOX,...: an app-only client and its mailboxes')
     args = ap.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix='dovecot-demo-')
+    apps = {c: boxes.split(',') for c, _, boxes in (a.partition('=') for a in args.app)}
     with Dovecot(workdir, args.introspection_url, args.client_id, args.client_secret,
-                 args.ca_file, args.mechanisms.split()) as dc:
+                 args.ca_file, args.mechanisms.split(), apps=apps) as dc:
         print(f'IMAP {dc.host}:{dc.imap_port}  submission {dc.host}:{dc.submission_port}  '
               f'log {dc.log_path}', flush=True)
         try:

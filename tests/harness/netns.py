@@ -323,8 +323,8 @@ class NsAuthServer(AuthServer):
     at https://127.0.0.1:PORT there; its CA is added to the namespace's
     bundle.  Its HTTP helpers run curl inside the namespace."""
 
-    def __init__(self, ns, workdir, access_ttl=3600):
-        super().__init__(workdir, access_ttl)
+    def __init__(self, ns, workdir, access_ttl=3600, env=None):
+        super().__init__(workdir, access_ttl, env=env)
         self.ns = ns
 
     def start(self):
@@ -335,7 +335,7 @@ class NsAuthServer(AuthServer):
         out_path = self.workdir / 'authserver.out'
         self.log_path = self.workdir / 'authserver.log'
         started = time.monotonic()
-        env = dict(os.environ, TOKEND_TEST_ACCESS_TTL=str(self.access_ttl))
+        env = dict(os.environ, TOKEND_TEST_ACCESS_TTL=str(self.access_ttl), **self.extra_env)
         with open(out_path, 'wb') as out, open(self.log_path, 'wb') as log:
             self.proc = self.ns.popen(
                 [shutil.which('node'), SERVER_DIR / 'server.mjs', '--port', '0',
@@ -365,16 +365,19 @@ class NsDovecot:
     """Dovecot (tests/harness/dovecot.py, plain IMAP on a loopback port)
     inside the namespace, checking tokens with the NsAuthServer."""
 
-    def __init__(self, ns, authserver, workdir):
+    def __init__(self, ns, authserver, workdir, apps=None):
+        """apps: {client_id: [mailbox, ...]}, as harness.dovecot.Dovecot."""
         self.ns = ns
         self.authserver = authserver
         self.workdir = Path(workdir)
+        self.apps = dict(apps or {})
 
     def __enter__(self):
+        apps = [f'--app={c}={",".join(boxes)}' for c, boxes in self.apps.items()]
         self.proc = self.ns.popen(
             [sys.executable, '-m', 'harness.dovecot', '--introspection-url',
              self.authserver.introspection_url, '--ca-file', self.authserver.ca_file,
-             '--workdir', self.workdir],
+             '--workdir', self.workdir, *apps],
             env=dict(os.environ, PYTHONPATH=str(HARNESS.parent)),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)

@@ -298,3 +298,46 @@ def test_status_shows_the_certificate_expiry(tokend, keys):
     js = json.loads(run_ok(tokend, 'status', '--json', 'box1').stdout)
     acct = js['accounts'][0] if 'accounts' in js else js[0]
     assert acct['certificate_expires_at'] > time.time() + 300 * 86400
+
+
+# Certificate lifetime -------------------------------------------------------
+
+def test_a_certificate_expiring_within_notify_before_warns_once(tmp_path_factory, tmp_path):
+    """A certificate made to expire within notify_before (2 days by default):
+    the first refresh mints with it and warns, once, on standard error and
+    through notify_cmd; nothing of the key or token reaches the note."""
+    from test_reauth import Notes
+    short = AppKeys(tmp_path / 'short', name='short', days=1)
+    notes = Notes(tmp_path)
+    env = {'TOKEND_TEST_APP_CERT': str(short.cert)}
+    with AuthServer(tmp_path_factory.mktemp('shortcert'), env=env) as srv:
+        t = Tokend(tmp_path / 'home', srv)
+        app_account(t, 'box1', short, 'box1@example.org', notify_cmd=str(notes.script))
+        r = run_ok(t, 'refresh')
+        assert "box1: the app's certificate expires on" in r.stderr, r.stderr
+        assert 'upload a new certificate to the app registration' in r.stderr
+        assert 'tokend obtain' not in r.stderr
+        runs = notes.runs()
+        assert len(runs) == 1 and runs[0]['TOKEND_ACCOUNT'] == 'box1'
+        assert f'client_certificate {short.cert} expires' in runs[0]['TOKEND_REASON']
+        token = t.token_file('box1').read_text().strip()
+        assert srv.introspect(token)['active']
+        note = notes.out.read_text()
+        assert token not in note and 'PRIVATE KEY' not in note
+        # Once per certificate: later refreshes (timer ticks, forced) stay quiet.
+        run_ok(t, 'refresh')
+        run_ok(t, 'refresh', '--force')
+        assert len(notes.runs()) == 1
+        js = json.loads(run_ok(t, 'status', '--json', 'box1').stdout)
+        acct = js['accounts'][0] if 'accounts' in js else js[0]
+        assert acct['signin_rule'] == 'certificate'
+        assert acct['certificate_expires_at'] < time.time() + 2 * 86400
+
+
+def test_a_certificate_far_from_expiry_does_not_warn(tokend, keys, tmp_path):
+    from test_reauth import Notes
+    notes = Notes(tmp_path)
+    app_account(tokend, 'box1', keys, 'box1@example.org', notify_cmd=str(notes.script))
+    r = run_ok(tokend, 'refresh')
+    assert 'certificate expires' not in r.stderr
+    assert notes.runs() == []

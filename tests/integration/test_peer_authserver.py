@@ -233,7 +233,7 @@ def test_browser_fails_cleanly_on_bad_request(srv, tmp_path):
 def test_stats_count_token_requests(srv):
     srv.reset_stats()
     assert srv.stats() == {'token': {}, 'endpoints': {}, 'authorization': [],
-                           'refresh_scopes': []}
+                           'refresh_scopes': [], 'token_auth': []}
     tokens = srv.obtain_tokens()
     srv.refresh(tokens['refresh_token'])
     srv.token_request({'grant_type': 'refresh_token', 'refresh_token': tokens['refresh_token'],
@@ -245,6 +245,7 @@ def test_stats_count_token_requests(srv):
     assert stats['endpoints']['authorization'] == 1
     assert stats['authorization'] == [{'scope': 'openid offline_access', 'prompt': 'consent'}]
     assert stats['refresh_scopes'] == [None, 'openid']
+    assert stats['token_auth'] == ['none'] * 4
 
 
 def test_restart_time(tmp_path):

@@ -68,4 +68,5 @@ def test_the_release_build_does_not_know_it(tmp_path, authserver):
     example_account(t, authserver)
     r = t.run('status', 'work')
     assert r.returncode == EX_CONFIG
-    assert '"example" is not one of: microsoft, google or generic' in r.stderr
+    assert ('"example" is not one of: microsoft, google, microsoft-gcc-high, microsoft-dod, '
+            'microsoft-china, microsoft-hve or generic') in r.stderr

@@ -83,10 +83,44 @@ static void test_bad(void)
     }
 }
 
+/* token_endpoint_auth_methods_supported: HTTP Basic only when it is listed
+ * and client_secret_post is not. */
+static void test_auth_methods(void)
+{
+    static const struct {
+        const char *methods;
+        bool basic_only;
+    } cases[] = {
+        {NULL, false},
+        {"[\"client_secret_basic\"]", true},
+        {"[\"private_key_jwt\",\"client_secret_basic\"]", true},
+        {"[\"client_secret_basic\",\"client_secret_post\"]", false},
+        {"[\"client_secret_post\"]", false},
+        {"[]", false},
+        {"\"client_secret_basic\"", false},
+        {"[1,\"none\"]", false},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        struct tokend_error e = TOKEND_ERROR_INIT;
+        g_autofree char *json =
+            cases[i].methods ? g_strdup_printf("{\"issuer\":\"" ISSUER
+                                               "\",\"token_endpoint_auth_methods_supported\":%s}",
+                                               cases[i].methods)
+                             : g_strdup("{\"issuer\":\"" ISSUER "\"}");
+        g_autoptr(Discovery) d = discovery_parse(json, strlen(json), ISSUER, &e);
+
+        g_test_message("case %zu", i);
+        g_assert_nonnull(d);
+        g_assert_cmpint(d->secret_basic_only, ==, cases[i].basic_only);
+    }
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
     g_test_add_func("/discovery/good", test_good);
     g_test_add_func("/discovery/bad", test_bad);
+    g_test_add_func("/discovery/auth-methods", test_auth_methods);
     return testutil_run();
 }

@@ -101,8 +101,9 @@ static void test_transport_error(void)
     g_assert_cmpint(e.status, ==, TOKEND_EX_TEMPFAIL);
     error_clear(&e);
 
-    g_assert_cmpint(http_multi_add(m, url, NULL, NULL, on_done, &o, &e), ==, 0);
-    g_assert_cmpint(http_multi_add(m, "http://idp.example/", NULL, NULL, on_done, &o, &e), ==, -1);
+    g_assert_cmpint(http_multi_add(m, url, NULL, NULL, NULL, on_done, &o, &e), ==, 0);
+    g_assert_cmpint(http_multi_add(m, "http://idp.example/", NULL, NULL, NULL, on_done, &o, &e), ==,
+                    -1);
     g_assert_cmpint(e.status, ==, TOKEND_EX_CONFIG);
     http_multi_run(m);
     g_assert_cmpint(o.calls, ==, 1);

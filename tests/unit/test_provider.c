@@ -118,6 +118,56 @@ static void test_presets(void)
     g_assert_cmpint(google->inactivity_limit, ==, 0);
 }
 
+/* Microsoft's other clouds and High Volume Email (doc/clouds.md): their
+ * login host, mail hosts and the resource of their scopes, for a person's
+ * sign-in and an app alike. */
+static void test_clouds(void)
+{
+    static const struct {
+        const char *name, *token, *imap, *smtp, *user_scope, *app_scope, *environment;
+    } cases[] = {
+        {"microsoft-gcc-high", "https://login.microsoftonline.us/organizations/oauth2/v2.0/token",
+         "outlook.office365.us", "outlook.office365.us",
+         "https://outlook.office365.us/IMAP.AccessAsUser.All",
+         "https://outlook.office365.us/.default", "O365USGovGCCHigh"},
+        {"microsoft-dod", "https://login.microsoftonline.us/organizations/oauth2/v2.0/token",
+         "outlook-dod.office365.us", "outlook-dod.office365.us",
+         "https://outlook-dod.office365.us/SMTP.Send", "https://outlook-dod.office365.us/.default",
+         "O365USGovDoD"},
+        {"microsoft-china",
+         "https://login.partner.microsoftonline.cn/organizations/oauth2/v2.0/token",
+         "partner.outlook.cn", "partner.outlook.cn",
+         "https://partner.outlook.cn/POP.AccessAsUser.All", "https://partner.outlook.cn/.default",
+         "O365China"},
+        {"microsoft-hve", "https://login.microsoftonline.com/organizations/oauth2/v2.0/token", NULL,
+         "smtp-hve.office365.com", "https://outlook.office.com/SMTP.Send",
+         "https://outlook.office365.com/.default", NULL},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const struct provider_preset *p = provider_find(cases[i].name);
+        g_autofree char *token = NULL;
+
+        g_test_message("provider %s", cases[i].name);
+        g_assert_nonnull(p);
+        token = provider_expand(p->token_url, p->default_authority, p->default_tenant);
+        g_assert_cmpstr(token, ==, cases[i].token);
+        g_assert_cmpstr(p->imap_host, ==, cases[i].imap);
+        g_assert_cmpstr(p->pop_host, ==, cases[i].imap);
+        g_assert_cmpstr(p->smtp_host, ==, cases[i].smtp);
+        g_assert_cmpint(p->smtp_port, ==, 587);
+        g_assert_nonnull(strstr(p->default_scopes, cases[i].user_scope));
+        g_assert_nonnull(strstr(p->default_scopes, "offline_access"));
+        g_assert_cmpstr(p->app_scopes, ==, cases[i].app_scope);
+        g_assert_cmpstr(p->app_grants, ==, "client_credentials");
+        g_assert_true(p->app_needs_certificate && p->refresh_sends_scopes);
+        g_assert_null(p->consumer_domains);
+        g_assert_null(p->public_client);
+        g_assert_true(!cases[i].environment || strstr(p->app_setup, cases[i].environment));
+        g_assert_nonnull(strstr(p->app_setup, "New-ServicePrincipal -AppId {client_id}"));
+    }
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -125,5 +175,6 @@ int main(int argc, char **argv)
     g_test_add_func("/provider/entries-complete", test_entries_complete);
     g_test_add_func("/provider/expand", test_expand);
     g_test_add_func("/provider/presets", test_presets);
+    g_test_add_func("/provider/clouds", test_clouds);
     return testutil_run();
 }
