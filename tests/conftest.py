@@ -1,6 +1,7 @@
 """Fixtures for the integration tests: the built tokend, a private home for
 each test, the real authorization server, the real Secret Service."""
 
+import json
 import os
 import shutil
 import stat
@@ -19,6 +20,25 @@ from harness.authserver import AuthServer  # noqa: E402
 BUILD = Path(os.environ.get('TOKEND_BUILD_DIR', REPO / 'build'))
 TOKEND = BUILD / 'src' / 'tokend'
 BROWSER = REPO / 'tests' / 'harness' / 'browser.py'
+
+
+def build_sanitizer(build):
+    """The sanitizers a meson build folder was configured with
+    (b_sanitize, e.g. 'address,undefined'), or None."""
+    try:
+        options = json.loads((build / 'meson-info' / 'intro-buildoptions.json').read_text())
+    except (OSError, ValueError):
+        return None
+    value = next((o.get('value') for o in options if o.get('name') == 'b_sanitize'), None)
+    return value if value and value != 'none' else None
+
+
+# Which instrumented tokend runs the tests, if any: scripts/check-sanitizers
+# exports TOKEND_SANITIZER (asan or valgrind) for the wrapper trees it hands
+# over as TOKEND_BUILD_DIR; a sanitized meson build given directly says so
+# in its options.  What cannot be measured the same way under them (peak
+# memory) asks this.
+SANITIZER = os.environ.get('TOKEND_SANITIZER') or build_sanitizer(BUILD)
 
 # sysexits, as documented in tokend(1)
 EX_OK, EX_USAGE, EX_DATAERR, EX_UNAVAILABLE = 0, 64, 65, 69
