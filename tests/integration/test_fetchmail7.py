@@ -2,8 +2,9 @@
 from ../shared/fetchmail/ into the build folder by harness.fetchmail7)
 with `auth oauthbearer` and `passwordfile` pointing at tokend's token file,
 against a TLS Dovecot, across an access-token expiry and the timer's
-refresh: fetchmail re-reads the file at every poll.  Skipped, saying why,
-where the source is absent or cannot be built."""
+refresh: fetchmail re-reads the file at every poll.  Fails, saying why,
+where the source is absent or cannot be built (skips with
+TOKEND_ALLOW_SKIP=1)."""
 
 import re
 import shutil
