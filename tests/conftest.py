@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'tests'))
 
 from harness.authserver import AuthServer  # noqa: E402
+from harness.wait import wait_until  # noqa: E402
 
 BUILD = Path(os.environ.get('TOKEND_BUILD_DIR', REPO / 'build'))
 TOKEND = BUILD / 'src' / 'tokend'
@@ -195,6 +196,17 @@ class Tokend:
         r = self.run('obtain', name, *args, env=env)
         assert r.returncode == EX_OK, r.stderr
         return r
+
+    def wait_expired(self, server, token, name='work', timeout=15):
+        """Waits until the access token has expired for tokend (now is past
+        expires_at in state.json: stale whatever the margin) and at the
+        server (introspection says inactive)."""
+        state = self.state / name / 'state.json'
+
+        def expired():
+            return time.time() >= json.loads(state.read_text())['expires_at'] and \
+                not server.introspect(token.strip())['active']
+        wait_until(expired, timeout, f'the access token of {name} expired', interval=0.05)
 
 
 @pytest.fixture
