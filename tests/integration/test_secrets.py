@@ -34,6 +34,7 @@ from conftest import (EX_CANTCREAT, EX_CONFIG, EX_NOPERM, EX_OK, REPO, TOKEND,
 from harness import hostile
 from harness.authserver import CLIENTS
 from harness.scripted import Reply, ScriptedEndpoint
+from harness.wait import wait_until
 
 FOLLOW = REPO / 'tests' / 'harness' / 'follow-redirects'
 CLIENT_SECRET = CLIENTS['tokend-secret'][0]
@@ -241,10 +242,7 @@ def obtain_by_paste(tokend, recorder, umask):
     proc = subprocess.Popen([str(TOKEND), '-vv', 'obtain', 'work', '--manual'], env=e, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: os.umask(umask))
-    deadline = time.time() + 30
-    while not out.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    assert out.exists(), 'the browser wrote no URL'
+    wait_until(out.exists, 30, 'the browser wrote the final URL', interval=0.05)
     stdout, stderr = proc.communicate(f'  "{out.read_text().strip()}"  \n', timeout=30)
     out.unlink()
     recorder.output('obtain --manual stderr', stderr)
