@@ -1,12 +1,14 @@
 """Fixtures for the integration tests: the built tokend, a private home for
 each test, the real authorization server, the real Secret Service."""
 
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,94 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'tests'))
 
 from harness.authserver import AuthServer  # noqa: E402
+from harness.wait import wait_until  # noqa: E402
 
 BUILD = Path(os.environ.get('TOKEND_BUILD_DIR', REPO / 'build'))
 TOKEND = BUILD / 'src' / 'tokend'
 BROWSER = REPO / 'tests' / 'harness' / 'browser.py'
+
+
+def build_sanitizer(build):
+    """The sanitizers a meson build folder was configured with
+    (b_sanitize, e.g. 'address,undefined'), or None."""
+    try:
+        options = json.loads((build / 'meson-info' / 'intro-buildoptions.json').read_text())
+    except (OSError, ValueError):
+        return None
+    value = next((o.get('value') for o in options if o.get('name') == 'b_sanitize'), None)
+    return value if value and value != 'none' else None
+
+
+# Which instrumented tokend runs the tests, if any: scripts/check-sanitizers
+# exports TOKEND_SANITIZER (asan or valgrind) for the wrapper trees it hands
+# over as TOKEND_BUILD_DIR; a sanitized meson build given directly says so
+# in its options.  What cannot be measured the same way under them (peak
+# memory) asks this.
+SANITIZER = os.environ.get('TOKEND_SANITIZER') or build_sanitizer(BUILD)
+
+# A test that cannot run fails ---------------------------------------------------
+#
+# A test skipped for a missing peer (the authorization server's modules,
+# Dovecot, a mail client, gnome-keyring, the fetchmail 7 source, root for a
+# mount or a namespace) tested nothing, and a run that tested less must not
+# read as a pass: every skip, wherever it comes from (pytest.skip in a test
+# or a fixture, a skipif mark, a module skipped at collection, an empty
+# parametrization), is turned into a failure that says why.  An expected
+# failure (xfail) proves nothing either and fails the same way.  On a
+# machine that lacks a peer on purpose, TOKEND_ALLOW_SKIP=1 lets them skip;
+# the runs list every skip with its reason (-rs).  A case that applies to
+# some builds only is left out at collection (or deselected by the script
+# that runs that build, saying so), never skipped.
+
+ALLOW_SKIP = os.environ.get('TOKEND_ALLOW_SKIP') == '1'
+ALLOW_SKIP_HINT = '(a test that cannot run fails; TOKEND_ALLOW_SKIP=1 lets it skip instead)'
+
+
+class CouldNotRun:
+    """A report's text whose first line also shows in the short summary."""
+
+    def __init__(self, text):
+        self.text = text
+        self.reprcrash = types.SimpleNamespace(message=text.splitlines()[0])
+
+    def toterminal(self, tw):
+        for line in self.text.splitlines():
+            tw.line(line)
+
+    def __str__(self):
+        return self.text
+
+
+def skip_reason(longrepr):
+    """The reason of a skipped report ((path, line, 'Skipped: why'))."""
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix('Skipped: ')
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if ALLOW_SKIP or not report.skipped:
+        return
+    if hasattr(report, 'wasxfail'):
+        why = f'expected to fail ({report.wasxfail or "no reason given"}), which proves nothing'
+        del report.wasxfail
+        details = f'\n{report.longrepr}' if report.longrepr else ''
+    else:
+        why, details = f'could not run: {skip_reason(report.longrepr)}', ''
+    report.outcome = 'failed'
+    report.longrepr = CouldNotRun(f'{why}\n{ALLOW_SKIP_HINT}{details}')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    report = (yield).get_result()
+    if not ALLOW_SKIP and report.skipped:
+        report.outcome = 'failed'
+        report.longrepr = CouldNotRun(f'{collector.nodeid} could not run: '
+                                      f'{skip_reason(report.longrepr)}\n{ALLOW_SKIP_HINT}')
+
 
 # sysexits, as documented in tokend(1)
 EX_OK, EX_USAGE, EX_DATAERR, EX_UNAVAILABLE = 0, 64, 65, 69
@@ -110,6 +196,17 @@ class Tokend:
         r = self.run('obtain', name, *args, env=env)
         assert r.returncode == EX_OK, r.stderr
         return r
+
+    def wait_expired(self, server, token, name='work', timeout=15):
+        """Waits until the access token has expired for tokend (now is past
+        expires_at in state.json: stale whatever the margin) and at the
+        server (introspection says inactive)."""
+        state = self.state / name / 'state.json'
+
+        def expired():
+            return time.time() >= json.loads(state.read_text())['expires_at'] and \
+                not server.introspect(token.strip())['active']
+        wait_until(expired, timeout, f'the access token of {name} expired', interval=0.05)
 
 
 @pytest.fixture

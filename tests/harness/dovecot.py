@@ -404,8 +404,7 @@ def main():
         print(f'IMAP {dc.host}:{dc.imap_port}  submission {dc.host}:{dc.submission_port}  '
               f'log {dc.log_path}', flush=True)
         try:
-            while dc.proc.poll() is None:
-                time.sleep(0.5)
+            dc.proc.wait()
         except KeyboardInterrupt:
             pass
         for m in dc.messages():

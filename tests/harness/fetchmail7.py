@@ -1,7 +1,8 @@
 """fetchmail 7 (the unreleased `next` branch) built from the source in
 ../shared/fetchmail/ (or $TOKEND_FETCHMAIL7_SRC), once, into
 build/fetchmail7/obj/fetchmail.  Nothing is faked: without the
-source, or when the build fails, the caller is told why and skips.
+source, or when the build fails, the caller is told why and skips (which
+tests/conftest.py turns into a failure unless TOKEND_ALLOW_SKIP=1).
 
     path, why = fetchmail7(REPO / 'build')   # None, and why, when it cannot
 """

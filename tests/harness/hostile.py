@@ -14,6 +14,7 @@ attackers for the loopback catcher (slowloris, junk), a runner that
 measures a child's peak memory, and a recording $BROWSER / notify_cmd.
 """
 
+import fcntl
 import json
 import os
 import socket
@@ -21,10 +22,13 @@ import ssl
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import zlib
 from pathlib import Path
+
+from harness.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,6 +126,11 @@ class Conn:
                 continue
             except OSError:
                 return
+
+    def unacknowledged(self):
+        """Bytes sent that the peer's TCP has not acknowledged yet."""
+        return struct.unpack('i', fcntl.ioctl(self.raw.fileno(), termios.TIOCOUTQ,
+                                              b'\0' * 4))[0]
 
     def reset(self):
         """Close with a TCP RST instead of a FIN (no TLS close_notify)."""
@@ -237,7 +246,8 @@ def reset_mid_body(body=b'{"access_token": "new-access-tok', length=400):
         c.handshake()
         c.read_request()
         c.send(head(200, length=length) + body)
-        time.sleep(0.1)
+        # Mid-body for the client too: the part is in its hands, then the RST.
+        wait_until(lambda: c.unacknowledged() == 0, 10, 'the client acknowledged the part')
         c.reset()
     return b
 
@@ -341,13 +351,25 @@ def syn_blackhole():
         except BlockingIOError:
             pass
         fillers.append(s)
-    time.sleep(0.2)
+    # The queue is full once it holds one connection (backlog 0): from then
+    # on the SYNs are dropped.
+    wait_until(lambda: accept_queue(port) >= 1, 10, f'the accept queue of port {port} filled')
 
     def close():
         for s in fillers:
             s.close()
         lsock.close()
     return port, close
+
+
+def accept_queue(port):
+    """Connections waiting in the accept queue of the listener on
+    127.0.0.1:port (rx_queue of its LISTEN row in /proc/net/tcp)."""
+    for row in Path('/proc/net/tcp').read_text().splitlines()[1:]:
+        f = row.split()
+        if f[3] == '0A' and int(f[1].split(':')[1], 16) == port:
+            return int(f[4].split(':')[1], 16)
+    return 0
 
 
 def free_port():

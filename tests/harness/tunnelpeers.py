@@ -15,10 +15,10 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from harness.dovecot import Dovecot
+from harness.wait import wait_until
 
 USER = 'alice'
 
@@ -82,10 +82,9 @@ def logins(dc, service, method, secured=False):
 def wait_logged_in(dc, service, method, before, secured=False):
     """Dovecot logged one more login of alice with method (its log process
     writes a moment later)."""
-    deadline = time.monotonic() + 3
-    while logins(dc, service, method, secured) <= before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert logins(dc, service, method, secured) > before, dc.log()[-2000:]
+    wait_until(lambda: logins(dc, service, method, secured) > before, 3,
+               f'dovecot logged a {service} login with {method}',
+               detail=lambda: dc.log()[-2000:])
 
 
 def revoke_grant(srv, refresh_token):

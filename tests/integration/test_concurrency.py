@@ -123,16 +123,6 @@ def final_force_refresh(t, server):
     assert refresh_requests(server) == before + 1
 
 
-def wait_until_expired(t, server, token, limit=15):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        state = json.loads((t.state / 'work' / 'state.json').read_text())
-        if time.time() >= state['expires_at'] and not server.introspect(token.strip())['active']:
-            return
-        time.sleep(0.05)
-    pytest.fail(f'the access token did not expire within {limit} s')
-
-
 def test_callers_of_a_just_expired_token_send_one_refresh(tokend, make_authserver):
     srv = make_authserver(access_ttl=EXPIRY_TTL)
     tokend.server = srv
@@ -141,7 +131,7 @@ def test_callers_of_a_just_expired_token_send_one_refresh(tokend, make_authserve
     tokend.obtain()
     token = tokend.token_file().read_text()
     for i in range(EXPIRY_ROUNDS):
-        wait_until_expired(tokend, srv, token)
+        tokend.wait_expired(srv, token)
         start = time.monotonic()
         token = check_round(tokend, srv, EXPIRY_PROCS, f'expired token, round {i}')
         print(f'\nround {i}: {EXPIRY_PROCS} processes, 1 refresh request, '

@@ -65,6 +65,7 @@ import pytest
 from conftest import EX_NOPERM, EX_OK, Tokend
 from test_microsoft import certs, ms  # noqa: F401 (fixtures)
 from harness import faultbuild
+from harness.wait import wait_until
 
 LONG = os.environ.get('TOKEND_LONG') == '1'
 REFRESH_RUNS = 100 if LONG else 25
@@ -281,7 +282,7 @@ def test_random_kills_during_refresh(tokend, authserver):
         delay = rng.uniform(0, duration)
         what = f'refresh killed after {delay * 1000:.1f} ms, run {i}'
         p = t.popen('refresh', '--force', 'work', stdin=subprocess.DEVNULL)
-        time.sleep(delay)
+        time.sleep(delay)  # the point: a kill at a random moment of the run
         p.send_signal(signal.SIGKILL)
         _, err = p.communicate()
         assert p.returncode in (KILLED, EX_OK), f'{what}: exit {p.returncode}: {err}'
@@ -360,10 +361,9 @@ def test_termination_waits_for_the_rotated_refresh_token(tokend, ms, sig, verb):
     slow.delay = 1.0
     ms.script(TOKEN_PATH, slow)
     p = tokend.popen(*args)
-    deadline = time.monotonic() + 10
-    while ms.count(TOKEN_PATH) == before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert ms.count(TOKEN_PATH) == before + 1, 'the refresh request never came'
+    wait_until(lambda: ms.count(TOKEN_PATH) > before, 10, 'the refresh request reached the server',
+               interval=0.01)
+    assert ms.count(TOKEN_PATH) == before + 1
     p.send_signal(sig)
     p.communicate(timeout=30)
     assert p.returncode == -sig
@@ -377,6 +377,21 @@ def test_termination_waits_for_the_rotated_refresh_token(tokend, ms, sig, verb):
     assert tokend.token_file(saved[0]).read_text() == 'after-signal\n'
 
 
+def open_files(pid):
+    """The paths process pid has open (/proc/PID/fd)."""
+    paths = set()
+    try:
+        fds = os.listdir(f'/proc/{pid}/fd')
+    except FileNotFoundError:
+        return paths
+    for fd in fds:
+        try:
+            paths.add(os.readlink(f'/proc/{pid}/fd/{fd}'))
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return paths
+
+
 def test_termination_is_not_held_while_waiting_for_the_lock(tokend, ms):
     """Signals are held only from the request on: a `token` waiting for the
     lock of another tokend (up to 60 s) still stops at once on SIGTERM, and
@@ -387,11 +402,16 @@ def test_termination_is_not_held_while_waiting_for_the_lock(tokend, ms):
     tokend.accounts['work']['min_validity'] = '86400'
     tokend.write_config()
     before = ms.count(TOKEN_PATH)
-    with open(tokend.state / 'work' / 'lock', 'a') as held:
+    lock = tokend.state / 'work' / 'lock'
+    with open(lock, 'a') as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         p = tokend.popen('token', 'work')
-        time.sleep(0.5)
-        assert p.poll() is None, 'token did not wait for the lock'
+
+        def waiting():
+            assert p.poll() is None, f'token did not wait for the lock: {p.communicate()}'
+            return str(lock.resolve()) in open_files(p.pid)
+        # It has the lock file open: it is trying to take the lock we hold.
+        wait_until(waiting, 10, 'token opened the lock')
         started = time.monotonic()
         p.send_signal(signal.SIGTERM)
         p.communicate(timeout=10)

@@ -78,6 +78,7 @@ from conftest import EX_NOPERM, EX_OK, REPO
 from harness.authserver import SERVER_DIR
 from harness.dovecot import MAIL_USER, Dovecot, open_path_to
 from harness.proxy import CountingProxy
+from harness.wait import wait_until
 
 RECIPES = REPO / 'doc' / 'recipes'
 CLIENT_TIMEOUT = 30
@@ -253,10 +254,9 @@ def logins(dc, service, method):
 def assert_logged_in(dc, service, method, before):
     """Dovecot logged one more login of alice with method (its log
     process writes a moment later)."""
-    deadline = time.monotonic() + 3
-    while logins(dc, service, method) <= before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert logins(dc, service, method) > before, dc.log()[-2000:]
+    wait_until(lambda: logins(dc, service, method) > before, 3,
+               f'dovecot logged a {service} login with {method}',
+               detail=lambda: dc.log()[-2000:])
 
 
 def xoauth2(user, token):
@@ -541,6 +541,12 @@ class Tmux:
     def running(self):
         return self.tmux('has-session', '-t', 'mail').returncode == 0
 
+    def quit(self):
+        """Presses q and waits until the client has ended."""
+        self.tmux('send-keys', '-t', 'mail', 'q')
+        wait_until(lambda: not self.running(), 5, 'the client quit on q', interval=0.05,
+                   detail=self.screen)
+
     def close(self):
         self.tmux('kill-server')
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -564,11 +570,7 @@ def test_mutt_reads_imap_in_tmux(tokend, exchange, tls, authserver, tmp_path, mu
         screen = term.wait_for(subject, 10)
         assert screen is not None, f'{mutt} did not show the INBOX: {term.screen()}'
         assert time.monotonic() - started < 10
-        term.tmux('send-keys', '-t', 'mail', 'q')
-        deadline = time.monotonic() + 5
-        while term.running() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not term.running(), term.screen()
+        term.quit()
     finally:
         term.close()
     assert_logged_in(exchange, 'imap', 'XOAUTH2', before)
@@ -762,10 +764,9 @@ def test_timer_refresh_renews_an_expired_token(tokend, make_authserver):
         tokend.account(server=srv, scopes=SCOPES, refresh_margin=1,
                        imap_host=dc.host, imap_port=dc.imap_port)
         tokend.obtain()
-        obtained = time.monotonic()
         old = read_passwordfile(tokend.token_file()).decode()
         assert imap_login(dc, old) == 'OK'
-        time.sleep(max(0.0, obtained + 4 - time.monotonic()))
+        tokend.wait_expired(srv, old)
         with pytest.raises(imaplib.IMAP4.error, match=r'\[AUTHENTICATIONFAILED\]'):
             imap_login(dc, old)
         r = tokend.run('refresh')  # what the timer runs

@@ -10,7 +10,6 @@ import json
 import re
 import secrets
 import subprocess
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from conftest import (EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO)
 from harness.authserver import make_certs
 from harness.scripted import Reply, ScriptedEndpoint
+from harness.wait import wait_until
 
 TENANT = 'contoso.onmicrosoft.com'
 TOKEN_PATH = f'/{TENANT}/oauth2/v2.0/token'
@@ -552,9 +552,7 @@ def test_localhost_address_pasted_over_ssh(tokend, ms, tmp_path):
     browser.chmod(0o755)
     tokend.env['BROWSER'] = str(browser)
     proc = tokend.popen('obtain', 'work', stdin=subprocess.PIPE)
-    deadline = time.time() + 20
-    while not out.exists() and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(out.exists, 20, 'the browser wrote the address it could not load', interval=0.05)
     final = out.read_text().strip()
     assert re.match(r'http://localhost:\d+/\?code=M\.C507_BAY\.2\.U\.[0-9a-f]+&state=.*'
                     r'&session_state=', final), final

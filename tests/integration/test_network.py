@@ -37,6 +37,7 @@ import time
 import pytest
 
 from conftest import EX_NOPERM, EX_OK, EX_TEMPFAIL
+from harness.wait import wait_until
 
 MODES = ('forward', 'refuse', 'reset', 'lose-response')
 
@@ -61,16 +62,16 @@ class Proxy:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.family == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        for _ in range(100):
+
+        def bound():
             try:
                 s.bind((self.host, self.port))
-                break
+                return True
             except OSError as e:  # the old listener's port, briefly
                 if e.errno != errno.EADDRINUSE or not self.port:
                     raise
-                time.sleep(0.02)
-        else:
-            raise RuntimeError(f'cannot listen on port {self.port} again')
+                return False
+        wait_until(bound, 2, f'port {self.port} free to listen on again')
         s.listen(64)
         s.settimeout(0.02)
         self.port = s.getsockname()[1]
@@ -80,11 +81,11 @@ class Proxy:
         """Switches, and returns once the forwarder works that way."""
         assert mode in MODES
         self._mode = mode
-        deadline = time.monotonic() + 5
-        while self._applied != mode:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f'the forwarder did not switch to {mode}')
-            time.sleep(0.005)
+
+        def switched():
+            assert self._thread.is_alive(), f'the forwarder stopped before switching to {mode}'
+            return self._applied == mode
+        wait_until(switched, 5, f'the forwarder switched to {mode}', interval=0.005)
 
     def close(self):
         self._stop = True
@@ -100,7 +101,7 @@ class Proxy:
                 self._listener = self._listen()
             self._applied = mode
             if not self._listener:
-                time.sleep(0.02)
+                time.sleep(0.02)  # refusing: nothing to serve until the mode changes
                 continue
             try:
                 client, _ = self._listener.accept()

@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 
 from conftest import (EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE, BROWSER, mode)
+from harness.wait import wait_until
 
 
 def test_obtain_through_loopback_catcher(tokend, authserver, tmp_path):
@@ -137,10 +138,7 @@ def paste(tokend, transform, *args, account='work'):
     proc = tokend.popen('obtain', account, *args, stdin=subprocess.PIPE,
                         env={'TOKEND_TEST_BROWSER_MODE': 'print',
                              'TOKEND_TEST_BROWSER_OUT': str(out)})
-    deadline = time.time() + 20
-    while not out.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    assert out.exists(), 'the browser wrote no URL'
+    wait_until(out.exists, 20, 'the browser wrote the final URL', interval=0.05)
     final = out.read_text().strip()
     stdout, stderr = proc.communicate(transform(final) + '\n', timeout=30)
     return proc.returncode, stderr, final

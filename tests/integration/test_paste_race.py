@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 
 from conftest import EX_NOPERM, EX_OK, EX_TEMPFAIL, TOKEND
+from harness.wait import wait_until
 
 PROMPT = 'or paste the address of the page the browser ended on:'
 
@@ -38,10 +39,7 @@ def start(tokend, out, *args, mode='print', env=None):
 
 
 def final_url(out, timeout=20):
-    deadline = time.time() + timeout
-    while not out.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    assert out.exists(), 'the browser wrote no URL'
+    wait_until(out.exists, timeout, 'the browser wrote the final URL', interval=0.05)
     return out.read_text().strip()
 
 

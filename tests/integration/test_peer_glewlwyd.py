@@ -7,7 +7,6 @@ matching, off-spec error answers."""
 import json
 import re
 import subprocess
-import time
 import urllib.parse
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from conftest import EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, REPO, Tokend
 from harness import glewlwyd
 from harness.glewlwyd import CLIENT_SECRET, CONFIDENTIAL_CLIENT, PUBLIC_CLIENT, Glewlwyd
+from harness.wait import wait_until
 
 BROWSER = REPO / 'tests' / 'harness' / 'glewlwyd_browser.py'
 
@@ -84,10 +84,12 @@ def paste(tk, name, transform, *args):
     proc = tk.popen('obtain', name, '--manual', *args, stdin=subprocess.PIPE,
                     env={'TOKEND_TEST_BROWSER_MODE': 'print',
                          'TOKEND_TEST_BROWSER_OUT': str(out)})
-    deadline = time.time() + 20
-    while not out.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    assert out.exists(), 'the browser wrote no URL'
+
+    def written():
+        if out.exists():
+            return True
+        assert proc.poll() is None, f'obtain ended first: {proc.communicate()}'
+    wait_until(written, 20, 'the browser wrote the final URL')
     final = out.read_text().strip()
     _, stderr = proc.communicate(transform(final) + '\n', timeout=30)
     return proc.returncode, stderr, final

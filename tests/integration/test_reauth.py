@@ -148,6 +148,7 @@ def test_idle_tick_execs_the_engine_only_when_the_warning_is_due(tokend, tmp_pat
     r = tokend.run('refresh', env={'LD_DEBUG': 'libs'})
     assert r.returncode == EX_OK and 'libcurl' not in r.stderr
     assert notes.runs() == []
+    # The clock is what tokend reads: there is nothing but time to wait for.
     time.sleep(max(warn_at + 1 - time.time(), 0))
     # The warning is due: the tick goes to the engine, which warns.
     r = tokend.run('refresh', env={'LD_DEBUG': 'libs'})
@@ -259,7 +260,7 @@ def test_microsoft_sign_in_frequency_is_recorded_and_used(tokend, ms):
     assert text.startswith('  next sign-in: now (AADSTS70043 on ')
     # Another tick with the same answer keeps the first sighting.
     seen = s['signin_frequency_seen_at']
-    time.sleep(1.1)
+    time.sleep(1.1)  # the next tick in a later second: a new sighting would show
     assert tokend.run('refresh').returncode == EX_NOPERM
     assert status_of(tokend)['signin_frequency_seen_at'] == seen
 

@@ -31,6 +31,7 @@ import pytest
 
 from conftest import EX_OK, REPO, Tokend
 from harness.authserver import SERVER_DIR
+from harness.wait import wait_until
 from harness.tunnelpeers import (USER, append_message, deliver, dovecot_for, empty_inbox,
                                  logins, revoke_grant, wait_logged_in)
 
@@ -203,11 +204,10 @@ def test_fetchmail_daemon_across_expiry_and_refresh(make_authserver, tmp_path):
                 env=tokend.env, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
         try:
             deliver(dc, mixed_messages(1)[0])
-            wait_for(lambda: len(delivered(out)) == 1, 20, log)
-            time.sleep(5)  # the first access token has expired
-            assert srv.introspect(first.strip())['active'] is False
+            wait_for(lambda: len(delivered(out)) == 1, 20, log, 'fetchmail delivered the first')
+            tokend.wait_expired(srv, first)
             deliver(dc, mixed_messages(2)[1])
-            wait_for(lambda: len(delivered(out)) == 2, 20, log)
+            wait_for(lambda: len(delivered(out)) == 2, 20, log, 'fetchmail delivered the second')
             # The tunnel refreshed (nothing else ran tokend), and the same
             # daemon fetched with the new token.
             assert tokend.token_file().read_text() != first
@@ -217,13 +217,8 @@ def test_fetchmail_daemon_across_expiry_and_refresh(make_authserver, tmp_path):
             daemon.wait(10)
 
 
-def wait_for(cond, seconds, log):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f'not within {seconds} s: {log.read_text()[-3000:]}')
+def wait_for(cond, seconds, log, what):
+    wait_until(cond, seconds, what, interval=0.1, detail=lambda: log.read_text()[-3000:])
 
 
 # OfflineIMAP, mbsync, mutt ------------------------------------------------------
@@ -290,11 +285,7 @@ def test_mutt_reads_through_tunnel(tokend, dovecot, tmp_path, mutt):
         term.start([mutt, '-n', '-F', str(rc)])
         screen = term.wait_for(subject, 15)
         assert screen is not None, f'{mutt} did not show the INBOX: {term.screen()}'
-        term.tmux('send-keys', '-t', 'mail', 'q')
-        deadline = time.monotonic() + 5
-        while term.running() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not term.running(), term.screen()
+        term.quit()
     finally:
         term.close()
     wait_logged_in(dovecot, 'imap', 'OAUTHBEARER', before, secured=True)
