@@ -108,11 +108,12 @@ def test_examples_parse(example, tmp_path):
 def test_completions_are_valid_scripts():
     assert subprocess.run(['bash', '-n', str(REPO / 'data' / 'completions' / 'tokend.bash')]
                           ).returncode == 0
+    # zsh and fish are installed by scripts/setup: a missing one fails.
     for shell, name in (('zsh', '_tokend'), ('fish', 'tokend.fish')):
-        if shutil.which(shell):
-            flag = ['-n'] if shell == 'zsh' else ['--no-execute']
-            assert subprocess.run([shell, *flag, str(REPO / 'data' / 'completions' / name)]
-                                  ).returncode == 0
+        assert shutil.which(shell), f'{shell} is not installed (scripts/setup installs it)'
+        flag = ['-n'] if shell == 'zsh' else ['--no-execute']
+        assert subprocess.run([shell, *flag, str(REPO / 'data' / 'completions' / name)]
+                              ).returncode == 0
 
 
 def commands_in_code():
