@@ -12,7 +12,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "tokend/log.h"
 #include "tokend/netconn.h"
 
 #define CONNECT_TIMEOUT_US (10 * G_USEC_PER_SEC)
@@ -369,7 +368,6 @@ int netconn_read_line(NetConn *c, GString *line, gint64 deadline, struct tokend_
             c->in_off += (size_t)(nl - start) + 1;
             if (line->len && line->str[line->len - 1] == '\r')
                 g_string_truncate(line, line->len - 1);
-            log_debug("%s: S: %.200s", c->host, line->str);
             return 0;
         }
         g_string_append_len(line, start, c->in_len - c->in_off);
