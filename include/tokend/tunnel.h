@@ -11,6 +11,8 @@
 #include "tokend/sasl.h"
 #include "tokend/secstr.h"
 
+#define TUNNEL_USAGE "tokend tunnel ACCOUNT [--pop3] [HOST [PORT]]"
+
 enum tunnel_proto {
     TUNNEL_PROTO_IMAP,
     TUNNEL_PROTO_POP3,
@@ -44,6 +46,9 @@ void tunnel_free(Tunnel *t);
 /* Tell a client that was not greeted why, in its protocol, on fd out:
  * line is tokend's one-line message. */
 void tunnel_refuse(enum tunnel_proto p, int out, int status, const char *line);
+/* A usage error: said on stderr as every verb says it, and to the client
+ * on stdout in its protocol with the usage line.  Returns 64. */
+int tunnel_usage_error(enum tunnel_proto p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* The session a verb runs: token, connect, login (one forced refresh when
  * the server refuses a token tokend believed valid), greet, relay.
  * *greeted tells whether the client has been handed the session. */

@@ -667,16 +667,20 @@ static int verb_tunnel(struct verb_ctx *ctx)
     bool pop3 = false, greeted = false;
     int c, n;
 
+    /* The client hears a usage error too, in the protocol it speaks. */
+    for (int i = 1; i < ctx->argc && strcmp(ctx->argv[i], "--") != 0; i++)
+        pop3 = pop3 || strcmp(ctx->argv[i], "--pop3") == 0;
+    t.proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
     VERB_GETOPT(ctx, "", opts, c)
     {
         if (c != 'p')
-            return cli_usage_error("tunnel: unknown option %s", ctx->argv[optind - 1]);
+            return tunnel_usage_error(t.proto, "tunnel: unknown option %s", ctx->argv[optind - 1]);
         pop3 = true;
     }
+    t.proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
     n = ctx->argc - optind;
     if (n < 1 || n > 3)
-        return cli_usage_error("%s", "tunnel takes ACCOUNT [HOST [PORT]]");
-    t.proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
+        return tunnel_usage_error(t.proto, "%s", "tunnel takes ACCOUNT [HOST [PORT]]");
     path = paths_config_file(ctx->g->config_path);
     if (!(ctx->cfg = config_load(path, &e)))
         return tunnel_fail(t.proto, &e, NULL);

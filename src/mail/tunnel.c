@@ -3,9 +3,11 @@
  * other, and the relay between them (splice.c). */
 
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "tokend/cli.h"
 #include "tokend/splice.h"
 #include "tokend/tunnel.h"
 
@@ -125,6 +127,19 @@ void tunnel_refuse(enum tunnel_proto p, int out, int status, const char *line)
                                status == TOKEND_EX_NOPERM ? "AUTHENTICATIONFAILED" : "UNAVAILABLE",
                                line);
     (void)write_all(out, text, strlen(text));
+}
+
+int tunnel_usage_error(enum tunnel_proto p, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *text = NULL, *line = NULL;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    line = g_strdup_printf("tokend: %s; usage: %s", text, TUNNEL_USAGE);
+    tunnel_refuse(p, STDOUT_FILENO, TOKEND_EX_USAGE, line);
+    return cli_usage_error("%s", text);
 }
 
 int tunnel_relay(Tunnel *t, int in, int out, struct tokend_error *e)

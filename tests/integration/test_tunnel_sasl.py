@@ -3,7 +3,7 @@ in the style of curl's test servers): each server sends exactly the bytes a
 test names, so that the login's edges show: servers that echo the SASL
 string, capability lists with "]" and CR, temporary failures and refusals,
 split packets, continuation lines, odd case, missing line ends, over-long
-lines, bytes after the tagged reply.  Every case is bounded
+lines, bytes after the tagged reply, usage errors.  Every case is bounded
 in time and ends with one clear line, to the client in its protocol and on
 stderr.
 
@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import EX_NOPERM, EX_OK, EX_TEMPFAIL
+from conftest import EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE
 from harness.authserver import SERVER_DIR
 from harness.scripted import ScriptedMailServer
 from harness.tunnelpeers import USER, tunnel
@@ -201,6 +201,28 @@ def test_preauth_capabilities_from_the_login_reply(tokend):
         with tunnel(tokend, 'work', HOST, str(srv.port)) as c:
             greeting = c.line(QUICK)
     assert greeting == f'* PREAUTH [CAPABILITY IMAP4rev1 X] tokend: logged in as {USER}\r\n'
+
+
+# 3. Usage errors are told to the client in its protocol -----------------------
+
+@pytest.mark.parametrize('args,prefix', [
+    ((), '* BYE [UNAVAILABLE] '),
+    (('--pop3',), '-ERR '),
+    (('--bogus', 'work'), '* BYE [UNAVAILABLE] '),
+    (('--pop3', '--bogus', 'work'), '-ERR '),
+    (('work', 'host', '143', 'extra'), '* BYE [UNAVAILABLE] '),
+    (('--pop3', 'work', 'host', '110', 'extra'), '-ERR '),
+])
+def test_usage_errors_answer_in_the_protocol(tokend, args, prefix):
+    tokend.account()
+    with tunnel(tokend, *args) as c:
+        out = c.rest(QUICK)
+        rc = c.wait(QUICK)
+    assert rc == EX_USAGE, c.stderr
+    assert out.startswith(prefix + 'tokend: '), out
+    assert out.endswith('; usage: tokend tunnel ACCOUNT [--pop3] [HOST [PORT]]\r\n'), out
+    assert out.count('\n') == 1
+    assert c.stderr.startswith('tokend: ') and 'see tokend --help' in c.stderr
 
 
 # 4. Only an authentication failure is refreshed -------------------------------
