@@ -263,4 +263,8 @@ class ScriptedMailServer:
 
     def __exit__(self, *exc):
         self.closed = True
+        # Wakes the accept() in progress, which would keep the port open.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        self.thread.join(5)
