@@ -28,6 +28,9 @@ struct mail_target {
     int port;
     enum mail_tls tls;
     const char *ca_file;
+    /* The setting that chooses tls, named in hints (a literal such as
+     * "tunnel_tls"), or NULL. */
+    const char *tls_key;
 };
 
 typedef struct mailconn MailConn;
@@ -36,8 +39,10 @@ const char *mail_proto_name(enum mail_proto p);
 int mail_tls_from_name(const char *name);
 
 /* Connect, secure the connection, read the greeting and the
- * capabilities.
- */
+ * capabilities.  A plain-text greeting on a port that is not the
+ * protocol's own must begin within a few seconds and not with a TLS
+ * record: a server that speaks TLS from the first byte is named, with the
+ * setting to change, instead of waited for. */
 MailConn *mailconn_open(const struct mail_target *t, gint64 deadline, struct tokend_error *e);
 const struct mail_target *mailconn_target(const MailConn *c);
 NetConn *mailconn_netconn(MailConn *c);

@@ -9,9 +9,16 @@
 #include "tokend/mailconn.h"
 #include "tokend/redact.h"
 
+/* A plain-text greeting on a port that is not the protocol's own must
+ * start this soon: a server that speaks TLS from the first byte sends
+ * nothing until the client begins, and would keep tokend waiting until it
+ * gives up itself (Dovecot after 30 s). */
+#define FIRST_BYTE_US (5 * G_USEC_PER_SEC)
 #define LOGOUT_US (2 * G_USEC_PER_SEC)
 #define WORDS_MAX 300
 #define CAPA_LINES_MAX 1000
+#define TLS_HANDSHAKE 0x16 /* the first byte of a TLS record: handshake, alert */
+#define TLS_ALERT 0x15
 
 struct mailconn {
     struct mail_target t;
@@ -27,6 +34,7 @@ struct mailconn {
 struct proto_ops {
     const char *name;
     int implicit_port;
+    int plain_ports[2];   /* where a plain greeting may take its time */
     const char *starttls; /* command and capability */
     const char *logout;
     int (*greeting)(MailConn *c, const MailReply *r, struct tokend_error *e);
@@ -385,9 +393,11 @@ static int smtp_capabilities(MailConn *c, gint64 deadline, struct tokend_error *
 }
 
 static const struct proto_ops protocols[] = {
-    [MAIL_PROTO_IMAP] = {"IMAP", 993, "STARTTLS", "LOGOUT", imap_greeting, imap_capabilities},
-    [MAIL_PROTO_POP3] = {"POP3", 995, "STLS", "QUIT", pop3_greeting, pop3_capabilities},
-    [MAIL_PROTO_SMTP] = {"SMTP", 465, "STARTTLS", "QUIT", smtp_greeting, smtp_capabilities},
+    [MAIL_PROTO_IMAP] =
+        {"IMAP", 993, {143, 0}, "STARTTLS", "LOGOUT", imap_greeting, imap_capabilities},
+    [MAIL_PROTO_POP3] = {"POP3", 995, {110, 0}, "STLS", "QUIT", pop3_greeting, pop3_capabilities},
+    [MAIL_PROTO_SMTP] =
+        {"SMTP", 465, {587, 25}, "STARTTLS", "QUIT", smtp_greeting, smtp_capabilities},
 };
 
 const GPtrArray *mailconn_capabilities(MailConn *c, gint64 deadline, struct tokend_error *e)
@@ -406,11 +416,52 @@ static bool implicit_tls(const MailConn *c)
     return c->t.tls == MAIL_TLS_IMPLICIT;
 }
 
+static void hint_implicit(MailConn *c, struct tokend_error *e)
+{
+    if (c->t.tls_key)
+        error_set_hint(e, "set %s = implicit", c->t.tls_key);
+    else
+        error_set_hint(e, "use port %d, where tokend speaks TLS from the start",
+                       ops(c)->implicit_port);
+}
+
+/* Plain text: a greeting must begin (soon, in auto mode on a port that is
+ * not the protocol's), and not with a TLS record. */
+static int await_greeting(MailConn *c, gint64 deadline, struct tokend_error *e)
+{
+    const struct proto_ops *p = ops(c);
+    bool own_port = c->t.port == p->plain_ports[0] || c->t.port == p->plain_ports[1];
+    bool quick = c->t.tls == MAIL_TLS_AUTO && !own_port;
+    gint64 until = quick ? MIN(deadline, g_get_monotonic_time() + FIRST_BYTE_US) : deadline;
+    unsigned char first = 0;
+    int r = netconn_first_byte(c->conn, until, &first, e);
+
+    if (r < 0 || (r == 1 && first != TLS_HANDSHAKE && first != TLS_ALERT))
+        return r < 0 ? -1 : 0;
+    if (r == 1) {
+        error_set(e, TOKEND_EX_CONFIG, "%s port %d speaks TLS from the first byte", c->t.host,
+                  c->t.port);
+        hint_implicit(c, e);
+        return -1;
+    }
+    if (!quick || until == deadline)
+        return error_set(e, TOKEND_EX_TEMPFAIL, "%s port %d sent no greeting in time", c->t.host,
+                         c->t.port);
+    error_set(e, TOKEND_EX_TEMPFAIL,
+              "%s port %d sent no greeting within %d s, as a server that speaks TLS from the "
+              "first byte does",
+              c->t.host, c->t.port, (int)(FIRST_BYTE_US / G_USEC_PER_SEC));
+    hint_implicit(c, e);
+    return -1;
+}
+
 static int greet(MailConn *c, gint64 deadline, struct tokend_error *e)
 {
     g_autoptr(GString) line = g_string_new(NULL);
     g_auto(MailReply) r = {0};
 
+    if (!netconn_is_tls(c->conn) && await_greeting(c, deadline, e) < 0)
+        return -1;
     if (read_line(c, line, deadline, e) < 0)
         return -1;
     if (mailreply_parse(c->t.proto, line->str, &r) < 0)

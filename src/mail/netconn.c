@@ -31,6 +31,8 @@ struct netconn {
     size_t in_off, in_len;
 };
 
+static ssize_t io_failed(NetConn *c, const char *what, int err, struct tokend_error *e);
+
 /* 1 ready, 0 deadline passed, -1 error. */
 static int wait_fd(int fd, short events, gint64 deadline)
 {
@@ -139,6 +141,28 @@ NetConn *netconn_connect(const char *host, int port, gint64 deadline, struct tok
     c->fd = fd;
     c->loopback = getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && addr_is_loopback(&peer);
     return c;
+}
+
+int netconn_first_byte(NetConn *c, gint64 deadline, unsigned char *byte, struct tokend_error *e)
+{
+    for (;;) {
+        ssize_t n;
+        int r;
+
+        if (c->in_off < c->in_len) {
+            *byte = (unsigned char)c->in[c->in_off];
+            return 1;
+        }
+        n = recv(c->fd, byte, 1, MSG_PEEK);
+        if (n == 1)
+            return 1;
+        if (n == 0)
+            return error_set(e, TOKEND_EX_TEMPFAIL, "%s closed the connection", c->host);
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return (int)io_failed(c, "reading from", errno, e);
+        if ((r = wait_fd(c->fd, POLLIN, deadline)) <= 0)
+            return r == 0 ? 0 : (int)io_failed(c, "waiting for", errno, e);
+    }
 }
 
 bool netconn_is_loopback(const NetConn *c)

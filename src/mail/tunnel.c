@@ -47,6 +47,7 @@ Tunnel *tunnel_open(const struct tunnel_target *target, gint64 deadline, struct 
         .port = target->port,
         .tls = target->tls,
         .ca_file = target->ca_file,
+        .tls_key = "tunnel_tls",
     };
     g_autoptr(Tunnel) t = g_new0(Tunnel, 1);
 

@@ -3,7 +3,8 @@ in the style of curl's test servers): each server sends exactly the bytes a
 test names, so that the login's edges show: servers that echo the SASL
 string, capability lists with "]" and CR, temporary failures and refusals,
 split packets, continuation lines, odd case, missing line ends, over-long
-lines, bytes after the tagged reply, usage errors.  Every case is bounded
+lines, bytes after the tagged reply, usage errors, a TLS server on a port
+tokend took for STARTTLS.  Every case is bounded
 in time and ends with one clear line, to the client in its protocol and on
 stderr.
 
@@ -13,11 +14,15 @@ forced refresh is real; the scripted servers take any token or none.
 
 import base64
 import json
+import socket
+import ssl
+import sys
+import threading
 import time
 
 import pytest
 
-from conftest import EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE
+from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE
 from harness.authserver import SERVER_DIR
 from harness.scripted import ScriptedMailServer
 from harness.tunnelpeers import USER, tunnel
@@ -285,6 +290,70 @@ def test_refusal_not_of_the_token_is_77_without_refresh(tokend, final, status):
     assert tokend.token_file().read_text().strip() == first
     assert 'was refused' in stderr and 'a new token would not help' in stderr
     assert_one_clean_line(out, stderr, '* BYE [AUTHENTICATIONFAILED] ')
+
+
+# 5. A TLS server on a port tokend took for plain text --------------------------
+
+def tls_listener(authserver, send_first=None):
+    """A server that speaks TLS from the first byte, as on port 993: it waits
+    for the client's hello (or sends send_first at once)."""
+    srv = socket.create_server((HOST, 0))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(authserver.cert_file, authserver.key_file)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            if send_first:
+                conn.sendall(send_first)
+            conn.settimeout(30)
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.sendall(b'* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] TLS ready\r\n')
+                    tls.recv(100)
+            except (OSError, ssl.SSLError):
+                pass
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_tls_server_on_a_plain_port_is_given_up_soon(tokend, authserver):
+    sign_in(tokend)
+    srv = tls_listener(authserver)
+    try:
+        started = time.monotonic()
+        with tunnel(tokend, 'work', HOST, str(srv.getsockname()[1])) as c:
+            out = c.rest(QUICK)
+            rc = c.wait(QUICK)
+        took = time.monotonic() - started
+    finally:
+        srv.close()
+    print(f'tls-auto give-up after {took:.2f} s', file=sys.stderr)
+    assert rc == EX_TEMPFAIL, c.stderr
+    assert 4 <= took < 8
+    assert 'sent no greeting within 5 s' in out
+    assert out.rstrip().endswith('; set tunnel_tls = implicit'), out
+    assert_one_clean_line(out, c.stderr, '* BYE [UNAVAILABLE] ')
+
+
+def test_tls_record_in_place_of_a_greeting_is_named_at_once(tokend, authserver):
+    sign_in(tokend)
+    srv = tls_listener(authserver, send_first=b'\x16\x03\x01\x00\x02\x02\x28')
+    try:
+        started = time.monotonic()
+        with tunnel(tokend, 'work', '--pop3', HOST, str(srv.getsockname()[1])) as c:
+            out = c.rest(QUICK)
+            rc = c.wait(QUICK)
+        took = time.monotonic() - started
+    finally:
+        srv.close()
+    assert rc == EX_CONFIG, c.stderr
+    assert took < 3
+    assert 'speaks TLS from the first byte; set tunnel_tls = implicit' in out, out
+    assert_one_clean_line(out, c.stderr, '-ERR ')
 
 
 # 8. The bytes a server may send -------------------------------------------------
