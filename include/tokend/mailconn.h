@@ -1,7 +1,8 @@
 #pragma once
 /* A session with a mail server up to and around the login, shared by
- * `tunnel`, `check` and the relay: the connection (netconn.c), TLS
- * (implicit, or STARTTLS / STLS), the greeting, the capabilities (IMAP
+ * `tunnel`, `check` and the relay: the connection (netconn.c), on loopback
+ * the owner of the listening socket, TLS (implicit, or STARTTLS / STLS),
+ * the greeting, the capabilities (IMAP
  * CAPABILITY, POP3 CAPA, SMTP EHLO) and the replies, read whole (IMAP untagged data taken in, SMTP
  * multi-line replies joined) and parsed by mailreply.c.  All the server says reaches logs and
  * messages through redact_text, with the secrets sent to it (mailconn_add_secret). */
@@ -38,8 +39,11 @@ typedef struct mailconn MailConn;
 const char *mail_proto_name(enum mail_proto p);
 int mail_tls_from_name(const char *name);
 
-/* Connect, secure the connection, read the greeting and the
- * capabilities.  A plain-text greeting on a port that is not the
+/* Connect, check who holds a loopback port (before any byte is sent or
+ * read), secure the connection, read the greeting and the capabilities.
+ * A loopback port held by another user than root or the one running
+ * tokend is refused (TOKEND_EX_UNAVAILABLE) unless TLS is implicit, whose
+ * certificate speaks for the server.  A plain-text greeting on a port that is not the
  * protocol's own must begin within a few seconds and not with a TLS
  * record: a server that speaks TLS from the first byte is named, with the
  * setting to change, instead of waited for. */

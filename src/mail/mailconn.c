@@ -3,10 +3,14 @@
  * EHLO, STARTTLS RFC 3207).  What differs between the three is in the
  * protocols[] table. */
 
+#include <errno.h>
+#include <pwd.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tokend/log.h"
 #include "tokend/mailconn.h"
+#include "tokend/peercred.h"
 #include "tokend/redact.h"
 
 /* A plain-text greeting on a port that is not the protocol's own must
@@ -455,6 +459,35 @@ static int await_greeting(MailConn *c, gint64 deadline, struct tokend_error *e)
     return -1;
 }
 
+/* Plain text on loopback reaches whoever holds the port: root or the user
+ * running tokend, or nobody gets a byte. */
+static int check_owner(MailConn *c, struct tokend_error *e)
+{
+    struct sockaddr_storage peer;
+    struct tokend_error why = TOKEND_ERROR_INIT;
+    uid_t uid;
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+
+    if (!netconn_peer(c->conn, &peer) ||
+        peercred_listener_uid((struct sockaddr *)&peer, &uid, &why) < 0) {
+        error_set(e, TOKEND_EX_UNAVAILABLE,
+                  "cannot tell who holds %s port %d (%s); tokend sends nothing there", c->t.host,
+                  c->t.port, why.message ? why.message : g_strerror(errno));
+        error_clear(&why);
+        return -1;
+    }
+    if (uid == 0 || uid == getuid() || uid == geteuid())
+        return 0;
+    getpwuid_r(uid, &pw, buf, sizeof(buf), &found);
+    error_set(e, TOKEND_EX_UNAVAILABLE,
+              "%s port %d is held by user %s (uid %u), not by root or you; tokend sends "
+              "nothing there",
+              c->t.host, c->t.port, found ? found->pw_name : "?", (unsigned)uid);
+    error_set_hint(e, "a mail server on loopback must run as root or as you");
+    return -1;
+}
+
 static int greet(MailConn *c, gint64 deadline, struct tokend_error *e)
 {
     g_autoptr(GString) line = g_string_new(NULL);
@@ -508,6 +541,8 @@ MailConn *mailconn_open(const struct mail_target *t, gint64 deadline, struct tok
     c->mechs = g_ptr_array_new_with_free_func(g_free);
     c->secrets = g_ptr_array_new_with_free_func((GDestroyNotify)secstr_free);
     if (!(c->conn = netconn_connect(t->host, t->port, deadline, e)))
+        return NULL;
+    if (!implicit_tls(c) && netconn_is_loopback(c->conn) && check_owner(c, e) < 0)
         return NULL;
     if (implicit_tls(c) && netconn_start_tls(c->conn, t->ca_file, deadline, e) < 0)
         return NULL;

@@ -143,6 +143,13 @@ NetConn *netconn_connect(const char *host, int port, gint64 deadline, struct tok
     return c;
 }
 
+bool netconn_peer(const NetConn *c, struct sockaddr_storage *peer)
+{
+    socklen_t len = sizeof(*peer);
+
+    return getpeername(c->fd, (struct sockaddr *)peer, &len) == 0;
+}
+
 int netconn_first_byte(NetConn *c, gint64 deadline, unsigned char *byte, struct tokend_error *e)
 {
     for (;;) {

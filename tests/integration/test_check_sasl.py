@@ -1,7 +1,8 @@
 """`tokend check` logs in through the same session and SASL engine as the
 tunnel (no libcurl): against scripted SMTP and IMAP servers (harness/
 scripted.py) that echo what they were sent, answer with multi-line replies,
-temporary failures and refusals.  Exit statuses and the one-line messages
+temporary failures and refusals, and against a loopback port held by
+another user.  Exit statuses and the one-line messages
 are those check always had: 0 and "ACCOUNT: SMTP login to HOST:PORT as
 USER: ok", 77 with "refused the token (SERVER WORDS)", 75 for what may
 pass later.
@@ -9,11 +10,14 @@ pass later.
 
 import base64
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
-from conftest import EX_NOPERM, EX_OK, EX_TEMPFAIL
+from conftest import EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE
 from harness.authserver import SERVER_DIR
 from harness.scripted import ScriptedMailServer
 from harness.tunnelpeers import USER
@@ -188,3 +192,43 @@ def test_server_down_keeps_the_check_message(tokend):
     assert r.stderr.splitlines()[-1].startswith(
         f'tokend: work: SMTP check of {HOST}:{port} failed: cannot connect to {HOST} port '
         f'{port}: Connection refused')
+
+
+LISTENER = r'''
+import socket, sys
+s = socket.create_server(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+s.settimeout(20)
+conn, _ = s.accept()
+conn.sendall(sys.argv[1].encode())
+conn.settimeout(5)
+got = b""
+try:
+    while (chunk := conn.recv(65536)):
+        got += chunk
+except OSError:
+    pass
+print(len(got), flush=True)
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to run a listener as nobody')
+@pytest.mark.parametrize('smtp', [True, False], ids=['smtp', 'imap'])
+def test_loopback_port_of_another_user_gets_nothing(tokend, smtp):
+    greeting = '220 ready\r\n' if smtp else '* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] hi\r\n'
+    listener = subprocess.Popen([sys.executable, '-c', LISTENER, greeting], user='nobody',
+                                stdout=subprocess.PIPE, text=True, cwd='/')
+    try:
+        port = listener.stdout.readline().strip()
+        sign_in(tokend, port, smtp=smtp)
+        r = check(tokend, '--smtp' if smtp else '--imap')
+        received = listener.stdout.readline().strip()
+    finally:
+        listener.kill()
+        listener.wait()
+    assert r.returncode == EX_UNAVAILABLE, r.stderr
+    assert received == '0'
+    assert r.stderr.splitlines()[-1] == (
+        f'tokend: work: {"SMTP" if smtp else "IMAP"} check of {HOST}:{port} failed: {HOST} '
+        f'port {port} is held by user nobody (uid 65534), not by root or you; tokend sends '
+        f'nothing there; a mail server on loopback must run as root or as you')

@@ -4,7 +4,8 @@ test names, so that the login's edges show: servers that echo the SASL
 string, capability lists with "]" and CR, temporary failures and refusals,
 split packets, continuation lines, odd case, missing line ends, over-long
 lines, bytes after the tagged reply, usage errors, a TLS server on a port
-tokend took for STARTTLS.  Every case is bounded
+tokend took for STARTTLS, and a loopback port held by another user.  Every
+case is bounded
 in time and ends with one clear line, to the client in its protocol and on
 stderr.
 
@@ -14,15 +15,17 @@ forced refresh is real; the scripted servers take any token or none.
 
 import base64
 import json
+import os
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
-from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE
+from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE
 from harness.authserver import SERVER_DIR
 from harness.scripted import ScriptedMailServer
 from harness.tunnelpeers import USER, tunnel
@@ -354,6 +357,49 @@ def test_tls_record_in_place_of_a_greeting_is_named_at_once(tokend, authserver):
     assert took < 3
     assert 'speaks TLS from the first byte; set tunnel_tls = implicit' in out, out
     assert_one_clean_line(out, c.stderr, '-ERR ')
+
+
+# 6. A loopback port held by another user gets nothing -------------------------
+
+LISTENER = r'''
+import socket, sys
+s = socket.create_server(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+s.settimeout(20)
+conn, _ = s.accept()
+conn.sendall(sys.argv[1].encode())
+conn.settimeout(5)
+got = b""
+try:
+    while (chunk := conn.recv(65536)):
+        got += chunk
+except OSError:
+    pass
+print(len(got), flush=True)
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to run a listener as nobody')
+@pytest.mark.parametrize('pop3', [False, True], ids=['imap', 'pop3'])
+def test_loopback_port_of_another_user_gets_nothing(tokend, pop3):
+    sign_in(tokend)
+    greeting = '+OK ready\r\n' if pop3 else '* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready\r\n'
+    listener = subprocess.Popen([sys.executable, '-c', LISTENER, greeting], user='nobody',
+                                stdout=subprocess.PIPE, text=True, cwd='/')
+    try:
+        port = listener.stdout.readline().strip()
+        with tunnel(tokend, 'work', *(['--pop3'] if pop3 else []), HOST, port) as c:
+            out = c.rest(QUICK)
+            rc = c.wait(QUICK)
+        received = listener.stdout.readline().strip()
+    finally:
+        listener.kill()
+        listener.wait()
+    assert rc == EX_UNAVAILABLE, c.stderr
+    assert received == '0'
+    assert f'{HOST} port {port} is held by user nobody' in out
+    assert 'not by root or you; tokend sends nothing there' in out
+    assert_one_clean_line(out, c.stderr, '-ERR ' if pop3 else '* BYE [UNAVAILABLE] ')
 
 
 # 8. The bytes a server may send -------------------------------------------------
