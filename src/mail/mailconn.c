@@ -479,7 +479,8 @@ static int check_owner(MailConn *c, struct tokend_error *e)
     }
     if (uid == 0 || uid == getuid() || uid == geteuid())
         return 0;
-    getpwuid_r(uid, &pw, buf, sizeof(buf), &found);
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) != 0)
+        found = NULL;
     error_set(e, TOKEND_EX_UNAVAILABLE,
               "%s port %d is held by user %s (uid %u), not by root or you; tokend sends "
               "nothing there",
