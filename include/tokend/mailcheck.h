@@ -1,7 +1,8 @@
 #pragma once
 /* `tokend check`: log in to the account's IMAP or SMTP server for real with
- * a bearer token (libcurl picks OAUTHBEARER or XOAUTH2, whichever the server
- * offers) and report what the server said. */
+ * a bearer token (OAUTHBEARER when the server offers it, else XOAUTH2), by
+ * the same session and SASL engine as the tunnel (mailconn.c, sasl.c),
+ * and report what the server said. */
 
 #include "tokend/error.h"
 #include "tokend/secstr.h"

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <glib.h>
 #include "tokend/error.h"
@@ -18,6 +19,12 @@ NetConn *netconn_connect(const char *host, int port, gint64 deadline, struct tok
 /* The connected peer is a loopback address. */
 bool netconn_is_loopback(const NetConn *c);
 bool netconn_is_tls(const NetConn *c);
+/* The address connected to. */
+bool netconn_peer(const NetConn *c, struct sockaddr_storage *peer);
+/* Waits for the server's first byte without taking it (a plain-text
+ * connection): 1 and *byte, 0 when the deadline passed first, -1 (e) when
+ * the connection closed or failed. */
+int netconn_first_byte(NetConn *c, gint64 deadline, unsigned char *byte, struct tokend_error *e);
 /* TLS handshake, verifying the certificate against ca_file (or the system's
  * authorities) and the host name the connection was opened with. */
 int netconn_start_tls(NetConn *c, const char *ca_file, gint64 deadline, struct tokend_error *e);

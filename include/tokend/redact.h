@@ -13,8 +13,9 @@
 #define REDACTED "[redacted]"
 
 /* Runs of RFC 6750 b64token characters (letters, digits, - . _ ~ + / =)
- * at least this long are redacted when they mix letter cases or letters
- * and digits; shorter runs are words, numbers, response codes. */
+ * at least this long are redacted when they hold small letters and
+ * capitals or digits; shorter runs, and words in capitals, are words,
+ * numbers, response codes. */
 #define REDACT_MIN_RUN 20
 
 /* A copy of text (NULL as "") with every token-shaped run and every

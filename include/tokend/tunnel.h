@@ -1,48 +1,42 @@
 #pragma once
 /* `tokend tunnel`: log in to an IMAP or POP3 server with XOAUTH2 or
- * OAUTHBEARER, then hand the authenticated session to a mail client on
- * stdin/stdout (IMAP `* PREAUTH`, POP3 `+OK`) and relay bytes both ways. */
+ * OAUTHBEARER (the session is mailconn.c's, the login sasl.c's), then hand
+ * the authenticated session to a mail client on stdin/stdout (IMAP
+ * `* PREAUTH`, POP3 `+OK`) and relay bytes both ways. */
 
 #include <stdbool.h>
 #include "tokend/config.h"
 #include "tokend/error.h"
+#include "tokend/mailconn.h"
+#include "tokend/sasl.h"
 #include "tokend/secstr.h"
+
+#define TUNNEL_USAGE "tokend tunnel ACCOUNT [--pop3] [HOST [PORT]]"
 
 enum tunnel_proto {
     TUNNEL_PROTO_IMAP,
     TUNNEL_PROTO_POP3,
 };
 
-enum tunnel_mech {
-    TUNNEL_MECH_AUTO, /* OAUTHBEARER when offered, else XOAUTH2 */
-    TUNNEL_MECH_XOAUTH2,
-    TUNNEL_MECH_OAUTHBEARER,
-};
-
-enum tunnel_tls {
-    TUNNEL_TLS_AUTO, /* implicit TLS on 993 and 995, STARTTLS elsewhere */
-    TUNNEL_TLS_IMPLICIT,
-    TUNNEL_TLS_STARTTLS,
-};
-
 struct tunnel_target {
     enum tunnel_proto proto;
     const char *host;
     int port;
-    enum tunnel_tls tls;
-    enum tunnel_mech mech;
+    enum mail_tls tls;   /* tunnel_tls */
+    enum sasl_mech mech; /* tunnel_mech */
     const char *ca_file;
     const char *user;
 };
 
 typedef struct tunnel Tunnel;
 
+/* The values of tunnel_mech and tunnel_tls (NULL: auto); -1 if none. */
 int tunnel_mech_from_name(const char *name);
 int tunnel_tls_from_name(const char *name);
 /* Connect, secure the connection and learn what the server offers. */
 Tunnel *tunnel_open(const struct tunnel_target *t, gint64 deadline, struct tokend_error *e);
-/* Log in.  A token the server refused sets *refused (status 77). */
-int tunnel_login(Tunnel *t, const SecStr *token, gint64 deadline, bool *refused,
+/* Log in; *result says how a failure came (SASL_RESULT_REFUSED: the token). */
+int tunnel_login(Tunnel *t, const SecStr *token, gint64 deadline, enum sasl_result *result,
                  struct tokend_error *e);
 /* Greet the client on fd out as an authenticated session. */
 int tunnel_greet(Tunnel *t, int out, struct tokend_error *e);

@@ -23,8 +23,9 @@ static bool uuid_shaped(const char *run, size_t len)
     return true;
 }
 
-/* A run of token characters that could be a token: long, and not a plain
- * word (one case, no digits) such as AUTHENTICATIONFAILED, nor a UUID. */
+/* A run of token characters that could be a token: long, with small
+ * letters and capitals or digits; not a protocol word in capitals such as
+ * AUTHENTICATIONFAILED, nor a UUID. */
 static bool token_shaped(const char *run, size_t len)
 {
     bool upper = false, lower = false, digit = false;
@@ -37,7 +38,10 @@ static bool token_shaped(const char *run, size_t len)
         lower |= g_ascii_islower(c);
         digit |= g_ascii_isdigit(c);
     }
-    return (upper && lower) || (digit && (upper || lower));
+    /* Random base64 of this length all but surely has a small letter;
+     * protocol words (250-ENHANCEDSTATUSCODES, APPENDLIMIT=35651584) have
+     * none. */
+    return lower && (upper || digit);
 }
 
 /* Length of the known secret that starts at p, or 0. */

@@ -129,6 +129,23 @@ static int tunnel_target_of(const Account *a, bool pop3, char **args, int n,
 }
 
 /* The client learns why in its own protocol, and stderr says it too. */
+/* A usage error told twice: to the client, in its protocol (it would see a
+ * bare end of the stream otherwise), and on stderr as any usage error. */
+static int tunnel_usage_error(enum tunnel_proto p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static int tunnel_usage_error(enum tunnel_proto p, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *text = NULL, *line = NULL;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    line = g_strdup_printf("tokend: %s; usage: %s", text, TUNNEL_USAGE);
+    tunnel_refuse(p, STDOUT_FILENO, TOKEND_EX_USAGE, line);
+    return cli_usage_error("%s", text);
+}
+
 static int tunnel_fail(enum tunnel_proto p, struct tokend_error *e, const char *account)
 {
     g_autoptr(GString) line = g_string_new("tokend: ");
@@ -155,16 +172,20 @@ int verb_tunnel(struct verb_ctx *ctx)
     bool pop3 = false, greeted = false;
     int c, n;
 
+    /* The client hears a usage error too, in the protocol it speaks. */
+    for (int i = 1; i < ctx->argc && strcmp(ctx->argv[i], "--") != 0; i++)
+        pop3 = pop3 || strcmp(ctx->argv[i], "--pop3") == 0;
+    t.proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
     VERB_GETOPT(ctx, "", opts, c)
     {
         if (c != 'p')
-            return cli_usage_error("tunnel: unknown option %s", ctx->argv[optind - 1]);
+            return tunnel_usage_error(t.proto, "tunnel: unknown option %s", ctx->argv[optind - 1]);
         pop3 = true;
     }
+    t.proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
     n = ctx->argc - optind;
     if (n < 1 || n > 3)
-        return cli_usage_error("%s", "tunnel takes ACCOUNT [HOST [PORT]]");
-    t.proto = pop3 ? TUNNEL_PROTO_POP3 : TUNNEL_PROTO_IMAP;
+        return tunnel_usage_error(t.proto, "%s", "tunnel takes ACCOUNT [HOST [PORT]]");
     path = paths_config_file(ctx->g->config_path);
     if (!(ctx->cfg = config_load(path, &e)))
         return tunnel_fail(t.proto, &e, NULL);

@@ -12,7 +12,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "tokend/log.h"
 #include "tokend/netconn.h"
 
 #define CONNECT_TIMEOUT_US (10 * G_USEC_PER_SEC)
@@ -31,6 +30,8 @@ struct netconn {
     char in[16 * 1024]; /* read ahead by the line reader */
     size_t in_off, in_len;
 };
+
+static ssize_t io_failed(NetConn *c, const char *what, int err, struct tokend_error *e);
 
 /* 1 ready, 0 deadline passed, -1 error. */
 static int wait_fd(int fd, short events, gint64 deadline)
@@ -140,6 +141,35 @@ NetConn *netconn_connect(const char *host, int port, gint64 deadline, struct tok
     c->fd = fd;
     c->loopback = getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && addr_is_loopback(&peer);
     return c;
+}
+
+bool netconn_peer(const NetConn *c, struct sockaddr_storage *peer)
+{
+    socklen_t len = sizeof(*peer);
+
+    return getpeername(c->fd, (struct sockaddr *)peer, &len) == 0;
+}
+
+int netconn_first_byte(NetConn *c, gint64 deadline, unsigned char *byte, struct tokend_error *e)
+{
+    for (;;) {
+        ssize_t n;
+        int r;
+
+        if (c->in_off < c->in_len) {
+            *byte = (unsigned char)c->in[c->in_off];
+            return 1;
+        }
+        n = recv(c->fd, byte, 1, MSG_PEEK);
+        if (n == 1)
+            return 1;
+        if (n == 0)
+            return error_set(e, TOKEND_EX_TEMPFAIL, "%s closed the connection", c->host);
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return (int)io_failed(c, "reading from", errno, e);
+        if ((r = wait_fd(c->fd, POLLIN, deadline)) <= 0)
+            return r == 0 ? 0 : (int)io_failed(c, "waiting for", errno, e);
+    }
 }
 
 bool netconn_is_loopback(const NetConn *c)
@@ -369,7 +399,6 @@ int netconn_read_line(NetConn *c, GString *line, gint64 deadline, struct tokend_
             c->in_off += (size_t)(nl - start) + 1;
             if (line->len && line->str[line->len - 1] == '\r')
                 g_string_truncate(line, line->len - 1);
-            log_debug("%s: S: %.200s", c->host, line->str);
             return 0;
         }
         g_string_append_len(line, start, c->in_len - c->in_off);

@@ -50,16 +50,16 @@ static SecStr *session_token(const Account *a, bool force, struct tokend_error *
     return token;
 }
 
-/* Connected and logged in, or NULL; *refused when the server said no to
- * the token itself. */
-static Tunnel *session_login(const struct tunnel_target *t, const SecStr *token, bool *refused,
-                             struct tokend_error *e)
+/* Connected and logged in, or NULL; *result says how the login failed
+ * (SASL_RESULT_REFUSED: the server refused the token itself). */
+static Tunnel *session_login(const struct tunnel_target *t, const SecStr *token,
+                             enum sasl_result *result, struct tokend_error *e)
 {
     gint64 deadline = g_get_monotonic_time() + LOGIN_TIMEOUT_US;
     g_autoptr(Tunnel) tun = tunnel_open(t, deadline, e);
 
-    *refused = false;
-    if (!tun || tunnel_login(tun, token, deadline, refused, e) < 0)
+    *result = SASL_RESULT_FAILED;
+    if (!tun || tunnel_login(tun, token, deadline, result, e) < 0)
         return NULL;
     return g_steal_pointer(&tun);
 }
@@ -69,21 +69,23 @@ static Tunnel *session_connect(const Account *a, const struct tunnel_target *t,
 {
     g_autoptr(SecStr) token = session_token(a, false, e);
     Tunnel *tun;
-    bool refused;
+    enum sasl_result result;
 
     if (!token)
         return NULL;
-    tun = session_login(t, token, &refused, e);
-    if (tun || !refused)
+    tun = session_login(t, token, &result, e);
+    if (tun || result != SASL_RESULT_REFUSED)
         return tun;
     /* Revoked or expired early at the server while our state says valid:
-     * one forced refresh, one more try on a new connection. */
+     * one forced refresh, one more try on a new connection.  Only an
+     * authentication failure: a server that cannot check now, or refuses
+     * for another reason, would refuse the next token too. */
     log_info("%s: %s; refreshing and trying once more", a->name, e->message);
     secstr_free(g_steal_pointer(&token));
     error_clear(e);
     if (!(token = session_token(a, true, e)))
         return NULL;
-    return session_login(t, token, &refused, e);
+    return session_login(t, token, &result, e);
 }
 
 int tunnel_session(const Account *a, const struct tunnel_target *t, bool *greeted,

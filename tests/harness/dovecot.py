@@ -227,11 +227,14 @@ class Dovecot:
 
     def __init__(self, workdir, introspection_url, client_id='dovecot',
                  client_secret='dovecot-secret', ca_file=None,
-                 mechanisms=('xoauth2', 'oauthbearer'), tls=None, pop3=False, apps=None):
+                 mechanisms=('xoauth2', 'oauthbearer'), tls=None, pop3=False, apps=None,
+                 extra_config=''):
         """tls: (cert_file, key_file) turns TLS on: STARTTLS on the IMAP (and
         POP3) ports, implicit TLS on imaps_port (and pop3s_port).  pop3:
         serve POP3 too.  apps: {client_id: [mailbox, ...]}, the app-only
-        clients and the mailboxes each may log in to (APP_PASSDB)."""
+        clients and the mailboxes each may log in to (APP_PASSDB).
+        extra_config: settings appended to dovecot.conf
+        (`imap_capability = IMAP4rev1 IDLE`: a server without SASL-IR)."""
         self.apps = dict(apps or {})
         self.workdir = Path(workdir)
         self.tls = tls
@@ -242,6 +245,7 @@ class Dovecot:
         self.client_secret = client_secret
         self.ca_file = ca_file
         self.mechanisms = tuple(mechanisms)
+        self.extra_config = extra_config
         self.log_path = self.workdir / 'dovecot.log'
         self.config_path = self.workdir / 'dovecot.conf'
         self.proc = None
@@ -318,7 +322,8 @@ class Dovecot:
             log_path=self.log_path, mechanisms=' '.join(self.mechanisms),
             oauth2_conf=oauth2_conf, app_passdbs=app_passdbs, mail_user=MAIL_USER, mail_group=MAIL_GROUP,
             mail_dir=mail_dir, imap_port=self.imap_port,
-            submission_port=self.submission_port, sink_port=self.sink.port))
+            submission_port=self.submission_port, sink_port=self.sink.port) +
+            self.extra_config)
 
     def start(self):
         started = time.monotonic()

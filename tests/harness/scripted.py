@@ -1,4 +1,6 @@
-"""A scripted HTTP endpoint on 127.0.0.1 for behaviour no local server shows:
+"""Scripted peers on 127.0.0.1 for behaviour no local server shows.
+
+ScriptedEndpoint, an HTTP endpoint:
 Microsoft's and Google's documented token responses (REFERENCE.md), proxies
 that answer HTML, servers that misbehave.  These replay documented shapes;
 they are not the providers.
@@ -7,9 +9,13 @@ they are not the providers.
         ep.script('/token', Reply(400, {'error': 'invalid_grant', ...}))
         ... token_url = ep.url('/token') ...
         assert ep.requests[0].form['grant_type'] == ['refresh_token']
+
+ScriptedMailServer, an IMAP, POP3 or SMTP server that plays a script (below).
 """
 
+import contextlib
 import json
+import socket
 import ssl
 import threading
 import time
@@ -139,3 +145,126 @@ class ScriptedEndpoint:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+# Mail servers -----------------------------------------------------------------
+
+class MailPeer:
+    """One connection to a ScriptedMailServer, as its script sees it: send
+    exactly the bytes named, read the client's lines, close."""
+
+    def __init__(self, conn, server):
+        self.conn = conn
+        self.server = server
+        self.buf = b''
+        self.received = b''
+
+    def send(self, data, split=0, pause=0.02):
+        """Sends data (str or bytes) as it is; split=N sends it in pieces of
+        N bytes, each in its own segment."""
+        data = data.encode() if isinstance(data, str) else data
+        if not split:
+            self.conn.sendall(data)
+            return
+        for i in range(0, len(data), split):
+            self.conn.sendall(data[i:i + split])
+            time.sleep(pause)
+
+    def readline(self, timeout=10):
+        """The client's next line with its line end, b'' at end of stream."""
+        deadline = time.monotonic() + timeout
+        while b'\n' not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f'no line from the client; got {self.buf!r}')
+            self.conn.settimeout(left)
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                line, self.buf = self.buf, b''
+                return line
+            self.received += chunk
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b'\n')
+        return line + b'\n'
+
+    def read_to_end(self, timeout=10):
+        """Everything the client sends until it closes."""
+        deadline = time.monotonic() + timeout
+        rest = self.buf
+        self.buf = b''
+        while time.monotonic() < deadline:
+            self.conn.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.conn.recv(65536)
+            except (TimeoutError, OSError):
+                break
+            if not chunk:
+                break
+            self.received += chunk
+            rest += chunk
+        return rest
+
+
+class ScriptedMailServer:
+    """A TCP server on 127.0.0.1 for IMAP, POP3 and SMTP clients, in the
+    style of curl's test servers: each connection runs script(peer), which
+    sends exactly the bytes the test names (split packets, odd case, missing
+    line ends, over-long lines, bytes after the final reply) and reads what
+    the client sends.  Everything received is kept per connection.
+
+        def script(peer):
+            peer.send(b'* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready\\r\\n')
+            tag = peer.readline().split()[0]
+            ...
+        with ScriptedMailServer(script) as srv:
+            ... srv.port ...; srv.connections[0].received
+    """
+
+    def __init__(self, script):
+        self.script = script
+        self.connections = []
+        self.errors = []
+        self.lock = threading.Lock()
+        self.sock = socket.create_server(('127.0.0.1', 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.closed = False
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = MailPeer(conn, self)
+            with self.lock:
+                self.connections.append(peer)
+            threading.Thread(target=self._run, args=(peer,), daemon=True).start()
+
+    def _run(self, peer):
+        try:
+            self.script(peer)
+        except Exception as e:  # noqa: BLE001 - kept for the test to show
+            with self.lock:
+                self.errors.append(repr(e))
+        finally:
+            with contextlib.suppress(OSError):
+                peer.conn.close()
+
+    def received(self):
+        """All that clients sent, every connection joined."""
+        with self.lock:
+            return b''.join(p.received for p in self.connections)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.closed = True
+        # Wakes the accept() in progress, which would keep the port open.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(5)

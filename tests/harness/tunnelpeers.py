@@ -1,6 +1,7 @@
 """Peers for the tunnel tests: TLS Dovecots (IMAP and POP3) on the test CA
-of the session's authorization server, and helpers to fill the mailbox and
-read Dovecot's log.
+of the session's authorization server, helpers to fill the mailbox and
+read Dovecot's log, and the mail client's side of a running `tokend
+tunnel` (Client, tunnel()).
 
 The Dovecots live in /tmp/tokend-dovecot-* rather than under pytest's
 basetemp: their mail processes run as nobody and must search every folder
@@ -10,17 +11,93 @@ above their mail, and each pytest that starts on the machine chmods
 import base64
 import contextlib
 import imaplib
+import os
 import re
+import select
 import shutil
 import ssl
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
+from conftest import TOKEND
 from harness.dovecot import Dovecot
 from harness.wait import wait_until
 
 USER = 'alice'
+TIMEOUT = 30
+
+
+class Client:
+    """The client side of a running `tokend tunnel`: its stdin and stdout
+    are what a mail client would have."""
+
+    def __init__(self, tokend, *args, env=None, options=()):
+        e = dict(tokend.env, **(env or {}))
+        self.proc = subprocess.Popen(
+            [str(TOKEND), '-c', str(tokend.config), *options, 'tunnel', *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        self.buf = b''
+        self.stderr = ''
+
+    def line(self, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while b'\n' not in self.buf:
+            left = deadline - time.monotonic()
+            assert left > 0, f'no line from the tunnel; got {self.buf!r}'
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if r:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    line, self.buf = self.buf, b''
+                    return line.decode(errors='replace')
+                self.buf += chunk
+        line, _, self.buf = self.buf.partition(b'\n')
+        return line.decode(errors='replace') + '\n'
+
+    def rest(self, timeout=TIMEOUT):
+        """Everything the tunnel writes until it closes its output."""
+        out = []
+        while (line := self.line(timeout)):
+            out.append(line)
+        return ''.join(out)
+
+    def send(self, text):
+        self.proc.stdin.write(text.encode() if isinstance(text, str) else text)
+        self.proc.stdin.flush()
+
+    def until(self, tag):
+        lines = []
+        while True:
+            line = self.line()
+            assert line, f'the tunnel closed before {tag}: {lines}'
+            lines.append(line)
+            if line.startswith(tag + ' '):
+                return lines
+
+    def wait(self, timeout=TIMEOUT):
+        rc = self.proc.wait(timeout)
+        self.stderr = self.proc.stderr.read().decode(errors='replace')
+        return rc
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError):
+                f.close()
+
+
+@contextlib.contextmanager
+def tunnel(tokend, *args, env=None, options=()):
+    """A running `tokend [options] tunnel args...`, killed on the way out."""
+    c = Client(tokend, *args, env=env, options=options)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 @contextlib.contextmanager

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, TOKEND, Tokend
+from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, Tokend
 from harness.authserver import SERVER_DIR
 from harness.wait import wait_until
 from harness.tunnelpeers import (USER, append_message, dovecot_for, logins,
-                                 revoke_grant, wait_logged_in)
+                                 revoke_grant, tunnel, wait_logged_in)
 
 SCOPES = 'openid offline_access mail.imap'
 TIMEOUT = 30
@@ -65,67 +65,6 @@ def sign_in(tokend, dc, **keys):
     tokend.account(scopes=SCOPES, **keys)
     tokend.obtain()
     return tokend.token_file().read_text().rstrip('\n')
-
-
-class Client:
-    """The client side of a running `tokend tunnel`."""
-
-    def __init__(self, tokend, *args, env=None):
-        e = dict(tokend.env, **(env or {}))
-        self.proc = subprocess.Popen([str(TOKEND), '-c', str(tokend.config), 'tunnel', *args],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=e)
-        self.buf = b''
-
-    def line(self, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while b'\n' not in self.buf:
-            left = deadline - time.monotonic()
-            assert left > 0, f'no line from the tunnel; got {self.buf!r}'
-            r, _, _ = select.select([self.proc.stdout], [], [], left)
-            if r:
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    line, self.buf = self.buf, b''
-                    return line.decode()
-                self.buf += chunk
-        line, _, self.buf = self.buf.partition(b'\n')
-        return line.decode() + '\n'
-
-    def send(self, text):
-        self.proc.stdin.write(text.encode() if isinstance(text, str) else text)
-        self.proc.stdin.flush()
-
-    def until(self, tag):
-        lines = []
-        while True:
-            line = self.line()
-            assert line, f'the tunnel closed before {tag}: {lines}'
-            lines.append(line)
-            if line.startswith(tag + ' '):
-                return lines
-
-    def wait(self, timeout=TIMEOUT):
-        rc = self.proc.wait(timeout)
-        self.stderr = self.proc.stderr.read().decode()
-        return rc
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            with contextlib.suppress(OSError):
-                f.close()
-
-
-@contextlib.contextmanager
-def tunnel(tokend, *args, env=None):
-    c = Client(tokend, *args, env=env)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def imap_session(c, dc, user=USER):

@@ -191,6 +191,95 @@ static void test_proc_live(void)
     pair_close(&p);
 }
 
+/* Listeners: 127.0.0.1:40960 (uid 0), 0.0.0.0:40961 (uid 1000) and
+ * 127.0.0.2:40961 (uid 65534), an established socket on 40962 (not a
+ * listener); IPv6: :::40963 (uid 1001), ::ffff:127.0.0.1:40964 (uid 1002),
+ * ::1:40965 (uid 1003). */
+static const char listen4[] =
+    HEAD "   0: 0100007F:A000 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        "
+         "0 1\n"
+         "   1: 00000000:A001 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        "
+         "0 2\n"
+         "   2: 0200007F:A001 00000000:0000 0A 00000000:00000000 00:00000000 00000000 65534        "
+         "0 3\n"
+         "   3: 0100007F:A002 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        "
+         "0 4\n";
+
+static const char listen6[] =
+    HEAD "   0: 00000000000000000000000000000000:A003 00000000000000000000000000000000:0000 0A "
+         "00000000:00000000 00:00000000 00000000  1001        0 1\n"
+         "   1: 0000000000000000FFFF00000100007F:A004 00000000000000000000000000000000:0000 0A "
+         "00000000:00000000 00:00000000 00000000  1002        0 2\n"
+         "   2: 00000000000000000000000001000000:A005 00000000000000000000000000000000:0000 0A "
+         "00000000:00000000 00:00000000 00000000  1003        0 3\n";
+
+static void test_listener_table(void)
+{
+    static const struct {
+        const char *table;
+        int family;
+        const char *server;
+        int port;
+        int want; /* uid, or -1 for none */
+    } rows[] = {
+        {listen4, AF_INET, "127.0.0.1", 40960, 0},
+        {listen4, AF_INET, "127.0.0.1", 40961, 1000},  /* the wildcard */
+        {listen4, AF_INET, "127.0.0.2", 40961, 65534}, /* the exact address wins */
+        {listen4, AF_INET, "127.0.0.1", 40962, -1},    /* established, not listening */
+        {listen4, AF_INET, "127.0.0.1", 40970, -1},
+        {listen4, AF_INET6, "::1", 40960, -1},
+        {listen6, AF_INET6, "127.0.0.1", 40963, 1001}, /* IPv4 through a v6 wildcard */
+        {listen6, AF_INET6, "127.0.0.1", 40964, 1002}, /* through its v4-mapped form */
+        {listen6, AF_INET6, "127.0.0.2", 40964, -1},
+        {listen6, AF_INET6, "::1", 40965, 1003},
+        {listen6, AF_INET6, "::1", 40963, 1001},
+        {listen6, AF_INET6, "::2", 40965, -1},
+        {listen6, AF_INET6, "::ffff:127.0.0.1", 40964, 1002},
+        {"", AF_INET, "127.0.0.1", 40960, -1},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+        bool is6 = strchr(rows[i].server, ':') != NULL;
+        struct sockaddr_storage server =
+            is6 ? v6(rows[i].server, rows[i].port) : v4(rows[i].server, rows[i].port);
+        uid_t uid = 424242;
+        int r = peercred_listener_from_proc_table(rows[i].table, rows[i].family,
+                                                  (struct sockaddr *)&server, &uid);
+
+        g_test_message("row %zu", i);
+        g_assert_cmpint(r, ==, rows[i].want < 0 ? -1 : 0);
+        if (rows[i].want >= 0)
+            g_assert_cmpuint(uid, ==, (uid_t)rows[i].want);
+    }
+}
+
+/* Our own listener is found as ours, by sock_diag and in the table; a
+ * closed port has none. */
+static void test_listener_live(gconstpointer data)
+{
+    int family = GPOINTER_TO_INT(data);
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    g_autofree char *table = NULL;
+    struct pair p;
+    uid_t uid = 12345;
+
+    if (!pair_open(family, &p)) {
+        g_test_skip("no such loopback here");
+        return;
+    }
+    g_assert_cmpint(peercred_listener_uid((struct sockaddr *)&p.local, &uid, &e), ==, 0);
+    g_assert_cmpuint(uid, ==, geteuid());
+    g_assert_true(g_file_get_contents(family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6",
+                                      &table, NULL, NULL));
+    uid = 12345;
+    g_assert_cmpint(
+        peercred_listener_from_proc_table(table, family, (struct sockaddr *)&p.local, &uid), ==, 0);
+    g_assert_cmpuint(uid, ==, geteuid());
+    pair_close(&p);
+    g_assert_cmpint(peercred_listener_uid((struct sockaddr *)&p.local, &uid, &e), ==, -1);
+    g_assert_nonnull(e.message);
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -198,5 +287,10 @@ int main(int argc, char **argv)
     g_test_add_data_func("/peercred/live-v6", GINT_TO_POINTER(AF_INET6), test_live);
     g_test_add_func("/peercred/proc-table", test_proc_table);
     g_test_add_func("/peercred/proc-live", test_proc_live);
+    g_test_add_func("/peercred/listener-table", test_listener_table);
+    g_test_add_data_func("/peercred/listener-live-v4", GINT_TO_POINTER(AF_INET),
+                         test_listener_live);
+    g_test_add_data_func("/peercred/listener-live-v6", GINT_TO_POINTER(AF_INET6),
+                         test_listener_live);
     return testutil_run();
 }

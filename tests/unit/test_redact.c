@@ -26,6 +26,9 @@ static const struct {
     {"quoted \"" XOAUTH2 "==\" back", "quoted \"" REDACTED "\" back"},
     {"host imap.example.com port 993", "host imap.example.com port 993"},
     {"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+    {"250-ENHANCEDSTATUSCODES", "250-ENHANCEDSTATUSCODES"},
+    {"* CAPABILITY IMAP4rev1 APPENDLIMIT=35651584 AUTH=XOAUTH2",
+     "* CAPABILITY IMAP4rev1 APPENDLIMIT=35651584 AUTH=XOAUTH2"},
     /* Trace and correlation ids stay: support asks for them. */
     {"Trace ID: 0f3c5e9a-1b2c-4d5e-8f90-a1b2c3d4e5f6 Correlation ID: "
      "7A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D",
