@@ -198,19 +198,29 @@ static SecStr *app_form(const Account *a, const FlowClient *fc, const AppCreds *
     return oauth_client_credentials_form(&fc->oauth, assertion);
 }
 
-/* A refusal of the app's grant is no sign-in a person could make: say what
- * the administrator must do instead of "run: tokend obtain". */
-static void app_refused(const Account *a, const AppCreds *c, struct tokend_error *e)
+/* "...: MEANING (TAG)": the server's error is the tag. */
+static char *error_tag(const char *message)
 {
-    g_autofree char *what = NULL;
+    char *what = g_strdup(strrchr(message, '(') ? strrchr(message, '(') + 1 : message);
 
-    if (e->status != TOKEND_EX_NOPERM || !e->message || !g_str_has_prefix(e->message, "sign-in"))
-        return;
-    /* "sign-in needed: MEANING (TAG)": the server's error is the tag. */
-    what = g_strdup(strrchr(e->message, '(') ? strrchr(e->message, '(') + 1 : e->message);
     if (*what && what[strlen(what) - 1] == ')')
         what[strlen(what) - 1] = '\0';
-    if (a->grant == ACCOUNT_GRANT_JWT_BEARER) {
+    return what;
+}
+
+/* A refusal of the app's grant is no sign-in a person could make: say what
+ * the administrator must do instead of "run: tokend obtain".  Google says
+ * unauthorized_client when the delegation does not cover the client id or
+ * the scope: the administrator's step too, not a setting of the account. */
+static void app_refused(const Account *a, const AppCreds *c, struct tokend_error *e)
+{
+    g_autofree char *what = e->message ? error_tag(e->message) : NULL;
+    bool bearer = a->grant == ACCOUNT_GRANT_JWT_BEARER;
+
+    if (!what || !((e->status == TOKEND_EX_NOPERM && g_str_has_prefix(e->message, "sign-in")) ||
+                   (bearer && strcmp(what, "unauthorized_client") == 0)))
+        return;
+    if (bearer) {
         error_set(e, TOKEND_EX_NOPERM, "the service account may not act for %s (%s)",
                   a->subject ? a->subject : a->username, what);
         error_set_hint(e,
