@@ -234,6 +234,23 @@ static void app_refused(const Account *a, const AppCreds *c, struct tokend_error
     error_set_hint(e, "check the app's permissions and admin consent at the server");
 }
 
+/* A 401 or 403 without a word (glewlwyd's answer to an assertion signed by
+ * a key it does not know) to the app's own request refuses its credentials:
+ * a setting to check, not a broken server. */
+static void app_unexplained(const Account *a, const HttpResponse *r, struct tokend_error *e)
+{
+    for (size_t i = 0; i < r->body->len; i++)
+        if (!g_ascii_isspace(r->body->data[i]))
+            return;
+    if (r->status != 401 && r->status != 403)
+        return;
+    error_set(e, TOKEND_EX_CONFIG,
+              "the server refused the app's credentials (HTTP %ld, no reason given)", r->status);
+    error_set_hint(e, "check that client_id and the %s are those registered for the app",
+                   a->client_secret || a->client_secret_file ? "client secret"
+                                                             : "certificate or key");
+}
+
 /* A client credentials answer carries no refresh token; one that does is
  * not kept anywhere. */
 static int app_request(const Account *a, Http *http, TokenResponse **t, gint64 *cert_expires,
@@ -254,6 +271,7 @@ static int app_request(const Account *a, Http *http, TokenResponse **t, gint64 *
         return -1;
     if (oauth_parse_token_response(r, t, e) < 0) {
         app_refused(a, c, e);
+        app_unexplained(a, r, e);
         return -1;
     }
     if ((*t)->refresh_token) {

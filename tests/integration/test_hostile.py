@@ -23,7 +23,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import (EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, Tokend)
+from conftest import (EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, Tokend)
 from harness import hostile
 from harness.authserver import make_certs
 from harness.hostile import RawServer
@@ -610,6 +610,11 @@ APP_CASES = [c for c in CASES if c.name in {
     'token_type-empty', 'scope-array', 'http-503', 'http-400-empty', 'http-401-html',
     '429-retry-after', 'redirect-307', 'redirect-308', 'tls-wrong-name', 'tls-self-signed',
 }] + [
+    # An app's credentials refused without a word (glewlwyd does this).
+    Case('http-401-empty', Reply(401, b''), EX_CONFIG, ["refused the app's credentials",
+                                                       'HTTP 401', 'certificate or key']),
+    Case('http-403-empty', Reply(403, b''), EX_CONFIG, ["refused the app's credentials",
+                                                       'HTTP 403']),
     Case('token_type-dpop', app_success(token_type='DPoP'), EX_DATAERR, ['Bearer']),
     Case('token_type-n_a', app_success(token_type='N_A'), EX_DATAERR, ['Bearer']),
     Case('refresh_token-only', Reply(200, {'refresh_token': 'app-refresh-never-kept',
@@ -622,7 +627,7 @@ def app_case_params():
     for case in APP_CASES:
         yield pytest.param(case, 'client_credentials', id=f'cc-{case.name}')
     for name in ('body-100mb-chunked', 'gzip-bomb', 'token_type-mac', 'expires_in-word',
-                 'http-400-empty', 'redirect-307'):
+                 'http-400-empty', 'http-401-empty', 'redirect-307'):
         case = next(c for c in APP_CASES if c.name == name)
         yield pytest.param(case, 'jwt_bearer', id=f'bearer-{case.name}')
 
