@@ -27,6 +27,7 @@ BENCH = Path(__file__).resolve().parents[1]
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO / 'tests'))
 
+from harness.appkeys import AppKeys  # noqa: E402
 from harness.authserver import AuthServer  # noqa: E402
 
 PREPARE = BENCH / 'lib' / 'prepare.py'
@@ -35,6 +36,8 @@ BROWSER = REPO / 'tests' / 'harness' / 'browser.py'
 GNU_TIME = '/usr/bin/time'
 CLIENT_ID = 'tokend-native'
 SCOPES = 'openid offline_access mail.imap'
+APP_CLIENT = 'tokend-app'   # server.mjs: client credentials with private_key_jwt
+APP_SCOPES = 'mail.imap mail.smtp'
 MIB = 1024  # GNU time %M is in KiB
 
 FULL = dict(
@@ -43,6 +46,7 @@ FULL = dict(
     single_runs=40, single_warmup=3,
     bulk_runs=5, bulk_warmup=1, bulk_rounds=3, extra_parallel=(16, 32),
     tick_runs=300, cold_runs=10, rss_runs=20, obtain_runs=3, bulk_rss_runs=3,
+    app_runs=40, app_warmup=3, app_token_runs=300,
 )
 SHORT = dict(
     n=20, rss_steps=(5, 10, 20), rounds=1,
@@ -50,6 +54,7 @@ SHORT = dict(
     single_runs=5, single_warmup=1,
     bulk_runs=2, bulk_warmup=0, bulk_rounds=1, extra_parallel=(),
     tick_runs=20, cold_runs=3, rss_runs=3, obtain_runs=1, bulk_rss_runs=1,
+    app_runs=5, app_warmup=1, app_token_runs=20,
 )
 
 
@@ -191,8 +196,11 @@ class Bench:
         # (some 150 grants): raise the cap, or most grants would be evicted.
         old = os.environ.get('NODE_OPTIONS')
         os.environ['NODE_OPTIONS'] = f'--import={BIGSTORE.as_uri()}'
+        # The app-only client's certificate (6.), made with openssl.
+        self.app_keys = AppKeys(self.work / 'appkeys')
         try:
-            self.srv = AuthServer(self.work / 'authserver', access_ttl=3600)
+            self.srv = AuthServer(self.work / 'authserver', access_ttl=3600,
+                                  env={'TOKEND_TEST_APP_CERT': str(self.app_keys.cert)})
             self.srv.start()
         finally:
             if old is None:
@@ -706,13 +714,111 @@ class Bench:
             f'{fmt_kib(icpt)} + {slope:.1f} KiB/account; largest deviation {resid:.0f} KiB'),
             target='at most linear', met=linear)
 
+    # -- 6. app-only accounts ---------------------------------------------------
+
+    def app_config(self):
+        s, k = self.srv, self.app_keys
+        path = self.config_dir / 'config-app'
+        path.write_text(f'[account app]\nprovider = generic\ngrant = client_credentials\n'
+                        f'client_id = {APP_CLIENT}\ntoken_url = {s.token_url}\n'
+                        f'scopes = {APP_SCOPES}\nusername = box1@example.org\n'
+                        f'client_certificate = {k.cert}\nclient_key = {k.key}\n'
+                        f'ca_file = {s.ca_file}\n\n')
+        return path
+
+    def app_mints(self):
+        return self.srv.stats()['token'].get('client_credentials', 0)
+
+    def bench_app_mint(self):
+        p = self.p
+        d = self.work / 'app'
+        d.mkdir()
+        self.cfg_app = self.app_config()
+        before = self.app_mints()
+        self.run(self.tokend_cmd(self.cfg_app, 'token', 'app'))
+        if self.app_mints() != before + 1:
+            raise BenchError('(6) tokend token did not mint the app\'s first token')
+        state = d / 'assertion.json'
+        state.write_text(json.dumps({
+            'key': str(self.app_keys.key), 'cert': str(self.app_keys.cert),
+            'client_id': APP_CLIENT, 'url': self.srv.token_url, 'scope': APP_SCOPES,
+            'form': str(d / 'form'), 'out': str(d / 'out.json')}))
+        curl = f'curl -s --cacert {self.srv.ca_file} -d @{d / "form"} -o {d / "out.json"} ' \
+               f'{self.srv.token_url}'
+        tok = ' '.join(self.tokend_cmd(self.cfg_app, 'refresh', '--force', 'app'))
+        prep = f'{sys.executable} {PREPARE} assertion {state}'
+        rounds = [[], []]
+        for k in range(p['rounds']):
+            log(f'(6) one app-only mint, round {k + 1}/{p["rounds"]}')
+            before = self.app_mints()
+            times = self.hyperfine(f'app-mint-{k}', [curl, tok], p['app_runs'], p['app_warmup'],
+                                   prepares=[prep, 'sync'])
+            done = self.app_mints() - before
+            want = 2 * (p['app_runs'] + p['app_warmup'])
+            if done != want:
+                raise BenchError(f'(6) the server saw {done} client credentials grants, '
+                                 f'expected {want}')
+            for i, t in enumerate(times):
+                rounds[i].append(t)
+        self.run([sys.executable, PREPARE, 'assertion', state])  # the last answer was good
+        curl_s, tok_s = Sample(rounds[0]), Sample(rounds[1])
+        self.row(6, 'one bare `curl` POST of a client credentials request with a signed '
+                 f'assertion (baseline; {p["app_runs"]} runs × {p["rounds"]})', curl_s,
+                 is_baseline=True)
+        q = ratio(tok_s, curl_s)[0]
+        self.row(6, '`tokend refresh --force APP` (app-only, private_key_jwt: read the key and '
+                 'certificate, sign, mint, write)', tok_s, curl_s, target='≤ 1.25x curl',
+                 met=q <= 1.25)
+        self.notes.append('(6) the server is the test server with its `tokend-app` client '
+                          '(private_key_jwt, the certificate made by openssl at the start). '
+                          'curl posts the same request as tokend: client_credentials, the '
+                          'scopes, and an RS256 assertion with the same header and claims; '
+                          'the server refuses a jti it has seen, so --prepare signs a fresh '
+                          'one with openssl outside the timed region (tokend signs inside '
+                          'it). The server\'s count of client credentials grants is checked '
+                          'after every round.')
+
+    def bench_app_token(self):
+        p = self.p
+        cfg = getattr(self, 'cfg_app', None) or self.app_config()
+        self.run(self.tokend_cmd(cfg, 'token', 'app'))
+        for c, name in ((cfg, 'app'), (self.cfg_one, 'solo')):
+            out = self.run(self.tokend_cmd(c, 'token', name)).stdout
+            if out != (self.state / name / 'token').read_text():
+                raise BenchError(f'(6) tokend token {name} printed something else than its '
+                                 'token file')
+            execs = self.exec_count(self.tokend_cmd(c, 'token', name))
+            if execs not in (None, 1):
+                raise BenchError(f'(6) tokend token {name} ran the engine ({execs} execs)')
+        before = self.app_mints()
+        cmds = [' '.join(self.tokend_cmd(self.cfg_one, 'token', 'solo')),
+                ' '.join(self.tokend_cmd(cfg, 'token', 'app'))]
+        rounds = [[], []]
+        for k in range(p['rounds']):
+            log(f'(6) tokend token, app-only vs user account, round {k + 1}/{p["rounds"]}')
+            times = self.hyperfine(f'app-token-{k}', cmds, p['app_token_runs'],
+                                   p['token_warmup'])
+            for i, t in enumerate(times):
+                rounds[i].append(t)
+        if self.app_mints() != before:
+            raise BenchError('(6) tokend token of a cached app token sent a request')
+        user, app = Sample(rounds[0]), Sample(rounds[1])
+        self.row(6, f'`tokend token USER_ACCOUNT`, cached, 1-account config (baseline; '
+                 f'{p["app_token_runs"]} runs × {p["rounds"]})', user, is_baseline=True)
+        q = ratio(app, user)[0]
+        self.row(6, '`tokend token APP_ACCOUNT`, cached, 1-account config', app, user,
+                 target='≤ 1.1x (as fast)', met=q <= 1.1)
+        self.notes.append('(6) both `tokend token` calls were checked (strace) to be answered '
+                          'by the launcher alone, and the app\'s call sent no request.')
+
     def main(self):
         self.setup_home()
         try:
             self.start_server()
             self.prepare_all()
             steps = [(1, self.bench_token), (2, self.bench_single), (3, self.bench_bulk),
-                     (4, self.bench_tick), (5, self.bench_obtain_rss), (5, self.bench_bulk_rss)]
+                     (4, self.bench_tick), (5, self.bench_obtain_rss), (5, self.bench_bulk_rss),
+                     (6, self.bench_app_mint), (6, self.bench_app_token)]
             for number, step in steps:
                 if not self.opts.only or number in self.opts.only:
                     step()

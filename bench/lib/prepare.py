@@ -20,11 +20,24 @@ lands in the next timed run.
       STATE_DIR/NAME/state.json, and `due` in the past in every refresh
       schedule (STATE_DIR/due-*.json), as if the clock had moved on.
 
+  prepare.py assertion STATE_JSON
+      The form of one client credentials request authenticated by a signed
+      client assertion (RFC 7523 2.2, private_key_jwt), built as tokend
+      builds it: RS256 with the certificate's x5t#S256 and x5t, iss = sub =
+      client_id, aud = the token endpoint, a fresh jti (the server refuses
+      a jti it has seen), iat/nbf now, exp 300 s on; signed with openssl.
+      STATE_JSON holds {"key", "cert", "client_id", "url", "scope", "form",
+      "out"}; a response left in "out" must hold an access token.
+
 Exits 1 with a message when a response holds no new refresh token (the
 chain is broken: the benchmark would be measuring errors).
 """
 
+import base64
+import hashlib
 import json
+import secrets
+import subprocess
 import os
 import sys
 import time
@@ -87,6 +100,39 @@ def bulk(state_path):
     Path(s['config']).write_text('\n'.join(lines) + '\n')
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
+
+
+def client_assertion(s):
+    der = subprocess.run(['openssl', 'x509', '-in', s['cert'], '-outform', 'DER'],
+                         check=True, capture_output=True).stdout
+    now = int(time.time())
+    header = {'alg': 'RS256', 'typ': 'JWT', 'x5t#S256': b64url(hashlib.sha256(der).digest()),
+              'x5t': b64url(hashlib.sha1(der).digest())}
+    claims = {'iss': s['client_id'], 'sub': s['client_id'], 'aud': s['url'],
+              'jti': secrets.token_urlsafe(18), 'iat': now, 'nbf': now, 'exp': now + 300}
+    signing_input = (b64url(json.dumps(header, separators=(',', ':')).encode()) + '.' +
+                     b64url(json.dumps(claims, separators=(',', ':')).encode()))
+    sig = subprocess.run(['openssl', 'dgst', '-sha256', '-sign', s['key']],
+                         input=signing_input.encode(), check=True, capture_output=True).stdout
+    return signing_input + '.' + b64url(sig)
+
+
+def assertion(state_path):
+    s = json.loads(Path(state_path).read_text())
+    if os.path.exists(s['out']):
+        body = json.loads(Path(s['out']).read_text())
+        if not isinstance(body, dict) or 'access_token' not in body:
+            sys.exit(f'prepare: {s["out"]}: no access token ({body!r:.300})')
+        os.unlink(s['out'])
+    Path(s['form']).write_text(urllib.parse.urlencode([
+        ('grant_type', 'client_credentials'), ('scope', s['scope']),
+        ('client_id', s['client_id']),
+        ('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'),
+        ('client_assertion', client_assertion(s))]))
+
+
 def due(state_dir, names_file):
     past = int(time.time()) - 60
     for name in Path(names_file).read_text().split():
@@ -105,6 +151,8 @@ def main(argv):
         single(argv[2])
     elif len(argv) == 3 and argv[1] == 'bulk':
         bulk(argv[2])
+    elif len(argv) == 3 and argv[1] == 'assertion':
+        assertion(argv[2])
     elif len(argv) == 4 and argv[1] == 'due':
         due(argv[2], argv[3])
     else:

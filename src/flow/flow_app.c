@@ -198,19 +198,29 @@ static SecStr *app_form(const Account *a, const FlowClient *fc, const AppCreds *
     return oauth_client_credentials_form(&fc->oauth, assertion);
 }
 
-/* A refusal of the app's grant is no sign-in a person could make: say what
- * the administrator must do instead of "run: tokend obtain". */
-static void app_refused(const Account *a, const AppCreds *c, struct tokend_error *e)
+/* "...: MEANING (TAG)": the server's error is the tag. */
+static char *error_tag(const char *message)
 {
-    g_autofree char *what = NULL;
+    char *what = g_strdup(strrchr(message, '(') ? strrchr(message, '(') + 1 : message);
 
-    if (e->status != TOKEND_EX_NOPERM || !e->message || !g_str_has_prefix(e->message, "sign-in"))
-        return;
-    /* "sign-in needed: MEANING (TAG)": the server's error is the tag. */
-    what = g_strdup(strrchr(e->message, '(') ? strrchr(e->message, '(') + 1 : e->message);
     if (*what && what[strlen(what) - 1] == ')')
         what[strlen(what) - 1] = '\0';
-    if (a->grant == ACCOUNT_GRANT_JWT_BEARER) {
+    return what;
+}
+
+/* A refusal of the app's grant is no sign-in a person could make: say what
+ * the administrator must do instead of "run: tokend obtain".  Google says
+ * unauthorized_client when the delegation does not cover the client id or
+ * the scope: the administrator's step too, not a setting of the account. */
+static void app_refused(const Account *a, const AppCreds *c, struct tokend_error *e)
+{
+    g_autofree char *what = e->message ? error_tag(e->message) : NULL;
+    bool bearer = a->grant == ACCOUNT_GRANT_JWT_BEARER;
+
+    if (!what || !((e->status == TOKEND_EX_NOPERM && g_str_has_prefix(e->message, "sign-in")) ||
+                   (bearer && strcmp(what, "unauthorized_client") == 0)))
+        return;
+    if (bearer) {
         error_set(e, TOKEND_EX_NOPERM, "the service account may not act for %s (%s)",
                   a->subject ? a->subject : a->username, what);
         error_set_hint(e,
@@ -222,6 +232,23 @@ static void app_refused(const Account *a, const AppCreds *c, struct tokend_error
     }
     error_set(e, TOKEND_EX_NOPERM, "the server refused the app's token request (%s)", what);
     error_set_hint(e, "check the app's permissions and admin consent at the server");
+}
+
+/* A 401 or 403 without a word (glewlwyd's answer to an assertion signed by
+ * a key it does not know) to the app's own request refuses its credentials:
+ * a setting to check, not a broken server. */
+static void app_unexplained(const Account *a, const HttpResponse *r, struct tokend_error *e)
+{
+    for (size_t i = 0; i < r->body->len; i++)
+        if (!g_ascii_isspace(r->body->data[i]))
+            return;
+    if (r->status != 401 && r->status != 403)
+        return;
+    error_set(e, TOKEND_EX_CONFIG,
+              "the server refused the app's credentials (HTTP %ld, no reason given)", r->status);
+    error_set_hint(e, "check that client_id and the %s are those registered for the app",
+                   a->client_secret || a->client_secret_file ? "client secret"
+                                                             : "certificate or key");
 }
 
 /* A client credentials answer carries no refresh token; one that does is
@@ -244,6 +271,7 @@ static int app_request(const Account *a, Http *http, TokenResponse **t, gint64 *
         return -1;
     if (oauth_parse_token_response(r, t, e) < 0) {
         app_refused(a, c, e);
+        app_unexplained(a, r, e);
         return -1;
     }
     if ((*t)->refresh_token) {

@@ -68,6 +68,10 @@ MAIL_SCOPES = ('mail.imap', 'mail.smtp')
 PUBLIC_CLIENT = 'tokend-public'
 CONFIDENTIAL_CLIENT = 'tokend-confidential'
 CLIENT_SECRET = 'glewlwyd-client-secret'
+# App-only clients (client credentials), made by Glewlwyd.add_apps
+APP_SECRET_CLIENT = 'tokend-app-secret'
+APP_SECRET = 'glewlwyd-app-secret'
+APP_JWT_CLIENT = 'tokend-app-jwt'
 
 CONFIG = """\
 port={port}
@@ -284,7 +288,7 @@ class Glewlwyd:
                      {'scope': ' '.join(('openid', *MAIL_SCOPES))})
         self._discover()
 
-    def _add_plugin(self, admin, name, rotate, iss_in_redirect=False):
+    def _add_plugin(self, admin, name, rotate, iss_in_redirect=False, extra=None):
         key = self.workdir / f'{name}-jwt.key'
         subprocess.run(['openssl', 'genpkey', '-algorithm', 'RSA', '-pkeyopt',
                         'rsa_keygen_bits:2048', '-out', str(key)],
@@ -314,12 +318,69 @@ class Glewlwyd:
                 'introspection-revocation-auth-scope': [],
                 'email-claim': 'mandatory', 'name-claim': 'on-demand',
                 'secret-type': 'pairwise', 'jwks-show': True,
-                'scope': [], 'additional-parameters': [], 'claims': []}})
+                'scope': [], 'additional-parameters': [], 'claims': [], **(extra or {})}})
+
+    def add_apps(self, public_key_pem):
+        """App-only clients (client credentials) on a plugin instance of
+        their own, `oidc-app`: glewlwyd gives client credentials only where
+        the plugin allows non-OIDC grants ("allow-non-oidc"), and takes a
+        signed client assertion (private_key_jwt) only where it allows JWT
+        request parameters ("request-parameter-allow") and names the client
+        property holding the client's public key ("client-pubkey-parameter",
+        `pubkey` in the package's client schema).  APP_SECRET_CLIENT
+        authenticates with its secret, APP_JWT_CLIENT with an assertion
+        signed by the key of public_key_pem (PEM SubjectPublicKeyInfo)."""
+        admin = Session(self).login(*ADMIN)
+        self._add_plugin(admin, 'oidc-app', rotate=False, extra={
+            'allow-non-oidc': True, 'request-parameter-allow': True,
+            'client-pubkey-parameter': 'pubkey', 'request-maximum-exp': 600})
+        scopes = list(MAIL_SCOPES)
+        self.apps = True
+        admin.api('POST', 'client/', {
+            'client_id': APP_SECRET_CLIENT, 'name': 'tokend app (secret)', 'enabled': True,
+            'confidential': True, 'password': APP_SECRET, 'redirect_uri': [], 'scope': scopes,
+            'token_endpoint_auth_method': ['client_secret_post', 'client_secret_basic'],
+            'authorization_type': ['client_credentials']})
+        admin.api('POST', 'client/', {
+            'client_id': APP_JWT_CLIENT, 'name': 'tokend app (private_key_jwt)',
+            'enabled': True, 'confidential': True, 'redirect_uri': [], 'scope': scopes,
+            'pubkey': public_key_pem, 'token_endpoint_auth_method': ['private_key_jwt'],
+            'authorization_type': ['client_credentials']})
+        self._discover()
+
+    def app_token_valid(self, token, plugin='oidc-app'):
+        """Whether token is an unexpired access token this plugin signed
+        (RS256, checked with openssl against the plugin's key), as a resource
+        server checks a JWT access token.  Not introspection: glewlwyd 2.7.5
+        records a client credentials token under the client of the HTTP
+        Basic header only (serialize_access_token gets
+        request->auth_basic_user), so a token got with client_secret_post or
+        private_key_jwt is stored without a client and its own client's
+        introspection answers {"active": false}."""
+        head, payload, sig = token.split('.')
+        if json.loads(base64.urlsafe_b64decode(head + '=' * (-len(head) % 4)))['alg'] != 'RS256':
+            return False
+        key = self.workdir / f'{plugin}-jwt.key'
+        pub = self.workdir / f'{plugin}-jwt.pub'
+        sigfile = self.workdir / f'{plugin}-check.sig'
+        if not pub.exists():
+            subprocess.run(['openssl', 'pkey', '-in', str(key), '-pubout', '-out', str(pub)],
+                           check=True, capture_output=True)
+        sigfile.write_bytes(base64.urlsafe_b64decode(sig + '=' * (-len(sig) % 4)))
+        r = subprocess.run(['openssl', 'dgst', '-sha256', '-verify', str(pub), '-signature',
+                            str(sigfile)], input=f'{head}.{payload}'.encode(),
+                           capture_output=True)
+        claims = self.claims(token)
+        return (r.returncode == 0 and claims['iss'] == self.issuer_of(plugin) and
+                claims['exp'] > time.time())
 
     def _discover(self):
         self.issuers = {}
         self.discovery = {}
-        for name in ('oidc', 'oidc-keep', 'oidc-iss'):
+        plugins = ['oidc', 'oidc-keep', 'oidc-iss']
+        if getattr(self, 'apps', False):
+            plugins.append('oidc-app')
+        for name in plugins:
             s = Session(self)
             status, _, raw = s.request('GET', f'/api/{name}/.well-known/openid-configuration')
             if status != 200:

@@ -421,6 +421,22 @@ def tokend_binary():
     return build / 'src' / 'tokend'
 
 
+def files_containing(root, needle):
+    """Every file under root (symlinks not followed) whose bytes hold needle:
+    where a secret that must not be kept was written after all."""
+    needle = needle.encode() if isinstance(needle, str) else needle
+    found = []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            try:
+                if not path.is_symlink() and needle in path.read_bytes():
+                    found.append(str(path))
+            except OSError:
+                pass
+    return found
+
+
 # Attacking the loopback catcher -------------------------------------------
 
 def raw_exchange(host, port, data, timeout=5, family=socket.AF_INET):

@@ -24,7 +24,8 @@ from typing import Callable
 
 import pytest
 
-from conftest import (EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, SANITIZER, Tokend)
+from conftest import (EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, SANITIZER,
+                      Tokend)
 from harness import hostile
 from harness.authserver import make_certs
 from harness.hostile import RawServer
@@ -257,12 +258,12 @@ def sent_little(limit):
     return check
 
 
-def check_memory(tokend, ctx, case, m, args):
+def check_memory(tokend, ctx, case, m, args, account='work'):
     """A 100 MB body, or its inflation, held in memory would show: the peak
     stays within GROWTH of the same run against a SMALL answer, and in the
     normal build under PEAK_BOUND_KIB too."""
     small = run_case(tokend, ctx, dataclasses.replace(case, name=f'{case.name}, small',
-                                                      serve=case.small), *args)
+                                                      serve=case.small), *args, account=account)
     assert small.returncode == m.returncode, small.stderr
     assert m.maxrss_kb is not None and small.maxrss_kb is not None, \
         'GNU time wrote no peak-memory figure'
@@ -472,14 +473,14 @@ def params(cases):
     return [pytest.param(c, id=c.name) for c in cases]
 
 
-def run_case(tokend, ctx, case, *args):
+def run_case(tokend, ctx, case, *args, account='work'):
     if isinstance(case.serve, Reply):
         ctx.ep.script('/token', case.serve)
         url = ctx.ep.url('/token')
     else:
         url = case.serve(ctx)
     if url != ctx.ep.url('/token'):
-        tokend.accounts['work']['token_url'] = url
+        tokend.accounts[account]['token_url'] = url
         tokend.write_config()
     m = hostile.run_measured(tokend, *(args or ('refresh', '--force', 'work')),
                              timeout=case.bound + 20)
@@ -576,6 +577,169 @@ def test_verbose_server_words_are_one_sanitised_line(tmp_path, certs, template, 
         said = [l for l in r.stderr.splitlines() if l.startswith('tokend: server said: ')]
         assert len(said) == 1 and len(said[0]) < 2100, said
         assert_untouched(tokend, before)
+
+
+# App-only accounts: client credentials and the JWT bearer grant ---------------
+# The same hostile servers in front of the new grants.  An app's answer has
+# no refresh token: one that comes anyway is dropped, never stored.
+
+APP_ACCESS = 'hostile-app-seed-access-0123456789'
+APP_SCOPES = 'mail.imap mail.smtp'
+
+
+@pytest.fixture(scope='module')
+def app_keys(tmp_path_factory):
+    from harness.appkeys import AppKeys
+    return AppKeys(tmp_path_factory.mktemp('hostile-appkeys'))
+
+
+def app_success(access=APP_ACCESS, **extra):
+    body = {'access_token': access, 'token_type': 'Bearer', 'expires_in': 3600}
+    body.update(extra)
+    return Reply(200, body)
+
+
+def app_account(home, certs, ep, keys, grant):
+    """A minted app-only account 'box': client credentials with a
+    certificate, or a service account acting for its mailbox."""
+    tokend = Tokend(home)
+    tokend.config.parent.chmod(0o700)
+    tokend.env.update(TOKEND_TEST_CA=certs.ca)
+    values = dict(provider='generic', grant=grant, token_url=ep.url('/token'),
+                  scopes=APP_SCOPES, username='box@example.org', ca_file=certs.ca)
+    if grant == 'client_credentials':
+        values.update(client_id='hostile-app', client_certificate=keys.cert,
+                      client_key=keys.key)
+    else:
+        values.update(service_account_file=keys.service_account('sa@hostile.example'))
+    tokend.account('box', **values)
+    ep.script('/token', app_success())
+    r = tokend.run('token', 'box')
+    assert r.returncode == EX_OK and r.stdout == APP_ACCESS + '\n', r.stderr
+    return tokend, app_snapshot(tokend)
+
+
+def app_snapshot(tokend):
+    """The account's and every app's token file and state, byte for byte
+    (the state by its expiry: a failure is recorded in it).  Lock files, a
+    failed mint's only trace in a new app folder, are left out."""
+    files = [f for f in (*tokend.state.glob('box/*'), *tokend.state.glob('.apps/*/*'))
+             if f.name != 'lock']
+    return {f: f.read_bytes() for f in files if f.is_file() and '.tmp-' not in f.name
+            and f.name != 'state.json'} | {
+        f: json.loads(f.read_text())['expires_at'] for f in files if f.name == 'state.json'}
+
+
+def no_refresh_token_kept(tokend, *values):
+    """No refresh token file or store entry anywhere, and no file holds it."""
+    assert not [p for p in tokend.home.rglob('*refresh_token*')], \
+        list(tokend.home.rglob('*refresh_token*'))
+    for v in values:
+        assert hostile.files_containing(tokend.home, v) == []
+
+
+APP_CASES = [c for c in CASES if c.name in {
+    'connection-refused', 'reset-mid-body', 'closed-mid-body', 'not-http',
+    'body-100mb-declared', 'body-100mb-until-close', 'body-100mb-chunked', 'body-1mib-plus-1',
+    'gzip-bomb', 'gzip-unasked', 'html-200', 'empty-200', 'json-trailing-garbage',
+    'depth-balanced-arrays', 'depth-objects', 'empty-object', 'only-token-type',
+    'access_token-number', 'access_token-too-long', 'access_token-embedded-nul',
+    'expires_in-word', 'expires_in-negative', 'expires_in-zero', 'expires_in-huge',
+    'expires_in-beyond-a-year', 'token_type-mac', 'token_type-number', 'token_type-null',
+    'token_type-empty', 'scope-array', 'http-503', 'http-400-empty', 'http-401-html',
+    '429-retry-after', 'redirect-307', 'redirect-308', 'tls-wrong-name', 'tls-self-signed',
+}] + [
+    # An app's credentials refused without a word (glewlwyd does this).
+    Case('http-401-empty', Reply(401, b''), EX_CONFIG, ["refused the app's credentials",
+                                                       'HTTP 401', 'certificate or key']),
+    Case('http-403-empty', Reply(403, b''), EX_CONFIG, ["refused the app's credentials",
+                                                       'HTTP 403']),
+    Case('token_type-dpop', app_success(token_type='DPoP'), EX_DATAERR, ['Bearer']),
+    Case('token_type-n_a', app_success(token_type='N_A'), EX_DATAERR, ['Bearer']),
+    Case('refresh_token-only', Reply(200, {'refresh_token': 'app-refresh-never-kept',
+                                           'expires_in': 3600, 'token_type': 'Bearer'}),
+         EX_DATAERR, ['access_token is missing']),
+]
+
+
+def app_case_params():
+    for case in APP_CASES:
+        yield pytest.param(case, 'client_credentials', id=f'cc-{case.name}')
+    for name in ('body-100mb-chunked', 'gzip-bomb', 'token_type-mac', 'expires_in-word',
+                 'http-400-empty', 'http-401-empty', 'redirect-307'):
+        case = next(c for c in APP_CASES if c.name == name)
+        yield pytest.param(case, 'jwt_bearer', id=f'bearer-{case.name}')
+
+
+@pytest.mark.parametrize('case,grant', app_case_params())
+def test_app_grant_against_a_hostile_endpoint(tmp_path, certs, provider, app_keys, case, grant):
+    """A forced mint for an app-only account meets the hostile server: one
+    line, the documented exit status, the minted token kept as it was."""
+    with contextlib.ExitStack() as stack:
+        tokend, before = app_account(tmp_path, certs, provider, app_keys, grant)
+        ctx = Ctx(certs, provider, stack)
+        m = run_case(tokend, ctx, case, 'refresh', '--force', 'box', account='box')
+        assert m.returncode == case.status, m.stderr
+        assert m.seconds < case.bound, m.seconds
+        # An app has no sign-in to redo: the rows' "run: tokend obtain" does not apply.
+        assert_one_line(m.stderr, [w for w in case.words if 'tokend obtain' not in w],
+                        account='box')
+        assert 'tokend obtain' not in m.stderr
+        for secret in (APP_ACCESS, 'new-access', 'new-refresh', 'stolen', 'app-refresh'):
+            assert secret not in m.stderr + m.stdout
+        assert 'PRIVATE KEY' not in m.stderr
+        assert app_snapshot(tokend) == before
+        if case.check:
+            case.check(ctx, m)
+        if case.small:
+            check_memory(tokend, ctx, case, m, ('refresh', '--force', 'box'), account='box')
+        no_refresh_token_kept(tokend, 'new-refresh', 'stolen-refresh', 'app-refresh-never-kept')
+
+
+@pytest.mark.parametrize('grant', ['client_credentials', 'jwt_bearer'])
+@pytest.mark.parametrize('shape', ['string', 'rotating', 'with-refresh-expiry'])
+def test_app_answer_with_a_refresh_token_stores_none(tmp_path, certs, provider, app_keys, grant,
+                                                     shape):
+    """A server that hands an app a refresh token: the access token is taken,
+    the refresh token dropped, in no file and no store; the next mint asks
+    with the app's own grant again, never with that refresh token."""
+    tokend, _ = app_account(tmp_path, certs, provider, app_keys, grant)
+    extra = {'string': {'refresh_token': 'app-refresh-never-kept'},
+             'rotating': {'refresh_token': 'app-refresh-never-kept', 'id_token': 'x.y.z'},
+             'with-refresh-expiry': {'refresh_token': 'app-refresh-never-kept',
+                                     'refresh_token_expires_in': 86400}}[shape]
+    provider.script('/token', app_success('app-access-2', **extra))
+    r = tokend.run('refresh', '--force', 'box')
+    assert r.returncode == EX_OK, r.stderr
+    assert tokend.token_file('box').read_text() == 'app-access-2\n'
+    assert 'app-refresh-never-kept' not in r.stderr + r.stdout
+    no_refresh_token_kept(tokend, 'app-refresh-never-kept')
+    state = json.loads((tokend.state / 'box' / 'state.json').read_text())
+    assert state['app_only'] and 'store' not in state
+    assert tokend.run('status', 'box').returncode == EX_OK
+    provider.script('/token', app_success('app-access-3'))
+    assert tokend.run('refresh', '--force', 'box').returncode == EX_OK
+    form = provider.last('/token').form
+    assert 'refresh_token' not in form
+    assert form['grant_type'] == [{'client_credentials': 'client_credentials',
+                                   'jwt_bearer': 'urn:ietf:params:oauth:grant-type:jwt-bearer'}
+                                  [grant]]
+    assert tokend.run('token', 'box').stdout == 'app-access-3\n'
+
+
+def test_app_answer_without_expires_in_lasts_an_hour(tmp_path, certs, provider, app_keys):
+    """RFC 6749 leaves expires_in optional: tokend takes an hour (as
+    tokend.conf(5) says), and the launcher serves the token until then."""
+    tokend, _ = app_account(tmp_path, certs, provider, app_keys, 'client_credentials')
+    provider.script('/token', Reply(200, {'access_token': 'app-no-expiry', 'token_type': 'bearer'}))
+    r = tokend.run('refresh', '--force', 'box')
+    assert r.returncode == EX_OK, r.stderr
+    for state in (tokend.state / 'box' / 'state.json', *tokend.state.glob('.apps/*/state.json')):
+        st = json.loads(state.read_text())
+        assert st['expires_at'] - st['obtained_at'] == 3600, st
+    count = provider.count('/token')
+    assert tokend.run('token', 'box').stdout == 'app-no-expiry\n'
+    assert provider.count('/token') == count
 
 
 # The slow ones, in the background ------------------------------------------------

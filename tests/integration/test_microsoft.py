@@ -626,3 +626,181 @@ def test_conditional_access_on_a_refresh_still_asks_the_administrator(tokend, ms
     r = tokend.run('refresh', '--force', 'work')
     assert r.returncode == EX_NOPERM
     assert 'ask your administrator' in r.stderr and 'device' not in r.stderr
+
+
+# App-only accounts (client credentials) ------------------------------------
+# Microsoft's documented answers to an app's token request, replayed; the
+# account uses the real microsoft preset, pointed at the replay by authority.
+
+APP_CLIENT = '0b7c5a43-6a8e-4f53-9a37-1c3f1e2d4b5a'
+SECRET_CLIENT = '5d2e9f61-0c4b-4e8a-b1f7-9a6c3d2e1f08'
+APP_SCOPE = 'https://outlook.office365.com/.default'
+
+
+def ms_app_success(access='eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.ms-app-token-1'):
+    # No scope, no refresh token, no id_token: an app's answer.
+    return Reply(200, {'token_type': 'Bearer', 'expires_in': 3599, 'ext_expires_in': 3599,
+                       'access_token': access})
+
+
+@pytest.fixture(scope='module')
+def app_keys(tmp_path_factory):
+    from harness.appkeys import AppKeys
+    return AppKeys(tmp_path_factory.mktemp('ms-appkeys'))
+
+
+@pytest.fixture
+def ms_app(tokend, certs, app_keys, tmp_path):
+    """An app-only account 'box' (certificate) and 'sbox' (client secret)
+    at the replayed tenant: two apps (one app shares its token among its
+    mailboxes, whatever credential each account names)."""
+    ca, cert, key = certs
+    secret = tmp_path / 'client-secret'
+    secret.write_text('Xy8Q~replayed-secret-value\n')
+    secret.chmod(0o600)
+    tokend.config.parent.chmod(0o700)
+    with ScriptedEndpoint(tls=(cert, key)) as ep:
+        ep.script(TOKEN_PATH, ms_app_success())
+        tokend.env.update(TOKEND_TEST_CA=ca)
+        common = dict(provider='microsoft', grant='client_credentials', tenant=TENANT,
+                      authority=f'127.0.0.1:{ep.port}', client_id=APP_CLIENT, ca_file=ca,
+                      authorize_url=None, token_url=None, scopes=None, store=None)
+        tokend.account('box', username='scanner@contoso.com', client_certificate=app_keys.cert,
+                       client_key=app_keys.key, **common)
+        tokend.account('sbox', username='printer@contoso.com', client_secret_file=secret,
+                       **dict(common, client_id=SECRET_CLIENT))
+        yield ep
+
+
+def app_files(tokend, name):
+    """Every token file of the account and of its app, with contents."""
+    files = [tokend.token_file(name), *tokend.state.glob('.apps/*/token')]
+    return {f: f.read_bytes() for f in files if f.exists()}
+
+
+def test_app_request_is_what_microsoft_documents(tokend, ms_app, app_keys):
+    r = tokend.run('token', 'box')
+    assert r.returncode == EX_OK, r.stderr
+    assert r.stdout == 'eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.ms-app-token-1\n'
+    form = form_of(ms_app.last(TOKEN_PATH))
+    assert form['grant_type'] == 'client_credentials' and form['scope'] == APP_SCOPE
+    assert form['client_id'] == APP_CLIENT
+    assert form['client_assertion_type'] == \
+        'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+    assert 'client_secret' not in form
+    head, claims, _ = form['client_assertion'].split('.')
+    pad = lambda s: base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))  # noqa: E731
+    assert json.loads(pad(head))['alg'] == 'RS256' and 'x5t#S256' in json.loads(pad(head))
+    claims = json.loads(pad(claims))
+    assert claims['aud'] == f'https://127.0.0.1:{ms_app.port}{TOKEN_PATH}'
+    assert claims['iss'] == claims['sub'] == APP_CLIENT
+    # The secret account sends the secret in the body, and nothing signed.
+    ms_app.script(TOKEN_PATH, ms_app_success('eyJ.ms-app-token-2'))
+    assert tokend.run('token', 'sbox').returncode == EX_OK
+    form = form_of(ms_app.last(TOKEN_PATH))
+    assert form['client_secret'] == 'Xy8Q~replayed-secret-value'
+    assert form['client_id'] == SECRET_CLIENT and 'client_assertion' not in form
+
+
+# name, account, reply, exit status, words of the one-line message
+APP_CASES = [
+    ('certificate-not-registered', 'box', ms_error(
+        'invalid_client', 700027, 'Client assertion failed signature validation.', status=401),
+     EX_CONFIG, ['certificate is not registered', 'AADSTS700027',
+                 'upload client_certificate to the app registration']),
+    ('secret-wrong', 'sbox', ms_error(
+        'invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being '
+        'sent in the request is the client secret value, not the client secret ID.',
+        status=401),
+     EX_CONFIG, ['client secret is wrong', 'AADSTS7000215', 'Value (not its ID)']),
+    ('secret-expired', 'sbox', ms_error(
+        'invalid_client', 7000222, f"The provided client secret keys for app '{APP_CLIENT}' "
+        'are expired.', status=401),
+     EX_CONFIG, ['client secret has expired', 'AADSTS7000222', 'client_secret_file']),
+    ('clock-skew', 'box', ms_error(
+        'invalid_client', 700024, 'Client assertion is not within its valid time range. '
+        'Current time: 2026-11-23T10:00:00Z, assertion valid from 2026-11-23T11:00:00Z.'),
+     EX_CONFIG, ['clock skew', 'AADSTS700024', 'timedatectl']),
+    ('no-service-principal', 'box', ms_error(
+        'invalid_resource', 500011, 'The resource principal named https://outlook.office365.com '
+        'was not found in the tenant named Contoso.'),
+     EX_CONFIG, ['not available in this tenant', 'AADSTS500011', 'New-ServicePrincipal']),
+]
+
+
+@pytest.mark.parametrize('name,account,reply,status,words', APP_CASES,
+                         ids=[c[0] for c in APP_CASES])
+def test_documented_app_errors(tokend, ms_app, name, account, reply, status, words):
+    assert tokend.run('token', account).returncode == EX_OK
+    before = app_files(tokend, account)
+    ms_app.script(TOKEN_PATH, reply)
+    r = tokend.run('refresh', '--force', account)
+    assert r.returncode == status, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'tokend: {account}: '), r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    # No person can sign in for an app; nothing about the request leaks.
+    assert 'tokend obtain' not in lines[0] and 'Trace ID' not in lines[0]
+    assert 'replayed-secret-value' not in r.stderr
+    assert app_files(tokend, account) == before
+    st = json.loads((tokend.state / account / 'state.json').read_text())
+    assert st['last_status'] == status
+
+
+# Google: a service account with domain-wide delegation (jwt_bearer) ---------
+
+SA_EMAIL = 'mailer@tokend-replay.iam.gserviceaccount.com'
+
+
+@pytest.fixture
+def google_sa(tokend, certs, app_keys):
+    ca, cert, key = certs
+    sa = app_keys.service_account(SA_EMAIL, client_id='106789012345678901234')
+    tokend.config.parent.chmod(0o700)
+    with ScriptedEndpoint(tls=(cert, key)) as ep:
+        ep.script('/token', Reply(200, {'access_token': 'ya29.c.sa-token', 'expires_in': 3599,
+                                        'token_type': 'Bearer'}))
+        tokend.env.update(TOKEND_TEST_CA=ca)
+        tokend.account('gbox', provider='google', grant='jwt_bearer', service_account_file=sa,
+                       username='scanner@example.com', token_url=ep.url('/token'), ca_file=ca,
+                       authorize_url=None, scopes=None, store=None, client_id=None)
+        yield ep
+
+
+def test_google_service_account_acts_for_the_mailbox(tokend, google_sa):
+    r = tokend.run('token', 'gbox')
+    assert r.returncode == EX_OK, r.stderr
+    form = form_of(google_sa.last('/token'))
+    assert form['grant_type'] == 'urn:ietf:params:oauth:grant-type:jwt-bearer'
+    claims = form['assertion'].split('.')[1]
+    claims = json.loads(base64.urlsafe_b64decode(claims + '=' * (-len(claims) % 4)))
+    assert claims['iss'] == SA_EMAIL and claims['sub'] == 'scanner@example.com'
+    assert claims['scope'] == 'https://mail.google.com/'
+    assert claims['exp'] - claims['iat'] <= 3600
+
+
+@pytest.mark.parametrize('reply,status,words', [
+    # The mailbox is not a user of the domain (or not one the delegation covers).
+    (Reply(400, {'error': 'invalid_grant', 'error_description': 'Invalid email or User ID'}),
+     EX_NOPERM, ['the service account may not act for scanner@example.com (invalid_grant)',
+                 'Domain-wide delegation', '106789012345678901234']),
+    # No delegation for this client id and scope at all.
+    (Reply(401, {'error': 'unauthorized_client', 'error_description':
+                 'Client is unauthorized to retrieve access tokens using this method, or client '
+                 'not authorized for any of the scopes requested.'}),
+     EX_NOPERM, ['the service account may not act for scanner@example.com (unauthorized_client)',
+                 'Domain-wide delegation', '106789012345678901234']),
+], ids=['invalid-grant', 'unauthorized-client'])
+def test_google_refusals_say_what_the_admin_must_do(tokend, google_sa, reply, status, words):
+    assert tokend.run('token', 'gbox').returncode == EX_OK
+    before = app_files(tokend, 'gbox')
+    google_sa.script('/token', reply)
+    r = tokend.run('refresh', '--force', 'gbox')
+    assert r.returncode == status, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('tokend: gbox: '), r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert 'tokend obtain' not in lines[0]
+    assert app_files(tokend, 'gbox') == before

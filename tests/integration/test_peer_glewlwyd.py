@@ -273,3 +273,84 @@ def test_a_sign_in_naming_another_user_is_refused(tk, glew):
     assert tk.run('obtain', 'work').returncode == EX_OK
     st = json.loads(tk.run('status', '--json').stdout)[0]
     assert st['identity'] == glewlwyd.USER_EMAIL and st['identity_verified'] is True
+
+
+# App-only accounts: client credentials -----------------------------------------
+# glewlwyd 2.7.5 (Debian 12) takes the client credentials grant from a
+# confidential client with a secret (HTTP Basic or the body) and, on a plugin
+# that allows JWT request parameters, with a signed client assertion
+# (private_key_jwt: RFC 7523 2.2) verified against the client's `pubkey`
+# property (src/plugin/protocol_oidc.c of 2.7.5: callback_oidc_token ->
+# validate_jwt_assertion_request -> verify_request_signature, whose result
+# check_auth_type_client_credentials_grant accepts as the client).  It
+# checks iss = sub = client_id, aud = the token endpoint, exp at most
+# request-maximum-exp ahead, and refuses a jti it has seen.  The tokens are
+# checked as a resource server checks glewlwyd's JWT access tokens (its
+# signature): its introspection does not know tokens got without HTTP Basic
+# (harness.glewlwyd.Glewlwyd.app_token_valid says why).
+
+APP_SCOPES = 'mail.imap mail.smtp'
+
+
+@pytest.fixture(scope='module')
+def glew_app(glew, tmp_path_factory):
+    from harness.appkeys import AppKeys
+    keys = AppKeys(tmp_path_factory.mktemp('glewlwyd-appkeys'))
+    pub = subprocess.run(['openssl', 'pkey', '-in', str(keys.key), '-pubout'], check=True,
+                         capture_output=True, text=True).stdout
+    glew.add_apps(pub)
+    glew.app_keys = keys
+    return glew
+
+
+def app_account(tk, glew, name, client, tmp_path, **keys):
+    values = dict(provider='generic', grant='client_credentials', client_id=client,
+                  issuer=glew.issuer_of('oidc-app'), scopes=APP_SCOPES,
+                  username='box1@example.org', ca_file=glew.ca_file)
+    if client == glewlwyd.APP_SECRET_CLIENT:
+        secret = tmp_path / f'{name}.secret'
+        secret.write_text(glewlwyd.APP_SECRET + '\n')
+        secret.chmod(0o600)
+        values['client_secret_file'] = secret
+    else:
+        values.update(client_certificate=glew.app_keys.cert, client_key=glew.app_keys.key)
+    values.update(keys)
+    tk.config.parent.chmod(0o700)
+    return tk.account(name, **values)
+
+
+@pytest.mark.parametrize('client', [glewlwyd.APP_SECRET_CLIENT, glewlwyd.APP_JWT_CLIENT],
+                         ids=['client-secret', 'private-key-jwt'])
+def test_app_mints_with_client_credentials(tk, glew_app, tmp_path, client):
+    app_account(tk, glew_app, 'box', client, tmp_path)
+    r = tk.run('token', 'box')
+    assert r.returncode == EX_OK, r.stderr
+    token = r.stdout.strip()
+    assert glew_app.app_token_valid(token)
+    claims = Glewlwyd.claims(token)
+    assert claims['client_id'] == claims['sub'] == client
+    assert set(claims['scope'].split()) == set(APP_SCOPES.split())
+    # No person, no refresh token: the launcher serves the minted token.
+    assert not list(tk.home.rglob('*refresh_token*'))
+    assert tk.run('token', 'box').stdout.strip() == token
+    # A forced mint signs a new assertion (a fresh jti: glewlwyd refuses a
+    # jti it has seen) and gets a new token.
+    r = tk.run('refresh', '--force', 'box')
+    assert r.returncode == EX_OK, r.stderr
+    second = tk.token_file('box').read_text().strip()
+    assert second != token and glew_app.app_token_valid(second)
+
+
+def test_app_key_glewlwyd_does_not_know_is_refused(tk, glew_app, tmp_path):
+    from harness.appkeys import AppKeys
+    other = AppKeys(tmp_path / 'other', name='other')
+    app_account(tk, glew_app, 'box', glewlwyd.APP_JWT_CLIENT, tmp_path,
+                client_certificate=other.cert, client_key=other.key)
+    r = tk.run('token', 'box')
+    # glewlwyd answers an assertion it cannot verify with an empty 403.
+    assert r.returncode == EX_CONFIG, r.stderr
+    line = one_line(r.stderr)
+    assert line == ("tokend: box: the server refused the app's credentials (HTTP 403, no reason "
+                    "given); check that client_id and the certificate or key are those "
+                    "registered for the app"), line
+    assert not tk.token_file('box').exists()

@@ -68,6 +68,39 @@ static const struct {
     {400, HTML, "<html>Bad Request</html>", 0, TOKEND_EX_DATAERR, "HTTP 400", 0},
     {401, NULL, "", 0, TOKEND_EX_DATAERR, "HTTP 401", 0},
     {403, JSON, "{\"error\":\"invalid_code\"}", 0, TOKEND_EX_NOPERM, "invalid_code", 0},
+    /* App-only accounts (client credentials), as Microsoft answers them: the
+     * certificate, the secret, the clock, the tenant; each a setting or an
+     * administrator's step, never a sign-in. */
+    {401, JSON,
+     "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS700027: Client assertion "
+     "failed signature validation.\\r\\nTrace ID: x\",\"error_codes\":[700027]}",
+     0, TOKEND_EX_CONFIG, "certificate is not registered", 0},
+    {401, JSON,
+     "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid client "
+     "secret provided.\",\"error_codes\":[7000215]}",
+     0, TOKEND_EX_CONFIG, "client secret is wrong (AADSTS7000215)", 0},
+    {401, JSON,
+     "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000222: The provided "
+     "client secret keys for app 'x' are expired.\",\"error_codes\":[7000222]}",
+     0, TOKEND_EX_CONFIG, "client secret has expired (AADSTS7000222)", 0},
+    {400, JSON,
+     "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS700024: Client assertion "
+     "is not within its valid time range.\",\"error_codes\":[700024]}",
+     0, TOKEND_EX_CONFIG, "clock skew", 0},
+    {400, JSON,
+     "{\"error\":\"invalid_resource\",\"error_description\":\"AADSTS500011: The resource "
+     "principal named https://outlook.office365.com was not found in the tenant.\","
+     "\"error_codes\":[500011]}",
+     0, TOKEND_EX_CONFIG, "not available in this tenant (AADSTS500011)", 0},
+    /* Google, a service account acting for a mailbox it may not act for:
+     * the grant is refused (flow_app says what the administrator must do). */
+    {400, JSON, "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid email or User ID\"}",
+     0, TOKEND_EX_NOPERM, "(invalid_grant)", 0},
+    {401, JSON,
+     "{\"error\":\"unauthorized_client\",\"error_description\":\"Client is unauthorized to "
+     "retrieve access tokens using this method, or client not authorized for any of the scopes "
+     "requested.\"}",
+     0, TOKEND_EX_CONFIG, "this client may not use this grant", 0},
 };
 
 static void test_responses(void)
@@ -157,6 +190,16 @@ static const struct {
     /* An unknown code keeps the error's class. */
     {"invalid_grant", 12345, NULL, TOKEND_EX_NOPERM, "AADSTS12345", NULL},
     {"invalid_grant", 0, "AADSTSxyz", TOKEND_EX_NOPERM, "invalid_grant", NULL},
+    /* App-only: what to do names the place to do it. */
+    {"invalid_client", 700027, NULL, TOKEND_EX_CONFIG, "AADSTS700027",
+     "upload client_certificate to the app registration"},
+    {"invalid_client", 7000215, NULL, TOKEND_EX_CONFIG, "AADSTS7000215", "Value (not its ID)"},
+    {"invalid_client", 7000222, NULL, TOKEND_EX_CONFIG, "AADSTS7000222", "client_secret_file"},
+    {"invalid_client", 700024, NULL, TOKEND_EX_CONFIG, "AADSTS700024", "clock"},
+    {"invalid_resource", 500011, NULL, TOKEND_EX_CONFIG, "AADSTS500011", "New-ServicePrincipal"},
+    {"invalid_client", 0, "AADSTS7000222: expired", TOKEND_EX_CONFIG, "client secret has expired",
+     "create a new secret"},
+    {"invalid_grant", 0, "Invalid email or User ID", TOKEND_EX_NOPERM, "(invalid_grant)", NULL},
     /* error_codes wins over the description. */
     {"invalid_grant", 70008, "AADSTS90094: admin", TOKEND_EX_NOPERM, "AADSTS70008", NULL},
 };
