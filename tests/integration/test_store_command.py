@@ -306,6 +306,27 @@ def test_empty_output_means_nothing_stored(tokend):
     assert 'no refresh token is stored' in r.stderr
 
 
+def test_commands_get_no_fd_of_tokend(tokend):
+    # tokend holds the account's lock, the state and token files and a
+    # connection to the server while it saves: none of them reaches a
+    # command, only its three pipes.
+    f, _ = script_store(tokend)
+    tokend.obtain()
+    fds = tokend.home / 'box' / 'fds'
+    listing = f'ls -l /proc/self/fd > {fds}; '
+    put = tokend.accounts['work']['store_put']
+    tokend.account(**dict(tokend.accounts['work'],
+                          store_put='sh -c ' + shlex.quote(listing + shlex.split(put)[2])))
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    links = {ln.split()[-3]: ln.split()[-1] for ln in fds.read_text().splitlines()
+             if ' -> ' in ln}
+    # ls's own listing of the folder is the fourth.
+    assert sorted(links) == ['0', '1', '2', '3'], links
+    # stdin and stderr are its pipes (stdout is the listing here).
+    assert links['0'].startswith('pipe:') and links['2'].startswith('pipe:'), links
+
+
 def test_secrets_never_in_argv_or_env_of_the_commands(tokend, authserver, password_store):
     log = tokend.home / 'store-commands.jsonl'
     rec = recorder(tokend.home / 'record', log)
