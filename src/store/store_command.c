@@ -7,11 +7,13 @@
  * (with its process group) when it outlives the bound.
  *
  * Conventions: get exits 0 and prints the token as one line, or prints
- * nothing when nothing is stored; put reads the token (one line) on its
- * standard input; delete removes it.  Any other exit is an error. */
+ * nothing (or only blanks) when nothing is stored; put reads the token
+ * (one line) on its standard input; delete removes it.  Any other exit is
+ * an error. */
 
 #include <string.h>
 
+#include "tokend/redact.h"
 #include "tokend/spawn.h"
 #include "tokend/store.h"
 
@@ -27,26 +29,30 @@ typedef struct command_store {
     int timeout_s;
 } CommandStore;
 
-/* Whether line holds the secret (a token line without its newline). */
-static bool holds(const char *line, const SecStr *secret)
+/* The first line of a secret, to recognise it in what a command said. */
+static SecStr *first_line(const SecStr *s)
 {
-    size_t len = secret ? strcspn(secret->data, "\r\n") : 0;
-
-    return len > 0 && memmem(line, strlen(line), secret->data, len) != NULL;
+    return s && s->len ? secstr_from(s->data, strcspn(s->data, "\r\n")) : NULL;
 }
 
-/* The first line of what the command said on stderr, when it reads like
- * words and holds none of the secrets known here.  A get that failed may
- * still have printed the token it could not deliver: a single long word is
- * never shown. */
+/* The first line the command said on stderr, redacted: a get that failed
+ * may still have printed the token it could not deliver, or another one
+ * tokend does not know. */
 static char *stderr_words(const SpawnResult *r, const SecStr *input)
 {
-    g_autofree char *line = g_strndup(r->err->data, strcspn(r->err->data, "\r\n"));
+    g_autoptr(SecStr) in = first_line(input);
+    g_autoptr(SecStr) out = first_line(r->out);
+    g_autoptr(SecStr) line = secstr_from(r->err->data, strcspn(r->err->data, "\r\n"));
+    const char *known[3] = {NULL, NULL, NULL};
+    g_autofree char *safe = NULL;
+    int n = 0;
 
-    g_strstrip(line);
-    if (!strchr(line, ' ') || holds(line, input) || holds(line, r->out))
-        return NULL;
-    return error_one_line(line, 200);
+    if (in && in->len)
+        known[n++] = in->data;
+    if (out && out->len)
+        known[n++] = out->data;
+    safe = redact_text(g_strstrip(line->data), known);
+    return error_one_line(safe, 200);
 }
 
 /* Run one command line; *out gets its standard output when wanted. */
@@ -101,6 +107,15 @@ static int check_kind(const char *kind, struct tokend_error *e)
                      kind);
 }
 
+/* Only blanks and line ends: the same as nothing. */
+static bool only_whitespace(const SecStr *v)
+{
+    for (size_t i = 0; i < v->len; i++)
+        if (!strchr(" \t\r\n", v->data[i]) || !v->data[i])
+            return false;
+    return true;
+}
+
 /* One line of visible characters (RFC 6749 VSCHAR), the newline after it
  * taken off. */
 static bool one_token_line(SecStr *v)
@@ -123,6 +138,10 @@ static int command_get(Store *s, const char *account, const char *kind, SecStr *
 
     if (check_kind(kind, e) < 0 || command_run(cs, "store_get", cs->get, account, NULL, &v, e) < 0)
         return -1;
+    /* Said like an empty answer by a store that prints a newline for
+     * nothing; never a token to send to the server. */
+    if (only_whitespace(v))
+        return 0;
     if (!one_token_line(v))
         return error_set(e, TOKEND_EX_DATAERR,
                          "the store_get command printed something "

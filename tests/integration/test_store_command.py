@@ -306,6 +306,34 @@ def test_empty_output_means_nothing_stored(tokend):
     assert 'no refresh token is stored' in r.stderr
 
 
+@pytest.mark.parametrize('answer', [' ', r'  \n', r'\t\r\n', r'\n\n', r' \n \n'])
+def test_whitespace_output_means_nothing_stored(tokend, answer):
+    # printf's escapes: a newline would end the configuration's line.
+    script_store(tokend)
+    tokend.obtain()
+    tokend.account(**dict(tokend.accounts['work'], store_get='printf ' + shlex.quote(answer)))
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == 77, r.stderr
+    assert 'no refresh token is stored' in r.stderr
+
+
+@pytest.mark.parametrize('verbose', [[], ['-vv']])
+def test_failing_get_redacts_what_it_said(tokend, verbose):
+    # A secret tokend does not know (another account's, the store's own),
+    # in words that would otherwise be shown.
+    script_store(tokend)
+    tokend.obtain()
+    secret = '1//0gZx9Qk3LmN7pR2sT5vW8yB4dF6hJ'
+    said = f'gpg: decryption of {secret} failed'
+    leaky = 'sh -c ' + shlex.quote(f'echo "{said}" >&2; exit 2')
+    tokend.account(**dict(tokend.accounts['work'], store_get=leaky))
+    r = tokend.run(*verbose, 'refresh', '--force', 'work')
+    assert r.returncode == EX_UNAVAILABLE
+    assert ('store_get command sh exited with status 2: gpg: decryption of [redacted] failed'
+            in r.stderr), r.stderr
+    assert secret not in r.stderr + r.stdout
+
+
 def test_commands_get_no_fd_of_tokend(tokend):
     # tokend holds the account's lock, the state and token files and a
     # connection to the server while it saves: none of them reaches a
