@@ -12,13 +12,23 @@
 
 int main(int argc, char **argv)
 {
+    struct tokend_error e = TOKEND_ERROR_INIT;
     struct cli_globals g;
+    bool hardened;
 
+    /* Before any file is opened. */
+    if (harden_std_fds(&e) < 0) {
+        error_print(&e, NULL);
+        return e.status;
+    }
     /* Tokens live in this process's memory. */
-    harden_process();
+    hardened = harden_process(&e) == 0;
     if (cli_parse_globals(argc, argv, &g) < 0)
         return 64;
     log_level = g.quiet ? LOG_LEVEL_QUIET : MIN(g.verbosity, LOG_LEVEL_DEBUG);
+    if (!hardened)
+        log_warn("%s", e.message);
+    error_clear(&e);
     if (g.help) {
         cli_print_usage();
         return 0;
