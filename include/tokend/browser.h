@@ -1,6 +1,7 @@
 #pragma once
 /* Opening the user's browser: $BROWSER URL, else xdg-open URL, through
- * posix_spawnp (never a shell).  The child gets no secret. */
+ * spawn_detached (never a shell): stdin /dev/null, stdout to the log.  The
+ * child gets no secret. */
 
 #include <stdbool.h>
 

@@ -1,7 +1,8 @@
 #pragma once
 /* notify_cmd: tell the user that a sign-in is needed (a desktop
  * notification, a mail).  The command gets the account, the reason and the
- * command to run in its environment, never a token. */
+ * command to run in its environment, never a token; stdin /dev/null, and
+ * its output on tokend's stderr (never on stdout: the tunnel's session). */
 
 #include "tokend/config.h"
 

@@ -15,7 +15,7 @@ static gint fault_io_count; /* test builds only: the operations so far */
 static void fault_io_note(int n, const char *op, const char *path)
 {
     const char *log = getenv("TOKEND_FAULT_LOG");
-    FILE *f = log ? fopen(log, "a") : NULL;
+    FILE *f = log ? fopen(log, "ae") : NULL;
 
     if (f) {
         fprintf(f, "%d %s %s\n", n, op, path);

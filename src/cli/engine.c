@@ -12,18 +12,29 @@
 
 int main(int argc, char **argv)
 {
+    struct tokend_error e = TOKEND_ERROR_INIT;
     struct cli_globals g;
+    bool hardened;
     int status;
 
+    /* Before any file is opened. */
+    if (harden_std_fds(&e) < 0) {
+        error_print(&e, NULL);
+        return e.status;
+    }
     /* Tokens live in this process's memory. */
-    harden_process();
+    hardened = harden_process(&e) == 0;
     if (cli_parse_globals(argc, argv, &g) < 0) {
         /* The launcher left the saying to us: said once. */
         status = cli_usage_error("%s", g.error);
         cli_globals_clear(&g);
+        error_clear(&e);
         return status;
     }
     log_level = g.quiet ? LOG_LEVEL_QUIET : MIN(g.verbosity, LOG_LEVEL_DEBUG);
+    if (!hardened)
+        log_warn("%s", e.message);
+    error_clear(&e);
     if (g.help) {
         /* "tokend --help COMMAND": that command's help. */
         if (g.command_index >= argc || !cli_print_verb_usage(argv[g.command_index]))

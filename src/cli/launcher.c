@@ -204,12 +204,22 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
 
 int main(int argc, char **argv)
 {
+    struct tokend_error e = TOKEND_ERROR_INIT;
     struct cli_globals g;
     enum fast answered = FAST_NO;
     const char *cmd;
 
-    /* A process that may hold a token. */
-    harden_process();
+    /* Before any file is opened. */
+    if (harden_std_fds(&e) < 0) {
+        error_print(&e, NULL);
+        return e.status;
+    }
+    /* A process that may hold a token.  If it cannot be hardened, the
+     * engine tries again and says so, once. */
+    if (harden_process(&e) < 0) {
+        error_clear(&e);
+        return exec_engine(argv);
+    }
     /* A usage error is the engine's to say (once). */
     if (cli_parse_globals(argc, argv, &g) < 0 || g.help || g.version || g.verbosity > 0 ||
         g.command_index >= argc)

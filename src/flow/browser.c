@@ -1,16 +1,8 @@
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <glib.h>
 
 #include "tokend/browser.h"
 #include "tokend/log.h"
-
-extern char **environ;
+#include "tokend/spawn.h"
 
 static bool in_path(const char *prog)
 {
@@ -18,32 +10,23 @@ static bool in_path(const char *prog)
     return found != NULL;
 }
 
+/* Not waited for: it may run as long as the user keeps it. */
 static bool spawn(const char *prog, const char *url)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none;
-    char *argv[] = {(char *)prog, (char *)url, NULL};
-    pid_t pid;
-    int rc;
-
-    posix_spawn_file_actions_init(&fa);
+    const char *argv[] = {prog, url, NULL};
+    g_autofree char *what = g_strdup_printf("the browser %s", prog);
     /* The browser must not read our stdin (the user may paste there) nor
      * write into our stdout (scripts may read it). */
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-    posix_spawnattr_init(&attr);
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
-    rc = posix_spawnp(&pid, prog, &fa, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-        log_warn("cannot start %s: %s", prog, g_strerror(rc));
+    SpawnOptions o = {
+        .what = what, .argv = argv, .in = SPAWN_IO_NULL, .out = SPAWN_IO_LOG, .err = SPAWN_IO_LOG};
+    struct tokend_error e = TOKEND_ERROR_INIT;
+
+    if (spawn_detached(&o, &e) < 0) {
+        log_warn("%s", e.message);
+        error_clear(&e);
         return false;
     }
-    log_verbose("started %s (pid %d)", prog, (int)pid);
+    log_verbose("started %s", prog);
     return true;
 }
 
@@ -51,8 +34,6 @@ bool browser_open(const char *url)
 {
     const char *browser = g_getenv("BROWSER");
 
-    /* Reap the browser (or its launcher) whenever it exits. */
-    signal(SIGCHLD, SIG_IGN);
     if (browser && *browser) {
         /* $BROWSER may list alternatives separated by ':'; take the first
          * that starts.  It is a program name, never run through a shell. */

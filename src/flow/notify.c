@@ -1,50 +1,19 @@
-#include <errno.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
+/* notify_cmd runs through spawn.h: stdin /dev/null and stdout on the log,
+ * since tokend's own are the tunnel's IMAP session or the token a script
+ * reads; bounded in time. */
 
 #include "tokend/notify.h"
 #include "tokend/log.h"
+#include "tokend/spawn.h"
 
 #define NOTIFY_TIMEOUT_MS 10000
 
-extern char **environ;
-
-static int wait_bounded(pid_t pid)
+/* The documented environment: the account, why, what to run. */
+static char **notify_env(const Account *a, const char *reason, gint64 signin_by)
 {
-    gint64 deadline = g_get_monotonic_time() + NOTIFY_TIMEOUT_MS * 1000;
-    int status = 0;
+    g_autofree char *command = config_command(a, "obtain");
+    char **env = g_get_environ();
 
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (g_get_monotonic_time() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        g_usleep(10000);
-    }
-    return status;
-}
-
-static void notify_run(const Account *a, const char *reason, gint64 signin_by)
-{
-    g_auto(GStrv) argv = NULL;
-    g_auto(GStrv) env = NULL;
-    g_autoptr(GError) err = NULL;
-    g_autofree char *command = NULL;
-    pid_t pid;
-    int rc, status;
-
-    if (!a->notify_cmd)
-        return;
-    /* Split like a shell would, but run without one. */
-    if (!g_shell_parse_argv(a->notify_cmd, NULL, &argv, &err)) {
-        log_warn("%s: notify_cmd: %s", a->name, err->message);
-        return;
-    }
-    command = config_command(a, "obtain");
-    env = g_get_environ();
     env = g_environ_setenv(env, "TOKEND_ACCOUNT", a->name, TRUE);
     env = g_environ_setenv(env, "TOKEND_REASON", reason ? reason : "sign-in needed", TRUE);
     env = g_environ_setenv(env, "TOKEND_COMMAND", command, TRUE);
@@ -54,17 +23,39 @@ static void notify_run(const Account *a, const char *reason, gint64 signin_by)
         g_autofree char *when = g_strdup_printf("%" G_GINT64_FORMAT, signin_by);
         env = g_environ_setenv(env, "TOKEND_SIGNIN_BY", when, TRUE);
     }
-    rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, env);
-    if (rc != 0) {
-        log_warn("%s: cannot run notify_cmd %s: %s", a->name, argv[0], g_strerror(rc));
+    return env;
+}
+
+static void notify_run(const Account *a, const char *reason, gint64 signin_by)
+{
+    g_auto(GStrv) argv = NULL;
+    g_auto(GStrv) env = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *what = NULL;
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    SpawnOptions o = {.in = SPAWN_IO_NULL,
+                      .out = SPAWN_IO_LOG,
+                      .err = SPAWN_IO_LOG,
+                      .timeout_ms = NOTIFY_TIMEOUT_MS};
+    SpawnResult r = SPAWN_RESULT_INIT;
+
+    if (!a->notify_cmd)
+        return;
+    /* Split like a shell would, but run without one. */
+    if (!g_shell_parse_argv(a->notify_cmd, NULL, &argv, &err)) {
+        log_warn("%s: notify_cmd: %s", a->name, err->message);
         return;
     }
-    status = wait_bounded(pid);
-    if (status < 0)
-        log_warn("%s: notify_cmd took longer than %d s and was stopped", a->name,
-                 NOTIFY_TIMEOUT_MS / 1000);
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        log_warn("%s: notify_cmd failed", a->name);
+    o.what = what = g_strdup_printf("notify_cmd %s", argv[0]);
+    o.argv = (const char *const *)argv;
+    env = notify_env(a, reason, signin_by);
+    o.env = (const char *const *)env;
+    if (spawn_run(&o, &r, &e) == 0 && !spawn_succeeded(&r))
+        spawn_error(&e, TOKEND_EX_UNAVAILABLE, &r, NULL);
+    if (e.message)
+        log_warn("%s: %s", a->name, e.message);
+    error_clear(&e);
+    spawn_result_clear(&r);
 }
 
 void notify_signin_needed(const Account *a, const char *reason)

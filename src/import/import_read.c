@@ -1,47 +1,35 @@
 /* Getting the other tool's files into memory: plain reads, `gpg --decrypt`
- * run as a child (no shell; the plaintext only on its stdout pipe; gpg
- * asks its agent for the key as it does for the tool), and the password
- * email-oauth2-proxy's tokens are encrypted under. */
+ * run as a child through spawn.h (no shell; the plaintext only on its
+ * stdout pipe; gpg asks its agent for the key as it does for the tool),
+ * and the password email-oauth2-proxy's tokens are encrypted under. */
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "tokend/import.h"
+#include "tokend/spawn.h"
 
 #define FILE_MAX (1024 * 1024)
 #define PASSWORD_MAX 4096
 /* gpg may wait for the user at a pinentry. */
 #define GPG_TIMEOUT_S 300
 
-extern char **environ;
-
-static int read_fd(int fd, SecStr *s, size_t cap, gint64 deadline)
+static int read_fd(int fd, SecStr *s, size_t cap)
 {
     char buf[4096];
     int r = 0;
 
     for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int left = (int)((deadline - g_get_monotonic_time()) / 1000);
-        ssize_t n;
+        ssize_t n = read(fd, buf, sizeof(buf));
 
-        if (deadline && (left <= 0 || poll(&pfd, 1, left) == 0)) {
-            r = -ETIMEDOUT;
-            break;
-        }
-        n = read(fd, buf, sizeof(buf));
         if (n == 0)
             break;
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             r = -errno;
@@ -73,7 +61,7 @@ static SecStr *read_file(const char *path, struct tokend_error *e)
         error_set(e, TOKEND_EX_USAGE, "%s is not a file", path);
         return NULL;
     }
-    r = read_fd(fd, s, FILE_MAX, 0);
+    r = read_fd(fd, s, FILE_MAX);
     close(fd);
     if (r < 0) {
         error_set(e, TOKEND_EX_DATAERR, "cannot read %s: %s", path,
@@ -83,64 +71,50 @@ static SecStr *read_file(const char *path, struct tokend_error *e)
     return g_steal_pointer(&s);
 }
 
-static pid_t spawn_gpg(const char *path, int out[2], struct tokend_error *e)
+/* gpg's stdin is /dev/null: a pinentry on the terminal learns which one
+ * from GPG_TTY, which gpg would otherwise take from its stdin. */
+static char **gpg_env(void)
 {
-    char *argv[] = {(char *)"gpg", (char *)"--quiet", (char *)"--decrypt",
-                    (char *)"--",  (char *)path,      NULL};
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int rc;
+    char **env = g_get_environ();
+    char tty[256] = "";
 
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    rc = posix_spawnp(&pid, "gpg", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        error_set(e, TOKEND_EX_UNAVAILABLE, "cannot run gpg: %s", g_strerror(rc));
-        return -1;
-    }
-    return pid;
+    if (!g_environ_getenv(env, "GPG_TTY") && ttyname_r(STDIN_FILENO, tty, sizeof(tty)) == 0)
+        env = g_environ_setenv(env, "GPG_TTY", tty, TRUE);
+    return env;
 }
 
 /* gpg --decrypt FILE; its messages go to our stderr, as when the other tool
- * runs it. */
+ * runs it.  It stays in tokend's process group: with a loopback pinentry
+ * it asks on the terminal itself. */
 static SecStr *gpg_decrypt(const char *path, struct tokend_error *e)
 {
-    g_autoptr(SecStr) s = secstr_new(4096);
-    int out[2], status = 0, r;
-    pid_t pid;
+    const char *argv[] = {"gpg", "--quiet", "--decrypt", "--", path, NULL};
+    g_auto(GStrv) env = gpg_env();
+    SpawnOptions o = {.what = "gpg",
+                      .argv = argv,
+                      .env = (const char *const *)env,
+                      .out = SPAWN_IO_PIPE,
+                      .err = SPAWN_IO_LOG,
+                      .out_max = FILE_MAX,
+                      .timeout_ms = GPG_TIMEOUT_S * 1000,
+                      .keep_group = true};
+    SpawnResult r = SPAWN_RESULT_INIT;
+    SecStr *plain = NULL;
 
     if (access(path, R_OK) < 0) {
         error_set(e, TOKEND_EX_USAGE, "cannot read %s: %s", path, g_strerror(errno));
         return NULL;
     }
-    if (pipe2(out, O_CLOEXEC) < 0) {
-        error_set(e, TOKEND_EX_SOFTWARE, "pipe: %s", g_strerror(errno));
+    if (spawn_run(&o, &r, e) < 0)
         return NULL;
-    }
-    pid = spawn_gpg(path, out, e);
-    close(out[1]);
-    if (pid < 0) {
-        close(out[0]);
-        return NULL;
-    }
-    r = read_fd(out[0], s, FILE_MAX,
-                g_get_monotonic_time() + (gint64)GPG_TIMEOUT_S * G_USEC_PER_SEC);
-    close(out[0]);
-    if (r < 0)
-        kill(pid, SIGTERM);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (r < 0)
-        error_set(e, r == -ETIMEDOUT ? TOKEND_EX_TEMPFAIL : TOKEND_EX_DATAERR,
-                  "gpg --decrypt %s: %s", path,
-                  r == -ETIMEDOUT ? "no answer in time" : g_strerror(-r));
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (spawn_succeeded(&r))
+        plain = g_steal_pointer(&r.out);
+    else if (r.end == SPAWN_END_EXITED)
         error_set(e, TOKEND_EX_DATAERR, "gpg could not decrypt %s (see its message above)", path);
     else
-        return g_steal_pointer(&s);
-    return NULL;
+        spawn_error(e, TOKEND_EX_DATAERR, &r, NULL);
+    spawn_result_clear(&r);
+    return plain;
 }
 
 static int read_password_line(SecStr *s)
@@ -212,7 +186,7 @@ static int read_fetchmail(const char *file, ImportFound *f, struct tokend_error 
 static SecStr *read_stdin(struct tokend_error *e)
 {
     g_autoptr(SecStr) s = secstr_new(4096);
-    int r = read_fd(STDIN_FILENO, s, FILE_MAX, 0);
+    int r = read_fd(STDIN_FILENO, s, FILE_MAX);
 
     if (r < 0) {
         error_set(e, TOKEND_EX_DATAERR, "cannot read standard input: %s",

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_USAGE,
-                      Tokend)
+                      TOKEND, Tokend)
 from harness import browser
 from harness.authserver import AuthServer
 from harness.fetchmail7 import source_dir, _tarball
@@ -302,6 +302,64 @@ def test_mutt_oauth2_undecryptable_file(tokend, authserver, gnupg, tmp_path):
     assert r.returncode == EX_DATAERR, r.stderr
     assert 'gpg could not decrypt' in r.stderr
     assert_nothing_stored(tokend)
+
+
+def gpg_recorder(tmp_path, gnupg):
+    """A gpg first in PATH that notes its fds and GPG_TTY, then is gpg."""
+    fake = tmp_path / 'fakebin'
+    fake.mkdir()
+    record = tmp_path / 'gpg-fds'
+    real = shutil.which('gpg')
+    (fake / 'gpg').write_text(f'#!/bin/sh\nls -l /proc/self/fd > {record}\n'
+                              f'echo "GPG_TTY=$GPG_TTY" >> {record}\nexec {real} "$@"\n')
+    (fake / 'gpg').chmod(0o755)
+    return {'GNUPGHOME': str(gnupg.home), 'PATH': f'{fake}:{os.environ["PATH"]}'}, record
+
+
+def fd_links(record):
+    return {ln.split()[-3]: ln.split()[-1] for ln in record.read_text().splitlines()
+            if ' -> ' in ln}
+
+
+def test_gpg_gets_neither_stdin_nor_other_fds(tokend, authserver, gnupg, tmp_path):
+    # tokend's stdin may hold what the user pipes in; gpg reads no stdin
+    # here, and it gets its stdout pipe (the listing's file here) and
+    # tokend's stderr, nothing else.
+    tokend.account()
+    t = authserver.obtain_tokens()
+    path = tmp_path / 'alice.tokens'
+    write_mutt_token_file(path, gnupg, {'registration': 'google', 'email': 'alice@example.org',
+                                        'refresh_token': t['refresh_token']})
+    env, record = gpg_recorder(tmp_path, gnupg)
+    r = tokend.run('import', 'work', '--from', 'mutt-oauth2', str(path), env=env,
+                   input='not for gpg\n')
+    assert_imported(tokend, authserver, t['refresh_token'], result=r)
+    links = fd_links(record)
+    assert sorted(links) == ['0', '1', '2', '3'], links  # 3: ls's listing
+    assert links['0'] == '/dev/null', links
+
+
+def test_gpg_learns_the_terminal_from_gpg_tty(tokend, authserver, gnupg, tmp_path):
+    # With stdin /dev/null, a pinentry on the terminal needs GPG_TTY.
+    tokend.account()
+    t = authserver.obtain_tokens()
+    path = tmp_path / 'alice.tokens'
+    write_mutt_token_file(path, gnupg, {'registration': 'google', 'email': 'alice@example.org',
+                                        'refresh_token': t['refresh_token']})
+    env, record = gpg_recorder(tmp_path, gnupg)
+    env.pop('GPG_TTY', None)
+    controller, terminal = pty.openpty()
+    try:
+        r = subprocess.run([str(TOKEND), 'import', 'work', '--from', 'mutt-oauth2', str(path)],
+                           stdin=terminal, capture_output=True, text=True, timeout=60,
+                           env=dict({k: v for k, v in tokend.env.items() if k != 'GPG_TTY'},
+                                    **env))
+        name = os.ttyname(terminal)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert r.returncode == EX_OK, r.stderr
+    assert f'GPG_TTY={name}' in record.read_text()
 
 
 def write_oama_record(state_dir, gnupg, email, record):

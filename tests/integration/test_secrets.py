@@ -563,6 +563,79 @@ def test_obtain_is_not_dumpable_nor_traceable_by_its_user():
         shutil.rmtree(home, ignore_errors=True)
 
 
+# Closed standard streams; hardening that fails --------------------------------------
+
+def files_holding(root, needle):
+    return sorted(str(p.relative_to(root)) for p in root.rglob('*')
+                  if p.is_file() and needle in p.read_bytes())
+
+
+@pytest.mark.parametrize('closed', [1, 2])
+@pytest.mark.parametrize('due', [False, True], ids=['cached', 'refreshed'])
+def test_closed_stdout_or_stderr_is_dev_null(tmp_path, authserver, closed, due):
+    """Run with fd 1 or 2 closed (a cron line's >&-), the next file tokend
+    opened (the account's lock, a token file) became its stdout or stderr,
+    to get the token or the log written into it.  Both binaries: the
+    launcher answers from the cache, the engine refreshes (at -vv)."""
+    tokend = Tokend(tmp_path, authserver)
+    tokend.account()
+    tokend.obtain()
+    args = ['token', 'work']
+    if due:
+        state = tokend.state / 'work' / 'state.json'
+        st = json.loads(state.read_text())
+        st['expires_at'] = 1
+        state.write_text(json.dumps(st))
+        args = ['-vv', *args]
+    r = subprocess.run([str(TOKEND), *args], env=tokend.env, capture_output=True,
+                       preexec_fn=lambda: os.close(closed), timeout=60)
+    assert r.returncode == EX_OK, r.stderr
+    token = tokend.token_file().read_bytes().strip()
+    if closed == 2:
+        assert r.stdout.strip() == token
+    assert files_holding(tokend.home, token) == ['state/tokend/work/token']
+    assert files_holding(tokend.home, b'tokend:') == []
+
+
+FAIL_DUMPABLE = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+typedef int (*prctl_fn)(int, unsigned long, unsigned long, unsigned long, unsigned long);
+int prctl(int option, unsigned long a, unsigned long b, unsigned long c, unsigned long d)
+{
+    if (option == 4) { /* PR_SET_DUMPABLE, as a seccomp filter could refuse it */
+        errno = EPERM;
+        return -1;
+    }
+    return ((prctl_fn)dlsym(RTLD_NEXT, "prctl"))(option, a, b, c, d);
+}
+"""
+
+
+def test_hardening_that_fails_is_said_once(tmp_path, authserver):
+    cc = shutil.which('cc')
+    if not cc:
+        pytest.skip('no C compiler for the LD_PRELOAD shim')
+    (tmp_path / 'shim.c').write_text(FAIL_DUMPABLE)
+    shim = tmp_path / 'shim.so'
+    subprocess.run([cc, '-shared', '-fPIC', '-o', str(shim), str(tmp_path / 'shim.c'), '-ldl'],
+                   check=True, timeout=60)
+    tokend = Tokend(tmp_path / 'home', authserver)
+    tokend.account()
+    tokend.obtain()
+    token = tokend.token_file().read_text().strip()
+    # The launcher's cached answer, handed to the engine, which says it.
+    r = tokend.run('token', 'work', env={'LD_PRELOAD': str(shim)})
+    assert r.returncode == EX_OK, r.stderr
+    assert r.stdout.strip() == token
+    assert r.stderr.splitlines() == [
+        'tokend: warning: core dumps could not be disabled: a crash could write tokens to '
+        'disk (prctl PR_SET_DUMPABLE: Operation not permitted)'], r.stderr
+    r = tokend.run('-q', 'token', 'work', env={'LD_PRELOAD': str(shim)})
+    assert r.returncode == EX_OK and r.stderr == '', r.stderr
+
+
 # TLS verification cannot be turned off -------------------------------------------------
 
 @pytest.mark.parametrize('key,value', [

@@ -305,6 +305,55 @@ def test_empty_output_means_nothing_stored(tokend):
     assert 'no refresh token is stored' in r.stderr
 
 
+@pytest.mark.parametrize('answer', [' ', r'  \n', r'\t\r\n', r'\n\n', r' \n \n'])
+def test_whitespace_output_means_nothing_stored(tokend, answer):
+    # printf's escapes: a newline would end the configuration's line.
+    script_store(tokend)
+    tokend.obtain()
+    tokend.account(**dict(tokend.accounts['work'], store_get='printf ' + shlex.quote(answer)))
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == 77, r.stderr
+    assert 'no refresh token is stored' in r.stderr
+
+
+@pytest.mark.parametrize('verbose', [[], ['-vv']])
+def test_failing_get_redacts_what_it_said(tokend, verbose):
+    # A secret tokend does not know (another account's, the store's own),
+    # in words that would otherwise be shown.
+    script_store(tokend)
+    tokend.obtain()
+    secret = '1//0gZx9Qk3LmN7pR2sT5vW8yB4dF6hJ'
+    said = f'gpg: decryption of {secret} failed'
+    leaky = 'sh -c ' + shlex.quote(f'echo "{said}" >&2; exit 2')
+    tokend.account(**dict(tokend.accounts['work'], store_get=leaky))
+    r = tokend.run(*verbose, 'refresh', '--force', 'work')
+    assert r.returncode == EX_UNAVAILABLE
+    assert ('store_get command sh exited with status 2: gpg: decryption of [redacted] failed'
+            in r.stderr), r.stderr
+    assert secret not in r.stderr + r.stdout
+
+
+def test_commands_get_no_fd_of_tokend(tokend):
+    # tokend holds the account's lock, the state and token files and a
+    # connection to the server while it saves: none of them reaches a
+    # command, only its three pipes.
+    f, _ = script_store(tokend)
+    tokend.obtain()
+    fds = tokend.home / 'box' / 'fds'
+    listing = f'ls -l /proc/self/fd > {fds}; '
+    put = tokend.accounts['work']['store_put']
+    tokend.account(**dict(tokend.accounts['work'],
+                          store_put='sh -c ' + shlex.quote(listing + shlex.split(put)[2])))
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    links = {ln.split()[-3]: ln.split()[-1] for ln in fds.read_text().splitlines()
+             if ' -> ' in ln}
+    # ls's own listing of the folder is the fourth.
+    assert sorted(links) == ['0', '1', '2', '3'], links
+    # stdin and stderr are its pipes (stdout is the listing here).
+    assert links['0'].startswith('pipe:') and links['2'].startswith('pipe:'), links
+
+
 def test_secrets_never_in_argv_or_env_of_the_commands(tokend, authserver, password_store):
     log = tokend.home / 'store-commands.jsonl'
     rec = recorder(tokend.home / 'record', log)

@@ -361,6 +361,28 @@ def test_notify_cmd_runs_once_when_the_tunnel_finds_the_signin_lost(tokend, dove
     assert out.read_text() == 'work tokend obtain work\n'
 
 
+def test_notify_cmd_stays_out_of_the_imap_stream(tokend, dovecot, authserver, tmp_path):
+    # The tunnel's stdin and stdout are the client's IMAP session: a
+    # notify_cmd that echoes (to the log instead) or reads its stdin (the
+    # client's commands) must touch neither.
+    seen = tmp_path / 'stdin'
+    script = tmp_path / 'notify'
+    # Bounded, so that a cat holding the pipes cannot hang the test.
+    script.write_text(f'#!/bin/sh\necho "* OK notify-cmd-was-here"\ntimeout 3 cat > "{seen}"\n')
+    script.chmod(0o755)
+    sign_in(tokend, dovecot, notify_cmd=str(script))
+    revoke_grant(authserver, tokend.refresh_token_file().read_text().strip())
+    with tunnel(tokend, 'work') as c:
+        c.send('a1 CAPABILITY\r\n')  # a client that speaks first
+        stream = []
+        while line := c.line():
+            stream.append(line)
+        assert c.wait() == EX_NOPERM, c.stderr
+    assert len(stream) == 1 and stream[0].startswith('* BYE [AUTHENTICATIONFAILED]'), stream
+    assert 'notify-cmd-was-here' in c.stderr
+    assert seen.read_text() == ''
+
+
 def test_token_expired_early_at_the_server_is_refreshed_once(make_authserver, tmp_path):
     # The server's tokens live 2 s; the state is edited to say an hour, as
     # when a server ends tokens early: refused, one forced refresh, accepted.
