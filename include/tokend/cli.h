@@ -1,6 +1,6 @@
 #pragma once
 /* The command line shared by the launcher and the engine:
- *   tokend [-c FILE] [-v] COMMAND ...
+ *   tokend [--system] [-c FILE] [-v] COMMAND ...
  * and the help texts, one per command. */
 
 #include <stdbool.h>
@@ -12,6 +12,7 @@ struct cli_globals {
     bool quiet;              /* -q */
     bool help;
     bool version;
+    bool system;       /* --system: the mail host's configuration and folders */
     int command_index; /* argv index of COMMAND, or argc if none */
     char *error;       /* why the options were refused (cli_parse_globals -1) */
 };

@@ -47,7 +47,9 @@ typedef struct account {
     char *identity; /* the expected sign-in name, when not username */
     char *scopes;   /* space separated */
     char *redirect_uri;
-    char *token_file; /* absolute */
+    char *token_file;       /* absolute */
+    char *token_file_group; /* the group that may read it, or NULL */
+    int token_file_mode;    /* 0600, or 0640 with a group */
     enum store_kind store;
     char *ca_file;
     char *issuer;

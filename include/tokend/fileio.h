@@ -19,6 +19,12 @@ enum fileio_sync {
  * mix.  On any failure the old file is untouched and the temporary removed. */
 int fileio_write_atomic(const char *path, const void *data, size_t len, enum fileio_sync sync,
                         struct tokend_error *e);
+/* The same for a file that a group may read: the temporary file gets gid
+ * ((gid_t)-1: ours) and mode before its first byte is written, so that no
+ * one else can read it at any moment. */
+int fileio_write_atomic_shared(const char *path, const void *data, size_t len,
+                               enum fileio_sync sync, gid_t gid, mode_t mode,
+                               struct tokend_error *e);
 /* Make room for a later fileio_write_atomic of path by this process: a
  * temporary file beside it with bytes allocated (written with zeros where
  * the file system cannot allocate) and synced.  That write then goes into
@@ -38,6 +44,10 @@ int fileio_read(const char *path, size_t cap, char **out, size_t *out_len, bool 
  * file of ours that only we can read. */
 int fileio_read_secret(const char *path, size_t cap, SecStr **out, bool *missing,
                        struct tokend_error *e);
+/* The same for a file of owner that a group may read (shared: 0040) or
+ * not (0). */
+int fileio_read_secret_shared(const char *path, size_t cap, uid_t owner, mode_t shared,
+                              SecStr **out, bool *missing, struct tokend_error *e);
 /* Check an open file: regular, owned by us, no group/other bits.  Repairs
  * loose modes with a warning when repair is true. */
 int fileio_check_private(int fd, const char *path, bool repair, struct tokend_error *e);

@@ -1,13 +1,26 @@
 #pragma once
-/* Where tokend keeps its files: XDG base directories. */
+/* Where tokend keeps its files: XDG base directories, or in system mode
+ * (tokend --system) /etc/tokend, /var/lib/tokend and /run/tokend, moved by
+ * TOKEND_SYSCONFDIR, TOKEND_STATEDIR and TOKEND_RUNTIMEDIR. */
 
 #include <stdbool.h>
 #include "tokend/error.h"
 
-/* The config file: explicit path, else $TOKEND_CONFIG, else
- * $XDG_CONFIG_HOME/tokend/config (~/.config/tokend/config). */
+/* System mode: set once by main before any path is asked for. */
+void paths_set_system(bool on);
+bool paths_system(void);
+/* /etc/tokend ($TOKEND_SYSCONFDIR), /run/tokend
+ * ($TOKEND_RUNTIMEDIR), and the user the system service runs as
+ * ($TOKEND_SYSTEM_USER, else tokend). */
+char *paths_sysconf_dir(void);
+char *paths_runtime_dir(void);
+const char *paths_system_user(void);
+/* The config file: explicit path, else (system mode) /etc/tokend/config,
+ * else $TOKEND_CONFIG, else $XDG_CONFIG_HOME/tokend/config
+ * (~/.config/tokend/config). */
 char *paths_config_file(const char *explicit_path);
-/* $XDG_STATE_HOME/tokend (~/.local/state/tokend). */
+/* $XDG_STATE_HOME/tokend (~/.local/state/tokend); system mode:
+ * /var/lib/tokend. */
 char *paths_state_dir(void);
 /* The state folder of one account. */
 char *paths_account_dir(const char *account);

@@ -26,6 +26,10 @@ struct tunnel_target {
     enum sasl_mech mech; /* tunnel_mech */
     const char *ca_file;
     const char *user;
+    /* System mode, run by a reader: the token file as it is (valid until
+     * expires_at), never a refresh. */
+    bool reader;
+    gint64 expires_at;
 };
 
 typedef struct tunnel Tunnel;

@@ -85,11 +85,13 @@ static int open_temp(const char *path, char **tmp)
     return fd;
 }
 
-/* Over whatever the file held (zeros, when it was reserved), then cut. */
-static int fill(int fd, const char *tmp, const void *data, size_t len, enum fileio_sync sync)
+/* Over whatever the file held (zeros, when it was reserved), then cut.
+ * The group and mode are set before the first byte. */
+static int fill(int fd, const char *tmp, const void *data, size_t len, enum fileio_sync sync,
+                gid_t gid, mode_t mode)
 {
-    if (fchmod(fd, 0600) < 0 || io_fault("write", tmp) < 0 || write_all(fd, data, len) < 0 ||
-        ftruncate(fd, (off_t)len) < 0)
+    if ((gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0) || fchmod(fd, mode) < 0 ||
+        io_fault("write", tmp) < 0 || write_all(fd, data, len) < 0 || ftruncate(fd, (off_t)len) < 0)
         return -1;
     if (sync != FILEIO_SYNC_NONE && (io_fault("sync", tmp) < 0 || fdatasync(fd) < 0))
         return -1;
@@ -99,12 +101,19 @@ static int fill(int fd, const char *tmp, const void *data, size_t len, enum file
 int fileio_write_atomic(const char *path, const void *data, size_t len, enum fileio_sync sync,
                         struct tokend_error *e)
 {
+    return fileio_write_atomic_shared(path, data, len, sync, (gid_t)-1, 0600, e);
+}
+
+int fileio_write_atomic_shared(const char *path, const void *data, size_t len,
+                               enum fileio_sync sync, gid_t gid, mode_t mode,
+                               struct tokend_error *e)
+{
     g_autofree char *tmp = NULL;
     int fd = open_temp(path, &tmp);
 
     if (fd < 0)
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot create %s: %s", path, g_strerror(errno));
-    if (fill(fd, tmp, data, len, sync) < 0) {
+    if (fill(fd, tmp, data, len, sync, gid, mode) < 0) {
         int err = errno;
         close(fd);
         unlink(tmp);
@@ -200,27 +209,36 @@ void fileio_remove_stale_temps(const char *path)
     fileio_remove_stale_temps_in(dir, names);
 }
 
-int fileio_check_private(int fd, const char *path, bool repair, struct tokend_error *e)
+/* Regular, owned by owner, no mode bits beyond 0600 and shared (0040 when
+ * a group may read it); loose modes of ours repaired when asked. */
+static int check_file(int fd, const char *path, uid_t owner, mode_t shared, bool repair,
+                      struct tokend_error *e)
 {
     struct stat st;
+    mode_t want = 0600 | shared;
 
     if (fstat(fd, &st) < 0)
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot stat %s: %s", path, g_strerror(errno));
     if (!S_ISREG(st.st_mode))
         return error_set(e, TOKEND_EX_CANTCREAT, "%s is not a regular file", path);
-    if (st.st_uid != geteuid())
+    if (st.st_uid != owner)
         return error_set(e, TOKEND_EX_CANTCREAT, "%s belongs to another user; refusing it", path);
-    if ((st.st_mode & 077) == 0)
+    if ((st.st_mode & 077 & ~shared) == 0)
         return 0;
-    if (!repair)
+    if (!repair || owner != geteuid())
         return error_set(e, TOKEND_EX_CANTCREAT, "%s is readable by others (mode %03o)", path,
                          (unsigned)(st.st_mode & 0777));
-    log_warn("%s was readable by others (mode %03o); setting 0600", path,
-             (unsigned)(st.st_mode & 0777));
-    if (fchmod(fd, 0600) < 0)
+    log_warn("%s was readable by others (mode %03o); setting %04o", path,
+             (unsigned)(st.st_mode & 0777), (unsigned)want);
+    if (fchmod(fd, want) < 0)
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot make %s private: %s", path,
                          g_strerror(errno));
     return 0;
+}
+
+int fileio_check_private(int fd, const char *path, bool repair, struct tokend_error *e)
+{
+    return check_file(fd, path, geteuid(), 0, repair, e);
 }
 
 static int open_for_read(const char *path, bool *missing, struct tokend_error *e)
@@ -278,13 +296,19 @@ int fileio_read(const char *path, size_t cap, char **out, size_t *out_len, bool 
 int fileio_read_secret(const char *path, size_t cap, SecStr **out, bool *missing,
                        struct tokend_error *e)
 {
+    return fileio_read_secret_shared(path, cap, geteuid(), 0, out, missing, e);
+}
+
+int fileio_read_secret_shared(const char *path, size_t cap, uid_t owner, mode_t shared,
+                              SecStr **out, bool *missing, struct tokend_error *e)
+{
     g_autoptr(SecStr) s = NULL;
     ssize_t n;
     int fd = open_for_read(path, missing, e);
 
     if (fd < 0)
         return -1;
-    if (fileio_check_private(fd, path, true, e) < 0) {
+    if (check_file(fd, path, owner, shared, true, e) < 0) {
         close(fd);
         return -1;
     }

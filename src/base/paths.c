@@ -7,6 +7,44 @@
 #include "tokend/paths.h"
 #include "tokend/log.h"
 
+/* Set once by main, before any path is asked for (like the log level). */
+static bool system_mode;
+
+void paths_set_system(bool on)
+{
+    system_mode = on;
+}
+
+bool paths_system(void)
+{
+    return system_mode;
+}
+
+/* $env when it is an absolute path, else the fallback. */
+static char *env_dir(const char *env, const char *fallback)
+{
+    const char *v = g_getenv(env);
+
+    return g_strdup(v && g_path_is_absolute(v) ? v : fallback);
+}
+
+char *paths_sysconf_dir(void)
+{
+    return env_dir("TOKEND_SYSCONFDIR", "/etc/tokend");
+}
+
+char *paths_runtime_dir(void)
+{
+    return env_dir("TOKEND_RUNTIMEDIR", "/run/tokend");
+}
+
+const char *paths_system_user(void)
+{
+    const char *v = g_getenv("TOKEND_SYSTEM_USER");
+
+    return v && *v ? v : "tokend";
+}
+
 static char *xdg_dir(const char *env, const char *fallback)
 {
     const char *v = g_getenv(env);
@@ -24,6 +62,10 @@ char *paths_config_file(const char *explicit_path)
 
     if (explicit_path)
         return g_strdup(explicit_path);
+    if (system_mode) {
+        base = paths_sysconf_dir();
+        return g_build_filename(base, "config", NULL);
+    }
     env = g_getenv("TOKEND_CONFIG");
     if (env && *env)
         return g_strdup(env);
@@ -33,6 +75,8 @@ char *paths_config_file(const char *explicit_path)
 
 char *paths_state_dir(void)
 {
+    if (system_mode)
+        return env_dir("TOKEND_STATEDIR", "/var/lib/tokend");
     g_autofree char *base = xdg_dir("XDG_STATE_HOME", ".local/state");
     return g_build_filename(base, "tokend", NULL);
 }

@@ -102,7 +102,7 @@ static const struct verb_help verb_help[] = {
 };
 
 static const char usage_head[] =
-    "Usage: tokend [-c FILE] [-v] [-q] COMMAND ...\n"
+    "Usage: tokend [--system] [-c FILE] [-v] [-q] COMMAND ...\n"
     "\n"
     "Gets OAuth2 access tokens for mail clients (fetchmail, mutt, msmtp, isync).\n"
     "\n"
@@ -112,6 +112,8 @@ static const char usage_tail[] =
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default $XDG_CONFIG_HOME/tokend/config)\n"
+    "      --system          the mail host's tokend: /etc/tokend/config and accounts.d,\n"
+    "                        state in /var/lib/tokend, token files in /run/tokend\n"
     "  -v, --verbose         say more (twice for debugging); secrets are never shown\n"
     "  -q, --quiet           only errors\n"
     "  -h, --help            this help; after a COMMAND, that command's\n"
@@ -178,9 +180,13 @@ static void note_bad_option(struct cli_globals *g, int c, char **argv)
 int cli_parse_globals(int argc, char **argv, struct cli_globals *g)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"system", no_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -203,6 +209,9 @@ int cli_parse_globals(int argc, char **argv, struct cli_globals *g)
             break;
         case 'V':
             g->version = true;
+            break;
+        case 'S':
+            g->system = true;
             break;
         default:
             note_bad_option(g, c, argv);

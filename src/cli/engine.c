@@ -3,12 +3,47 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tokend-config.h"
 #include "tokend/cli.h"
 #include "tokend/harden.h"
 #include "tokend/log.h"
+#include "tokend/paths.h"
+#include "tokend/sysuser.h"
 #include "tokend/verbs.h"
+
+/* System mode: root hands over to the service user before anything is
+ * read; another user may only read the token files it is given. */
+static int enter_system_mode(const char *verb, char **argv)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    enum sysuser_role role;
+
+    paths_set_system(true);
+    if (sysuser_role(&role, &e) < 0 ||
+        (role == SYSUSER_ROLE_ROOT && sysuser_become_service(argv, &e) < 0)) {
+        int status = e.status;
+        error_print(&e, NULL);
+        error_clear(&e);
+        return status;
+    }
+    switch (role) {
+    case SYSUSER_ROLE_ROOT:
+        break;
+    case SYSUSER_ROLE_SERVICE:
+        return 0;
+    case SYSUSER_ROLE_READER:
+        if (strcmp(verb, "token") == 0 || strcmp(verb, "tunnel") == 0)
+            return 0;
+        fprintf(stderr,
+                "tokend: %s needs the %s user or root; other users may run only token and "
+                "tunnel; run: sudo tokend --system %s ...\n",
+                verb, paths_system_user(), verb);
+        return TOKEND_EX_NOPERM;
+    }
+    return TOKEND_EX_SOFTWARE;
+}
 
 int main(int argc, char **argv)
 {
@@ -49,5 +84,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tokend: no command given; see tokend --help\n");
         return 64;
     }
+    if (g.system && (status = enter_system_mode(argv[g.command_index], argv)) != 0)
+        return status;
     return verbs_run(&g, argc, argv);
 }

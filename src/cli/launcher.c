@@ -20,6 +20,8 @@
 #include "tokend/paths.h"
 #include "tokend/schedule.h"
 #include "tokend/state.h"
+#include "tokend/sysuser.h"
+#include "tokend/sysview.h"
 #include "tokend/tokenfile.h"
 #include "tokend/tokenset.h"
 
@@ -81,21 +83,24 @@ enum fast {
     FAST_FAILED, /* answered, but writing the answer failed */
 };
 
-/* Print a cached token file; FAST_NO when it cannot be read. */
-static enum fast print_token_file(const char *path)
+static enum fast print_token(SecStr *token)
 {
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autoptr(SecStr) token = tokenfile_read(path, NULL, &e);
-
-    error_clear(&e);
-    if (!token)
-        return FAST_NO;
     secstr_append(token, "\n", 1);
     if (fwrite(token->data, 1, token->len, stdout) != token->len || fflush(stdout) != 0) {
         fprintf(stderr, "tokend: cannot write the token to standard output\n");
         return FAST_FAILED;
     }
     return FAST_DONE;
+}
+
+/* Print a cached token file; FAST_NO when it cannot be read. */
+static enum fast print_token_file(const char *path, int mode)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(SecStr) token = tokenfile_read_shared(path, geteuid(), mode, NULL, &e);
+
+    error_clear(&e);
+    return token ? print_token(token) : FAST_NO;
 }
 
 /* A token set's entry in the state, when it answers this request: for
@@ -156,7 +161,7 @@ static enum fast fast_token_set(const struct cli_globals *g, int argc, char **ar
         return FAST_NO;
     dir = paths_account_dir(account);
     file = tokenset_token_file(dir, key);
-    return print_token_file(file);
+    return print_token_file(file, 0600);
 }
 
 /* `token ACCOUNT` (raw format) from the cached state and token file. */
@@ -174,7 +179,8 @@ static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
     st = cached_state(argv[i], id);
     if (!st || !state_token_fresh(st, st->min_validity, state_now()))
         return FAST_NO;
-    return print_token_file(st->token_file);
+    /* A reader group's bit is allowed: the engine wrote the file so. */
+    return print_token_file(st->token_file, 0640);
 }
 
 /* `refresh [ACCOUNT...]` when nothing is due: for all accounts, by the
@@ -202,6 +208,37 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
     return FAST_DONE;
 }
 
+/* System mode: `token ACCOUNT` by a reader, from the runtime view and the
+ * token file; root and everything unusual go to the engine. */
+static enum fast fast_system(const struct cli_globals *g, int argc, char **argv)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    enum sysuser_role role;
+    gint64 expires_at = 0;
+    Account *view = NULL;
+    enum fast answered = FAST_NO;
+    int i = g->command_index + 1;
+
+    paths_set_system(true);
+    if (sysuser_role(&role, &e) < 0 || role == SYSUSER_ROLE_ROOT) {
+        error_clear(&e);
+        return FAST_NO;
+    }
+    if (role == SYSUSER_ROLE_SERVICE)
+        return strcmp(argv[g->command_index], "token") == 0 ? fast_token(g, argc, argv)
+                                                            : fast_refresh(g, argc, argv);
+    if (argc - i != 1 || strcmp(argv[g->command_index], "token") != 0)
+        return FAST_NO;
+    if ((view = sysview_read(argv[i], &expires_at, &e)) &&
+        state_expiry_fresh(expires_at, view->min_validity, state_now()) && view->token_file) {
+        g_autoptr(SecStr) token = sysview_token(view, expires_at, &e);
+        answered = token ? print_token(token) : FAST_NO;
+    }
+    sysview_account_free(view);
+    error_clear(&e);
+    return answered;
+}
+
 int main(int argc, char **argv)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
@@ -225,7 +262,11 @@ int main(int argc, char **argv)
         g.command_index >= argc)
         return exec_engine(argv);
     cmd = argv[g.command_index];
-    if (strcmp(cmd, "token") == 0)
+    if (g.system && (strcmp(cmd, "token") == 0 || strcmp(cmd, "refresh") == 0))
+        answered = fast_system(&g, argc, argv);
+    else if (g.system)
+        answered = FAST_NO;
+    else if (strcmp(cmd, "token") == 0)
         answered = fast_token(&g, argc, argv);
     else if (strcmp(cmd, "refresh") == 0)
         answered = fast_refresh(&g, argc, argv);

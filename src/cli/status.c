@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 
 #include "tokend/status.h"
@@ -105,7 +106,7 @@ static char *token_file_problem(const Account *a, const AccountState *st)
 
     if (st->expires_at == 0)
         return NULL;
-    token = tokenfile_read(a->token_file, &missing, &e);
+    token = tokenfile_read_shared(a->token_file, geteuid(), a->token_file_mode, &missing, &e);
     error_clear(&e);
     if (token)
         return NULL;

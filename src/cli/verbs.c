@@ -18,6 +18,7 @@
 #include "tokend/snippet.h"
 #include "tokend/state.h"
 #include "tokend/status.h"
+#include "tokend/sysuser.h"
 #include "tokend/tokenformat.h"
 #include "tokend/tokenset.h"
 #include "tokend/tunnel.h"
@@ -66,6 +67,16 @@ const Account *verb_account(struct verb_ctx *ctx, int *status)
         return NULL;
     }
     return verb_find_account(ctx, ctx->argv[optind], status);
+}
+
+bool verb_as_reader(void)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    enum sysuser_role role = SYSUSER_ROLE_SERVICE;
+
+    if (paths_system() && sysuser_role(&role, &e) < 0)
+        error_clear(&e);
+    return paths_system() && role == SYSUSER_ROLE_READER;
 }
 
 /* The accounts named (argv[optind...]), or all of them. */

@@ -28,6 +28,10 @@ const Account *verb_find_account(struct verb_ctx *ctx, const char *name, int *st
  * the configuration, then the account; NULL with *status set. */
 const Account *verb_account(struct verb_ctx *ctx, int *status);
 
+/* System mode, run by a reader of token files: neither root nor the
+ * service user (the engine let only token and tunnel through). */
+bool verb_as_reader(void);
+
 /* The accounts named (argv[optind...]) or, with none named, all of them;
  * 0, or the exit status after printing why. */
 int verb_collect_accounts(struct verb_ctx *ctx, GPtrArray *out);

@@ -23,6 +23,7 @@
 #include "tokend/status.h"
 #include "tokend/tokenformat.h"
 #include "tokend/tokenset.h"
+#include "tokend/sysview.h"
 #include "tokend/tunnel.h"
 
 static int check_one(const Account *a, enum mail_service s, const SecStr *token)
@@ -159,6 +160,25 @@ static int tunnel_fail(enum tunnel_proto p, struct tokend_error *e, const char *
     return verb_fail(e, account);
 }
 
+/* System mode, run by a reader (fetchmail's plugin as user fetchmail):
+ * the account as its runtime view says, the token file as it is. */
+static int tunnel_as_reader(const char *name, bool pop3, char **args, int n,
+                            struct tunnel_target *t)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    Account *a = sysview_read(name, &t->expires_at, &e);
+    bool greeted = false;
+    int status = 0;
+
+    t->reader = true;
+    if (!a)
+        return tunnel_fail(t->proto, &e, name);
+    if (tunnel_target_of(a, pop3, args, n, t, &e) < 0 || tunnel_session(a, t, &greeted, &e) < 0)
+        status = greeted ? verb_fail(&e, name) : tunnel_fail(t->proto, &e, name);
+    sysview_account_free(a);
+    return status;
+}
+
 int verb_tunnel(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -186,6 +206,8 @@ int verb_tunnel(struct verb_ctx *ctx)
     n = ctx->argc - optind;
     if (n < 1 || n > 3)
         return tunnel_usage_error(t.proto, "%s", "tunnel takes ACCOUNT [HOST [PORT]]");
+    if (verb_as_reader())
+        return tunnel_as_reader(ctx->argv[optind], pop3, ctx->argv + optind + 1, n - 1, &t);
     path = paths_config_file(ctx->g->config_path);
     if (!(ctx->cfg = config_load(path, &e)))
         return tunnel_fail(t.proto, &e, NULL);

@@ -21,6 +21,7 @@
 #include "tokend/snippet.h"
 #include "tokend/state.h"
 #include "tokend/status.h"
+#include "tokend/sysview.h"
 #include "tokend/tokenformat.h"
 #include "tokend/tokenset.h"
 #include "tokend/tunnel.h"
@@ -278,6 +279,23 @@ static int token_for_mail(const Account *a, int f, const char *service)
     return 0;
 }
 
+/* System mode, run by a reader: the token file as it is, when fresh. */
+static int token_as_reader(const char *name)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    gint64 expires_at = 0;
+    Account *view = sysview_read(name, &expires_at, &e);
+    g_autoptr(SecStr) token = view ? sysview_token(view, expires_at, &e) : NULL;
+
+    sysview_account_free(view);
+    if (!token)
+        return verb_fail(&e, name);
+    secstr_append(token, "\n", 1);
+    if (fwrite(token->data, 1, token->len, stdout) != token->len || fflush(stdout) != 0)
+        return TOKEND_EX_CANTCREAT;
+    return 0;
+}
+
 int verb_token(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -314,6 +332,10 @@ int verb_token(struct verb_ctx *ctx)
     }
     if (ctx->argc - optind != 1)
         return cli_usage_error("%s", "token takes one ACCOUNT");
+    if (verb_as_reader() && (set || scopes->len || f != TOKEN_FORMAT_RAW))
+        return cli_usage_error("%s", "token: other users than tokend get the bare token only");
+    if (verb_as_reader())
+        return token_as_reader(ctx->argv[optind]);
     if (!(a = verb_account(ctx, &status)))
         return status;
     if (set || scopes->len)

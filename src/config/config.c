@@ -42,7 +42,7 @@ static int parse_defaults(struct parse_ctx *c, Config *cfg)
 
 /* GKeyFile merges a repeated [group] into the first one: refuse it instead.
  * Scans in place, since the data may hold a client secret. */
-static int check_repeated_groups(const char *data, size_t len, const char *path,
+int config_check_repeated_groups(const char *data, size_t len, const char *path,
                                  struct tokend_error *e)
 {
     g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -74,14 +74,13 @@ Config *config_parse(const char *data, size_t len, const char *path, struct toke
     g_autoptr(GError) err = NULL;
     g_autoptr(Config) cfg = g_new0(Config, 1);
     g_autofree char *base_dir = g_path_get_dirname(path);
-    g_auto(GStrv) groups = NULL;
     struct parse_ctx c = {.kf = kf, .path = path, .group = "", .e = e};
     bool has_defaults;
 
     cfg->path = g_strdup(path);
     cfg->accounts = g_ptr_array_new_with_free_func((GDestroyNotify)config_account_free);
     cfg->max_parallel = 8;
-    if (check_repeated_groups(data, len, path, e) < 0)
+    if (config_check_repeated_groups(data, len, path, e) < 0)
         return NULL;
     if (!g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, &err)) {
         error_set(e, TOKEND_EX_CONFIG, "%s: %s", path, err->message);
@@ -90,32 +89,36 @@ Config *config_parse(const char *data, size_t len, const char *path, struct toke
     has_defaults = g_key_file_has_group(kf, DEFAULTS_GROUP);
     if (has_defaults && parse_defaults(&c, cfg) < 0)
         return NULL;
-    groups = g_key_file_get_groups(kf, NULL);
+    if (config_parse_groups(&c, cfg, has_defaults, base_dir) < 0)
+        return NULL;
+    return g_steal_pointer(&cfg);
+}
+
+int config_parse_groups(struct parse_ctx *c, Config *cfg, bool has_defaults, const char *base_dir)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(c->kf, NULL);
+
     for (char **g = groups; *g; g++) {
         const char *name;
         Account *a;
 
         if (strcmp(*g, DEFAULTS_GROUP) == 0)
             continue;
-        c.group = *g;
-        if (!g_str_has_prefix(*g, ACCOUNT_PREFIX)) {
-            config_key_error(&c, NULL, "unknown group (use [account NAME] or [defaults])");
-            return NULL;
-        }
+        c->group = *g;
+        if (!g_str_has_prefix(*g, ACCOUNT_PREFIX))
+            return config_key_error(c, NULL, "unknown group (use [account NAME] or [defaults])");
         name = *g + strlen(ACCOUNT_PREFIX);
-        if (config_find(cfg, name)) {
-            config_key_error(&c, NULL, "account \"%s\" is defined twice", name);
-            return NULL;
-        }
-        a = config_parse_account(&c, name, has_defaults, base_dir);
+        if (config_find(cfg, name))
+            return config_key_error(c, NULL, "account \"%s\" is defined twice", name);
+        a = config_parse_account(c, name, has_defaults, base_dir);
         if (!a)
-            return NULL;
+            return -1;
         g_ptr_array_add(cfg->accounts, a);
     }
-    return g_steal_pointer(&cfg);
+    return 0;
 }
 
-char *config_identity(const char *path)
+char *config_file_identity(const char *path)
 {
     struct stat st;
 
@@ -124,6 +127,14 @@ char *config_identity(const char *path)
     return g_strdup_printf("%s|%llu:%llu:%lld:%lld.%09ld", path, (unsigned long long)st.st_dev,
                            (unsigned long long)st.st_ino, (long long)st.st_size,
                            (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+char *config_identity(const char *path)
+{
+    char *id = config_file_identity(path);
+
+    /* System mode: the accounts.d files too. */
+    return id && paths_system() ? config_system_identity(path, id) : id;
 }
 
 /* Like a loose client_secret_file: said, not repaired (the file is the
@@ -173,6 +184,8 @@ Config *config_load(const char *path, struct tokend_error *e)
     bool missing = false;
     Config *cfg;
 
+    if (paths_system() && config_system_check_file(path, e) < 0)
+        return NULL;
     if (fileio_read(path, CONFIG_MAX_BYTES, &data, &len, &missing, e) < 0) {
         if (missing) {
             error_set(e, TOKEND_EX_CONFIG, "no configuration file at %s", path);
@@ -183,6 +196,8 @@ Config *config_load(const char *path, struct tokend_error *e)
         return NULL;
     }
     cfg = config_parse(data, len, path, e);
+    if (cfg && paths_system() && config_system_add_dropins(cfg, data, len, e) < 0)
+        g_clear_pointer(&cfg, config_free);
     /* The file may hold a client secret. */
     explicit_bzero(data, len);
     /* Identity taken before the read: an edit during it changes it again. */

@@ -24,6 +24,7 @@ void config_account_free(Account *a)
     g_free(a->scopes);
     g_free(a->redirect_uri);
     g_free(a->token_file);
+    g_free(a->token_file_group);
     g_free(a->ca_file);
     g_free(a->issuer);
     g_free(a->authorize_url);
@@ -87,10 +88,17 @@ static void fill_defaults(Account *a)
         a->pop_host = g_strdup(p->pop_host);
     if (!a->pop_port)
         a->pop_port = POP3S_PORT;
+    if (!a->token_file && paths_system()) {
+        g_autofree char *run = paths_runtime_dir();
+        g_autofree char *file = g_strconcat(a->name, ".token", NULL);
+        a->token_file = g_build_filename(run, file, NULL);
+    }
     if (!a->token_file) {
         state = paths_account_dir(a->name);
         a->token_file = g_build_filename(state, "token", NULL);
     }
+    if (!a->token_file_mode)
+        a->token_file_mode = a->token_file_group ? 0640 : 0600;
 }
 
 /* authority: a host, host:port, or https://host[:port][/TENANT]; the tenant
@@ -176,10 +184,24 @@ static int resolve_values(struct parse_ctx *c, Account *a)
     return 0;
 }
 
+/* A system service has no desktop session, hence no keyring. */
+static int validate_system_store(struct parse_ctx *c, const Account *a)
+{
+    if (!paths_system() || a->store != STORE_KIND_SECRET_SERVICE)
+        return 0;
+    return config_key_error(c, "store",
+                            "the Secret Service is a desktop session's keyring, and the system "
+                            "mode has no session: use store = file (kept under %s) or store = "
+                            "command (systemd-creds, see tokend.conf(5))",
+                            "/var/lib/tokend");
+}
+
 /* The commands are kept when store names another kind: migrate reads the
  * token back through them. */
 static int validate_store_commands(struct parse_ctx *c, const Account *a)
 {
+    if (validate_system_store(c, a) < 0)
+        return -1;
     const char *names[] = {"store_get", "store_put", "store_delete"};
     const char *lines[] = {a->store_get, a->store_put, a->store_delete};
 

@@ -36,5 +36,20 @@ void config_account_free(Account *a);
  * there, and nothing of a person's sign-in is asked for. */
 int config_validate_app(struct parse_ctx *c, Account *a);
 void config_app_free(Account *a);
+/* GKeyFile merges a repeated [group] into the first one: refused. */
+int config_check_repeated_groups(const char *data, size_t len, const char *path,
+                                 struct tokend_error *e);
+/* Every [account NAME] group of c->kf into cfg (a name already there is
+ * refused). */
+int config_parse_groups(struct parse_ctx *c, Config *cfg, bool has_defaults, const char *base_dir);
+/* "path|dev:inode:size:mtime" of one file, or NULL. */
+char *config_file_identity(const char *path);
+/* System mode (config_system.c): a configuration file only root or the
+ * service user can change, and no one else can read; the accounts.d files
+ * beside the main file (data: its text, for its [defaults]); the identity
+ * of them all (takes id, the main file's). */
+int config_system_check_file(const char *path, struct tokend_error *e);
+int config_system_add_dropins(Config *cfg, const char *data, size_t len, struct tokend_error *e);
+char *config_system_identity(const char *path, char *id);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Account, config_account_free)

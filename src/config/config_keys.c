@@ -24,6 +24,7 @@ enum key_type {
     KEY_DURATION,
     KEY_TOKEN_SETS,
     KEY_GRANT,
+    KEY_MODE,
 };
 
 enum key_scope {
@@ -53,6 +54,8 @@ static const struct key_spec keys[] = {
     {"scopes", KEY_STRING, SCOPE_BOTH, F(scopes)},
     {"redirect_uri", KEY_URL, SCOPE_BOTH, F(redirect_uri)},
     {"token_file", KEY_PATH, SCOPE_ACCOUNT, F(token_file)},
+    {"token_file_group", KEY_STRING, SCOPE_BOTH, F(token_file_group)},
+    {"token_file_mode", KEY_MODE, SCOPE_BOTH, F(token_file_mode)},
     {"store", KEY_STORE, SCOPE_BOTH, F(store)},
     {"ca_file", KEY_PATH, SCOPE_BOTH, F(ca_file)},
     {"issuer", KEY_URL, SCOPE_BOTH, F(issuer)},
@@ -301,6 +304,22 @@ static int parse_token_sets(const struct parse_ctx *c, const char *key, const ch
     return 0;
 }
 
+/* A token file's mode: octal, the owner reads, the group at most reads,
+ * others nothing (a token for everyone is no secret). */
+static int parse_mode(const struct parse_ctx *c, const char *key, const char *v, int *out)
+{
+    guint64 m = 0;
+
+    if (!g_ascii_string_to_unsigned(v, 8, 0, 07777, &m, NULL) || (m & ~(guint64)0640) ||
+        !(m & 0400))
+        return config_key_error(c, key,
+                                "\"%s\" is not 0600 or 0640 (owner reads, the group "
+                                "at most reads, others nothing)",
+                                v);
+    *out = (int)m;
+    return 0;
+}
+
 static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const char *v, Account *a,
                      const char *base_dir)
 {
@@ -357,6 +376,8 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
         return parse_token_sets(c, k->name, v, (char ***)field);
     case KEY_GRANT:
         return config_parse_enum(c, k->name, v, grant_names, (int *)field);
+    case KEY_MODE:
+        return parse_mode(c, k->name, v, (int *)field);
     }
     return 0;
 }

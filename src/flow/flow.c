@@ -18,6 +18,7 @@
 #include "tokend/shared.h"
 #include "tokend/state.h"
 #include "tokend/store.h"
+#include "tokend/sysview.h"
 #include "tokend/tokenfile.h"
 
 /* Store the refresh token; when the keyring refuses, keep it in the file
@@ -65,9 +66,12 @@ static int ensure_token_dir(const Account *a, const char *account_dir, struct to
 {
     g_autofree char *parent = g_path_get_dirname(a->token_file);
 
+    g_autofree char *run = paths_system() ? paths_runtime_dir() : NULL;
+
     if (strcmp(parent, account_dir) == 0)
         return 0;
-    if (g_mkdir_with_parents(parent, 0700) < 0)
+    /* The system mode's runtime folder: readers enter it to their files. */
+    if (g_mkdir_with_parents(parent, g_strcmp0(parent, run) == 0 ? 0755 : 0700) < 0)
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s for token_file", parent);
     return 0;
 }
@@ -160,7 +164,9 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
                        "offline_consent = always (or prompt = consent) and sign in again"
                      : "check that scopes include offline_access");
     }
-    if (ensure_token_dir(a, dir, e) < 0 || tokenfile_write(a->token_file, t->access_token, e) < 0)
+    if (ensure_token_dir(a, dir, e) < 0 ||
+        tokenfile_write_shared(a->token_file, t->access_token, a->token_file_group,
+                               a->token_file_mode, e) < 0)
         return -1;
     FAULT_POINT("after-token-file");
     st->expires_at = now + t->expires_in;
@@ -176,6 +182,9 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     g_clear_pointer(&st->last_error, g_free);
     flow_state_remember_config(st, a);
     flow_binding_record(st, a);
+    /* System mode: what a reader needs, after the token it describes. */
+    if (paths_system() && sysview_write(a, st->expires_at, e) < 0)
+        return -1;
     /* A response without `scope` grants what was asked: the configured
      * scopes at sign-in, the same grant again on a refresh. */
     if (t->scope || signin || !st->scope) {
@@ -218,7 +227,7 @@ int flow_signin_needed(const Account *a, const char *why, struct tokend_error *e
 
 SecStr *flow_read_token(const Account *a, struct tokend_error *e)
 {
-    return tokenfile_read(a->token_file, NULL, e);
+    return tokenfile_read_shared(a->token_file, geteuid(), a->token_file_mode, NULL, e);
 }
 
 /* The places to look for the account's secret: where the state says it

@@ -368,7 +368,8 @@ static int save_account(const Account *a, const char *dir, AccountState *st, con
 
     if (g_mkdir_with_parents(parent, 0700) < 0)
         return error_set(e, TOKEND_EX_CANTCREAT, "cannot create folder %s for token_file", parent);
-    if (tokenfile_write(a->token_file, token, e) < 0)
+    if (tokenfile_write_shared(a->token_file, token, a->token_file_group, a->token_file_mode, e) <
+        0)
         return -1;
     st->app_only = true;
     st->expires_at = app->expires_at;

@@ -10,6 +10,7 @@
 #include "tokend/notify.h"
 #include "tokend/paths.h"
 #include "tokend/state.h"
+#include "tokend/sysview.h"
 #include "tokend/tunnel.h"
 
 /* Connect and login together are bounded; the session that follows is not. */
@@ -67,14 +68,16 @@ static Tunnel *session_login(const struct tunnel_target *t, const SecStr *token,
 static Tunnel *session_connect(const Account *a, const struct tunnel_target *t,
                                struct tokend_error *e)
 {
-    g_autoptr(SecStr) token = session_token(a, false, e);
+    g_autoptr(SecStr) token =
+        t->reader ? sysview_token(a, t->expires_at, e) : session_token(a, false, e);
     Tunnel *tun;
     enum sasl_result result;
 
     if (!token)
         return NULL;
     tun = session_login(t, token, &result, e);
-    if (tun || result != SASL_RESULT_REFUSED)
+    /* A reader cannot refresh: the refusal is said as it came. */
+    if (tun || result != SASL_RESULT_REFUSED || t->reader)
         return tun;
     /* Revoked or expired early at the server while our state says valid:
      * one forced refresh, one more try on a new connection.  Only an

@@ -3,6 +3,7 @@
 #include "tokend/store.h"
 #include "tokend/config.h"
 #include "tokend/log.h"
+#include "tokend/paths.h"
 
 /* The one place that opens each kind of the table (store_kind.c).  quiet:
  * a place that may not answer fails without a message worth showing. */
@@ -15,11 +16,15 @@ static Store *open_kind(enum store_kind kind, bool quiet, struct tokend_error *e
     case STORE_KIND_FILE:
         return store_file_new(e);
     case STORE_KIND_SECRET_SERVICE:
+        if (paths_system())
+            break; /* no session bus: the configuration says so (78) */
         return store_secret_new(quiet, e);
     case STORE_KIND_COMMAND:
         error_set(e, TOKEND_EX_SOFTWARE, "the command store needs the account");
         return NULL;
     case STORE_KIND_AUTO:
+        if (paths_system())
+            return store_file_new(e);
         s = store_secret_new(true, &probe);
         if (s)
             return s;
@@ -29,7 +34,9 @@ static Store *open_kind(enum store_kind kind, bool quiet, struct tokend_error *e
     case STORE_KIND_COUNT:
         break;
     }
-    error_set(e, TOKEND_EX_SOFTWARE, "unknown store");
+    error_set(e, kind == STORE_KIND_SECRET_SERVICE ? TOKEND_EX_CONFIG : TOKEND_EX_SOFTWARE,
+              kind == STORE_KIND_SECRET_SERVICE ? "the system mode has no Secret Service"
+                                                : "unknown store");
     return NULL;
 }
 

@@ -1,0 +1,207 @@
+"""System mode (issue 22): `tokend --system` run by root hands over to the
+service user before it reads anything; the configuration is /etc/tokend's
+config plus accounts.d, the state /var/lib/tokend, the token files
+/run/tokend (all three moved by TOKEND_* for the test); readers in the
+token file's group get the token and nothing else.
+
+Real users: the test creates a service user, a reader group with a reader
+in it, and an outsider, and runs tokend as each with setpriv (CI runs as
+root).  Everything lives in a 0755 folder under /tmp so that those users
+can reach the binaries' inputs."""
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import BROWSER, EX_CONFIG, EX_NOPERM, EX_OK, TOKEND, mode
+from harness.authserver import AuthServer
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='creates users: needs root')
+
+
+def run(*cmd):
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def made_users():
+    """(service, reader, outsider, reader_group): created here, removed after."""
+    tag = secrets.token_hex(3)
+    service, reader, outsider, group = (f'tkd{tag}', f'tkr{tag}', f'tko{tag}', f'tkg{tag}')
+    made = []
+    try:
+        run('groupadd', '--system', group)
+        for user in (service, reader, outsider):
+            run('useradd', '--system', '--no-create-home', '--home-dir', '/nonexistent',
+                '--shell', '/usr/sbin/nologin', user)
+            made.append(user)
+        run('usermod', '-aG', group, reader)
+        # The admin's sysusers.d `m` line: the service user gives files to the group.
+        run('usermod', '-aG', group, service)
+        yield service, reader, outsider, group
+    finally:
+        for user in made:
+            subprocess.run(['userdel', user], capture_output=True)
+        subprocess.run(['groupdel', group], capture_output=True)
+
+
+class System:
+    """A mail host's tokend under base: etc (config, accounts.d), state, run."""
+
+    def __init__(self, base, srv, service):
+        self.base, self.srv, self.service = base, srv, service
+        self.etc, self.state, self.run_dir = base / 'etc', base / 'state', base / 'run'
+        (self.etc / 'accounts.d').mkdir(parents=True)
+        pw = pwd.getpwnam(service)
+        for d in (self.etc, self.etc / 'accounts.d'):
+            os.chown(d, 0, pw.pw_gid)
+            d.chmod(0o750)
+        # As the package's tmpfiles.d makes them.
+        for d, m in ((self.state, 0o700), (self.run_dir, 0o755)):
+            d.mkdir()
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+            d.chmod(m)
+        self.env = {
+            'PATH': os.environ['PATH'], 'LANG': 'C.UTF-8', 'BROWSER': str(BROWSER),
+            'TOKEND_TEST_CA': srv.ca_file, 'TOKEND_SYSTEM_USER': service,
+            'TOKEND_SYSCONFDIR': str(self.etc), 'TOKEND_STATEDIR': str(self.state),
+            'TOKEND_RUNTIMEDIR': str(self.run_dir),
+        }
+
+    def write(self, path, text, file_mode=0o640):
+        path.write_text(text)
+        os.chown(path, 0, pwd.getpwnam(self.service).pw_gid)
+        path.chmod(file_mode)
+
+    def account(self, name, **keys):
+        values = dict(provider='generic', client_id='tokend-native',
+                      authorize_url=self.srv.authorize_url, token_url=self.srv.token_url,
+                      scopes='openid offline_access mail.imap', username='alice',
+                      ca_file=self.srv.ca_file)
+        values.update(keys)
+        text = f'[account {name}]\n' + ''.join(f'{k} = {v}\n' for k, v in values.items()
+                                               if v is not None)
+        self.write(self.etc / 'accounts.d' / f'{name}.conf', text)
+
+    def tokend(self, *args, user=None, env=None):
+        cmd = [str(TOKEND), '--system', *args]
+        if user:
+            cmd = ['setpriv', f'--reuid={user}', f'--regid={pwd.getpwnam(user).pw_gid}',
+                   '--init-groups', '--', *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                              env=dict(self.env, **(env or {})))
+
+
+@pytest.fixture
+def system():
+    base = Path(tempfile.mkdtemp(prefix='tokend-system-'))
+    base.chmod(0o755)
+    try:
+        with made_users() as (service, reader, outsider, group), \
+                AuthServer(base / 'authserver') as srv:
+            (base / 'authserver').chmod(0o755)
+            s = System(base, srv, service)
+            s.reader, s.outsider, s.group = reader, outsider, group
+            s.write(s.etc / 'config', '[defaults]\nrefresh_margin = 300\n')
+            yield s
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_root_signs_in_as_the_service_user_and_readers_get_only_the_token(system):
+    service = pwd.getpwnam(system.service)
+    system.account('work', token_file_group=system.group)
+
+    r = system.tokend('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+
+    # Everything was written by the service user, never by root.
+    for path in (system.state, system.state / 'work', system.run_dir):
+        assert os.stat(path).st_uid == service.pw_uid, path
+    assert mode(system.state) == 0o700 and mode(system.run_dir) == 0o755
+    for f in (system.state / 'work').iterdir():
+        assert os.stat(f).st_uid == service.pw_uid and mode(f) & 0o077 == 0, f
+    token_file = system.run_dir / 'work.token'
+    st = os.stat(token_file)
+    assert (st.st_uid, st.st_gid, mode(token_file)) == \
+        (service.pw_uid, grp.getgrnam(system.group).gr_gid, 0o640)
+    token = token_file.read_text().strip()
+    assert system.srv.introspect(token)['active']
+    view = json.loads((system.run_dir / 'work.info').read_text())
+    assert 'refresh' not in json.dumps(view) and view['token_file'] == str(token_file)
+
+    # The reader: the token, through the launcher and through the engine.
+    r = system.tokend('token', 'work', user=system.reader)
+    assert (r.returncode, r.stdout) == (EX_OK, token + '\n'), r.stderr
+    r = system.tokend('-v', 'token', 'work', user=system.reader)
+    assert (r.returncode, r.stdout) == (EX_OK, token + '\n'), r.stderr
+    # ... and nothing else: not the state, not the other verbs.
+    probe = subprocess.run(['setpriv', f'--reuid={system.reader}', '--regid=65534',
+                            '--init-groups', 'ls', str(system.state / 'work')],
+                           capture_output=True)
+    assert probe.returncode != 0
+    r = system.tokend('status', user=system.reader)
+    assert r.returncode == EX_NOPERM and 'needs the' in r.stderr, r.stderr
+    r = system.tokend('token', 'work', user=system.outsider)
+    assert r.returncode == EX_NOPERM and token not in r.stdout, r.stderr
+
+    # The service user itself works as root's hand-over did.
+    r = system.tokend('token', 'work', user=system.service)
+    assert (r.returncode, r.stdout) == (EX_OK, token + '\n'), r.stderr
+
+
+def test_the_work_runs_as_the_service_user(system):
+    """What tokend starts (here the command store) runs as the service
+    user: root's process was replaced, not kept as a parent."""
+    probe = system.base / 'probe'
+    probe.mkdir(mode=0o777)
+    probe.chmod(0o777)
+    system.account('work', store='command', store_get='true', store_delete='true',
+                   store_put=f'sh -c "id -u >{probe}/uid; ps -o user= -p $PPID >{probe}/parent;'
+                             ' cat >/dev/null"')
+    r = system.tokend('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert (probe / 'uid').read_text().strip() == str(pwd.getpwnam(system.service).pw_uid)
+    assert (probe / 'parent').read_text().strip() in (system.service,
+                                                      str(pwd.getpwnam(system.service).pw_uid))
+
+
+def test_configuration_others_can_change_is_refused_with_the_fix(system):
+    system.account('work')
+    dropin = system.etc / 'accounts.d' / 'work.conf'
+    dropin.chmod(0o664)
+    r = system.tokend('status')
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert f'chown root:{system.service} {dropin} && chmod 0640 {dropin}' in r.stderr
+    dropin.chmod(0o640)
+    os.chown(dropin, pwd.getpwnam(system.outsider).pw_uid, -1)
+    r = system.tokend('status')
+    assert r.returncode == EX_CONFIG and 'belongs to another user' in r.stderr, r.stderr
+
+
+def test_secret_service_is_refused_plainly(system):
+    system.account('work', store='secret-service')
+    r = system.tokend('status')
+    assert r.returncode == EX_CONFIG and 'Secret Service' in r.stderr, r.stderr
+
+
+def test_a_group_tokend_is_not_in_is_said_with_the_sysusers_line(system):
+    other = system.group + 'x'
+    run('groupadd', '--system', other)
+    try:
+        system.account('work', token_file_group=other)
+        r = system.tokend('obtain', 'work', user=system.service)
+        assert r.returncode != EX_OK
+        assert f'm {system.service} {other}' in r.stderr, r.stderr
+        assert not (system.run_dir / 'work.token').exists()
+    finally:
+        subprocess.run(['groupdel', other], capture_output=True)
