@@ -281,9 +281,12 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
     if (!r)
         error_move(e, err);
     if (!r || oauth_parse_token_response(r, &t, e) < 0) {
-        if (e->status == TOKEND_EX_NOPERM && !e->hint) {
+        /* A sign-in's advice, and then the command to sign in again. */
+        if (e->status == TOKEND_EX_NOPERM &&
+            (!e->hint || g_str_has_prefix(e->message, "sign-in needed"))) {
             g_autofree char *command = config_command(a, "obtain");
-            error_set_hint(e, "run: %s", command);
+            g_autofree char *advice = g_steal_pointer(&e->hint);
+            error_set_hint(e, "%s%srun: %s", advice ? advice : "", advice ? "; " : "", command);
         }
         /* A token set's refusal says nothing of the mail token's grant. */
         if (j->set)

@@ -162,7 +162,8 @@ CASES = [
     ('password-changed', ms_error('invalid_grant', 50173, 'The provided grant has expired due '
      'to it being revoked.'), EX_NOPERM, ['password', 'AADSTS50173']),
     ('unused-90-days', ms_error('invalid_grant', 700082, 'The refresh token has expired due to '
-     'inactivity.'), EX_NOPERM, ['90 days', 'AADSTS700082']),
+     'inactivity.'), EX_NOPERM, ['90 days', 'AADSTS700082',
+                                 'timer running tokend refresh', 'run: tokend obtain work']),
     ('expired', ms_error('invalid_grant', 70008, 'The provided authorization code or refresh '
      'token has expired due to inactivity.'), EX_NOPERM, ['expired', 'AADSTS70008']),
     ('sign-in-frequency', ms_error('invalid_grant', 70043, 'The refresh token has expired or is '
@@ -171,14 +172,17 @@ CASES = [
     ('invalid-grant', ms_error('invalid_grant', 70000, 'Provided grant is invalid or malformed.'),
      EX_NOPERM, ['AADSTS70000', 'run: tokend obtain work']),
     ('consent-missing', ms_error('invalid_grant', 65001, 'The user or administrator has not '
-     'consented to use the application.'), EX_NOPERM, ['consent', 'AADSTS65001', 'prompt = consent']),
+     'consented to use the application.'), EX_NOPERM, ['consent', 'AADSTS65001', 'prompt = consent',
+                                                       'ask your administrator to consent',
+                                                       'run: tokend obtain work']),
     ('spa-24h', ms_error('invalid_grant', 700084, 'The refresh token was issued to a single page '
      'app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00.'), EX_NOPERM,
      ['single-page', 'AADSTS700084']),
     ('admin-consent', ms_error('invalid_grant', 90094, 'Admin consent is required for the '
      'permissions requested by this application.'), EX_NOPERM, ['administrator', 'AADSTS90094']),
     ('conditional-access', ms_error('access_denied', 53003, 'Access has been blocked by '
-     'Conditional Access policies.'), EX_NOPERM, ['administrator', 'Conditional Access', 'AADSTS53003']),
+     'Conditional Access policies.'), EX_NOPERM, ['administrator', 'Conditional Access', 'AADSTS53003',
+                                                  'which policy', 'sign-in logs']),
     ('security-defaults', ms_error('invalid_grant', 530035, 'Access has been blocked by security '
      'defaults.'), EX_NOPERM, ['administrator', 'AADSTS530035']),
     ('guest', ms_error('invalid_grant', 50020, 'User account from identity provider does not exist '
@@ -201,7 +205,11 @@ CASES = [
     ('malformed', ms_error('invalid_request', 9002313, 'Invalid request. Request is malformed or '
      'invalid.'), EX_CONFIG, ['malformed', 'AADSTS9002313']),
     ('missing-parameter', ms_error('invalid_request', 900144, "The request body must contain the "
-     "following parameter: 'grant_type'."), EX_CONFIG, ['parameter', 'AADSTS900144']),
+     "following parameter: 'grant_type'."), EX_CONFIG, ['lacks the parameter grant_type',
+                                                         'AADSTS900144', 'scopes']),
+    ('app-disabled', ms_error('invalid_client', 7000112, "Application '08162f7c-0fd2-4200-a84a-"
+     "f25a4db0b584'(Mozilla Thunderbird) is disabled."), EX_CONFIG,
+     ['application is disabled', 'AADSTS7000112', 'set client_id']),
     ('loop', ms_error('invalid_grant', 50196, 'The server terminated an operation because it '
      'encountered a client request loop.'), EX_TEMPFAIL, ['slow down', 'AADSTS50196']),
     ('throttled', Reply(429, {'error': 'temporarily_unavailable'}, {'Retry-After': '30'}),
