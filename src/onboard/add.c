@@ -26,11 +26,24 @@ struct add_options {
     const char *secret_file;
     const char *provider;
     const char *tenant;
+    const char *issuer; /* trusted though autoconfig names it on loopback or http */
     const char *store;
     bool device;
     bool no_browser;
     bool no_signin;
 };
+
+static int check_options(const struct add_options *o)
+{
+    if (o->client && strcmp(o->client, "thunderbird") != 0)
+        return cli_usage_error("add: unknown --client %s (known: thunderbird)", o->client);
+    if (o->issuer && o->provider)
+        return cli_usage_error("add: %s", "--issuer is for a provider found by autoconfig, not "
+                                          "--provider");
+    if (o->client && o->client_id)
+        return cli_usage_error("add: %s", "give --client-id or --client, not both");
+    return 0;
+}
 
 static int parse_options(int argc, char **argv, struct add_options *o)
 {
@@ -40,6 +53,7 @@ static int parse_options(int argc, char **argv, struct add_options *o)
         {"client-secret-file", required_argument, NULL, 'S'},
         {"provider", required_argument, NULL, 'p'},
         {"tenant", required_argument, NULL, 't'},
+        {"issuer", required_argument, NULL, 'I'},
         {"store", required_argument, NULL, 's'},
         {"device", no_argument, NULL, 'd'},
         {"no-browser", no_argument, NULL, 'n'},
@@ -65,6 +79,9 @@ static int parse_options(int argc, char **argv, struct add_options *o)
         case 't':
             o->tenant = optarg;
             break;
+        case 'I':
+            o->issuer = optarg;
+            break;
         case 's':
             o->store = optarg;
             break;
@@ -85,11 +102,7 @@ static int parse_options(int argc, char **argv, struct add_options *o)
         return cli_usage_error("add: %s", "add takes EMAIL [ACCOUNT]");
     o->email = argv[optind];
     o->name = argv[optind + 1];
-    if (o->client && strcmp(o->client, "thunderbird") != 0)
-        return cli_usage_error("add: unknown --client %s (known: thunderbird)", o->client);
-    if (o->client && o->client_id)
-        return cli_usage_error("add: %s", "give --client-id or --client, not both");
-    return 0;
+    return check_options(o);
 }
 
 /* The file as it is (empty when missing), checked as `obtain` reads it. */
@@ -292,7 +305,7 @@ static void print_caveats(const char *name)
 
 static Detection *detect(const struct add_options *o, const char *name, struct tokend_error *e)
 {
-    Detection *d = o->provider ? given_provider(o, e) : detect_provider(o->email, e);
+    Detection *d = o->provider ? given_provider(o, e) : detect_provider(o->email, o->issuer, e);
 
     if (d)
         log_info("%s: %s: provider %s", name, d->how, provider_name(d->provider));
