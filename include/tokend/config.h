@@ -89,6 +89,9 @@ void config_free(Config *c);
 bool config_account_name_valid(const char *name);
 /* The keys the config file accepts, NULL-terminated (for docs and tests). */
 const char *const *config_known_keys(void);
+/* The file a configuration path names, symbolic links followed (path
+ * itself when it cannot be resolved): what is read and written. */
+char *config_target_path(const char *path);
 /* "path|dev:inode:size:mtime" of a config file, or NULL if it cannot be
  * stat'ed: what tokend's cached decisions are tied to. */
 char *config_identity(const char *path);

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -794,15 +795,41 @@ char *config_command(const Account *a, const char *verb)
     return g_strdup_printf("tokend%s%s %s %s", file ? " -c " : "", file ? file : "", verb, a->name);
 }
 
+char *config_target_path(const char *path)
+{
+    char *real = realpath(path, NULL);
+    char *target = g_strdup(real ? real : path);
+    bool resolved = real != NULL;
+
+    free(real);
+    /* A link to nothing: where it points, so that the read finds nothing
+     * there (as for no file) rather than a link. */
+    for (int hops = 0; !resolved && hops < 40 && g_file_test(target, G_FILE_TEST_IS_SYMLINK);
+         hops++) {
+        g_autofree char *dir = g_path_get_dirname(target);
+        g_autofree char *next = g_file_read_link(target, NULL);
+
+        if (!next)
+            break;
+        g_free(target);
+        target =
+            g_path_is_absolute(next) ? g_steal_pointer(&next) : g_build_filename(dir, next, NULL);
+    }
+    return target;
+}
+
 Config *config_load(const char *path, struct tokend_error *e)
 {
     g_autofree char *data = NULL;
     g_autofree char *id = config_identity(path);
+    g_autofree char *target = config_target_path(path);
     size_t len = 0;
     bool missing = false;
     Config *cfg;
 
-    if (fileio_read(path, CONFIG_MAX_BYTES, &data, &len, &missing, e) < 0) {
+    /* A link (into a dotfiles repository, say) is read as its target,
+     * which must be a regular file like any configuration. */
+    if (fileio_read(target, CONFIG_MAX_BYTES, &data, &len, &missing, e) < 0) {
         if (missing) {
             error_set(e, TOKEND_EX_CONFIG, "no configuration file at %s", path);
             error_set_hint(e, "create it (see tokend.conf(5)) or pass -c FILE");

@@ -336,6 +336,9 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
                        char **check, struct tokend_error *e)
 {
     g_autofree char *path = paths_config_file(g->config_path);
+    /* A link to the configuration is followed: the account goes into its
+     * target, and the link stays. */
+    g_autofree char *target = config_target_path(path);
     g_autofree char *existing = NULL;
     g_autofree char *group = NULL;
     g_autofree char *secret = NULL;
@@ -343,7 +346,7 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
     const char *client_id = NULL;
     size_t len = 0;
 
-    if (read_existing(path, name, &existing, &len, e) < 0 || !(d = detect(o, name, e)) ||
+    if (read_existing(target, name, &existing, &len, e) < 0 || !(d = detect(o, name, e)) ||
         choose_client(o, d, &client_id, e) < 0)
         return -1;
     if (o->secret_file) {
@@ -352,7 +355,7 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
     }
     group = account_text(o, d, name, client_id, secret);
     explicit_bzero(existing, len);
-    if (append_account(path, name, group, e) < 0)
+    if (append_account(target, name, group, e) < 0)
         return -1;
     log_info("%s: added [account %s] to %s", name, name, path);
     if (o->client)

@@ -4,8 +4,10 @@ spellings reach the right Microsoft endpoint; loopback traffic never goes
 through a proxy from the environment; the commands tokend suggests carry
 -c FILE; every command answers --help; check with no mail host is 78."""
 
+import os
 import re
 import subprocess
+import time
 import urllib.parse
 
 import pytest
@@ -252,6 +254,66 @@ def test_config_without_secret_readable_by_others_is_fine(home):
     home.config.chmod(0o644)
     r = home.run('status')
     assert r.returncode == EX_OK and 'warning' not in r.stderr, r.stderr
+
+
+# The configuration file itself: a link is followed, a FIFO refused -------------------
+
+def test_config_reached_through_a_link_is_its_target(home, ep, tmp_path):
+    """~/.config/tokend/config as a link into a dotfiles repository."""
+    dotfiles = tmp_path / 'dotfiles'
+    dotfiles.mkdir()
+    target = dotfiles / 'tokend.conf'
+    target.write_text(home.config.read_text())
+    target.chmod(0o600)
+    home.config.unlink()
+    home.config.symlink_to(target)
+    r = home.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    r = home.run('token', 'work')
+    assert r.returncode == EX_OK and r.stdout == 'cfg-access-123456\n', r.stderr
+    assert home.run('status', 'work').returncode == EX_OK
+    # add writes into the target, and the link stays a link.
+    r = home.run('add', 'alice@outlook.com', 'personal', '--client-id', 'x', '--no-signin')
+    assert r.returncode == EX_OK, r.stderr
+    assert home.config.is_symlink() and '[account personal]' in target.read_text()
+    # The checks of the file are made on the target.
+    home.accounts['work']['client_secret'] = 'cfg-secret-987654'
+    text = ''.join(f'{k} = {v}\n' for k, v in home.accounts['work'].items())
+    target.write_text('[account work]\n' + text)
+    target.chmod(0o644)
+    r = home.run('status')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'warning' in r.stderr and 'client_secret' in r.stderr and '644' in r.stderr
+
+
+def test_config_link_to_nothing_is_no_configuration(home, tmp_path):
+    home.config.unlink()
+    home.config.symlink_to(tmp_path / 'gone')
+    r = home.run('status')
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert 'no configuration file' in r.stderr
+
+
+@pytest.mark.parametrize('how', ['default', '-c', 'link'])
+def test_config_that_is_a_fifo_is_refused_without_waiting(home, tmp_path, how):
+    fifo = tmp_path / 'fifo'
+    os.mkfifo(fifo)
+    args = []
+    if how == '-c':
+        args = ['-c', str(fifo)]
+    else:
+        home.config.unlink()
+        if how == 'link':
+            home.config.symlink_to(fifo)
+        else:
+            os.mkfifo(home.config)
+            fifo = home.config
+    for verb in (['status'], ['obtain', 'work'], ['refresh']):
+        started = time.monotonic()
+        r = home.run(*args, *verb, timeout=30)
+        assert time.monotonic() - started < 10
+        assert r.returncode == EX_CONFIG, (verb, r.stderr)
+        assert f'{fifo} is a FIFO, not a regular file' in r.stderr, r.stderr
 
 
 # -c FILE in what tokend tells the user to run ---------------------------------------

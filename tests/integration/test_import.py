@@ -476,6 +476,52 @@ def test_email_oauth2_proxy_wrong_password(tokend, authserver, tmp_path):
     assert status == 200
 
 
+def test_email_oauth2_proxy_iterations_beyond_the_bound_are_refused(tokend, authserver,
+                                                                   tmp_path):
+    """The file says how many PBKDF2 rounds to run before the password can be
+    judged: two thousand million would hold tokend for many minutes."""
+    tokend.account(username='alice@example.org', identity='alice')
+    t = authserver.obtain_tokens()
+    path = tmp_path / 'emailproxy.config'
+    write_proxy_config(path, authserver, 'alice@example.org', 'pw', t)
+    text = path.read_text().replace(f'token_iterations = {PROXY_ITERATIONS}',
+                                    'token_iterations = 2000000000')
+    assert 'token_iterations = 2000000000' in text
+    path.write_text(text)
+    started = time.monotonic()
+    r = tokend.run('import', 'work', '--from', 'email-oauth2-proxy', str(path), input='pw\n',
+                   timeout=30)
+    assert time.monotonic() - started < 10
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert 'token_iterations is 2000000000, more than the 10000000 rounds' in r.stderr
+    assert 'Password of' not in r.stderr  # refused before the password is asked
+    assert_nothing_stored(tokend)
+
+
+@pytest.mark.parametrize('fmt', ['fetchmail-oauth2', 'oama', 'email-oauth2-proxy', 'pizauth'])
+def test_fifo_is_refused_without_waiting(tokend, tmp_path, fmt):
+    """A FIFO no one writes to would hold tokend (or its gpg) forever."""
+    tokend.account()
+    fifo = tmp_path / 'fifo'
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    r = tokend.run('import', 'work', '--from', fmt, str(fifo), input='pw\n', timeout=30)
+    assert time.monotonic() - started < 10
+    assert r.returncode == EX_USAGE, r.stderr
+    assert f'{fifo} is not a regular file' in r.stderr
+    assert_nothing_stored(tokend)
+
+
+def test_refresh_token_file_named_by_a_config_may_not_be_a_fifo(tokend, tmp_path):
+    tokend.account()
+    os.mkfifo(tmp_path / 'refresh')
+    config = tmp_path / 'oauth2Config.properties'
+    config.write_text(f'client_id=tokend-native\nrefresh_token_file={tmp_path / "refresh"}\n')
+    r = tokend.run('import', 'work', '--from', 'fetchmail-oauth2', str(config), timeout=30)
+    assert r.returncode == EX_USAGE, r.stderr
+    assert 'refresh_token_file' in r.stderr and 'not a regular file' in r.stderr
+
+
 # pizauth ----------------------------------------------------------------------
 
 def pizauth_account(server, client_id='tokend-native', **more):
