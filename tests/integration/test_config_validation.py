@@ -352,7 +352,7 @@ def test_relative_config_is_named_absolute_in_hints(home, ep, tmp_path):
 # --help after every command ----------------------------------------------------------
 
 def commands_in_code():
-    text = (REPO / 'src' / 'verbs.c').read_text()
+    text = (REPO / 'src' / 'cli' / 'verbs.c').read_text()
     table = text[text.index('static const struct verb verbs[]'):]
     return re.findall(r'\{"([a-z]+)", verb_', table)
 
