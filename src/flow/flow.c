@@ -218,7 +218,11 @@ SecStr *flow_read_token(const Account *a, struct tokend_error *e)
     return tokenfile_read(a->token_file, NULL, e);
 }
 
-static void forget_everywhere(const Account *a, const AccountState *st, GString *removed)
+/* Remove the refresh token from every store that may hold it.  A store
+ * that holds it (the state says so) and cannot be opened, or any store
+ * that fails to remove it, is a failure: the first one fills failed. */
+static void forget_everywhere(const Account *a, const AccountState *st, GString *removed,
+                              struct tokend_error *failed)
 {
     const char *names[] = {st->store, "file", "secret-service",
                            a->store == STORE_KIND_COMMAND ? "command" : NULL};
@@ -226,22 +230,54 @@ static void forget_everywhere(const Account *a, const AccountState *st, GString 
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         struct tokend_error e = TOKEND_ERROR_INIT;
         g_autoptr(Store) s = NULL;
-        bool seen = false;
+        bool seen = false, holds = g_strcmp0(st->store, names[i]) == 0;
+        int r = 0;
 
         for (size_t j = 0; j < i; j++)
             seen |= g_strcmp0(names[j], names[i]) == 0;
         if (!names[i] || seen)
             continue;
         /* The keyring is only asked when it holds the token or can answer. */
-        s = strcmp(names[i], "secret-service") == 0 && g_strcmp0(st->store, names[i]) != 0
-                ? store_secret_new(true, &e)
-                : store_open_account(a, names[i], &e);
-        if (s && store_remove(s, a->name, REFRESH_KIND, &e) > 0)
+        s = strcmp(names[i], "secret-service") == 0 && !holds ? store_secret_new(true, &e)
+                                                              : store_open_account(a, names[i], &e);
+        if (s && (r = store_remove(s, a->name, REFRESH_KIND, &e)) > 0)
             g_string_append_printf(removed, "removed the refresh token (%s store); ", names[i]);
-        else if (e.message && g_strcmp0(st->store, names[i]) == 0)
-            log_warn("%s: %s", a->name, e.message);
+        if (e.message && (r < 0 || holds) && !failed->status) {
+            error_move(failed, &e);
+            error_prefix(failed, "the refresh token is still in the %s store", names[i]);
+        }
         error_clear(&e);
     }
+}
+
+/* What a logout the server was not told of leaves usable: the access
+ * token until it expires ("" when it has or nothing is known). */
+static char *still_usable(const AccountState *st)
+{
+    gint64 now = state_now();
+    g_autoptr(GDateTime) dt = NULL;
+    g_autofree char *when = NULL;
+
+    if (st->expires_at <= now)
+        return g_strdup("");
+    dt = g_date_time_new_from_unix_local(st->expires_at);
+    when = dt ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
+    return g_strdup_printf("; the access token stays usable until %s (%" G_GINT64_FORMAT
+                           " min from now) to anyone holding a copy",
+                           when, (st->expires_at - now + 59) / 60);
+}
+
+static void no_revocation(const Account *a, const AccountState *st)
+{
+    g_autofree char *usable = still_usable(st);
+
+    log_warn("%s: the provider has no revocation endpoint, so it could not be told of this "
+             "logout: the sign-in stays valid there until it expires or is ended there%s%s",
+             a->name,
+             a->provider == PROVIDER_MICROSOFT ? " (Sign out everywhere, in your account's "
+                                                 "security settings)"
+                                               : "",
+             usable);
 }
 
 /* RFC 7009: revoke the refresh token (never the access token alone) where
@@ -254,13 +290,16 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
     g_autoptr(FlowClient) client = NULL;
     g_autoptr(Store) s = NULL;
     g_autoptr(SecStr) rt = NULL;
+    g_autofree char *usable = NULL;
 
     if (!st->store)
         return;
     if (!(client = flow_client_new(a, http, &e)))
         goto out;
-    if (!client->revocation_url)
+    if (!client->revocation_url) {
+        no_revocation(a, st);
         return;
+    }
     if (flow_binding_check(a, st, &e) < 0)
         goto out;
     if (!(s = store_open_account(a, st->store, &e)) ||
@@ -269,10 +308,11 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
     if (oauth_revoke(http, &client->oauth, rt, &e) == 0)
         g_string_append(removed, "revoked the refresh token at the provider; ");
 out:
+    usable = still_usable(st);
     if (e.message)
         log_warn("%s: could not revoke the refresh token at the provider (%s); forgetting it "
-                 "locally anyway",
-                 a->name, e.message);
+                 "locally anyway%s",
+                 a->name, e.message, usable);
     error_clear(&e);
 }
 
@@ -292,11 +332,33 @@ static bool in_account_dir(const char *dir, const char *path)
     return strcmp(parent, home) == 0;
 }
 
+/* The refresh token could not be removed: the state stays, naming its
+ * store for another logout to try again, and says why. */
+static void keep_for_another_try(const Account *a, const char *dir, AccountState *st, int fd,
+                                 struct tokend_error *kept)
+{
+    g_autofree char *command = config_command(a, "logout");
+    g_autofree char *advice = g_steal_pointer(&kept->hint);
+    struct tokend_error e = TOKEND_ERROR_INIT;
+
+    if (fd >= 0) {
+        st->needs_signin = true;
+        st->last_status = kept->status;
+        g_free(st->last_error);
+        st->last_error = g_strdup(kept->message);
+        if (state_save(dir, st, &e) < 0)
+            log_warn("%s: %s", a->name, e.message);
+        error_clear(&e);
+    }
+    error_set_hint(kept, "%s, then run %s again", advice ? advice : "fix that", command);
+}
+
 int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(a->name);
     g_autofree char *state_path = g_build_filename(dir, STATE_FILE, NULL);
     g_autoptr(AccountState) st = NULL;
+    struct tokend_error kept = TOKEND_ERROR_INIT;
     int trust = paths_trust_private_dir(dir, e);
     int fd;
 
@@ -314,7 +376,7 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     if (fd >= 0)
         flow_remove_stale_temps(a, dir);
     revoke_at_provider(a, st, removed);
-    forget_everywhere(a, st, removed);
+    forget_everywhere(a, st, removed, &kept);
     room_forget_rescued(a);
     if (fileio_remove(a->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", a->token_file);
@@ -322,11 +384,16 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
         in_account_dir(dir, st->token_file) && fileio_remove(st->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", st->token_file);
     flow_forget_sets(dir, removed, e);
-    if (fileio_remove(state_path, e) > 0)
+    if (kept.status)
+        keep_for_another_try(a, dir, st, fd, &kept);
+    else if (fileio_remove(state_path, e) > 0)
         g_string_append(removed, "removed the state; ");
     lock_release(fd);
     if (removed->len >= 2)
         g_string_truncate(removed, removed->len - 2);
+    if (kept.status && !e->status)
+        error_move(e, &kept);
+    error_clear(&kept);
     return e->status ? -1 : 0;
 }
 

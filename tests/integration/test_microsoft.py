@@ -247,6 +247,22 @@ def test_documented_refresh_errors(tokend, ms, name, reply, status, words):
     assert tokend.refresh_token_file().read_text() == refresh
 
 
+def test_logout_without_revocation_says_the_server_was_not_told(tokend, ms):
+    """Microsoft has no revocation endpoint: the sign-in lives on there, and
+    the access token until it expires."""
+    seeded(tokend, ms)
+    expires_at = json.loads((tokend.state / 'work' / 'state.json').read_text())['expires_at']
+    r = tokend.run('logout', 'work', env={'TZ': 'UTC'})
+    assert r.returncode == EX_OK, r.stderr
+    warning = r.stderr.strip().splitlines()[0]
+    assert 'no revocation endpoint, so it could not be told of this logout' in warning
+    assert 'Sign out everywhere' in warning
+    until = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(expires_at))
+    assert f'the access token stays usable until {until} (70 min from now)' in warning
+    assert 'removed the refresh token (file store)' in r.stderr
+    assert not any(q.path.endswith('/revoke') for q in ms.requests)
+
+
 def test_verbose_shows_the_raw_description(tokend, ms):
     seeded(tokend, ms)
     ms.script(TOKEN_PATH, ms_error('invalid_grant', 70008, 'The refresh token has expired.'))

@@ -116,6 +116,22 @@ def test_keyring_daemon_gone_is_a_clear_error(tokend, keyring):
     assert tokend.run('token', 'work').returncode == EX_OK
 
 
+def test_logout_with_the_keyring_locked_is_not_done(tokend, keyring):
+    with_bus(tokend, keyring)
+    tokend.account(store='secret-service')
+    tokend.obtain()
+    keyring.lock()
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_UNAVAILABLE, r.stderr
+    assert 'the refresh token is still in the secret-service store' in r.stderr
+    assert 'run tokend logout work again' in r.stderr
+    keyring.unlock()
+    assert len(ours(keyring)) == 1
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_OK and 'secret-service store' in r.stderr, r.stderr
+    assert ours(keyring) == []
+
+
 def test_logout_removes_the_keyring_item(tokend, keyring):
     with_bus(tokend, keyring)
     tokend.account(store='secret-service')

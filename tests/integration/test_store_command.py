@@ -443,6 +443,32 @@ def test_logout_asks_the_configured_commands_even_without_a_state(tokend):
     assert not f.exists()
 
 
+def test_logout_whose_delete_fails_says_so_and_can_be_run_again(tokend):
+    """The refresh token is still stored: logout must not say it is done."""
+    f, _ = script_store(tokend)
+    broken = tokend.home / 'box' / 'fail-delete'
+    tokend.accounts['work']['store_delete'] = 'sh -c ' + shlex.quote(
+        f'if test -e {broken}; then echo "vault sealed" >&2; exit 4; fi; rm -f {f}')
+    tokend.write_config()
+    tokend.obtain()
+    broken.touch()
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_UNAVAILABLE, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith('tokend: work: the refresh token is still in the command store')
+    assert 'vault sealed' in line and 'run tokend logout work again' in line
+    assert f.exists()
+    assert not tokend.token_file().exists()
+    state = json.loads((tokend.state / 'work' / 'state.json').read_text())
+    assert state['store'] == 'command' and state['needs_signin'] is True
+    # Repaired: the same command finishes the job.
+    broken.unlink()
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'removed the refresh token (command store)' in r.stderr
+    assert not f.exists() and not (tokend.state / 'work' / 'state.json').exists()
+
+
 @pytest.fixture(scope='session')
 def fault_binary():
     from harness import faultbuild
