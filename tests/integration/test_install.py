@@ -116,13 +116,13 @@ def test_completions_are_valid_scripts():
 
 
 def commands_in_code():
-    text = (REPO / 'src' / 'verbs.c').read_text()
+    text = (REPO / 'src' / 'cli' / 'verbs.c').read_text()
     table = text[text.index('static const struct verb verbs[]'):]
     return re.findall(r'\{"([a-z]+)", verb_', table)
 
 
 def keys_in_code():
-    text = (REPO / 'src' / 'config.c').read_text()
+    text = (REPO / 'src' / 'config' / 'config.c').read_text()
     table = text[text.index('static const struct key_spec keys[]'):]
     table = table[:table.index('};')]
     return re.findall(r'\{"([a-z_]+)", KEY_', table)
