@@ -64,17 +64,19 @@ typedef struct account {
     char *store_get;   /* store = command: command lines */
     char *store_put;
     char *store_delete;
-    int store_timeout;      /* seconds, for each store command */
-    int signin_lifetime;    /* seconds a sign-in lasts, when known to the user; 0 if not */
-    int notify_before;      /* seconds ahead of a needed sign-in to warn; 0: never */
-    char **token_sets;      /* "NAME SCOPES" items (tokenset_parse_config), or NULL */
-    const char *config_id;  /* the file's identity (config_identity), or NULL */
-    const char *config_arg; /* the file as given with -c (absolute), or NULL */
+    int store_timeout;       /* seconds, for each store command */
+    int signin_lifetime;     /* seconds a sign-in lasts, when known to the user; 0 if not */
+    int notify_before;       /* seconds ahead of a needed sign-in to warn; 0: never */
+    char **token_sets;       /* "NAME SCOPES" items (tokenset_parse_config), or NULL */
+    const char *config_id;   /* the file's identity (config_identity), or NULL */
+    const char *config_file; /* the file, links resolved (config_target_path), or NULL */
+    const char *config_arg;  /* the file as given with -c (absolute), or NULL */
 } Account;
 
 typedef struct config {
     char *path;
     char *id;            /* config_identity() of the file when it was read */
+    char *file;          /* the file read, links resolved (config_target_path) */
     GPtrArray *accounts; /* Account*, in file order */
     int max_parallel;
     char *config_arg; /* set by config_set_arg */

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "tokend/config.h"
+#include "tokend/claim.h"
 #include "tokend/fileio.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
@@ -742,6 +743,8 @@ Config *config_parse(const char *data, size_t len, const char *path, struct toke
             return NULL;
         g_ptr_array_add(cfg->accounts, a);
     }
+    if (claim_token_files(cfg->accounts, path, e) < 0)
+        return NULL;
     return g_steal_pointer(&cfg);
 }
 
@@ -795,6 +798,17 @@ char *config_command(const Account *a, const char *verb)
     return g_strdup_printf("tokend%s%s %s %s", file ? " -c " : "", file ? file : "", verb, a->name);
 }
 
+/* Every account's state folder is this file's (claim.h). */
+static int claim_folders(const Config *cfg, struct tokend_error *e)
+{
+    for (guint i = 0; i < cfg->accounts->len; i++) {
+        const Account *a = g_ptr_array_index(cfg->accounts, i);
+        if (claim_check_folder(cfg->file, a->name, e) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 char *config_target_path(const char *path)
 {
     char *real = realpath(path, NULL);
@@ -845,8 +859,16 @@ Config *config_load(const char *path, struct tokend_error *e)
     if (cfg) {
         warn_if_secret_readable(cfg, path);
         cfg->id = g_steal_pointer(&id);
-        for (guint i = 0; i < cfg->accounts->len; i++)
-            ((Account *)g_ptr_array_index(cfg->accounts, i))->config_id = cfg->id;
+        cfg->file = g_steal_pointer(&target);
+        for (guint i = 0; i < cfg->accounts->len; i++) {
+            Account *a = g_ptr_array_index(cfg->accounts, i);
+            a->config_id = cfg->id;
+            a->config_file = cfg->file;
+        }
+    }
+    if (cfg && claim_folders(cfg, e) < 0) {
+        config_free(cfg);
+        return NULL;
     }
     return cfg;
 }
@@ -867,6 +889,7 @@ void config_free(Config *c)
         return;
     g_free(c->path);
     g_free(c->id);
+    g_free(c->file);
     g_free(c->config_arg);
     if (c->accounts)
         g_ptr_array_free(c->accounts, TRUE);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "flow_internal.h"
+#include "tokend/claim.h"
 #include "tokend/fault.h"
 #include "tokend/fileio.h"
 #include "tokend/http.h"
@@ -112,7 +113,8 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir)
     g_autofree char *token_dir = g_path_get_dirname(a->token_file);
     g_autofree char *token_base = g_path_get_basename(a->token_file);
     bool together = strcmp(token_dir, account_dir) == 0;
-    const char *names[] = {REFRESH_KIND, STATE_FILE, together ? token_base : NULL, NULL};
+    const char *names[] = {REFRESH_KIND, STATE_FILE, CLAIM_FILE, together ? token_base : NULL,
+                           NULL};
 
     fileio_remove_stale_temps_in(account_dir, names);
     if (!together)
@@ -145,6 +147,17 @@ static bool offline_access_dropped(const Account *a, const TokenResponse *t)
 
     return t->scope && g_strv_contains((const char *const *)asked, "offline_access") &&
            !g_strv_contains((const char *const *)granted, "offline_access");
+}
+
+/* The folder is this configuration file's account's (claim.h): said, not
+ * fatal, when it cannot be recorded. */
+static void claim_folder(const Account *a, const char *dir)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+
+    if (claim_record_folder(a->config_file, dir, &e) < 0)
+        log_warn("%s: %s", a->name, e.message);
+    error_clear(&e);
 }
 
 int flow_save_response(const Account *a, const char *dir, AccountState *st,
@@ -182,6 +195,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     g_clear_pointer(&st->last_error, g_free);
     remember_config(st, a);
     flow_binding_record(st, a);
+    claim_folder(a, dir);
     /* A response without `scope` grants what was asked: the configured
      * scopes at sign-in, the same grant again on a refresh. */
     if (t->scope || signin || !st->scope) {
@@ -388,6 +402,8 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
         keep_for_another_try(a, dir, st, fd, &kept);
     else if (fileio_remove(state_path, e) > 0)
         g_string_append(removed, "removed the state; ");
+    if (!kept.status && trust == 0)
+        claim_release_folder(dir);
     lock_release(fd);
     if (removed->len >= 2)
         g_string_truncate(removed, removed->len - 2);

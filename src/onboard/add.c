@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "tokend/add.h"
+#include "tokend/claim.h"
 #include "tokend/cli.h"
 #include "tokend/config.h"
 #include "tokend/detect.h"
@@ -346,7 +347,8 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
     const char *client_id = NULL;
     size_t len = 0;
 
-    if (read_existing(target, name, &existing, &len, e) < 0 || !(d = detect(o, name, e)) ||
+    if (read_existing(target, name, &existing, &len, e) < 0 ||
+        claim_check_folder(target, name, e) < 0 || !(d = detect(o, name, e)) ||
         choose_client(o, d, &client_id, e) < 0)
         return -1;
     if (o->secret_file) {

@@ -256,6 +256,82 @@ def test_config_without_secret_readable_by_others_is_fine(home):
     assert r.returncode == EX_OK and 'warning' not in r.stderr, r.stderr
 
 
+# What an account has to itself: its token file, its state folder ----------------------
+
+@pytest.mark.parametrize('spelling', ['same', 'dotdot', 'link', 'default'])
+def test_two_accounts_writing_one_token_file_are_refused(home, ep, tmp_path, spelling):
+    """The README's ~/.fetchmail-token in two accounts: fetchmail would log
+    in to one account's server with the other's token."""
+    (home.home / 'mail').mkdir()
+    (home.home / 'link').symlink_to(home.home / 'mail')
+    first = {'same': '~/.fetchmail-token', 'dotdot': '~/.fetchmail-token',
+             'link': str(home.home / 'mail' / 'token'), 'default': None}[spelling]
+    second = {'same': '~/.fetchmail-token', 'dotdot': str(home.home / 'mail' / '..' /
+                                                          '.fetchmail-token'),
+              'link': str(home.home / 'link' / 'token'),
+              'default': str(home.state / 'work' / 'token')}[spelling]
+    if first:
+        home.accounts['work']['token_file'] = first
+    home.account('other', provider='generic', client_id='cfg2',
+                 authorize_url=ep.url('/authorize'), token_url=ep.url('/token'), store='file',
+                 token_file=second)
+    for verb in VERBS:
+        r = home.run(*verb)
+        assert r.returncode == EX_CONFIG, (verb, r.stderr)
+        line = r.stderr.strip().splitlines()[-1]
+        assert '[account work] and [account other] both write the token file' in line, line
+        assert 'token_file' in line
+    assert ep.requests == []
+
+
+def test_an_account_name_in_two_configuration_files_is_refused(home, ep, tmp_path):
+    """One name is one state folder: the second file's account would take the
+    first one's sign-in and send its refresh token to its own server."""
+    assert home.run('obtain', 'work').returncode == EX_OK
+    other = tmp_path / 'other.conf'
+    other.write_text('[account work]\nprovider = generic\nclient_id = someone-else\n'
+                     f'authorize_url = {ep.url("/authorize")}\ntoken_url = {ep.url("/token")}\n'
+                     'store = file\n')
+    sent = len(ep.requests)
+    third = tmp_path / 'third.conf'
+    for conf, verb in [(other, v) for v in VERBS] + [
+            (third, ('add', 'alice@outlook.com', 'work', '--client-id', 'x', '--no-signin'))]:
+        r = home.run('-c', str(conf), *verb)
+        assert r.returncode == EX_CONFIG, (verb, r.stderr)
+        line = r.stderr.strip().splitlines()[-1]
+        assert f'{conf}: [account work] is also in {home.config}' in line, line
+        assert 'rename [account work] in one of the two files' in line
+        assert f'tokend -c {home.config} logout work' in line
+    assert len(ep.requests) == sent
+    assert not third.exists()
+    # The first file goes on as before.
+    assert home.run('token', 'work').returncode == EX_OK
+    assert home.run('refresh', '--force', 'work').returncode == EX_OK
+    # The way out: the name leaves the first file, and the second may take it.
+    home.accounts['renamed'] = home.accounts.pop('work')
+    home.write_config()
+    r = home.run('-c', str(other), 'status', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert home.run('-c', str(other), 'obtain', 'work').returncode == EX_OK
+    assert (home.state / 'work' / 'config-file').read_text() == \
+        f'{other}\n{home.state / "work"}\n'
+    # Now the first file is the second one.
+    home.accounts['work'] = home.accounts.pop('renamed')
+    home.write_config()
+    r = home.run('status')
+    assert r.returncode == EX_CONFIG and f'is also in {other}' in r.stderr
+
+
+def test_logout_gives_the_state_folder_up(home, ep, tmp_path):
+    assert home.run('obtain', 'work').returncode == EX_OK
+    assert (home.state / 'work' / 'config-file').read_text().startswith(f'{home.config}\n')
+    assert home.run('logout', 'work').returncode == EX_OK
+    assert not (home.state / 'work' / 'config-file').exists()
+    other = tmp_path / 'other.conf'
+    other.write_text(home.config.read_text())
+    assert home.run('-c', str(other), 'obtain', 'work').returncode == EX_OK
+
+
 # The configuration file itself: a link is followed, a FIFO refused -------------------
 
 def test_config_reached_through_a_link_is_its_target(home, ep, tmp_path):
