@@ -32,12 +32,14 @@ static char *store_label(const Account *a)
 /* Store the refresh token; when the keyring refuses, keep it in the file
  * store rather than lose it, and the reverse; when both refuse, in a rescue
  * file.  Returns the name of the store used. */
-static const char *put_refresh_token(const Account *a, const char *preferred, const SecStr *rt,
+static const char *put_refresh_token(const Account *a, const char *preferred, const SecStr *token,
                                      struct tokend_error *e)
 {
     g_autofree char *label = store_label(a);
     g_autoptr(Store) s = NULL;
     g_autoptr(Store) rescue = NULL;
+    /* Stored with where it came from (flow_binding.c), rescued alike. */
+    g_autoptr(SecStr) rt = flow_binding_wrap(a, token);
     struct tokend_error first = TOKEND_ERROR_INIT;
     struct tokend_error second = TOKEND_ERROR_INIT;
 
@@ -303,8 +305,10 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
     g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(FlowClient) client = NULL;
     g_autoptr(Store) s = NULL;
+    g_autoptr(SecStr) stored = NULL;
     g_autoptr(SecStr) rt = NULL;
     g_autofree char *usable = NULL;
+    bool bound;
 
     if (!st->store)
         return;
@@ -317,7 +321,8 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
     if (flow_binding_check(a, st, &e) < 0)
         goto out;
     if (!(s = store_open_account(a, st->store, &e)) ||
-        store_get(s, a->name, REFRESH_KIND, &rt, &e) < 0 || !rt)
+        store_get(s, a->name, REFRESH_KIND, &stored, &e) < 0 || !stored ||
+        flow_binding_unwrap(a, stored, &rt, &bound, &e) < 0)
         goto out;
     if (oauth_revoke(http, &client->oauth, rt, &e) == 0)
         g_string_append(removed, "revoked the refresh token at the provider; ");

@@ -85,6 +85,15 @@ void flow_identity_free(FlowIdentity *id);
  * A state without a binding is accepted (and bound at its next save). */
 void flow_binding_record(struct account_state *st, const Account *a);
 int flow_binding_check(const Account *a, const struct account_state *st, struct tokend_error *e);
+/* The same binding kept with the secret: the form a refresh token is
+ * stored in (one line of visible characters), and back.  unwrap refuses
+ * (TOKEND_EX_NOPERM) a token bound elsewhere than the account now says,
+ * and (TOKEND_EX_DATAERR) a damaged record; a bare entry, stored before
+ * the binding went with the secret, comes back as it is with *bound
+ * false. */
+SecStr *flow_binding_wrap(const Account *a, const SecStr *rt);
+int flow_binding_unwrap(const Account *a, const SecStr *stored, SecStr **rt, bool *bound,
+                        struct tokend_error *e);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowClient, flow_client_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowIdentity, flow_identity_free)

@@ -33,6 +33,7 @@ struct refresh_job {
     struct tokend_error net_error;
     bool reserved;                      /* room for the answer is reserved (room_reserve) */
     const struct token_set_target *set; /* a token set's refresh, or NULL */
+    SecStr *unbound;                    /* the token, when stored bare: bind it after */
     char *set_request;                  /* the scopes that refresh asks for */
 };
 
@@ -89,6 +90,7 @@ static void job_clear(struct refresh_job *j)
     g_clear_pointer(&j->st, state_free);
     g_clear_pointer(&j->client, flow_client_free);
     g_clear_pointer(&j->form, secstr_free);
+    g_clear_pointer(&j->unbound, secstr_free);
     g_clear_pointer(&j->response, http_response_free);
     g_clear_pointer(&j->set_request, g_free);
     error_clear(&j->net_error);
@@ -134,20 +136,38 @@ static bool find_moved_refresh_token(const Account *a, AccountState *st, SecStr 
     return found;
 }
 
-static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
+static int find_refresh_token(const Account *a, AccountState *st, SecStr **stored,
                               struct tokend_error *e)
 {
     g_autoptr(Store) s = NULL;
 
-    if (!st->store && find_unrecorded_refresh_token(a, st, rt))
+    if (!st->store && find_unrecorded_refresh_token(a, st, stored))
         return 0;
     if (!st->store)
         return signin_needed(a, e, "not signed in yet (no refresh token stored)");
     s = store_open_account(a, st->store, e);
-    if (!s || store_get(s, a->name, REFRESH_KIND, rt, e) < 0)
+    if (!s || store_get(s, a->name, REFRESH_KIND, stored, e) < 0)
         return -1;
-    if (!*rt && !find_moved_refresh_token(a, st, rt))
+    if (!*stored && !find_moved_refresh_token(a, st, stored))
         return signin_needed(a, e, "no refresh token is stored");
+    return 0;
+}
+
+/* The stored token, wherever it is, and only if it is bound to where the
+ * account now points (flow_binding.c): checked before anything is sent,
+ * discovery included, whatever the state says.  *unbound: a bare entry of
+ * before the binding, to be stored bound after the refresh. */
+static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt, SecStr **unbound,
+                              struct tokend_error *e)
+{
+    g_autoptr(SecStr) stored = NULL;
+    bool bound = false;
+
+    if (find_refresh_token(a, st, &stored, e) < 0 ||
+        flow_binding_unwrap(a, stored, rt, &bound, e) < 0)
+        return -1;
+    if (!bound)
+        *unbound = secstr_dup(*rt);
     return 0;
 }
 
@@ -187,7 +207,8 @@ static int prepare_locked(struct refresh_job *j, Http *http)
     struct tokend_error *e = &j->req->error;
     g_autoptr(SecStr) rt = NULL;
 
-    if (load_refresh_token(a, j->st, &rt, e) < 0 || !(j->client = flow_client_new(a, http, e)))
+    if (load_refresh_token(a, j->st, &rt, &j->unbound, e) < 0 ||
+        !(j->client = flow_client_new(a, http, e)))
         return BEGIN_FAILED;
     if (j->set) {
         j->set_request = set_request_scopes(a, j->set);
@@ -271,6 +292,21 @@ static int set_refused(struct refresh_job *j, struct tokend_error *e)
     return -1;
 }
 
+/* A server that does not rotate (Google) never sends a token to save: the
+ * bare entry it refreshed with is stored again, bound now. */
+static void bind_kept_token(struct refresh_job *j)
+{
+    const Account *a = j->req->account;
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *before = g_strdup(j->st->store);
+
+    if (flow_save_rotated(a, j->st, j->unbound, &e) < 0)
+        log_warn("%s: %s", a->name, e.message);
+    else if (g_strcmp0(before, j->st->store) != 0 && state_save(j->dir, j->st, &e) < 0)
+        log_warn("%s: %s", a->name, e.message);
+    error_clear(&e);
+}
+
 static int job_finish(struct refresh_job *j, const HttpResponse *r, struct tokend_error *err)
 {
     const Account *a = j->req->account;
@@ -304,6 +340,8 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
     if (j->set ? flow_save_set_response(a, j->dir, j->st, j->set, t, e) < 0
                : flow_save_response(a, j->dir, j->st, NULL, t, e) < 0)
         return -1;
+    if (!t->refresh_token && j->unbound)
+        bind_kept_token(j);
     j->req->outcome = REFRESH_DONE;
     return 0;
 }

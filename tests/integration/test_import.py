@@ -48,7 +48,7 @@ def refused(server, refresh_token, client_id='tokend-native'):
 
 
 def stored_refresh_token(tokend, name='work'):
-    return tokend.refresh_token_file(name).read_text().strip()
+    return tokend.stored_refresh_token(name).strip()
 
 
 def assert_imported(tokend, server, old, client_id='tokend-native', result=None):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO)
+from conftest import (EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, stored_binding,
+                      stored_token)
 from harness.authserver import make_certs
 from harness.scripted import Reply, ScriptedEndpoint
 
@@ -149,7 +150,7 @@ def test_nativeclient_paste_back(tokend, ms, shape):
 
 def seeded(tokend, ms):
     assert tokend.run('obtain', 'work').returncode == EX_OK
-    return tokend.token_file().read_text(), tokend.refresh_token_file().read_text()
+    return tokend.token_file().read_text(), tokend.stored_refresh_token()
 
 
 # name, reply, exit status, words the one-line message must carry
@@ -244,7 +245,7 @@ def test_documented_refresh_errors(tokend, ms, name, reply, status, words):
     assert 'Trace ID' not in lines[0]
     # Nothing stored is lost or overwritten.
     assert tokend.token_file().read_text() == access
-    assert tokend.refresh_token_file().read_text() == refresh
+    assert tokend.stored_refresh_token() == refresh
 
 
 def test_logout_without_revocation_says_the_server_was_not_told(tokend, ms):
@@ -278,7 +279,7 @@ def test_string_expires_in_and_rotation(tokend, ms):
     ms.script(TOKEN_PATH, ms_success(access='new-access', refresh='0.AQoA-rotated',
                                      expires_in='3599'))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
-    assert tokend.refresh_token_file().read_text() == '0.AQoA-rotated'
+    assert tokend.stored_refresh_token() == '0.AQoA-rotated'
     assert tokend.token_file().read_text() == 'new-access\n'
     status = json.loads(tokend.run('status', '--json').stdout)[0]
     assert 3590 < status['expires_in'] <= 3599
@@ -291,7 +292,7 @@ def test_refresh_without_a_new_refresh_token_keeps_the_old(tokend, ms):
     seeded(tokend, ms)
     ms.script(TOKEN_PATH, ms_success(access='second', refresh=None))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
-    assert tokend.refresh_token_file().read_text() == '0.AQoA-ms-refresh-1'
+    assert tokend.stored_refresh_token() == '0.AQoA-ms-refresh-1'
     ms.script(TOKEN_PATH, ms_success(access='third', refresh=None))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
     assert form_of(ms.last(TOKEN_PATH))['refresh_token'] == '0.AQoA-ms-refresh-1'
@@ -354,7 +355,7 @@ def test_refresh_naming_someone_else_keeps_the_old_tokens(tokend, ms):
     assert r.returncode == EX_NOPERM, r.stderr
     assert 'signed in as eve@fabrikam.com, not as me@contoso.com' in r.stderr
     assert tokend.token_file().read_text() == access
-    assert tokend.refresh_token_file().read_text() == refresh
+    assert tokend.stored_refresh_token() == refresh
     # A refresh that names the right user is saved and verifies it.
     ms.script(TOKEN_PATH, ms_success(access='next-access', id_token=ms_id_token('me@contoso.com')))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
@@ -426,12 +427,28 @@ def test_google_sign_in_refresh_and_logout(tokend, google):
     google.script('/token', Reply(200, {'access_token': 'ya29.a0-second', 'expires_in': 3599,
                                         'token_type': 'Bearer'}))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
-    assert tokend.refresh_token_file().read_text() == '1//0g-google-refresh'
+    assert tokend.stored_refresh_token() == '1//0g-google-refresh'
     r = tokend.run('logout', 'work')
     assert 'revoked the refresh token at the provider' in r.stderr
     revoke = form_of(google.last('/revoke'))
     assert revoke['token'] == '1//0g-google-refresh'
     assert revoke['token_type_hint'] == 'refresh_token'
+
+
+def test_google_bare_stored_token_is_bound_at_the_next_refresh(tokend, google):
+    """Google never sends a new refresh token, so nothing would be saved:
+    a bare entry of before is stored again, bound, after its refresh."""
+    assert tokend.run('obtain', 'work').returncode == EX_OK
+    tokend.refresh_token_file().write_text('1//0g-google-refresh')
+    google.script('/token', Reply(200, {'access_token': 'ya29.a0-second', 'expires_in': 3599,
+                                        'token_type': 'Bearer'}))
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    entry = tokend.refresh_token_file().read_text()
+    assert stored_token(entry) == '1//0g-google-refresh'
+    assert stored_binding(entry) == {'client_id': tokend.accounts['work']['client_id'],
+                                     'issuer': 'https://accounts.google.com',
+                                     'token_url': google.url('/token')}
 
 
 def test_google_id_token_email_is_the_username(tokend, google):

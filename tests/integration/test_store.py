@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import EX_NOPERM, EX_OK, EX_UNAVAILABLE
+from conftest import EX_NOPERM, EX_OK, EX_UNAVAILABLE, stored_token
 from harness.keyring import SecretService
 
 
@@ -34,10 +34,10 @@ def test_refresh_token_goes_to_the_keyring(tokend, keyring, authserver):
     items = ours(keyring)
     assert len(items) == 1 and items[0]['kind'] == 'refresh_token'
     assert items[0]['xdg:schema'] == 'org.tokend.Secret'
-    stored = keyring.lookup(account='work', kind='refresh_token')
+    stored = stored_token(keyring.lookup(account='work', kind='refresh_token'))
     r = tokend.run('refresh', '--force', 'work')
     assert r.returncode == EX_OK, r.stderr
-    rotated = keyring.lookup(account='work', kind='refresh_token')
+    rotated = stored_token(keyring.lookup(account='work', kind='refresh_token'))
     assert rotated and rotated != stored
     assert authserver.refresh(stored)[0] == 400
     assert len(ours(keyring)) == 1
