@@ -24,6 +24,10 @@ void http_set_max_bytes(Http *h, size_t max_bytes);
  * status is a success here: the caller judges it. */
 int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **out,
                  struct tokend_error *e);
+/* GET with the access token as RFC 6750 bearer credentials (OpenID Connect
+ * userinfo); as http_request otherwise. */
+int http_get_bearer(Http *h, const char *url, const SecStr *token, HttpResponse **out,
+                    struct tokend_error *e);
 /* Check that a URL may be used: https, or http to a loopback address. */
 int http_check_url(const char *url, struct tokend_error *e);
 void http_response_free(HttpResponse *r);

@@ -24,6 +24,7 @@ void state_free(AccountState *st)
     g_free(st->last_error);
     g_free(st->config_id);
     g_free(st->identity);
+    g_free(st->identity_check);
     g_free(st->bound_client_id);
     g_free(st->bound_issuer);
     g_free(st->bound_token_url);
@@ -161,6 +162,7 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->identity = get_str(root, "identity");
     st->identity_verified =
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "identity_verified"));
+    st->identity_check = get_str(root, "identity_check");
     st->bound_client_id = get_str(root, "refresh_token_client_id");
     st->bound_issuer = get_str(root, "refresh_token_issuer");
     st->bound_token_url = get_str(root, "refresh_token_url");
@@ -224,6 +226,7 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     cJSON_AddNumberToObject(root, "refresh_margin", st->refresh_margin);
     add_str(root, "identity", st->identity);
     cJSON_AddBoolToObject(root, "identity_verified", st->identity_verified);
+    add_str(root, "identity_check", st->identity_check);
     add_str(root, "refresh_token_client_id", st->bound_client_id);
     add_str(root, "refresh_token_issuer", st->bound_issuer);
     add_str(root, "refresh_token_url", st->bound_token_url);

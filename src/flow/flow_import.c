@@ -47,15 +47,12 @@ static AccountState *load_state(const Account *a, const char *dir, bool force,
 
 /* The proving refresh; a refused token is the other tool's, not a sign-in
  * tokend lost, so nothing of it is recorded in the state. */
-static int prove(const Account *a, Http *http, const SecStr *rt, const char *issued_to,
-                 TokenResponse **t, struct tokend_error *e)
+static int prove(const Account *a, Http *http, const FlowClient *client, const SecStr *rt,
+                 const char *issued_to, TokenResponse **t, struct tokend_error *e)
 {
-    g_autoptr(FlowClient) client = flow_client_new(a, http, e);
     g_autoptr(SecStr) form = NULL;
     g_autoptr(HttpResponse) r = NULL;
 
-    if (!client)
-        return -1;
     /* A refresh token works only for the client it was issued to: say so
      * rather than send it where it can only be refused. */
     if (issued_to && g_strcmp0(issued_to, client->oauth.client_id) != 0) {
@@ -101,10 +98,12 @@ static int prove_and_save(const Account *a, const char *dir, AccountState *st, c
                           Http *http, const SecStr *rt, const char *issued_to,
                           struct import_outcome *out, struct tokend_error *e)
 {
+    g_autoptr(FlowClient) client = flow_client_new(a, http, e);
     g_autoptr(TokenResponse) t = NULL;
     g_autoptr(FlowIdentity) id = NULL;
 
-    if (prove(a, http, rt, issued_to, &t, e) < 0 || flow_identity_check(a, t, &id, e) < 0)
+    if (!client || prove(a, http, client, rt, issued_to, &t, e) < 0 ||
+        flow_identity_check_signin(a, client, http, t, &id, e) < 0)
         return -1;
     out->rotated = t->refresh_token && !secstr_equal(t->refresh_token, rt);
     if (!t->refresh_token)

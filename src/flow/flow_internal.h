@@ -18,7 +18,9 @@ typedef struct flow_client {
     char *token_url;
     char *device_url;
     char *revocation_url;
+    char *userinfo_url; /* from discovery: who signed in, asked with the access token */
     char *issuer;
+    char *scopes; /* asked for at a sign-in, when not the account's own (+ email) */
 } FlowClient;
 
 /* The protocol's view of an account; may fetch the server metadata. */
@@ -65,8 +67,9 @@ gint64 flow_next_due_of(const Account *a, const struct account_state *st);
 
 /* Who signed in, as the token response's id_token says. */
 typedef struct flow_identity {
-    char *name;    /* the claim that matched, or the best one seen */
+    char *name;    /* the claim that matched, or the best one seen, or NULL */
     bool verified; /* it matched the account's username or identity */
+    bool wanted;   /* the account has a username or identity to match */
 } FlowIdentity;
 
 /* Compare who signed in with the account's username and identity.  *out
@@ -76,6 +79,14 @@ typedef struct flow_identity {
  * needed is 65.  Call before anything of the response is stored. */
 int flow_identity_check(const Account *a, const TokenResponse *t, FlowIdentity **out,
                         struct tokend_error *e);
+/* The same for a sign-in (obtain, import): when the id_token names nobody
+ * by a name (none, or sub alone) and the account has one to match, the
+ * server's userinfo endpoint (discovery) is asked with the new access
+ * token, and its names judged as the id_token's.  *out, for an account
+ * with a name to match, is there even when nobody could be named (then
+ * not verified). */
+int flow_identity_check_signin(const Account *a, const FlowClient *c, Http *http,
+                               const TokenResponse *t, FlowIdentity **out, struct tokend_error *e);
 /* Note the result in the state that flow_save_response will write. */
 void flow_identity_remember(struct account_state *st, const FlowIdentity *id, bool signin);
 void flow_identity_free(FlowIdentity *id);

@@ -19,6 +19,7 @@ void discovery_free(Discovery *d)
     g_free(d->token_endpoint);
     g_free(d->device_authorization_endpoint);
     g_free(d->revocation_endpoint);
+    g_free(d->userinfo_endpoint);
     g_free(d);
 }
 
@@ -44,6 +45,18 @@ static char *strip_slash(const char *s)
     while (n > 0 && c[n - 1] == '/')
         c[--n] = '\0';
     return c;
+}
+
+static bool lists(const cJSON *array, const char *word)
+{
+    const cJSON *item;
+
+    cJSON_ArrayForEach(item, array)
+    {
+        if (cJSON_IsString(item) && g_strcmp0(item->valuestring, word) == 0)
+            return true;
+    }
+    return false;
 }
 
 Discovery *discovery_parse(const char *json, size_t len, const char *issuer, struct tokend_error *e)
@@ -77,8 +90,10 @@ Discovery *discovery_parse(const char *json, size_t len, const char *issuer, str
     d->token_endpoint = endpoint(root, "token_endpoint", e, &bad);
     d->device_authorization_endpoint = endpoint(root, "device_authorization_endpoint", e, &bad);
     d->revocation_endpoint = endpoint(root, "revocation_endpoint", e, &bad);
+    d->userinfo_endpoint = endpoint(root, "userinfo_endpoint", e, &bad);
     if (bad)
         return NULL;
+    d->email_scope = lists(cJSON_GetObjectItemCaseSensitive(root, "scopes_supported"), "email");
     d->iss_parameter_supported =
         !d->issuer_templated && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
                                     root, "authorization_response_iss_parameter_supported"));
