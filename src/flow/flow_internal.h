@@ -106,5 +106,18 @@ SecStr *flow_binding_wrap(const Account *a, const SecStr *rt);
 int flow_binding_unwrap(const Account *a, const SecStr *stored, SecStr **rt, bool *bound,
                         struct tokend_error *e);
 
+/* Under the account's lock, before a change that must leave the account
+ * as it was if it fails (import): what its stores (chosen: the store a
+ * save will choose), token file and state hold.  Restoring puts it all
+ * back, and removes what the change added (*unrescued: a rescue file the
+ * change made, whose message no longer holds). */
+typedef struct flow_undo FlowUndo;
+FlowUndo *flow_undo_take(const Account *a, const char *account_dir, const struct account_state *st,
+                         const char *chosen, struct tokend_error *e);
+int flow_undo_restore(const Account *a, const char *account_dir, const FlowUndo *u, bool *unrescued,
+                      struct tokend_error *e);
+void flow_undo_free(FlowUndo *u);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowClient, flow_client_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowUndo, flow_undo_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowIdentity, flow_identity_free)

@@ -188,6 +188,89 @@ def test_existing_signin_is_kept_unless_force(tokend, authserver, tmp_path):
     assert_imported(tokend, authserver, rt, result=r)
 
 
+# A failed import leaves the account as it was --------------------------------
+
+def account_files(tokend):
+    """What the account holds: the stored refresh token, the state, the
+    access token file (bytes, None where absent)."""
+    files = [tokend.refresh_token_file(), tokend.state / 'work' / 'state.json',
+             tokend.token_file()]
+    return [f.read_bytes() if f.exists() else None for f in files]
+
+
+def alive(server, tokend):
+    return server.introspect(tokend.stored_refresh_token())['active']
+
+
+def test_import_of_someone_else_leaves_the_account_as_it_was(tokend, authserver, tmp_path):
+    named = 'openid email profile offline_access mail.imap'
+    tokend.account(scopes=named)
+    tokend.obtain()
+    before = account_files(tokend)
+    t = authserver.obtain_tokens(scope=named, login='mallory')
+    config = fetchmail_config(tmp_path, authserver, client_id='tokend-native')
+    (tmp_path / 'refresh').write_text(t['refresh_token'] + '\n')
+    r = tokend.run('import', 'work', '--from', 'fetchmail-oauth2', str(config), '--force')
+    assert r.returncode == EX_NOPERM, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert 'signed in as mallory@example.net, not as alice' in line
+    assert 'the account is as it was before the import' in line
+    assert "the other tool's copy no longer works" in line
+    assert account_files(tokend) == before
+    assert alive(authserver, tokend)
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+
+
+@pytest.fixture(scope='session')
+def fault_binary():
+    from harness import faultbuild
+    reason = faultbuild.meson_missing()
+    if reason:
+        pytest.skip(reason)
+    return faultbuild.build()
+
+
+def test_import_failing_at_any_file_operation_leaves_the_account_as_it_was(
+        tmp_path, authserver, fault_binary):
+    """Every file operation of an import over a signed-in account fails in
+    turn (ENOSPC): after each failure the account holds exactly what it did,
+    and its own sign-in still works."""
+    from harness import faultbuild
+    from test_full_disk import BinaryTokend, with_runtime
+    t = BinaryTokend(tmp_path / 'home', authserver, fault_binary)
+    runtime = with_runtime(t)
+    t.account()
+    t.obtain()
+    config = fetchmail_config(tmp_path, authserver, client_id='tokend-native')
+    log = tmp_path / 'faults.log'
+    before = account_files(t)
+    failed = []
+    for n in range(1, 200):
+        (tmp_path / 'refresh').write_text(authserver.obtain_tokens()['refresh_token'] + '\n')
+        log.unlink(missing_ok=True)
+        r = t.run('import', 'work', '--from', 'fetchmail-oauth2', str(config), '--force',
+                  env=faultbuild.io_fault_env(n, 'ENOSPC', log))
+        hit = faultbuild.io_fault_hit(log)
+        if hit is None:
+            assert r.returncode == EX_OK, r.stderr
+            break
+        where = f"#{n} {hit[0]} {hit[1].rsplit('/', 1)[-1].split('.tmp-')[0]}"
+        if r.returncode == EX_OK:  # a fault the import may ignore (a folder sync)
+            before = account_files(t)
+            continue
+        failed.append(where)
+        assert r.returncode == EX_CANTCREAT, f'{where}: {r.stderr}'
+        assert account_files(t) == before, f'{where}: {r.stderr}'
+        assert not any(runtime.rglob('work')), f'{where}: a rescue file was left'
+        assert alive(authserver, t), f'{where}: {r.stderr}'
+    else:
+        pytest.fail('the file operations never ran out')
+    print(f'\n{len(failed)} failed imports: {failed}')
+    assert any('refresh_token' in f for f in failed) and any('state' in f for f in failed)
+    assert any(' token' in f for f in failed)
+    assert t.run('refresh', '--force', 'work').returncode == EX_OK
+
+
 # Servers that do not rotate, and servers that are down (scripted replies) -----
 
 GOOGLE_REFRESH = Reply(200, {'access_token': 'ya29.imported-access', 'expires_in': 3599,
