@@ -1,6 +1,7 @@
 """Fixtures for the integration tests: the built tokend, a private home for
 each test, the real authorization server, the real Secret Service."""
 
+import base64
 import json
 import os
 import shutil
@@ -192,6 +193,10 @@ class Tokend:
     def refresh_token_file(self, name='work'):
         return self.state / name / 'refresh_token'
 
+    def stored_refresh_token(self, name='work'):
+        """The refresh token in the file store, without its binding."""
+        return stored_token(self.refresh_token_file(name).read_text())
+
     def obtain(self, name='work', *args, env=None):
         r = self.run('obtain', name, *args, env=env)
         assert r.returncode == EX_OK, r.stderr
@@ -207,6 +212,25 @@ class Tokend:
             return time.time() >= json.loads(state.read_text())['expires_at'] and \
                 not server.introspect(token.strip())['active']
         wait_until(expired, timeout, f'the access token of {name} expired', interval=0.05)
+
+
+def stored_token(text):
+    """A store entry as tokend writes it, tokend-rt1:BINDING:TOKEN (the
+    binding: base64url of JSON naming client_id, issuer and token_url), or
+    a bare one of before: the refresh token."""
+    text = text.strip()
+    if text.startswith('tokend-rt1:'):
+        return text.split(':', 2)[2]
+    return text
+
+
+def stored_binding(text):
+    """The binding of a store entry as a dict, or None for a bare one."""
+    text = text.strip()
+    if not text.startswith('tokend-rt1:'):
+        return None
+    b64 = text.split(':', 2)[1]
+    return json.loads(base64.urlsafe_b64decode(b64 + '=' * (-len(b64) % 4)))
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ _tokend()
     local opts
     case $cmd in
     obtain) opts="--no-browser --manual --device" ;;
-    add) opts="--client-id --client --client-secret-file --provider --tenant --store --device --no-browser --no-signin --app-only --certificate --key --service-account-file --subject --scopes" ;;
+    add) opts="--client-id --client --client-secret-file --provider --tenant --issuer --store --device --no-browser --no-signin --app-only --certificate --key --service-account-file --subject --scopes" ;;
     refresh) opts="--force" ;;
     token) opts="--format --service --scope --set" ;;
     status) opts="--json" ;;

@@ -23,7 +23,7 @@ complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a migrate -d 
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a import -d 'take the refresh token of another tool'
 complete -c tokend -n "__fish_seen_subcommand_from $commands" -a '(__tokend_accounts)'
 complete -c tokend -n '__fish_seen_subcommand_from obtain' -l no-browser -l manual -l device
-complete -c tokend -n '__fish_seen_subcommand_from add' -l client-id -l client -l client-secret-file -l provider -l tenant -l store -l device -l no-browser -l no-signin -l app-only -l certificate -l key -l service-account-file -l subject -l scopes
+complete -c tokend -n '__fish_seen_subcommand_from add' -l client-id -l client -l client-secret-file -l provider -l tenant -l issuer -l store -l device -l no-browser -l no-signin -l app-only -l certificate -l key -l service-account-file -l subject -l scopes
 complete -c tokend -n '__fish_seen_subcommand_from refresh' -l force
 complete -c tokend -n '__fish_seen_subcommand_from token' -l format -x -a 'raw xoauth2 oauthbearer'
 complete -c tokend -n '__fish_seen_subcommand_from token' -l service -x -a 'imap smtp'

@@ -89,12 +89,14 @@ typedef struct account {
     char *service_account_file;       /* Google's JSON key (jwt_bearer) */
     char *subject;                    /* jwt_bearer: whom to act for (default: username) */
     const char *config_id;            /* the file's identity (config_identity), or NULL */
+    const char *config_file;          /* the file, links resolved (config_target_path), or NULL */
     const char *config_arg;           /* the file as given with -c (absolute), or NULL */
 } Account;
 
 typedef struct config {
     char *path;
     char *id;            /* config_identity() of the file when it was read */
+    char *file;          /* the file read, links resolved (config_target_path) */
     GPtrArray *accounts; /* Account*, in file order */
     int max_parallel;
     char *config_arg; /* set by config_set_arg */
@@ -109,6 +111,9 @@ void config_free(Config *c);
 bool config_account_name_valid(const char *name);
 /* The keys the config file accepts, NULL-terminated (for docs and tests). */
 const char *const *config_known_keys(void);
+/* The file a configuration path names, symbolic links followed (path
+ * itself when it cannot be resolved): what is read and written. */
+char *config_target_path(const char *path);
 /* "path|dev:inode:size:mtime" of a config file, or NULL if it cannot be
  * stat'ed: what tokend's cached decisions are tied to. */
 char *config_identity(const char *path);

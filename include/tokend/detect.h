@@ -21,8 +21,12 @@ typedef struct detection {
 } Detection;
 
 /* email: "local@domain".  No provider found is -1 with CONFIG; a DNS server
- * that does not answer, TEMPFAIL; a broken autoconfig document, DATAERR. */
-Detection *detect_provider(const char *email, struct tokend_error *e);
+ * that does not answer, TEMPFAIL; a broken autoconfig document, DATAERR.
+ * An autoconfig document naming a sign-in on this machine (loopback) or
+ * over plain http is refused (DATAERR) unless its issuer is trusted_issuer
+ * (the user's --issuer, or NULL); a trusted_issuer other than the one
+ * found is refused too. */
+Detection *detect_provider(const char *email, const char *trusted_issuer, struct tokend_error *e);
 /* The domain of an address, lower case, or NULL if it is not one. */
 char *detect_domain(const char *email);
 void detection_free(Detection *d);

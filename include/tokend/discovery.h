@@ -13,6 +13,8 @@ typedef struct discovery {
     char *token_endpoint;
     char *device_authorization_endpoint;
     char *revocation_endpoint;
+    char *userinfo_endpoint;      /* OpenID Connect: who signed in, for an access token */
+    bool email_scope;             /* scopes_supported lists "email" */
     bool iss_parameter_supported; /* RFC 9207 */
     bool issuer_templated;        /* Microsoft's ".../{tenantid}/v2.0" */
     /* token_endpoint_auth_methods_supported lists client_secret_basic and

@@ -28,6 +28,10 @@ int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **ou
  * secret), or NULL for none. */
 int http_request_auth(Http *h, const char *url, const SecStr *form, const SecStr *basic,
                       HttpResponse **out, struct tokend_error *e);
+/* GET with the access token as RFC 6750 bearer credentials (OpenID Connect
+ * userinfo); as http_request otherwise. */
+int http_get_bearer(Http *h, const char *url, const SecStr *token, HttpResponse **out,
+                    struct tokend_error *e);
 /* Check that a URL may be used: https, or http to a loopback address. */
 int http_check_url(const char *url, struct tokend_error *e);
 void http_response_free(HttpResponse *r);

@@ -23,6 +23,10 @@ typedef struct id_claims {
  * A malformed token fills e (65) and returns -1. */
 int idtoken_parse(const char *jwt, size_t len, const char *client_id, IdClaims **out,
                   struct tokend_error *e);
+/* The same claims from an OpenID Connect userinfo answer (a JSON object,
+ * OpenID Connect Core 5.3.2), fetched with the access token over TLS.  Not
+ * an object: 65. */
+int idtoken_parse_userinfo(const char *json, size_t len, IdClaims **out, struct tokend_error *e);
 void id_claims_free(IdClaims *c);
 /* One string claim of a JWS compact token's payload, or NULL (not a JWT,
  * no such claim, unusable).  Nothing is checked: for messages only, such

@@ -70,6 +70,9 @@ struct provider_preset {
      * what to say when no rule gives the end of a sign-in. */
     long inactivity_limit;
     const char *unknown_end_hint;
+    /* Where a person ends a sign-in at the provider itself, for a logout
+     * the provider could not be told of (no revocation endpoint), or NULL. */
+    const char *remote_signout_hint;
 
     /* tokend add: the registration guide in doc/ (NULL: `--provider` does
      * not offer it; it is found through autoconfig), a public client

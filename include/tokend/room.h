@@ -27,5 +27,7 @@ int room_rescue(const Account *a, const SecStr *rt, const struct tokend_error *w
 /* Under the account's lock, before the stored refresh token is read: move a
  * rescued refresh token (newer than any stored one) back into the store. */
 int room_take_back(const Account *a, AccountState *st, struct tokend_error *e);
+/* A rescued refresh token is waiting to be taken back. */
+bool room_has_rescued(const Account *a);
 /* Remove rescued refresh tokens (a new one was stored, or logout). */
 void room_forget_rescued(const Account *a);

@@ -30,12 +30,18 @@ typedef struct account_state {
     gint64 last_attempt;    /* last refresh attempt, successful or not */
     char *store;            /* where the refresh token is: "secret-service", "file", or NULL */
     char *token_file;       /* where the access token was written */
+    int token_file_mode;    /* its mode: 0600, or 0640 for a reader group */
     char *scope;            /* as granted */
     char *last_error;       /* one line, when the last attempt failed */
     int last_status;        /* exit status of the last attempt */
     bool needs_signin;      /* the server refused the refresh token */
-    char *identity;         /* who signed in, from the id_token, or NULL */
+    char *identity;         /* who signed in, from the id_token (or userinfo), or NULL */
     bool identity_verified; /* identity matched the account's username or identity */
+    /* For an account with a username or identity to match, at the last
+     * sign-in: "verified", or "not verified" when the server named nobody
+     * by a name a person types (no id_token, or sub alone, and nothing
+     * from userinfo); NULL when there was nothing to match. */
+    char *identity_check;
     /* What the configuration said when this state was written, so that the
      * launcher can answer `token` without parsing the configuration: valid
      * while the file's identity is config_id. */

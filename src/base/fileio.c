@@ -241,14 +241,42 @@ int fileio_check_private(int fd, const char *path, bool repair, struct tokend_er
     return check_file(fd, path, geteuid(), 0, repair, e);
 }
 
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISDIR(mode))
+        return "a folder";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "a device";
+    return "a special file";
+}
+
+/* Opened without waiting (a FIFO would block the open, and every read
+ * after it, until someone writes), then refused unless a regular file. */
 static int open_for_read(const char *path, bool *missing, struct tokend_error *e)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
 
     if (missing)
         *missing = fd < 0 && errno == ENOENT;
     if (fd < 0)
-        error_set(e, TOKEND_EX_CANTCREAT, "cannot read %s: %s", path, g_strerror(errno));
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot read %s: %s", path, g_strerror(errno));
+    if (fstat(fd, &st) < 0) {
+        int err = errno;
+        close(fd);
+        return error_set(e, TOKEND_EX_CANTCREAT, "cannot stat %s: %s", path, g_strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return error_set(e, TOKEND_EX_CANTCREAT,
+                         "%s is %s, not a regular file; refusing to read it", path,
+                         file_kind(st.st_mode));
+    }
+    (void)fcntl(fd, F_SETFL, O_RDONLY);
     return fd;
 }
 

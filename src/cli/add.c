@@ -8,6 +8,7 @@
 
 #include "add_internal.h"
 #include "tokend/add.h"
+#include "tokend/claim.h"
 #include "tokend/cli.h"
 #include "tokend/config.h"
 #include "tokend/detect.h"
@@ -26,6 +27,7 @@ struct add_options {
     const char *secret_file;
     const char *provider;
     const char *tenant;
+    const char *issuer; /* trusted though autoconfig names it on loopback or http */
     const char *store;
     /* --app-only: no person signs in; the app proves itself */
     bool app_only;
@@ -110,6 +112,7 @@ static const struct option add_opts[] = {
     {"client-secret-file", required_argument, NULL, 'S'},
     {"provider", required_argument, NULL, 'p'},
     {"tenant", required_argument, NULL, 't'},
+    {"issuer", required_argument, NULL, 'I'},
     {"store", required_argument, NULL, 's'},
     {"device", no_argument, NULL, 'd'},
     {"no-browser", no_argument, NULL, 'n'},
@@ -144,6 +147,9 @@ static int parse_options(int argc, char **argv, struct add_options *o)
         case 't':
             o->tenant = optarg;
             break;
+        case 'I':
+            o->issuer = optarg;
+            break;
         case 's':
             o->store = optarg;
             break;
@@ -175,6 +181,9 @@ static int check_options(const struct add_options *o)
         g_autofree char *known = public_client_names();
         return cli_usage_error("add: unknown --client %s (known: %s)", o->client, known);
     }
+    if (o->issuer && o->provider)
+        return cli_usage_error("add: %s", "--issuer is for a provider found by autoconfig, not "
+                                          "--provider");
     if (o->client && o->client_id)
         return cli_usage_error("add: %s", "give --client-id or --client, not both");
     return check_app_options(o);
@@ -470,7 +479,7 @@ static void print_caveats(const char *name, const struct provider_preset *p)
 
 static Detection *detect(const struct add_options *o, const char *name, struct tokend_error *e)
 {
-    Detection *d = o->provider ? given_provider(o, e) : detect_provider(o->email, e);
+    Detection *d = o->provider ? given_provider(o, e) : detect_provider(o->email, o->issuer, e);
 
     if (d)
         log_info("%s: %s: provider %s", name, d->how, d->provider->name);
@@ -503,6 +512,9 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
                        char **check, struct tokend_error *e)
 {
     g_autofree char *path = paths_config_file(g->config_path);
+    /* A link to the configuration is followed: the account goes into its
+     * target, and the link stays. */
+    g_autofree char *target = config_target_path(path);
     g_autofree char *existing = NULL;
     g_autofree char *group = NULL;
     g_autofree char *secret = NULL;
@@ -510,13 +522,14 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
     const char *client_id = NULL;
     size_t len = 0;
 
-    if (read_existing(path, name, &existing, &len, e) < 0 || !(d = detect(o, name, e)) ||
+    if (read_existing(target, name, &existing, &len, e) < 0 ||
+        claim_check_folder(target, name, e) < 0 || !(d = detect(o, name, e)) ||
         choose_client(o, d, &client_id, e) < 0)
         return -1;
     secret = absolute(o->secret_file);
     group = account_text(o, d, name, client_id, secret);
     explicit_bzero(existing, len);
-    if (append_account(path, name, group, e) < 0)
+    if (append_account(target, name, group, e) < 0)
         return -1;
     log_info("%s: added [account %s] to %s", name, name, path);
     if (o->client)

@@ -31,6 +31,7 @@ static const struct verb_help verb_help[] = {
      "  --provider microsoft|google\n"
      "                        skip the detection\n"
      "  --tenant TENANT       the Microsoft 365 tenant\n"
+     "  --issuer URL          the issuer autoconfig may name on this machine or over http\n"
      "  --store KIND          where to keep the refresh token\n"
      "  --device              sign in with the device code flow\n"
      "  --no-browser          only print the sign-in address\n"

@@ -179,8 +179,8 @@ static enum fast fast_token(const struct cli_globals *g, int argc, char **argv)
     st = cached_state(argv[i], id);
     if (!st || !state_token_fresh(st, st->min_validity, state_now()))
         return FAST_NO;
-    /* A reader group's bit is allowed: the engine wrote the file so. */
-    return print_token_file(st->token_file, 0640);
+    /* A reader group's bit only where the engine wrote the file so. */
+    return print_token_file(st->token_file, st->token_file_mode);
 }
 
 /* `refresh [ACCOUNT...]` when nothing is due: for all accounts, by the

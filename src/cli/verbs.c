@@ -177,8 +177,12 @@ static int verb_logout(struct verb_ctx *ctx)
     if (!(a = verb_account(ctx, &status)))
         return status;
     schedule_forget();
-    if (flow_logout(a, removed, &e) < 0)
+    if (flow_logout(a, removed, &e) < 0) {
+        /* What was done, then what was not. */
+        if (removed->len)
+            fprintf(stderr, "tokend: %s: %s\n", a->name, removed->str);
         return verb_fail(&e, a->name);
+    }
     if (removed->len)
         fprintf(stderr, "tokend: %s: %s\n", a->name, removed->str);
     else

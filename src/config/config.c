@@ -1,9 +1,11 @@
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "config_internal.h"
+#include "tokend/claim.h"
 #include "tokend/fileio.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
@@ -89,7 +91,8 @@ Config *config_parse(const char *data, size_t len, const char *path, struct toke
     has_defaults = g_key_file_has_group(kf, DEFAULTS_GROUP);
     if (has_defaults && parse_defaults(&c, cfg) < 0)
         return NULL;
-    if (config_parse_groups(&c, cfg, has_defaults, base_dir) < 0)
+    if (config_parse_groups(&c, cfg, has_defaults, base_dir) < 0 ||
+        claim_token_files(cfg->accounts, path, e) < 0)
         return NULL;
     return g_steal_pointer(&cfg);
 }
@@ -176,17 +179,54 @@ char *config_command(const Account *a, const char *verb)
     return g_strdup_printf("tokend%s%s %s %s", file ? " -c " : "", file ? file : "", verb, a->name);
 }
 
+/* Every account's state folder is this file's (claim.h). */
+static int claim_folders(const Config *cfg, struct tokend_error *e)
+{
+    for (guint i = 0; i < cfg->accounts->len; i++) {
+        const Account *a = g_ptr_array_index(cfg->accounts, i);
+        if (claim_check_folder(cfg->file, a->name, e) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+char *config_target_path(const char *path)
+{
+    char *real = realpath(path, NULL);
+    char *target = g_strdup(real ? real : path);
+    bool resolved = real != NULL;
+
+    free(real);
+    /* A link to nothing: where it points, so that the read finds nothing
+     * there (as for no file) rather than a link. */
+    for (int hops = 0; !resolved && hops < 40 && g_file_test(target, G_FILE_TEST_IS_SYMLINK);
+         hops++) {
+        g_autofree char *dir = g_path_get_dirname(target);
+        g_autofree char *next = g_file_read_link(target, NULL);
+
+        if (!next)
+            break;
+        g_free(target);
+        target =
+            g_path_is_absolute(next) ? g_steal_pointer(&next) : g_build_filename(dir, next, NULL);
+    }
+    return target;
+}
+
 Config *config_load(const char *path, struct tokend_error *e)
 {
     g_autofree char *data = NULL;
     g_autofree char *id = config_identity(path);
+    g_autofree char *target = config_target_path(path);
     size_t len = 0;
     bool missing = false;
     Config *cfg;
 
-    if (paths_system() && config_system_check_file(path, e) < 0)
+    /* A link (into a dotfiles repository, say) is read as its target,
+     * which must be a regular file like any configuration. */
+    if (paths_system() && config_system_check_file(target, e) < 0)
         return NULL;
-    if (fileio_read(path, CONFIG_MAX_BYTES, &data, &len, &missing, e) < 0) {
+    if (fileio_read(target, CONFIG_MAX_BYTES, &data, &len, &missing, e) < 0) {
         if (missing) {
             error_set(e, TOKEND_EX_CONFIG, "no configuration file at %s", path);
             error_set_hint(e, "create it (see tokend.conf(5)) or pass -c FILE");
@@ -196,7 +236,9 @@ Config *config_load(const char *path, struct tokend_error *e)
         return NULL;
     }
     cfg = config_parse(data, len, path, e);
-    if (cfg && paths_system() && config_system_add_dropins(cfg, data, len, e) < 0)
+    if (cfg && paths_system() &&
+        (config_system_add_dropins(cfg, data, len, e) < 0 ||
+         claim_token_files(cfg->accounts, path, e) < 0))
         g_clear_pointer(&cfg, config_free);
     /* The file may hold a client secret. */
     explicit_bzero(data, len);
@@ -204,8 +246,16 @@ Config *config_load(const char *path, struct tokend_error *e)
     if (cfg) {
         warn_if_secret_readable(cfg, path);
         cfg->id = g_steal_pointer(&id);
-        for (guint i = 0; i < cfg->accounts->len; i++)
-            ((Account *)g_ptr_array_index(cfg->accounts, i))->config_id = cfg->id;
+        cfg->file = g_steal_pointer(&target);
+        for (guint i = 0; i < cfg->accounts->len; i++) {
+            Account *a = g_ptr_array_index(cfg->accounts, i);
+            a->config_id = cfg->id;
+            a->config_file = cfg->file;
+        }
+    }
+    if (cfg && claim_folders(cfg, e) < 0) {
+        config_free(cfg);
+        return NULL;
     }
     return cfg;
 }
@@ -226,6 +276,7 @@ void config_free(Config *c)
         return;
     g_free(c->path);
     g_free(c->id);
+    g_free(c->file);
     g_free(c->config_arg);
     if (c->accounts)
         g_ptr_array_free(c->accounts, TRUE);

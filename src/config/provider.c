@@ -5,6 +5,7 @@
 #include "tokend/uri.h"
 
 #define MS_MAIL "https://outlook.office.com/"
+#define MS_SIGNOUT "Sign out everywhere, in your account's security settings"
 
 static const char *const ms_domains[] = {"outlook.com", "msn.com", "passport.com",
                                          "windowslive.com", NULL};
@@ -56,7 +57,7 @@ static const char *const google_mx[] = {"google.com", "googlemail.com", NULL};
         .app_setup = MS_APP_SETUP_IN(CONNECT),                                                     \
         .unlisted_scopes = "offline_access openid profile email", .inactivity_limit = 90L * 86400, \
         .unknown_end_hint = "the provider does not say; signin_lifetime sets it",                  \
-        .registration_guide = "clouds.md",                                                         \
+        .remote_signout_hint = MS_SIGNOUT, .registration_guide = "clouds.md",                      \
     }
 #define MS_MAIL_SCOPES(RESOURCE)                                                                   \
     "https://" RESOURCE "/IMAP.AccessAsUser.All https://" RESOURCE                                 \
@@ -94,6 +95,7 @@ static const struct provider_preset presets[] = {
         /* A refresh token unused for 90 days expires (AADSTS700082). */
         .inactivity_limit = 90L * 86400,
         .unknown_end_hint = "the provider does not say; signin_lifetime sets it",
+        .remote_signout_hint = MS_SIGNOUT,
         .registration_guide = "registration-microsoft.md",
         .public_client = "thunderbird",
         .public_client_id = "9e5f94bc-e8a4-4e73-b8be-63364c29d753",

@@ -23,6 +23,7 @@ void state_free(AccountState *st)
     g_free(st->last_error);
     g_free(st->config_id);
     g_free(st->identity);
+    g_free(st->identity_check);
     g_free(st->bound_client_id);
     g_free(st->bound_issuer);
     g_free(st->bound_token_url);
@@ -151,6 +152,8 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->last_status = get_small(root, "last_status", 255);
     st->store = get_str(root, "store");
     st->token_file = get_str(root, "token_file");
+    /* Only the modes tokend writes; anything else is read as private. */
+    st->token_file_mode = get_int(root, "token_file_mode") == 0640 ? 0640 : 0600;
     st->scope = get_str(root, "scope");
     st->last_error = get_str(root, "last_error");
     st->needs_signin = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "needs_signin"));
@@ -160,6 +163,7 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     st->identity = get_str(root, "identity");
     st->identity_verified =
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "identity_verified"));
+    st->identity_check = get_str(root, "identity_check");
     st->bound_client_id = get_str(root, "refresh_token_client_id");
     st->bound_issuer = get_str(root, "refresh_token_issuer");
     st->bound_token_url = get_str(root, "refresh_token_url");
@@ -220,6 +224,7 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     cJSON_AddBoolToObject(root, "needs_signin", st->needs_signin);
     add_str(root, "store", st->store);
     add_str(root, "token_file", st->token_file);
+    cJSON_AddNumberToObject(root, "token_file_mode", st->token_file_mode == 0640 ? 0640 : 0600);
     add_str(root, "scope", st->scope);
     add_str(root, "last_error", st->last_error);
     add_str(root, "config_id", st->config_id);
@@ -227,6 +232,7 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
     cJSON_AddNumberToObject(root, "refresh_margin", st->refresh_margin);
     add_str(root, "identity", st->identity);
     cJSON_AddBoolToObject(root, "identity_verified", st->identity_verified);
+    add_str(root, "identity_check", st->identity_check);
     add_str(root, "refresh_token_client_id", st->bound_client_id);
     add_str(root, "refresh_token_issuer", st->bound_issuer);
     add_str(root, "refresh_token_url", st->bound_token_url);

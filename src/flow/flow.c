@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "flow_internal.h"
+#include "tokend/claim.h"
 #include "tokend/fault.h"
 #include "tokend/fileio.h"
 #include "tokend/http.h"
@@ -24,12 +25,14 @@
 /* Store the refresh token; when the keyring refuses, keep it in the file
  * store rather than lose it, and the reverse; when both refuse, in a rescue
  * file.  Returns the name of the store used. */
-static const char *put_refresh_token(const Account *a, const char *preferred, const SecStr *rt,
+static const char *put_refresh_token(const Account *a, const char *preferred, const SecStr *token,
                                      struct tokend_error *e)
 {
     g_autofree char *label = store_label(a->name, a->username);
     g_autoptr(Store) s = NULL;
     g_autoptr(Store) rescue = NULL;
+    /* Stored with where it came from (flow_binding.c), rescued alike. */
+    g_autoptr(SecStr) rt = flow_binding_wrap(a, token);
     struct tokend_error first = TOKEND_ERROR_INIT;
     struct tokend_error second = TOKEND_ERROR_INIT;
 
@@ -84,6 +87,7 @@ void flow_state_remember_config(AccountState *st, const Account *a)
     st->refresh_margin = a->refresh_margin;
     g_free(st->token_file);
     st->token_file = g_strdup(a->token_file);
+    st->token_file_mode = a->token_file_mode;
     /* What the launcher answers `refresh ACCOUNT` from, under config_id. */
     st->next_due = flow_next_due_of(a, st);
 }
@@ -110,7 +114,8 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir)
     g_autofree char *token_dir = g_path_get_dirname(a->token_file);
     g_autofree char *token_base = g_path_get_basename(a->token_file);
     bool together = strcmp(token_dir, account_dir) == 0;
-    const char *names[] = {STORE_REFRESH_TOKEN, STATE_FILE, together ? token_base : NULL, NULL};
+    const char *names[] = {STORE_REFRESH_TOKEN, STATE_FILE, CLAIM_FILE,
+                           together ? token_base : NULL, NULL};
 
     fileio_remove_stale_temps_in(account_dir, names);
     if (!together)
@@ -143,6 +148,17 @@ static bool offline_access_dropped(const Account *a, const TokenResponse *t)
 
     return t->scope && g_strv_contains((const char *const *)asked, "offline_access") &&
            !g_strv_contains((const char *const *)granted, "offline_access");
+}
+
+/* The folder is this configuration file's account's (claim.h): said, not
+ * fatal, when it cannot be recorded. */
+static void claim_folder(const Account *a, const char *dir)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+
+    if (claim_record_folder(a->config_file, dir, &e) < 0)
+        log_warn("%s: %s", a->name, e.message);
+    error_clear(&e);
 }
 
 int flow_save_response(const Account *a, const char *dir, AccountState *st,
@@ -185,6 +201,7 @@ int flow_save_response(const Account *a, const char *dir, AccountState *st,
     /* System mode: what a reader needs, after the token it describes. */
     if (paths_system() && sysview_write(a, st->expires_at, e) < 0)
         return -1;
+    claim_folder(a, dir);
     /* A response without `scope` grants what was asked: the configured
      * scopes at sign-in, the same grant again on a refresh. */
     if (t->scope || signin || !st->scope) {
@@ -248,7 +265,11 @@ static void places_to_look(const Account *a, const AccountState *st, const char 
     names[n] = NULL;
 }
 
-static void forget_everywhere(const Account *a, const AccountState *st, GString *removed)
+/* Remove the refresh token from every store that may hold it.  A store
+ * that holds it (the state says so) and cannot be opened, or any store
+ * that fails to remove it, is a failure: the first one fills failed. */
+static void forget_everywhere(const Account *a, const AccountState *st, GString *removed,
+                              struct tokend_error *failed)
 {
     const char *names[STORE_KIND_COUNT + 2];
 
@@ -256,22 +277,53 @@ static void forget_everywhere(const Account *a, const AccountState *st, GString 
     for (size_t i = 0; names[i]; i++) {
         struct tokend_error e = TOKEND_ERROR_INIT;
         g_autoptr(Store) s = NULL;
-        bool known = g_strcmp0(st->store, names[i]) == 0;
+        bool holds = g_strcmp0(st->store, names[i]) == 0;
         int kind = store_kind_from_name(names[i]);
+        int r = 0;
 
         if (kind < 0)
             continue;
         /* A place that may not answer is only asked when it holds the token
          * or can answer. */
-        s = store_kind_info(kind)->quiet_unless_known && !known
+        s = store_kind_info(kind)->quiet_unless_known && !holds
                 ? store_open_quietly(kind, &e)
                 : store_open_account(a, names[i], &e);
-        if (s && store_remove(s, a->name, STORE_REFRESH_TOKEN, &e) > 0)
+        if (s && (r = store_remove(s, a->name, STORE_REFRESH_TOKEN, &e)) > 0)
             g_string_append_printf(removed, "removed the refresh token (%s store); ", names[i]);
-        else if (e.message && g_strcmp0(st->store, names[i]) == 0)
-            log_warn("%s: %s", a->name, e.message);
+        if (e.message && (r < 0 || holds) && !failed->status) {
+            error_move(failed, &e);
+            error_prefix(failed, "the refresh token is still in the %s store", names[i]);
+        }
         error_clear(&e);
     }
+}
+
+/* What a logout the server was not told of leaves usable: the access
+ * token until it expires ("" when it has or nothing is known). */
+static char *still_usable(const AccountState *st)
+{
+    gint64 now = state_now();
+    g_autoptr(GDateTime) dt = NULL;
+    g_autofree char *when = NULL;
+
+    if (st->expires_at <= now)
+        return g_strdup("");
+    dt = g_date_time_new_from_unix_local(st->expires_at);
+    when = dt ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
+    return g_strdup_printf("; the access token stays usable until %s (%" G_GINT64_FORMAT
+                           " min from now) to anyone holding a copy",
+                           when, (st->expires_at - now + 59) / 60);
+}
+
+static void no_revocation(const Account *a, const AccountState *st)
+{
+    g_autofree char *usable = still_usable(st);
+
+    log_warn("%s: the provider has no revocation endpoint, so it could not be told of this "
+             "logout: the sign-in stays valid there until it expires or is ended there%s%s%s%s",
+             a->name, a->provider->remote_signout_hint ? " (" : "",
+             a->provider->remote_signout_hint ? a->provider->remote_signout_hint : "",
+             a->provider->remote_signout_hint ? ")" : "", usable);
 }
 
 /* RFC 7009: revoke the refresh token (never the access token alone) where
@@ -283,26 +335,33 @@ static void revoke_at_provider(const Account *a, const AccountState *st, GString
     g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(FlowClient) client = NULL;
     g_autoptr(Store) s = NULL;
+    g_autoptr(SecStr) stored = NULL;
     g_autoptr(SecStr) rt = NULL;
+    g_autofree char *usable = NULL;
+    bool bound;
 
     if (!st->store)
         return;
     if (!(client = flow_client_new(a, http, &e)))
         goto out;
-    if (!client->revocation_url)
+    if (!client->revocation_url) {
+        no_revocation(a, st);
         return;
+    }
     if (flow_binding_check(a, st, &e) < 0)
         goto out;
     if (!(s = store_open_account(a, st->store, &e)) ||
-        store_get(s, a->name, STORE_REFRESH_TOKEN, &rt, &e) < 0 || !rt)
+        store_get(s, a->name, STORE_REFRESH_TOKEN, &stored, &e) < 0 || !stored ||
+        flow_binding_unwrap(a, stored, &rt, &bound, &e) < 0)
         goto out;
     if (oauth_revoke(http, &client->oauth, rt, &e) == 0)
         g_string_append(removed, "revoked the refresh token at the provider; ");
 out:
+    usable = still_usable(st);
     if (e.message)
         log_warn("%s: could not revoke the refresh token at the provider (%s); forgetting it "
-                 "locally anyway",
-                 a->name, e.message);
+                 "locally anyway%s",
+                 a->name, e.message, usable);
     error_clear(&e);
 }
 
@@ -322,11 +381,33 @@ static bool in_account_dir(const char *dir, const char *path)
     return strcmp(parent, home) == 0;
 }
 
+/* The refresh token could not be removed: the state stays, naming its
+ * store for another logout to try again, and says why. */
+static void keep_for_another_try(const Account *a, const char *dir, AccountState *st, int fd,
+                                 struct tokend_error *kept)
+{
+    g_autofree char *command = config_command(a, "logout");
+    g_autofree char *advice = g_steal_pointer(&kept->hint);
+    struct tokend_error e = TOKEND_ERROR_INIT;
+
+    if (fd >= 0) {
+        st->needs_signin = true;
+        st->last_status = kept->status;
+        g_free(st->last_error);
+        st->last_error = g_strdup(kept->message);
+        if (state_save(dir, st, &e) < 0)
+            log_warn("%s: %s", a->name, e.message);
+        error_clear(&e);
+    }
+    error_set_hint(kept, "%s, then run %s again", advice ? advice : "fix that", command);
+}
+
 int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
 {
     g_autofree char *dir = paths_account_dir(a->name);
     g_autofree char *state_path = g_build_filename(dir, STATE_FILE, NULL);
     g_autoptr(AccountState) st = NULL;
+    struct tokend_error kept = TOKEND_ERROR_INIT;
     int trust = paths_trust_private_dir(dir, e);
     int fd;
 
@@ -344,7 +425,7 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     if (fd >= 0)
         flow_remove_stale_temps(a, dir);
     revoke_at_provider(a, st, removed);
-    forget_everywhere(a, st, removed);
+    forget_everywhere(a, st, removed, &kept);
     room_forget_rescued(a);
     if (fileio_remove(a->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", a->token_file);
@@ -352,11 +433,18 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
         in_account_dir(dir, st->token_file) && fileio_remove(st->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", st->token_file);
     flow_forget_sets(dir, removed, e);
-    if (fileio_remove(state_path, e) > 0)
+    if (kept.status)
+        keep_for_another_try(a, dir, st, fd, &kept);
+    else if (fileio_remove(state_path, e) > 0)
         g_string_append(removed, "removed the state; ");
+    if (!kept.status && trust == 0)
+        claim_release_folder(dir);
     lock_release(fd);
     if (removed->len >= 2)
         g_string_truncate(removed, removed->len - 2);
+    if (kept.status && !e->status)
+        error_move(e, &kept);
+    error_clear(&kept);
     return e->status ? -1 : 0;
 }
 

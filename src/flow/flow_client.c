@@ -41,6 +41,27 @@ static void take(char **slot, const char *discovered)
         *slot = g_strdup(discovered);
 }
 
+static bool has_scope(const char *scopes, const char *name)
+{
+    g_auto(GStrv) words = g_strsplit_set(scopes ? scopes : "", " \t", -1);
+
+    return g_strv_contains((const char *const *)words, name);
+}
+
+/* An account that names its user (username, identity) has the sign-in
+ * checked against it: where the server offers the email scope, it is
+ * asked for, so that the server names the user by a name a person types
+ * (the id_token or userinfo), not only by its opaque sub.  NULL when the
+ * account's own scopes do. */
+static char *scopes_with_email(const Account *a)
+{
+    bool named = (a->username && *a->username) || (a->identity && *a->identity);
+
+    if (!named || !has_scope(a->scopes, "openid") || has_scope(a->scopes, "email"))
+        return NULL;
+    return g_strconcat(a->scopes, " email", NULL);
+}
+
 /* Endpoints the configuration leaves out come from the server's metadata;
  * RFC 9207 `iss` becomes mandatory when the metadata promises it. */
 static int discover(const Account *a, Http *h, FlowClient *c, bool *iss_required,
@@ -55,6 +76,9 @@ static int discover(const Account *a, Http *h, FlowClient *c, bool *iss_required
     take(&c->token_url, d->token_endpoint);
     take(&c->device_url, d->device_authorization_endpoint);
     take(&c->revocation_url, d->revocation_endpoint);
+    take(&c->userinfo_url, d->userinfo_endpoint);
+    if (d->email_scope)
+        c->scopes = scopes_with_email(a);
     *iss_required = d->iss_parameter_supported;
     *secret_basic = d->secret_basic_only;
     if (d->issuer_templated)
@@ -91,7 +115,7 @@ FlowClient *flow_client_new(const Account *a, Http *h, struct tokend_error *e)
         .revocation_url = c->revocation_url,
         .issuer = c->issuer,
         .iss_required = iss_required,
-        .scopes = a->scopes,
+        .scopes = c->scopes ? c->scopes : a->scopes,
         .refresh_scopes = a->provider->refresh_sends_scopes ? a->scopes : NULL,
         .secret_basic = secret_basic && c->secret,
     };
@@ -107,6 +131,8 @@ void flow_client_free(FlowClient *c)
     g_free(c->token_url);
     g_free(c->device_url);
     g_free(c->revocation_url);
+    g_free(c->userinfo_url);
     g_free(c->issuer);
+    g_free(c->scopes);
     g_free(c);
 }

@@ -47,16 +47,13 @@ static AccountState *load_state(const Account *a, const char *dir, bool force,
 
 /* The proving refresh; a refused token is the other tool's, not a sign-in
  * tokend lost, so nothing of it is recorded in the state. */
-static int prove(const Account *a, Http *http, const SecStr *rt, const char *issued_to,
-                 TokenResponse **t, struct tokend_error *e)
+static int prove(const Account *a, Http *http, const FlowClient *client, const SecStr *rt,
+                 const char *issued_to, TokenResponse **t, struct tokend_error *e)
 {
-    g_autoptr(FlowClient) client = flow_client_new(a, http, e);
     g_autoptr(SecStr) form = NULL;
     g_autoptr(SecStr) basic = NULL;
     g_autoptr(HttpResponse) r = NULL;
 
-    if (!client)
-        return -1;
     /* A refresh token works only for the client it was issued to: say so
      * rather than send it where it can only be refused. */
     if (issued_to && g_strcmp0(issued_to, client->oauth.client_id) != 0) {
@@ -101,14 +98,18 @@ static void hold_termination(sigset_t *old)
 
 static int prove_and_save(const Account *a, const char *dir, AccountState *st, const char *store,
                           Http *http, const SecStr *rt, const char *issued_to,
-                          struct import_outcome *out, struct tokend_error *e)
+                          struct import_outcome *out, bool *answered, struct tokend_error *e)
 {
+    g_autoptr(FlowClient) client = flow_client_new(a, http, e);
     g_autoptr(TokenResponse) t = NULL;
     g_autoptr(FlowIdentity) id = NULL;
 
-    if (prove(a, http, rt, issued_to, &t, e) < 0 || flow_identity_check(a, t, &id, e) < 0)
+    if (!client || prove(a, http, client, rt, issued_to, &t, e) < 0)
         return -1;
+    *answered = true;
     out->rotated = t->refresh_token && !secstr_equal(t->refresh_token, rt);
+    if (flow_identity_check_signin(a, client, http, t, &id, e) < 0)
+        return -1;
     if (!t->refresh_token)
         t->refresh_token = secstr_dup(rt);
     flow_identity_remember(st, id, true);
@@ -119,21 +120,55 @@ static int prove_and_save(const Account *a, const char *dir, AccountState *st, c
     return 0;
 }
 
+/* The import failed after the refresh: the account is put back as it was
+ * (a save may have stored the new token, or half of what goes with it). */
+static void undo(const Account *a, const char *dir, const FlowUndo *u, bool rotated,
+                 struct tokend_error *e)
+{
+    struct tokend_error back = TOKEND_ERROR_INIT;
+    g_autofree char *command = config_command(a, "obtain");
+    g_autofree char *advice = NULL;
+    bool unrescued = false;
+
+    if (flow_undo_restore(a, dir, u, &unrescued, &back) == 0 && unrescued) {
+        /* Not kept anywhere any more, whatever the rescue said. */
+        error_set(e, TOKEND_EX_CANTCREAT,
+                  "the imported refresh token could not be stored, so nothing was imported");
+        error_set_hint(e, "make room, then import again");
+    }
+    advice = g_steal_pointer(&e->hint);
+    if (back.status) {
+        error_prefix(e, "%s", back.message);
+        error_set_hint(e, "the account may be left half imported: sign in with: %s", command);
+    } else {
+        error_set_hint(e, "%s%sthe account is as it was before the import%s", advice ? advice : "",
+                       advice ? "; " : "",
+                       rotated ? "; the imported refresh token is lost (the server replaced "
+                                 "it), and the other tool's copy no longer works"
+                               : "");
+    }
+    error_clear(&back);
+}
+
 static int import_locked(const Account *a, const char *dir, const SecStr *rt, const char *issued_to,
                          bool force, struct import_outcome *out, struct tokend_error *e)
 {
     g_autoptr(Http) http = http_new(a->ca_file);
     g_autoptr(AccountState) st = NULL;
     g_autoptr(Store) store = NULL;
+    g_autoptr(FlowUndo) before = NULL;
+    bool answered = false;
     sigset_t old;
     int r;
 
     flow_remove_stale_temps(a, dir);
     if (!(st = load_state(a, dir, force, e)) || !(store = store_open_account(a, NULL, e)) ||
-        room_check(a, e) < 0)
+        room_check(a, e) < 0 || !(before = flow_undo_take(a, dir, st, store_name(store), e)))
         return -1;
     hold_termination(&old);
-    r = prove_and_save(a, dir, st, store_name(store), http, rt, issued_to, out, e);
+    r = prove_and_save(a, dir, st, store_name(store), http, rt, issued_to, out, &answered, e);
+    if (r < 0 && answered)
+        undo(a, dir, before, out->rotated, e);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return r;
 }

@@ -19,7 +19,9 @@ typedef struct flow_client {
     char *token_url;
     char *device_url;
     char *revocation_url;
+    char *userinfo_url; /* from discovery: who signed in, asked with the access token */
     char *issuer;
+    char *scopes; /* asked for at a sign-in, when not the account's own (+ email) */
 } FlowClient;
 
 /* The protocol's view of an account; may fetch the server metadata. */
@@ -96,8 +98,9 @@ gint64 flow_sets_next_due(const Account *a, const struct account_state *st);
 
 /* Who signed in, as the token response's id_token says. */
 typedef struct flow_identity {
-    char *name;    /* the claim that matched, or the best one seen */
+    char *name;    /* the claim that matched, or the best one seen, or NULL */
     bool verified; /* it matched the account's username or identity */
+    bool wanted;   /* the account has a username or identity to match */
 } FlowIdentity;
 
 /* Compare who signed in with the account's username and identity.  *out
@@ -107,6 +110,14 @@ typedef struct flow_identity {
  * needed is 65.  Call before anything of the response is stored. */
 int flow_identity_check(const Account *a, const TokenResponse *t, FlowIdentity **out,
                         struct tokend_error *e);
+/* The same for a sign-in (obtain, import): when the id_token names nobody
+ * by a name (none, or sub alone) and the account has one to match, the
+ * server's userinfo endpoint (discovery) is asked with the new access
+ * token, and its names judged as the id_token's.  *out, for an account
+ * with a name to match, is there even when nobody could be named (then
+ * not verified). */
+int flow_identity_check_signin(const Account *a, const FlowClient *c, Http *http,
+                               const TokenResponse *t, FlowIdentity **out, struct tokend_error *e);
 /* Note the result in the state that flow_save_response will write. */
 void flow_identity_remember(struct account_state *st, const FlowIdentity *id, bool signin);
 void flow_identity_free(FlowIdentity *id);
@@ -116,6 +127,28 @@ void flow_identity_free(FlowIdentity *id);
  * A state without a binding is accepted (and bound at its next save). */
 void flow_binding_record(struct account_state *st, const Account *a);
 int flow_binding_check(const Account *a, const struct account_state *st, struct tokend_error *e);
+/* The same binding kept with the secret: the form a refresh token is
+ * stored in (one line of visible characters), and back.  unwrap refuses
+ * (TOKEND_EX_NOPERM) a token bound elsewhere than the account now says,
+ * and (TOKEND_EX_DATAERR) a damaged record; a bare entry, stored before
+ * the binding went with the secret, comes back as it is with *bound
+ * false. */
+SecStr *flow_binding_wrap(const Account *a, const SecStr *rt);
+int flow_binding_unwrap(const Account *a, const SecStr *stored, SecStr **rt, bool *bound,
+                        struct tokend_error *e);
+
+/* Under the account's lock, before a change that must leave the account
+ * as it was if it fails (import): what its stores (chosen: the store a
+ * save will choose), token file and state hold.  Restoring puts it all
+ * back, and removes what the change added (*unrescued: a rescue file the
+ * change made, whose message no longer holds). */
+typedef struct flow_undo FlowUndo;
+FlowUndo *flow_undo_take(const Account *a, const char *account_dir, const struct account_state *st,
+                         const char *chosen, struct tokend_error *e);
+int flow_undo_restore(const Account *a, const char *account_dir, const FlowUndo *u, bool *unrescued,
+                      struct tokend_error *e);
+void flow_undo_free(FlowUndo *u);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowClient, flow_client_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowUndo, flow_undo_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(FlowIdentity, flow_identity_free)

@@ -219,10 +219,12 @@ static int obtain_locked(const Account *a, const struct obtain_options *o, Http 
         return -1;
     r = device ? flow_device(a, client, http, !o->no_browser, &t, e)
                : code_flow(a, o, client, http, &t, e);
-    if (r < 0 || flow_identity_check(a, t, &id, e) < 0)
+    if (r < 0)
         return -1;
     if (!t)
         return error_set(e, TOKEND_EX_SOFTWARE, "the sign-in ended with no tokens");
+    if (flow_identity_check_signin(a, client, http, t, &id, e) < 0)
+        return -1;
     return save_signin(a, store_name(store), t, id, e);
 }
 

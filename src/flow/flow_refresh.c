@@ -32,6 +32,7 @@ struct refresh_job {
     struct tokend_error net_error;
     bool reserved;                      /* room for the answer is reserved (room_reserve) */
     const struct token_set_target *set; /* a token set's refresh, or NULL */
+    SecStr *unbound;                    /* the token, when stored bare: bind it after */
     char *set_request;                  /* the scopes that refresh asks for */
 };
 
@@ -89,6 +90,7 @@ static void job_clear(struct refresh_job *j)
     g_clear_pointer(&j->client, flow_client_free);
     g_clear_pointer(&j->form, secstr_free);
     g_clear_pointer(&j->basic, secstr_free);
+    g_clear_pointer(&j->unbound, secstr_free);
     g_clear_pointer(&j->response, http_response_free);
     g_clear_pointer(&j->set_request, g_free);
     error_clear(&j->net_error);
@@ -126,20 +128,38 @@ static bool find_moved_refresh_token(const Account *a, AccountState *st, SecStr 
     return found;
 }
 
-static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt,
+static int find_refresh_token(const Account *a, AccountState *st, SecStr **stored,
                               struct tokend_error *e)
 {
     g_autoptr(Store) s = NULL;
 
-    if (!st->store && find_unrecorded_refresh_token(a, st, rt))
+    if (!st->store && find_unrecorded_refresh_token(a, st, stored))
         return 0;
     if (!st->store)
         return flow_signin_needed(a, "not signed in yet (no refresh token stored)", e);
     s = store_open_account(a, st->store, e);
-    if (!s || store_get(s, a->name, STORE_REFRESH_TOKEN, rt, e) < 0)
+    if (!s || store_get(s, a->name, STORE_REFRESH_TOKEN, stored, e) < 0)
         return -1;
-    if (!*rt && !find_moved_refresh_token(a, st, rt))
+    if (!*stored && !find_moved_refresh_token(a, st, stored))
         return flow_signin_needed(a, "no refresh token is stored", e);
+    return 0;
+}
+
+/* The stored token, wherever it is, and only if it is bound to where the
+ * account now points (flow_binding.c): checked before anything is sent,
+ * discovery included, whatever the state says.  *unbound: a bare entry of
+ * before the binding, to be stored bound after the refresh. */
+static int load_refresh_token(const Account *a, AccountState *st, SecStr **rt, SecStr **unbound,
+                              struct tokend_error *e)
+{
+    g_autoptr(SecStr) stored = NULL;
+    bool bound = false;
+
+    if (find_refresh_token(a, st, &stored, e) < 0 ||
+        flow_binding_unwrap(a, stored, rt, &bound, e) < 0)
+        return -1;
+    if (!bound)
+        *unbound = secstr_dup(*rt);
     return 0;
 }
 
@@ -185,7 +205,7 @@ static int prepare_locked(struct refresh_job *j, Http *http)
     struct tokend_error *e = &j->req->error;
     g_autoptr(SecStr) rt = NULL;
 
-    if (load_refresh_token(a, j->st, &rt, e) < 0) {
+    if (load_refresh_token(a, j->st, &rt, &j->unbound, e) < 0) {
         j->req->never_signed_in = !j->st->store && !j->st->needs_signin && j->st->signed_in_at == 0;
         return BEGIN_FAILED;
     }
@@ -274,6 +294,21 @@ static int set_refused(struct refresh_job *j, struct tokend_error *e)
     return -1;
 }
 
+/* A server that does not rotate (Google) never sends a token to save: the
+ * bare entry it refreshed with is stored again, bound now. */
+static void bind_kept_token(struct refresh_job *j)
+{
+    const Account *a = j->req->account;
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *before = g_strdup(j->st->store);
+
+    if (flow_save_rotated(a, j->st, j->unbound, &e) < 0)
+        log_warn("%s: %s", a->name, e.message);
+    else if (g_strcmp0(before, j->st->store) != 0 && state_save(j->dir, j->st, &e) < 0)
+        log_warn("%s: %s", a->name, e.message);
+    error_clear(&e);
+}
+
 static int job_finish(struct refresh_job *j, const HttpResponse *r, struct tokend_error *err)
 {
     const Account *a = j->req->account;
@@ -284,9 +319,12 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
     if (!r)
         error_move(e, err);
     if (!r || oauth_parse_token_response(r, &t, e) < 0) {
-        if (e->status == TOKEND_EX_NOPERM && !e->hint) {
+        /* A sign-in's advice, and then the command to sign in again. */
+        if (e->status == TOKEND_EX_NOPERM &&
+            (!e->hint || g_str_has_prefix(e->message, "sign-in needed"))) {
             g_autofree char *command = config_command(a, "obtain");
-            error_set_hint(e, "run: %s", command);
+            g_autofree char *advice = g_steal_pointer(&e->hint);
+            error_set_hint(e, "%s%srun: %s", advice ? advice : "", advice ? "; " : "", command);
         }
         /* A token set's refusal says nothing of the mail token's grant. */
         if (j->set)
@@ -304,6 +342,8 @@ static int job_finish(struct refresh_job *j, const HttpResponse *r, struct token
     if (j->set ? flow_save_set_response(a, j->dir, j->st, j->set, t, e) < 0
                : flow_save_response(a, j->dir, j->st, NULL, t, e) < 0)
         return -1;
+    if (!t->refresh_token && j->unbound)
+        bind_kept_token(j);
     j->req->outcome = REFRESH_DONE;
     return 0;
 }

@@ -204,6 +204,14 @@ int room_take_back(const Account *a, AccountState *st, struct tokend_error *e)
     return 0;
 }
 
+bool room_has_rescued(const Account *a)
+{
+    g_autofree char *where = NULL;
+    g_autoptr(SecStr) rt = find_rescued(a, &where);
+
+    return rt != NULL;
+}
+
 void room_forget_rescued(const Account *a)
 {
     g_autoptr(GPtrArray) dirs = rescue_dirs();

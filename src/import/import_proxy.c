@@ -17,6 +17,10 @@
 
 /* Cryptographer.LEGACY_ITERATIONS: sections written before token_iterations. */
 #define PROXY_LEGACY_ITERATIONS 100000
+/* The proxy's own count is 1200000; a file may say anything, and each
+ * round is work done before the password can be judged: ten million take
+ * a few seconds. */
+#define PROXY_MAX_ITERATIONS 10000000
 #define FERNET_VERSION 0x80
 #define FERNET_HEAD (1 + 8 + 16)
 #define FERNET_MAC 32
@@ -88,9 +92,15 @@ static int read_entry(GKeyFile *kf, ProxyEntry *p, struct tokend_error *e)
         return error_set(e, TOKEND_EX_DATAERR, "[%s]'s token_salt is not base64", p->section);
     p->iterations = PROXY_LEGACY_ITERATIONS;
     if (iter &&
-        !g_ascii_string_to_unsigned(g_strstrip(iter), 10, 1, G_MAXINT, &p->iterations, NULL))
+        !g_ascii_string_to_unsigned(g_strstrip(iter), 10, 1, G_MAXUINT64, &p->iterations, NULL))
         return error_set(e, TOKEND_EX_DATAERR, "[%s]'s token_iterations is not a count",
                          p->section);
+    if (p->iterations > PROXY_MAX_ITERATIONS)
+        return error_set(e, TOKEND_EX_DATAERR,
+                         "[%s]'s token_iterations is %" G_GUINT64_FORMAT
+                         ", more than the %d rounds of PBKDF2 tokend will run (the proxy "
+                         "writes 1200000); the file is not as the proxy wrote it",
+                         p->section, p->iterations, PROXY_MAX_ITERATIONS);
     g_strstrip(p->refresh_token);
     p->client_id = g_key_file_get_value(kf, p->section, "client_id", NULL);
     if (p->client_id)

@@ -45,11 +45,20 @@ static int read_fd(int fd, SecStr *s, size_t cap)
     return r;
 }
 
+static int not_a_file(const char *path, struct tokend_error *e)
+{
+    return error_set(e, TOKEND_EX_USAGE,
+                     "%s is not a regular file (a FIFO, device or folder); refusing to read it",
+                     path);
+}
+
+/* Opened without waiting: a FIFO would block the open until someone
+ * writes to it.  Only a regular file is read. */
 static SecStr *read_file(const char *path, struct tokend_error *e)
 {
     g_autoptr(SecStr) s = secstr_new(4096);
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), r;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), r;
 
     if (fd < 0) {
         error_set(e, errno == ENOENT ? TOKEND_EX_USAGE : TOKEND_EX_CANTCREAT, "cannot read %s: %s",
@@ -58,9 +67,10 @@ static SecStr *read_file(const char *path, struct tokend_error *e)
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        error_set(e, TOKEND_EX_USAGE, "%s is not a file", path);
+        not_a_file(path, e);
         return NULL;
     }
+    (void)fcntl(fd, F_SETFL, O_RDONLY);
     r = read_fd(fd, s, FILE_MAX);
     close(fd);
     if (r < 0) {
@@ -100,9 +110,15 @@ static SecStr *gpg_decrypt(const char *path, struct tokend_error *e)
                       .keep_group = true};
     SpawnResult r = SPAWN_RESULT_INIT;
     SecStr *plain = NULL;
+    struct stat st;
 
-    if (access(path, R_OK) < 0) {
+    if (access(path, R_OK) < 0 || stat(path, &st) < 0) {
         error_set(e, TOKEND_EX_USAGE, "cannot read %s: %s", path, g_strerror(errno));
+        return NULL;
+    }
+    /* gpg would wait on a FIFO as long as no one writes to it. */
+    if (!S_ISREG(st.st_mode)) {
+        not_a_file(path, e);
         return NULL;
     }
     if (spawn_run(&o, &r, e) < 0)

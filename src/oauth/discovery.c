@@ -19,6 +19,7 @@ void discovery_free(Discovery *d)
     g_free(d->token_endpoint);
     g_free(d->device_authorization_endpoint);
     g_free(d->revocation_endpoint);
+    g_free(d->userinfo_endpoint);
     g_free(d);
 }
 
@@ -46,12 +47,15 @@ static char *strip_slash(const char *s)
     return c;
 }
 
-static bool lists(const cJSON *methods, const char *name)
+static bool lists(const cJSON *array, const char *word)
 {
-    const cJSON *m;
+    const cJSON *item;
 
-    cJSON_ArrayForEach(m, methods) if (cJSON_IsString(m) &&
-                                       strcmp(m->valuestring, name) == 0) return true;
+    cJSON_ArrayForEach(item, array)
+    {
+        if (cJSON_IsString(item) && g_strcmp0(item->valuestring, word) == 0)
+            return true;
+    }
     return false;
 }
 
@@ -95,9 +99,11 @@ Discovery *discovery_parse(const char *json, size_t len, const char *issuer, str
     d->token_endpoint = endpoint(root, "token_endpoint", e, &bad);
     d->device_authorization_endpoint = endpoint(root, "device_authorization_endpoint", e, &bad);
     d->revocation_endpoint = endpoint(root, "revocation_endpoint", e, &bad);
+    d->userinfo_endpoint = endpoint(root, "userinfo_endpoint", e, &bad);
     if (bad)
         return NULL;
     d->secret_basic_only = secret_basic_only(root);
+    d->email_scope = lists(cJSON_GetObjectItemCaseSensitive(root, "scopes_supported"), "email");
     d->iss_parameter_supported =
         !d->issuer_templated && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
                                     root, "authorization_response_iss_parameter_supported"));

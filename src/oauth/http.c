@@ -234,18 +234,15 @@ static int finish(CURL *c, CURLcode rc, const char *url, HttpResponse *r, struct
     return 0;
 }
 
-int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **out,
-                 struct tokend_error *e)
-{
-    return http_request_auth(h, url, form, NULL, out, e);
-}
-
-int http_request_auth(Http *h, const char *url, const SecStr *form, const SecStr *basic,
-                      HttpResponse **out, struct tokend_error *e)
+/* One request: a form POSTed (or a GET without one), with HTTP Basic
+ * credentials or a bearer token where given. */
+static int perform(Http *h, const char *url, const SecStr *form, const SecStr *basic,
+                   const SecStr *bearer, HttpResponse **out, struct tokend_error *e)
 {
     g_autoptr(HttpResponse) r = g_new0(HttpResponse, 1);
     struct curl_slist *headers;
     CURLcode rc;
+    bool ok;
 
     if (http_check_url(url, e) < 0)
         return -1;
@@ -256,15 +253,39 @@ int http_request_auth(Http *h, const char *url, const SecStr *form, const SecStr
     headers = setup(h->curl, h->ca_file, url, form, basic, r->body);
     if (h->max_bytes)
         cap_body(h, r->body);
+    if (bearer) {
+        curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+        curl_easy_setopt(h->curl, CURLOPT_XOAUTH2_BEARER, bearer->data);
+    }
     rc = curl_easy_perform(h->curl);
     curl_slist_free_all(headers);
     h->sink = NULL;
-    if (capped_error(h, rc, url, e) < 0)
-        return -1;
-    if (finish(h->curl, rc, url, r, e) < 0)
+    ok = capped_error(h, rc, url, e) == 0 && finish(h->curl, rc, url, r, e) == 0;
+    /* libcurl's copy of the token goes now, not at the next request. */
+    if (bearer)
+        curl_easy_setopt(h->curl, CURLOPT_XOAUTH2_BEARER, NULL);
+    if (!ok)
         return -1;
     *out = g_steal_pointer(&r);
     return 0;
+}
+
+int http_request_auth(Http *h, const char *url, const SecStr *form, const SecStr *basic,
+                      HttpResponse **out, struct tokend_error *e)
+{
+    return perform(h, url, form, basic, NULL, out, e);
+}
+
+int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **out,
+                 struct tokend_error *e)
+{
+    return perform(h, url, form, NULL, NULL, out, e);
+}
+
+int http_get_bearer(Http *h, const char *url, const SecStr *token, HttpResponse **out,
+                    struct tokend_error *e)
+{
+    return perform(h, url, NULL, NULL, token, out, e);
 }
 
 /* Many requests at once over libcurl's multi interface: connections (and

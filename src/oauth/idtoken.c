@@ -116,11 +116,21 @@ static cJSON *decode_payload(const char *jwt, size_t len, struct tokend_error *e
     return root;
 }
 
+static IdClaims *claims_of(const cJSON *root)
+{
+    IdClaims *c = g_new0(IdClaims, 1);
+
+    c->sub = get_claim(root, "sub");
+    c->email = get_claim(root, "email");
+    c->preferred_username = get_claim(root, "preferred_username");
+    c->upn = get_claim(root, "upn");
+    return c;
+}
+
 int idtoken_parse(const char *jwt, size_t len, const char *client_id, IdClaims **out,
                   struct tokend_error *e)
 {
     g_autoptr(cJSON) root = NULL;
-    g_autoptr(IdClaims) c = NULL;
 
     if (len == 0 || len > IDTOKEN_MAX_BYTES)
         return malformed(e, len ? "too long" : "empty");
@@ -128,12 +138,24 @@ int idtoken_parse(const char *jwt, size_t len, const char *client_id, IdClaims *
         return -1;
     if (client_id && !audience_has(root, client_id))
         return malformed(e, "it is not meant for this client (aud)");
-    c = g_new0(IdClaims, 1);
-    c->sub = get_claim(root, "sub");
-    c->email = get_claim(root, "email");
-    c->preferred_username = get_claim(root, "preferred_username");
-    c->upn = get_claim(root, "upn");
-    *out = g_steal_pointer(&c);
+    *out = claims_of(root);
+    return 0;
+}
+
+int idtoken_parse_userinfo(const char *json, size_t len, IdClaims **out, struct tokend_error *e)
+{
+    g_autoptr(cJSON) root = NULL;
+    const char *end = NULL;
+
+    if (len == 0 || len > IDTOKEN_MAX_BYTES || memchr(json, '\0', len))
+        return error_set(e, TOKEND_EX_DATAERR, "the userinfo answer is %s",
+                         len ? "too long or holds a NUL" : "empty");
+    root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    while (root && end < json + len && g_ascii_isspace(*end))
+        end++;
+    if (!cJSON_IsObject(root) || end != json + len)
+        return error_set(e, TOKEND_EX_DATAERR, "the userinfo answer is not a JSON object");
+    *out = claims_of(root);
     return 0;
 }
 

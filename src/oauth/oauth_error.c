@@ -20,31 +20,40 @@ struct known_code {
     long code;
     enum error_class cls;
     const char *meaning;
-    const char *what_to_do; /* for ADMIN and CONFIG rows */
+    const char *what_to_do; /* the hint, or NULL (sign-in rows: "run: tokend obtain") */
 };
 
 static const struct known_code known_codes[] = {
     {50076, ERROR_CLASS_SIGNIN, "multi-factor authentication is required", NULL},
     {50079, ERROR_CLASS_SIGNIN, "multi-factor authentication must be set up", NULL},
     {50173, ERROR_CLASS_SIGNIN, "the sign-in was revoked, for example by a password change", NULL},
-    {700082, ERROR_CLASS_SIGNIN, "the sign-in expired after 90 days without use", NULL},
+    {700082, ERROR_CLASS_SIGNIN, "the sign-in expired after 90 days without use",
+     "sign in again; a timer running tokend refresh (tokend-refresh.timer) keeps a sign-in in "
+     "use"},
     {70008, ERROR_CLASS_SIGNIN, "the sign-in has expired or was revoked", NULL},
     {70043, ERROR_CLASS_SIGNIN, "a sign-in frequency policy requires signing in again", NULL},
     {70000, ERROR_CLASS_SIGNIN, "the grant is no longer valid", NULL},
-    {65001, ERROR_CLASS_SIGNIN, "consent is missing", NULL},
+    {65001, ERROR_CLASS_SIGNIN, "consent is missing",
+     "set prompt = consent and sign in again; where users may not consent, ask your "
+     "administrator to consent to the application"},
     {54005, ERROR_CLASS_SIGNIN, "the authorization code was already redeemed", NULL},
     {700084, ERROR_CLASS_SIGNIN,
      "the app is registered as a single-page app, whose sign-ins last 24 hours", NULL},
     {90094, ERROR_CLASS_ADMIN, "an administrator must consent to this application",
      "ask your administrator to grant consent"},
     {53003, ERROR_CLASS_ADMIN, "a Conditional Access policy blocks this sign-in",
-     "ask your administrator"},
+     "ask your administrator which policy blocks it (it may want a managed computer, a "
+     "location or a sign-in method); the Entra sign-in logs name the policy"},
     {530035, ERROR_CLASS_ADMIN, "security defaults or Conditional Access block this sign-in",
      "ask your administrator"},
     {50020, ERROR_CLASS_ADMIN, "the account is not in this tenant",
      "check tenant, or ask your administrator to invite the account"},
     {90072, ERROR_CLASS_ADMIN, "the account is not in this tenant",
      "check tenant, or ask your administrator to invite the account"},
+    {7000112, ERROR_CLASS_CONFIG, "the application is disabled",
+     "its owner has switched this client_id off (Thunderbird's old one since 2024-08-01): set "
+     "client_id to an application that works (tokend add --client thunderbird, or your own "
+     "registration), then run tokend obtain"},
     {700016, ERROR_CLASS_CONFIG, "the application is not known in this tenant",
      "check client_id and tenant"},
     {50011, ERROR_CLASS_CONFIG, "the redirect URI is not registered for this application",
@@ -69,7 +78,8 @@ static const struct known_code known_codes[] = {
      "the client assertion is not within its valid time range (clock skew)",
      "set this machine's clock right (timedatectl, NTP)"},
     {9002313, ERROR_CLASS_CONFIG, "the request was malformed", "check the account settings"},
-    {900144, ERROR_CLASS_CONFIG, "a required parameter is missing", "check the account settings"},
+    {900144, ERROR_CLASS_CONFIG, "a required parameter is missing",
+     "check client_id, scopes and redirect_uri in the account; -v shows the server's words"},
     {50196, ERROR_CLASS_SLOWDOWN, "the server saw too many requests in a loop", NULL},
 };
 
@@ -125,6 +135,23 @@ static long code_from_description(const char *d)
     return p ? strtol(p + 6, NULL, 10) : 0;
 }
 
+/* AADSTS900144 names the parameter: "...must contain the following
+ * parameter: 'grant_type'." */
+static char *missing_parameter(const char *d)
+{
+    const char *p = d ? strstr(d, "parameter: '") : NULL;
+    const char *end = p ? strchr(p + 12, '\'') : NULL;
+    g_autofree char *name = NULL;
+
+    if (!end || end == p + 12 || end - (p + 12) > 64)
+        return NULL;
+    name = g_strndup(p + 12, (gsize)(end - (p + 12)));
+    for (const char *c = name; *c; c++)
+        if (!g_ascii_isalnum(*c) && *c != '_')
+            return NULL;
+    return g_strdup_printf("the request lacks the parameter %s", name);
+}
+
 int oauth_error_classify(const char *error, long code, const char *description,
                          struct tokend_error *e)
 {
@@ -140,12 +167,14 @@ int oauth_error_classify(const char *error, long code, const char *description,
     if (kc)
         cls = kc->cls;
     tag = code > 0 ? g_strdup_printf("AADSTS%ld", code) : g_strdup(error ? error : "error");
-    meaning = g_strdup(kc ? kc->meaning : ke ? ke->meaning : "the server refused the request");
+    meaning = code == 900144 ? missing_parameter(description) : NULL;
+    if (!meaning)
+        meaning = g_strdup(kc ? kc->meaning : ke ? ke->meaning : "the server refused the request");
     switch (cls) {
     case ERROR_CLASS_SIGNIN:
         error_set(e, TOKEND_EX_NOPERM, "sign-in needed: %s (%s)", meaning, tag);
-        if (code == 65001)
-            error_set_hint(e, "set prompt = consent and run tokend obtain");
+        if (kc && kc->what_to_do)
+            error_set_hint(e, "%s", kc->what_to_do);
         break;
     case ERROR_CLASS_ADMIN:
         error_set(e, TOKEND_EX_NOPERM, "administrator needed: %s (%s)", meaning, tag);

@@ -228,9 +228,71 @@ static char *issuer_url(const char *issuer)
     return strstr(issuer, "://") ? g_strdup(issuer) : g_strconcat("https://", issuer, NULL);
 }
 
+/* An address of this machine: the loopback rule's names, all of 127/8,
+ * *.localhost and the unspecified addresses. */
+static bool host_is_local(const char *host)
+{
+    g_autofree char *h = g_ascii_strdown(host, -1);
+
+    return uri_host_is_loopback(h) || g_str_has_suffix(h, ".localhost") ||
+           strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 ||
+           (g_hostname_is_ip_address(h) &&
+            (g_str_has_prefix(h, "127.") || g_str_has_prefix(h, "::ffff:127.")));
+}
+
+/* "https://host/path" as the user or a document writes an issuer, without
+ * a trailing slash, for comparing. */
+static char *issuer_key(const char *issuer)
+{
+    g_autofree char *url = issuer_url(issuer);
+    size_t n = strlen(url);
+
+    while (n > 0 && url[n - 1] == '/')
+        url[--n] = '\0';
+    return g_steal_pointer(&url);
+}
+
+static bool same_origin(GUri *a, GUri *b)
+{
+    int pa = g_uri_get_port(a), pb = g_uri_get_port(b);
+    bool tls = g_ascii_strcasecmp(g_uri_get_scheme(a), "https") == 0;
+
+    if (pa < 0)
+        pa = tls ? 443 : 80;
+    if (pb < 0)
+        pb = g_ascii_strcasecmp(g_uri_get_scheme(b), "https") == 0 ? 443 : 80;
+    return g_ascii_strcasecmp(g_uri_get_scheme(a), g_uri_get_scheme(b)) == 0 &&
+           g_ascii_strcasecmp(g_uri_get_host(a), g_uri_get_host(b)) == 0 && pa == pb;
+}
+
+/* An autoconfig document is anyone's word for where the user signs in: a
+ * sign-in on this machine (loopback) or in the clear (http) is taken from
+ * it only at the issuer the user named (--issuer, or NULL). */
+static int check_named_url(const char *where, const char *what, const char *url,
+                           const char *trusted, const char *issuer, struct tokend_error *e)
+{
+    g_autoptr(GUri) u = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+    g_autofree char *given = trusted ? issuer_url(trusted) : NULL;
+    g_autoptr(GUri) t = given ? g_uri_parse(given, G_URI_FLAGS_NONE, NULL) : NULL;
+    g_autofree char *named = issuer_key(issuer);
+    bool plain = u && g_ascii_strcasecmp(g_uri_get_scheme(u), "https") != 0;
+
+    if (!u || !g_uri_get_host(u))
+        return error_set(e, TOKEND_EX_DATAERR, "%s names an unusable %s %s", where, what, url);
+    if (!plain && !host_is_local(g_uri_get_host(u)))
+        return 0;
+    if (t && g_uri_get_host(t) && same_origin(u, t))
+        return 0;
+    error_set(e, TOKEND_EX_DATAERR, "%s names the %s %s, %s; refusing to sign in there on its word",
+              where, what, url, plain ? "which is not https" : "which is on this machine");
+    error_set_hint(e, "if that is really your provider's, pass --issuer %s", named);
+    return -1;
+}
+
 /* OpenID discovery on the autoconfig's issuer; without it, the endpoints
  * the autoconfig names. */
-static int discover(Http *h, Detection *d, Autoconfig *ac, struct tokend_error *e)
+static int discover(Http *h, Detection *d, Autoconfig *ac, const char *where, const char *trusted,
+                    struct tokend_error *e)
 {
     g_autofree char *issuer = issuer_url(ac->issuer);
     g_autofree char *base =
@@ -252,6 +314,9 @@ static int discover(Http *h, Detection *d, Autoconfig *ac, struct tokend_error *
     log_verbose("detect: discovery: %s", de.message);
     if (ac->auth_url && ac->token_url) {
         error_clear(&de);
+        if (check_named_url(where, "authURL", ac->auth_url, trusted, ac->issuer, e) < 0 ||
+            check_named_url(where, "tokenURL", ac->token_url, trusted, ac->issuer, e) < 0)
+            return -1;
         log_verbose("detect: using the endpoints the autoconfig names");
         d->authorize_url = g_strdup(ac->auth_url);
         d->token_url = g_strdup(ac->token_url);
@@ -260,6 +325,24 @@ static int discover(Http *h, Detection *d, Autoconfig *ac, struct tokend_error *
     error_move(e, &de);
     error_prefix(e, "the issuer %s named by autoconfig", issuer);
     return -1;
+}
+
+/* The issuer the user passed must be the one found. */
+static int check_issuer(const char *where, const char *issuer, const char *trusted,
+                        struct tokend_error *e)
+{
+    g_autofree char *url = issuer_url(issuer);
+    g_autofree char *given = trusted ? issuer_key(trusted) : NULL;
+    g_autofree char *named = issuer_key(issuer);
+
+    if (given && strcmp(given, named) != 0) {
+        error_set(e, TOKEND_EX_DATAERR, "%s names the issuer %s, not %s (--issuer)", where, named,
+                  given);
+        error_set_hint(e, "pass the issuer the domain names, or add the account by hand "
+                          "(tokend.conf(5))");
+        return -1;
+    }
+    return check_named_url(where, "issuer", url, trusted, issuer, e);
 }
 
 static const struct provider_preset *provider_of_issuer(const char *host)
@@ -272,7 +355,7 @@ static const struct provider_preset *provider_of_issuer(const char *host)
     return NULL;
 }
 
-static Detection *by_autoconfig(Http *h, const char *email, const char *domain,
+static Detection *by_autoconfig(Http *h, const char *email, const char *domain, const char *trusted,
                                 struct tokend_error *e)
 {
     g_autofree char *where = NULL;
@@ -295,7 +378,8 @@ static Detection *by_autoconfig(Http *h, const char *email, const char *domain,
         d = found(provider_discovering(), NULL,
                   g_strdup_printf("%s names the issuer %s", where, ac->issuer));
     if (d->provider->discovers) {
-        if (discover(h, d, ac, e) < 0)
+        if (check_issuer(where, ac->issuer, trusted, e) < 0 ||
+            discover(h, d, ac, where, trusted, e) < 0)
             return NULL;
         d->scopes = g_steal_pointer(&ac->scopes);
     }
@@ -303,7 +387,7 @@ static Detection *by_autoconfig(Http *h, const char *email, const char *domain,
     return g_steal_pointer(&d);
 }
 
-Detection *detect_provider(const char *email, struct tokend_error *e)
+Detection *detect_provider(const char *email, const char *trusted_issuer, struct tokend_error *e)
 {
     g_autofree char *domain = detect_domain(email);
     g_autofree char *names = NULL;
@@ -322,7 +406,7 @@ Detection *detect_provider(const char *email, struct tokend_error *e)
     http_set_max_bytes(h, AUTOCONFIG_MAX_BYTES);
     if ((d = by_tenant(h, domain)) != NULL)
         return d;
-    if ((d = by_autoconfig(h, email, domain, e)) != NULL || e->status)
+    if ((d = by_autoconfig(h, email, domain, trusted_issuer, e)) != NULL || e->status)
         return d;
     names = provider_names_text();
     error_set(e, TOKEND_EX_CONFIG, "could not detect the provider of %s", domain);

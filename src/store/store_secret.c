@@ -214,12 +214,20 @@ static int secret_remove_locked(Store *base, const char *account, const char *ki
     struct deadline d;
     gboolean removed;
 
+    int locked;
+
     deadline_start(&d, s->lib);
     removed = s->lib->service_clear_sync(s->service, &schema, attrs, d.cancel, &err);
     deadline_stop(&d);
     if (err)
         return dbus_error(s->lib, err, "removing the refresh token", e);
-    return removed ? 1 : 0;
+    if (removed)
+        return 1;
+    /* Nothing removed from a locked collection is not "nothing stored":
+     * its items are out of reach. */
+    if ((locked = default_collection_locked(s, e)) < 0)
+        return -1;
+    return locked ? locked_error(e) : 0;
 }
 
 /* A bulk refresh saves answers from several threads: one keyring call at a

@@ -26,6 +26,9 @@
 //   (clientAuthMethods without client_secret_post, so the metadata's
 //   token_endpoint_auth_methods_supported does not list it), and the
 //   secret clients registered with client_secret_basic.
+// TOKEND_TEST_ID_TOKEN_CLAIMS: all (default: the scopes' claims in the ID
+// token as well) or conform (oidc-provider's own default: an ID token that
+// comes with an access token carries sub alone, the rest is at userinfo).
 
 import {
   X509Certificate, constants, createHash, generateKeyPairSync, randomBytes, verify,
@@ -56,6 +59,12 @@ if (!(accessTtl > 0)) {
 const refreshTokens = process.env.TOKEND_TEST_REFRESH_TOKENS ?? 'offline_access';
 if (!['offline_access', 'always'].includes(refreshTokens)) {
   console.error('server.mjs: TOKEND_TEST_REFRESH_TOKENS must be offline_access or always');
+  process.exit(2);
+}
+
+const idTokenClaims = process.env.TOKEND_TEST_ID_TOKEN_CLAIMS ?? 'all';
+if (!['all', 'conform'].includes(idTokenClaims)) {
+  console.error('server.mjs: TOKEND_TEST_ID_TOKEN_CLAIMS must be all or conform');
   process.exit(2);
 }
 
@@ -143,7 +152,8 @@ if (serviceAccount) {
 
 // The users' profile claims, as an operator keeps them in a directory; a
 // login name not listed here has only its subject.  With the `email` and
-// `profile` scopes they are in the ID token as well as at userinfo.
+// `profile` scopes they are at userinfo, and in the ID token as well unless
+// TOKEND_TEST_ID_TOKEN_CLAIMS=conform.
 const PROFILES = {
   alice: { email: 'Alice.Smith@Example.ORG', email_verified: true, preferred_username: 'alice' },
   mallory: { email: 'mallory@example.net', email_verified: true, preferred_username: 'mallory' },
@@ -238,7 +248,7 @@ const provider = new Provider(`https://127.0.0.1:${port}`, {
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   scopes: ['openid', 'offline_access', 'mail.imap', 'mail.smtp', 'email', 'profile'],
   claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'] },
-  conformIdTokenClaims: false,
+  conformIdTokenClaims: idTokenClaims === 'conform',
   async findAccount(_ctx, sub) {
     return { accountId: sub, claims: async () => ({ sub, ...PROFILES[sub] }) };
   },

@@ -72,12 +72,17 @@ def make_certs(workdir):
 
 
 class AuthServer:
-    def __init__(self, workdir, access_ttl=3600, refresh_tokens='offline_access', env=None):
-        """env: more of server.mjs's settings (TOKEND_TEST_APP_CERT, ...)."""
+    def __init__(self, workdir, access_ttl=3600, refresh_tokens='offline_access', env=None,
+                 id_token_claims='all'):
+        """env: more of server.mjs's settings (TOKEND_TEST_APP_CERT, ...).
+        id_token_claims='conform': as oidc-provider ships, an ID token
+        issued with an access token names the user by sub alone; email and
+        preferred_username are at userinfo only."""
         self.extra_env = dict(env or {})
         self.workdir = Path(workdir)
         self.access_ttl = access_ttl
         self.refresh_tokens = refresh_tokens
+        self.id_token_claims = id_token_claims
         self.proc = None
         self.port = None
         self.startup_seconds = None
@@ -101,7 +106,8 @@ class AuthServer:
         out_path = self.workdir / 'authserver.out'
         self.log_path = self.workdir / 'authserver.log'
         env = dict(os.environ, TOKEND_TEST_ACCESS_TTL=str(self.access_ttl),
-                   TOKEND_TEST_REFRESH_TOKENS=self.refresh_tokens, **self.extra_env)
+                   TOKEND_TEST_REFRESH_TOKENS=self.refresh_tokens,
+                   TOKEND_TEST_ID_TOKEN_CLAIMS=self.id_token_claims, **self.extra_env)
         started = time.monotonic()
         with open(out_path, 'wb') as out, open(self.log_path, 'wb') as log:
             self.proc = subprocess.Popen(

@@ -24,7 +24,7 @@ AUTOCONFIG_PATH = '/mail/config-v1.1.xml'
 WELL_KNOWN_PATH = '/.well-known/autoconfig/mail/config-v1.1.xml'
 MALFORMED = ['malformed', 'entity', 'deep', 'types', 'huge', 'notroot']
 HOSTS = [MS, 'autoconfig.example.org', 'wellknown.example', 'autoconfig.noauth.example',
-         'autoconfig.msac.example'] + \
+         'autoconfig.msac.example', 'autoconfig.plain.example', 'autoconfig.other.example'] + \
         [f'autoconfig.{m}.example' for m in MALFORMED]
 RECORDS = [
     'mx-host=fabrikam.example,fabrikam-example.mail.protection.outlook.com,10',
@@ -113,6 +113,11 @@ def world(tmp_path_factory):
                          autoconfig(issuer, imap=('127.0.0.1', dovecot.imap_port),
                                     smtp=('127.0.0.1', dovecot.submission_port)))
                 ns.serve('wellknown.example', WELL_KNOWN_PATH, autoconfig(issuer))
+                ns.serve('autoconfig.plain.example', AUTOCONFIG_PATH,
+                         autoconfig(f'http://127.0.0.1:{auth.port}'))
+                ns.serve('autoconfig.other.example', AUTOCONFIG_PATH,
+                         autoconfig('127.0.0.2:8443').replace(
+                             'https://127.0.0.2:8443/auth', 'http://127.0.0.1:1/auth'))
                 ns.serve('autoconfig.noauth.example', AUTOCONFIG_PATH,
                          autoconfig(issuer).split('<oAuth2>')[0] + '</clientConfig>')
                 for name, doc in HOSTILE.items():
@@ -233,8 +238,13 @@ def test_google_by_mx(td):
         r.stderr.index('has MX alt1.aspmx.l.google.com')
 
 
+def trusting(world):
+    """The test authorization server is on 127.0.0.1: the user names it."""
+    return ['--issuer', f'https://{world.issuer}']
+
+
 def test_autoconfig_subdomain_then_discovery(td, world):
-    r = add(td, 'alice@example.org', 'ex', *CLIENT, '--no-signin')
+    r = add(td, 'alice@example.org', 'ex', *CLIENT, *trusting(world), '--no-signin')
     assert r.returncode == EX_OK, r.stderr
     text = config_text(td)
     assert 'provider = generic\n' in text
@@ -250,7 +260,7 @@ def test_autoconfig_subdomain_then_discovery(td, world):
 
 
 def test_autoconfig_well_known(td, world):
-    r = add(td, 'dave@wellknown.example', 'wk', *CLIENT, '--no-signin')
+    r = add(td, 'dave@wellknown.example', 'wk', *CLIENT, *trusting(world), '--no-signin')
     assert r.returncode == EX_OK, r.stderr
     text = config_text(td)
     assert f'issuer = https://{world.issuer}\n' in text
@@ -258,6 +268,46 @@ def test_autoconfig_well_known(td, world):
     assert 'smtp_host = smtp.example.org\nsmtp_port = 465\n' in text
     assert 'username = dave\n' in text
     assert WELL_KNOWN_PATH in r.stderr
+
+
+def test_autoconfig_naming_this_machine_is_refused_unless_the_user_names_it(td, world):
+    """Whoever answers for autoconfig.DOMAIN must not send the sign-in to a
+    listener on this machine (or over plain http) on its word alone."""
+    def discoveries():
+        return world.auth.get_json('/test/stats')['endpoints'].get('discovery', 0)
+
+    before = discoveries()
+    r = add(td, 'alice@example.org', 'ex', *CLIENT, '--no-signin')
+    assert r.returncode == EX_DATAERR, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert f'names the issuer https://{world.issuer}, which is on this machine' in line
+    assert f'pass --issuer https://{world.issuer}' in line
+    assert not td.config.exists()
+    assert discoveries() == before  # nothing was asked of the issuer it names
+
+    r = add(td, 'alice@example.org', 'ex', *CLIENT, '--issuer', 'https://idp.example',
+            '--no-signin')
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert f'names the issuer https://{world.issuer}, not https://idp.example' in r.stderr
+    assert not td.config.exists()
+
+    r = add(td, 'alice@example.org', 'ex', *CLIENT, '--issuer', f'https://{world.issuer}/',
+            '--no-signin')
+    assert r.returncode == EX_OK, r.stderr
+    assert f'issuer = https://{world.issuer}\n' in config_text(td)
+
+
+def test_autoconfig_naming_plain_http_or_local_endpoints_is_refused(td, world):
+    r = add(td, 'alice@plain.example', 'p', *CLIENT, '--no-signin')
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert f'names the issuer http://127.0.0.1:{world.auth.port}, which is not https' in r.stderr
+    assert not td.config.exists()
+    # An issuer without discovery: the endpoints it names are judged alike.
+    r = add(td, 'alice@other.example', 'o', *CLIENT, '--issuer', 'https://127.0.0.2:8443',
+            '--no-signin')
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert 'names the authURL http://127.0.0.1:1/auth, which is not https' in r.stderr
+    assert not td.config.exists()
 
 
 def test_autoconfig_without_oauth2(td):
@@ -380,7 +430,8 @@ def test_full_add_signs_in_and_checks(td, world):
     authorization server and Dovecot; add signs in through the browser and
     logs in to IMAP with the token."""
     td.env['BROWSER'] = str(BROWSER)
-    r = td.run('add', 'alice@example.org', 'ex', *CLIENT, '--store', 'file', timeout=120)
+    r = td.run('add', 'alice@example.org', 'ex', *CLIENT, *trusting(world), '--store', 'file',
+               timeout=120)
     assert r.returncode == EX_OK, r.stderr
     assert f'ex: IMAP login to 127.0.0.1:{world.dovecot.imap_port} as alice: ok' in r.stdout
     assert f'ex: SMTP login to 127.0.0.1:{world.dovecot.submission_port} as alice: ok' \

@@ -98,7 +98,7 @@ def run_together(t, n):
 def check_round(t, server, n, what):
     """One round of n processes; returns the token they got."""
     before = refresh_requests(server)
-    rt_before = t.refresh_token_file().read_text()
+    rt_before = t.stored_refresh_token()
     results = run_together(t, n)
     failed = [(v, rc, err) for v, rc, _, err in results if rc != EX_OK]
     assert not failed, f'{what}: {len(failed)} of {n} failed, e.g. {failed[:3]}'
@@ -110,7 +110,7 @@ def check_round(t, server, n, what):
     assert token == token_file(t).read_text(), what
     assert all(out == '' for verb, _, out, _ in results if verb == 'refresh')
     assert server.introspect(token.strip())['active'], what
-    rt = t.refresh_token_file().read_text()
+    rt = t.stored_refresh_token()
     assert rt != rt_before and server.introspect(rt)['active'], \
         f'{what}: the stored refresh token is not the newest'
     return token
@@ -229,7 +229,7 @@ def bulk_accounts(t, server, n, max_parallel):
     t.write_config(f'[defaults]\nmax_parallel = {max_parallel}\n')
     with ThreadPoolExecutor(4) as ex:
         list(ex.map(t.obtain, names))
-    before = {name: (t.token_file(name).read_text(), t.refresh_token_file(name).read_text())
+    before = {name: (t.token_file(name).read_text(), t.stored_refresh_token(name))
               for name in names}
     return names, before, refresh_requests(server)
 
@@ -240,7 +240,7 @@ def check_bulk(t, server, names, before, count, r):
     assert r.stderr.count(': refreshed') == len(names), r.stderr
     for name in names:
         access = t.token_file(name).read_text()
-        refresh = t.refresh_token_file(name).read_text()
+        refresh = t.stored_refresh_token(name)
         assert access != before[name][0] and refresh != before[name][1], name
         assert server.introspect(access.strip())['active'], name
         assert server.introspect(refresh)['active'], name

@@ -4,8 +4,10 @@ spellings reach the right Microsoft endpoint; loopback traffic never goes
 through a proxy from the environment; the commands tokend suggests carry
 -c FILE; every command answers --help; check with no mail host is 78."""
 
+import os
 import re
 import subprocess
+import time
 import urllib.parse
 
 import pytest
@@ -252,6 +254,142 @@ def test_config_without_secret_readable_by_others_is_fine(home):
     home.config.chmod(0o644)
     r = home.run('status')
     assert r.returncode == EX_OK and 'warning' not in r.stderr, r.stderr
+
+
+# What an account has to itself: its token file, its state folder ----------------------
+
+@pytest.mark.parametrize('spelling', ['same', 'dotdot', 'link', 'default'])
+def test_two_accounts_writing_one_token_file_are_refused(home, ep, tmp_path, spelling):
+    """The README's ~/.fetchmail-token in two accounts: fetchmail would log
+    in to one account's server with the other's token."""
+    (home.home / 'mail').mkdir()
+    (home.home / 'link').symlink_to(home.home / 'mail')
+    first = {'same': '~/.fetchmail-token', 'dotdot': '~/.fetchmail-token',
+             'link': str(home.home / 'mail' / 'token'), 'default': None}[spelling]
+    second = {'same': '~/.fetchmail-token', 'dotdot': str(home.home / 'mail' / '..' /
+                                                          '.fetchmail-token'),
+              'link': str(home.home / 'link' / 'token'),
+              'default': str(home.state / 'work' / 'token')}[spelling]
+    if first:
+        home.accounts['work']['token_file'] = first
+    home.account('other', provider='generic', client_id='cfg2',
+                 authorize_url=ep.url('/authorize'), token_url=ep.url('/token'), store='file',
+                 token_file=second)
+    for verb in VERBS:
+        r = home.run(*verb)
+        assert r.returncode == EX_CONFIG, (verb, r.stderr)
+        line = r.stderr.strip().splitlines()[-1]
+        assert '[account work] and [account other] both write the token file' in line, line
+        assert 'token_file' in line
+    assert ep.requests == []
+
+
+def test_an_account_name_in_two_configuration_files_is_refused(home, ep, tmp_path):
+    """One name is one state folder: the second file's account would take the
+    first one's sign-in and send its refresh token to its own server."""
+    assert home.run('obtain', 'work').returncode == EX_OK
+    other = tmp_path / 'other.conf'
+    other.write_text('[account work]\nprovider = generic\nclient_id = someone-else\n'
+                     f'authorize_url = {ep.url("/authorize")}\ntoken_url = {ep.url("/token")}\n'
+                     'store = file\n')
+    sent = len(ep.requests)
+    third = tmp_path / 'third.conf'
+    for conf, verb in [(other, v) for v in VERBS] + [
+            (third, ('add', 'alice@outlook.com', 'work', '--client-id', 'x', '--no-signin'))]:
+        r = home.run('-c', str(conf), *verb)
+        assert r.returncode == EX_CONFIG, (verb, r.stderr)
+        line = r.stderr.strip().splitlines()[-1]
+        assert f'{conf}: [account work] is also in {home.config}' in line, line
+        assert 'rename [account work] in one of the two files' in line
+        assert f'tokend -c {home.config} logout work' in line
+    assert len(ep.requests) == sent
+    assert not third.exists()
+    # The first file goes on as before.
+    assert home.run('token', 'work').returncode == EX_OK
+    assert home.run('refresh', '--force', 'work').returncode == EX_OK
+    # The way out: the name leaves the first file, and the second may take it.
+    home.accounts['renamed'] = home.accounts.pop('work')
+    home.write_config()
+    r = home.run('-c', str(other), 'status', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert home.run('-c', str(other), 'obtain', 'work').returncode == EX_OK
+    assert (home.state / 'work' / 'config-file').read_text() == \
+        f'{other}\n{home.state / "work"}\n'
+    # Now the first file is the second one.
+    home.accounts['work'] = home.accounts.pop('renamed')
+    home.write_config()
+    r = home.run('status')
+    assert r.returncode == EX_CONFIG and f'is also in {other}' in r.stderr
+
+
+def test_logout_gives_the_state_folder_up(home, ep, tmp_path):
+    assert home.run('obtain', 'work').returncode == EX_OK
+    assert (home.state / 'work' / 'config-file').read_text().startswith(f'{home.config}\n')
+    assert home.run('logout', 'work').returncode == EX_OK
+    assert not (home.state / 'work' / 'config-file').exists()
+    other = tmp_path / 'other.conf'
+    other.write_text(home.config.read_text())
+    assert home.run('-c', str(other), 'obtain', 'work').returncode == EX_OK
+
+
+# The configuration file itself: a link is followed, a FIFO refused -------------------
+
+def test_config_reached_through_a_link_is_its_target(home, ep, tmp_path):
+    """~/.config/tokend/config as a link into a dotfiles repository."""
+    dotfiles = tmp_path / 'dotfiles'
+    dotfiles.mkdir()
+    target = dotfiles / 'tokend.conf'
+    target.write_text(home.config.read_text())
+    target.chmod(0o600)
+    home.config.unlink()
+    home.config.symlink_to(target)
+    r = home.run('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    r = home.run('token', 'work')
+    assert r.returncode == EX_OK and r.stdout == 'cfg-access-123456\n', r.stderr
+    assert home.run('status', 'work').returncode == EX_OK
+    # add writes into the target, and the link stays a link.
+    r = home.run('add', 'alice@outlook.com', 'personal', '--client-id', 'x', '--no-signin')
+    assert r.returncode == EX_OK, r.stderr
+    assert home.config.is_symlink() and '[account personal]' in target.read_text()
+    # The checks of the file are made on the target.
+    home.accounts['work']['client_secret'] = 'cfg-secret-987654'
+    text = ''.join(f'{k} = {v}\n' for k, v in home.accounts['work'].items())
+    target.write_text('[account work]\n' + text)
+    target.chmod(0o644)
+    r = home.run('status')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'warning' in r.stderr and 'client_secret' in r.stderr and '644' in r.stderr
+
+
+def test_config_link_to_nothing_is_no_configuration(home, tmp_path):
+    home.config.unlink()
+    home.config.symlink_to(tmp_path / 'gone')
+    r = home.run('status')
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert 'no configuration file' in r.stderr
+
+
+@pytest.mark.parametrize('how', ['default', '-c', 'link'])
+def test_config_that_is_a_fifo_is_refused_without_waiting(home, tmp_path, how):
+    fifo = tmp_path / 'fifo'
+    os.mkfifo(fifo)
+    args = []
+    if how == '-c':
+        args = ['-c', str(fifo)]
+    else:
+        home.config.unlink()
+        if how == 'link':
+            home.config.symlink_to(fifo)
+        else:
+            os.mkfifo(home.config)
+            fifo = home.config
+    for verb in (['status'], ['obtain', 'work'], ['refresh']):
+        started = time.monotonic()
+        r = home.run(*args, *verb, timeout=30)
+        assert time.monotonic() - started < 10
+        assert r.returncode == EX_CONFIG, (verb, r.stderr)
+        assert f'{fifo} is a FIFO, not a regular file' in r.stderr, r.stderr
 
 
 # -c FILE in what tokend tells the user to run ---------------------------------------

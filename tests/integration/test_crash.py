@@ -62,7 +62,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import EX_NOPERM, EX_OK, Tokend
+from conftest import EX_NOPERM, EX_OK, Tokend, stored_token
 from test_microsoft import certs, ms  # noqa: F401 (fixtures)
 from harness import faultbuild
 from harness.wait import wait_until
@@ -141,7 +141,8 @@ def check_files(t, what):
 
 
 def active(server, token):
-    return server.introspect(token.decode().strip())['active']
+    """token: an access token, or a refresh token as stored (with its binding)."""
+    return server.introspect(stored_token(token.decode()))['active']
 
 
 def recover(t, before, after, what, introspect=True):
@@ -372,7 +373,7 @@ def test_termination_waits_for_the_rotated_refresh_token(tokend, ms, sig, verb):
     assert ms.count(TOKEN_PATH) == before + 1
     names = ['work', 'second'] if verb == 'bulk' else ['work']
     saved = [n for n in names
-             if tokend.refresh_token_file(n).read_text() == '0.AQoA-rotated-during-shutdown']
+             if tokend.stored_refresh_token(n) == '0.AQoA-rotated-during-shutdown']
     assert len(saved) == 1, names
     assert tokend.token_file(saved[0]).read_text() == 'after-signal\n'
 

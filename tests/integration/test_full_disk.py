@@ -32,7 +32,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import EX_CANTCREAT, EX_NOPERM, EX_OK, Tokend
+from conftest import EX_CANTCREAT, EX_DATAERR, EX_NOPERM, EX_OK, Tokend, stored_binding, stored_token
 from harness import faultbuild
 
 STATE_ROOM_KIB = 64
@@ -73,7 +73,7 @@ def refreshes(server):
 
 def alive(server, t):
     """The stored refresh token is the server's current one."""
-    rt = t.refresh_token_file().read_text().strip()
+    rt = t.stored_refresh_token().strip()
     return server.introspect(rt)['active']
 
 
@@ -171,7 +171,7 @@ def test_a_refresh_token_the_file_store_cannot_take_goes_to_the_keyring(
         assert r.returncode == EX_OK, r.stderr
         assert ('could not save the new refresh token in the file store (cannot write' in r.stderr
                 and 'kept it in the secret-service store instead' in r.stderr)
-        kept = keyring.lookup(account='work', kind='refresh_token')
+        kept = stored_token(keyring.lookup(account='work', kind='refresh_token'))
         assert kept and authserver.introspect(kept)['active']
         assert state_of(t)['store'] == 'secret-service'
         # The next refresh goes on from the keyring, back into the file store.
@@ -340,7 +340,7 @@ def test_refresh_token_is_not_sent_to_another_token_endpoint(tokend, authserver,
     st = state_of(tokend)
     assert st['refresh_token_url'] == authserver.token_url
     assert st['refresh_token_client_id'] == 'tokend-native'
-    rt = tokend.refresh_token_file().read_text()
+    rt = tokend.stored_refresh_token()
     before = refreshes(authserver)
     other = f'https://127.0.0.1:{listener.port}/token'
     tokend.accounts['work']['token_url'] = other
@@ -353,7 +353,7 @@ def test_refresh_token_is_not_sent_to_another_token_endpoint(tokend, authserver,
         assert 'run: tokend obtain work' in r.stderr
     assert listener.connections == 0
     assert refreshes(authserver) == before
-    assert tokend.refresh_token_file().read_text() == rt
+    assert tokend.stored_refresh_token() == rt
     # Back to the server it came from: it works.
     tokend.accounts['work']['token_url'] = authserver.token_url
     tokend.write_config()
@@ -373,7 +373,7 @@ def test_refresh_token_is_not_sent_for_another_client_id(tokend, authserver):
     tokend.account()
     tokend.obtain()
     before = refreshes(authserver)
-    rt = tokend.refresh_token_file().read_text()
+    rt = tokend.stored_refresh_token()
     tokend.accounts['work']['client_id'] = 'someone-else'
     tokend.write_config()
     r = tokend.run('refresh', '--force', 'work')
@@ -399,6 +399,75 @@ def test_refresh_token_is_not_sent_to_another_issuer(tokend, authserver, listene
             f'configuration now says tokend-native at {other};') in r.stderr
     # Not even the other issuer's metadata was asked for.
     assert listener.connections == 0
+    assert refreshes(authserver) == before
+
+
+@pytest.mark.parametrize('moved', ['token_url', 'issuer', 'client_id'])
+def test_binding_goes_with_the_stored_token_not_the_state(tokend, authserver, listener, moved):
+    """Deleting state.json does not let the refresh token go elsewhere: the
+    store entry itself names where it came from."""
+    if moved == 'issuer':
+        tokend.account(issuer=authserver.issuer, authorize_url=None, token_url=None)
+    else:
+        tokend.account()
+    tokend.obtain()
+    entry = tokend.refresh_token_file().read_text()
+    binding = stored_binding(entry)
+    assert binding['client_id'] == 'tokend-native'
+    if moved == 'issuer':
+        assert binding['issuer'] == authserver.issuer and 'token_url' not in binding
+    else:
+        assert binding['token_url'] == authserver.token_url and 'issuer' not in binding
+    (tokend.state / 'work' / 'state.json').unlink()
+    before = refreshes(authserver)
+    elsewhere = {'token_url': f'https://127.0.0.1:{listener.port}/token',
+                 'issuer': f'https://127.0.0.1:{listener.port}',
+                 'client_id': 'someone-else'}[moved]
+    tokend.accounts['work'][moved] = elsewhere
+    tokend.write_config()
+    for args in (('refresh', '--force', 'work'), ('token', 'work'), ('refresh', '--force')):
+        r = tokend.run(*args)
+        assert r.returncode == EX_NOPERM, (args, r.stderr)
+        assert 'the stored sign-in is for tokend-native at ' in r.stderr
+        assert 'it is not sent there' in r.stderr and 'run: tokend obtain work' in r.stderr
+    assert listener.connections == 0
+    assert refreshes(authserver) == before
+    assert tokend.refresh_token_file().read_text() == entry
+    # Back where it came from, the same entry works.
+    tokend.account()
+    if moved == 'issuer':
+        tokend.account(issuer=authserver.issuer, authorize_url=None, token_url=None)
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_OK, r.stderr
+
+
+def test_a_bare_stored_token_of_before_is_read_and_bound_at_its_next_save(tokend, authserver,
+                                                                         listener):
+    tokend.account()
+    tokend.obtain()
+    rt = tokend.stored_refresh_token()
+    tokend.refresh_token_file().write_text(rt)
+    assert stored_binding(tokend.refresh_token_file().read_text()) is None
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert stored_binding(tokend.refresh_token_file().read_text())['token_url'] == \
+        authserver.token_url
+    (tokend.state / 'work' / 'state.json').unlink()
+    tokend.accounts['work']['token_url'] = f'https://127.0.0.1:{listener.port}/token'
+    tokend.write_config()
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_NOPERM
+    assert listener.connections == 0
+
+
+def test_a_damaged_binding_sends_nothing(tokend, authserver):
+    tokend.account()
+    tokend.obtain()
+    rt = tokend.stored_refresh_token()
+    tokend.refresh_token_file().write_text(f'tokend-rt1:not*base64:{rt}')
+    before = refreshes(authserver)
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert 'not as tokend wrote it' in r.stderr and rt not in r.stderr
     assert refreshes(authserver) == before
 
 

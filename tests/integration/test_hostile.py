@@ -25,7 +25,7 @@ from typing import Callable
 import pytest
 
 from conftest import (EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, SANITIZER,
-                      Tokend)
+                      Tokend, stored_token)
 from harness import hostile
 from harness.authserver import make_certs
 from harness.hostile import RawServer
@@ -134,15 +134,17 @@ def provider(certs):
 def seeded_account(template, home, certs, stack, ep=None):
     shutil.copytree(template / 'state', Path(home) / 'state', symlinks=True)
     # The rows move the token endpoint (another scripted server); a state
-    # that does not say where its refresh token came from (as written before
-    # tokend recorded it) lets the copied sign-in go there.
+    # and a stored token that do not say where the token came from (as
+    # written before tokend recorded it) let the copied sign-in go there.
     state = Path(home) / 'state' / 'tokend' / 'work' / 'state.json'
     values = json.loads(state.read_text())
     for key in ('refresh_token_client_id', 'refresh_token_issuer', 'refresh_token_url'):
         values.pop(key, None)
     state.write_text(json.dumps(values))
+    entry = Path(home) / 'state' / 'tokend' / 'work' / 'refresh_token'
+    entry.write_text(stored_token(entry.read_text()))
     tokend, ep = setup_account(home, certs, stack, ep)
-    assert tokend.refresh_token_file().read_text() == REFRESH
+    assert tokend.stored_refresh_token() == REFRESH
     return tokend, ep, snapshot(tokend)
 
 

@@ -6,7 +6,10 @@ the login name typed in its login form is the subject."""
 import base64
 import json
 
-from conftest import EX_NOPERM, EX_OK
+import pytest
+
+from conftest import EX_NOPERM, EX_OK, Tokend
+from harness.authserver import AuthServer
 
 NAMED = 'openid email profile offline_access mail.imap'
 
@@ -104,6 +107,77 @@ def test_an_opaque_subject_alone_does_not_refuse(tokend):
     st = status(tokend)
     assert st['identity'] == 'mallory' and st['identity_verified'] is False
     assert 'identity:     not verified (the sign-in named mallory)' in tokend.run('status').stdout
+
+
+# oidc-provider as shipped: the ID token names the user by sub alone --------------
+
+@pytest.fixture(scope='module')
+def conform(tmp_path_factory):
+    with AuthServer(tmp_path_factory.mktemp('conform'), id_token_claims='conform') as srv:
+        yield srv
+
+
+def discovered(tmp_path, server, **keys):
+    """An account found through the server's discovery (which lists the
+    email scope and the userinfo endpoint), asking for no email itself."""
+    t = Tokend(tmp_path / 'home', server)
+    t.account(issuer=server.issuer, authorize_url=None, token_url=None,
+              scopes='openid offline_access mail.imap', **keys)
+    return t
+
+
+def state_json(tokend):
+    return json.loads((tokend.state / 'work' / 'state.json').read_text())
+
+
+def test_server_gives_email_only_at_userinfo(conform):
+    t = conform.obtain_tokens(scope='openid email offline_access')
+    assert set(claims_of(t['id_token'])) & {'email', 'preferred_username'} == set()
+    status, info = conform.http('GET', conform.userinfo_url,
+                                headers={'Authorization': f'Bearer {t["access_token"]}'})
+    assert status == 200 and info['email'] == 'Alice.Smith@Example.ORG'
+
+
+def test_email_asked_for_and_read_at_userinfo(conform, tmp_path):
+    tokend = discovered(tmp_path, conform, username='alice.smith@example.org')
+    conform.reset_stats()
+    tokend.obtain()
+    asked = conform.stats()['authorization'][-1]['scope'].split()
+    assert asked == ['openid', 'offline_access', 'mail.imap', 'email']
+    assert conform.stats()['endpoints']['userinfo'] == 1
+    st = status(tokend)
+    assert st['identity'] == 'Alice.Smith@Example.ORG' and st['identity_verified'] is True
+    assert state_json(tokend)['identity_check'] == 'verified'
+
+
+def test_someone_else_named_at_userinfo_is_refused(conform, tmp_path):
+    tokend = discovered(tmp_path, conform, username='alice.smith@example.org')
+    r = tokend.run('obtain', 'work', env={'TOKEND_TEST_LOGIN': 'mallory'})
+    assert r.returncode == EX_NOPERM, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith('tokend: work: signed in as mallory@example.net, not as '
+                           'alice.smith@example.org: nothing was saved'), line
+    assert stored(tokend) == [None, None, None]
+
+
+def test_nobody_named_is_recorded_as_not_verified(conform, tmp_path):
+    """A login the server knows by its subject only: nothing to compare with
+    the username, so the sign-in is kept and the state says so."""
+    tokend = discovered(tmp_path, conform, username='alice.smith@example.org')
+    tokend.obtain(env={'TOKEND_TEST_LOGIN': 'bob'})
+    st = state_json(tokend)
+    assert st['identity_check'] == 'not verified'
+    assert st['identity'] == 'bob' and st['identity_verified'] is False
+    assert status(tokend)['identity_verified'] is False
+
+
+def test_account_without_a_username_asks_nothing_more(conform, tmp_path):
+    tokend = discovered(tmp_path, conform, username=None)
+    conform.reset_stats()
+    tokend.obtain()
+    assert conform.stats()['authorization'][-1]['scope'] == 'openid offline_access mail.imap'
+    assert conform.stats()['endpoints'].get('userinfo', 0) == 0
+    assert 'identity_check' not in state_json(tokend)
 
 
 def test_refresh_naming_someone_else_is_not_saved(tokend):

@@ -48,7 +48,7 @@ def refused(server, refresh_token, client_id='tokend-native'):
 
 
 def stored_refresh_token(tokend, name='work'):
-    return tokend.refresh_token_file(name).read_text().strip()
+    return tokend.stored_refresh_token(name).strip()
 
 
 def assert_imported(tokend, server, old, client_id='tokend-native', result=None):
@@ -186,6 +186,89 @@ def test_existing_signin_is_kept_unless_force(tokend, authserver, tmp_path):
     (tmp_path / 'refresh').write_text(rt + '\n')
     r = tokend.run('import', 'work', '--from', 'fetchmail-oauth2', str(config), '--force')
     assert_imported(tokend, authserver, rt, result=r)
+
+
+# A failed import leaves the account as it was --------------------------------
+
+def account_files(tokend):
+    """What the account holds: the stored refresh token, the state, the
+    access token file (bytes, None where absent)."""
+    files = [tokend.refresh_token_file(), tokend.state / 'work' / 'state.json',
+             tokend.token_file()]
+    return [f.read_bytes() if f.exists() else None for f in files]
+
+
+def alive(server, tokend):
+    return server.introspect(tokend.stored_refresh_token())['active']
+
+
+def test_import_of_someone_else_leaves_the_account_as_it_was(tokend, authserver, tmp_path):
+    named = 'openid email profile offline_access mail.imap'
+    tokend.account(scopes=named)
+    tokend.obtain()
+    before = account_files(tokend)
+    t = authserver.obtain_tokens(scope=named, login='mallory')
+    config = fetchmail_config(tmp_path, authserver, client_id='tokend-native')
+    (tmp_path / 'refresh').write_text(t['refresh_token'] + '\n')
+    r = tokend.run('import', 'work', '--from', 'fetchmail-oauth2', str(config), '--force')
+    assert r.returncode == EX_NOPERM, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert 'signed in as mallory@example.net, not as alice' in line
+    assert 'the account is as it was before the import' in line
+    assert "the other tool's copy no longer works" in line
+    assert account_files(tokend) == before
+    assert alive(authserver, tokend)
+    assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
+
+
+@pytest.fixture(scope='session')
+def fault_binary():
+    from harness import faultbuild
+    reason = faultbuild.meson_missing()
+    if reason:
+        pytest.skip(reason)
+    return faultbuild.build()
+
+
+def test_import_failing_at_any_file_operation_leaves_the_account_as_it_was(
+        tmp_path, authserver, fault_binary):
+    """Every file operation of an import over a signed-in account fails in
+    turn (ENOSPC): after each failure the account holds exactly what it did,
+    and its own sign-in still works."""
+    from harness import faultbuild
+    from test_full_disk import BinaryTokend, with_runtime
+    t = BinaryTokend(tmp_path / 'home', authserver, fault_binary)
+    runtime = with_runtime(t)
+    t.account()
+    t.obtain()
+    config = fetchmail_config(tmp_path, authserver, client_id='tokend-native')
+    log = tmp_path / 'faults.log'
+    before = account_files(t)
+    failed = []
+    for n in range(1, 200):
+        (tmp_path / 'refresh').write_text(authserver.obtain_tokens()['refresh_token'] + '\n')
+        log.unlink(missing_ok=True)
+        r = t.run('import', 'work', '--from', 'fetchmail-oauth2', str(config), '--force',
+                  env=faultbuild.io_fault_env(n, 'ENOSPC', log))
+        hit = faultbuild.io_fault_hit(log)
+        if hit is None:
+            assert r.returncode == EX_OK, r.stderr
+            break
+        where = f"#{n} {hit[0]} {hit[1].rsplit('/', 1)[-1].split('.tmp-')[0]}"
+        if r.returncode == EX_OK:  # a fault the import may ignore (a folder sync)
+            before = account_files(t)
+            continue
+        failed.append(where)
+        assert r.returncode == EX_CANTCREAT, f'{where}: {r.stderr}'
+        assert account_files(t) == before, f'{where}: {r.stderr}'
+        assert not any(runtime.rglob('work')), f'{where}: a rescue file was left'
+        assert alive(authserver, t), f'{where}: {r.stderr}'
+    else:
+        pytest.fail('the file operations never ran out')
+    print(f'\n{len(failed)} failed imports: {failed}')
+    assert any('refresh_token' in f for f in failed) and any('state' in f for f in failed)
+    assert any(' token' in f for f in failed)
+    assert t.run('refresh', '--force', 'work').returncode == EX_OK
 
 
 # Servers that do not rotate, and servers that are down (scripted replies) -----
@@ -532,6 +615,52 @@ def test_email_oauth2_proxy_wrong_password(tokend, authserver, tmp_path):
     assert_nothing_stored(tokend)
     status, _ = authserver.refresh(t['refresh_token'])
     assert status == 200
+
+
+def test_email_oauth2_proxy_iterations_beyond_the_bound_are_refused(tokend, authserver,
+                                                                   tmp_path):
+    """The file says how many PBKDF2 rounds to run before the password can be
+    judged: two thousand million would hold tokend for many minutes."""
+    tokend.account(username='alice@example.org', identity='alice')
+    t = authserver.obtain_tokens()
+    path = tmp_path / 'emailproxy.config'
+    write_proxy_config(path, authserver, 'alice@example.org', 'pw', t)
+    text = path.read_text().replace(f'token_iterations = {PROXY_ITERATIONS}',
+                                    'token_iterations = 2000000000')
+    assert 'token_iterations = 2000000000' in text
+    path.write_text(text)
+    started = time.monotonic()
+    r = tokend.run('import', 'work', '--from', 'email-oauth2-proxy', str(path), input='pw\n',
+                   timeout=30)
+    assert time.monotonic() - started < 10
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert 'token_iterations is 2000000000, more than the 10000000 rounds' in r.stderr
+    assert 'Password of' not in r.stderr  # refused before the password is asked
+    assert_nothing_stored(tokend)
+
+
+@pytest.mark.parametrize('fmt', ['fetchmail-oauth2', 'oama', 'email-oauth2-proxy', 'pizauth'])
+def test_fifo_is_refused_without_waiting(tokend, tmp_path, fmt):
+    """A FIFO no one writes to would hold tokend (or its gpg) forever."""
+    tokend.account()
+    fifo = tmp_path / 'fifo'
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    r = tokend.run('import', 'work', '--from', fmt, str(fifo), input='pw\n', timeout=30)
+    assert time.monotonic() - started < 10
+    assert r.returncode == EX_USAGE, r.stderr
+    assert f'{fifo} is not a regular file' in r.stderr
+    assert_nothing_stored(tokend)
+
+
+def test_refresh_token_file_named_by_a_config_may_not_be_a_fifo(tokend, tmp_path):
+    tokend.account()
+    os.mkfifo(tmp_path / 'refresh')
+    config = tmp_path / 'oauth2Config.properties'
+    config.write_text(f'client_id=tokend-native\nrefresh_token_file={tmp_path / "refresh"}\n')
+    r = tokend.run('import', 'work', '--from', 'fetchmail-oauth2', str(config), timeout=30)
+    assert r.returncode == EX_USAGE, r.stderr
+    assert 'refresh_token_file' in r.stderr and 'not a regular file' in r.stderr
 
 
 # pizauth ----------------------------------------------------------------------

@@ -787,7 +787,7 @@ def test_notify_cmd_runs_when_the_refresh_token_is_dead(tokend, authserver, tmp_
     tokend.account(notify_cmd=f'{script} --from-tokend', refresh_margin=7200)
     tokend.obtain()
     access = tokend.token_file().read_text().strip()
-    dead = tokend.refresh_token_file().read_text().strip()
+    dead = tokend.stored_refresh_token().strip()
     # Use the stored refresh token, then replay it: oidc-provider revokes
     # the whole grant, so the refresh token tokend holds is dead.
     status, rotated = authserver.refresh(dead)
@@ -807,7 +807,7 @@ def test_notify_cmd_runs_when_the_refresh_token_is_dead(tokend, authserver, tmp_
     for secret in (access, dead, rotated['refresh_token'], rotated['access_token']):
         assert secret not in text
     # Nothing stored was lost on the way.
-    assert tokend.refresh_token_file().read_text().strip() == dead
+    assert tokend.stored_refresh_token().strip() == dead
     assert tokend.token_file().read_text().strip() == access
 
 
@@ -818,7 +818,7 @@ def test_notify_cmd_runs_once_per_lost_signin(tokend, authserver, tmp_path):
     script.chmod(0o755)
     tokend.account(notify_cmd=str(script), refresh_margin=7200)
     tokend.obtain()
-    dead = tokend.refresh_token_file().read_text().strip()
+    dead = tokend.stored_refresh_token().strip()
     assert authserver.refresh(dead)[0] == 200
     assert authserver.refresh(dead)[0] == 400
     for _ in range(3):  # three ticks of the timer

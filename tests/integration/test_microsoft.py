@@ -10,12 +10,14 @@ import json
 import re
 import secrets
 import subprocess
+import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from conftest import (EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO)
+from conftest import (EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, EX_TEMPFAIL, REPO, stored_binding,
+                      stored_token)
 from harness.authserver import make_certs
 from harness.scripted import Reply, ScriptedEndpoint
 from harness.wait import wait_until
@@ -149,7 +151,7 @@ def test_nativeclient_paste_back(tokend, ms, shape):
 
 def seeded(tokend, ms):
     assert tokend.run('obtain', 'work').returncode == EX_OK
-    return tokend.token_file().read_text(), tokend.refresh_token_file().read_text()
+    return tokend.token_file().read_text(), tokend.stored_refresh_token()
 
 
 # name, reply, exit status, words the one-line message must carry
@@ -162,7 +164,8 @@ CASES = [
     ('password-changed', ms_error('invalid_grant', 50173, 'The provided grant has expired due '
      'to it being revoked.'), EX_NOPERM, ['password', 'AADSTS50173']),
     ('unused-90-days', ms_error('invalid_grant', 700082, 'The refresh token has expired due to '
-     'inactivity.'), EX_NOPERM, ['90 days', 'AADSTS700082']),
+     'inactivity.'), EX_NOPERM, ['90 days', 'AADSTS700082',
+                                 'timer running tokend refresh', 'run: tokend obtain work']),
     ('expired', ms_error('invalid_grant', 70008, 'The provided authorization code or refresh '
      'token has expired due to inactivity.'), EX_NOPERM, ['expired', 'AADSTS70008']),
     ('sign-in-frequency', ms_error('invalid_grant', 70043, 'The refresh token has expired or is '
@@ -171,14 +174,17 @@ CASES = [
     ('invalid-grant', ms_error('invalid_grant', 70000, 'Provided grant is invalid or malformed.'),
      EX_NOPERM, ['AADSTS70000', 'run: tokend obtain work']),
     ('consent-missing', ms_error('invalid_grant', 65001, 'The user or administrator has not '
-     'consented to use the application.'), EX_NOPERM, ['consent', 'AADSTS65001', 'prompt = consent']),
+     'consented to use the application.'), EX_NOPERM, ['consent', 'AADSTS65001', 'prompt = consent',
+                                                       'ask your administrator to consent',
+                                                       'run: tokend obtain work']),
     ('spa-24h', ms_error('invalid_grant', 700084, 'The refresh token was issued to a single page '
      'app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00.'), EX_NOPERM,
      ['single-page', 'AADSTS700084']),
     ('admin-consent', ms_error('invalid_grant', 90094, 'Admin consent is required for the '
      'permissions requested by this application.'), EX_NOPERM, ['administrator', 'AADSTS90094']),
     ('conditional-access', ms_error('access_denied', 53003, 'Access has been blocked by '
-     'Conditional Access policies.'), EX_NOPERM, ['administrator', 'Conditional Access', 'AADSTS53003']),
+     'Conditional Access policies.'), EX_NOPERM, ['administrator', 'Conditional Access', 'AADSTS53003',
+                                                  'which policy', 'sign-in logs']),
     ('security-defaults', ms_error('invalid_grant', 530035, 'Access has been blocked by security '
      'defaults.'), EX_NOPERM, ['administrator', 'AADSTS530035']),
     ('guest', ms_error('invalid_grant', 50020, 'User account from identity provider does not exist '
@@ -201,7 +207,11 @@ CASES = [
     ('malformed', ms_error('invalid_request', 9002313, 'Invalid request. Request is malformed or '
      'invalid.'), EX_CONFIG, ['malformed', 'AADSTS9002313']),
     ('missing-parameter', ms_error('invalid_request', 900144, "The request body must contain the "
-     "following parameter: 'grant_type'."), EX_CONFIG, ['parameter', 'AADSTS900144']),
+     "following parameter: 'grant_type'."), EX_CONFIG, ['lacks the parameter grant_type',
+                                                         'AADSTS900144', 'scopes']),
+    ('app-disabled', ms_error('invalid_client', 7000112, "Application '08162f7c-0fd2-4200-a84a-"
+     "f25a4db0b584'(Mozilla Thunderbird) is disabled."), EX_CONFIG,
+     ['application is disabled', 'AADSTS7000112', 'set client_id']),
     ('loop', ms_error('invalid_grant', 50196, 'The server terminated an operation because it '
      'encountered a client request loop.'), EX_TEMPFAIL, ['slow down', 'AADSTS50196']),
     ('throttled', Reply(429, {'error': 'temporarily_unavailable'}, {'Retry-After': '30'}),
@@ -236,7 +246,23 @@ def test_documented_refresh_errors(tokend, ms, name, reply, status, words):
     assert 'Trace ID' not in lines[0]
     # Nothing stored is lost or overwritten.
     assert tokend.token_file().read_text() == access
-    assert tokend.refresh_token_file().read_text() == refresh
+    assert tokend.stored_refresh_token() == refresh
+
+
+def test_logout_without_revocation_says_the_server_was_not_told(tokend, ms):
+    """Microsoft has no revocation endpoint: the sign-in lives on there, and
+    the access token until it expires."""
+    seeded(tokend, ms)
+    expires_at = json.loads((tokend.state / 'work' / 'state.json').read_text())['expires_at']
+    r = tokend.run('logout', 'work', env={'TZ': 'UTC'})
+    assert r.returncode == EX_OK, r.stderr
+    warning = r.stderr.strip().splitlines()[0]
+    assert 'no revocation endpoint, so it could not be told of this logout' in warning
+    assert 'Sign out everywhere' in warning
+    until = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(expires_at))
+    assert f'the access token stays usable until {until} (70 min from now)' in warning
+    assert 'removed the refresh token (file store)' in r.stderr
+    assert not any(q.path.endswith('/revoke') for q in ms.requests)
 
 
 def test_verbose_shows_the_raw_description(tokend, ms):
@@ -244,6 +270,8 @@ def test_verbose_shows_the_raw_description(tokend, ms):
     ms.script(TOKEN_PATH, ms_error('invalid_grant', 70008, 'The refresh token has expired.'))
     r = tokend.run('-v', 'refresh', '--force', 'work')
     assert r.returncode == EX_NOPERM
+    # The description as the server wrote it, with its identifiers redacted
+    # (redact.h: a run of letters and digits that long could be a token).
     assert 'AADSTS70008: The refresh token has expired. Trace ID: 0ab1c2d3' in r.stderr
 
 
@@ -252,7 +280,7 @@ def test_string_expires_in_and_rotation(tokend, ms):
     ms.script(TOKEN_PATH, ms_success(access='new-access', refresh='0.AQoA-rotated',
                                      expires_in='3599'))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
-    assert tokend.refresh_token_file().read_text() == '0.AQoA-rotated'
+    assert tokend.stored_refresh_token() == '0.AQoA-rotated'
     assert tokend.token_file().read_text() == 'new-access\n'
     status = json.loads(tokend.run('status', '--json').stdout)[0]
     assert 3590 < status['expires_in'] <= 3599
@@ -265,7 +293,7 @@ def test_refresh_without_a_new_refresh_token_keeps_the_old(tokend, ms):
     seeded(tokend, ms)
     ms.script(TOKEN_PATH, ms_success(access='second', refresh=None))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
-    assert tokend.refresh_token_file().read_text() == '0.AQoA-ms-refresh-1'
+    assert tokend.stored_refresh_token() == '0.AQoA-ms-refresh-1'
     ms.script(TOKEN_PATH, ms_success(access='third', refresh=None))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
     assert form_of(ms.last(TOKEN_PATH))['refresh_token'] == '0.AQoA-ms-refresh-1'
@@ -328,7 +356,7 @@ def test_refresh_naming_someone_else_keeps_the_old_tokens(tokend, ms):
     assert r.returncode == EX_NOPERM, r.stderr
     assert 'signed in as eve@fabrikam.com, not as me@contoso.com' in r.stderr
     assert tokend.token_file().read_text() == access
-    assert tokend.refresh_token_file().read_text() == refresh
+    assert tokend.stored_refresh_token() == refresh
     # A refresh that names the right user is saved and verifies it.
     ms.script(TOKEN_PATH, ms_success(access='next-access', id_token=ms_id_token('me@contoso.com')))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
@@ -400,12 +428,28 @@ def test_google_sign_in_refresh_and_logout(tokend, google):
     google.script('/token', Reply(200, {'access_token': 'ya29.a0-second', 'expires_in': 3599,
                                         'token_type': 'Bearer'}))
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
-    assert tokend.refresh_token_file().read_text() == '1//0g-google-refresh'
+    assert tokend.stored_refresh_token() == '1//0g-google-refresh'
     r = tokend.run('logout', 'work')
     assert 'revoked the refresh token at the provider' in r.stderr
     revoke = form_of(google.last('/revoke'))
     assert revoke['token'] == '1//0g-google-refresh'
     assert revoke['token_type_hint'] == 'refresh_token'
+
+
+def test_google_bare_stored_token_is_bound_at_the_next_refresh(tokend, google):
+    """Google never sends a new refresh token, so nothing would be saved:
+    a bare entry of before is stored again, bound, after its refresh."""
+    assert tokend.run('obtain', 'work').returncode == EX_OK
+    tokend.refresh_token_file().write_text('1//0g-google-refresh')
+    google.script('/token', Reply(200, {'access_token': 'ya29.a0-second', 'expires_in': 3599,
+                                        'token_type': 'Bearer'}))
+    r = tokend.run('refresh', '--force', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    entry = tokend.refresh_token_file().read_text()
+    assert stored_token(entry) == '1//0g-google-refresh'
+    assert stored_binding(entry) == {'client_id': tokend.accounts['work']['client_id'],
+                                     'issuer': 'https://accounts.google.com',
+                                     'token_url': google.url('/token')}
 
 
 def test_google_id_token_email_is_the_username(tokend, google):

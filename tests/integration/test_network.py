@@ -217,7 +217,7 @@ def proxied(tokend, url):
 
 
 def snapshot(t):
-    return (t.refresh_token_file().read_text(), t.token_file().read_text(),
+    return (t.stored_refresh_token(), t.token_file().read_text(),
             (t.state / 'work' / 'state.json').read_text())
 
 

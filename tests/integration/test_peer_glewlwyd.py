@@ -53,7 +53,7 @@ def signed_in(tk, glew, name='work', **keys):
     account(tk, glew, name, **keys)
     r = tk.run('obtain', name)
     assert r.returncode == EX_OK, r.stderr
-    return tk.token_file(name).read_text(), tk.refresh_token_file(name).read_text()
+    return tk.token_file(name).read_text(), tk.stored_refresh_token(name)
 
 
 def printed_url(stderr):
@@ -170,7 +170,7 @@ def test_refresh_with_rotation_and_the_old_token_refused(tk, glew):
     access1, refresh1 = signed_in(tk, glew)
     r = tk.run('refresh', '--force', 'work')
     assert r.returncode == EX_OK, r.stderr
-    access2, refresh2 = tk.token_file().read_text(), tk.refresh_token_file().read_text()
+    access2, refresh2 = tk.token_file().read_text(), tk.stored_refresh_token()
     assert access2 != access1 and refresh2 != refresh1
     assert glew.token_valid(access2.strip())
     # The rotated-out token is refused: 400 with nothing in it.  The replay
@@ -182,7 +182,7 @@ def test_refresh_with_rotation_and_the_old_token_refused(tk, glew):
     assert line.startswith('tokend: work: sign-in needed: ')
     assert 'HTTP 400' in line and line.endswith('run: tokend obtain work')
     # Nothing lost or overwritten.
-    assert tk.refresh_token_file().read_text() == refresh2
+    assert tk.stored_refresh_token() == refresh2
     assert tk.token_file().read_text() == access2
     status = json.loads(tk.run('status', '--json').stdout)[0]
     assert status['needs_signin'] is True
@@ -199,7 +199,7 @@ def test_refresh_without_rotation_keeps_the_refresh_token(tk, glew):
         assert r.returncode == EX_OK, r.stderr
     access3 = tk.token_file().read_text()
     assert access3 != access1
-    assert tk.refresh_token_file().read_text() == refresh1
+    assert tk.stored_refresh_token() == refresh1
     assert glew.token_valid(access3.strip(), plugin='oidc-keep')
 
 
@@ -245,7 +245,7 @@ def test_a_refused_code_is_reported_and_stores_nothing(tk, glew):
     line = err.strip().splitlines()[-1]
     assert line.startswith('tokend: work: sign-in needed: ') and 'invalid_code' in line
     assert tk.token_file().read_text() == access
-    assert tk.refresh_token_file().read_text() == refresh
+    assert tk.stored_refresh_token() == refresh
 
 
 def test_iss_in_the_redirect_that_discovery_does_not_promise(tk, glew):

@@ -118,7 +118,7 @@ def test_device_flow_stops_cleanly_on_ctrl_c(tokend, authserver):
 def test_logout_revokes_the_refresh_token(tokend, authserver):
     discovered(tokend, authserver)
     tokend.obtain()
-    rt = tokend.refresh_token_file().read_text()
+    rt = tokend.stored_refresh_token()
     assert authserver.stats()  # server is up
     r = tokend.run('logout', 'work')
     assert r.returncode == EX_OK

@@ -96,7 +96,7 @@ def test_signin_lifetime_warns_once_and_a_new_signin_resets(tokend, tmp_path):
     assert 'signin_lifetime = 7 d' in runs[0]['TOKEND_REASON']
     assert int(runs[0]['TOKEND_SIGNIN_BY']) == st['signed_in_at'] + 7 * DAY
     secrets = (tokend.token_file().read_text().strip(),
-               tokend.refresh_token_file().read_text().strip())
+               tokend.stored_refresh_token().strip())
     assert not any(s in notes.out.read_text() for s in secrets)
     assert 'secret' not in json.dumps(read_state(tokend)).lower()
 

@@ -11,14 +11,14 @@ from conftest import (EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE, TOKEND
 def signed_in(tokend, **keys):
     tokend.account(**keys)
     tokend.obtain()
-    return tokend.token_file().read_text(), tokend.refresh_token_file().read_text()
+    return tokend.token_file().read_text(), tokend.stored_refresh_token()
 
 
 def test_refresh_force_rotates_and_saves_the_new_refresh_token(tokend, authserver):
     access1, refresh1 = signed_in(tokend)
     r = tokend.run('refresh', '--force', 'work')
     assert r.returncode == EX_OK, r.stderr
-    access2, refresh2 = tokend.token_file().read_text(), tokend.refresh_token_file().read_text()
+    access2, refresh2 = tokend.token_file().read_text(), tokend.stored_refresh_token()
     assert access2 != access1 and refresh2 != refresh1
     assert authserver.introspect(access2.strip())['active']
     # The server rotated: the old refresh token is refused.  Replaying it
@@ -29,7 +29,7 @@ def test_refresh_force_rotates_and_saves_the_new_refresh_token(tokend, authserve
     r = tokend.run('refresh', '--force', 'work')
     assert r.returncode == EX_NOPERM
     assert 'run: tokend obtain work' in r.stderr
-    assert tokend.refresh_token_file().read_text() == refresh2
+    assert tokend.stored_refresh_token() == refresh2
     assert tokend.token_file().read_text() == access2
     status = json.loads(tokend.run('status', '--json').stdout)[0]
     assert status['needs_signin'] is True
@@ -140,7 +140,7 @@ def test_server_down_is_a_temporary_failure_and_keeps_tokens(tokend, make_authse
     assert len(r.stderr.strip().splitlines()) == 1
     assert time.time() - start < 15
     assert tokend.token_file().read_text() == access
-    assert tokend.refresh_token_file().read_text() == refresh
+    assert tokend.stored_refresh_token() == refresh
     # `token` still hands out the valid token while the server is away.
     r = tokend.run('token', 'work')
     assert r.returncode == EX_OK and r.stdout == access
@@ -233,14 +233,14 @@ def test_bulk_refresh_many_accounts_at_once(tokend, authserver):
     tokend.write_config('[defaults]\nmax_parallel = 4\n')
     for n in names:
         tokend.obtain(n)
-    before = {n: (tokend.token_file(n).read_text(), tokend.refresh_token_file(n).read_text())
+    before = {n: (tokend.token_file(n).read_text(), tokend.stored_refresh_token(n))
               for n in names}
     count = authserver.stats()['token'].get('refresh_token', 0)
     r = tokend.run('refresh', '--force')
     assert r.returncode == EX_OK, r.stderr
     assert authserver.stats()['token'].get('refresh_token', 0) == count + len(names)
     for n in names:
-        access, refresh = tokend.token_file(n).read_text(), tokend.refresh_token_file(n).read_text()
+        access, refresh = tokend.token_file(n).read_text(), tokend.stored_refresh_token(n)
         assert access != before[n][0] and refresh != before[n][1]
         assert authserver.introspect(access.strip())['active']
     assert r.stderr.count(': refreshed') == len(names)

@@ -47,10 +47,10 @@ def refresh_twice(tokend, srv):
     server received."""
     srv.reset_stats()
     for _ in range(2):
-        before = tokend.refresh_token_file().read_text()
+        before = tokend.stored_refresh_token()
         r = tokend.run('refresh', '--force', 'work')
         assert r.returncode == EX_OK, r.stderr
-        assert tokend.refresh_token_file().read_text() != before
+        assert tokend.stored_refresh_token() != before
         assert srv.introspect(tokend.token_file().read_text().strip())['active']
     return srv.stats()['refresh_scopes']
 

@@ -292,7 +292,7 @@ def test_no_secret_leaks_anywhere(tmp_path, authserver, proxy, dovecot, umask):
     assert 'IMAP login' in r.stdout and 'SMTP login' in r.stdout
     # The grant is revoked behind tokend's back: refresh needs a sign-in and
     # runs notify_cmd.
-    rt = tokend.refresh_token_file('work').read_text().strip()
+    rt = tokend.stored_refresh_token('work').strip()
     status, _ = authserver.http('POST', authserver.revocation_url, {
         'token': rt, 'client_id': 'tokend-secret', 'client_secret': CLIENT_SECRET})
     assert status == 200

@@ -26,7 +26,7 @@ def test_a_refused_refresh_token_makes_status_fail(tokend, authserver):
     assert code == EX_OK
     assert accounts['new']['needs_signin'] and not accounts['work']['needs_signin']
     # Someone used the refresh token: tokend's copy is spent.
-    assert authserver.refresh(tokend.refresh_token_file().read_text())[0] == 200
+    assert authserver.refresh(tokend.stored_refresh_token())[0] == 200
     assert tokend.run('refresh', '--force', 'work').returncode == EX_NOPERM
     code, accounts = status(tokend)
     assert code == EX_NOPERM

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import EX_NOPERM, EX_OK, EX_UNAVAILABLE, TOKEND
+from conftest import EX_NOPERM, EX_OK, EX_UNAVAILABLE, TOKEND, stored_token
 from harness.keyring import SecretService
 
 
@@ -37,10 +37,10 @@ def test_refresh_token_goes_to_the_keyring(tokend, keyring, authserver):
     items = ours(keyring)
     assert len(items) == 1 and items[0]['kind'] == 'refresh_token'
     assert items[0]['xdg:schema'] == 'org.tokend.Secret'
-    stored = keyring.lookup(account='work', kind='refresh_token')
+    stored = stored_token(keyring.lookup(account='work', kind='refresh_token'))
     r = tokend.run('refresh', '--force', 'work')
     assert r.returncode == EX_OK, r.stderr
-    rotated = keyring.lookup(account='work', kind='refresh_token')
+    rotated = stored_token(keyring.lookup(account='work', kind='refresh_token'))
     assert rotated and rotated != stored
     assert authserver.refresh(stored)[0] == 400
     assert len(ours(keyring)) == 1
@@ -184,6 +184,22 @@ def test_keyring_daemon_gone_is_a_clear_error(tokend, keyring):
     assert time.time() - start < 12
     # The cached token is still handed out: it needs no keyring.
     assert tokend.run('token', 'work').returncode == EX_OK
+
+
+def test_logout_with_the_keyring_locked_is_not_done(tokend, keyring):
+    with_bus(tokend, keyring)
+    tokend.account(store='secret-service')
+    tokend.obtain()
+    keyring.lock()
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_UNAVAILABLE, r.stderr
+    assert 'the refresh token is still in the secret-service store' in r.stderr
+    assert 'run tokend logout work again' in r.stderr
+    keyring.unlock()
+    assert len(ours(keyring)) == 1
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_OK and 'secret-service store' in r.stderr, r.stderr
+    assert ours(keyring) == []
 
 
 def test_logout_removes_the_keyring_item(tokend, keyring):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, REPO
+from conftest import EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, REPO, stored_token
 from harness import hostile
 from harness.keyring import SecretService
 from harness.wait import wait_until
@@ -110,12 +110,12 @@ def lifecycle(tokend, authserver, read_stored):
     r = tokend.obtain()
     assert 'command store' in r.stderr
     assert not tokend.refresh_token_file().exists()
-    first = read_stored()
+    first = stored_token(read_stored())
     assert first
     assert json.loads(tokend.run('status', '--json').stdout)[0]['store'] == 'command'
     r = tokend.run('refresh', '--force', 'work')
     assert r.returncode == EX_OK, r.stderr
-    rotated = read_stored()
+    rotated = stored_token(read_stored())
     assert rotated and rotated != first
     assert authserver.refresh(first)[0] == 400  # the old one is dead: it rotated
     r = tokend.run('token', 'work')
@@ -202,14 +202,14 @@ def script_store(tokend, **more):
 def test_failing_put_during_refresh_keeps_the_rotated_token(tokend, authserver):
     f, fail = script_store(tokend)
     tokend.obtain()
-    first = f.read_text().strip()
+    first = stored_token(f.read_text())
     fail.touch()
     r = tokend.run('refresh', '--force', 'work')
     assert r.returncode == EX_OK, r.stderr
     assert 'could not save the new refresh token in the command store' in r.stderr
     assert 'store_put command sh exited with status 3: disk on fire' in r.stderr
     # The rotated token was rescued into the file store; the dead one is gone.
-    rescued = tokend.refresh_token_file().read_text().strip()
+    rescued = tokend.stored_refresh_token().strip()
     assert rescued != first
     assert not f.exists()
     assert json.loads(tokend.run('status', '--json').stdout)[0]['store'] == 'file'
@@ -265,7 +265,7 @@ def test_hanging_command_is_stopped_within_its_bound(tokend, which):
 def test_get_printing_something_else_is_an_error_that_shows_none_of_it(tokend):
     f, _ = script_store(tokend)
     tokend.obtain()
-    rt = f.read_text().strip()
+    rt = stored_token(f.read_text())
     noisy = 'sh -c ' + shlex.quote(f'cat {f}; echo; cat {f}; cat {f} >&2; exit 0')
     tokend.account(**dict(tokend.accounts['work'], store_get=noisy))
     r = tokend.run('refresh', '--force', 'work')
@@ -277,7 +277,7 @@ def test_get_printing_something_else_is_an_error_that_shows_none_of_it(tokend):
 def test_failing_get_names_the_command_and_hides_the_token_it_said(tokend):
     f, _ = script_store(tokend)
     tokend.obtain()
-    rt = f.read_text().strip()
+    rt = stored_token(f.read_text())
     leaky = 'sh -c ' + shlex.quote(f'cat {f} >&2; exit 4')
     tokend.account(**dict(tokend.accounts['work'], store_get=leaky))
     r = tokend.run('refresh', '--force', 'work')
@@ -361,10 +361,10 @@ def test_secrets_never_in_argv_or_env_of_the_commands(tokend, authserver, passwo
                                         if k != 'store'})
     tokens = []
     tokend.obtain()
-    tokens.append(password_store.show('tokend/work'))
+    tokens.append(stored_token(password_store.show('tokend/work')))
     for _ in range(2):
         assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
-        tokens.append(password_store.show('tokend/work'))
+        tokens.append(stored_token(password_store.show('tokend/work')))
         tokens.append(tokend.token_file().read_text().strip())
     assert tokend.run('logout', 'work').returncode == EX_OK
     records = hostile.read_records(log)
@@ -399,7 +399,7 @@ def test_migrate_file_to_command_and_back(tokend, authserver, password_store):
     tokend.env.update(password_store.tokend_env())
     tokend.account(store='file', **{k: v for k, v in PASS_RECIPE.items() if k != 'store'})
     tokend.obtain()
-    rt = tokend.refresh_token_file().read_text().strip()
+    rt = tokend.stored_refresh_token().strip()
     # The configuration must name the target first, or a refresh would move
     # the token back.
     r = tokend.run('migrate', 'work', '--store', 'command')
@@ -410,16 +410,16 @@ def test_migrate_file_to_command_and_back(tokend, authserver, password_store):
     r = tokend.run('migrate', 'work', '--store', 'command')
     assert r.returncode == EX_OK, r.stderr
     assert 'moved the refresh token from the file store to the command store' in r.stderr
-    assert password_store.show('tokend/work') == rt
+    assert stored_token(password_store.show('tokend/work')) == rt
     assert not tokend.refresh_token_file().exists()
     assert status_store(tokend) == 'command'
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
-    rotated = password_store.show('tokend/work')
+    rotated = stored_token(password_store.show('tokend/work'))
     assert rotated != rt
     tokend.account(**dict(tokend.accounts['work'], store='file'))
     r = tokend.run('migrate', 'work', '--store', 'file')
     assert r.returncode == EX_OK, r.stderr
-    assert tokend.refresh_token_file().read_text().strip() == rotated
+    assert tokend.stored_refresh_token().strip() == rotated
     assert password_store.show('tokend/work') is None
     assert status_store(tokend) == 'file'
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
@@ -431,13 +431,13 @@ def test_migrate_keeps_the_token_when_the_new_store_fails(tokend):
     f, fail = script_store(tokend)
     tokend.account(**dict(tokend.accounts['work'], store='file'))
     tokend.obtain()
-    rt = tokend.refresh_token_file().read_text()
+    rt = tokend.stored_refresh_token()
     tokend.account(**dict(tokend.accounts['work'], store='command'))
     fail.touch()
     r = tokend.run('migrate', 'work', '--store', 'command')
     assert r.returncode == EX_UNAVAILABLE
     assert 'cannot write to the command store' in r.stderr and 'disk on fire' in r.stderr
-    assert tokend.refresh_token_file().read_text() == rt
+    assert tokend.stored_refresh_token() == rt
     assert status_store(tokend) == 'file'
     # A store that answers with something else than it was given.
     fail.unlink()
@@ -445,7 +445,7 @@ def test_migrate_keeps_the_token_when_the_new_store_fails(tokend):
     r = tokend.run('migrate', 'work', '--store', 'command')
     assert r.returncode != EX_OK
     assert 'gave back something other than was written' in r.stderr
-    assert tokend.refresh_token_file().read_text() == rt and status_store(tokend) == 'file'
+    assert tokend.stored_refresh_token() == rt and status_store(tokend) == 'file'
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
 
 
@@ -459,13 +459,13 @@ def test_migrate_secret_service_to_file(tokend, keyring):
     tokend.env.update(keyring.env)
     tokend.account(store='secret-service')
     tokend.obtain()
-    rt = keyring.lookup(account='work', kind='refresh_token')
+    rt = stored_token(keyring.lookup(account='work', kind='refresh_token'))
     assert rt
     tokend.account(store='file')
     r = tokend.run('migrate', 'work', '--store', 'file')
     assert r.returncode == EX_OK, r.stderr
     assert 'from the secret-service store to the file store' in r.stderr
-    assert tokend.refresh_token_file().read_text().strip() == rt
+    assert tokend.stored_refresh_token().strip() == rt
     assert not keyring.lookup(account='work', kind='refresh_token')
     assert status_store(tokend) == 'file'
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
@@ -491,6 +491,32 @@ def test_logout_asks_the_configured_commands_even_without_a_state(tokend):
     assert not f.exists()
 
 
+def test_logout_whose_delete_fails_says_so_and_can_be_run_again(tokend):
+    """The refresh token is still stored: logout must not say it is done."""
+    f, _ = script_store(tokend)
+    broken = tokend.home / 'box' / 'fail-delete'
+    tokend.accounts['work']['store_delete'] = 'sh -c ' + shlex.quote(
+        f'if test -e {broken}; then echo "vault sealed" >&2; exit 4; fi; rm -f {f}')
+    tokend.write_config()
+    tokend.obtain()
+    broken.touch()
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_UNAVAILABLE, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith('tokend: work: the refresh token is still in the command store')
+    assert 'vault sealed' in line and 'run tokend logout work again' in line
+    assert f.exists()
+    assert not tokend.token_file().exists()
+    state = json.loads((tokend.state / 'work' / 'state.json').read_text())
+    assert state['store'] == 'command' and state['needs_signin'] is True
+    # Repaired: the same command finishes the job.
+    broken.unlink()
+    r = tokend.run('logout', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'removed the refresh token (command store)' in r.stderr
+    assert not f.exists() and not (tokend.state / 'work' / 'state.json').exists()
+
+
 @pytest.fixture(scope='session')
 def fault_binary():
     from harness import faultbuild
@@ -505,7 +531,7 @@ def test_migrate_killed_midway_loses_nothing(tokend, fault_binary, point):
     f, _ = script_store(tokend)
     tokend.account(**dict(tokend.accounts['work'], store='file'))
     tokend.obtain()
-    rt = tokend.refresh_token_file().read_text()
+    rt = tokend.stored_refresh_token()
     tokend.account(**dict(tokend.accounts['work'], store='command'))
     r = subprocess.run([str(fault_binary), 'migrate', 'work', '--store', 'command'],
                        env=dict(tokend.env, TOKEND_FAULT=point), capture_output=True,
@@ -513,13 +539,13 @@ def test_migrate_killed_midway_loses_nothing(tokend, fault_binary, point):
     assert r.returncode == -9, r.stderr
     # Wherever the state points, the token is there.
     where = status_store(tokend)
-    held = f.read_text() if where == 'command' else tokend.refresh_token_file().read_text()
+    held = stored_token(f.read_text()) if where == 'command' else tokend.stored_refresh_token()
     assert held.strip() == rt.strip()
     assert where == ('file' if point == 'migrate-after-put' else 'command')
     r = tokend.run('migrate', 'work', '--store', 'command')
     assert r.returncode == EX_OK, r.stderr
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
-    assert status_store(tokend) == 'command' and f.read_text().strip() != rt.strip()
+    assert status_store(tokend) == 'command' and stored_token(f.read_text()) != rt.strip()
 
 
 def test_get_printing_without_end_is_stopped_at_its_bound(tokend):

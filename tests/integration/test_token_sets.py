@@ -103,7 +103,7 @@ def test_scope_gets_a_graph_token_from_the_mail_sign_in(tokend, ms):
     # next refresh token; no mail scope.
     assert sorted(form['scope'].split()) == sorted(GRAPH + ['offline_access'])
     # The rotated refresh token is saved; the mail token is left alone.
-    assert tokend.refresh_token_file().read_text() == '0.AQoA-ms-refresh-3'
+    assert tokend.stored_refresh_token() == '0.AQoA-ms-refresh-3'
     assert tokend.token_file().read_text() == mail
     sets = state_of(tokend)['token_sets']
     (key, entry), = sets.items()
@@ -126,12 +126,12 @@ def test_scope_gets_a_graph_token_from_the_mail_sign_in(tokend, ms):
 
 def test_the_next_mail_refresh_uses_the_rotated_refresh_token(tokend, ms):
     assert tokend.run('token', 'work', '--scope', EWS).returncode == EX_OK
-    assert tokend.refresh_token_file().read_text() == '0.AQoA-ms-refresh-3'
+    assert tokend.stored_refresh_token() == '0.AQoA-ms-refresh-3'
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
     form = form_of(ms.last(TOKEN_PATH))
     assert form['refresh_token'] == '0.AQoA-ms-refresh-3'
     assert form['scope'].split() == MS_SCOPES
-    assert tokend.refresh_token_file().read_text() == '0.AQoA-ms-refresh-4'
+    assert tokend.stored_refresh_token() == '0.AQoA-ms-refresh-4'
     assert tokend.token_file().read_text() == 'eyJ0eXAi.outlook.office.com.3\n'
     # The EWS token is still cached; an expired one is fetched again with
     # the newest refresh token.
@@ -144,7 +144,7 @@ def test_the_next_mail_refresh_uses_the_rotated_refresh_token(tokend, ms):
     r = tokend.run('token', 'work', '--scope', EWS)
     assert r.returncode == EX_OK and r.stdout == 'eyJ0eXAi.outlook.office.com.4\n'
     assert form_of(ms.last(TOKEN_PATH))['refresh_token'] == '0.AQoA-ms-refresh-4'
-    assert tokend.refresh_token_file().read_text() == '0.AQoA-ms-refresh-5'
+    assert tokend.stored_refresh_token() == '0.AQoA-ms-refresh-5'
 
 
 def test_server_away_hands_out_the_still_valid_set_token(tokend, ms):
@@ -264,7 +264,7 @@ def test_status_lists_the_sets_and_refresh_keeps_them_fresh(tokend, ms):
     assert (folder / 'token.ews').read_text() != ews
     assert (folder / 'token.graph').read_text() == graph
     assert tokend.token_file().read_text() == mail
-    assert tokend.refresh_token_file().read_text() == f'0.AQoA-ms-refresh-{ms.tokens.issued + 1}'
+    assert tokend.stored_refresh_token() == f'0.AQoA-ms-refresh-{ms.tokens.issued + 1}'
 
     # A set added to the configuration is fetched by `refresh work` too.
     tokend.accounts['work']['token_sets'] += f'; me:https://graph.microsoft.com/User.Read'
@@ -318,7 +318,7 @@ def test_a_token_for_less_than_was_asked_is_refused(tokend, ms):
                                'https://graph.microsoft.com/User.Read); ')
     assert r.stdout == ''
     # The new refresh token is kept all the same; nothing else changed.
-    assert tokend.refresh_token_file().read_text() == '0.AQoA-rotated-anyway'
+    assert tokend.stored_refresh_token() == '0.AQoA-rotated-anyway'
     assert tokend.token_file().read_text() == mail
     st = state_of(tokend)
     assert 'token_sets' not in st and not st['needs_signin']
@@ -336,7 +336,7 @@ def oidc(tokend, authserver):
 
 def test_oidc_provider_down_scopes_to_a_subset(tokend, oidc):
     mail = tokend.token_file().read_text().strip()
-    refresh = tokend.refresh_token_file().read_text()
+    refresh = tokend.stored_refresh_token()
     oidc.reset_stats()
     r = tokend.run('token', 'work', '--scope', 'mail.smtp')
     assert r.returncode == EX_OK, r.stderr
@@ -346,7 +346,7 @@ def test_oidc_provider_down_scopes_to_a_subset(tokend, oidc):
     assert set(oidc.introspect(mail)['scope'].split()) >= {'mail.imap', 'mail.smtp'}
     # oidc-provider rotates: the new refresh token is saved, the old one is
     # spent, and the mail token's next refresh works with the new one.
-    assert tokend.refresh_token_file().read_text() != refresh
+    assert tokend.stored_refresh_token() != refresh
     assert tokend.run('refresh', '--force', 'work').returncode == EX_OK
     assert oidc.introspect(tokend.token_file().read_text().strip())['active']
     r = tokend.run('token', 'work', '--scope', 'mail.smtp', env={'LD_DEBUG': 'libs'})
@@ -355,7 +355,7 @@ def test_oidc_provider_down_scopes_to_a_subset(tokend, oidc):
 
 def test_oidc_provider_scope_never_granted_is_a_clear_error(tokend, oidc):
     mail = tokend.token_file().read_text()
-    refresh = tokend.refresh_token_file().read_text()
+    refresh = tokend.stored_refresh_token()
     state = state_of(tokend)
     r = tokend.run('token', 'work', '--scope', 'email')
     assert r.returncode == EX_CONFIG
@@ -367,7 +367,7 @@ def test_oidc_provider_scope_never_granted_is_a_clear_error(tokend, oidc):
     assert 'mail.imap' in state['scope']
     # Nothing of the mail token, the refresh token or the state changed.
     assert tokend.token_file().read_text() == mail
-    assert tokend.refresh_token_file().read_text() == refresh
+    assert tokend.stored_refresh_token() == refresh
     assert state_of(tokend) == state
     r = tokend.run('token', 'work', env={'LD_DEBUG': 'libs'})
     assert r.returncode == EX_OK and r.stdout == mail and launcher_only(r)
@@ -400,7 +400,7 @@ def test_glewlwyd_ignores_the_scopes_of_a_refresh(tk, glew):
     assert r.returncode == EX_OK, r.stderr
     assert set(glew.claims(r.stdout)['scope'].split()) == {'openid', 'mail.imap'}
     assert glew.token_valid(r.stdout.strip())
-    rotated = tk.refresh_token_file().read_text()
+    rotated = tk.stored_refresh_token()
     assert rotated != refresh
     # A scope it never granted: the answer covers less than was asked.
     r = tk.run('token', 'work', '--scope', 'mail.smtp')
@@ -408,7 +408,7 @@ def test_glewlwyd_ignores_the_scopes_of_a_refresh(tk, glew):
     assert r.stderr.startswith('tokend: work: the server did not grant mail.smtp (it granted: ')
     # Its new refresh token is saved all the same, and the mail token's next
     # refresh works with it.
-    assert tk.refresh_token_file().read_text() != rotated
+    assert tk.stored_refresh_token() != rotated
     assert tk.token_file().read_text() == mail
     assert tk.run('refresh', '--force', 'work').returncode == EX_OK
     assert glew.token_valid(tk.token_file().read_text().strip())

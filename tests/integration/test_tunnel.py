@@ -195,7 +195,7 @@ def test_refused_token_is_refreshed_once_then_accepted(tokend, dovecot):
 
 def test_revoked_grant_says_bye_and_77(tokend, dovecot, authserver):
     token = sign_in(tokend, dovecot)
-    revoke_grant(authserver, tokend.refresh_token_file().read_text().strip())
+    revoke_grant(authserver, tokend.stored_refresh_token().strip())
     started = time.monotonic()
     with tunnel(tokend, 'work') as c:
         line = c.line()
@@ -209,7 +209,7 @@ def test_revoked_grant_says_bye_and_77(tokend, dovecot, authserver):
 
 def test_pop3_revoked_grant_says_err(tokend, dovecot, authserver):
     sign_in(tokend, dovecot)
-    revoke_grant(authserver, tokend.refresh_token_file().read_text().strip())
+    revoke_grant(authserver, tokend.stored_refresh_token().strip())
     with tunnel(tokend, 'work', '--pop3') as c:
         line = c.line()
         assert c.wait() == EX_NOPERM, c.stderr
@@ -353,7 +353,7 @@ def test_notify_cmd_runs_once_when_the_tunnel_finds_the_signin_lost(tokend, dove
     script.write_text(f'#!/bin/sh\necho "$TOKEND_ACCOUNT $TOKEND_COMMAND" >> "{out}"\n')
     script.chmod(0o755)
     sign_in(tokend, dovecot, notify_cmd=str(script))
-    revoke_grant(authserver, tokend.refresh_token_file().read_text().strip())
+    revoke_grant(authserver, tokend.stored_refresh_token().strip())
     for _ in range(3):  # three polls of a fetchmail daemon
         with tunnel(tokend, 'work') as c:
             assert c.line().startswith('* BYE [AUTHENTICATIONFAILED]')
@@ -371,7 +371,7 @@ def test_notify_cmd_stays_out_of_the_imap_stream(tokend, dovecot, authserver, tm
     script.write_text(f'#!/bin/sh\necho "* OK notify-cmd-was-here"\ntimeout 3 cat > "{seen}"\n')
     script.chmod(0o755)
     sign_in(tokend, dovecot, notify_cmd=str(script))
-    revoke_grant(authserver, tokend.refresh_token_file().read_text().strip())
+    revoke_grant(authserver, tokend.stored_refresh_token().strip())
     with tunnel(tokend, 'work') as c:
         c.send('a1 CAPABILITY\r\n')  # a client that speaks first
         stream = []

@@ -159,7 +159,7 @@ def test_fetchmail_fetches_byte_identical(tokend, dovecot, tmp_path, pop3):
 def test_fetchmail_ends_the_poll_on_a_revoked_grant(tokend, dovecot, authserver, tmp_path,
                                                     pop3):
     sign_in(tokend, dovecot)
-    revoke_grant(authserver, tokend.refresh_token_file().read_text().strip())
+    revoke_grant(authserver, tokend.stored_refresh_token().strip())
     rc = fetchmailrc(tokend, dovecot, tmp_path / 'fetchmailrc', pop3)
     out = tmp_path / 'out'
     out.mkdir()

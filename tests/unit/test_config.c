@@ -264,6 +264,13 @@ static const struct {
      "[account work] client_id: the value is not UTF-8"},
     {"[defaults]\nmax_parallel = \xff\n" MS, "[defaults] max_parallel: the value"},
     {MS "username = me\\x@example.com\n", "[account work] username: the value"},
+    /* One token file, two accounts: one account's token for the other's server. */
+    {MS "token_file = /t/token\n" GOOGLE "client_secret = s\ntoken_file = /t/token\n",
+     "[account work] and [account g] both write the token file /t/token"},
+    {MS "token_file = /t/x/../token\n" GOOGLE "client_secret = s\ntoken_file = /t/./token\n",
+     "both write the token file /t/token"},
+    {MS GOOGLE "client_secret = s\ntoken_file = ~/.local/state/tokend/work/token\n",
+     "[account work] and [account g] both write"},
 };
 
 static void test_bad(void)

@@ -51,6 +51,34 @@ static void test_good(void)
     }
 }
 
+/* Who signed in: the userinfo endpoint, and whether the email scope is
+ * offered (asked for when the account names its user). */
+static void test_userinfo_and_email(void)
+{
+    static const struct {
+        const char *json, *userinfo;
+        bool email;
+    } cases[] = {
+        {"{\"issuer\":\"" ISSUER "\",\"userinfo_endpoint\":\"" ISSUER "/me\","
+         "\"scopes_supported\":[\"openid\",\"email\",\"profile\"]}",
+         ISSUER "/me", true},
+        {"{\"issuer\":\"" ISSUER "\",\"scopes_supported\":[\"openid\",\"profile\"]}", NULL, false},
+        {"{\"issuer\":\"" ISSUER "\",\"scopes_supported\":\"openid email\"}", NULL, false},
+        {"{\"issuer\":\"" ISSUER "\",\"scopes_supported\":[7,\"email\"]}", NULL, true},
+        {"{\"issuer\":\"" ISSUER "\"}", NULL, false},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(Discovery) d = parse(cases[i].json, ISSUER, &e);
+
+        g_test_message("case %zu: %s", i, cases[i].json);
+        g_assert_nonnull(d);
+        g_assert_cmpstr(d->userinfo_endpoint, ==, cases[i].userinfo);
+        g_assert_cmpint(d->email_scope, ==, cases[i].email);
+    }
+}
+
 static void test_bad(void)
 {
     static const struct {
@@ -70,6 +98,8 @@ static void test_bad(void)
          "unusable device_authorization_endpoint"},
         {"{\"issuer\":\"" ISSUER "\",\"revocation_endpoint\":\"ftp://idp.example/r\"}",
          "unusable revocation_endpoint"},
+        {"{\"issuer\":\"" ISSUER "\",\"userinfo_endpoint\":\"http://idp.example/me\"}",
+         "unusable userinfo_endpoint"},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
@@ -120,6 +150,7 @@ int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
     g_test_add_func("/discovery/good", test_good);
+    g_test_add_func("/discovery/userinfo-and-email", test_userinfo_and_email);
     g_test_add_func("/discovery/bad", test_bad);
     g_test_add_func("/discovery/auth-methods", test_auth_methods);
     return testutil_run();

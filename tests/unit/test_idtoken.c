@@ -163,6 +163,40 @@ static void test_match(void)
     g_assert_cmpstr(idtoken_best_name(&sub_only), ==, "S-123");
 }
 
+/* The same claims from a userinfo answer. */
+static void test_userinfo(void)
+{
+    static const struct {
+        const char *json, *sub, *email, *fragment;
+    } cases[] = {
+        {"{\"sub\":\"alice\",\"email\":\"Alice@Corp.Example\"}", "alice", "Alice@Corp.Example",
+         NULL},
+        {" {\"sub\":\"alice\"} \n", "alice", NULL, NULL},
+        {"{\"sub\":\"alice\",\"email\":7}", "alice", NULL, NULL},
+        {"{\"sub\":\"a\"} x", NULL, NULL, "not a JSON object"},
+        {"[\"sub\"]", NULL, NULL, "not a JSON object"},
+        {"eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.", NULL, NULL, "not a JSON object"},
+        {"", NULL, NULL, "empty"},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(IdClaims) c = NULL;
+        int r = idtoken_parse_userinfo(cases[i].json, strlen(cases[i].json), &c, &e);
+
+        g_test_message("case %zu: %s", i, cases[i].json);
+        if (cases[i].fragment) {
+            g_assert_cmpint(r, ==, -1);
+            g_assert_cmpint(e.status, ==, TOKEND_EX_DATAERR);
+            testutil_assert_contains(e.message, cases[i].fragment);
+            continue;
+        }
+        g_assert_cmpint(r, ==, 0);
+        g_assert_cmpstr(c->sub, ==, cases[i].sub);
+        g_assert_cmpstr(c->email, ==, cases[i].email);
+    }
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -170,5 +204,6 @@ int main(int argc, char **argv)
     g_test_add_func("/idtoken/bad", test_bad);
     g_test_add_func("/idtoken/bounded", test_bounded);
     g_test_add_func("/idtoken/match", test_match);
+    g_test_add_func("/idtoken/userinfo", test_userinfo);
     return testutil_run();
 }

@@ -219,6 +219,19 @@ static const struct proxy_case {
     {"[a@example.org]\ntoken_salt = " PROXY_SALT "\ntoken_iterations = many\n"
      "refresh_token = x\n",
      "a@example.org", NULL, 0},
+    {"[a@example.org]\ntoken_salt = " PROXY_SALT "\ntoken_iterations = 10000000\n"
+     "refresh_token = " PROXY_TOKEN "\n",
+     "a@example.org", "a@example.org", 10000000},
+    /* Beyond the bound: refused before any round is run. */
+    {"[a@example.org]\ntoken_salt = " PROXY_SALT "\ntoken_iterations = 10000001\n"
+     "refresh_token = " PROXY_TOKEN "\n",
+     "a@example.org", NULL, 0},
+    {"[a@example.org]\ntoken_salt = " PROXY_SALT "\ntoken_iterations = 18446744073709551615\n"
+     "refresh_token = " PROXY_TOKEN "\n",
+     "a@example.org", NULL, 0},
+    {"[a@example.org]\ntoken_salt = " PROXY_SALT "\ntoken_iterations = 0\n"
+     "refresh_token = " PROXY_TOKEN "\n",
+     "a@example.org", NULL, 0},
     {"not an ini file", NULL, NULL, 0},
 };
 

@@ -235,13 +235,16 @@ static void test_binding(void)
 
     st->bound_client_id = g_strdup("tokend-native");
     st->bound_token_url = g_strdup("https://127.0.0.1:8443/token");
+    st->identity_check = g_strdup("not verified");
     g_assert_cmpint(state_save(dir, st, &e), ==, 0);
     back = state_load(dir, &e);
     g_assert_cmpstr(back->bound_client_id, ==, "tokend-native");
     g_assert_cmpstr(back->bound_token_url, ==, "https://127.0.0.1:8443/token");
     g_assert_null(back->bound_issuer);
+    g_assert_cmpstr(back->identity_check, ==, "not verified");
     old = state_parse(older, strlen(older), &e);
     g_assert_null(old->bound_client_id);
+    g_assert_null(old->identity_check);
 }
 
 int main(int argc, char **argv)
