@@ -11,9 +11,15 @@
  * EIO), and "N op path" is appended to $TOKEND_FAULT_LOG.  It returns the
  * errno to fail with, or 0; elsewhere it is always 0.  With
  * $TOKEND_FAULT_NO_FALLOCATE=1, fileio_reserve acts as on a file system
- * without fallocate. */
+ * without fallocate.
+ *
+ * FAULT_OPEN(name): where $TOKEND_FAULT names this point, such a build
+ * opens $TOKEND_FAULT_LOG (created, appended to) and writes one line: a
+ * process that must not open files (the relay's sandbox, sandbox.h) is
+ * seen to be killed for it, the file never written.  Elsewhere nothing. */
 
 int fault_io(const char *op, const char *path);
+void fault_open(const char *name);
 
 #ifdef TOKEND_FAULT_INJECTION
 #include <signal.h>
@@ -27,7 +33,9 @@ int fault_io(const char *op, const char *path);
     } while (0)
 #define FAULT_NUMBER(var, normal) (getenv(var) ? atoi(getenv(var)) : (normal))
 #define FAULT_IO(op, path) fault_io(op, path)
+#define FAULT_OPEN(name) fault_open(name)
 #else
+#define FAULT_OPEN(name) ((void)(name))
 #define FAULT_IO(op, path) ((void)(op), (void)(path), 0)
 #define FAULT_NUMBER(var, normal) (normal)
 #define FAULT_POINT(name)                                                                          \

@@ -63,6 +63,9 @@ void mailconn_forget_capabilities(MailConn *c);
 /* A secret sent to the server, which it may echo: from now on redacted
  * from every log line and message (a wiped copy is kept). */
 void mailconn_add_secret(MailConn *c, const SecStr *secret);
+/* Wipe the secrets' copies: once the session is handed over and only
+ * relayed, nothing secret stays in memory (tokend/sandbox.h). */
+void mailconn_forget_secrets(MailConn *c);
 /* The server's text made safe to show: redacted, one line, bounded. */
 char *mailconn_words(const MailConn *c, const char *text);
 /* text holds one of the secrets sent. */

@@ -44,7 +44,8 @@ int tunnel_login(Tunnel *t, const SecStr *token, gint64 deadline, enum sasl_resu
                  struct tokend_error *e);
 /* Greet the client on fd out as an authenticated session. */
 int tunnel_greet(Tunnel *t, int out, struct tokend_error *e);
-/* Relay until either side closes (fd in from the client, out to it). */
+/* Relay until either side closes (fd in from the client, out to it),
+ * with the session's secrets wiped and in the sandbox (sandbox.h). */
 int tunnel_relay(Tunnel *t, int in, int out, struct tokend_error *e);
 void tunnel_free(Tunnel *t);
 /* Tell a client that was not greeted why, in its protocol, on fd out:

@@ -2,9 +2,11 @@
  * only; see tokend/fault.h). */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <glib.h>
 
 #include "tokend/fault.h"
@@ -37,11 +39,31 @@ int fault_io(const char *op, const char *path)
     fault_io_note(n, op, path);
     return name && strcmp(name, "EIO") == 0 ? EIO : ENOSPC;
 }
+
+void fault_open(const char *name)
+{
+    const char *fault = getenv("TOKEND_FAULT"), *log = getenv("TOKEND_FAULT_LOG");
+    int fd;
+
+    if (!fault || !log || strcmp(fault, name) != 0)
+        return;
+    /* open(2) itself, as glibc makes it: openat. */
+    fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        dprintf(fd, "%s: opened\n", name);
+        close(fd);
+    }
+}
 #else
 int fault_io(const char *op, const char *path)
 {
     (void)op;
     (void)path;
     return 0;
+}
+
+void fault_open(const char *name)
+{
+    (void)name;
 }
 #endif

@@ -96,6 +96,12 @@ void mailconn_add_secret(MailConn *c, const SecStr *secret)
     g_ptr_array_add(c->secrets, secstr_dup(secret));
 }
 
+void mailconn_forget_secrets(MailConn *c)
+{
+    /* secstr_free, the array's free function, wipes each. */
+    g_ptr_array_set_size(c->secrets, 0);
+}
+
 /* The secrets as redact_text takes them: borrowed pointers, NULL-ended. */
 static const char **known_secrets(const MailConn *c)
 {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tokend/fault.h"
 #include "tokend/log.h"
 #include "tokend/splice.h"
 
@@ -187,6 +188,8 @@ int splice_run(NetConn *c, int in, int out, struct tokend_error *e)
     r->out = out;
     nonblocking(in);
     nonblocking(out);
+    /* Test builds: a relay that opens a file, which the sandbox kills. */
+    FAULT_OPEN("sandbox-open");
     for (;;) {
         if (pump(r, e) < 0)
             return -1;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tokend/sandbox.h"
 #include "tokend/splice.h"
 #include "tokend/tunnel.h"
 
@@ -131,6 +132,12 @@ void tunnel_refuse(enum tunnel_proto p, int out, int status, const char *line)
 
 int tunnel_relay(Tunnel *t, int in, int out, struct tokend_error *e)
 {
+    static const struct sandbox_policy policy = {.who = "tunnel"};
+
+    /* From here on only bytes move: no secret in memory, no files. */
+    mailconn_forget_secrets(t->conn);
+    if (sandbox_enter(&policy, e) < 0)
+        return -1;
     return splice_run(mailconn_netconn(t->conn), in, out, e);
 }
 
