@@ -331,7 +331,9 @@ static void test_known_keys(void)
         "grant",          "client_certificate",
         "client_key",     "client_key_passphrase_file",
         "assertion_alg",  "service_account_file",
-        "subject",
+        "subject",        "send_as",
+        "smtp_tls",       "relay_account",
+        "relay_peers",
     };
     const char *const *keys = config_known_keys();
 
