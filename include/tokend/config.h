@@ -73,6 +73,8 @@ typedef struct account {
     char *notify_cmd;
     char *tunnel_mech; /* auto, xoauth2 or oauthbearer (checked by tunnel) */
     char *tunnel_tls;  /* auto, implicit or starttls (checked by tunnel) */
+    char *smtp_tls;    /* the relay's upstream: auto, implicit or starttls */
+    char *send_as;     /* the relay: more MAIL FROM addresses, space separated */
     char *store_get;   /* store = command: command lines */
     char *store_put;
     char *store_delete;
@@ -99,7 +101,9 @@ typedef struct config {
     char *file;          /* the file read, links resolved (config_target_path) */
     GPtrArray *accounts; /* Account*, in file order */
     int max_parallel;
-    char *config_arg; /* set by config_set_arg */
+    char *relay_account; /* [defaults]: the relay's account for SMTP clients that do not log in */
+    char *relay_peers;   /* [defaults]: users and groups the relay serves beside its own */
+    char *config_arg;    /* set by config_set_arg */
 } Config;
 
 Config *config_load(const char *path, struct tokend_error *e);

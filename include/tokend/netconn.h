@@ -16,6 +16,8 @@ typedef struct netconn NetConn;
 
 /* Deadlines are g_get_monotonic_time() values. */
 NetConn *netconn_connect(const char *host, int port, gint64 deadline, struct tokend_error *e);
+/* ss is a loopback address (127/8, ::1, ::ffff:127/104). */
+bool netconn_addr_is_loopback(const struct sockaddr_storage *ss);
 /* The connected peer is a loopback address. */
 bool netconn_is_loopback(const NetConn *c);
 bool netconn_is_tls(const NetConn *c);

@@ -54,6 +54,16 @@ void tunnel_refuse(enum tunnel_proto p, int out, int status, const char *line);
 /* The session a verb runs: token, connect, login (one forced refresh when
  * the server refuses a token tokend believed valid), greet, relay.
  * *greeted tells whether the client has been handed the session. */
+/* The token as `tokend token` hands it out (force: refreshed first);
+ * notify_cmd runs once when a sign-in is needed.  The relay's too. */
+SecStr *tunnel_token(const Account *a, bool force, struct tokend_error *e);
+/* A login with the account's token: login returns the logged-in session
+ * or NULL with *result; when the server refused the token itself
+ * (SASL_RESULT_REFUSED), one forced refresh and one more login. */
+typedef void *(*tunnel_login_fn)(void *ctx, const SecStr *token, enum sasl_result *result,
+                                 struct tokend_error *e);
+void *tunnel_login_retrying(const Account *a, tunnel_login_fn login, void *ctx,
+                            struct tokend_error *e);
 int tunnel_session(const Account *a, const struct tunnel_target *t, bool *greeted,
                    struct tokend_error *e);
 

@@ -81,6 +81,15 @@ static const struct verb_help verb_help[] = {
      "                        log in to IMAP (or POP3) and hand the session to a mail\n"
      "                        client on stdin/stdout (fetchmail plugin, mutt tunnel)\n",
      "  --pop3                POP3 instead of IMAP\n"},
+    {"relay",
+     "  relay [--listen ADDR:PORT]... smtp|imap|pop3\n"
+     "                        serve a local program that only knows passwords: SMTP,\n"
+     "                        IMAP or POP3 on stdin/stdout (socket activation), logged\n"
+     "                        in upstream with the account's token\n",
+     "  --listen ADDR:PORT    accept on this loopback address (repeatable), one process\n"
+     "                        per connection\n"
+     "  --max-sessions N      at most N sessions at once with --listen (20)\n"
+     "  --timeout SECONDS     drop a client silent this long (300)\n"},
     {"snippet",
      "  snippet ACCOUNT CLIENT\n"
      "                        print a configuration for a mail client (fetchmail,\n"

@@ -253,7 +253,7 @@ static const struct verb verbs[] = {
     {"obtain", verb_obtain}, {"refresh", verb_refresh}, {"token", verb_token},
     {"status", verb_status}, {"logout", verb_logout},   {"check", verb_check},
     {"tunnel", verb_tunnel}, {"snippet", verb_snippet}, {"migrate", verb_migrate},
-    {"add", verb_add},       {"import", verb_import},
+    {"add", verb_add},       {"import", verb_import},   {"relay", verb_relay},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the verb's usage and options,

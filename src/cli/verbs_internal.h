@@ -47,3 +47,4 @@ int verb_migrate(struct verb_ctx *ctx);
 int verb_import(struct verb_ctx *ctx);
 int verb_check(struct verb_ctx *ctx);
 int verb_tunnel(struct verb_ctx *ctx);
+int verb_relay(struct verb_ctx *ctx);

@@ -39,6 +39,9 @@ static int parse_defaults(struct parse_ctx *c, Config *cfg)
         return -1;
     if (v && config_parse_int(c, "max_parallel", v, 1, 1024, &cfg->max_parallel) < 0)
         return -1;
+    if (config_get_value(c, DEFAULTS_GROUP, "relay_account", &cfg->relay_account) < 0 ||
+        config_get_value(c, DEFAULTS_GROUP, "relay_peers", &cfg->relay_peers) < 0)
+        return -1;
     return 0;
 }
 
@@ -278,6 +281,8 @@ void config_free(Config *c)
     g_free(c->id);
     g_free(c->file);
     g_free(c->config_arg);
+    g_free(c->relay_account);
+    g_free(c->relay_peers);
     if (c->accounts)
         g_ptr_array_free(c->accounts, TRUE);
     g_free(c);

@@ -94,6 +94,10 @@ static const struct key_spec keys[] = {
     {"assertion_alg", KEY_STRING, SCOPE_BOTH, F(assertion_alg)},
     {"service_account_file", KEY_PATH, SCOPE_BOTH, F(service_account_file)},
     {"subject", KEY_STRING, SCOPE_ACCOUNT, F(subject)},
+    {"send_as", KEY_STRING, SCOPE_ACCOUNT, F(send_as)},
+    {"smtp_tls", KEY_STRING, SCOPE_BOTH, F(smtp_tls)},
+    {"relay_account", KEY_STRING, SCOPE_DEFAULTS, 0},
+    {"relay_peers", KEY_STRING, SCOPE_DEFAULTS, 0},
 };
 
 #undef F

@@ -51,7 +51,7 @@ static int wait_fd(int fd, short events, gint64 deadline)
     }
 }
 
-static bool addr_is_loopback(const struct sockaddr_storage *ss)
+bool netconn_addr_is_loopback(const struct sockaddr_storage *ss)
 {
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
@@ -139,7 +139,8 @@ NetConn *netconn_connect(const char *host, int port, gint64 deadline, struct tok
     c->host = g_strdup(host);
     c->port = port;
     c->fd = fd;
-    c->loopback = getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && addr_is_loopback(&peer);
+    c->loopback =
+        getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && netconn_addr_is_loopback(&peer);
     return c;
 }
 

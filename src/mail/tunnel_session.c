@@ -29,7 +29,7 @@ static bool signin_known(const Account *a)
 
 /* What `tokend token` would print: refreshed under the lock when due, or
  * the current token while it is valid and the server is out of reach. */
-static SecStr *session_token(const Account *a, bool force, struct tokend_error *e)
+SecStr *tunnel_token(const Account *a, bool force, struct tokend_error *e)
 {
     enum refresh_outcome outcome;
     bool known = signin_known(a);
@@ -51,34 +51,18 @@ static SecStr *session_token(const Account *a, bool force, struct tokend_error *
     return token;
 }
 
-/* Connected and logged in, or NULL; *result says how the login failed
- * (SASL_RESULT_REFUSED: the server refused the token itself). */
-static Tunnel *session_login(const struct tunnel_target *t, const SecStr *token,
-                             enum sasl_result *result, struct tokend_error *e)
+void *tunnel_login_retrying(const Account *a, tunnel_login_fn login, void *ctx,
+                            struct tokend_error *e)
 {
-    gint64 deadline = g_get_monotonic_time() + LOGIN_TIMEOUT_US;
-    g_autoptr(Tunnel) tun = tunnel_open(t, deadline, e);
-
-    *result = SASL_RESULT_FAILED;
-    if (!tun || tunnel_login(tun, token, deadline, result, e) < 0)
-        return NULL;
-    return g_steal_pointer(&tun);
-}
-
-static Tunnel *session_connect(const Account *a, const struct tunnel_target *t,
-                               struct tokend_error *e)
-{
-    g_autoptr(SecStr) token =
-        t->reader ? sysview_token(a, t->expires_at, e) : session_token(a, false, e);
-    Tunnel *tun;
-    enum sasl_result result;
+    g_autoptr(SecStr) token = tunnel_token(a, false, e);
+    enum sasl_result result = SASL_RESULT_FAILED;
+    void *session;
 
     if (!token)
         return NULL;
-    tun = session_login(t, token, &result, e);
-    /* A reader cannot refresh: the refusal is said as it came. */
-    if (tun || result != SASL_RESULT_REFUSED || t->reader)
-        return tun;
+    session = login(ctx, token, &result, e);
+    if (session || result != SASL_RESULT_REFUSED)
+        return session;
     /* Revoked or expired early at the server while our state says valid:
      * one forced refresh, one more try on a new connection.  Only an
      * authentication failure: a server that cannot check now, or refuses
@@ -86,9 +70,33 @@ static Tunnel *session_connect(const Account *a, const struct tunnel_target *t,
     log_info("%s: %s; refreshing and trying once more", a->name, e->message);
     secstr_free(g_steal_pointer(&token));
     error_clear(e);
-    if (!(token = session_token(a, true, e)))
+    if (!(token = tunnel_token(a, true, e)))
         return NULL;
-    return session_login(t, token, &result, e);
+    return login(ctx, token, &result, e);
+}
+
+/* Connected and logged in, or NULL; *result says how the login failed
+ * (SASL_RESULT_REFUSED: the server refused the token itself). */
+static void *session_login(void *target, const SecStr *token, enum sasl_result *result,
+                           struct tokend_error *e)
+{
+    gint64 deadline = g_get_monotonic_time() + LOGIN_TIMEOUT_US;
+    g_autoptr(Tunnel) tun = tunnel_open(target, deadline, e);
+
+    *result = SASL_RESULT_FAILED;
+    if (!tun || tunnel_login(tun, token, deadline, result, e) < 0)
+        return NULL;
+    return g_steal_pointer(&tun);
+}
+
+/* System mode, run by a reader: the token file as it is, and no refresh
+ * (a reader cannot): a refusal is said as it came. */
+static Tunnel *reader_login(const Account *a, const struct tunnel_target *t, struct tokend_error *e)
+{
+    g_autoptr(SecStr) token = sysview_token(a, t->expires_at, e);
+    enum sasl_result result;
+
+    return token ? session_login((void *)t, token, &result, e) : NULL;
 }
 
 int tunnel_session(const Account *a, const struct tunnel_target *t, bool *greeted,
@@ -97,7 +105,8 @@ int tunnel_session(const Account *a, const struct tunnel_target *t, bool *greete
     g_autoptr(Tunnel) tun = NULL;
 
     *greeted = false;
-    if (!(tun = session_connect(a, t, e)))
+    tun = t->reader ? reader_login(a, t, e) : tunnel_login_retrying(a, session_login, (void *)t, e);
+    if (!tun)
         return -1;
     /* A client that hangs up must not kill us mid-write: EPIPE instead. */
     signal(SIGPIPE, SIG_IGN);

@@ -145,7 +145,7 @@ def test_relaying_tunnel_holds_no_secret(tokend, dovecot):
     sandbox), while the user name it greeted with is (the scan works)."""
     sign_in(tokend, dovecot, 'implicit')
     token = tokend.token_file().read_text().strip()
-    refresh = tokend.refresh_token_file().read_text().strip()
+    refresh = tokend.stored_refresh_token().strip()
     with tunnel(tokend, 'work') as c:
         assert c.line(TIMEOUT).startswith('* PREAUTH '), c.proc.stderr
         assert_sandboxed(c.proc.pid)

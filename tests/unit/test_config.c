@@ -365,6 +365,10 @@ static void test_known_keys(void)
         "assertion_alg",
         "service_account_file",
         "subject",
+        "send_as",
+        "smtp_tls",
+        "relay_account",
+        "relay_peers",
     };
     const char *const *keys = config_known_keys();
 

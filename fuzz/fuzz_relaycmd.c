@@ -1,0 +1,105 @@
+/* The relay's local command parser: what a local mail client says before
+ * its login.  The first byte chooses the parser (its value mod 4: SMTP
+ * command with MAIL/RCPT paths and AUTH responses, IMAP command, POP3
+ * command, the end-of-data scanner over the whole input); the rest is
+ * split into lines at "\n" as the relay's reader splits them. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "tokend/relaycmd.h"
+
+static void check_printable(const char *s)
+{
+    if (s && !relaycmd_printable(s, strlen(s)))
+        abort();
+}
+
+static void smtp_line(const char *line)
+{
+    enum relaycmd_smtp verb;
+    const char *arg;
+    g_autofree char *address = NULL, *params = NULL, *user = NULL, *text = NULL;
+
+    if (relaycmd_smtp_parse(line, strlen(line), &verb, &arg) < 0)
+        return;
+    if (relaycmd_path(arg, verb == RELAYCMD_SMTP_RCPT ? "TO:" : "FROM:", &address, &params) == 0) {
+        if (strchr(address, '<') || strchr(address, ' '))
+            abort();
+        check_printable(params);
+    }
+    user = relaycmd_plain_user(arg);
+    text = relaycmd_b64_text(arg);
+    check_printable(user);
+    check_printable(text);
+}
+
+static void imap_line(const char *line)
+{
+    g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char *tag = NULL, *command = NULL;
+
+    if (relaycmd_imap_parse(line, strlen(line), &tag, &command, args, 2) < 0) {
+        if (tag || command)
+            abort();
+        return;
+    }
+    if (!*tag || !*command || args->len > 2)
+        abort();
+    check_printable(tag);
+}
+
+static void pop3_line(const char *line)
+{
+    g_autofree char *command = NULL;
+    const char *arg;
+
+    if (relaycmd_pop3_parse(line, strlen(line), &command, &arg) == 0 && !command)
+        abort();
+}
+
+static void data_end(const uint8_t *data, size_t size)
+{
+    int state = RELAYCMD_DATA_LINE_START;
+    bool end = false;
+    size_t off = 0;
+
+    /* Chunks of 7 bytes: the end is found across their edges. */
+    while (off < size && !end) {
+        size_t n = MIN(7, size - off);
+        size_t took = relaycmd_data_end((const char *)data + off, n, &state, &end);
+        if (took > n || (!end && took != n))
+            abort();
+        off += took;
+    }
+    if (end && (off < 3 || memcmp(data + off - 3, ".\r\n", 3) != 0))
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+
+    if (size < 1)
+        return 0;
+    if (data[0] % 4 == 3) {
+        data_end(data + 1, size - 1);
+        return 0;
+    }
+    text = g_strndup((const char *)data + 1, size - 1);
+    lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        size_t n = strlen(*l);
+        if (n && (*l)[n - 1] == '\r')
+            (*l)[n - 1] = '\0';
+        if (data[0] % 4 == 0)
+            smtp_line(*l);
+        else if (data[0] % 4 == 1)
+            imap_line(*l);
+        else
+            pop3_line(*l);
+    }
+    return 0;
+}

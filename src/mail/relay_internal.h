@@ -1,0 +1,52 @@
+#pragma once
+/* What the relay's modules share among themselves (relay_io.c, the SMTP
+ * and mailbox sessions): the client side of the connection, read with a
+ * bounded buffer and a timeout.  Included by src/mail/relay*.c only. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <glib.h>
+
+#include "tokend/error.h"
+#include "tokend/mailconn.h"
+#include "tokend/relay.h"
+
+/* Client reads go through this much memory, whatever the client sends. */
+#define RELAY_IO_BUF (64 * 1024)
+/* A command line longer than this is refused and skipped (RFC 5321 allows
+ * 512; AUTH responses and IMAP LOGIN with long names need more). */
+#define RELAY_LINE_MAX 4096
+/* Connect and login upstream together. */
+#define RELAY_LOGIN_TIMEOUT_US (30 * G_USEC_PER_SEC)
+
+enum relay_io_result {
+    RELAY_IO_LINE = 1,
+    RELAY_IO_EOF = 0,
+    RELAY_IO_FAILED = -1,   /* timeout or error: e says */
+    RELAY_IO_TOO_LONG = -2, /* the line was longer than max; skipped to its end */
+};
+
+typedef struct relay_io {
+    int in, out;
+    int timeout_s;
+    char buf[RELAY_IO_BUF];
+    size_t off, len;
+    bool eof;
+} RelayIO;
+
+void relay_io_init(RelayIO *io, const struct relay_ctx *ctx);
+/* One line without CR LF (a bare LF ends a line too) into line. */
+enum relay_io_result relay_io_line(RelayIO *io, GString *line, size_t max, struct tokend_error *e);
+/* What is buffered, else one read (waiting up to the timeout): *data and
+ * its length (0 at end of stream); -1 on timeout or error. */
+ssize_t relay_io_peek(RelayIO *io, const char **data, struct tokend_error *e);
+void relay_io_consume(RelayIO *io, size_t n);
+/* A reply line (CR LF added); -1 when the client is gone. */
+int relay_io_say(RelayIO *io, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+int relay_io_write(RelayIO *io, const char *data, size_t len);
+
+/* Log in upstream to the account's server for proto with its token (one
+ * forced refresh when the token is refused): the session, or NULL and e. */
+MailConn *relay_upstream_login(const Account *a, enum mail_proto proto, struct tokend_error *e);
+/* A name a client gave, safe to repeat to it and to the log. */
+char *relay_safe_name(const char *name);
