@@ -23,7 +23,7 @@ from . import browser
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / 'tests' / 'authserver'
-START_TIMEOUT = 15
+START_TIMEOUT = 60  # bounded, and generous: a loaded 2-core machine starts node slowly
 HTTP_TIMEOUT = 10
 
 # client_id -> (client_secret or None, a registered redirect URI)

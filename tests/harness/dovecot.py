@@ -35,7 +35,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-START_TIMEOUT = 10
+START_TIMEOUT = 60  # bounded, and generous: a loaded 2-core machine starts node slowly
 MAIL_USER, MAIL_GROUP = 'nobody', 'nogroup'
 
 CONFIG = """\
