@@ -23,7 +23,7 @@ from . import browser
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / 'tests' / 'authserver'
-START_TIMEOUT = 60  # bounded, and generous: a loaded 2-core machine starts node slowly
+START_TIMEOUT = 60  # bounded, and generous: a peer starts slowly on a loaded 2-core machine
 HTTP_TIMEOUT = 10
 
 # client_id -> (client_secret or None, a registered redirect URI)

@@ -35,7 +35,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-START_TIMEOUT = 60  # bounded, and generous: a loaded 2-core machine starts node slowly
+START_TIMEOUT = 60  # bounded, and generous: a peer starts slowly on a loaded 2-core machine
 MAIL_USER, MAIL_GROUP = 'nobody', 'nogroup'
 
 CONFIG = """\

@@ -56,7 +56,7 @@ from .authserver import make_certs
 GLEWLWYD = '/usr/bin/glewlwyd'
 SCHEMA = Path('/usr/share/dbconfig-common/data/glewlwyd/install/sqlite3')
 MODULES = Path('/usr/lib/glewlwyd')
-START_TIMEOUT = 60  # bounded, and generous: a loaded 2-core machine starts node slowly
+START_TIMEOUT = 60  # bounded, and generous: a peer starts slowly on a loaded 2-core machine
 HTTP_TIMEOUT = 10
 
 ADMIN = ('admin', 'password')          # made by the package's schema

@@ -64,7 +64,7 @@ from pathlib import Path
 BUS_NAME = 'org.freedesktop.secrets'
 SERVICE_PATH = '/org/freedesktop/secrets'
 DEFAULT_ALIAS = '/org/freedesktop/secrets/aliases/default'
-START_TIMEOUT = 60  # bounded, and generous: a loaded 2-core machine starts node slowly
+START_TIMEOUT = 60  # bounded, and generous: a peer starts slowly on a loaded 2-core machine
 CALL_TIMEOUT_MS = 5000
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"

@@ -30,7 +30,7 @@ from .authserver import AuthServer, _openssl
 
 HARNESS = Path(__file__).resolve().parent
 HTTPS_SERVER = HARNESS / 'netns_https.py'
-START_TIMEOUT = 60  # bounded, and generous: a loaded 2-core machine starts node slowly
+START_TIMEOUT = 60  # bounded, and generous: a peer starts slowly on a loaded 2-core machine
 DNS_ADDRESS = '127.0.0.1'
 HTTPS_ADDRESS = '127.0.0.1'
 
