@@ -1,11 +1,13 @@
 #pragma once
 /* Authorization server metadata: OpenID Connect discovery, or RFC 8414
- * (/.well-known/oauth-authorization-server), cached beside the account's
- * state and fetched again when older than a day. */
+ * (/.well-known/oauth-authorization-server), fetched and parsed.  Keeping
+ * it (a day, beside the account's state) is the flow's (flow_client.c):
+ * protocol code writes no files. */
 
 #include <stdbool.h>
 #include "tokend/error.h"
 #include "tokend/http.h"
+#include "tokend/secstr.h"
 
 typedef struct discovery {
     char *issuer;
@@ -25,10 +27,11 @@ typedef struct discovery {
 /* Parse a metadata document, checking that its issuer is `issuer`. */
 Discovery *discovery_parse(const char *json, size_t len, const char *issuer,
                            struct tokend_error *e);
-/* The metadata for issuer: from the cache in account_dir when fresh, else
- * fetched (and cached).  A stale cache is used when the server is away. */
-Discovery *discovery_get(Http *h, const char *issuer, const char *account_dir,
-                         struct tokend_error *e);
+#define DISCOVERY_MAX_BYTES (256 * 1024)
+
+/* The issuer's metadata from the server; *doc (when not NULL) receives the
+ * document as it came, to be kept. */
+Discovery *discovery_fetch(Http *h, const char *issuer, SecStr **doc, struct tokend_error *e);
 void discovery_free(Discovery *d);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Discovery, discovery_free)

@@ -2,10 +2,12 @@
  * when needed) and the endpoints. */
 
 #include <string.h>
+#include <sys/stat.h>
 
 #include "flow_internal.h"
 #include "tokend/discovery.h"
 #include "tokend/fileio.h"
+#include "tokend/log.h"
 #include "tokend/paths.h"
 
 #define CLIENT_SECRET_MAX 4096
@@ -62,6 +64,54 @@ static char *scopes_with_email(const Account *a)
     return g_strconcat(a->scopes, " email", NULL);
 }
 
+#define DISCOVERY_FILE "discovery.json"
+#define DISCOVERY_MAX_AGE_S (24 * 3600)
+
+/* The metadata kept beside the account's state, if it is there and for
+ * this issuer; *stale when older than a day. */
+static Discovery *metadata_kept(const char *path, const char *issuer, bool *stale)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *data = NULL;
+    size_t len = 0;
+    struct stat st;
+    Discovery *d;
+
+    if (stat(path, &st) < 0 || fileio_read(path, DISCOVERY_MAX_BYTES, &data, &len, NULL, &e) < 0) {
+        error_clear(&e);
+        return NULL;
+    }
+    *stale = g_get_real_time() / G_USEC_PER_SEC - st.st_mtime > DISCOVERY_MAX_AGE_S;
+    d = discovery_parse(data, len, issuer, &e);
+    error_clear(&e);
+    return d;
+}
+
+/* The issuer's metadata: kept a day in the account folder; fetched again
+ * after that, and the kept one used while the server is away. */
+static Discovery *metadata_of(Http *h, const char *issuer, const char *dir, struct tokend_error *e)
+{
+    g_autofree char *path = g_build_filename(dir, DISCOVERY_FILE, NULL);
+    bool stale = false;
+    g_autoptr(Discovery) kept = metadata_kept(path, issuer, &stale);
+    g_autoptr(SecStr) doc = NULL;
+    Discovery *d;
+
+    if (kept && !stale)
+        return g_steal_pointer(&kept);
+    d = discovery_fetch(h, issuer, &doc, e);
+    if (!d && kept && e->status == TOKEND_EX_TEMPFAIL) {
+        log_warn("%s; using the metadata fetched earlier", e->message);
+        error_clear(e);
+        return g_steal_pointer(&kept);
+    }
+    if (d && fileio_write_atomic(path, doc->data, doc->len, FILEIO_SYNC_NONE, e) < 0) {
+        log_warn("%s", e->message);
+        error_clear(e);
+    }
+    return d;
+}
+
 /* Endpoints the configuration leaves out come from the server's metadata;
  * RFC 9207 `iss` becomes mandatory when the metadata promises it. */
 static int discover(const Account *a, Http *h, FlowClient *c, bool *iss_required,
@@ -70,7 +120,7 @@ static int discover(const Account *a, Http *h, FlowClient *c, bool *iss_required
     g_autofree char *dir = paths_account_dir(a->name);
     g_autoptr(Discovery) d = NULL;
 
-    if (paths_ensure_private_dir(dir, e) < 0 || !(d = discovery_get(h, a->issuer, dir, e)))
+    if (paths_ensure_private_dir(dir, e) < 0 || !(d = metadata_of(h, a->issuer, dir, e)))
         return -1;
     take(&c->authorize_url, d->authorization_endpoint);
     take(&c->token_url, d->token_endpoint);

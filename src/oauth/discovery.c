@@ -1,14 +1,8 @@
 #include <string.h>
-#include <sys/stat.h>
 
 #include "tokend/discovery.h"
 #include "tokend/shared.h"
-#include "tokend/fileio.h"
 #include "tokend/log.h"
-
-#define CACHE_FILE "discovery.json"
-#define CACHE_MAX_AGE_S (24 * 3600)
-#define DOC_MAX_BYTES (256 * 1024)
 
 void discovery_free(Discovery *d)
 {
@@ -110,24 +104,6 @@ Discovery *discovery_parse(const char *json, size_t len, const char *issuer, str
     return g_steal_pointer(&d);
 }
 
-static Discovery *from_cache(const char *path, const char *issuer, bool *stale)
-{
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autofree char *data = NULL;
-    size_t len = 0;
-    struct stat st;
-    Discovery *d;
-
-    if (stat(path, &st) < 0 || fileio_read(path, DOC_MAX_BYTES, &data, &len, NULL, &e) < 0) {
-        error_clear(&e);
-        return NULL;
-    }
-    *stale = g_get_real_time() / G_USEC_PER_SEC - st.st_mtime > CACHE_MAX_AGE_S;
-    d = discovery_parse(data, len, issuer, &e);
-    error_clear(&e);
-    return d;
-}
-
 /* OpenID Connect puts the well-known path after the issuer; RFC 8414
  * between the host and the issuer's path.  Built with GUri from the
  * issuer's parts (config refuses a query or fragment in it). */
@@ -148,7 +124,7 @@ static char *well_known(const char *issuer, bool oidc)
     return g_uri_to_string(w);
 }
 
-static Discovery *fetch(Http *h, const char *issuer, const char *cache, struct tokend_error *e)
+Discovery *discovery_fetch(Http *h, const char *issuer, SecStr **doc, struct tokend_error *e)
 {
     for (int oidc = 1; oidc >= 0; oidc--) {
         g_autofree char *url = well_known(issuer, oidc);
@@ -164,31 +140,14 @@ static Discovery *fetch(Http *h, const char *issuer, const char *cache, struct t
                       "cannot read the server metadata at %s (HTTP %ld)", url, r->status);
             return NULL;
         }
-        d = discovery_parse(r->body->data, r->body->len, issuer, e);
-        if (d && fileio_write_atomic(cache, r->body->data, r->body->len, FILEIO_SYNC_NONE, e) < 0) {
-            log_warn("%s", e->message);
-            error_clear(e);
+        if (r->body->len > DISCOVERY_MAX_BYTES) {
+            error_set(e, TOKEND_EX_DATAERR, "the server metadata at %s is too long", url);
+            return NULL;
         }
+        d = discovery_parse(r->body->data, r->body->len, issuer, e);
+        if (d && doc)
+            *doc = g_steal_pointer(&r->body);
         return d;
     }
     return NULL;
-}
-
-Discovery *discovery_get(Http *h, const char *issuer, const char *account_dir,
-                         struct tokend_error *e)
-{
-    g_autofree char *cache = g_build_filename(account_dir, CACHE_FILE, NULL);
-    bool stale = false;
-    g_autoptr(Discovery) cached = from_cache(cache, issuer, &stale);
-    Discovery *d;
-
-    if (cached && !stale)
-        return g_steal_pointer(&cached);
-    d = fetch(h, issuer, cache, e);
-    if (!d && cached && e->status == TOKEND_EX_TEMPFAIL) {
-        log_warn("%s; using the metadata fetched earlier", e->message);
-        error_clear(e);
-        return g_steal_pointer(&cached);
-    }
-    return d;
 }
