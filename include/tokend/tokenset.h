@@ -29,3 +29,14 @@ const char *tokenset_find(char *const *sets, const char *name);
 bool tokenset_key_valid(const char *key);
 /* ACCOUNTDIR/token.KEY */
 char *tokenset_token_file(const char *account_dir, const char *key);
+
+struct account;
+struct account_state;
+struct tokend_error;
+/* When the account's configured token sets next need a refresh (their
+ * expiry less the refresh margin): 0 when one was never fetched, is for
+ * other scopes now, or lost its file; G_MAXINT64 with none configured. */
+gint64 tokenset_next_due(const struct account *a, const struct account_state *st);
+/* Remove the sets' token files from an account folder, saying so in
+ * removed; the count removed. */
+int tokenset_forget_files(const char *dir, GString *removed, struct tokend_error *e);

@@ -1,6 +1,12 @@
 #include <string.h>
 
+#include <unistd.h>
+
 #include "tokend/tokenset.h"
+#include "tokend/config.h"
+#include "tokend/fileio.h"
+#include "tokend/paths.h"
+#include "tokend/state.h"
 
 #define NAME_MAX_LEN 32
 #define SCOPES_MAX_LEN 4096
@@ -163,4 +169,46 @@ char *tokenset_token_file(const char *account_dir, const char *key)
     g_autofree char *base = g_strconcat("token.", key, NULL);
 
     return g_build_filename(account_dir, base, NULL);
+}
+
+gint64 tokenset_next_due(const struct account *a, const struct account_state *st)
+{
+    g_autofree char *dir = NULL;
+    gint64 due = G_MAXINT64;
+
+    for (char *const *s = a->token_sets; s && *s; s++) {
+        g_autofree char *name = g_strndup(*s, strcspn(*s, " "));
+        g_autofree char *path = NULL;
+        const StateTokenSet *ts = state_token_set_find(st, name);
+
+        if (!ts || g_strcmp0(ts->scopes, tokenset_find(a->token_sets, name)) != 0 ||
+            ts->expires_at == 0)
+            return 0;
+        if (!dir)
+            dir = paths_account_dir(a->name);
+        path = tokenset_token_file(dir, name);
+        if (access(path, F_OK) < 0)
+            return 0;
+        due = MIN(due, ts->expires_at - a->refresh_margin);
+    }
+    return due;
+}
+
+int tokenset_forget_files(const char *dir, GString *removed, struct tokend_error *e)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    int n = 0;
+
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *path = NULL;
+        if (!g_str_has_prefix(name, "token.") || !tokenset_key_valid(name + strlen("token.")))
+            continue;
+        path = g_build_filename(dir, name, NULL);
+        if (fileio_remove(path, e) > 0)
+            n++;
+    }
+    if (n > 0)
+        g_string_append_printf(removed, "removed %d token%s of token sets; ", n, n > 1 ? "s" : "");
+    return n;
 }

@@ -18,6 +18,7 @@
 #include "tokend/room.h"
 #include "tokend/shared.h"
 #include "tokend/state.h"
+#include "tokend/tokenset.h"
 #include "tokend/store.h"
 #include "tokend/sysview.h"
 #include "tokend/tokenfile.h"
@@ -432,7 +433,7 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
     if (st->token_file && strcmp(st->token_file, a->token_file) != 0 &&
         in_account_dir(dir, st->token_file) && fileio_remove(st->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", st->token_file);
-    flow_forget_sets(dir, removed, e);
+    tokenset_forget_files(dir, removed, e);
     if (kept.status)
         keep_for_another_try(a, dir, st, fd, &kept);
     else if (fileio_remove(state_path, e) > 0)
@@ -478,7 +479,7 @@ gint64 flow_next_due_of(const Account *a, const AccountState *st)
     /* A warning about the next sign-in is due too (reauth_warn_at), and
      * the configured token sets are kept fresh as the mail token is. */
     due = MIN(st->expires_at - a->refresh_margin, reauth_warn_at(a, st));
-    return MIN(due, flow_sets_next_due(a, st));
+    return MIN(due, tokenset_next_due(a, st));
 }
 
 gint64 flow_token_seconds_left(const Account *a)

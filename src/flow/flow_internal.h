@@ -49,9 +49,6 @@ int flow_save_set_response(const Account *a, const char *account_dir, struct acc
 bool flow_set_fresh(const char *account_dir, const struct account_state *st,
                     const struct token_set_target *set, int margin);
 
-/* Remove the token sets' files from the account's folder (logout). */
-int flow_forget_sets(const char *account_dir, GString *removed, struct tokend_error *e);
-
 /* The device flow's part of obtain: the user signs in elsewhere. */
 int flow_device(const Account *a, FlowClient *client, Http *http, bool open_browser,
                 TokenResponse **t, struct tokend_error *e);
@@ -91,10 +88,6 @@ void flow_remove_stale_temps(const Account *a, const char *account_dir);
 
 /* The same from a state already read. */
 gint64 flow_next_due_of(const Account *a, const struct account_state *st);
-/* When the first of the account's configured token sets (token_sets) is
- * due: 0 for one not fetched yet (or for other scopes, or whose file is
- * gone), G_MAXINT64 when there is none. */
-gint64 flow_sets_next_due(const Account *a, const struct account_state *st);
 
 /* Who signed in, as the token response's id_token says. */
 typedef struct flow_identity {

@@ -89,29 +89,6 @@ int flow_save_set_response(const Account *a, const char *dir, AccountState *st,
     return state_save(dir, st, e);
 }
 
-gint64 flow_sets_next_due(const Account *a, const AccountState *st)
-{
-    g_autofree char *dir = NULL;
-    gint64 due = G_MAXINT64;
-
-    for (char *const *s = a->token_sets; s && *s; s++) {
-        g_autofree char *name = g_strndup(*s, strcspn(*s, " "));
-        g_autofree char *path = NULL;
-        const StateTokenSet *ts = state_token_set_find(st, name);
-
-        if (!ts || g_strcmp0(ts->scopes, tokenset_find(a->token_sets, name)) != 0 ||
-            ts->expires_at == 0)
-            return 0;
-        if (!dir)
-            dir = paths_account_dir(a->name);
-        path = tokenset_token_file(dir, name);
-        if (access(path, F_OK) < 0)
-            return 0;
-        due = MIN(due, ts->expires_at - a->refresh_margin);
-    }
-    return due;
-}
-
 bool flow_set_fresh(const char *dir, const AccountState *st, const struct token_set_target *set,
                     int margin)
 {
@@ -151,25 +128,6 @@ void flow_remember_set_config(const Account *a, const struct token_set_target *s
     }
     lock_release(fd);
     error_clear(&e);
-}
-
-int flow_forget_sets(const char *dir, GString *removed, struct tokend_error *e)
-{
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    const char *name;
-    int n = 0;
-
-    while (d && (name = g_dir_read_name(d))) {
-        g_autofree char *path = NULL;
-        if (!g_str_has_prefix(name, "token.") || !tokenset_key_valid(name + strlen("token.")))
-            continue;
-        path = g_build_filename(dir, name, NULL);
-        if (fileio_remove(path, e) > 0)
-            n++;
-    }
-    if (n > 0)
-        g_string_append_printf(removed, "removed %d token%s of token sets; ", n, n > 1 ? "s" : "");
-    return n;
 }
 
 gint64 flow_set_seconds_left(const Account *a, const struct token_set_target *set)
