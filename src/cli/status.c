@@ -60,6 +60,7 @@ static bool set_configured(const Account *a, const StateTokenSet *ts)
 
 static char *set_text(const Account *a, const char *name, const StateTokenSet *ts, gint64 now)
 {
+    g_return_val_if_fail(name || ts, NULL);
     g_autofree char *expiry = ts ? expiry_text(ts->expires_at, now) : NULL;
     g_autofree char *scopes = ts ? error_escape(ts->scopes ? ts->scopes : "") : NULL;
     g_autofree char *key = ts ? error_escape(ts->key) : NULL;
@@ -324,6 +325,7 @@ static void print_text(const Account *a, const AccountState *st, gint64 now)
 
 static cJSON *set_json(const Account *a, const char *name, const StateTokenSet *ts, gint64 now)
 {
+    g_return_val_if_fail(name || ts, NULL);
     g_autofree char *dir = paths_account_dir(a->name);
     g_autofree char *file = tokenset_token_file(dir, name ? name : ts->key);
     cJSON *o = cJSON_CreateObject();

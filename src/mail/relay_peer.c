@@ -47,7 +47,7 @@ static int tcp_peer(int fd, const struct sockaddr_storage *peer, enum relay_peer
 
 int relay_peer_of(int fd, enum relay_peer_kind *kind, uid_t *uid, struct tokend_error *e)
 {
-    struct sockaddr_storage peer;
+    struct sockaddr_storage peer = {0};
     socklen_t len = sizeof(peer);
     struct stat st;
 
@@ -113,7 +113,7 @@ int relay_peer_allowed(uid_t uid, const char *relay_peers, bool *allowed, struct
 
 int relay_check_peer(const struct relay_ctx *ctx, struct tokend_error *e)
 {
-    enum relay_peer_kind kind;
+    enum relay_peer_kind kind = RELAY_PEER_REMOTE;
     uid_t uid = (uid_t)-1;
     bool allowed;
 
