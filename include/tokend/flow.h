@@ -94,6 +94,10 @@ struct flow_app_facts {
     char *tenant_id;
 };
 int flow_app_facts(const Account *a, struct flow_app_facts *f, struct tokend_error *e);
+/* `import --key`: the PEM key in path (only its owner may read it) checked
+ * (its passphrase, its certificate) and kept in the account's store, where
+ * an app-only account without client_key finds it; *store names it. */
+int flow_app_import_key(const Account *a, const char *path, char **store, struct tokend_error *e);
 void flow_app_facts_clear(struct flow_app_facts *f);
 /* Seconds the current access token is still valid (0 if none). */
 gint64 flow_token_seconds_left(const Account *a);

@@ -103,12 +103,16 @@ static const struct verb_help verb_help[] = {
      "  import ACCOUNT --from FORMAT FILE [--force] [--pizauth-account NAME]\n"
      "                        take the refresh token of fetchmail-oauth2, mutt-oauth2,\n"
      "                        oama, pizauth (its dump) or email-oauth2-proxy, proven by\n"
-     "                        one refresh\n",
+     "                        one refresh\n"
+     "  import ACCOUNT --key FILE\n"
+     "                        keep an app-only account's private key (PEM) in its store,\n"
+     "                        checked against its certificate first\n",
      "  --from FORMAT         fetchmail-oauth2, mutt-oauth2, oama, email-oauth2-proxy\n"
      "                        or pizauth\n"
      "  --force               replace a refresh token already stored\n"
      "  --pizauth-account NAME\n"
-     "                        the account's name in pizauth's configuration\n"},
+     "                        the account's name in pizauth's configuration\n"
+     "  --key FILE            the private key to keep (only its owner may read FILE)\n"},
 };
 
 static const char usage_head[] =

@@ -112,16 +112,32 @@ static int import_run(const Account *a, int format, const char *file, const char
     return 0;
 }
 
+/* import --key: an app-only account's key into its store. */
+static int import_key(const Account *a, const char *file)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *store = NULL;
+
+    if (flow_app_import_key(a, file, &store, &e) < 0)
+        return verb_fail(&e, a->name);
+    fprintf(stderr,
+            "tokend: %s: the key from %s matches the account and is kept in the %s store; "
+            "%s may be deleted\n",
+            a->name, file, store, file);
+    return 0;
+}
+
 int verb_import(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
         {"from", required_argument, NULL, 'f'},
         {"force", no_argument, NULL, 'F'},
         {"pizauth-account", required_argument, NULL, 'P'},
+        {"key", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     const Account *a;
-    const char *pizauth = NULL;
+    const char *pizauth = NULL, *key = NULL;
     bool force = false;
     int c, format = -1, status = 0;
 
@@ -131,12 +147,20 @@ int verb_import(struct verb_ctx *ctx)
             force = true;
         else if (c == 'P' && *optarg)
             pizauth = optarg;
+        else if (c == 'k' && *optarg)
+            key = optarg;
         else if (c == 'f' && (format = import_format_from_name(optarg)) >= 0)
             continue;
         else
             return cli_usage_error("import: bad option %s (--from %s)", ctx->argv[optind - 1],
                                    import_format_list());
     }
+    if (key && (ctx->argc - optind != 1 || format >= 0 || force || pizauth))
+        return cli_usage_error("import --key FILE takes one ACCOUNT and no other option");
+    if (key && !(a = verb_account(ctx, &status)))
+        return status;
+    if (key)
+        return import_key(a, key);
     if (ctx->argc - optind != 2 || format < 0)
         return cli_usage_error("import takes ACCOUNT --from FORMAT FILE (FORMAT: %s)",
                                import_format_list());

@@ -88,13 +88,13 @@ static int read_private_key(const Account *a, SecStr **out, struct tokend_error 
     return -1;
 }
 
-static int load_key(const Account *a, AppCreds *c, struct tokend_error *e)
+/* The PEM key, decrypted with client_key_passphrase_file when it has one;
+ * what names it (a file, the store) prefixes an error. */
+static int parse_key(const Account *a, const SecStr *pem, const char *what, AppCreds *c,
+                     struct tokend_error *e)
 {
-    g_autoptr(SecStr) pem = NULL;
     g_autoptr(SecStr) passphrase = NULL;
 
-    if (read_private_key(a, &pem, e) < 0)
-        return -1;
     if (a->client_key_passphrase_file &&
         read_key_file("client_key_passphrase_file", a->client_key_passphrase_file, &passphrase, e) <
             0)
@@ -102,10 +102,19 @@ static int load_key(const Account *a, AppCreds *c, struct tokend_error *e)
     while (passphrase && passphrase->len > 0 && passphrase->data[passphrase->len - 1] == '\n')
         passphrase->data[--passphrase->len] = '\0';
     if (!(c->key = keyfile_parse_private_key(pem, passphrase, e))) {
-        error_prefix(e, "%s", a->client_key ? a->client_key : "the stored client key");
+        error_prefix(e, "%s", what);
         return -1;
     }
     return 0;
+}
+
+static int load_key(const Account *a, AppCreds *c, struct tokend_error *e)
+{
+    g_autoptr(SecStr) pem = NULL;
+
+    if (read_private_key(a, &pem, e) < 0)
+        return -1;
+    return parse_key(a, pem, a->client_key ? a->client_key : "the stored client key", c, e);
 }
 
 static int load_certificate(const Account *a, AppCreds *c, struct tokend_error *e)
@@ -498,4 +507,63 @@ int flow_app_facts(const Account *a, struct flow_app_facts *f, struct tokend_err
     f->object_id = idtoken_claim(token->data, token->len, "oid");
     f->tenant_id = idtoken_claim(token->data, token->len, "tid");
     return 0;
+}
+
+/* Only an account that signs with a key it does not name may keep one in
+ * its store: else the key would lie there unused. */
+static int key_importable(const Account *a, struct tokend_error *e)
+{
+    if (!config_app_only(a))
+        return error_set(e, TOKEND_EX_CONFIG, "%s is not an app-only account: it keeps no key",
+                         a->name);
+    if (a->client_key) {
+        error_set(e, TOKEND_EX_CONFIG, "client_key names the key's file (%s)", a->client_key);
+        error_set_hint(e, "remove client_key from [account %s] to use a stored key", a->name);
+        return -1;
+    }
+    if (a->service_account_file)
+        return error_set(e, TOKEND_EX_CONFIG, "the service account file %s holds the key",
+                         a->service_account_file);
+    if (a->grant != ACCOUNT_GRANT_JWT_BEARER && !a->client_certificate)
+        return error_set(e, TOKEND_EX_CONFIG,
+                         "%s signs in with a client secret, not a key (client_certificate is "
+                         "not set)",
+                         a->name);
+    return 0;
+}
+
+/* Kept, then read back: a store that loses it fails here, not at the
+ * next mint. */
+static int key_put(const Account *a, const SecStr *pem, char **store, struct tokend_error *e)
+{
+    g_autoptr(Store) s = NULL;
+    g_autoptr(SecStr) back = NULL;
+    g_autofree char *label = g_strdup_printf("tokend client key for %s", a->name);
+
+    if (!(s = store_open_account(a, NULL, e)) ||
+        store_put(s, a->name, STORE_CLIENT_KEY, label, pem, e) < 0 ||
+        store_get(s, a->name, STORE_CLIENT_KEY, &back, e) < 0)
+        return -1;
+    if (!back || !secstr_equal(back, pem)) {
+        error_set(e, TOKEND_EX_UNAVAILABLE,
+                  "the %s store gave back something other than the key it was given",
+                  store_name(s));
+        error_set_hint(e, "check the store; the key was not kept");
+        return -1;
+    }
+    *store = g_strdup(store_name(s));
+    return 0;
+}
+
+int flow_app_import_key(const Account *a, const char *path, char **store, struct tokend_error *e)
+{
+    g_autoptr(AppCreds) c = g_new0(AppCreds, 1);
+    g_autoptr(SecStr) pem = NULL;
+
+    if (key_importable(a, e) < 0 || read_key_file("the key", path, &pem, e) < 0 ||
+        parse_key(a, pem, path, c, e) < 0)
+        return -1;
+    if (a->client_certificate && load_certificate(a, c, e) < 0)
+        return -1;
+    return key_put(a, pem, store, e);
 }

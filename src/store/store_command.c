@@ -1,15 +1,18 @@
 /* The command store: the user's own commands keep the refresh token (pass,
- * age, systemd-creds, a script).  Each command line is split like a shell
- * would split it and run without one, with TOKEND_ACCOUNT in its
+ * age, systemd-creds, a script), or an app-only account's private key.
+ * Each command line is split like a shell would split it and run without
+ * one, with TOKEND_ACCOUNT and TOKEND_SECRET (which secret: its kind, such
+ * as "refresh_token" or "client_key"; never the secret itself) in its
  * environment, through spawn.h.  The secret travels only on the command's
  * standard input (put) or output (get), never in its arguments or
  * environment.  Every run is bounded in time and in output, and stopped
  * (with its process group) when it outlives the bound.
  *
- * Conventions: get exits 0 and prints the token as one line, or prints
- * nothing (or only blanks) when nothing is stored; put reads the token
- * (one line) on its standard input; delete removes it.  Any other exit is
- * an error. */
+ * Conventions: get exits 0 and prints the secret, or prints nothing (or
+ * only blanks) when nothing is stored; put reads the secret on its
+ * standard input; delete removes it.  Any other exit is an error.  A
+ * refresh token is one line; a key is PEM, several lines, kept as they
+ * are. */
 
 #include <string.h>
 
@@ -19,6 +22,18 @@
 
 #define OUTPUT_MAX_BYTES 65536
 #define STDERR_KEEP_BYTES 4096
+
+/* The secrets the commands may keep, and their shape. */
+typedef struct command_secret {
+    const char *kind;
+    const char *title;
+    bool multi_line;
+} CommandSecret;
+
+static const CommandSecret secrets[] = {
+    {STORE_REFRESH_TOKEN, "the refresh token", false},
+    {STORE_CLIENT_KEY, "the client key", true},
+};
 
 typedef struct command_store {
     Store base;
@@ -56,8 +71,8 @@ static char *stderr_words(const SpawnResult *r, const SecStr *input)
 
 /* Run one command line; *out gets its standard output when wanted. */
 static int command_run(const CommandStore *cs, const char *key, const char *line,
-                       const char *account, const SecStr *input, SecStr **out,
-                       struct tokend_error *e)
+                       const char *account, const CommandSecret *secret, const SecStr *input,
+                       SecStr **out, struct tokend_error *e)
 {
     g_auto(GStrv) argv = NULL;
     g_auto(GStrv) env = NULL;
@@ -78,6 +93,7 @@ static int command_run(const CommandStore *cs, const char *key, const char *line
     o.what = what = g_strdup_printf("the %s command %s", key, argv[0]);
     o.argv = (const char *const *)argv;
     env = g_environ_setenv(g_get_environ(), "TOKEND_ACCOUNT", account, TRUE);
+    env = g_environ_setenv(env, "TOKEND_SECRET", secret->kind, TRUE);
     o.env = (const char *const *)env;
     if (spawn_run(&o, &r, e) < 0)
         goto out;
@@ -96,14 +112,13 @@ out:
     return rc;
 }
 
-static int check_kind(const char *kind, struct tokend_error *e)
+static const CommandSecret *secret_of_kind(const char *kind, struct tokend_error *e)
 {
-    if (strcmp(kind, STORE_REFRESH_TOKEN) == 0)
-        return 0;
-    return error_set(e, TOKEND_EX_SOFTWARE,
-                     "the command store keeps only refresh tokens, "
-                     "not %s",
-                     kind);
+    for (size_t i = 0; i < G_N_ELEMENTS(secrets); i++)
+        if (strcmp(kind, secrets[i].kind) == 0)
+            return &secrets[i];
+    error_set(e, TOKEND_EX_SOFTWARE, "the command store keeps no %s", kind);
+    return NULL;
 }
 
 /* Only blanks and line ends: the same as nothing. */
@@ -133,18 +148,20 @@ static int command_get(Store *s, const char *account, const char *kind, SecStr *
                        struct tokend_error *e)
 {
     CommandStore *cs = (CommandStore *)s;
+    const CommandSecret *secret = secret_of_kind(kind, e);
     g_autoptr(SecStr) v = NULL;
 
-    if (check_kind(kind, e) < 0 || command_run(cs, "store_get", cs->get, account, NULL, &v, e) < 0)
+    if (!secret || command_run(cs, "store_get", cs->get, account, secret, NULL, &v, e) < 0)
         return -1;
     /* Said like an empty answer by a store that prints a newline for
-     * nothing; never a token to send to the server. */
+     * nothing; never a secret to use. */
     if (only_whitespace(v))
         return 0;
-    if (!one_token_line(v))
+    if (!secret->multi_line && !one_token_line(v))
         return error_set(e, TOKEND_EX_DATAERR,
                          "the store_get command printed something "
-                         "other than one line with the refresh token");
+                         "other than one line with %s",
+                         secret->title);
     if (v->len)
         *out = g_steal_pointer(&v);
     return 0;
@@ -154,22 +171,26 @@ static int command_put(Store *s, const char *account, const char *kind, const ch
                        const SecStr *value, struct tokend_error *e)
 {
     CommandStore *cs = (CommandStore *)s;
-    g_autoptr(SecStr) line = NULL;
+    const CommandSecret *secret = secret_of_kind(kind, e);
+    g_autoptr(SecStr) text = NULL;
 
     (void)label;
-    if (check_kind(kind, e) < 0)
+    if (!secret)
         return -1;
-    line = secstr_dup(value);
-    secstr_append(line, "\n", 1);
-    return command_run(cs, "store_put", cs->put, account, line, NULL, e);
+    /* Text ends with a line end: what pass insert --multiline and a
+     * shell's read expect. */
+    text = secstr_dup(value);
+    if (!text->len || text->data[text->len - 1] != '\n')
+        secstr_append(text, "\n", 1);
+    return command_run(cs, "store_put", cs->put, account, secret, text, NULL, e);
 }
 
 static int command_remove(Store *s, const char *account, const char *kind, struct tokend_error *e)
 {
     CommandStore *cs = (CommandStore *)s;
+    const CommandSecret *secret = secret_of_kind(kind, e);
 
-    if (check_kind(kind, e) < 0 ||
-        command_run(cs, "store_delete", cs->remove, account, NULL, NULL, e) < 0)
+    if (!secret || command_run(cs, "store_delete", cs->remove, account, secret, NULL, NULL, e) < 0)
         return -1;
     return 1;
 }
