@@ -1,7 +1,7 @@
 """A private Postfix, as a mail host runs it in front of `tokend relay`:
 smtpd on a free loopback port, everything relayed to one relayhost.
 
-    with Postfix(workdir, relayhost=('127.0.0.1', relay_port)) as pf:
+    with Postfix(workdir, 'relayhost = [127.0.0.1]:PORT\n') as pf:
         smtplib.SMTP('127.0.0.1', pf.smtpd_port).sendmail(...)
         pf.queue()   # what mailq shows
         pf.log()     # its maillog
@@ -44,9 +44,6 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
-relayhost = [{relay_host}]:{relay_port}
-smtp_sasl_auth_enable = no
-smtp_tls_security_level = none
 smtpd_tls_security_level = none
 maillog_file = {log}
 maillog_file_prefixes = {workdir}
@@ -87,13 +84,15 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 class Postfix:
     host = '127.0.0.1'
 
-    def __init__(self, workdir, relayhost):
+    def __init__(self, workdir, relay_cf):
+        """relay_cf: the main.cf lines that send everything on (relayhost,
+        SASL, TLS), as `tokend snippet ACCOUNT postfix` prints them."""
         self.workdir = Path(workdir)
         self.config = self.workdir / 'etc'
         self.queue_dir = self.workdir / 'queue'
         self.data_dir = self.workdir / 'data'
         self.log_path = self.workdir / 'maillog'
-        self.relayhost = relayhost
+        self.relay_cf = relay_cf
         self.smtpd_port = free_port()
         self.started = False
 
@@ -112,10 +111,9 @@ class Postfix:
         for d in (self.config, self.queue_dir, self.data_dir):
             d.mkdir(parents=True, exist_ok=True)
         open_path_to(self.workdir)
-        host, port = self.relayhost
         (self.config / 'main.cf').write_text(MAIN_CF.format(
-            config=self.config, queue=self.queue_dir, data=self.data_dir, relay_host=host,
-            relay_port=port, log=self.log_path, workdir=self.workdir))
+            config=self.config, queue=self.queue_dir, data=self.data_dir, log=self.log_path,
+            workdir=self.workdir) + self.relay_cf)
         (self.config / 'master.cf').write_text(
             MASTER_CF.format(smtpd_port=f'{self.host}:{self.smtpd_port}'))
         # postfix(1) reads the dynamic map list beside main.cf.

@@ -79,6 +79,17 @@ def _connects(port):
         return False
 
 
+def snippet(tokend, client, port):
+    """`tokend snippet work CLIENT`, its relay port (the systemd socket's)
+    replaced by the test relay's."""
+    r = tokend.run('snippet', 'work', client)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    for fixed in ('1587', '1993', '1995'):
+        text = text.replace(fixed, str(port))
+    return text
+
+
 def run(argv, env, input=None):
     return subprocess.run(argv, capture_output=True, text=True, env=env, input=input,
                           timeout=TIMEOUT)
@@ -114,8 +125,10 @@ def test_fetchmail_auth_password_through_relay(tokend, dovecot, signed_in, liste
         append_message(dovecot, signed_in, m)
     rc = tmp_path / 'fetchmailrc'
     text = SEED_RC.format(proto=proto, port=port, user=USER, local=os.environ.get('USER', 'root'))
-    if sslproto:
-        text += "    sslproto ''\n"
+    if sslproto:  # what the snippet adds to the seed's lines
+        text = snippet(tokend, 'fetchmail-relay' if proto == 'IMAP' else
+                       'fetchmail-relay-pop3', port)
+        assert "sslproto ''" in text
     rc.write_text(text)
     rc.chmod(0o600)
     out = tmp_path / 'out'
@@ -142,13 +155,11 @@ def sink_has(dc, marker):
 def test_msmtp_without_oauth_through_relay(tokend, dovecot, listen, tmp_path):
     port = listen('smtp')
     rc = tmp_path / 'msmtprc'
-    rc.write_text(f'account relay\nhost 127.0.0.1\nport {port}\nfrom {SENDER}\n'
-                  f'auth plain\nuser {USER}\npassword ignored\ntls off\n'
-                  'account default : relay\n')
+    rc.write_text(snippet(tokend, 'msmtp-relay', port) + 'account default : work-relay\n')
     rc.chmod(0o600)
     marker = uuid.uuid4().hex
     msg = f'From: {SENDER}\nTo: bob@example.org\nSubject: msmtp {marker}\n\nhello\n'
-    r = run(['msmtp', '-C', str(rc), 'bob@example.org'], tokend.env, input=msg)
+    r = run(['msmtp', '-C', str(rc), f'--from={SENDER}', 'bob@example.org'], tokend.env, input=msg)
     assert r.returncode == 0, r.stdout + r.stderr
     wait_until(lambda: sink_has(dovecot, marker), 10, 'the sink got the message')
 
@@ -156,10 +167,8 @@ def test_msmtp_without_oauth_through_relay(tokend, dovecot, listen, tmp_path):
 def test_mutt_smtp_url_through_relay(tokend, dovecot, listen, tmp_path):
     port = listen('smtp')
     muttrc = tmp_path / 'muttrc'
-    muttrc.write_text(f'set from = "{SENDER}"\n'
-                      f'set smtp_url = "smtp://{USER}@127.0.0.1:{port}/"\n'
-                      'set smtp_pass = "ignored"\nset ssl_starttls = no\n'
-                      'set ssl_force_tls = no\nset record = ""\n')
+    muttrc.write_text(snippet(tokend, 'mutt-relay', port) +
+                      f'set from = "{SENDER}"\nset record = ""\n')
     marker = uuid.uuid4().hex
     env = dict(tokend.env, TERM='dumb')
     r = run(['mutt', '-n', '-F', str(muttrc), '-s', f'mutt {marker}', 'bob@example.org'], env,

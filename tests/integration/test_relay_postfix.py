@@ -2,7 +2,8 @@
 Postfix (harness/postfix.py: its own config, queue and data directories,
 loopback only; the system's Postfix stays stopped) with `relayhost =
 [127.0.0.1]:PORT` pointing at `tokend relay --listen`, no SASL on
-loopback.  Its smtp client connects as the `postfix` user, which the
+loopback, configured with what `tokend snippet work postfix` prints.  Its
+smtp client connects as the `postfix` user, which the
 relay lets in by `relay_peers = postfix`; without a login the relay uses
 `relay_account`.  Upstream is the real Dovecot submission with the
 account's token, relaying to the sink of harness/dovecot.py.
@@ -60,9 +61,15 @@ def _greets(port):
 
 
 @pytest.fixture
-def postfix(relay):
-    with shared_dir('tokend-postfix-') as workdir, \
-            Postfix(workdir, relayhost=('127.0.0.1', relay)) as pf:
+def postfix(tokend, relay):
+    """Postfix configured with what `tokend snippet work postfix` prints,
+    the relay's port (the systemd socket's 1587) replaced by the test's."""
+    r = tokend.run('snippet', 'work', 'postfix')
+    assert r.returncode == 0, r.stderr
+    assert 'relayhost = [127.0.0.1]:1587\n' in r.stdout
+    assert 'relay_peers = postfix' in r.stdout and 'relay_account = work' in r.stdout
+    relay_cf = r.stdout.replace('[127.0.0.1]:1587', f'[127.0.0.1]:{relay}')
+    with shared_dir('tokend-postfix-') as workdir, Postfix(workdir, relay_cf) as pf:
         yield pf
 
 
