@@ -47,6 +47,13 @@ static const struct snippet_client clients[] = {
     {"mbsync-tunnel", "mbsyncrc-tunnel.in", SNIPPET_QUOTE_DQ, SNIPPET_IMAP},
     {"offlineimap", "offlineimaprc-tunnel.in", SNIPPET_QUOTE_INI, SNIPPET_IMAP},
     {"getmail", "getmailrc.in", SNIPPET_QUOTE_PYTHON, SNIPPET_IMAP},
+    /* through tokend relay on the ports of its systemd sockets */
+    {"postfix", "postfix-relay.in", SNIPPET_QUOTE_MSMTP, SNIPPET_SMTP},
+    {"msmtp-relay", "msmtprc-relay.in", SNIPPET_QUOTE_MSMTP, SNIPPET_SMTP},
+    {"mutt-relay", "muttrc-relay.in", SNIPPET_QUOTE_MUTT, SNIPPET_SMTP},
+    {"neomutt-relay", "muttrc-relay.in", SNIPPET_QUOTE_MUTT, SNIPPET_SMTP},
+    {"fetchmail-relay", "fetchmailrc-relay.in", SNIPPET_QUOTE_FETCHMAIL, SNIPPET_IMAP},
+    {"fetchmail-relay-pop3", "fetchmailrc-relay-pop3.in", SNIPPET_QUOTE_FETCHMAIL, SNIPPET_POP},
 };
 
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"

@@ -20,6 +20,8 @@ EXPECTED = [
     'lib/systemd/user/tokend-refresh.service',
     'lib/systemd/user/tokend-refresh-failed.service',
     'lib/systemd/user/tokend-refresh.timer',
+    *[f'lib/systemd/user/tokend-relay-{p}{s}' for p in ('smtp', 'imap', 'pop3')
+      for s in ('.socket', '@.service')],
     'share/bash-completion/completions/tokend',
     'share/zsh/vendor-completions/_tokend',
     'share/fish/vendor_completions.d/tokend.fish',
@@ -91,6 +93,32 @@ def test_systemd_units_verify(installed, tmp_path):
                         *[str(units / u) for u in ('tokend-refresh.service',
                                                    'tokend-refresh-failed.service',
                                                    'tokend-refresh.timer')]],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+RELAY_PORTS = {'smtp': 1587, 'imap': 1993, 'pop3': 1995}
+
+
+def test_relay_units_verify(installed, tmp_path):
+    """Socket activation of `tokend relay`, inetd style: each accepted
+    loopback connection is one service instance's stdin and stdout."""
+    prefix, _ = installed
+    runtime = tmp_path / 'runtime'
+    runtime.mkdir(mode=0o700)
+    units = prefix / 'lib' / 'systemd' / 'user'
+    names = []
+    for proto, port in RELAY_PORTS.items():
+        socket_unit = (units / f'tokend-relay-{proto}.socket').read_text()
+        assert f'ListenStream=127.0.0.1:{port}\n' in socket_unit
+        assert 'Accept=yes\n' in socket_unit
+        service = (units / f'tokend-relay-{proto}@.service').read_text()
+        assert f'ExecStart={prefix}/bin/tokend relay {proto}\n' in service
+        assert 'StandardInput=socket\n' in service
+        names += [f'tokend-relay-{proto}.socket', f'tokend-relay-{proto}@.service']
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), MANPATH=str(prefix / 'share' / 'man'),
+               SYSTEMD_LOG_LEVEL='notice')
+    r = subprocess.run(['systemd-analyze', 'verify', '--user', *[str(units / u) for u in names]],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
 

@@ -30,6 +30,12 @@ CLIENTS = {
     'mbsync-tunnel': ('mbsyncrc-tunnel.in', 'dq', 'imap'),
     'offlineimap': ('offlineimaprc-tunnel.in', 'ini', 'imap'),
     'getmail': ('getmailrc.in', 'python', 'imap'),
+    'postfix': ('postfix-relay.in', 'msmtp', 'smtp'),
+    'msmtp-relay': ('msmtprc-relay.in', 'msmtp', 'smtp'),
+    'mutt-relay': ('muttrc-relay.in', 'mutt', 'smtp'),
+    'neomutt-relay': ('muttrc-relay.in', 'mutt', 'smtp'),
+    'fetchmail-relay': ('fetchmailrc-relay.in', 'fetchmail', 'imap'),
+    'fetchmail-relay-pop3': ('fetchmailrc-relay-pop3.in', 'fetchmail', 'pop'),
 }
 # What each client's double-quoted strings need a '\' before (msmtp only
 # strips the outer quotes; fetchmail cannot write '"' at all).

@@ -1,0 +1,178 @@
+"""Mail clients that only know passwords, configured as their users run
+them, against `tokend relay --listen` on loopback, which logs in to the
+real Dovecot (IMAP, POP3, submission) with the account's token:
+
+- Debian's fetchmail 6.4 with `auth password` for IMAP and POP3: the
+  seed's own configuration (`poll localhost protocol IMAP port N auth
+  password`, the password ignored by the relay; its `sslmode none` is
+  fetchmail 7's spelling and 6.4 refuses it, so it is left out) and the
+  same with `sslproto ''`, which the relay recipe adds.  Without it
+  fetchmail 6.4 sends STARTTLS first even though the relay does not
+  offer it, and gives up when refused ("upgrade to TLS failed"): the
+  relay does not offer STARTTLS on loopback (no certificate of its own
+  yet), so the client needs `sslproto ''`.  The seed's lines are tested
+  for exactly that failure, so that the day the relay offers STARTTLS the
+  test says to flip it.  The messages put into
+  the mailbox arrive byte-identical (after fetchmail's CRLF to LF for the
+  MDA; `--invisible` leaves out its Received: header).
+- msmtp without OAuth (`auth plain` with any password, `tls off`: msmtp
+  refuses a plain-text method unless named) and mutt's `smtp_url` to the
+  relay: the message arrives at Dovecot submission's sink.
+"""
+
+import os
+import socket
+import subprocess
+import uuid
+
+import pytest
+
+from harness.dovecot import free_port
+from harness.tunnelpeers import USER, append_message, dovecot_for, empty_inbox, logins, \
+    wait_logged_in
+from harness.wait import wait_until
+
+SCOPES = 'openid offline_access mail.imap'
+SENDER = 'alice@example.org'
+TIMEOUT = 60
+
+
+@pytest.fixture(scope='module')
+def dovecot(authserver):
+    with dovecot_for(authserver, pop3=True) as dc:
+        yield dc
+
+
+@pytest.fixture
+def signed_in(tokend, dovecot):
+    tokend.account(scopes=SCOPES, send_as=SENDER, smtp_host=dovecot.host,
+                   smtp_port=dovecot.submission_port, imap_host=dovecot.host,
+                   imap_port=dovecot.imap_port, pop_host=dovecot.host,
+                   pop_port=dovecot.pop3_port)
+    tokend.write_config()
+    tokend.obtain()
+    return tokend.token_file().read_text().strip()
+
+
+@pytest.fixture
+def listen(tokend, signed_in):
+    """`tokend relay --listen 127.0.0.1:PORT PROTO`; returns PORT."""
+    procs = []
+
+    def start(proto):
+        port = free_port()
+        procs.append(tokend.popen('relay', '--listen', f'127.0.0.1:{port}', proto))
+        wait_until(lambda: _connects(port), 10, f'the {proto} relay listens')
+        return port
+    yield start
+    for p in procs:
+        p.terminate()
+        _, err = p.communicate(timeout=TIMEOUT)
+        assert signed_in not in err
+
+
+def _connects(port):
+    try:
+        with socket.create_connection(('127.0.0.1', port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def snippet(tokend, client, port):
+    """`tokend snippet work CLIENT`, its relay port (the systemd socket's)
+    replaced by the test relay's."""
+    r = tokend.run('snippet', 'work', client)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    for fixed in ('1587', '1993', '1995'):
+        text = text.replace(fixed, str(port))
+    return text
+
+
+def run(argv, env, input=None):
+    return subprocess.run(argv, capture_output=True, text=True, env=env, input=input,
+                          timeout=TIMEOUT)
+
+
+# fetchmail 6.4 --------------------------------------------------------------
+
+SEED_RC = """\
+poll localhost protocol {proto} port {port}
+    auth password username "{user}" password "the relay ignores it"
+    is {local} here
+    keep
+"""
+
+
+def messages():
+    out = []
+    for i in range(3):
+        marker = uuid.uuid4().hex
+        out.append((f'From: bob@example.org\r\nTo: {SENDER}\r\nSubject: relay {i} {marker}\r\n'
+                    f'Message-ID: <{marker}@example.org>\r\n\r\nbody {i}\r\n.dot\r\n').encode())
+    return out
+
+
+@pytest.mark.parametrize('proto', ['IMAP', 'POP3'])
+@pytest.mark.parametrize('sslproto', [False, True], ids=['seed', 'snippet'])
+def test_fetchmail_auth_password_through_relay(tokend, dovecot, signed_in, listen, tmp_path,
+                                               proto, sslproto):
+    port = listen(proto.lower())
+    empty_inbox(dovecot)
+    sent = messages()
+    for m in sent:
+        append_message(dovecot, signed_in, m)
+    rc = tmp_path / 'fetchmailrc'
+    text = SEED_RC.format(proto=proto, port=port, user=USER, local=os.environ.get('USER', 'root'))
+    if sslproto:  # what the snippet adds to the seed's lines
+        text = snippet(tokend, 'fetchmail-relay' if proto == 'IMAP' else
+                       'fetchmail-relay-pop3', port)
+        assert "sslproto ''" in text
+    rc.write_text(text)
+    rc.chmod(0o600)
+    out = tmp_path / 'out'
+    out.mkdir()
+    before = logins(dovecot, proto.lower(), 'OAUTHBEARER')
+    r = run(['fetchmail', '-f', str(rc), '-d0', '-v', '--invisible', '--mda',
+             f'cat > {out}/msg.$$'], tokend.env)
+    if not sslproto:
+        assert r.returncode == 2 and 'upgrade to TLS failed' in r.stderr, r.stdout + r.stderr
+        return
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = sorted(p.read_bytes() for p in out.glob('msg.*'))
+    assert got == sorted(m.replace(b'\r\n', b'\n') for m in sent), r.stdout + r.stderr
+    wait_logged_in(dovecot, proto.lower(), 'OAUTHBEARER', before)
+    assert signed_in not in r.stdout + r.stderr
+
+
+# msmtp and mutt -------------------------------------------------------------
+
+def sink_has(dc, marker):
+    return any(marker.encode() in m['data'] for m in dc.messages())
+
+
+def test_msmtp_without_oauth_through_relay(tokend, dovecot, listen, tmp_path):
+    port = listen('smtp')
+    rc = tmp_path / 'msmtprc'
+    rc.write_text(snippet(tokend, 'msmtp-relay', port) + 'account default : work-relay\n')
+    rc.chmod(0o600)
+    marker = uuid.uuid4().hex
+    msg = f'From: {SENDER}\nTo: bob@example.org\nSubject: msmtp {marker}\n\nhello\n'
+    r = run(['msmtp', '-C', str(rc), f'--from={SENDER}', 'bob@example.org'], tokend.env, input=msg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: sink_has(dovecot, marker), 10, 'the sink got the message')
+
+
+def test_mutt_smtp_url_through_relay(tokend, dovecot, listen, tmp_path):
+    port = listen('smtp')
+    muttrc = tmp_path / 'muttrc'
+    muttrc.write_text(snippet(tokend, 'mutt-relay', port) +
+                      f'set from = "{SENDER}"\nset record = ""\n')
+    marker = uuid.uuid4().hex
+    env = dict(tokend.env, TERM='dumb')
+    r = run(['mutt', '-n', '-F', str(muttrc), '-s', f'mutt {marker}', 'bob@example.org'], env,
+            input='hello from mutt\n')
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: sink_has(dovecot, marker), 10, 'the sink got the message')
+
