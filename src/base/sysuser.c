@@ -24,6 +24,7 @@ static int no_service_user(struct tokend_error *e)
 
 bool sysuser_service_ids(uid_t *uid, gid_t *gid)
 {
+    // cppcheck-suppress getpwnamCalled ; one thread reads users
     struct passwd *pw = getpwnam(paths_system_user());
 
     if (!pw)
@@ -80,6 +81,7 @@ static int drop_to(const struct passwd *pw, struct tokend_error *e)
 
 int sysuser_become_service(char **argv, struct tokend_error *e)
 {
+    // cppcheck-suppress getpwnamCalled ; one thread reads users
     struct passwd *pw = getpwnam(paths_system_user());
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -327,6 +327,7 @@ static cJSON *set_json(const Account *a, const char *name, const StateTokenSet *
 {
     g_return_val_if_fail(name || ts, NULL);
     g_autofree char *dir = paths_account_dir(a->name);
+    // cppcheck-suppress nullPointerRedundantCheck ; name or ts is set (checked on entry)
     g_autofree char *file = tokenset_token_file(dir, name ? name : ts->key);
     cJSON *o = cJSON_CreateObject();
     gint64 expires_at = ts ? ts->expires_at : 0;

@@ -25,7 +25,9 @@ static bool in_group(gid_t gid)
 
 int tokenfile_reader_gid(const char *group, gid_t *gid, struct tokend_error *e)
 {
+    // cppcheck-suppress getgrnamCalled ; one thread reads users
     struct group *gr = getgrnam(group);
+    // cppcheck-suppress getpwuidCalled ; one thread reads users
     struct passwd *pw = getpwuid(geteuid());
     const char *user = pw ? pw->pw_name : "tokend";
 

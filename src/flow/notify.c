@@ -46,7 +46,8 @@ static void notify_run(const Account *a, const char *reason, gint64 signin_by)
         log_warn("%s: notify_cmd: %s", a->name, err->message);
         return;
     }
-    o.what = what = g_strdup_printf("notify_cmd %s", argv[0]);
+    what = g_strdup_printf("notify_cmd %s", argv[0]);
+    o.what = what;
     o.argv = (const char *const *)argv;
     env = notify_env(a, reason, signin_by);
     o.env = (const char *const *)env;

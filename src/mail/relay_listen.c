@@ -94,6 +94,7 @@ static void start_child(int conn, char *const *self_argv, const sigset_t *old)
 static void accept_one(int lfd, enum relay_proto p, int max_sessions, int *active,
                        char *const *self_argv, const sigset_t *old)
 {
+    // cppcheck-suppress nullPointer ; accept4 takes NULL for an address not wanted
     int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     pid_t pid;
 

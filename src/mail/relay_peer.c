@@ -77,6 +77,7 @@ int relay_peer_of(int fd, enum relay_peer_kind *kind, uid_t *uid, struct tokend_
 /* uid's user is in group gr: as its primary group or a member. */
 static bool in_group(uid_t uid, const struct group *gr)
 {
+    // cppcheck-suppress getpwuidCalled ; one thread reads users
     struct passwd *pw = getpwuid(uid);
 
     if (!pw)
@@ -100,8 +101,10 @@ int relay_peer_allowed(uid_t uid, const char *relay_peers, bool *allowed, struct
 
         if (**n == '\0')
             continue;
+        // cppcheck-suppress getpwnamCalled ; one thread reads users
         if ((pw = getpwnam(*n)))
             *allowed = pw->pw_uid == uid;
+        // cppcheck-suppress getgrnamCalled ; one thread reads users
         else if ((gr = getgrnam(*n)))
             *allowed = in_group(uid, gr);
         else

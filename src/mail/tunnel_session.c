@@ -62,6 +62,7 @@ void *tunnel_login_retrying(const Account *a, tunnel_login_fn login, void *ctx,
         return NULL;
     session = login(ctx, token, &result, e);
     if (session || result != SASL_RESULT_REFUSED)
+        // cppcheck-suppress returnDanglingLifetime ; result is an out-parameter
         return session;
     /* Revoked or expired early at the server while our state says valid:
      * one forced refresh, one more try on a new connection.  Only an
@@ -72,6 +73,7 @@ void *tunnel_login_retrying(const Account *a, tunnel_login_fn login, void *ctx,
     error_clear(e);
     if (!(token = tunnel_token(a, true, e)))
         return NULL;
+    // cppcheck-suppress returnDanglingLifetime ; result is an out-parameter
     return login(ctx, token, &result, e);
 }
 

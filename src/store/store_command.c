@@ -90,7 +90,8 @@ static int command_run(const CommandStore *cs, const char *key, const char *line
 
     if (!g_shell_parse_argv(line, NULL, &argv, &gerr))
         return error_set(e, TOKEND_EX_CONFIG, "%s: %s", key, gerr->message);
-    o.what = what = g_strdup_printf("the %s command %s", key, argv[0]);
+    what = g_strdup_printf("the %s command %s", key, argv[0]);
+    o.what = what;
     o.argv = (const char *const *)argv;
     env = g_environ_setenv(g_get_environ(), "TOKEND_ACCOUNT", account, TRUE);
     env = g_environ_setenv(env, "TOKEND_SECRET", secret->kind, TRUE);
@@ -155,7 +156,7 @@ static int command_get(Store *s, const char *account, const char *kind, SecStr *
         return -1;
     /* Said like an empty answer by a store that prints a newline for
      * nothing; never a secret to use. */
-    if (only_whitespace(v))
+    if (!v || only_whitespace(v))
         return 0;
     if (!secret->multi_line && !one_token_line(v))
         return error_set(e, TOKEND_EX_DATAERR,

@@ -325,8 +325,10 @@ static int session_bus_find(struct tokend_error *e)
 
     if (g_getenv("DBUS_SESSION_BUS_ADDRESS"))
         return 0;
-    if (!runtime || !*runtime)
-        runtime = fallback = g_strdup_printf("/run/user/%u", (unsigned)getuid());
+    if (!runtime || !*runtime) {
+        fallback = g_strdup_printf("/run/user/%u", (unsigned)getuid());
+        runtime = fallback;
+    }
     bus = g_build_filename(runtime, "bus", NULL);
     if (lstat(bus, &sb) < 0)
         return no_session_bus(bus, "does not exist", e);
