@@ -324,13 +324,30 @@ static int parse_mode(const struct parse_ctx *c, const char *key, const char *v,
     return 0;
 }
 
+/* Parsed, not compared as a prefix: "http://localhost:80@evil.example/"
+ * goes to evil.example. */
+static int parse_url(const struct parse_ctx *c, const char *key, const char *v, char **out)
+{
+    const char *why = NULL;
+
+    if (!uri_endpoint_ok(v, &why))
+        return config_key_error(c, key, "\"%s\" %s", v, why);
+    if (strcmp(key, "issuer") == 0 && uri_has_query(v))
+        return config_key_error(c, key,
+                                "\"%s\" has a query (?...), which an issuer never "
+                                "has (RFC 8414)",
+                                v);
+    g_free(*out);
+    *out = g_strdup(v);
+    return 0;
+}
+
 static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const char *v, Account *a,
                      const char *base_dir)
 {
     static const char *const flow_names[] = {"code", "device", NULL};
     static const char *const consent_names[] = {"auto", "always", "never", NULL};
     void *field = (char *)a + k->offset;
-    const char *why = NULL;
 
     if (*v == '\0' && k->type != KEY_PARAMS && k->type != KEY_STRING)
         return config_key_error(c, k->name, "empty value");
@@ -340,18 +357,7 @@ static int apply_key(const struct parse_ctx *c, const struct key_spec *k, const 
         *(char **)field = *v ? g_strdup(v) : NULL;
         return 0;
     case KEY_URL:
-        /* Parsed, not compared as a prefix: "http://localhost:80@evil.example/"
-         * goes to evil.example. */
-        if (!uri_endpoint_ok(v, &why))
-            return config_key_error(c, k->name, "\"%s\" %s", v, why);
-        if (strcmp(k->name, "issuer") == 0 && uri_has_query(v))
-            return config_key_error(c, k->name,
-                                    "\"%s\" has a query (?...), which an issuer never "
-                                    "has (RFC 8414)",
-                                    v);
-        g_free(*(char **)field);
-        *(char **)field = g_strdup(v);
-        return 0;
+        return parse_url(c, k->name, v, (char **)field);
     case KEY_PATH:
         g_free(*(char **)field);
         *(char **)field = paths_expand(v, base_dir);
