@@ -4,6 +4,9 @@
 * Layers run one way.  Each folder of src/ is a layer; a module includes
   headers of its own layer and the ones below, never above:
       base < config < oauth, store < flow, mail, import < onboard < cli
+* Functions stay short: none over 60 lines from its opening brace to its
+  closing one (a function's braces stand alone at the start of a line, as
+  .clang-format writes them).
 * Each set of variants has one table.  The names of the providers
   (src/config/provider.c) and of the store kinds (src/store/store_kind.c)
   appear as string literals nowhere else in src/.  "auto" is left out: it
@@ -47,6 +50,24 @@ def layer_errors():
     return errors
 
 
+MAX_FUNCTION_LINES = 60
+
+
+def length_errors():
+    errors = []
+    for f in sorted(SRC.glob('*/*.c')):
+        start = None
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if line == '{' and start is None:
+                start = n
+            elif line == '}' and start is not None:
+                if n - start + 1 > MAX_FUNCTION_LINES:
+                    errors.append(f'{f.relative_to(REPO)}:{start}: a function of {n - start + 1} '
+                                  f'lines (at most {MAX_FUNCTION_LINES})')
+                start = None
+    return errors
+
+
 def table_errors():
     errors = []
     for what, table in TABLES.items():
@@ -65,12 +86,13 @@ def table_errors():
 
 
 def main():
-    errors = layer_errors() + table_errors()
+    errors = layer_errors() + table_errors() + length_errors()
     for e in errors:
         print(f'check-layers: {e}', file=sys.stderr)
     if errors:
         return 1
-    print('check-layers: layers one way, variant names only in their tables')
+    print('check-layers: layers one way, variant names only in their tables, '
+          f'functions of at most {MAX_FUNCTION_LINES} lines')
     return 0
 
 

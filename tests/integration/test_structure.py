@@ -49,3 +49,12 @@ def test_a_store_name_outside_its_table_fails(tmp_path):
     f.write_text(f.read_text() + '\nstatic const char *x = "secret-service";\n')
     r = check(root)
     assert r.returncode == 1 and 'the store kind name "secret-service"' in r.stderr
+
+
+def test_a_long_function_fails(tmp_path):
+    root = copy_src(tmp_path)
+    f = root / 'src' / 'base' / 'log.c'
+    body = ''.join(f'    (void)x{i};\n' for i in range(70))
+    f.write_text(f.read_text() + f'\nvoid too_long(void);\nvoid too_long(void)\n{{\n{body}}}\n')
+    r = check(root)
+    assert r.returncode == 1 and 'src/base/log.c' in r.stderr and 'a function of 72 lines' in r.stderr
