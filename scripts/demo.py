@@ -103,9 +103,12 @@ def imap_session(dc, user, token):
     return imap
 
 
-def add_account(env, dc):
-    say(f'$ tokend -v add {EMAIL} {ACCOUNT} --client-id tokend-native')
-    r = tokend(env, '-v', 'add', EMAIL, ACCOUNT, '--client-id', 'tokend-native')
+def add_account(env, dc, issuer):
+    # The demo's issuer is on this machine: tokend add takes an issuer there
+    # only when the user names it too.
+    say(f'$ tokend -v add {EMAIL} {ACCOUNT} --client-id tokend-native --issuer {issuer}')
+    r = tokend(env, '-v', 'add', EMAIL, ACCOUNT, '--client-id', 'tokend-native',
+               '--issuer', issuer)
     # What it found and did (leaving out the HTTP requests and the sign-in
     # address that -v also shows).
     show('\n'.join(line for line in r.stderr.splitlines()
@@ -204,7 +207,7 @@ def inside(tmp):
                'XDG_RUNTIME_DIR': str(home / 'runtime'),
                'BROWSER': str(REPO / 'tests' / 'harness' / 'browser.py'),
                'TOKEND_TEST_LOGIN': 'alice', **keyring.env}
-        add_account(env, dc)
+        add_account(env, dc, auth.issuer)
         show_keyring(env, keyring, home)
         subject = read_with_token_file(dc, home)
         read_through_tunnel(env, home, subject)
