@@ -205,3 +205,20 @@ def test_a_group_tokend_is_not_in_is_said_with_the_sysusers_line(system):
         assert not (system.run_dir / 'work.token').exists()
     finally:
         subprocess.run(['groupdel', other], capture_output=True)
+
+
+def test_status_check_judges_the_system_accounts_for_a_monitor(system):
+    """`sudo tokend --system status --check` as Nagios runs it: root hands
+    over to the service user, which reads every account's state."""
+    system.account('work', token_file_group=system.group)
+    system.account('shop')
+    assert system.tokend('obtain', 'work').returncode == EX_OK
+    r = system.tokend('status', '--check')
+    assert r.returncode == 2, r.stdout + r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first.startswith('TOKEND CRITICAL - shop: sign-in needed |'), first
+    assert "'work token'=" in first
+    r = system.tokend('status', '--check', 'work', user=system.service)
+    assert r.returncode == EX_OK and r.stdout.startswith('TOKEND OK - 1 account'), r.stdout
+    # A reader may not read the state: an error, which monitors show as UNKNOWN.
+    assert system.tokend('status', '--check', user=system.reader).returncode == EX_NOPERM
