@@ -38,7 +38,7 @@ _tokend()
     add) opts="--client-id --client --client-secret-file --provider --tenant --issuer --store --device --no-browser --no-signin --app-only --certificate --key --service-account-file --subject --scopes" ;;
     refresh) opts="--force" ;;
     token) opts="--format --service --scope --set" ;;
-    status) opts="--json" ;;
+    status) opts="--json --check" ;;
     check) opts="--imap --smtp" ;;
     tunnel) opts="--pop3" ;;
     relay) opts="--listen --max-sessions --timeout smtp imap pop3" ;;

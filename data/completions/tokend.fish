@@ -29,6 +29,7 @@ complete -c tokend -n '__fish_seen_subcommand_from token' -l format -x -a 'raw x
 complete -c tokend -n '__fish_seen_subcommand_from token' -l service -x -a 'imap smtp'
 complete -c tokend -n '__fish_seen_subcommand_from token' -l scope -l set -x
 complete -c tokend -n '__fish_seen_subcommand_from status' -l json
+complete -c tokend -n '__fish_seen_subcommand_from status' -l check
 complete -c tokend -n '__fish_seen_subcommand_from check' -l imap -l smtp
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a relay -d 'serve local programs that only know passwords'
 complete -c tokend -n '__fish_seen_subcommand_from relay' -l listen -r -l max-sessions -r -l timeout -r -a 'smtp imap pop3'

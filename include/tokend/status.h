@@ -13,3 +13,22 @@
  * another server or client than it came from), else 0; -1 with e set when
  * the JSON could not be printed (out of memory). */
 int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct tokend_error *e);
+
+/* `status --check`: the monitoring plugins' levels, which are also the
+ * exit statuses. */
+enum status_check_level {
+    STATUS_CHECK_OK = 0,
+    STATUS_CHECK_WARNING = 1,
+    STATUS_CHECK_CRITICAL = 2,
+    STATUS_CHECK_UNKNOWN = 3,
+};
+
+/* Judge each account from its state: CRITICAL when a sign-in is needed
+ * (lost, refused to another server, or never made) or the last refresh
+ * failed; WARNING when the sign-in or an app-only account's certificate
+ * ends within notify_before; UNKNOWN when the state cannot be read.
+ * Prints `TOKEND LEVEL - accounts in trouble | perfdata`, then a line per
+ * account; returns the worst level. */
+int status_check(GPtrArray *accounts);
+/* The first line when no account could be judged at all. */
+void status_check_fail(const char *why);

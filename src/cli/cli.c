@@ -66,9 +66,11 @@ static const struct verb_help verb_help[] = {
      "  --scope SCOPE         a token for these scopes (repeat for more)\n"
      "  --set NAME            a token for a set of the account's token_sets\n"},
     {"status",
-     "  status [ACCOUNT...] [--json]\n"
+     "  status [ACCOUNT...] [--json | --check]\n"
      "                        show accounts, stores, expiry and whether sign-in is needed\n",
-     "  --json                a JSON array, one object per account\n"},
+     "  --json                a JSON array, one object per account\n"
+     "  --check               a monitoring plugin's answer: exit 0 OK, 1 WARNING, 2 CRITICAL,\n"
+     "                        3 UNKNOWN, and one line naming the accounts in trouble\n"},
     {"logout",
      "  logout ACCOUNT        forget the account's tokens (revoking them where possible)\n", NULL},
     {"check",

@@ -142,21 +142,31 @@ static int verb_status(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
+        {"check", no_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autoptr(GPtrArray) accounts = g_ptr_array_new();
-    bool json = false;
+    bool json = false, check = false;
     int c, status;
 
     VERB_GETOPT(ctx, "", opts, c)
     {
-        if (c != 'j')
+        if (c != 'j' && c != 'c')
             return cli_usage_error("status: unknown option %s", ctx->argv[optind - 1]);
-        json = true;
+        json = json || c == 'j';
+        check = check || c == 'c';
     }
-    if ((status = verb_collect_accounts(ctx, accounts)) != 0)
+    if (json && check)
+        return cli_usage_error("%s", "status: --json and --check exclude each other");
+    if ((status = verb_collect_accounts(ctx, accounts)) != 0 && check) {
+        status_check_fail("the configuration or an account named cannot be used (see the error)");
+        return STATUS_CHECK_UNKNOWN;
+    }
+    if (status != 0)
         return status;
+    if (check)
+        return status_check(accounts);
     if ((status = status_print(ctx->cfg, accounts, json, &e)) < 0)
         return verb_fail(&e, NULL);
     return status;

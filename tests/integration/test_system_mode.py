@@ -205,3 +205,46 @@ def test_a_group_tokend_is_not_in_is_said_with_the_sysusers_line(system):
         assert not (system.run_dir / 'work.token').exists()
     finally:
         subprocess.run(['groupdel', other], capture_output=True)
+
+
+def test_status_check_judges_the_system_accounts_for_a_monitor(system):
+    """`sudo tokend --system status --check` as Nagios runs it: root hands
+    over to the service user, which reads every account's state."""
+    system.account('work', token_file_group=system.group)
+    system.account('shop')
+    assert system.tokend('obtain', 'work').returncode == EX_OK
+    r = system.tokend('status', '--check')
+    assert r.returncode == 2, r.stdout + r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first.startswith('TOKEND CRITICAL - shop: sign-in needed |'), first
+    assert "'work token'=" in first
+    r = system.tokend('status', '--check', 'work', user=system.service)
+    assert r.returncode == EX_OK and r.stdout.startswith('TOKEND OK - 1 account'), r.stdout
+    # A reader may not read the state: an error, which monitors show as UNKNOWN.
+    assert system.tokend('status', '--check', user=system.reader).returncode == EX_NOPERM
+
+
+def test_the_systemd_creds_host_key_recipe_fails_plainly_as_the_service_user(system):
+    """doc/recipes/store-systemd-creds.md, system mode: the host key is
+    root's alone and tokend never runs as root, so the recipe's put fails
+    with systemd-creds' own words; the token is kept in the file store.  Root's own
+    systemd-creds works here (the check below), so the failure is the
+    service user's, not the machine's."""
+    from test_store_command import recipe
+    box = system.state / 'creds'
+    probe = subprocess.run(['systemd-creds', 'encrypt', '--with-key=host', '--name=probe', '-',
+                            '-'], input='x', capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    system.account('work', **recipe('store-systemd-creds.md', DIR=box))
+    pw = pwd.getpwnam(system.service)
+    box.mkdir(mode=0o700)
+    os.chown(box, pw.pw_uid, pw.pw_gid)
+    r = system.tokend('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    assert ('could not save the new refresh token in the command store (the store_put command '
+            'sh exited with status 1: Failed to determine local credential host secret: '
+            'Permission denied); kept it in the file store instead') in r.stderr, r.stderr
+    assert list(box.iterdir()) == []
+    # The file store's copy: the service user's alone.
+    kept = system.state / 'work' / 'refresh_token'
+    assert os.stat(kept).st_uid == pw.pw_uid and mode(kept) == 0o600

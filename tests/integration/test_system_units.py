@@ -1,0 +1,82 @@
+"""What `meson install` ships for system mode (tokend --system): the
+system manager's tokend-refresh.service/.timer (checked with
+systemd-analyze verify, and scored with systemd-analyze security
+--offline=yes, which systemd 252 has), sysusers.d and tmpfiles.d files
+(checked with systemd-sysusers and systemd-tmpfiles against a private
+root), the commented /etc/tokend/config example.  The units are not run
+here: the test machine has no systemd as PID 1; test_system_mode.py runs
+their command line as the service user with setpriv, as the unit would."""
+
+import os
+import re
+import subprocess
+
+from test_install import installed  # noqa: F401  (the module's install)
+
+SYSTEM = ['lib/systemd/system/tokend-refresh.service', 'lib/systemd/system/tokend-refresh.timer',
+          'lib/sysusers.d/tokend.conf', 'lib/tmpfiles.d/tokend.conf',
+          'share/doc/tokend/examples/system/config']
+
+
+def test_system_pieces_are_installed(installed):  # noqa: F811
+    prefix, dest = installed
+    for rel in SYSTEM:
+        assert (prefix / rel).is_file(), rel
+        assert (dest / str(prefix).lstrip('/') / rel).is_file(), rel
+    # Every line of the example is a comment: it activates nothing.
+    text = (prefix / SYSTEM[-1]).read_text()
+    assert all(not line.strip() or line.startswith('#') for line in text.splitlines())
+
+
+def test_system_units_verify_and_their_hardening_scores(installed, capsys):  # noqa: F811
+    prefix, _ = installed
+    units = prefix / 'lib' / 'systemd' / 'system'
+    service = (units / 'tokend-refresh.service').read_text()
+    assert f'ExecStart={prefix}/bin/tokend --system -q refresh' in service
+    for line in ('User=tokend', 'ProtectSystem=strict', 'ReadWritePaths=/var/lib/tokend /run/tokend',
+                 'NoNewPrivileges=yes', 'PrivateTmp=yes', 'CapabilityBoundingSet=\n',
+                 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
+                 'SystemCallFilter=@system-service'):
+        assert line in service, line
+    # Shipped disabled: the service has no [Install]; the timer is enabled by the admin.
+    assert '[Install]' not in service
+    env = dict(os.environ, MANPATH=str(prefix / 'share' / 'man'), SYSTEMD_LOG_LEVEL='notice')
+    r = subprocess.run(['systemd-analyze', 'verify', str(units / 'tokend-refresh.service'),
+                        str(units / 'tokend-refresh.timer')],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(['systemd-analyze', 'security', '--offline=yes', '--no-pager',
+                        str(units / 'tokend-refresh.service')],
+                       capture_output=True, text=True, env=env, timeout=60)
+    m = re.search(r'Overall exposure level for tokend-refresh.service: ([0-9.]+) (\w+)', r.stdout)
+    assert m, r.stdout + r.stderr
+    with capsys.disabled():
+        print(f'\nsystemd-analyze security --offline=yes: tokend-refresh.service exposure '
+              f'{m.group(1)} {m.group(2)} (0 best, 10 worst)')
+    assert float(m.group(1)) <= 2.0, r.stdout
+
+
+def test_sysusers_and_tmpfiles_make_the_user_and_folders(installed, tmp_path):  # noqa: F811
+    prefix, _ = installed
+    root = tmp_path / 'root'
+    (root / 'etc').mkdir(parents=True)
+    for name in ('passwd', 'group'):
+        (root / 'etc' / name).write_text('root:x:0:0:root:/root:/bin/bash\n' if name == 'passwd'
+                                         else 'root:x:0:\n')
+    sysusers = prefix / 'lib' / 'sysusers.d' / 'tokend.conf'
+    r = subprocess.run(['systemd-sysusers', f'--root={root}', str(sysusers)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    entry = next(line for line in (root / 'etc' / 'passwd').read_text().splitlines()
+                 if line.startswith('tokend:'))
+    fields = entry.split(':')
+    assert int(fields[2]) < 1000 and fields[5:] == ['/var/lib/tokend', '/usr/sbin/nologin']
+    assert '\nm tokend' not in sysusers.read_text()  # the reader groups are the admin's
+    tmpfiles = prefix / 'lib' / 'tmpfiles.d' / 'tokend.conf'
+    r = subprocess.run(['systemd-tmpfiles', '--create', f'--root={root}', str(tmpfiles)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    uid = int(fields[2])
+    for path, want in (('var/lib/tokend', 0o700), ('run/tokend', 0o755)):
+        st = os.stat(root / path)
+        assert (st.st_uid, st.st_mode & 0o7777) == (uid, want), path
