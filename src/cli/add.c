@@ -101,6 +101,11 @@ static int check_app_options(const struct add_options *o)
     if (o->app_only && (o->client || o->device || o->no_browser))
         return cli_usage_error("add: %s", "--app-only signs in no person: no --client, --device or "
                                           "--no-browser");
+    /* Before anything is looked up: a usage error is said first. */
+    if (o->app_only && !o->certificate && !o->key && !o->secret_file && !o->service_account_file)
+        return cli_usage_error("add: %s", "no credential for the app; pass --certificate FILE and "
+                                          "--key FILE, --client-secret-file FILE, or "
+                                          "--service-account-file FILE");
     return 0;
 }
 
@@ -270,12 +275,6 @@ static int choose_app_client(const struct add_options *o, const Detection *d, co
         error_set(e, TOKEND_EX_USAGE, "an app gets its tokens from its own tenant, not %s",
                   d->tenant);
         error_set_hint(e, "pass --tenant TENANT_ID (the Directory (tenant) ID of the app)");
-        return -1;
-    }
-    if (!o->certificate && !o->key && !o->secret_file && !o->service_account_file) {
-        error_set(e, TOKEND_EX_USAGE, "no credential for the app");
-        error_set_hint(e, "pass --certificate FILE and --key FILE, --client-secret-file FILE, or "
-                          "--service-account-file FILE");
         return -1;
     }
     return 0;

@@ -108,9 +108,10 @@ def test_generic_app_is_added_minted_and_checked(td, world, keys):
     """From an address to a working app-only account at a real server:
     autoconfig names oidc-provider and Dovecot; the app's certificate
     mints the first token, and Dovecot lets the app into the mailbox."""
+    # The test's server is on this machine: named, as a user would.
     r = td.run('add', '--app-only', 'box1@example.org', 'box1', '--client-id', 'tokend-app',
                '--certificate', str(keys.cert), '--key', str(keys.key),
-               '--scopes', 'mail.imap mail.smtp')
+               '--scopes', 'mail.imap mail.smtp', '--issuer', world.auth.issuer)
     assert r.returncode == EX_OK, r.stderr
     text = td.config.read_text()
     assert 'grant = client_credentials\n' in text
@@ -127,9 +128,10 @@ def test_generic_app_is_added_minted_and_checked(td, world, keys):
 
 
 def test_a_mailbox_the_app_may_not_use_fails_the_check(td, world, keys):
+    # The test's server is on this machine: named, as a user would.
     r = td.run('add', '--app-only', 'box9@example.org', 'box9', '--client-id', 'tokend-app',
                '--certificate', str(keys.cert), '--key', str(keys.key),
-               '--scopes', 'mail.imap mail.smtp')
+               '--scopes', 'mail.imap mail.smtp', '--issuer', world.auth.issuer)
     assert r.returncode != EX_OK
     # The token was minted; the mail server refused the mailbox, and the
     # administrator's setup was said before the check.
