@@ -568,7 +568,9 @@ class Bench:
         tok_prep = f'{sys.executable} {PREPARE} due {self.state} {self.names_file}'
         settings = [(8, p['bulk_rounds'])] + [(par, 1) for par in p['extra_parallel']]
         for par, nrounds in settings:
-            cfg = self.cfg_n if par == 8 else self.write_config(f'config-{n}-p{par}', self.names,
+            # The same file with another max_parallel: an account's state
+            # belongs to one configuration file (tokend refuses a second).
+            cfg = self.cfg_n if par == 8 else self.write_config(f'config-{n}', self.names,
                                                                 max_parallel=par)
             curl = f'curl --parallel --parallel-max {par} -s -K {d / "requests.curlrc"}'
             tok = ' '.join(self.tokend_cmd(cfg, 'refresh'))
@@ -597,6 +599,7 @@ class Bench:
             if par != 8 and q > 1.5:
                 self.notes.append(f'(3) with max_parallel {par} tokend is {fmt_ratio(q)} '
                                   'its curl baseline: over the 1.5x target.')
+        self.write_config(f'config-{n}', self.names)  # back to the default
         self.notes.append(f'(3) before each tokend run, --prepare makes all {n} accounts due '
                           '(expires_at and the refresh schedule set in the past; no --force), '
                           'so the timer path is measured: launcher → engine → refresh. '
@@ -691,11 +694,14 @@ class Bench:
         p = self.p
         points = []
         for count in p['rss_steps']:
-            cfg = self.write_config(f'config-rss-{count}', self.names[:count])
+            # The first `count` accounts, named, of the one configuration
+            # their state belongs to.
+            names = self.names[:count]
             rss = []
             for _ in range(p['bulk_rss_runs']):
                 before = self.refresh_count()
-                rss.append(self.gnu_time_rss(self.tokend_cmd(cfg, 'refresh', '--force'))[0])
+                rss.append(self.gnu_time_rss(
+                    self.tokend_cmd(self.cfg_n, 'refresh', '--force', *names))[0])
                 if self.refresh_count() - before != count:
                     raise BenchError(f'(5) refresh --force of {count} accounts did not send '
                                      f'{count} requests')
