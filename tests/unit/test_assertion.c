@@ -41,7 +41,7 @@ static SecStr *read_secret(const char *path)
 static AppKey *the_key(void)
 {
     g_autoptr(SecStr) pem = read_secret(fx.key_path);
-    TokendError e = TOKEND_ERROR_INIT;
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
     AppKey *k = keyfile_parse_private_key(pem, NULL, &e);
 
     g_assert_nonnull(k);
@@ -79,7 +79,7 @@ static const struct assertion_claims fixed = {
 static void test_header_and_claims(void)
 {
     g_autoptr(AppKey) k = the_key();
-    TokendError e = TOKEND_ERROR_INIT;
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
     g_autoptr(SecStr) jwt = assertion_build(&fixed, ASSERTION_ALG_RS256, k, &e);
     g_auto(GStrv) parts = NULL;
     g_autofree char *header = NULL;
@@ -107,7 +107,7 @@ static void test_header_and_claims(void)
 static void verify_with_openssl(enum assertion_alg alg, const char *sigopts)
 {
     g_autoptr(AppKey) k = the_key();
-    TokendError e = TOKEND_ERROR_INIT;
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
     g_autoptr(SecStr) jwt = assertion_build(&fixed, alg, k, &e);
     const char *dot = strrchr(jwt->data, '.');
     g_autofree char *input = g_build_filename(fx.dir, "input", NULL);
@@ -152,7 +152,7 @@ static void test_ps256_verifies(void)
 static void test_fresh_jti_each_time(void)
 {
     g_autoptr(AppKey) k = the_key();
-    TokendError e = TOKEND_ERROR_INIT;
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
     struct assertion_claims c = fixed;
     g_autoptr(SecStr) a = NULL;
     g_autoptr(SecStr) b = NULL;
@@ -168,7 +168,7 @@ static void test_certificate_thumbprints(void)
 {
     gsize len = 0;
     g_autofree char *pem = testutil_read(fx.cert_path, &len);
-    TokendError e = TOKEND_ERROR_INIT;
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
     g_autoptr(AppCert) c = keyfile_parse_certificate(pem, len, &e);
     g_autofree char *cmd =
         g_strdup_printf("sh -c 'openssl x509 -in %s -outform DER | openssl dgst -sha256 -binary | "
@@ -195,7 +195,7 @@ static void test_bad_keys(void)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(bad_keys); i++) {
         g_autoptr(SecStr) pem = secstr_from(bad_keys[i], strlen(bad_keys[i]));
-        TokendError e = TOKEND_ERROR_INIT;
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
         g_autoptr(AppKey) k = keyfile_parse_private_key(pem, NULL, &e);
 
         g_assert_null(k);
@@ -209,7 +209,7 @@ static void test_ec_key_refused(void)
     g_autofree char *cmd = g_strdup_printf("openssl genpkey -algorithm EC -pkeyopt "
                                            "ec_paramgen_curve:P-256 -out %s",
                                            path);
-    TokendError e = TOKEND_ERROR_INIT;
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
     g_autoptr(SecStr) pem = NULL;
     g_autoptr(AppKey) k = NULL;
 
@@ -239,7 +239,7 @@ static void test_service_account_files(void)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(key_files); i++) {
         g_autoptr(SecStr) json = secstr_from(key_files[i].json, strlen(key_files[i].json));
-        TokendError e = TOKEND_ERROR_INIT;
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
         g_autoptr(ServiceAccount) sa = keyfile_parse_service_account(json, &e);
 
         g_assert_cmpint(sa != NULL, ==, key_files[i].ok);
