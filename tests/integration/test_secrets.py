@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (EX_CANTCREAT, EX_CONFIG, EX_NOPERM, EX_OK, REPO, TOKEND,
+from conftest import (EX_CANTCREAT, EX_CONFIG, EX_NOPERM, EX_OK, REPO, SANITIZER, TOKEND,
                       Tokend)
 from harness import hostile
 from harness.authserver import CLIENTS
@@ -621,18 +621,24 @@ def test_hardening_that_fails_is_said_once(tmp_path, authserver):
     shim = tmp_path / 'shim.so'
     subprocess.run([cc, '-shared', '-fPIC', '-o', str(shim), str(tmp_path / 'shim.c'), '-ldl'],
                    check=True, timeout=60)
+    preload = str(shim)
+    if SANITIZER == 'asan':
+        # ASan's runtime must come first among the preloaded libraries.
+        asan = subprocess.run([cc, '-print-file-name=libasan.so'], capture_output=True, text=True,
+                              check=True, timeout=60).stdout.strip()
+        preload = f'{asan} {shim}'
     tokend = Tokend(tmp_path / 'home', authserver)
     tokend.account()
     tokend.obtain()
     token = tokend.token_file().read_text().strip()
     # The launcher's cached answer, handed to the engine, which says it.
-    r = tokend.run('token', 'work', env={'LD_PRELOAD': str(shim)})
+    r = tokend.run('token', 'work', env={'LD_PRELOAD': preload})
     assert r.returncode == EX_OK, r.stderr
     assert r.stdout.strip() == token
     assert r.stderr.splitlines() == [
         'tokend: warning: core dumps could not be disabled: a crash could write tokens to '
         'disk (prctl PR_SET_DUMPABLE: Operation not permitted)'], r.stderr
-    r = tokend.run('-q', 'token', 'work', env={'LD_PRELOAD': str(shim)})
+    r = tokend.run('-q', 'token', 'work', env={'LD_PRELOAD': preload})
     assert r.returncode == EX_OK and r.stderr == '', r.stderr
 
 
