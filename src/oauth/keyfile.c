@@ -175,23 +175,6 @@ void service_account_free(ServiceAccount *s)
 }
 
 /* Wipe every string of a tree that holds a private key, then free it. */
-static void json_wipe(cJSON *node)
-{
-    for (; node; node = node->next) {
-        if (node->valuestring)
-            explicit_bzero(node->valuestring, strlen(node->valuestring));
-        json_wipe(node->child);
-    }
-}
-
-static void json_wipe_delete(cJSON *root)
-{
-    json_wipe(root);
-    cJSON_Delete(root);
-}
-
-typedef cJSON KeyJson;
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(KeyJson, json_wipe_delete)
 
 static const char *json_string(const cJSON *root, const char *name)
 {
@@ -209,7 +192,7 @@ static int key_file_error(struct tokend_error *e, const char *what)
 
 ServiceAccount *keyfile_parse_service_account(const SecStr *json, struct tokend_error *e)
 {
-    g_autoptr(KeyJson) root = NULL;
+    g_autoptr(SecretJson) root = NULL;
     g_autoptr(ServiceAccount) s = g_new0(ServiceAccount, 1);
     const char *type, *key;
 

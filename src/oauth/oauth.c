@@ -89,23 +89,6 @@ static int get_token(const cJSON *root, const char *name, bool required, SecStr 
 }
 
 /* Wipe every string in the tree before it is freed: it holds tokens. */
-static void json_wipe(cJSON *node)
-{
-    for (; node; node = node->next) {
-        if (node->valuestring)
-            explicit_bzero(node->valuestring, strlen(node->valuestring));
-        json_wipe(node->child);
-    }
-}
-
-static void json_wipe_delete(cJSON *root)
-{
-    json_wipe(root);
-    cJSON_Delete(root);
-}
-
-typedef cJSON SecretJson;
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(SecretJson, json_wipe_delete)
 
 /* One JSON text and nothing after it.  cJSON stops after the first value and
  * ends a string at a NUL, raw or escaped: "tok\u0000en" would become the
@@ -123,7 +106,7 @@ static cJSON *parse_whole_json(const SecStr *body)
     while (root && end < stop && g_ascii_isspace(*end))
         end++;
     if (root && end != stop) {
-        json_wipe_delete(root);
+        shared_json_wipe_delete(root);
         return NULL;
     }
     return root;
