@@ -8,6 +8,7 @@ Every mint is a real token request to the test authorization server."""
 
 import json
 import shlex
+import subprocess
 import sys
 
 import pytest
@@ -17,7 +18,7 @@ from harness.appkeys import AppKeys
 from harness.keyring import SecretService
 from test_app_only import (APP_SCOPES, app_account, keys, run_ok, sa_keys, server,  # noqa: F401
                            tokend)
-from test_store_command import RECORD_THEN_EXEC, password_store, recipe  # noqa: F401
+from test_store_command import RECORD_THEN_EXEC, age_keys, password_store, recipe  # noqa: F401
 
 def key_lines(path):
     """Lines of the key's base64 body: none may show outside the store."""
@@ -70,6 +71,45 @@ def test_a_key_in_pass_through_the_command_store_mints(tokend, server, keys, pas
     assert 'kept in the command store' in r.stderr
     # pass keeps the PEM's lines as they were.
     assert password_store.run('show', 'tokend/work').stdout == keys.key.read_text()
+    mints(tokend, server, 'work', keys.key)
+
+
+def test_a_key_kept_by_age_through_its_recipe_mints(tokend, server, keys, tmp_path):
+    """doc/recipes/store-age.md's lines as a user copies them, for an
+    app-only account: the key goes through the real age, encrypted to a
+    key made here, and comes back whole for every mint."""
+    identity, f, recipe_keys = age_keys(tmp_path, tokend)
+    app_account(tokend, 'work', keys, 'box1@example.org', client_key=None, **recipe_keys)
+    r = import_key(tokend, 'work', keys.key)
+    assert 'kept in the command store' in r.stderr
+    assert b'age-encryption.org' in f.read_bytes()
+    assert b'PRIVATE KEY' not in f.read_bytes()
+    assert not list(f.parent.glob('*.tmp'))
+    plain = subprocess.run(['age', '--decrypt', '--identity', str(identity), str(f)],
+                           check=True, capture_output=True, text=True).stdout
+    assert plain == keys.key.read_text()
+    mints(tokend, server, 'work', keys.key)
+
+
+def test_a_key_kept_by_systemd_creds_through_its_recipe_mints(tokend, server, keys):
+    """doc/recipes/store-systemd-creds.md's lines as a user copies them, for
+    an app-only account, with the real systemd-creds and the host key
+    (root's: the tests run as root, systemd need not be running)."""
+    box = tokend.home / 'creds'
+    box.mkdir(mode=0o700)
+    f = box / 'work.cred'
+    app_account(tokend, 'work', keys, 'box1@example.org', client_key=None,
+                **recipe('store-systemd-creds.md', DIR=box))
+    r = import_key(tokend, 'work', keys.key)
+    assert 'kept in the command store' in r.stderr
+    assert b'PRIVATE KEY' not in f.read_bytes()
+    plain = subprocess.run(['systemd-creds', 'decrypt', '--name=tokend-work', str(f), '-'],
+                           check=True, capture_output=True, text=True).stdout
+    assert plain == keys.key.read_text()
+    # Bound to its name: the same file under another name does not open.
+    other = subprocess.run(['systemd-creds', 'decrypt', '--name=tokend-other', str(f), '-'],
+                           capture_output=True, text=True)
+    assert other.returncode != 0 and 'PRIVATE KEY' not in other.stdout
     mints(tokend, server, 'work', keys.key)
 
 
