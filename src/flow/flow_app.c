@@ -317,8 +317,10 @@ static int app_mint(const Account *a, const char *dir, AccountState *app, struct
     g_autofree char *file = g_build_filename(dir, APP_TOKEN_FILE, NULL);
     gint64 cert_expires = 0, now = state_now();
 
+    /* Not synced: a torn token file or state here after a power cut is a
+     * cache miss (app_token mints again), never a secret that is lost. */
     if (app_request(a, http, &t, &cert_expires, e) < 0 ||
-        tokenfile_write(file, t->access_token, e) < 0)
+        tokenfile_write_synced(file, t->access_token, NULL, 0600, FILEIO_SYNC_NONE, e) < 0)
         return -1;
     app->app_only = true;
     app->expires_at = now + t->expires_in;
@@ -330,7 +332,7 @@ static int app_mint(const Account *a, const char *dir, AccountState *app, struct
     app->scope = g_strdup(t->scope ? t->scope : a->scopes);
     log_verbose("%s: minted a token for the app (valid %" G_GINT64_FORMAT " s)", a->name,
                 t->expires_in);
-    return state_save(dir, app, e);
+    return state_save_synced(dir, app, FILEIO_SYNC_NONE, e);
 }
 
 /* The app's token does for margin seconds more, or for half its life when
@@ -356,11 +358,14 @@ static SecStr *app_token(const Account *a, int margin, gint64 since, AccountStat
     if (paths_ensure_private_dir(dir, e) < 0 || (fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e)) < 0)
         return NULL;
     fileio_remove_stale_temps_in(dir, (const char *const[]){APP_TOKEN_FILE, STATE_FILE, NULL});
-    *app = state_load(dir, e);
-    *minted = !*app || !app_token_fresh(*app, margin, since);
-    if (*app && !*minted)
+    if (!(*app = state_load_remade(dir, e))) {
+        lock_release(fd);
+        return NULL;
+    }
+    *minted = !app_token_fresh(*app, margin, since);
+    if (!*minted)
         token = tokenfile_read(file, NULL, e);
-    if (*app && !token) {
+    if (!token) {
         error_clear(e);
         *minted = true;
         if (app_mint(a, dir, *app, e) == 0)
@@ -394,7 +399,10 @@ static int save_account(const Account *a, const char *dir, AccountState *st, con
     g_free(st->scope);
     st->scope = g_strdup(app->scope);
     flow_state_remember_config(st, a);
-    return state_save(dir, st, e);
+    /* The token file is synced (clients read it; never empty or torn); the
+     * state is not: all it holds is made again by the next mint, and
+     * state_load_remade starts a torn one again. */
+    return state_save_synced(dir, st, FILEIO_SYNC_NONE, e);
 }
 
 static int refresh_locked(const Account *a, const char *dir, AccountState *st, int margin,
@@ -422,14 +430,18 @@ int flow_app_refresh(const Account *a, int margin, gint64 since, enum refresh_ou
     int fd, r;
 
     *outcome = REFRESH_NOT_NEEDED;
-    if (paths_ensure_private_dir(dir, e) < 0 || !(st = state_load(dir, e)))
+    if (paths_ensure_private_dir(dir, e) < 0)
         return -1;
-    if (since == 0 && st->app_only && state_token_ready(st, a->token_file, margin, state_now()))
+    /* Unread or torn: the lock's side says so, once. */
+    if (!(st = state_load(dir, e)))
+        error_clear(e);
+    if (st && since == 0 && st->app_only &&
+        state_token_ready(st, a->token_file, margin, state_now()))
         return 0;
     if ((fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e)) < 0)
         return -1;
     state_free(st);
-    st = state_load(dir, e);
+    st = state_load_remade(dir, e);
     if (st && since == 0 && st->app_only &&
         state_token_ready(st, a->token_file, margin, state_now())) {
         *outcome = REFRESH_DONE_ELSEWHERE;

@@ -162,6 +162,31 @@ def test_a_token_within_the_margin_is_minted_again_once_for_all(tmp_path_factory
         assert srv.stats()['token']['client_credentials'] == 2
 
 
+def test_a_state_torn_by_a_power_cut_is_made_again_by_the_next_mint(tokend, server, keys):
+    """An app's token and the states of its accounts are written without
+    waiting for the disk (the token file clients read is synced): after a
+    power cut they may be empty or torn.  The next call mints again and
+    writes them whole, instead of stopping the account."""
+    app_account(tokend, 'box1', keys, 'box1@example.org')
+    first = run_ok(tokend, 'token', 'box1').stdout.strip()
+    [app] = list(tokend.state.glob('.apps/*'))
+    (tokend.state / 'box1' / 'state.json').write_text('')
+    (app / 'state.json').write_text('{"expires_at": 17')
+    (app / 'token').write_text('')
+    server.reset_stats()
+    r = run_ok(tokend, 'token', 'box1')
+    token = r.stdout.strip()
+    assert token != first and server.introspect(token)['active']
+    assert token_requests(server) == 1
+    assert 'state.json' in r.stderr and 'starting it again' in r.stderr, r.stderr
+    assert json.loads((tokend.state / 'box1' / 'state.json').read_text())['app_only']
+    assert json.loads((app / 'state.json').read_text())['expires_at'] > time.time()
+    assert (app / 'token').read_text() == token + '\n'
+    # Whole again: the next call is answered from the files.
+    assert run_ok(tokend, 'token', 'box1').stdout.strip() == token
+    assert token_requests(server) == 1
+
+
 # Keys ----------------------------------------------------------------------
 
 def test_a_key_others_can_read_is_refused_with_the_chmod(tokend, keys, tmp_path):
