@@ -282,9 +282,39 @@ def test_tunnel_logs_in_to_the_mailboxes_the_app_may_use_and_no_other(tokend, se
         p = tunnel_login(tokend, f'm{i}', dovecot)
         assert p.returncode == 0, p.stderr
         assert f'tokend: logged in as {box}'.encode() in p.stdout
+    server.reset_stats()
     p = tunnel_login(tokend, 'm2', dovecot)
     assert p.returncode == EX_NOPERM, p.stderr
-    assert b'refused the token (NO [AUTHENTICATIONFAILED]' in p.stderr, p.stderr
+    err = p.stderr.decode()
+    # Plainly: this mailbox is not the app's, and what the admin must do;
+    # not a sign-in to redo.
+    assert ('tokend: m2: the app may not use mailbox box3@example.org: IMAP login to '
+            f'{dovecot.host} refused the token (NO [AUTHENTICATIONFAILED]') in err, err
+    assert ("the mail server's administrator must let client tokend-app use "
+            'box3@example.org') in err, err
+    assert 'tokend obtain' not in err and 'refresh --force' not in err
+    # The client hears it too, in its protocol.
+    assert b"the app may not use mailbox box3@example.org" in p.stdout, p.stdout
+    # One new token (the refused one may have been revoked), then no more.
+    assert token_requests(server) == 1
+
+
+def test_check_says_the_app_may_not_use_a_mailbox_outside_its_list(tokend, server, keys,
+                                                                   dovecot):
+    for name, box in (('in', ALLOWED[0]), ('out', 'box3@example.org')):
+        app_account(tokend, name, keys, box, imap_host=dovecot.host,
+                    imap_port=dovecot.imap_port, smtp_host=dovecot.host,
+                    smtp_port=dovecot.submission_port)
+    r = run_ok(tokend, 'check', 'in', '--imap')
+    assert f'IMAP login to {dovecot.host}:{dovecot.imap_port} as {ALLOWED[0]}: ok' in r.stdout
+    for service in ('imap', 'smtp'):
+        r = tokend.run('check', 'out', f'--{service}')
+        assert r.returncode == EX_NOPERM, r.stderr
+        assert (f'tokend: out: the app may not use mailbox box3@example.org: '
+                f'{service.upper()} login to {dovecot.host} refused the token') in r.stderr, \
+            r.stderr
+        assert "administrator must let client tokend-app use box3@example.org" in r.stderr
+        assert 'refresh --force' not in r.stderr
 
 
 def test_token_file_serves_a_real_imap_login(tokend, server, keys, dovecot):
