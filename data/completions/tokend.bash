@@ -43,7 +43,7 @@ _tokend()
     tunnel) opts="--pop3" ;;
     relay) opts="--listen --max-sessions --timeout smtp imap pop3" ;;
     migrate) opts="--store" ;;
-    import) opts="--from --force --pizauth-account --key $(compgen -f -- "$cur")" ;;
+    import) opts="--from --force --pizauth-account --key --secret $(compgen -f -- "$cur")" ;;
     snippet) opts="fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail postfix msmtp-relay mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3" ;;
     esac
     COMPREPLY=($(compgen -W "$opts $(_tokend_accounts)" -- "$cur"))

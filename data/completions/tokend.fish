@@ -38,6 +38,7 @@ complete -c tokend -n '__fish_seen_subcommand_from import' -l from -x -a 'fetchm
 complete -c tokend -n '__fish_seen_subcommand_from import' -l force
 complete -c tokend -n '__fish_seen_subcommand_from import' -l pizauth-account -x -d 'account name in pizauth'
 complete -c tokend -n '__fish_seen_subcommand_from import' -l key -r -F -d 'private key to keep in the store'
+complete -c tokend -n '__fish_seen_subcommand_from import' -l secret -r -F -d 'client secret to keep in the store'
 complete -c tokend -n '__fish_seen_subcommand_from import' -F
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a snippet -d 'print a configuration for a mail client'
 complete -c tokend -n '__fish_seen_subcommand_from snippet' -a 'fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail postfix msmtp-relay mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3'

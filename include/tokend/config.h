@@ -126,6 +126,9 @@ const char *account_grant_name(enum account_grant grant);
 /* The account gets its tokens without a person: no browser, no refresh
  * token; a new access token is minted when the old one is due. */
 bool config_app_only(const Account *a);
+/* An app-only account of the client credentials grant that names neither a
+ * client secret nor a key: its client secret is kept in its store. */
+bool config_app_secret_stored(const Account *a);
 /* Remember that the file was named with -c, so that the commands tokend
  * tells the user to run name it too. */
 void config_set_arg(Config *c, const char *path);

@@ -98,6 +98,13 @@ int flow_app_facts(const Account *a, struct flow_app_facts *f, struct tokend_err
  * (its passphrase, its certificate) and kept in the account's store, where
  * an app-only account without client_key finds it; *store names it. */
 int flow_app_import_key(const Account *a, const char *path, char **store, struct tokend_error *e);
+/* `import --secret`: the client secret of an app-only account of the
+ * client credentials grant that names neither a secret nor a key, from
+ * path (only its owner may read it) or, path NULL, as given (read from
+ * standard input by the caller); one line, kept in the account's store
+ * and read back; *store names it. */
+int flow_app_import_secret(const Account *a, const char *path, const SecStr *given, char **store,
+                           struct tokend_error *e);
 void flow_app_facts_clear(struct flow_app_facts *f);
 /* Seconds the current access token is still valid (0 if none). */
 gint64 flow_token_seconds_left(const Account *a);

@@ -4,7 +4,9 @@
  * the same session and SASL engine as the tunnel (mailconn.c, sasl.c),
  * and report what the server said. */
 
+#include "tokend/config.h"
 #include "tokend/error.h"
+#include "tokend/sasl.h"
 #include "tokend/secstr.h"
 
 enum mail_service {
@@ -14,6 +16,11 @@ enum mail_service {
 
 /* Plain connections are refused except to loopback: implicit TLS on 993 and
  * 465, STARTTLS required on other ports. */
-int mailcheck_login(enum mail_service service, const char *host, int port, const char *user,
-                    const SecStr *token, const char *ca_file, struct tokend_error *e);
+int mailcheck_login(const Account *a, enum mail_service service, const char *host, int port,
+                    const SecStr *token, struct tokend_error *e);
+/* An app-only account's login refused (result SASL_RESULT_REFUSED or
+ * _DENIED, after a fresh token): the app may not use the mailbox.  e is
+ * said that way, with what the administrator must do (provider.h
+ * app_mailbox_hint); any other failure or account is left as it is. */
+void mailcheck_app_refused(const Account *a, enum sasl_result result, struct tokend_error *e);
 const char *mail_service_name(enum mail_service s);

@@ -66,6 +66,11 @@ struct provider_preset {
      * {tenant}, {mailbox}, {scopes} (comma separated) and {account} filled
      * in (add.c's app_setup_text); NULL: nothing to say. */
     const char *app_setup;
+    /* tunnel, check: what the administrator must do when the mail server
+     * refuses the app's token for a mailbox (the app may not use it), one
+     * line with {client_id}, {object_id} and {mailbox} filled in
+     * (mailcheck.c); NULL: a plain sentence. */
+    const char *app_mailbox_hint;
     /* Re-sign-in: seconds a refresh token lasts unused (0: not known), and
      * what to say when no rule gives the end of a sign-in. */
     long inactivity_limit;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <glib.h>
 #include "tokend/error.h"
+#include "tokend/fileio.h"
 
 /* The most state.json may be: what state_load reads. */
 #define STATE_MAX_BYTES (64 * 1024)
@@ -77,7 +78,18 @@ typedef struct account_state {
 AccountState *state_new(void);
 /* Load account_dir/state.json; a missing file gives an empty state. */
 AccountState *state_load(const char *account_dir, struct tokend_error *e);
+/* The same for a state that the next mint makes again (an app-only
+ * account's, an app's), written unsynced: one that does not parse (torn by
+ * a power cut) gives an empty state, with a warning, instead of an error.
+ * A file that cannot be read is still an error. */
+AccountState *state_load_remade(const char *account_dir, struct tokend_error *e);
+/* Replaced atomically, its data synced (FILEIO_SYNC_DATA): never empty or
+ * torn after a power cut. */
 int state_save(const char *account_dir, const AccountState *st, struct tokend_error *e);
+/* The same, synced as asked: FILEIO_SYNC_NONE only for a state that can be
+ * made again from nothing (an app's shared token, minted anew). */
+int state_save_synced(const char *account_dir, const AccountState *st, enum fileio_sync sync,
+                      struct tokend_error *e);
 void state_free(AccountState *st);
 /* Parse from memory (for tests and fuzzing). */
 AccountState *state_parse(const char *json, size_t len, struct tokend_error *e);

@@ -15,6 +15,9 @@ struct account; /* config.h */
 #define STORE_REFRESH_TOKEN "refresh_token"
 /* An app-only account's private key (PEM), when client_key names no file. */
 #define STORE_CLIENT_KEY "client_key"
+/* An app-only account's client secret, when neither client_secret nor
+ * client_secret_file (nor a key) is set. */
+#define STORE_CLIENT_SECRET "client_secret"
 /* The most a secret may be: what the file store reads back. */
 #define STORE_SECRET_MAX_BYTES 16384
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include "tokend/error.h"
+#include "tokend/fileio.h"
 #include "tokend/secstr.h"
 
 /* A token is written only if it is valid (tokenrule.h). */
@@ -18,6 +19,11 @@ SecStr *tokenfile_read(const char *path, bool *missing, struct tokend_error *e);
  * user is not in the group (with the sysusers.d line that adds it). */
 int tokenfile_write_shared(const char *path, const SecStr *token, const char *group, int mode,
                            struct tokend_error *e);
+/* The same, synced as asked: a token that can be had again at once (an
+ * app's, minted anew) need not wait for the disk (FILEIO_SYNC_NONE); the
+ * others are FILEIO_SYNC_DATA, never empty or torn after a power cut. */
+int tokenfile_write_synced(const char *path, const SecStr *token, const char *group, int mode,
+                           enum fileio_sync sync, struct tokend_error *e);
 /* Read a token file of owner whose mode may be up to mode (0600, 0640). */
 SecStr *tokenfile_read_shared(const char *path, uid_t owner, int mode, bool *missing,
                               struct tokend_error *e);

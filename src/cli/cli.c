@@ -108,13 +108,17 @@ static const struct verb_help verb_help[] = {
      "                        one refresh\n"
      "  import ACCOUNT --key FILE\n"
      "                        keep an app-only account's private key (PEM) in its store,\n"
-     "                        checked against its certificate first\n",
+     "                        checked against its certificate first\n"
+     "  import ACCOUNT --secret FILE|-\n"
+     "                        keep an app-only account's client secret in its store\n",
      "  --from FORMAT         fetchmail-oauth2, mutt-oauth2, oama, email-oauth2-proxy\n"
      "                        or pizauth\n"
      "  --force               replace a refresh token already stored\n"
      "  --pizauth-account NAME\n"
      "                        the account's name in pizauth's configuration\n"
-     "  --key FILE            the private key to keep (only its owner may read FILE)\n"},
+     "  --key FILE            the private key to keep (only its owner may read FILE)\n"
+     "  --secret FILE|-       the client secret to keep, one line (only its owner may\n"
+     "                        read FILE; -: standard input, the terminal without echo)\n"},
 };
 
 static const char usage_head[] =

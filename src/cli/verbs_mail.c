@@ -33,7 +33,7 @@ static int check_one(const Account *a, enum mail_service s, const SecStr *token)
     const char *host = imap ? a->imap_host : a->smtp_host;
     int port = imap ? a->imap_port : a->smtp_port;
 
-    if (mailcheck_login(s, host, port, a->username, token, a->ca_file, &e) < 0)
+    if (mailcheck_login(a, s, host, port, token, &e) < 0)
         return verb_fail(&e, a->name);
     printf("%s: %s login to %s:%d as %s: ok\n", a->name, mail_service_name(s), host, port,
            a->username);

@@ -127,6 +127,44 @@ static int import_key(const Account *a, const char *file)
     return 0;
 }
 
+/* import --secret: an app-only account's client secret into its store,
+ * from FILE or, for "-", standard input (the terminal without echo). */
+static int import_secret(const Account *a, const char *file)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *store = NULL;
+    g_autofree char *prompt = g_strdup_printf("Client secret of %s: ", a->name);
+    g_autoptr(SecStr) typed = NULL;
+    bool in = strcmp(file, "-") == 0;
+
+    if (in && !(typed = import_ask_password(prompt, &e)))
+        return verb_fail(&e, a->name);
+    if (flow_app_import_secret(a, in ? NULL : file, typed, &store, &e) < 0)
+        return verb_fail(&e, a->name);
+    if (in)
+        fprintf(stderr, "tokend: %s: the client secret is kept in the %s store\n", a->name, store);
+    else
+        fprintf(stderr,
+                "tokend: %s: the client secret from %s is kept in the %s store; %s may be "
+                "deleted\n",
+                a->name, file, store, file);
+    return 0;
+}
+
+/* --key FILE or --secret FILE: one ACCOUNT and nothing else. */
+static int import_app(struct verb_ctx *ctx, const char *key, const char *secret, bool other)
+{
+    const Account *a;
+    int status = 0;
+
+    if ((key && secret) || other || ctx->argc - optind != 1)
+        return cli_usage_error("import --key FILE or --secret FILE takes one ACCOUNT and no other "
+                               "option");
+    if (!(a = verb_account(ctx, &status)))
+        return status;
+    return key ? import_key(a, key) : import_secret(a, secret);
+}
+
 int verb_import(struct verb_ctx *ctx)
 {
     static const struct option opts[] = {
@@ -134,10 +172,11 @@ int verb_import(struct verb_ctx *ctx)
         {"force", no_argument, NULL, 'F'},
         {"pizauth-account", required_argument, NULL, 'P'},
         {"key", required_argument, NULL, 'k'},
+        {"secret", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     const Account *a;
-    const char *pizauth = NULL, *key = NULL;
+    const char *pizauth = NULL, *key = NULL, *secret = NULL;
     bool force = false;
     int c, format = -1, status = 0;
 
@@ -149,18 +188,16 @@ int verb_import(struct verb_ctx *ctx)
             pizauth = optarg;
         else if (c == 'k' && *optarg)
             key = optarg;
+        else if (c == 'S' && *optarg)
+            secret = optarg;
         else if (c == 'f' && (format = import_format_from_name(optarg)) >= 0)
             continue;
         else
             return cli_usage_error("import: bad option %s (--from %s)", ctx->argv[optind - 1],
                                    import_format_list());
     }
-    if (key && (ctx->argc - optind != 1 || format >= 0 || force || pizauth))
-        return cli_usage_error("import --key FILE takes one ACCOUNT and no other option");
-    if (key && !(a = verb_account(ctx, &status)))
-        return status;
-    if (key)
-        return import_key(a, key);
+    if (key || secret)
+        return import_app(ctx, key, secret, format >= 0 || force || pizauth);
     if (ctx->argc - optind != 2 || format < 0)
         return cli_usage_error("import takes ACCOUNT --from FORMAT FILE (FORMAT: %s)",
                                import_format_list());

@@ -22,9 +22,16 @@ static int not_for_grant(struct parse_ctx *c, const Account *a, const char *key,
     return config_key_error(c, key, "does not apply to grant = %s", account_grant_name(a->grant));
 }
 
+bool config_app_secret_stored(const Account *a)
+{
+    return a->grant == ACCOUNT_GRANT_CLIENT_CREDENTIALS && !a->client_secret &&
+           !a->client_secret_file && !a->client_certificate && !a->client_key;
+}
+
 /* client_credentials: the app proves itself with a signed assertion
  * (private_key_jwt; Microsoft wants its certificate's thumbprint) or with
- * a client secret, never both. */
+ * a client secret, never both.  Neither named: the client secret is in the
+ * account's store (tokend import --secret puts it there). */
 static int check_client_credentials(struct parse_ctx *c, Account *a)
 {
     bool secret = a->client_secret || a->client_secret_file;
@@ -36,10 +43,6 @@ static int check_client_credentials(struct parse_ctx *c, Account *a)
         return config_key_error(c, "client_certificate",
                                 "give a certificate (client_certificate, client_key) or a "
                                 "client secret, not both");
-    if (!secret && !key)
-        return config_key_error(c, "client_certificate",
-                                "missing (grant = client_credentials authenticates the app with "
-                                "client_certificate and client_key, or with client_secret)");
     if (key && !a->client_certificate && a->provider->app_needs_certificate)
         return config_key_error(c, "client_certificate",
                                 "missing (%s finds the app's key by its certificate's thumbprint)",

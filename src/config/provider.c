@@ -38,6 +38,13 @@ static const char *const google_mx[] = {"google.com", "googlemail.com", NULL};
     "POP.AccessAsApp and SMTP.SendAsApp of Office 365 Exchange Online, with admin consent "        \
     "(doc/registration-microsoft-app.md).\n"
 #define MS_APP_SETUP MS_APP_SETUP_IN("")
+/* A mailbox the app was not given, in one line (the whole of it above). */
+#define MS_APP_MAILBOX_HINT                                                                        \
+    "an Exchange administrator must give the app this mailbox, in Exchange Online PowerShell: "    \
+    "Add-MailboxPermission -Identity \"{mailbox}\" -User {object_id} -AccessRights FullAccess "    \
+    "(IMAP, POP) and Add-RecipientPermission -Identity \"{mailbox}\" -Trustee {object_id} "        \
+    "-AccessRights SendAs (SMTP), and add {mailbox} to the app's application access policy or "    \
+    "RBAC management scope if it has one (tokend add --app-only prints the whole setup)"
 
 /* Microsoft's other clouds and endpoints (doc/clouds.md cites the pages):
  * Microsoft's entry with its own login host, mail hosts and the resource
@@ -54,7 +61,7 @@ static const char *const google_mx[] = {"google.com", "googlemail.com", NULL};
         .smtp_host = SMTP, .smtp_port = 587, .pop_host = IMAP, .refresh_sends_scopes = true,       \
         .sets_ask_offline_access = true, .app_grants = "client_credentials",                       \
         .app_scopes = "https://" RESOURCE "/.default", .app_needs_certificate = true,              \
-        .app_setup = MS_APP_SETUP_IN(CONNECT),                                                     \
+        .app_setup = MS_APP_SETUP_IN(CONNECT), .app_mailbox_hint = MS_APP_MAILBOX_HINT,            \
         .unlisted_scopes = "offline_access openid profile email", .inactivity_limit = 90L * 86400, \
         .unknown_end_hint = "the provider does not say; signin_lifetime sets it",                  \
         .remote_signout_hint = MS_SIGNOUT, .registration_guide = "clouds.md",                      \
@@ -91,6 +98,7 @@ static const struct provider_preset presets[] = {
         .app_scopes = "https://outlook.office365.com/.default",
         .app_needs_certificate = true,
         .app_setup = MS_APP_SETUP,
+        .app_mailbox_hint = MS_APP_MAILBOX_HINT,
         .unlisted_scopes = "offline_access openid profile email",
         /* A refresh token unused for 90 days expires (AADSTS700082). */
         .inactivity_limit = 90L * 86400,
@@ -139,6 +147,9 @@ static const struct provider_preset presets[] = {
                      "  OAuth scopes: {scopes}\n"
                      "{mailbox} must be a user of the domain with Gmail turned on "
                      "(doc/registration-google-app.md).\n",
+        .app_mailbox_hint = "a super administrator must allow client id {client_id} in "
+                            "Domain-wide delegation with the account's scopes, and {mailbox} "
+                            "must be a user of the domain with Gmail turned on",
         .scope_spellings = "email=https://www.googleapis.com/auth/userinfo.email "
                            "profile=https://www.googleapis.com/auth/userinfo.profile",
         .unknown_end_hint = "Google does not say; for an app in Testing set signin_lifetime = 7d",
@@ -176,6 +187,9 @@ static const struct provider_preset presets[] = {
         .app_grants = "client_credentials jwt_bearer",
         .app_setup = "The server's administrator lets client {client_id} use the scopes "
                      "{scopes} for {mailbox}.\n",
+        .app_mailbox_hint = "the mail server's administrator must let client {client_id} use "
+                            "{mailbox}: a token of the app opens only the mailboxes it is "
+                            "allowed",
         .unknown_end_hint = "the provider does not say; signin_lifetime sets it",
     },
 #ifdef TOKEND_TEST_PROVIDER

@@ -4,6 +4,7 @@
 
 #include "tokend/state.h"
 #include "tokend/fileio.h"
+#include "tokend/log.h"
 #include "tokend/shared.h"
 
 #define MAX_MARGIN (86400 * 365) /* as config.c allows */
@@ -180,7 +181,8 @@ AccountState *state_parse(const char *json, size_t len, struct tokend_error *e)
     return g_steal_pointer(&st);
 }
 
-AccountState *state_load(const char *account_dir, struct tokend_error *e)
+/* *torn: the file was read but does not parse. */
+static AccountState *load(const char *account_dir, bool *torn, struct tokend_error *e)
 {
     g_autofree char *path = g_build_filename(account_dir, STATE_FILE, NULL);
     g_autofree char *data = NULL;
@@ -188,6 +190,7 @@ AccountState *state_load(const char *account_dir, struct tokend_error *e)
     bool missing = false;
     AccountState *st;
 
+    *torn = false;
     if (fileio_read(path, STATE_MAX_BYTES, &data, &len, &missing, e) < 0) {
         if (missing) {
             error_clear(e);
@@ -196,9 +199,29 @@ AccountState *state_load(const char *account_dir, struct tokend_error *e)
         return NULL;
     }
     st = state_parse(data, len, e);
+    *torn = !st;
     if (!st)
         error_prefix(e, "%s", path);
     return st;
+}
+
+AccountState *state_load(const char *account_dir, struct tokend_error *e)
+{
+    bool torn;
+
+    return load(account_dir, &torn, e);
+}
+
+AccountState *state_load_remade(const char *account_dir, struct tokend_error *e)
+{
+    bool torn;
+    AccountState *st = load(account_dir, &torn, e);
+
+    if (st || !torn)
+        return st;
+    log_warn("%s; starting it again (the next mint writes it whole)", e->message);
+    error_clear(e);
+    return state_new();
 }
 
 static void add_str(cJSON *obj, const char *name, const char *value)
@@ -208,6 +231,12 @@ static void add_str(cJSON *obj, const char *name, const char *value)
 }
 
 int state_save(const char *account_dir, const AccountState *st, struct tokend_error *e)
+{
+    return state_save_synced(account_dir, st, FILEIO_SYNC_DATA, e);
+}
+
+int state_save_synced(const char *account_dir, const AccountState *st, enum fileio_sync sync,
+                      struct tokend_error *e)
 {
     g_autofree char *path = g_build_filename(account_dir, STATE_FILE, NULL);
     g_autoptr(cJSON) root = cJSON_CreateObject();
@@ -253,7 +282,7 @@ int state_save(const char *account_dir, const AccountState *st, struct tokend_er
         return error_set(e, TOKEND_EX_SOFTWARE, "out of memory");
     text = g_strconcat(printed, "\n", NULL);
     cJSON_free(printed);
-    return fileio_write_atomic(path, text, strlen(text), FILEIO_SYNC_DATA, e);
+    return fileio_write_atomic(path, text, strlen(text), sync, e);
 }
 
 gint64 state_now(void)

@@ -49,6 +49,12 @@ int tokenfile_reader_gid(const char *group, gid_t *gid, struct tokend_error *e)
 int tokenfile_write_shared(const char *path, const SecStr *token, const char *group, int mode,
                            struct tokend_error *e)
 {
+    return tokenfile_write_synced(path, token, group, mode, FILEIO_SYNC_DATA, e);
+}
+
+int tokenfile_write_synced(const char *path, const SecStr *token, const char *group, int mode,
+                           enum fileio_sync sync, struct tokend_error *e)
+{
     g_autoptr(SecStr) line = NULL;
     gid_t gid = (gid_t)-1;
 
@@ -60,8 +66,7 @@ int tokenfile_write_shared(const char *path, const SecStr *token, const char *gr
     secstr_append(line, "\n", 1);
     if (group && tokenfile_reader_gid(group, &gid, e) < 0)
         return -1;
-    return fileio_write_atomic_shared(path, line->data, line->len, FILEIO_SYNC_DATA, gid,
-                                      (mode_t)mode, e);
+    return fileio_write_atomic_shared(path, line->data, line->len, sync, gid, (mode_t)mode, e);
 }
 
 SecStr *tokenfile_read(const char *path, bool *missing, struct tokend_error *e)

@@ -256,8 +256,9 @@ static void app_unexplained(const Account *a, const HttpResponse *r, struct toke
     error_set(e, TOKEND_EX_CONFIG,
               "the server refused the app's credentials (HTTP %ld, no reason given)", r->status);
     error_set_hint(e, "check that client_id and the %s are those registered for the app",
-                   a->client_secret || a->client_secret_file ? "client secret"
-                                                             : "certificate or key");
+                   a->client_secret || a->client_secret_file || config_app_secret_stored(a)
+                       ? "client secret"
+                       : "certificate or key");
 }
 
 /* A client credentials answer carries no refresh token; one that does is
@@ -316,8 +317,10 @@ static int app_mint(const Account *a, const char *dir, AccountState *app, struct
     g_autofree char *file = g_build_filename(dir, APP_TOKEN_FILE, NULL);
     gint64 cert_expires = 0, now = state_now();
 
+    /* Not synced: a torn token file or state here after a power cut is a
+     * cache miss (app_token mints again), never a secret that is lost. */
     if (app_request(a, http, &t, &cert_expires, e) < 0 ||
-        tokenfile_write(file, t->access_token, e) < 0)
+        tokenfile_write_synced(file, t->access_token, NULL, 0600, FILEIO_SYNC_NONE, e) < 0)
         return -1;
     app->app_only = true;
     app->expires_at = now + t->expires_in;
@@ -329,7 +332,7 @@ static int app_mint(const Account *a, const char *dir, AccountState *app, struct
     app->scope = g_strdup(t->scope ? t->scope : a->scopes);
     log_verbose("%s: minted a token for the app (valid %" G_GINT64_FORMAT " s)", a->name,
                 t->expires_in);
-    return state_save(dir, app, e);
+    return state_save_synced(dir, app, FILEIO_SYNC_NONE, e);
 }
 
 /* The app's token does for margin seconds more, or for half its life when
@@ -355,11 +358,14 @@ static SecStr *app_token(const Account *a, int margin, gint64 since, AccountStat
     if (paths_ensure_private_dir(dir, e) < 0 || (fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e)) < 0)
         return NULL;
     fileio_remove_stale_temps_in(dir, (const char *const[]){APP_TOKEN_FILE, STATE_FILE, NULL});
-    *app = state_load(dir, e);
-    *minted = !*app || !app_token_fresh(*app, margin, since);
-    if (*app && !*minted)
+    if (!(*app = state_load_remade(dir, e))) {
+        lock_release(fd);
+        return NULL;
+    }
+    *minted = !app_token_fresh(*app, margin, since);
+    if (!*minted)
         token = tokenfile_read(file, NULL, e);
-    if (*app && !token) {
+    if (!token) {
         error_clear(e);
         *minted = true;
         if (app_mint(a, dir, *app, e) == 0)
@@ -393,7 +399,10 @@ static int save_account(const Account *a, const char *dir, AccountState *st, con
     g_free(st->scope);
     st->scope = g_strdup(app->scope);
     flow_state_remember_config(st, a);
-    return state_save(dir, st, e);
+    /* The token file is synced (clients read it; never empty or torn); the
+     * state is not: all it holds is made again by the next mint, and
+     * state_load_remade starts a torn one again. */
+    return state_save_synced(dir, st, FILEIO_SYNC_NONE, e);
 }
 
 static int refresh_locked(const Account *a, const char *dir, AccountState *st, int margin,
@@ -421,14 +430,18 @@ int flow_app_refresh(const Account *a, int margin, gint64 since, enum refresh_ou
     int fd, r;
 
     *outcome = REFRESH_NOT_NEEDED;
-    if (paths_ensure_private_dir(dir, e) < 0 || !(st = state_load(dir, e)))
+    if (paths_ensure_private_dir(dir, e) < 0)
         return -1;
-    if (since == 0 && st->app_only && state_token_ready(st, a->token_file, margin, state_now()))
+    /* Unread or torn: the lock's side says so, once. */
+    if (!(st = state_load(dir, e)))
+        error_clear(e);
+    if (st && since == 0 && st->app_only &&
+        state_token_ready(st, a->token_file, margin, state_now()))
         return 0;
     if ((fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e)) < 0)
         return -1;
     state_free(st);
-    st = state_load(dir, e);
+    st = state_load_remade(dir, e);
     if (st && since == 0 && st->app_only &&
         state_token_ready(st, a->token_file, margin, state_now())) {
         *outcome = REFRESH_DONE_ELSEWHERE;
@@ -533,22 +546,22 @@ static int key_importable(const Account *a, struct tokend_error *e)
 }
 
 /* Kept, then read back: a store that loses it fails here, not at the
- * next mint. */
-static int key_put(const Account *a, const SecStr *pem, char **store, struct tokend_error *e)
+ * next mint.  what: "key" or "secret", as the messages name it. */
+static int secret_put(const Account *a, const char *kind, const char *what, const SecStr *value,
+                      char **store, struct tokend_error *e)
 {
     g_autoptr(Store) s = NULL;
     g_autoptr(SecStr) back = NULL;
-    g_autofree char *label = g_strdup_printf("tokend client key for %s", a->name);
+    g_autofree char *label = g_strdup_printf("tokend client %s for %s", what, a->name);
 
-    if (!(s = store_open_account(a, NULL, e)) ||
-        store_put(s, a->name, STORE_CLIENT_KEY, label, pem, e) < 0 ||
-        store_get(s, a->name, STORE_CLIENT_KEY, &back, e) < 0)
+    if (!(s = store_open_account(a, NULL, e)) || store_put(s, a->name, kind, label, value, e) < 0 ||
+        store_get(s, a->name, kind, &back, e) < 0)
         return -1;
-    if (!back || !secstr_equal(back, pem)) {
+    if (!back || !secstr_equal(back, value)) {
         error_set(e, TOKEND_EX_UNAVAILABLE,
-                  "the %s store gave back something other than the key it was given",
-                  store_name(s));
-        error_set_hint(e, "check the store; the key was not kept");
+                  "the %s store gave back something other than the %s it was given", store_name(s),
+                  what);
+        error_set_hint(e, "check the store; the %s was not kept", what);
         return -1;
     }
     *store = g_strdup(store_name(s));
@@ -565,5 +578,63 @@ int flow_app_import_key(const Account *a, const char *path, char **store, struct
         return -1;
     if (a->client_certificate && load_certificate(a, c, e) < 0)
         return -1;
-    return key_put(a, pem, store, e);
+    return secret_put(a, STORE_CLIENT_KEY, "key", pem, store, e);
+}
+
+/* Only a client credentials account that names neither a secret nor a key
+ * looks for its client secret in its store: else it would lie there
+ * unused. */
+static int secret_importable(const Account *a, struct tokend_error *e)
+{
+    const char *named = a->client_secret        ? "client_secret"
+                        : a->client_secret_file ? "client_secret_file"
+                                                : NULL;
+
+    if (a->grant != ACCOUNT_GRANT_CLIENT_CREDENTIALS)
+        return error_set(e, TOKEND_EX_CONFIG,
+                         "%s is not an app-only account of grant = client_credentials: it keeps "
+                         "no client secret",
+                         a->name);
+    if (named) {
+        error_set(e, TOKEND_EX_CONFIG, "%s names the client secret in the configuration", named);
+        error_set_hint(e, "remove %s from [account %s] to use a stored secret", named, a->name);
+        return -1;
+    }
+    if (a->client_certificate || a->client_key)
+        return error_set(e, TOKEND_EX_CONFIG,
+                         "%s signs in with a key (client_certificate or client_key is set), not "
+                         "a client secret",
+                         a->name);
+    return 0;
+}
+
+/* One line of visible characters (RFC 6749 appendix A.2, VSCHAR), the line
+ * end and blanks after it taken off. */
+static int secret_clean(SecStr *s, const char *where, struct tokend_error *e)
+{
+    while (s->len > 0 && g_ascii_isspace(s->data[s->len - 1]))
+        s->data[--s->len] = '\0';
+    if (s->len == 0)
+        return error_set(e, TOKEND_EX_DATAERR, "%s holds no client secret", where);
+    for (size_t i = 0; i < s->len; i++)
+        if ((unsigned char)s->data[i] < 0x20 || (unsigned char)s->data[i] > 0x7e)
+            return error_set(e, TOKEND_EX_DATAERR,
+                             "%s is not one line of visible characters (a client secret)", where);
+    return 0;
+}
+
+int flow_app_import_secret(const Account *a, const char *path, const SecStr *given, char **store,
+                           struct tokend_error *e)
+{
+    g_autoptr(SecStr) secret = NULL;
+
+    if (secret_importable(a, e) < 0)
+        return -1;
+    if (path && read_key_file("the secret", path, &secret, e) < 0)
+        return -1;
+    if (!path)
+        secret = secstr_dup(given);
+    if (secret_clean(secret, path ? path : "standard input", e) < 0)
+        return -1;
+    return secret_put(a, STORE_CLIENT_SECRET, "secret", secret, store, e);
 }

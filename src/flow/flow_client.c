@@ -9,14 +9,39 @@
 #include "tokend/fileio.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
+#include "tokend/store.h"
 
 #define CLIENT_SECRET_MAX 4096
+
+/* An app's client secret kept in the account's store (import --secret). */
+static int stored_secret(const Account *a, SecStr **out, struct tokend_error *e)
+{
+    g_autoptr(Store) s = NULL;
+    g_autofree char *again = NULL;
+
+    if (!(s = store_open_account(a, NULL, e)) ||
+        store_get(s, a->name, STORE_CLIENT_SECRET, out, e) < 0)
+        return -1;
+    if (*out)
+        return 0;
+    again = config_command(a, "import");
+    error_set(e, TOKEND_EX_CONFIG,
+              "no client secret or key is set, and the %s store holds no client secret for %s",
+              store_name(s), a->name);
+    error_set_hint(e,
+                   "run: %s --secret FILE (or set client_secret_file, or client_certificate "
+                   "and client_key)",
+                   again);
+    return -1;
+}
 
 static int load_secret(const Account *a, SecStr **out, struct tokend_error *e)
 {
     g_autoptr(SecStr) s = NULL;
     bool missing = false;
 
+    if (config_app_secret_stored(a))
+        return stored_secret(a, out, e);
     if (a->client_secret) {
         *out = secstr_dup(a->client_secret);
         return 0;

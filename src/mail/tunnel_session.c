@@ -7,6 +7,7 @@
 
 #include "tokend/flow.h"
 #include "tokend/log.h"
+#include "tokend/mailcheck.h"
 #include "tokend/notify.h"
 #include "tokend/paths.h"
 #include "tokend/state.h"
@@ -61,20 +62,23 @@ void *tunnel_login_retrying(const Account *a, tunnel_login_fn login, void *ctx,
     if (!token)
         return NULL;
     session = login(ctx, token, &result, e);
-    if (session || result != SASL_RESULT_REFUSED)
-        // cppcheck-suppress returnDanglingLifetime ; result is an out-parameter
-        return session;
-    /* Revoked or expired early at the server while our state says valid:
-     * one forced refresh, one more try on a new connection.  Only an
-     * authentication failure: a server that cannot check now, or refuses
-     * for another reason, would refuse the next token too. */
-    log_info("%s: %s; refreshing and trying once more", a->name, e->message);
-    secstr_free(g_steal_pointer(&token));
-    error_clear(e);
-    if (!(token = tunnel_token(a, true, e)))
-        return NULL;
+    if (!session && result == SASL_RESULT_REFUSED) {
+        /* Revoked or expired early at the server while our state says
+         * valid: one forced refresh, one more try on a new connection.
+         * Only an authentication failure: a server that cannot check now,
+         * or refuses for another reason, would refuse the next token too. */
+        log_info("%s: %s; refreshing and trying once more", a->name, e->message);
+        secstr_free(g_steal_pointer(&token));
+        error_clear(e);
+        if (!(token = tunnel_token(a, true, e)))
+            return NULL;
+        session = login(ctx, token, &result, e);
+    }
+    /* A new token refused too: for an app, the mailbox is not its own. */
+    if (!session)
+        mailcheck_app_refused(a, result, e);
     // cppcheck-suppress returnDanglingLifetime ; result is an out-parameter
-    return login(ctx, token, &result, e);
+    return session;
 }
 
 /* Connected and logged in, or NULL; *result says how the login failed

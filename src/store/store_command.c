@@ -1,12 +1,13 @@
 /* The command store: the user's own commands keep the refresh token (pass,
- * age, systemd-creds, a script), or an app-only account's private key.
- * Each command line is split like a shell would split it and run without
- * one, with TOKEND_ACCOUNT and TOKEND_SECRET (which secret: its kind, such
- * as "refresh_token" or "client_key"; never the secret itself) in its
- * environment, through spawn.h.  The secret travels only on the command's
- * standard input (put) or output (get), never in its arguments or
- * environment.  Every run is bounded in time and in output, and stopped
- * (with its process group) when it outlives the bound.
+ * age, systemd-creds, a script), or an app-only account's private key or
+ * client secret.  Each command line is split like a shell would split it
+ * and run without one, with TOKEND_ACCOUNT and TOKEND_SECRET (which
+ * secret: its kind, such as "refresh_token", "client_key" or
+ * "client_secret"; never the secret itself) in its environment, through
+ * spawn.h.  The secret travels only on the command's standard input (put)
+ * or output (get), never in its arguments or environment.  Every run is
+ * bounded in time and in output, and stopped (with its process group) when
+ * it outlives the bound.
  *
  * Conventions: get exits 0 and prints the secret, or prints nothing (or
  * only blanks) when nothing is stored; put reads the secret on its
@@ -33,6 +34,7 @@ typedef struct command_secret {
 static const CommandSecret secrets[] = {
     {STORE_REFRESH_TOKEN, "the refresh token", false},
     {STORE_CLIENT_KEY, "the client key", true},
+    {STORE_CLIENT_SECRET, "the client secret", false},
 };
 
 typedef struct command_store {

@@ -137,7 +137,9 @@ def test_a_mailbox_the_app_may_not_use_fails_the_check(td, world, keys):
     # administrator's setup was said before the check.
     assert world.auth.introspect(td.token_file('box9').read_text().strip())['active']
     assert 'for box9@example.org.' in r.stdout
-    assert 'box9: IMAP login' in r.stdout + r.stderr
+    said = r.stdout + r.stderr
+    assert 'box9: the app may not use mailbox box9@example.org: IMAP login' in said, said
+    assert 'must let client tokend-app use box9@example.org' in said
 
 
 def test_microsoft_app_prints_the_exchange_powershell(td, world, keys):

@@ -8,15 +8,17 @@ Every mint is a real token request to the test authorization server."""
 
 import json
 import shlex
+import subprocess
 import sys
 
 import pytest
 
-from conftest import EX_CONFIG, EX_OK
+from conftest import EX_CONFIG, EX_DATAERR, EX_OK
 from harness.appkeys import AppKeys
 from harness.keyring import SecretService
-from test_app_only import app_account, keys, run_ok, sa_keys, server, tokend  # noqa: F401
-from test_store_command import RECORD_THEN_EXEC, password_store, recipe  # noqa: F401
+from test_app_only import (APP_SCOPES, app_account, keys, run_ok, sa_keys, server,  # noqa: F401
+                           tokend)
+from test_store_command import RECORD_THEN_EXEC, age_keys, password_store, recipe  # noqa: F401
 
 def key_lines(path):
     """Lines of the key's base64 body: none may show outside the store."""
@@ -69,6 +71,45 @@ def test_a_key_in_pass_through_the_command_store_mints(tokend, server, keys, pas
     assert 'kept in the command store' in r.stderr
     # pass keeps the PEM's lines as they were.
     assert password_store.run('show', 'tokend/work').stdout == keys.key.read_text()
+    mints(tokend, server, 'work', keys.key)
+
+
+def test_a_key_kept_by_age_through_its_recipe_mints(tokend, server, keys, tmp_path):
+    """doc/recipes/store-age.md's lines as a user copies them, for an
+    app-only account: the key goes through the real age, encrypted to a
+    key made here, and comes back whole for every mint."""
+    identity, f, recipe_keys = age_keys(tmp_path, tokend)
+    app_account(tokend, 'work', keys, 'box1@example.org', client_key=None, **recipe_keys)
+    r = import_key(tokend, 'work', keys.key)
+    assert 'kept in the command store' in r.stderr
+    assert b'age-encryption.org' in f.read_bytes()
+    assert b'PRIVATE KEY' not in f.read_bytes()
+    assert not list(f.parent.glob('*.tmp'))
+    plain = subprocess.run(['age', '--decrypt', '--identity', str(identity), str(f)],
+                           check=True, capture_output=True, text=True).stdout
+    assert plain == keys.key.read_text()
+    mints(tokend, server, 'work', keys.key)
+
+
+def test_a_key_kept_by_systemd_creds_through_its_recipe_mints(tokend, server, keys):
+    """doc/recipes/store-systemd-creds.md's lines as a user copies them, for
+    an app-only account, with the real systemd-creds and the host key
+    (root's: the tests run as root, systemd need not be running)."""
+    box = tokend.home / 'creds'
+    box.mkdir(mode=0o700)
+    f = box / 'work.cred'
+    app_account(tokend, 'work', keys, 'box1@example.org', client_key=None,
+                **recipe('store-systemd-creds.md', DIR=box))
+    r = import_key(tokend, 'work', keys.key)
+    assert 'kept in the command store' in r.stderr
+    assert b'PRIVATE KEY' not in f.read_bytes()
+    plain = subprocess.run(['systemd-creds', 'decrypt', '--name=tokend-work', str(f), '-'],
+                           check=True, capture_output=True, text=True).stdout
+    assert plain == keys.key.read_text()
+    # Bound to its name: the same file under another name does not open.
+    other = subprocess.run(['systemd-creds', 'decrypt', '--name=tokend-other', str(f), '-'],
+                           capture_output=True, text=True)
+    assert other.returncode != 0 and 'PRIVATE KEY' not in other.stdout
     mints(tokend, server, 'work', keys.key)
 
 
@@ -153,4 +194,136 @@ def test_import_key_takes_one_account_and_no_other_option(tokend, keys):
     app_account(tokend, 'box1', keys, 'box1@example.org', client_key=None, store='file')
     r = tokend.run('import', 'box1', '--key', str(keys.key), '--from', 'oama')
     assert r.returncode == 64
-    assert 'import --key FILE takes one ACCOUNT' in r.stderr
+    assert 'import --key FILE or --secret FILE takes one ACCOUNT' in r.stderr
+    r = tokend.run('import', 'box1', '--key', str(keys.key), '--secret', '-')
+    assert r.returncode == 64
+
+
+# A client secret in the store ------------------------------------------------
+# The server's `tokend-app-secret` client takes its secret in the body only
+# (client_secret_post): a mint that sent it another way would be refused.
+
+SECRET_CLIENT, SECRET = 'tokend-app-secret', 'test-app-secret'
+
+
+def secret_account(tokend, name='box1', **extra):
+    """A client credentials account that names neither a secret nor a key."""
+    values = dict(grant='client_credentials', client_id=SECRET_CLIENT, authorize_url=None,
+                  scopes=APP_SCOPES, username=f'{name}@example.org')
+    values.update(extra)
+    tokend.account(name, **values)
+
+
+def secret_file(tmp_path, text=SECRET + '\n', mode=0o600):
+    f = tmp_path / 'secret'
+    f.write_text(text)
+    f.chmod(mode)
+    return f
+
+
+def mints_with_the_secret_in_the_body(tokend, server, name='box1'):
+    server.reset_stats()
+    r = run_ok(tokend, '-vv', 'token', name)
+    info = server.introspect(r.stdout.strip())
+    assert info['active'] and info['client_id'] == SECRET_CLIENT
+    assert server.stats()['token_auth'] == ['post']
+    assert SECRET not in r.stderr
+
+
+def test_a_client_secret_imported_into_the_file_store_mints(tokend, server, tmp_path):
+    secret_account(tokend, store='file')
+    f = secret_file(tmp_path)
+    r = run_ok(tokend, 'import', 'box1', '--secret', str(f))
+    assert f'the client secret from {f} is kept in the file store' in r.stderr
+    assert SECRET not in r.stdout + r.stderr
+    kept = tokend.state / 'box1' / 'client_secret'
+    assert kept.read_text() == SECRET  # the line end taken off
+    assert oct(kept.stat().st_mode & 0o777) == '0o600'
+    mints_with_the_secret_in_the_body(tokend, server)
+
+
+def test_a_client_secret_from_standard_input_into_the_secret_service_mints(tokend, server,
+                                                                           keyring):
+    tokend.env.update(keyring.env)
+    secret_account(tokend, store='secret-service')
+    r = tokend.run('import', 'box1', '--secret', '-', input=SECRET + '\n')
+    assert r.returncode == EX_OK, r.stderr
+    assert 'the client secret is kept in the secret-service store' in r.stderr
+    assert SECRET not in r.stdout + r.stderr
+    assert keyring.lookup(account='box1', kind='client_secret') == SECRET
+    [item] = [i for i in keyring.items() if i['attributes'].get('kind') == 'client_secret']
+    assert item['label'] == 'tokend client secret for box1'
+    assert not (tokend.state / 'box1' / 'client_secret').exists()
+    mints_with_the_secret_in_the_body(tokend, server)
+
+
+def test_a_client_secret_through_the_command_store_is_named_and_never_seen(tokend, server,
+                                                                           tmp_path):
+    """TOKEND_SECRET=client_secret; the secret only on the pipes."""
+    box = tmp_path / 'box'
+    box.mkdir(mode=0o700)
+    log, f = box / 'log', box / 'kept'
+    rec = box / 'rec'
+    rec.write_text(RECORD_THEN_EXEC.format(python=sys.executable, log=str(log)))
+    rec.chmod(0o755)
+    sh = f'{rec} sh -c '
+    secret_account(tokend, store='command',
+                   store_get=sh + shlex.quote(f'test ! -e {f} || cat {f}'),
+                   store_put=sh + shlex.quote(f'cat > {f}.tmp && mv {f}.tmp {f}'),
+                   store_delete=f'rm -f {f}')
+    run_ok(tokend, 'import', 'box1', '--secret', str(secret_file(tmp_path)))
+    assert f.read_text() == SECRET + '\n'
+    mints_with_the_secret_in_the_body(tokend, server)
+    runs = [json.loads(ln) for ln in log.read_text().splitlines()]
+    assert len(runs) >= 3  # put, get back, get for the mint
+    for run in runs:
+        assert run['env']['TOKEND_SECRET'] == 'client_secret'
+        assert SECRET not in json.dumps(run)
+
+
+def test_without_a_stored_secret_the_message_says_how_to_keep_one(tokend, server):
+    secret_account(tokend, store='file')
+    r = tokend.run('token', 'box1')
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert ('no client secret or key is set, and the file store holds no client secret for '
+            'box1') in r.stderr
+    assert 'import box1 --secret FILE' in r.stderr
+
+
+def test_a_wrong_stored_secret_is_refused_by_the_server_as_a_setting(tokend, server, tmp_path):
+    secret_account(tokend, store='file')
+    run_ok(tokend, 'import', 'box1', '--secret', str(secret_file(tmp_path, 'not-the-secret\n')))
+    r = tokend.run('token', 'box1')
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert 'invalid_client' in r.stderr and 'not-the-secret' not in r.stderr
+
+
+def test_a_secret_others_may_read_is_refused_with_the_chmod(tokend, tmp_path):
+    secret_account(tokend, store='file')
+    f = secret_file(tmp_path, mode=0o644)
+    r = tokend.run('import', 'box1', '--secret', str(f))
+    assert r.returncode == EX_CONFIG
+    assert f'run: chmod 600 {f}' in r.stderr and SECRET not in r.stderr
+    assert not (tokend.state / 'box1' / 'client_secret').exists()
+
+
+@pytest.mark.parametrize('text', ['', '\n', 'two\nlines\n', 'tab\there\n'])
+def test_a_secret_that_is_not_one_visible_line_is_refused(tokend, tmp_path, text):
+    secret_account(tokend, store='file')
+    r = tokend.run('import', 'box1', '--secret', str(secret_file(tmp_path, text)))
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert 'client secret' in r.stderr
+    assert not (tokend.state / 'box1' / 'client_secret').exists()
+
+
+def test_only_an_account_that_names_no_secret_nor_key_keeps_one(tokend, keys, tmp_path):
+    f = secret_file(tmp_path)
+    secret_account(tokend, store='file', client_secret_file=f)
+    r = tokend.run('import', 'box1', '--secret', str(f))
+    assert r.returncode == EX_CONFIG
+    assert 'client_secret_file names the client secret in the configuration' in r.stderr
+    assert 'remove client_secret_file from [account box1]' in r.stderr
+    app_account(tokend, 'box2', keys, 'box2@example.org', client_key=None, store='file')
+    r = tokend.run('import', 'box2', '--secret', str(f))
+    assert r.returncode == EX_CONFIG and 'signs in with a key' in r.stderr
+    assert not list(tokend.state.glob('box*/client_secret'))

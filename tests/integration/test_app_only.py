@@ -162,6 +162,31 @@ def test_a_token_within_the_margin_is_minted_again_once_for_all(tmp_path_factory
         assert srv.stats()['token']['client_credentials'] == 2
 
 
+def test_a_state_torn_by_a_power_cut_is_made_again_by_the_next_mint(tokend, server, keys):
+    """An app's token and the states of its accounts are written without
+    waiting for the disk (the token file clients read is synced): after a
+    power cut they may be empty or torn.  The next call mints again and
+    writes them whole, instead of stopping the account."""
+    app_account(tokend, 'box1', keys, 'box1@example.org')
+    first = run_ok(tokend, 'token', 'box1').stdout.strip()
+    [app] = list(tokend.state.glob('.apps/*'))
+    (tokend.state / 'box1' / 'state.json').write_text('')
+    (app / 'state.json').write_text('{"expires_at": 17')
+    (app / 'token').write_text('')
+    server.reset_stats()
+    r = run_ok(tokend, 'token', 'box1')
+    token = r.stdout.strip()
+    assert token != first and server.introspect(token)['active']
+    assert token_requests(server) == 1
+    assert 'state.json' in r.stderr and 'starting it again' in r.stderr, r.stderr
+    assert json.loads((tokend.state / 'box1' / 'state.json').read_text())['app_only']
+    assert json.loads((app / 'state.json').read_text())['expires_at'] > time.time()
+    assert (app / 'token').read_text() == token + '\n'
+    # Whole again: the next call is answered from the files.
+    assert run_ok(tokend, 'token', 'box1').stdout.strip() == token
+    assert token_requests(server) == 1
+
+
 # Keys ----------------------------------------------------------------------
 
 def test_a_key_others_can_read_is_refused_with_the_chmod(tokend, keys, tmp_path):
@@ -257,9 +282,39 @@ def test_tunnel_logs_in_to_the_mailboxes_the_app_may_use_and_no_other(tokend, se
         p = tunnel_login(tokend, f'm{i}', dovecot)
         assert p.returncode == 0, p.stderr
         assert f'tokend: logged in as {box}'.encode() in p.stdout
+    server.reset_stats()
     p = tunnel_login(tokend, 'm2', dovecot)
     assert p.returncode == EX_NOPERM, p.stderr
-    assert b'refused the token (NO [AUTHENTICATIONFAILED]' in p.stderr, p.stderr
+    err = p.stderr.decode()
+    # Plainly: this mailbox is not the app's, and what the admin must do;
+    # not a sign-in to redo.
+    assert ('tokend: m2: the app may not use mailbox box3@example.org: IMAP login to '
+            f'{dovecot.host} refused the token (NO [AUTHENTICATIONFAILED]') in err, err
+    assert ("the mail server's administrator must let client tokend-app use "
+            'box3@example.org') in err, err
+    assert 'tokend obtain' not in err and 'refresh --force' not in err
+    # The client hears it too, in its protocol.
+    assert b"the app may not use mailbox box3@example.org" in p.stdout, p.stdout
+    # One new token (the refused one may have been revoked), then no more.
+    assert token_requests(server) == 1
+
+
+def test_check_says_the_app_may_not_use_a_mailbox_outside_its_list(tokend, server, keys,
+                                                                   dovecot):
+    for name, box in (('in', ALLOWED[0]), ('out', 'box3@example.org')):
+        app_account(tokend, name, keys, box, imap_host=dovecot.host,
+                    imap_port=dovecot.imap_port, smtp_host=dovecot.host,
+                    smtp_port=dovecot.submission_port)
+    r = run_ok(tokend, 'check', 'in', '--imap')
+    assert f'IMAP login to {dovecot.host}:{dovecot.imap_port} as {ALLOWED[0]}: ok' in r.stdout
+    for service in ('imap', 'smtp'):
+        r = tokend.run('check', 'out', f'--{service}')
+        assert r.returncode == EX_NOPERM, r.stderr
+        assert (f'tokend: out: the app may not use mailbox box3@example.org: '
+                f'{service.upper()} login to {dovecot.host} refused the token') in r.stderr, \
+            r.stderr
+        assert "administrator must let client tokend-app use box3@example.org" in r.stderr
+        assert 'refresh --force' not in r.stderr
 
 
 def test_token_file_serves_a_real_imap_login(tokend, server, keys, dovecot):

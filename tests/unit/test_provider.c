@@ -168,11 +168,39 @@ static void test_clouds(void)
     }
 }
 
+/* tunnel and check: a mailbox the mail server refuses the app's token for
+ * is said with what the administrator must do, in one line; for Exchange
+ * Online the permissions and the access policy, for every cloud. */
+static void test_app_mailbox_hint(void)
+{
+    const struct provider_preset *p;
+
+    for (size_t i = 0; (p = provider_at(i)) != NULL; i++) {
+        g_test_message("provider %s", p->name);
+        if (!p->app_grants || !p->app_mailbox_hint)
+            continue;
+        g_assert_nonnull(strstr(p->app_mailbox_hint, "{mailbox}"));
+        g_assert_null(strchr(p->app_mailbox_hint, '\n'));
+        if (!g_str_has_prefix(p->name, "microsoft"))
+            continue;
+        g_assert_nonnull(strstr(p->app_mailbox_hint,
+                                "Add-MailboxPermission -Identity \"{mailbox}\" -User {object_id} "
+                                "-AccessRights FullAccess"));
+        g_assert_nonnull(strstr(p->app_mailbox_hint, "Add-RecipientPermission"));
+        g_assert_nonnull(strstr(p->app_mailbox_hint, "application access policy"));
+    }
+    g_assert_nonnull(provider_find("microsoft")->app_mailbox_hint);
+    g_assert_nonnull(provider_find("microsoft-gcc-high")->app_mailbox_hint);
+    g_assert_nonnull(provider_find("google")->app_mailbox_hint);
+    g_assert_nonnull(provider_find("generic")->app_mailbox_hint);
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
     g_test_add_func("/provider/find", test_find);
     g_test_add_func("/provider/entries-complete", test_entries_complete);
+    g_test_add_func("/provider/app-mailbox-hint", test_app_mailbox_hint);
     g_test_add_func("/provider/expand", test_expand);
     g_test_add_func("/provider/presets", test_presets);
     g_test_add_func("/provider/clouds", test_clouds);
