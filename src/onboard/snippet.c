@@ -380,7 +380,9 @@ int snippet_render(const Account *a, const char *client, const char *program, co
                          snippet_client_names());
     if (!text)
         return error_set(e, TOKEND_EX_SOFTWARE, "no template %s compiled in", c.client->template);
-    if (!config)
-        text = system = system_text(text);
+    if (!config) {
+        system = system_text(text);
+        return render_text(&c, system, out, e);
+    }
     return render_text(&c, text, out, e);
 }

@@ -103,7 +103,8 @@ static void test_system_lines(void)
                         ==, 0);
         testutil_assert_contains(out->str, system_lines[i].line);
         g_assert_null(strstr(out->str, "-c "));
-        g_assert_null(strstr(out->str, "@"  "CONFIG@"));
+        g_assert_null(strstr(out->str, "@"
+                                       "CONFIG@"));
         account_free(a);
     }
 }
