@@ -7,12 +7,15 @@ same machine, against the same local authorization server.
 
 import argparse
 import datetime
+import grp
 import gzip
 import hashlib
 import json
 import os
 import platform
+import pwd
 import re
+import secrets
 import select
 import shutil
 import statistics
@@ -46,7 +49,7 @@ FULL = dict(
     single_runs=40, single_warmup=3,
     bulk_runs=5, bulk_warmup=1, bulk_rounds=3, extra_parallel=(16, 32),
     tick_runs=300, cold_runs=10, rss_runs=20, obtain_runs=3, bulk_rss_runs=3,
-    app_runs=40, app_warmup=3, app_token_runs=300,
+    app_runs=40, app_warmup=3, app_token_runs=300, system_runs=10,
 )
 SHORT = dict(
     n=20, rss_steps=(5, 10, 20), rounds=1,
@@ -54,7 +57,7 @@ SHORT = dict(
     single_runs=5, single_warmup=1,
     bulk_runs=2, bulk_warmup=0, bulk_rounds=1, extra_parallel=(),
     tick_runs=20, cold_runs=3, rss_runs=3, obtain_runs=1, bulk_rss_runs=1,
-    app_runs=5, app_warmup=1, app_token_runs=20,
+    app_runs=5, app_warmup=1, app_token_runs=20, system_runs=2,
 )
 
 
@@ -167,6 +170,7 @@ class Bench:
         self.notes = []     # lines under the table
         self.loads = [loadavg()]
         self.failed_targets = []
+        self.cleanup = []   # commands undoing what the bench made (users)
         self.git = subprocess.run(['git', '-C', str(REPO), 'describe', '--always', '--dirty'],
                                   capture_output=True, text=True).stdout.strip() or '?'
 
@@ -219,6 +223,8 @@ class Bench:
             shutil.rmtree(work, ignore_errors=True)
         elif work:
             log(f'kept {work}')
+        for cmd in getattr(self, 'cleanup', ()):
+            subprocess.run(cmd, capture_output=True)
 
     def refresh_count(self):
         return self.srv.stats()['token'].get('refresh_token', 0)
@@ -817,14 +823,173 @@ class Bench:
         self.notes.append('(6) both `tokend token` calls were checked (strace) to be answered '
                           'by the launcher alone, and the app\'s call sent no request.')
 
+    # -- 7. system mode: a mail host's timer run --------------------------------
+
+    def system_user(self):
+        """(service user, reader group): made for the bench when run as
+        root (tokend --system never runs as root), else the caller."""
+        if os.geteuid() != 0:
+            me = pwd.getpwuid(os.geteuid()).pw_name
+            return me, grp.getgrgid(os.getegid()).gr_name
+        tag = secrets.token_hex(3)
+        user, group = f'tkbench{tag}', f'tkbreader{tag}'
+        subprocess.run(['groupadd', '--system', group], check=True, capture_output=True)
+        self.cleanup.append(['groupdel', group])
+        subprocess.run(['useradd', '--system', '--no-create-home', '--home-dir', '/nonexistent',
+                        '--shell', '/usr/sbin/nologin', '-G', group, user], check=True,
+                       capture_output=True)
+        self.cleanup.insert(0, ['userdel', user])
+        return user, group
+
+    def system_tree(self, tag, user, group, config):
+        """etc (config, accounts.d), state, run as the package makes them."""
+        pw = pwd.getpwnam(user)
+        top = self.work / f'system-{tag}'
+        etc, state, run = top / 'etc', top / 'state', top / 'run'
+        (etc / 'accounts.d').mkdir(parents=True)
+        top.chmod(0o755)
+        for d, m in ((etc, 0o750), (etc / 'accounts.d', 0o750)):
+            os.chown(d, os.geteuid(), pw.pw_gid)
+            d.chmod(m)
+        for d, m in ((state, 0o700), (run, 0o755)):
+            d.mkdir()
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+            d.chmod(m)
+        env = dict(self.env, TOKEND_SYSTEM_USER=user, TOKEND_SYSCONFDIR=str(etc),
+                   TOKEND_STATEDIR=str(state), TOKEND_RUNTIMEDIR=str(run),
+                   TOKEND_TEST_CA=self.srv.ca_file, BROWSER=str(BROWSER))
+
+        def write(path, text):
+            path.write_text(text)
+            os.chown(path, os.geteuid(), pw.pw_gid)
+            path.chmod(0o640)
+        write(etc / 'config', config)
+        return env, etc, run, write
+
+    def timer_cmd(self, user):
+        """tokend-refresh.service's ExecStart, run as its User= would."""
+        cmd = [str(self.tokend), '--system', '-q', 'refresh']
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(user)
+            cmd = ['setpriv', f'--reuid={pw.pw_uid}', f'--regid={pw.pw_gid}', '--init-groups',
+                   '--', *cmd]
+        return cmd
+
+    def system_measure(self, tag, env, user, names, grant, per_run):
+        p = self.p
+        runs, warmup = p['system_runs'], 1
+        names_file = self.work / f'system-{tag}-names.txt'
+        names_file.write_text('\n'.join(names) + '\n')
+        prep = f'{sys.executable} {PREPARE} due {env["TOKEND_STATEDIR"]} {names_file}'
+        before = self.srv.stats()['token'].get(grant, 0)
+        saved, self.env = self.env, env
+        try:
+            times = self.hyperfine(f'system-{tag}', [' '.join(self.timer_cmd(user))], runs,
+                                   warmup, prepares=[prep])[0]
+        finally:
+            self.env = saved
+        done = self.srv.stats()['token'].get(grant, 0) - before
+        if done != per_run * (runs + warmup):
+            raise BenchError(f'(7) {tag}: the server saw {done} {grant} grants, expected '
+                             f'{per_run * (runs + warmup)}')
+        return Sample([times]), runs
+
+    def check_system_files(self, run, names, user, group):
+        pw, gid = pwd.getpwnam(user), grp.getgrnam(group).gr_gid
+        for name in names:
+            st = os.stat(run / f'{name}.token')
+            if (st.st_uid, st.st_gid, st.st_mode & 0o777) != (pw.pw_uid, gid, 0o640):
+                raise BenchError(f'(7) {run / name}.token: owner, group or mode wrong')
+
+    def bench_system_users(self, user, group, count):
+        env, etc, run, write = self.system_tree(
+            'users', user, group, '[defaults]\nmax_parallel = 8\n')
+        s = self.srv
+        names = [f'user{i:02d}' for i in range(count)]
+        for name in names:
+            write(etc / 'accounts.d' / f'{name}.conf',
+                  f'[account {name}]\nprovider = generic\nclient_id = {CLIENT_ID}\n'
+                  f'authorize_url = {s.authorize_url}\ntoken_url = {s.token_url}\n'
+                  f'scopes = {SCOPES}\nusername = alice\nca_file = {s.ca_file}\n'
+                  f'store = file\ntoken_file_group = {group}\n')
+        log(f'(7) signing in {count} system accounts with tokend --system obtain ...')
+
+        def obtain(name):
+            r = subprocess.run([str(self.tokend), '--system', 'obtain', name], env=env,
+                               capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                raise BenchError(f'(7) tokend --system obtain {name}: {r.stderr.strip()}')
+        with ThreadPoolExecutor(4) as ex:
+            list(ex.map(obtain, names))
+        sample, runs = self.system_measure('users', env, user, names, 'refresh_token', count)
+        self.check_system_files(run, names, user, group)
+        self.row(7, f'one timer run (`tokend --system -q refresh` as the service user) over '
+                 f'{count} system accounts, all due ({runs} runs)', sample,
+                 value=f'{count} refresh requests/run', target=f'{count} requests', met=True)
+
+    def bench_system_app(self, user, group, count):
+        env, etc, run, write = self.system_tree(
+            'app', user, group, '')
+        pw = pwd.getpwnam(user)
+        keys = self.work / 'system-app' / 'keys'
+        keys.mkdir(mode=0o700)
+        for src in (self.app_keys.key, self.app_keys.cert):
+            shutil.copy(src, keys / src.name)
+            os.chown(keys / src.name, pw.pw_uid, pw.pw_gid)
+            (keys / src.name).chmod(0o600)
+        os.chown(keys, pw.pw_uid, pw.pw_gid)
+        s = self.srv
+        names = [f'box{i:02d}' for i in range(count)]
+        for name in names:
+            write(etc / 'accounts.d' / f'{name}.conf',
+                  f'[account {name}]\nprovider = generic\ngrant = client_credentials\n'
+                  f'client_id = {APP_CLIENT}\ntoken_url = {s.token_url}\n'
+                  f'scopes = {APP_SCOPES}\nusername = {name}@example.org\n'
+                  f'client_certificate = {keys / self.app_keys.cert.name}\n'
+                  f'client_key = {keys / self.app_keys.key.name}\nca_file = {s.ca_file}\n'
+                  f'token_file_group = {group}\n')
+        # The first tick makes each mailbox's state (the app-only accounts need no sign-in).
+        r = subprocess.run(self.timer_cmd(user), env=env, capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode != 0:
+            raise BenchError(f'(7) the first timer run of the mailboxes: {r.stderr.strip()}')
+        sample, runs = self.system_measure('app', env, user, names, 'client_credentials', 1)
+        self.check_system_files(run, names, user, group)
+        if len({(run / f'{n}.token').read_text() for n in names}) != 1:
+            raise BenchError('(7) the mailboxes of one app hold different tokens')
+        self.row(7, f'one timer run over {count} app-only mailboxes of one app, the app\'s '
+                 f'token due ({runs} runs)', sample, value='1 token request/run',
+                 target='1 request', met=True)
+
+    def bench_system(self):
+        count = 30
+        user, group = self.system_user()
+        # The service user reaches the CA file and the binaries.
+        for d in (self.work, self.work / 'authserver'):
+            d.chmod(0o755)
+        self.bench_system_users(user, group, count)
+        self.bench_system_app(user, group, count)
+        self.notes.append(
+            f'(7) system mode (`tokend --system`, TOKEND_SYSCONFDIR/STATEDIR/RUNTIMEDIR in the '
+            f'work folder): {count} accounts in accounts.d, each its own file. The command is '
+            'tokend-refresh.service\'s ExecStart run under the service user with `setpriv` '
+            '(as User= would; the bench runs as root and makes that user), timed by hyperfine. '
+            'Before each run (outside the timed region) `prepare.py due` puts every expiry and '
+            'the schedule in the past, as an hour without a tick would: each run is a full one, 30 refreshes (30 grants signed in with `tokend '
+            '--system obtain`, 4 at a time), or one client credentials mint shared by the '
+            '30 mailboxes (counted at the server after the runs; each token file then checked: '
+            'service user, the reader group, 0640).')
+
     def main(self):
         self.setup_home()
         try:
             self.start_server()
-            self.prepare_all()
+            if not self.opts.only or self.opts.only - {7}:
+                self.prepare_all()
             steps = [(1, self.bench_token), (2, self.bench_single), (3, self.bench_bulk),
                      (4, self.bench_tick), (5, self.bench_obtain_rss), (5, self.bench_bulk_rss),
-                     (6, self.bench_app_mint), (6, self.bench_app_token)]
+                     (6, self.bench_app_mint), (6, self.bench_app_token),
+                     (7, self.bench_system)]
             for number, step in steps:
                 if not self.opts.only or number in self.opts.only:
                     step()

@@ -140,6 +140,11 @@ def due(state_dir, names_file):
         st = json.loads(p.read_text())
         st['expires_at'] = past
         p.write_text(json.dumps(st, indent=2) + '\n')
+    # App-only accounts (7.): the token their app shares.
+    for p in Path(state_dir).glob('.apps/*/state.json'):
+        st = json.loads(p.read_text())
+        st['expires_at'] = past
+        p.write_text(json.dumps(st, indent=2) + '\n')
     for p in Path(state_dir).glob('due-*.json'):
         sched = json.loads(p.read_text())
         sched['due'] = past

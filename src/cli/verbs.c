@@ -231,7 +231,8 @@ static int verb_snippet(struct verb_ctx *ctx)
                                ctx->argv[optind + 1], snippet_client_names());
     if (!(a = verb_account(ctx, &status)))
         return status;
-    config = g_canonicalize_filename(ctx->cfg->path, NULL);
+    if (!paths_system())
+        config = g_canonicalize_filename(ctx->cfg->path, NULL);
     if (snippet_render(a, ctx->argv[optind + 1], program ? program : "tokend", config, out, &e) < 0)
         return verb_fail(&e, a->name);
     fputs(out->str, stdout);

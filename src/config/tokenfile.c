@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <string.h>
@@ -6,6 +7,9 @@
 #include "tokend/tokenfile.h"
 #include "tokend/fileio.h"
 #include "tokend/tokenrule.h"
+
+/* Room for a group entry with many members, at most. */
+#define GROUP_BUF_MAX (1u << 20)
 
 int tokenfile_write(const char *path, const SecStr *token, struct tokend_error *e)
 {
@@ -23,19 +27,57 @@ static bool in_group(gid_t gid)
     return getegid() == gid;
 }
 
+/* Group lookups are reentrant: a refresh saves token files from several
+ * writer threads at once, and getgrnam's one buffer would be shared.
+ * 0 and *gid, 1 when there is no such group, -1 on a lookup error. */
+static int reader_group_lookup(const char *group, gid_t *gid)
+{
+    g_autofree char *buf = NULL;
+    struct group gr, *found = NULL;
+    size_t size = 4096;
+    int rc;
+
+    do {
+        g_free(buf);
+        buf = g_malloc(size);
+        rc = getgrnam_r(group, &gr, buf, size, &found);
+        size *= 2;
+    } while (rc == ERANGE && size <= GROUP_BUF_MAX);
+    if (rc != 0)
+        return -1;
+    if (!found)
+        return 1;
+    *gid = found->gr_gid;
+    return 0;
+}
+
+/* The running user's name, for the message (reentrant, as above). */
+static char *running_user(void)
+{
+    char buf[4096];
+    struct passwd pw, *found = NULL;
+
+    if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &found) != 0 || !found)
+        return g_strdup("tokend");
+    return g_strdup(found->pw_name);
+}
+
 int tokenfile_reader_gid(const char *group, gid_t *gid, struct tokend_error *e)
 {
-    // cppcheck-suppress getgrnamCalled ; one thread reads users
-    struct group *gr = getgrnam(group);
-    // cppcheck-suppress getpwuidCalled ; one thread reads users
-    struct passwd *pw = getpwuid(geteuid());
-    const char *user = pw ? pw->pw_name : "tokend";
+    g_autofree char *user = NULL;
 
-    if (!gr)
+    switch (reader_group_lookup(group, gid)) {
+    case 0:
+        break;
+    case 1:
         return error_set(e, TOKEND_EX_CONFIG, "token_file_group %s: there is no such group", group);
-    *gid = gr->gr_gid;
+    default:
+        return error_set(e, TOKEND_EX_CANTCREAT, "token_file_group %s: cannot look the group up",
+                         group);
+    }
     if (in_group(*gid))
         return 0;
+    user = running_user();
     error_set(e, TOKEND_EX_CANTCREAT,
               "user %s is not a member of group %s, so the token file cannot be given to it", user,
               group);

@@ -347,17 +347,42 @@ static int render_text(const struct snippet_ctx *c, const char *text, GString *o
     return 0;
 }
 
+/* System mode: a consumer cannot read the configuration, and needs not;
+ * `--system` stands where a template names it (`-c CONFIG`, or getmail's
+ * two strings of its argv tuple). */
+static const char *const system_forms[][2] = {
+    {"-c @CONFIG@", "--system"},
+    {"\"-c\", \"@CONFIG@\"", "\"--system\""},
+};
+
+static char *system_text(const char *text)
+{
+    char *s = g_strdup(text);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(system_forms); i++) {
+        g_auto(GStrv) parts = g_strsplit(s, system_forms[i][0], -1);
+        g_free(s);
+        s = g_strjoinv(system_forms[i][1], parts);
+    }
+    return s;
+}
+
 int snippet_render(const Account *a, const char *client, const char *program, const char *config,
                    GString *out, struct tokend_error *e)
 {
     struct snippet_ctx c = {
         .a = a, .client = client_find(client), .program = program, .config = config};
     const char *text = c.client ? template_text(c.client->template) : NULL;
+    g_autofree char *system = NULL;
 
     if (!c.client)
         return error_set(e, TOKEND_EX_USAGE, "unknown mail client \"%s\"; known: %s", client,
                          snippet_client_names());
     if (!text)
         return error_set(e, TOKEND_EX_SOFTWARE, "no template %s compiled in", c.client->template);
+    if (!config) {
+        system = system_text(text);
+        return render_text(&c, system, out, e);
+    }
     return render_text(&c, text, out, e);
 }

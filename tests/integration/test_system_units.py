@@ -14,6 +14,8 @@ import subprocess
 from test_install import installed  # noqa: F401  (the module's install)
 
 SYSTEM = ['lib/systemd/system/tokend-refresh.service', 'lib/systemd/system/tokend-refresh.timer',
+          'lib/systemd/system/tokend-relay-smtp.socket',
+          'lib/systemd/system/tokend-relay-smtp@.service',
           'lib/sysusers.d/tokend.conf', 'lib/tmpfiles.d/tokend.conf',
           'share/doc/tokend/examples/system/config']
 
@@ -54,6 +56,43 @@ def test_system_units_verify_and_their_hardening_scores(installed, capsys):  # n
         print(f'\nsystemd-analyze security --offline=yes: tokend-refresh.service exposure '
               f'{m.group(1)} {m.group(2)} (0 best, 10 worst)')
     assert float(m.group(1)) <= 2.0, r.stdout
+
+
+def test_system_relay_units_verify_and_their_hardening_scores(installed, capsys):  # noqa: F811
+    """The relay Postfix sends through (test_system_postfix.py runs its
+    command line under the unit's user): socket-activated, one process per
+    connection as the tokend user, shipped disabled like the timer."""
+    prefix, _ = installed
+    units = prefix / 'lib' / 'systemd' / 'system'
+    service = (units / 'tokend-relay-smtp@.service').read_text()
+    assert f'ExecStart={prefix}/bin/tokend --system relay smtp' in service
+    for line in ('User=tokend', 'StandardInput=socket', 'ProtectSystem=strict',
+                 'ReadWritePaths=/var/lib/tokend /run/tokend', 'NoNewPrivileges=yes',
+                 'CapabilityBoundingSet=\n', 'SystemCallFilter=@system-service'):
+        assert line in service, line
+    assert '[Install]' not in service
+    socket = (units / 'tokend-relay-smtp.socket').read_text()
+    assert 'ListenStream=127.0.0.1:1587' in socket and 'Accept=yes' in socket
+    env = dict(os.environ, MANPATH=str(prefix / 'share' / 'man'), SYSTEMD_LOG_LEVEL='notice')
+    r = subprocess.run(['systemd-analyze', 'verify', str(units / 'tokend-relay-smtp.socket'),
+                        str(units / 'tokend-relay-smtp@.service')],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # An instance, as the socket starts it, for the offline score.
+    instance = units.parent / 'tokend-relay-smtp@1.service'
+    instance.write_text(service)
+    try:
+        r = subprocess.run(['systemd-analyze', 'security', '--offline=yes', '--no-pager',
+                            str(instance)], capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        instance.unlink()
+    m = re.search(r'Overall exposure level for tokend-relay-smtp@1.service: ([0-9.]+) (\w+)',
+                  r.stdout)
+    assert m, r.stdout + r.stderr
+    with capsys.disabled():
+        print(f'\nsystemd-analyze security --offline=yes: tokend-relay-smtp@.service exposure '
+              f'{m.group(1)} {m.group(2)} (0 best, 10 worst)')
+    assert float(m.group(1)) <= 2.5, r.stdout
 
 
 def test_sysusers_and_tmpfiles_make_the_user_and_folders(installed, tmp_path):  # noqa: F811

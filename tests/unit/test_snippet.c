@@ -77,6 +77,38 @@ static void test_lines(void)
     }
 }
 
+/* System mode (no configuration path): every client's command says
+ * --system, which a consumer may run without reading the configuration. */
+static const struct {
+    const char *client;
+    const char *line;
+} system_lines[] = {
+    {"fetchmail", "    plugin \"/usr/bin/tokend --system tunnel w %h %p\"\n"},
+    {"mutt", "set imap_oauth_refresh_command = \"/usr/bin/tokend --system token w\"\n"},
+    {"msmtp", "passwordeval \"/usr/bin/tokend --system token w\"\n"},
+    {"mbsync-tunnel", "Tunnel \"/usr/bin/tokend --system tunnel w\"\n"},
+    {"getmail", "password_command = (\"/usr/bin/tokend\", \"--system\", \"token\", \"w\")\n"},
+    {"offlineimap", "preauthtunnel = /usr/bin/tokend --system tunnel w\n"},
+};
+
+static void test_system_lines(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(system_lines); i++) {
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(GString) out = g_string_new(NULL);
+        Account *a = account();
+
+        g_test_message("%s in system mode", system_lines[i].client);
+        g_assert_cmpint(snippet_render(a, system_lines[i].client, "/usr/bin/tokend", NULL, out, &e),
+                        ==, 0);
+        testutil_assert_contains(out->str, system_lines[i].line);
+        g_assert_null(strstr(out->str, "-c "));
+        g_assert_null(strstr(out->str, "@"
+                                       "CONFIG@"));
+        account_free(a);
+    }
+}
+
 static const struct {
     const char *client;
     const char *program;
@@ -135,6 +167,7 @@ int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
     g_test_add_func("/snippet/lines", test_lines);
+    g_test_add_func("/snippet/system-lines", test_system_lines);
     g_test_add_func("/snippet/errors", test_errors);
     g_test_add_func("/snippet/clients", test_clients_listed);
     return testutil_run();

@@ -1,5 +1,6 @@
 /* tokenfile: the access token file mail clients read. */
 
+#include <grp.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -183,6 +184,62 @@ static void test_read_missing_and_special(void)
     g_assert_cmpint(e.status, ==, TOKEND_EX_CANTCREAT);
 }
 
+/* The last group of the group database: its lookup parses the most. */
+static void last_group(char **name, gid_t *gid)
+{
+    struct group *gr;
+
+    setgrent();
+    while ((gr = getgrent())) {
+        g_free(*name);
+        *name = g_strdup(gr->gr_name);
+        *gid = gr->gr_gid;
+    }
+    endgrent();
+}
+
+struct lookup_job {
+    const char *group;
+    gid_t want;
+    int wrong;
+};
+
+static gpointer lookup_many(gpointer data)
+{
+    struct lookup_job *job = data;
+
+    for (int i = 0; i < 400; i++) {
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        gid_t gid = (gid_t)-1;
+
+        tokenfile_reader_gid(job->group, &gid, &e);
+        if (gid != job->want || (e.message && !strstr(e.message, job->group)))
+            job->wrong++;
+    }
+    return NULL;
+}
+
+/* A refresh saves token files from several writer threads at once: the
+ * reader group's lookup must not share a buffer between them. */
+static void test_reader_gid_from_threads(void)
+{
+    g_autofree char *group = NULL;
+    gid_t want = 0;
+    struct lookup_job jobs[8];
+    GThread *threads[G_N_ELEMENTS(jobs)];
+
+    last_group(&group, &want);
+    g_assert_nonnull(group);
+    for (size_t i = 0; i < G_N_ELEMENTS(jobs); i++) {
+        jobs[i] = (struct lookup_job){group, want, 0};
+        threads[i] = g_thread_new("lookup", lookup_many, &jobs[i]);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(jobs); i++) {
+        g_thread_join(threads[i]);
+        g_assert_cmpint(jobs[i].wrong, ==, 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
@@ -192,5 +249,6 @@ int main(int argc, char **argv)
     g_test_add_func("/tokenfile/read", test_read);
     g_test_add_func("/tokenfile/read/loose-mode", test_read_loose_mode);
     g_test_add_func("/tokenfile/read/missing-and-special", test_read_missing_and_special);
+    g_test_add_func("/tokenfile/reader-gid/threads", test_reader_gid_from_threads);
     return testutil_run();
 }
