@@ -26,6 +26,7 @@
 #include "tokend/flow.h"
 #include "tokend/graph.h"
 #include "tokend/log.h"
+#include "tokend/notify.h"
 #include "tokend/sandbox.h"
 #include "tokend/tokenset.h"
 #include "tokend/tunnel.h"
@@ -55,10 +56,15 @@ static SecStr *graph_token(const Account *a, bool force, struct tokend_error *e)
     const char *scopes = a->token_sets ? tokenset_find(a->token_sets, GRAPH_SET) : NULL;
     struct token_set_target t = {.key = GRAPH_SET, .scopes = scopes, .named = true};
     enum refresh_outcome outcome;
+    bool known;
 
     if (!scopes)
         return tunnel_token(a, force, e);
+    known = tunnel_signin_known(a);
     if (flow_refresh_set(a, &t, force ? 0 : a->min_validity, force, &outcome, e) < 0) {
+        /* As tunnel_token: notify_cmd once per lost sign-in. */
+        if (e->status == TOKEND_EX_NOPERM && !known)
+            notify_signin_needed(a, e->message);
         if (force || e->status != TOKEND_EX_TEMPFAIL || flow_set_seconds_left(a, &t) <= 0)
             return NULL;
         log_warn("%s: %s; using the current Graph token, which is still valid", a->name,

@@ -289,12 +289,15 @@ def test_401_is_one_refresh_and_one_retry(tokend, dovecot, graph, session):
     assert first['authorization'] != second['authorization']
 
 
-def test_signin_revoked_is_454(tokend, dovecot, graph, session, authserver):
-    user_account(tokend, dovecot, graph)
+def test_signin_revoked_is_454_and_notify_runs(tokend, dovecot, graph, session, authserver,
+                                               tmp_path):
+    flag = tmp_path / 'notified'
+    user_account(tokend, dovecot, graph, notify_cmd=f'touch {flag}')
     revoke_grant(authserver, tokend.stored_refresh_token().strip())
     r = transaction(session(), message())
     assert r.startswith('454 4.7.0 tokend: work: '), r
     assert graph.sent == []
+    wait_until(flag.exists, 10, 'notify_cmd ran')
 
 
 def test_401_twice_is_454(tokend, dovecot, graph, session):
