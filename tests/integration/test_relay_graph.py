@@ -365,3 +365,8 @@ def test_graph_backend_needs_a_graph_url(tokend):
     tokend.write_config()
     r = tokend.run('status')
     assert r.returncode == 78 and 'smtp_backend' in r.stderr, r.stderr
+    # The loopback rule of every URL: http only to a loopback address.
+    tokend.account(smtp_backend='graph', graph_url='http://graph.example.com')
+    tokend.write_config()
+    r = tokend.run('status')
+    assert r.returncode == 78 and 'graph_url' in r.stderr and 'https://' in r.stderr, r.stderr
