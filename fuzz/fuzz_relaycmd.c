@@ -61,9 +61,10 @@ static void pop3_line(const char *line)
 
 static void data_end(const uint8_t *data, size_t size)
 {
-    int state = RELAYCMD_DATA_LINE_START;
+    int state = RELAYCMD_DATA_LINE_START, stuff = RELAYCMD_DATA_LINE_START;
     bool end = false;
     size_t off = 0;
+    g_autoptr(GByteArray) unstuffed = g_byte_array_new();
 
     /* Chunks of 7 bytes: the end is found across their edges. */
     while (off < size && !end) {
@@ -71,9 +72,14 @@ static void data_end(const uint8_t *data, size_t size)
         size_t took = relaycmd_data_end((const char *)data + off, n, &state, &end);
         if (took > n || (!end && took != n))
             abort();
+        relaycmd_unstuff((const char *)data + off, took, &stuff, unstuffed);
         off += took;
     }
     if (end && (off < 3 || memcmp(data + off - 3, ".\r\n", 3) != 0))
+        abort();
+    /* Unstuffing only drops dots; the end line leaves its CR LF. */
+    if (unstuffed->len > off ||
+        (end && (unstuffed->len < 2 || memcmp(unstuffed->data + unstuffed->len - 2, "\r\n", 2))))
         abort();
 }
 

@@ -71,11 +71,13 @@ typedef struct account {
     char *pop_host;
     int pop_port;
     char *notify_cmd;
-    char *tunnel_mech; /* auto, xoauth2 or oauthbearer (checked by tunnel) */
-    char *tunnel_tls;  /* auto, implicit or starttls (checked by tunnel) */
-    char *smtp_tls;    /* the relay's upstream: auto, implicit or starttls */
-    char *send_as;     /* the relay: more MAIL FROM addresses, space separated */
-    char *store_get;   /* store = command: command lines */
+    char *tunnel_mech;  /* auto, xoauth2 or oauthbearer (checked by tunnel) */
+    char *tunnel_tls;   /* auto, implicit or starttls (checked by tunnel) */
+    char *smtp_tls;     /* the relay's upstream: auto, implicit or starttls */
+    char *send_as;      /* the relay: more MAIL FROM addresses, space separated */
+    char *smtp_backend; /* the relay's sending: smtp (default) or graph */
+    char *graph_url;    /* Microsoft Graph's root URL (the provider's, or the key's) */
+    char *store_get;    /* store = command: command lines */
     char *store_put;
     char *store_delete;
     int store_timeout;   /* seconds, for each store command */

@@ -17,6 +17,8 @@ typedef struct http Http;
 
 Http *http_new(const char *ca_file);
 void http_free(Http *h);
+/* Bound the whole of each request (default 30 s). */
+void http_set_timeout(Http *h, int seconds);
 /* Refuse responses larger than max_bytes (at most the built-in cap). */
 void http_set_max_bytes(Http *h, size_t max_bytes);
 /* POST a form (body may hold secrets) or GET when form is NULL.  A transport
@@ -32,6 +34,10 @@ int http_request_auth(Http *h, const char *url, const SecStr *form, const SecStr
  * userinfo); as http_request otherwise. */
 int http_get_bearer(Http *h, const char *url, const SecStr *token, HttpResponse **out,
                     struct tokend_error *e);
+/* POST data (not a secret: a message) of content_type with the access
+ * token as RFC 6750 bearer credentials; as http_request otherwise. */
+int http_post_bearer(Http *h, const char *url, const char *content_type, const char *data,
+                     size_t len, const SecStr *token, HttpResponse **out, struct tokend_error *e);
 /* Check that a URL may be used: https, or http to a loopback address. */
 int http_check_url(const char *url, struct tokend_error *e);
 void http_response_free(HttpResponse *r);

@@ -31,6 +31,9 @@ struct provider_preset {
     const char *smtp_host;
     int smtp_port;
     const char *pop_host;
+    /* Microsoft Graph's root URL for `smtp_backend = graph` (sendMail), or
+     * NULL when the provider has no Graph. */
+    const char *graph_url;
     bool needs_client_secret;
     /* The account's `issuer` is looked up (OIDC discovery / RFC 8414) for
      * the endpoints it does not give. */

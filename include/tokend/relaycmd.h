@@ -44,6 +44,11 @@ int relaycmd_path(const char *arg, const char *prefix, char **address, char **pa
  * line); *end when the end was found. */
 #define RELAYCMD_DATA_LINE_START 2
 size_t relaycmd_data_end(const char *data, size_t len, int *state, bool *end);
+/* The data without its dot-stuffing (RFC 5321 §4.5.2: the first "." of a
+ * line, at the data's start or after CR LF, dropped), appended to out;
+ * *state starts as RELAYCMD_DATA_LINE_START and is carried from chunk to
+ * chunk (the end line "." CR LF leaves CR LF at the end of out). */
+void relaycmd_unstuff(const char *data, size_t len, int *state, GByteArray *out);
 /* The authentication identity (authcid) of an AUTH PLAIN response,
  * base64 of "authzid NUL authcid NUL password"; the decoded copy, password
  * included, is wiped.  NULL when malformed.  Free with g_free. */

@@ -28,6 +28,10 @@ struct sandbox_policy {
      * names: "accept4"), NULL-terminated; NULL for none.  A name this
      * architecture does not have is left out. */
     const char *const *extra_syscalls;
+    /* Calls that fail with EACCES instead of killing the process, by name,
+     * NULL-terminated; NULL for none.  For a library that tries a file and
+     * does without when it cannot (iconv's converter modules). */
+    const char *const *refused_syscalls;
 };
 
 /* Enter the sandbox for the rest of the process's life (every thread).

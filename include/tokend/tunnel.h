@@ -54,6 +54,8 @@ void tunnel_refuse(enum tunnel_proto p, int out, int status, const char *line);
 /* The session a verb runs: token, connect, login (one forced refresh when
  * the server refuses a token tokend believed valid), greet, relay.
  * *greeted tells whether the client has been handed the session. */
+/* The state already says a sign-in is needed (notify_cmd has run). */
+bool tunnel_signin_known(const Account *a);
 /* The token as `tokend token` hands it out (force: refreshed first);
  * notify_cmd runs once when a sign-in is needed.  The relay's too. */
 SecStr *tunnel_token(const Account *a, bool force, struct tokend_error *e);

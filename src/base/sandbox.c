@@ -119,14 +119,16 @@ static void seccomp_ctx_free(scmp_filter_ctx ctx)
         seccomp_release(ctx);
 }
 
-/* name: allowed; false when this architecture has no such call. */
-static int allow_name(scmp_filter_ctx ctx, const char *name, struct tokend_error *e)
+/* name: allowed (or answered with action); nothing when this
+ * architecture has no such call. */
+static int act_on_name(scmp_filter_ctx ctx, uint32_t action, const char *name,
+                       struct tokend_error *e)
 {
     int nr = seccomp_syscall_resolve_name(name), rc;
 
     if (nr == __NR_SCMP_ERROR)
         return 0;
-    if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0)) < 0)
+    if ((rc = seccomp_rule_add(ctx, action, nr, 0)) < 0)
         return error_set(e, TOKEND_EX_SOFTWARE, "seccomp: cannot allow %s: %s", name,
                          g_strerror(-rc));
     return 0;
@@ -156,10 +158,11 @@ static int allow_narrow(scmp_filter_ctx ctx, struct tokend_error *e)
     return 0;
 }
 
-static int allow_list(scmp_filter_ctx ctx, const char *const *names, struct tokend_error *e)
+static int act_on_list(scmp_filter_ctx ctx, uint32_t action, const char *const *names,
+                       struct tokend_error *e)
 {
     for (size_t i = 0; names && names[i]; i++)
-        if (allow_name(ctx, names[i], e) < 0)
+        if (act_on_name(ctx, action, names[i], e) < 0)
             return -1;
     return 0;
 }
@@ -174,8 +177,10 @@ static int seccomp_enter(const struct sandbox_policy *p, struct tokend_error *e)
     /* Every thread, not only this one. */
     if ((err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
         error_set(e, TOKEND_EX_SOFTWARE, "seccomp: no thread sync: %s", g_strerror(-err));
-    else if (allow_list(ctx, relay_syscalls, e) == 0 &&
-             allow_list(ctx, p->extra_syscalls, e) == 0 && allow_narrow(ctx, e) == 0) {
+    else if (act_on_list(ctx, SCMP_ACT_ALLOW, relay_syscalls, e) == 0 &&
+             act_on_list(ctx, SCMP_ACT_ALLOW, p->extra_syscalls, e) == 0 &&
+             act_on_list(ctx, SCMP_ACT_ERRNO(EACCES), p->refused_syscalls, e) == 0 &&
+             allow_narrow(ctx, e) == 0) {
         if ((err = seccomp_load(ctx)) < 0)
             error_set(e, TOKEND_EX_SOFTWARE, "cannot load the seccomp filter: %s",
                       g_strerror(-err));

@@ -41,6 +41,8 @@ void config_account_free(Account *a)
     g_free(a->tunnel_tls);
     g_free(a->smtp_tls);
     g_free(a->send_as);
+    g_free(a->smtp_backend);
+    g_free(a->graph_url);
     g_free(a->store_get);
     g_free(a->store_put);
     g_free(a->store_delete);
@@ -90,6 +92,8 @@ static void fill_defaults(Account *a)
         a->pop_host = g_strdup(p->pop_host);
     if (!a->pop_port)
         a->pop_port = POP3S_PORT;
+    if (!a->graph_url && p->graph_url)
+        a->graph_url = g_strdup(p->graph_url);
     if (!a->token_file && paths_system()) {
         g_autofree char *run = paths_runtime_dir();
         g_autofree char *file = g_strconcat(a->name, ".token", NULL);
@@ -174,10 +178,17 @@ static int resolve_values(struct parse_ctx *c, Account *a)
 {
     static const char *const mechs[] = {"auto", "xoauth2", "oauthbearer", NULL};
     static const char *const tls[] = {"auto", "implicit", "starttls", NULL};
+    static const char *const backends[] = {"smtp", "graph", NULL};
 
     if (check_word(c, "tunnel_mech", a->tunnel_mech, mechs) < 0 ||
-        check_word(c, "tunnel_tls", a->tunnel_tls, tls) < 0)
+        check_word(c, "tunnel_tls", a->tunnel_tls, tls) < 0 ||
+        check_word(c, "smtp_backend", a->smtp_backend, backends) < 0)
         return -1;
+    if (g_strcmp0(a->smtp_backend, "graph") == 0 && !a->graph_url)
+        return config_key_error(c, "smtp_backend",
+                                "graph needs Microsoft Graph's URL: provider = %s has none; set "
+                                "graph_url",
+                                a->provider->name);
     if (resolve_authority(c, a) < 0 ||
         resolve_host(c, "imap_host", &a->imap_host, "imap_port", &a->imap_port) < 0 ||
         resolve_host(c, "smtp_host", &a->smtp_host, "smtp_port", &a->smtp_port) < 0 ||

@@ -96,6 +96,8 @@ static const struct key_spec keys[] = {
     {"subject", KEY_STRING, SCOPE_ACCOUNT, F(subject)},
     {"send_as", KEY_STRING, SCOPE_ACCOUNT, F(send_as)},
     {"smtp_tls", KEY_STRING, SCOPE_BOTH, F(smtp_tls)},
+    {"smtp_backend", KEY_STRING, SCOPE_BOTH, F(smtp_backend)},
+    {"graph_url", KEY_URL, SCOPE_BOTH, F(graph_url)},
     {"relay_account", KEY_STRING, SCOPE_DEFAULTS, 0},
     {"relay_peers", KEY_STRING, SCOPE_DEFAULTS, 0},
 };

@@ -49,7 +49,8 @@ static const char *const google_mx[] = {"google.com", "googlemail.com", NULL};
 /* Microsoft's other clouds and endpoints (doc/clouds.md cites the pages):
  * Microsoft's entry with its own login host, mail hosts and the resource
  * of its scopes.  No consumer accounts, no public client, no detection. */
-#define MS_CLOUD(NAME, TITLE, SERVICE, AUTHORITY, RESOURCE, IMAP, SMTP, USER_SCOPES, CONNECT)      \
+#define MS_CLOUD(NAME, TITLE, SERVICE, AUTHORITY, RESOURCE, IMAP, SMTP, GRAPH, USER_SCOPES,        \
+                 CONNECT)                                                                          \
     {                                                                                              \
         .name = NAME, .title = TITLE, .mail_service = SERVICE,                                     \
         .authorize_url = "https://{authority}/{tenant}/oauth2/v2.0/authorize",                     \
@@ -58,10 +59,11 @@ static const char *const google_mx[] = {"google.com", "googlemail.com", NULL};
         .default_authority = AUTHORITY, .default_tenant = "organizations",                         \
         .default_scopes = USER_SCOPES " offline_access openid profile",                            \
         .default_redirect_uri = "http://localhost/", .imap_host = IMAP, .imap_port = 993,          \
-        .smtp_host = SMTP, .smtp_port = 587, .pop_host = IMAP, .refresh_sends_scopes = true,       \
-        .sets_ask_offline_access = true, .app_grants = "client_credentials",                       \
-        .app_scopes = "https://" RESOURCE "/.default", .app_needs_certificate = true,              \
-        .app_setup = MS_APP_SETUP_IN(CONNECT), .app_mailbox_hint = MS_APP_MAILBOX_HINT,            \
+        .smtp_host = SMTP, .smtp_port = 587, .pop_host = IMAP, .graph_url = GRAPH,                 \
+        .refresh_sends_scopes = true, .sets_ask_offline_access = true,                             \
+        .app_grants = "client_credentials", .app_scopes = "https://" RESOURCE "/.default",         \
+        .app_needs_certificate = true, .app_setup = MS_APP_SETUP_IN(CONNECT),                      \
+        .app_mailbox_hint = MS_APP_MAILBOX_HINT,                                                   \
         .unlisted_scopes = "offline_access openid profile email", .inactivity_limit = 90L * 86400, \
         .unknown_end_hint = "the provider does not say; signin_lifetime sets it",                  \
         .remote_signout_hint = MS_SIGNOUT, .registration_guide = "clouds.md",                      \
@@ -90,6 +92,8 @@ static const struct provider_preset presets[] = {
         .smtp_host = "smtp.office365.com",
         .smtp_port = 587,
         .pop_host = "outlook.office365.com",
+        /* Graph's service root per cloud: doc/clouds.md cites the page. */
+        .graph_url = "https://graph.microsoft.com",
         .refresh_sends_scopes = true,
         .sets_ask_offline_access = true,
         /* Client credentials for IMAP, POP and SMTP: one resource, its
@@ -160,21 +164,22 @@ static const struct provider_preset presets[] = {
     },
     MS_CLOUD("microsoft-gcc-high", "Microsoft (US Government GCC High)", "Microsoft 365 GCC High",
              "login.microsoftonline.us", "outlook.office365.us", "outlook.office365.us",
-             "outlook.office365.us", MS_MAIL_SCOPES("outlook.office365.us"),
-             " -ExchangeEnvironmentName O365USGovGCCHigh"),
+             "outlook.office365.us", "https://graph.microsoft.us",
+             MS_MAIL_SCOPES("outlook.office365.us"), " -ExchangeEnvironmentName O365USGovGCCHigh"),
     MS_CLOUD("microsoft-dod", "Microsoft (US Government DoD)", "Microsoft 365 DoD",
              "login.microsoftonline.us", "outlook-dod.office365.us", "outlook-dod.office365.us",
-             "outlook-dod.office365.us", MS_MAIL_SCOPES("outlook-dod.office365.us"),
-             " -ExchangeEnvironmentName O365USGovDoD"),
+             "outlook-dod.office365.us", "https://dod-graph.microsoft.us",
+             MS_MAIL_SCOPES("outlook-dod.office365.us"), " -ExchangeEnvironmentName O365USGovDoD"),
     MS_CLOUD("microsoft-china", "Microsoft (China, operated by 21Vianet)",
              "Microsoft 365 operated by 21Vianet", "login.partner.microsoftonline.cn",
              "partner.outlook.cn", "partner.outlook.cn", "partner.outlook.cn",
-             MS_MAIL_SCOPES("partner.outlook.cn"), " -ExchangeEnvironmentName O365China"),
+             "https://microsoftgraph.chinacloudapi.cn", MS_MAIL_SCOPES("partner.outlook.cn"),
+             " -ExchangeEnvironmentName O365China"),
     /* Exchange Online High Volume Email: SMTP only, to the tenant's own
      * recipients, through its own host. */
     MS_CLOUD("microsoft-hve", "Microsoft (High Volume Email)", "Exchange Online High Volume Email",
              "login.microsoftonline.com", "outlook.office365.com", NULL, "smtp-hve.office365.com",
-             MS_MAIL "SMTP.Send", ""),
+             NULL, MS_MAIL "SMTP.Send", ""),
     {
         .name = "generic",
         .title = "the server",

@@ -50,3 +50,21 @@ int relay_io_write(RelayIO *io, const char *data, size_t len);
 MailConn *relay_upstream_login(const Account *a, enum mail_proto proto, struct tokend_error *e);
 /* A name a client gave, safe to repeat to it and to the log. */
 char *relay_safe_name(const char *name);
+
+/* The Graph backend (relay_graph.c): the message taken locally, sent by
+ * an agent process with Microsoft Graph's sendMail. */
+typedef struct relay_graph RelayGraph;
+/* smtp_backend = graph. */
+bool relay_graph_backend(const Account *a);
+/* Starts the agent for account a (which fetches a token first: NULL and e
+ * the 454's reason when there is none), then enters the sandbox. */
+RelayGraph *relay_graph_start(const Account *a, const struct relay_ctx *ctx,
+                              struct tokend_error *e);
+void relay_graph_free(RelayGraph *g);
+/* The message, without dot-stuffing, sent as sender: the SMTP reply line
+ * for the client (250 only once Graph answered 202). */
+char *relay_graph_submit(RelayGraph *g, const char *sender, const GByteArray *mime);
+/* Graph sends to the header's recipients: RCPT TO addresses in no
+ * header are added as a Bcc header; -1 and *refusal (the 5xx reply) when
+ * the header names an address that is not a RCPT TO. */
+int relay_graph_recipients(GByteArray *msg, const GPtrArray *rcpts, char **refusal);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "relay_internal.h"
+#include "tokend/graph.h"
 #include "tokend/log.h"
 #include "tokend/relaycmd.h"
 
@@ -20,12 +21,18 @@
 #define MAX_ERRORS 10
 /* Upstream's answer after the end of the data (RFC 5321 §4.5.3.2.6). */
 #define DATA_DONE_TIMEOUT_US (600 * G_USEC_PER_SEC)
+/* Recipients of one message through Graph (Exchange Online's limit per
+ * message is 500 by default). */
+#define GRAPH_RCPT_MAX 500
 
 struct smtp {
     const struct relay_ctx *ctx;
     RelayIO *io;
     const Account *account;
     MailConn *up;
+    RelayGraph *graph; /* smtp_backend = graph: instead of up */
+    char *sender;      /* Graph: MAIL FROM, and RCPT TO below */
+    GPtrArray *rcpts;
     bool greeted, in_mail, has_rcpt, quit;
     int errors;
 };
@@ -97,8 +104,10 @@ static int forward(struct smtp *s, const char *command, int *number, struct toke
 static int login_upstream(struct smtp *s, const Account *a, struct tokend_error *e)
 {
     struct tokend_error le = TOKEND_ERROR_INIT;
+    bool graph = relay_graph_backend(a);
 
-    if (!(s->up = relay_upstream_login(a, MAIL_PROTO_SMTP, &le))) {
+    if (graph ? !(s->graph = relay_graph_start(a, s->ctx, &le))
+              : !(s->up = relay_upstream_login(a, MAIL_PROTO_SMTP, &le))) {
         g_autofree char *line = g_strdup_printf("454 4.7.0 tokend: %s: %s%s%s", a->name,
                                                 le.message ? le.message : "login failed",
                                                 le.hint ? "; " : "", le.hint ? le.hint : "");
@@ -111,6 +120,11 @@ static int login_upstream(struct smtp *s, const Account *a, struct tokend_error 
     return 0;
 }
 
+static const Account *default_graph_account(const Config *cfg)
+{
+    return cfg->relay_account ? relay_find_account(cfg, cfg->relay_account) : NULL;
+}
+
 static int ehlo(struct smtp *s, bool extended, const char *arg)
 {
     if (!*arg)
@@ -119,6 +133,12 @@ static int ehlo(struct smtp *s, bool extended, const char *arg)
     s->in_mail = s->has_rcpt = false;
     if (!extended)
         return say(s, "250 localhost tokend relay");
+    /* Graph's limit when the account (the one logged in, else
+     * relay_account) sends through Graph. */
+    if (relay_graph_backend(s->account ? s->account : default_graph_account(s->ctx->cfg)))
+        return say(s, "250-localhost tokend relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+                      "250-SIZE " G_STRINGIFY(GRAPH_MIME_MAX) "\r\n250-ENHANCEDSTATUSCODES\r\n"
+                                                              "250 AUTH PLAIN LOGIN");
     return say(s, "250-localhost tokend relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
                   "250-SIZE\r\n250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN");
 }
@@ -206,7 +226,7 @@ static int cmd_auth(struct smtp *s, const char *arg, struct tokend_error *e)
             g_strdup_printf("535 5.7.8 tokend: no account \"%s\" in %s", safe, s->ctx->cfg->path);
         return bad(s, line);
     }
-    if (login_upstream(s, a, e) < 0 || !s->up)
+    if (login_upstream(s, a, e) < 0 || !s->account)
         return 0;
     line = g_strdup_printf("235 2.7.0 tokend: %s logged in", a->name);
     return say(s, line);
@@ -230,6 +250,90 @@ static const Account *default_account(struct smtp *s)
         say(s, line);
     }
     return a;
+}
+
+/* Graph ------------------------------------------------------------------ */
+
+/* The message is kept here until Graph has it: a SIZE= over Graph's
+ * limit is refused at once (RFC 1870 §6.1). */
+static int graph_mail(struct smtp *s, const char *address, const char *params)
+{
+    g_auto(GStrv) list = g_strsplit(params, " ", -1);
+
+    for (char **p = list; *p; p++) {
+        guint64 size = 0;
+        if (g_ascii_strncasecmp(*p, "SIZE=", 5) == 0 &&
+            g_ascii_string_to_unsigned(*p + 5, 10, 0, G_MAXUINT64, &size, NULL) &&
+            size > GRAPH_MIME_MAX)
+            return say(s,
+                       "552 5.3.4 tokend: Microsoft Graph takes messages of at most " G_STRINGIFY(
+                           GRAPH_MIME_MAX) " bytes (4 MB a request, base64)");
+    }
+    g_free(s->sender);
+    s->sender = g_strdup(address);
+    g_ptr_array_set_size(s->rcpts, 0);
+    s->in_mail = true;
+    return say(s, "250 2.1.0 tokend: sender ok");
+}
+
+static int graph_rcpt(struct smtp *s, const char *address)
+{
+    if (s->rcpts->len >= GRAPH_RCPT_MAX)
+        return say(s, "452 4.5.3 tokend: too many recipients for one message (" G_STRINGIFY(
+                          GRAPH_RCPT_MAX) ")");
+    g_ptr_array_add(s->rcpts, g_strdup(address));
+    s->has_rcpt = true;
+    return say(s, "250 2.1.5 tokend: recipient ok");
+}
+
+/* The message into memory up to Graph's limit, without its dot-stuffing;
+ * past the limit the rest is read and dropped (*msg NULL).  The client
+ * gone or silent: -1, nothing sent. */
+static int graph_spool(struct smtp *s, GByteArray **msg, struct tokend_error *e)
+{
+    int end_state = RELAYCMD_DATA_LINE_START, stuff_state = RELAYCMD_DATA_LINE_START;
+    bool end = false;
+
+    while (!end) {
+        const char *data;
+        ssize_t n = relay_io_peek(s->io, &data, e);
+        size_t take;
+
+        if (n <= 0) {
+            if (n == 0)
+                error_set(e, TOKEND_EX_TEMPFAIL, "the client went away in the middle of a message");
+            error_prefix(e, "the message was not sent");
+            return upstream_lost(s, e);
+        }
+        take = relaycmd_data_end(data, (size_t)n, &end_state, &end);
+        if (*msg)
+            relaycmd_unstuff(data, take, &stuff_state, *msg);
+        /* The end line leaves 2 bytes that are not the message's. */
+        if (*msg && (*msg)->len > GRAPH_MIME_MAX + 2)
+            g_clear_pointer(msg, g_byte_array_unref);
+        relay_io_consume(s->io, take);
+    }
+    if (*msg)
+        g_byte_array_set_size(*msg, (*msg)->len - 2);
+    return 0;
+}
+
+static int graph_data(struct smtp *s, struct tokend_error *e)
+{
+    g_autoptr(GByteArray) msg = g_byte_array_new();
+    g_autofree char *reply = NULL;
+
+    say(s, "354 tokend: send the message, end with <CR><LF>.<CR><LF>");
+    s->in_mail = s->has_rcpt = false;
+    if (graph_spool(s, &msg, e) < 0)
+        return -1;
+    if (msg && relay_graph_recipients(msg, s->rcpts, &reply) < 0)
+        return say(s, reply);
+    if (!msg || msg->len > GRAPH_MIME_MAX)
+        return say(s, "552 5.3.4 tokend: the message is larger than Microsoft Graph takes: at "
+                      "most " G_STRINGIFY(GRAPH_MIME_MAX) " bytes (4 MB a request, base64)");
+    reply = relay_graph_submit(s->graph, s->sender, msg);
+    return say(s, reply);
 }
 
 /* MAIL FROM as upstream gets it: the parameters of the extensions both
@@ -267,8 +371,10 @@ static int cmd_mail(struct smtp *s, const char *arg, struct tokend_error *e)
                                a->name, safe);
         return say(s, line);
     }
-    if (!s->up && (login_upstream(s, a, e) < 0 || !s->up))
+    if (!s->account && (login_upstream(s, a, e) < 0 || !s->account))
         return 0;
+    if (s->graph)
+        return graph_mail(s, address, params);
     cmd = mail_command(s, address, params);
     if (forward(s, cmd, &number, e) < 0)
         return -1;
@@ -285,6 +391,8 @@ static int cmd_rcpt(struct smtp *s, const char *arg, struct tokend_error *e)
         return bad(s, "503 5.5.1 tokend: RCPT comes after MAIL");
     if (relaycmd_path(arg, "TO:", &address, &params) < 0 || !*address)
         return bad(s, "501 5.5.4 tokend: syntax: RCPT TO:<address>");
+    if (s->graph)
+        return graph_rcpt(s, address);
     cmd = g_strdup_printf("RCPT TO:<%s>", address);
     if (forward(s, cmd, &number, e) < 0)
         return -1;
@@ -329,6 +437,8 @@ static int cmd_data(struct smtp *s, const char *arg, struct tokend_error *e)
                                  : "503 5.5.1 tokend: DATA comes after MAIL and RCPT");
     if (*arg)
         return bad(s, "501 5.5.4 tokend: DATA takes no argument");
+    if (s->graph)
+        return graph_data(s, e);
     if (forward(s, "DATA", &number, e) < 0)
         return -1;
     if (number != 354)
@@ -344,6 +454,8 @@ static int cmd_data(struct smtp *s, const char *arg, struct tokend_error *e)
 static int cmd_rset(struct smtp *s, struct tokend_error *e)
 {
     s->in_mail = s->has_rcpt = false;
+    if (s->graph)
+        g_ptr_array_set_size(s->rcpts, 0);
     if (s->up)
         return forward(s, "RSET", NULL, e);
     return say(s, "250 2.0.0 tokend: reset");
@@ -422,7 +534,7 @@ int relay_smtp_session(const struct relay_ctx *ctx, struct tokend_error *e)
 {
     g_autofree RelayIO *io = g_new0(RelayIO, 1);
     g_autoptr(GString) line = g_string_new(NULL);
-    struct smtp s = {.ctx = ctx, .io = io};
+    struct smtp s = {.ctx = ctx, .io = io, .rcpts = g_ptr_array_new_with_free_func(g_free)};
     int rc;
 
     relay_io_init(io, ctx);
@@ -432,5 +544,8 @@ int relay_smtp_session(const struct relay_ctx *ctx, struct tokend_error *e)
         mailconn_logout(s.up);
         mailconn_free(s.up);
     }
+    relay_graph_free(s.graph);
+    g_free(s.sender);
+    g_ptr_array_unref(s.rcpts);
     return rc;
 }

@@ -111,6 +111,22 @@ size_t relaycmd_data_end(const char *data, size_t len, int *state, bool *end)
     return len;
 }
 
+void relaycmd_unstuff(const char *data, size_t len, int *state, GByteArray *out)
+{
+    size_t from = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (*state == RELAYCMD_DATA_LINE_START && data[i] == '.') {
+            g_byte_array_append(out, (const guint8 *)data + from, (guint)(i - from));
+            from = i + 1;
+        }
+        *state = data[i] == '\r'                  ? 1
+                 : *state == 1 && data[i] == '\n' ? RELAYCMD_DATA_LINE_START
+                                                  : 0;
+    }
+    g_byte_array_append(out, (const guint8 *)data + from, (guint)(len - from));
+}
+
 static guchar *b64_decode(const char *b64, gsize *len)
 {
     size_t n = strlen(b64);

@@ -17,8 +17,7 @@
 /* Connect and login together are bounded; the session that follows is not. */
 #define LOGIN_TIMEOUT_US (30 * G_USEC_PER_SEC)
 
-/* The state already says a sign-in is needed (notify_cmd has run). */
-static bool signin_known(const Account *a)
+bool tunnel_signin_known(const Account *a)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autofree char *dir = paths_account_dir(a->name);
@@ -33,7 +32,7 @@ static bool signin_known(const Account *a)
 SecStr *tunnel_token(const Account *a, bool force, struct tokend_error *e)
 {
     enum refresh_outcome outcome;
-    bool known = signin_known(a);
+    bool known = tunnel_signin_known(a);
     SecStr *token;
 
     if (flow_refresh(a, force ? 0 : a->min_validity, force, &outcome, e) < 0) {

@@ -14,6 +14,7 @@
 struct http {
     CURL *curl;
     char *ca_file;
+    long timeout_ms;  /* the whole request; REQUEST_TIMEOUT_MS unless set */
     size_t max_bytes; /* a lower cap than RESPONSE_MAX_BYTES, or 0 */
     SecStr *sink;     /* the body being received under that cap */
 };
@@ -29,6 +30,7 @@ Http *http_new(const char *ca_file)
     h = g_new0(Http, 1);
     h->curl = curl_easy_init();
     h->ca_file = g_strdup(ca_file);
+    h->timeout_ms = REQUEST_TIMEOUT_MS;
     return h;
 }
 
@@ -40,6 +42,11 @@ void http_free(Http *h)
         curl_easy_cleanup(h->curl);
     g_free(h->ca_file);
     g_free(h);
+}
+
+void http_set_timeout(Http *h, int seconds)
+{
+    h->timeout_ms = seconds > 0 ? seconds * 1000L : REQUEST_TIMEOUT_MS;
 }
 
 void http_set_max_bytes(Http *h, size_t max_bytes)
@@ -176,13 +183,20 @@ static int transport_error(CURLcode rc, const char *url, struct tokend_error *e)
     }
 }
 
-static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url, const SecStr *form,
-                                const SecStr *basic, SecStr *body)
+/* What a POST sends: a form, or a body of another type. */
+struct post {
+    const char *data;
+    size_t len;
+    const char *type; /* the Content-Type header line */
+};
+
+static struct curl_slist *setup(CURL *c, const char *ca_file, long timeout_ms, const char *url,
+                                const struct post *form, const SecStr *basic, SecStr *body)
 {
     struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
 
     if (form)
-        headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
+        headers = curl_slist_append(headers, form->type);
     curl_easy_setopt(c, CURLOPT_URL, url);
     /* Loopback (the test peers, a local relay) never goes through a proxy;
      * other hosts keep libcurl's https_proxy, ALL_PROXY and NO_PROXY. */
@@ -192,7 +206,7 @@ static struct curl_slist *setup(CURL *c, const char *ca_file, const char *url, c
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     if (ca_file)
@@ -236,7 +250,7 @@ static int finish(CURL *c, CURLcode rc, const char *url, HttpResponse *r, struct
 
 /* One request: a form POSTed (or a GET without one), with HTTP Basic
  * credentials or a bearer token where given. */
-static int perform(Http *h, const char *url, const SecStr *form, const SecStr *basic,
+static int perform(Http *h, const char *url, const struct post *form, const SecStr *basic,
                    const SecStr *bearer, HttpResponse **out, struct tokend_error *e)
 {
     g_autoptr(HttpResponse) r = g_new0(HttpResponse, 1);
@@ -250,7 +264,7 @@ static int perform(Http *h, const char *url, const SecStr *form, const SecStr *b
         return error_set(e, TOKEND_EX_SOFTWARE, "cannot initialise libcurl");
     r->body = secstr_new(1024);
     curl_easy_reset(h->curl);
-    headers = setup(h->curl, h->ca_file, url, form, basic, r->body);
+    headers = setup(h->curl, h->ca_file, h->timeout_ms, url, form, basic, r->body);
     if (h->max_bytes)
         cap_body(h, r->body);
     if (bearer) {
@@ -270,16 +284,29 @@ static int perform(Http *h, const char *url, const SecStr *form, const SecStr *b
     return 0;
 }
 
+#define FORM_TYPE "Content-Type: application/x-www-form-urlencoded"
+
 int http_request_auth(Http *h, const char *url, const SecStr *form, const SecStr *basic,
                       HttpResponse **out, struct tokend_error *e)
 {
-    return perform(h, url, form, basic, NULL, out, e);
+    struct post p = {form ? form->data : NULL, form ? form->len : 0, FORM_TYPE};
+
+    return perform(h, url, form ? &p : NULL, basic, NULL, out, e);
 }
 
 int http_request(Http *h, const char *url, const SecStr *form, HttpResponse **out,
                  struct tokend_error *e)
 {
-    return perform(h, url, form, NULL, NULL, out, e);
+    return http_request_auth(h, url, form, NULL, out, e);
+}
+
+int http_post_bearer(Http *h, const char *url, const char *content_type, const char *data,
+                     size_t len, const SecStr *token, HttpResponse **out, struct tokend_error *e)
+{
+    g_autofree char *type = g_strconcat("Content-Type: ", content_type, NULL);
+    struct post p = {data, len, type};
+
+    return perform(h, url, &p, NULL, token, out, e);
 }
 
 int http_get_bearer(Http *h, const char *url, const SecStr *token, HttpResponse **out,
@@ -329,6 +356,7 @@ static void transfer_free(struct transfer *t)
 int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const SecStr *form,
                    const SecStr *basic, http_done_fn done, void *user, struct tokend_error *e)
 {
+    struct post post = {form ? form->data : NULL, form ? form->len : 0, FORM_TYPE};
     struct transfer *t;
     CURLMcode mc;
 
@@ -347,7 +375,8 @@ int http_multi_add(HttpMulti *m, const char *url, const char *ca_file, const Sec
     t->response->body = secstr_new(1024);
     t->done = done;
     t->user = user;
-    t->headers = setup(t->curl, ca_file, url, form, basic, t->response->body);
+    t->headers = setup(t->curl, ca_file, REQUEST_TIMEOUT_MS, url, form ? &post : NULL, basic,
+                       t->response->body);
     curl_easy_setopt(t->curl, CURLOPT_PRIVATE, t);
     if ((mc = curl_multi_add_handle(m->multi, t->curl)) != CURLM_OK) {
         error_set(e, TOKEND_EX_SOFTWARE, "cannot queue the request to %s: %s", url,

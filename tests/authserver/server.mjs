@@ -105,7 +105,8 @@ const clients = [
 ];
 
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-const APP_SCOPE = 'mail.imap mail.smtp';
+// mail.send stands for Microsoft Graph's Mail.Send (tests/harness/graph_testserver.py).
+const APP_SCOPE = 'mail.imap mail.smtp mail.send';
 
 // The public key of a PEM certificate as a JWK, with its thumbprint.
 function certJwk(path) {
@@ -246,7 +247,7 @@ const provider = new Provider(`https://127.0.0.1:${port}`, {
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
-  scopes: ['openid', 'offline_access', 'mail.imap', 'mail.smtp', 'email', 'profile'],
+  scopes: ['openid', 'offline_access', 'mail.imap', 'mail.smtp', 'mail.send', 'email', 'profile'],
   claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'] },
   conformIdTokenClaims: idTokenClaims === 'conform',
   async findAccount(_ctx, sub) {

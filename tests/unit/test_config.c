@@ -367,6 +367,8 @@ static void test_known_keys(void)
         "subject",
         "send_as",
         "smtp_tls",
+        "smtp_backend",
+        "graph_url",
         "relay_account",
         "relay_peers",
     };

@@ -124,24 +124,24 @@ static void test_presets(void)
 static void test_clouds(void)
 {
     static const struct {
-        const char *name, *token, *imap, *smtp, *user_scope, *app_scope, *environment;
+        const char *name, *token, *imap, *smtp, *user_scope, *app_scope, *environment, *graph;
     } cases[] = {
         {"microsoft-gcc-high", "https://login.microsoftonline.us/organizations/oauth2/v2.0/token",
          "outlook.office365.us", "outlook.office365.us",
          "https://outlook.office365.us/IMAP.AccessAsUser.All",
-         "https://outlook.office365.us/.default", "O365USGovGCCHigh"},
+         "https://outlook.office365.us/.default", "O365USGovGCCHigh", "https://graph.microsoft.us"},
         {"microsoft-dod", "https://login.microsoftonline.us/organizations/oauth2/v2.0/token",
          "outlook-dod.office365.us", "outlook-dod.office365.us",
          "https://outlook-dod.office365.us/SMTP.Send", "https://outlook-dod.office365.us/.default",
-         "O365USGovDoD"},
+         "O365USGovDoD", "https://dod-graph.microsoft.us"},
         {"microsoft-china",
          "https://login.partner.microsoftonline.cn/organizations/oauth2/v2.0/token",
          "partner.outlook.cn", "partner.outlook.cn",
          "https://partner.outlook.cn/POP.AccessAsUser.All", "https://partner.outlook.cn/.default",
-         "O365China"},
+         "O365China", "https://microsoftgraph.chinacloudapi.cn"},
         {"microsoft-hve", "https://login.microsoftonline.com/organizations/oauth2/v2.0/token", NULL,
          "smtp-hve.office365.com", "https://outlook.office.com/SMTP.Send",
-         "https://outlook.office365.com/.default", NULL},
+         "https://outlook.office365.com/.default", NULL, NULL},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -155,6 +155,7 @@ static void test_clouds(void)
         g_assert_cmpstr(p->imap_host, ==, cases[i].imap);
         g_assert_cmpstr(p->pop_host, ==, cases[i].imap);
         g_assert_cmpstr(p->smtp_host, ==, cases[i].smtp);
+        g_assert_cmpstr(p->graph_url, ==, cases[i].graph);
         g_assert_cmpint(p->smtp_port, ==, 587);
         g_assert_nonnull(strstr(p->default_scopes, cases[i].user_scope));
         g_assert_nonnull(strstr(p->default_scopes, "offline_access"));
@@ -195,9 +196,19 @@ static void test_app_mailbox_hint(void)
     g_assert_nonnull(provider_find("generic")->app_mailbox_hint);
 }
 
+/* Graph's service root of the global cloud (sendMail for smtp_backend =
+ * graph); the national clouds' are in test_clouds. */
+static void test_graph_root(void)
+{
+    g_assert_cmpstr(provider_find("microsoft")->graph_url, ==, "https://graph.microsoft.com");
+    g_assert_null(provider_find("google")->graph_url);
+    g_assert_null(provider_find("generic")->graph_url);
+}
+
 int main(int argc, char **argv)
 {
     testutil_init(&argc, &argv);
+    g_test_add_func("/provider/graph-root", test_graph_root);
     g_test_add_func("/provider/find", test_find);
     g_test_add_func("/provider/entries-complete", test_entries_complete);
     g_test_add_func("/provider/app-mailbox-hint", test_app_mailbox_hint);
