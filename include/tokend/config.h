@@ -75,6 +75,7 @@ typedef struct account {
     char *tunnel_tls;  /* auto, implicit or starttls (checked by tunnel) */
     char *smtp_tls;    /* the relay's upstream: auto, implicit or starttls */
     char *send_as;     /* the relay: more MAIL FROM addresses, space separated */
+    char *relay_password_hash; /* the relay, for other machines: crypt(3) yescrypt hash */
     char *store_get;   /* store = command: command lines */
     char *store_put;
     char *store_delete;
@@ -103,6 +104,8 @@ typedef struct config {
     int max_parallel;
     char *relay_account; /* [defaults]: the relay's account for SMTP clients that do not log in */
     char *relay_peers;   /* [defaults]: users and groups the relay serves beside its own */
+    char *relay_tls_certificate; /* [defaults]: the relay's TLS for other machines (PEM chain) */
+    char *relay_tls_key;         /* [defaults]: its private key (PEM) */
     char *config_arg;    /* set by config_set_arg */
 } Config;
 

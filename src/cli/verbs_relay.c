@@ -20,6 +20,7 @@ struct relay_opts {
     int max_sessions;
     int timeout_s;
     int proto;
+    bool implicit_tls;
 };
 
 /* The error said to the client, in its protocol, and on stderr. */
@@ -39,6 +40,10 @@ static int take_option(struct verb_ctx *ctx, int c, struct relay_opts *o)
 
     if (c == 'l') {
         g_ptr_array_add(o->listen, g_strdup(optarg));
+        return 0;
+    }
+    if (c == 'T' && (strcmp(optarg, "starttls") == 0 || strcmp(optarg, "implicit") == 0)) {
+        o->implicit_tls = strcmp(optarg, "implicit") == 0;
         return 0;
     }
     if ((c == 'm' || c == 't') && g_ascii_string_to_unsigned(optarg, 10, 1, 86400, &n, NULL)) {
@@ -61,9 +66,23 @@ static char **self_argv(const struct verb_ctx *ctx, const struct relay_opts *o)
         g_ptr_array_add(argv, g_strdup("-v"));
     g_ptr_array_add(argv, g_strdup("relay"));
     g_ptr_array_add(argv, g_strdup_printf("--timeout=%d", o->timeout_s));
+    if (o->implicit_tls)
+        g_ptr_array_add(argv, g_strdup("--tls=implicit"));
     g_ptr_array_add(argv, g_strdup(relay_proto_name(o->proto)));
     g_ptr_array_add(argv, NULL);
     return (char **)g_ptr_array_free(argv, FALSE);
+}
+
+/* The certificate sessions offer on loopback, made before the first one
+ * (the client recipes name the file). */
+static void loopback_certificate(void)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *cert = NULL, *key = NULL;
+
+    if (relay_tls_loopback(&cert, &key, &e) < 0)
+        log_warn("relay: no STARTTLS on loopback: %s", e.message);
+    error_clear(&e);
 }
 
 static int relay_one(struct verb_ctx *ctx, const struct relay_opts *o)
@@ -73,7 +92,8 @@ static int relay_one(struct verb_ctx *ctx, const struct relay_opts *o)
                            .proto = o->proto,
                            .in = STDIN_FILENO,
                            .out = STDOUT_FILENO,
-                           .timeout_s = o->timeout_s};
+                           .timeout_s = o->timeout_s,
+                           .implicit_tls = o->implicit_tls};
     int status;
 
     if (relay_check_peer(&rc, &e) < 0)
@@ -89,6 +109,7 @@ int verb_relay(struct verb_ctx *ctx)
         {"listen", required_argument, NULL, 'l'},
         {"max-sessions", required_argument, NULL, 'm'},
         {"timeout", required_argument, NULL, 't'},
+        {"tls", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     struct tokend_error e = TOKEND_ERROR_INIT;
@@ -117,7 +138,8 @@ int verb_relay(struct verb_ctx *ctx)
         return relay_one(ctx, &o);
     argv = self_argv(ctx, &o);
     g_ptr_array_add(listen, NULL);
-    if (relay_listen(o.proto, (char **)listen->pdata, o.max_sessions, argv, &e) < 0)
+    loopback_certificate();
+    if (relay_listen(ctx->cfg, o.proto, (char **)listen->pdata, o.max_sessions, argv, &e) < 0)
         return verb_fail(&e, NULL);
     return 0;
 }

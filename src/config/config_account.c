@@ -41,6 +41,7 @@ void config_account_free(Account *a)
     g_free(a->tunnel_tls);
     g_free(a->smtp_tls);
     g_free(a->send_as);
+    g_free(a->relay_password_hash);
     g_free(a->store_get);
     g_free(a->store_put);
     g_free(a->store_delete);

@@ -98,6 +98,9 @@ static const struct key_spec keys[] = {
     {"smtp_tls", KEY_STRING, SCOPE_BOTH, F(smtp_tls)},
     {"relay_account", KEY_STRING, SCOPE_DEFAULTS, 0},
     {"relay_peers", KEY_STRING, SCOPE_DEFAULTS, 0},
+    {"relay_tls_certificate", KEY_PATH, SCOPE_DEFAULTS, 0},
+    {"relay_tls_key", KEY_PATH, SCOPE_DEFAULTS, 0},
+    {"relay_password_hash", KEY_STRING, SCOPE_ACCOUNT, F(relay_password_hash)},
 };
 
 #undef F

@@ -119,8 +119,32 @@ static int ehlo(struct smtp *s, bool extended, const char *arg)
     s->in_mail = s->has_rcpt = false;
     if (!extended)
         return say(s, "250 localhost tokend relay");
-    return say(s, "250-localhost tokend relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-                  "250-SIZE\r\n250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN");
+    /* AUTH only where a login may go on (under TLS for other machines). */
+    g_autofree char *text = g_strdup_printf(
+        "250-localhost tokend relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE\r\n%s%s",
+        relay_tls_offered(s->io, s->ctx) && !s->account ? "250-STARTTLS\r\n" : "",
+        relay_tls_login_allowed(s->io, s->ctx) ? "250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN"
+                                               : "250 ENHANCEDSTATUSCODES");
+    return say(s, text);
+}
+
+/* STARTTLS (RFC 3207): TLS from here on, the session as new (EHLO again);
+ * a failed handshake ends it. */
+static int cmd_starttls(struct smtp *s, const char *arg, struct tokend_error *e)
+{
+    if (!relay_tls_offered(s->io, s->ctx) || s->account || s->in_mail)
+        return bad(s, "503 5.5.1 tokend: STARTTLS is not possible now");
+    if (*arg)
+        return bad(s, "501 5.5.4 tokend: STARTTLS takes no argument");
+    say(s, "220 2.0.0 tokend: ready to start TLS");
+    if (relay_tls_start(s->io, s->ctx, e) < 0) {
+        log_warn("relay: TLS with the client failed: %s", e->message);
+        error_clear(e);
+        s->quit = true;
+        return 0;
+    }
+    s->greeted = false;
+    return 0;
 }
 
 /* The client's answer to a 334; -1 (s->quit) when it is gone. */
@@ -138,24 +162,28 @@ static int sasl_response(struct smtp *s, GString *line, struct tokend_error *e)
     return -1;
 }
 
-/* AUTH LOGIN's password: read and wiped.  Only allowed local peers reach
- * this, and the password plays no part (tokend(1), RELAY). */
-static int skip_password(struct smtp *s, struct tokend_error *e)
+/* AUTH LOGIN's password, read and wiped; kept in *password (for the
+ * caller to wipe) only for a client on another machine: for allowed local
+ * peers it plays no part (tokend(1), RELAY). */
+static int read_password(struct smtp *s, char **password, struct tokend_error *e)
 {
     g_autoptr(GString) line = g_string_new(NULL);
     int r;
 
     say(s, "334 UGFzc3dvcmQ6");
     r = sasl_response(s, line, e);
+    if (r == 0 && strcmp(line->str, "*") == 0) {
+        bad(s, "501 5.7.0 tokend: authentication cancelled");
+        r = -1;
+    } else if (r == 0 && s->ctx->remote)
+        *password = relaycmd_b64_password(line->str);
     explicit_bzero(line->str, line->len);
-    if (r == 0 && strcmp(line->str, "*") == 0)
-        return bad(s, "501 5.7.0 tokend: authentication cancelled"), -1;
     return r;
 }
 
 /* AUTH PLAIN|LOGIN [initial-response]: the login name, or NULL when the
  * client has been answered. */
-static char *auth_user(struct smtp *s, const char *arg, struct tokend_error *e)
+static char *auth_user(struct smtp *s, const char *arg, char **password, struct tokend_error *e)
 {
     g_auto(GStrv) parts = g_strsplit(arg, " ", 3);
     g_autoptr(GString) line = g_string_new(NULL);
@@ -177,18 +205,41 @@ static char *auth_user(struct smtp *s, const char *arg, struct tokend_error *e)
     if (strcmp(resp, "*") == 0)
         return bad(s, "501 5.7.0 tokend: authentication cancelled"), NULL;
     user = plain ? relaycmd_plain_user(resp) : relaycmd_b64_text(resp);
+    if (plain && s->ctx->remote)
+        *password = relaycmd_plain_password(resp);
     explicit_bzero(line->str, line->len);
     if (parts[1])
         explicit_bzero(parts[1], strlen(parts[1]));
     if (!user)
         return bad(s, "501 5.5.2 tokend: the authentication response is not valid base64"), NULL;
-    if (login && skip_password(s, e) < 0)
+    if (login && read_password(s, password, e) < 0)
         return g_free(user), NULL;
     return user;
 }
 
+/* A client on another machine: its password against the account's hash;
+ * false when the client has been answered 535. */
+static bool password_ok(struct smtp *s, const Account *a, char *password)
+{
+    struct tokend_error pe = TOKEND_ERROR_INIT;
+    g_autofree char *line = NULL;
+    int rc = relay_password_check(s->ctx, a, password, &pe);
+
+    if (password)
+        explicit_bzero(password, strlen(password));
+    g_free(password);
+    if (rc == 0)
+        return true;
+    log_warn("relay: %s", pe.message);
+    line = g_strdup_printf("535 5.7.8 tokend: %s", pe.message);
+    error_clear(&pe);
+    bad(s, line);
+    return false;
+}
+
 static int cmd_auth(struct smtp *s, const char *arg, struct tokend_error *e)
 {
+    char *password = NULL;
     g_autofree char *user = NULL;
     g_autofree char *safe = NULL;
     g_autofree char *line = NULL;
@@ -198,14 +249,21 @@ static int cmd_auth(struct smtp *s, const char *arg, struct tokend_error *e)
         return bad(s, "503 5.5.1 tokend: already authenticated");
     if (!s->greeted || s->in_mail)
         return bad(s, "503 5.5.1 tokend: AUTH comes after EHLO, before MAIL");
-    if (!(user = auth_user(s, arg, e)))
-        return 0;
+    if (!relay_tls_login_allowed(s->io, s->ctx))
+        return bad(s, "530 5.7.0 tokend: must issue a STARTTLS command first");
+    if (!(user = auth_user(s, arg, &password, e)))
+        return g_free(password), 0;
     safe = relay_safe_name(user);
     if (!(a = relay_find_account(s->ctx->cfg, user))) {
         line =
             g_strdup_printf("535 5.7.8 tokend: no account \"%s\" in %s", safe, s->ctx->cfg->path);
+        if (password)
+            explicit_bzero(password, strlen(password));
+        g_free(password);
         return bad(s, line);
     }
+    if (!password_ok(s, a, password))
+        return 0;
     if (login_upstream(s, a, e) < 0 || !s->up)
         return 0;
     line = g_strdup_printf("235 2.7.0 tokend: %s logged in", a->name);
@@ -219,7 +277,7 @@ static const Account *default_account(struct smtp *s)
     g_autofree char *line = NULL;
     const Account *a;
 
-    if (!cfg->relay_account || !*cfg->relay_account) {
+    if (s->ctx->remote || !cfg->relay_account || !*cfg->relay_account) {
         bad(s, "530 5.7.0 tokend: authentication required (AUTH with the account's address, "
                "or relay_account in [defaults])");
         return NULL;
@@ -384,6 +442,7 @@ static int command(struct smtp *s, const GString *line, struct tokend_error *e)
     case RELAYCMD_SMTP_HELP:
         return say(s, "214 2.0.0 tokend relay: see tokend(1)");
     case RELAYCMD_SMTP_STARTTLS:
+        return cmd_starttls(s, arg, e);
     case RELAYCMD_SMTP_BDAT:
         return bad(s, "502 5.5.1 tokend: not offered by this local relay");
     case RELAYCMD_SMTP_UNKNOWN:
@@ -426,11 +485,14 @@ int relay_smtp_session(const struct relay_ctx *ctx, struct tokend_error *e)
     int rc;
 
     relay_io_init(io, ctx);
+    if (ctx->implicit_tls && relay_tls_start(io, ctx, e) < 0)
+        return -1;
     say(&s, "220 localhost ESMTP tokend relay");
     rc = serve(&s, line, e);
     if (s.up) {
         mailconn_logout(s.up);
         mailconn_free(s.up);
     }
+    relay_io_free_tls(io);
     return rc;
 }

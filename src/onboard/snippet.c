@@ -13,6 +13,7 @@
 
 #include <string.h>
 
+#include "tokend/relay.h"
 #include "tokend/snippet.h"
 #include "snippet_templates.h"
 
@@ -120,6 +121,7 @@ enum snippet_value {
     SNIPPET_VALUE_METADATA,
     SNIPPET_VALUE_TOKEND,
     SNIPPET_VALUE_CONFIG,
+    SNIPPET_VALUE_RELAY_CERT,
 };
 
 #define SNIPPET_OWN_SERVICE (-1) /* @HOST@ and @PORT@: the client's service */
@@ -150,6 +152,7 @@ static const struct placeholder {
     {"METADATA", SNIPPET_VALUE_METADATA, 0, false},
     {"TOKEND", SNIPPET_VALUE_TOKEND, 0, true},
     {"CONFIG", SNIPPET_VALUE_CONFIG, 0, true},
+    {"RELAY_CERT", SNIPPET_VALUE_RELAY_CERT, 0, false},
 };
 
 static const struct placeholder *placeholder_find(const char *name, size_t len)
@@ -230,6 +233,8 @@ static char *raw_value(const struct snippet_ctx *c, const struct placeholder *p,
         return g_strdup(c->program);
     case SNIPPET_VALUE_CONFIG:
         return g_strdup(c->config);
+    case SNIPPET_VALUE_RELAY_CERT:
+        return relay_tls_loopback_cert_path();
     }
     return NULL;
 }
@@ -279,6 +284,8 @@ static const char *value_what(const struct placeholder *p, enum snippet_service 
         return "the path of the token file";
     case SNIPPET_VALUE_CA_FILE:
         return "ca_file";
+    case SNIPPET_VALUE_RELAY_CERT:
+        return "the relay's loopback certificate";
     case SNIPPET_VALUE_ACCOUNT:
     case SNIPPET_VALUE_USER:
     case SNIPPET_VALUE_URL_USER:
