@@ -18,6 +18,8 @@
     "tokend relay [--listen ADDR:PORT]... [--max-sessions N] [--timeout SECONDS] "                \
     "[--tls starttls|implicit] smtp|imap|pop3"
 
+#define RELAY_PASSWORD_USAGE "tokend relay-password ACCOUNT"
+
 enum relay_proto {
     RELAY_PROTO_SMTP,
     RELAY_PROTO_IMAP,

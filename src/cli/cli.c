@@ -96,6 +96,11 @@ static const struct verb_help verb_help[] = {
      "  --tls starttls|implicit\n"
      "                        TLS when the client asks (STARTTLS, the default) or from\n"
      "                        the first byte (ports 465, 993, 995)\n"},
+    {"relay-password",
+     "  relay-password ACCOUNT\n"
+     "                        read a password (terminal or stdin) and print the\n"
+     "                        relay_password_hash line for clients on other machines\n",
+     NULL},
     {"snippet",
      "  snippet ACCOUNT CLIENT\n"
      "                        print a configuration for a mail client (fetchmail,\n"

@@ -1,13 +1,16 @@
 /* tokend relay: one SMTP, IMAP or POP3 session on stdin/stdout for a
  * local program that only knows passwords, or --listen to start one
- * process per connection. */
+ * process per connection.  tokend relay-password: the hash of an
+ * account's password for clients on other machines. */
 
 #include <getopt.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "verbs_internal.h"
+#include "tokend/import.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
 #include "tokend/relay.h"
@@ -141,5 +144,56 @@ int verb_relay(struct verb_ctx *ctx)
     loopback_certificate();
     if (relay_listen(ctx->cfg, o.proto, (char **)listen->pdata, o.max_sessions, argv, &e) < 0)
         return verb_fail(&e, NULL);
+    return 0;
+}
+
+/* The password, from the terminal (twice, without echo) or stdin's first
+ * line; NULL after printing why. */
+static SecStr *new_password(const char *account, int *status)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *prompt = g_strdup_printf("relay password for %s: ", account);
+    g_autoptr(SecStr) first = import_ask_password(prompt, &e);
+    g_autoptr(SecStr) again = NULL;
+
+    if (first && first->len == 0)
+        error_set(&e, TOKEND_EX_USAGE, "the password is empty");
+    if (!first || first->len == 0)
+        return *status = verb_fail(&e, account), NULL;
+    if (!isatty(STDIN_FILENO))
+        return g_steal_pointer(&first);
+    if (!(again = import_ask_password("again: ", &e)))
+        return *status = verb_fail(&e, account), NULL;
+    if (again->len != first->len || memcmp(again->data, first->data, first->len) != 0) {
+        error_set(&e, TOKEND_EX_USAGE, "the two passwords differ");
+        return *status = verb_fail(&e, account), NULL;
+    }
+    return g_steal_pointer(&first);
+}
+
+int verb_relay_password(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {{NULL, 0, NULL, 0}};
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(SecStr) password = NULL;
+    g_autofree char *hash = NULL;
+    const Account *a;
+    int status = 0, c;
+
+    VERB_GETOPT(ctx, "", opts, c)
+    {
+        return cli_usage_error("relay-password: bad option %s; usage: %s",
+                               ctx->argv[optind - 1], RELAY_PASSWORD_USAGE);
+    }
+    if (ctx->argc - optind != 1)
+        return cli_usage_error("usage: %s", RELAY_PASSWORD_USAGE);
+    if (!(a = verb_account(ctx, &status)))
+        return status;
+    if (!(password = new_password(a->name, &status)))
+        return status;
+    if (!(hash = relay_password_hash_new(password->data, &e)))
+        return verb_fail(&e, a->name);
+    printf("relay_password_hash = %s\n", hash);
+    fprintf(stderr, "tokend: put this line in [account %s] of %s\n", a->name, ctx->cfg->path);
     return 0;
 }
