@@ -71,11 +71,12 @@ typedef struct account {
     char *pop_host;
     int pop_port;
     char *notify_cmd;
+    /* The relay, for clients on other machines: a crypt(3) yescrypt hash. */
+    char *relay_password_hash;
     char *tunnel_mech; /* auto, xoauth2 or oauthbearer (checked by tunnel) */
     char *tunnel_tls;  /* auto, implicit or starttls (checked by tunnel) */
     char *smtp_tls;    /* the relay's upstream: auto, implicit or starttls */
     char *send_as;     /* the relay: more MAIL FROM addresses, space separated */
-    char *relay_password_hash; /* the relay, for other machines: crypt(3) yescrypt hash */
     char *store_get;   /* store = command: command lines */
     char *store_put;
     char *store_delete;
@@ -102,10 +103,11 @@ typedef struct config {
     char *file;          /* the file read, links resolved (config_target_path) */
     GPtrArray *accounts; /* Account*, in file order */
     int max_parallel;
+    /* [defaults]: the relay's TLS certificate chain and key (PEM), or NULL. */
+    char *relay_tls_certificate;
+    char *relay_tls_key;
     char *relay_account; /* [defaults]: the relay's account for SMTP clients that do not log in */
     char *relay_peers;   /* [defaults]: users and groups the relay serves beside its own */
-    char *relay_tls_certificate; /* [defaults]: the relay's TLS for other machines (PEM chain) */
-    char *relay_tls_key;         /* [defaults]: its private key (PEM) */
     char *config_arg;    /* set by config_set_arg */
 } Config;
 

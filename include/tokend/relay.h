@@ -15,7 +15,7 @@
 #include "tokend/error.h"
 
 #define RELAY_USAGE                                                                                \
-    "tokend relay [--listen ADDR:PORT]... [--max-sessions N] [--timeout SECONDS] "                \
+    "tokend relay [--listen ADDR:PORT]... [--max-sessions N] [--timeout SECONDS] "                 \
     "[--tls starttls|implicit] smtp|imap|pop3"
 
 #define RELAY_PASSWORD_USAGE "tokend relay-password ACCOUNT"
@@ -37,7 +37,7 @@ struct relay_ctx {
     const Config *cfg;
     enum relay_proto proto;
     int in, out;
-    int timeout_s; /* a client silent this long is dropped */
+    int timeout_s;     /* a client silent this long is dropped */
     bool implicit_tls; /* --tls implicit: TLS from the first byte */
     bool tcp;          /* the client is on TCP: TLS is offered (STARTTLS) */
     bool remote;       /* from another machine: TLS and the account's password needed */

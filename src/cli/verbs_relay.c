@@ -182,8 +182,8 @@ int verb_relay_password(struct verb_ctx *ctx)
 
     VERB_GETOPT(ctx, "", opts, c)
     {
-        return cli_usage_error("relay-password: bad option %s; usage: %s",
-                               ctx->argv[optind - 1], RELAY_PASSWORD_USAGE);
+        return cli_usage_error("relay-password: bad option %s; usage: %s", ctx->argv[optind - 1],
+                               RELAY_PASSWORD_USAGE);
     }
     if (ctx->argc - optind != 1)
         return cli_usage_error("usage: %s", RELAY_PASSWORD_USAGE);

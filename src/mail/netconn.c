@@ -345,8 +345,7 @@ NetConn *netconn_accept_tls(int fd, const char *cert_file, const char *key_file,
     c->host = g_strdup("the client");
     c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (c->fd < 0 || (fl = fcntl(c->fd, F_GETFL)) < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return error_set(e, TOKEND_EX_SOFTWARE, "the client's socket: %s", g_strerror(errno)),
-               NULL;
+        return error_set(e, TOKEND_EX_SOFTWARE, "the client's socket: %s", g_strerror(errno)), NULL;
     c->loopback =
         getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && netconn_addr_is_loopback(&peer);
     if (!(c->ctx = tls_server_context(cert_file, key_file, e)))

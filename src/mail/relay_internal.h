@@ -62,6 +62,13 @@ bool relay_tls_login_allowed(const RelayIO *io, const struct relay_ctx *ctx);
  * otherwise.  Local clients: always 0 (their uid was checked). */
 int relay_password_check(const struct relay_ctx *ctx, const Account *a, const char *password,
                          struct tokend_error *e);
+/* Says go (the protocol's go-ahead to STARTTLS or STLS), then TLS; false
+ * (logged) when the handshake failed: the session ends. */
+bool relay_tls_go(RelayIO *io, const struct relay_ctx *ctx, const char *go);
+/* relay_password_check, then password (which may be NULL) wiped and
+ * freed; when refused, the sentence for the client in *why (logged).
+ * With a NULL only wipes (-1). */
+int relay_password_take(const struct relay_ctx *ctx, const Account *a, char *password, char **why);
 void relay_io_free_tls(RelayIO *io);
 /* Splice the session with upstream c, through TLS if the client has it. */
 int relay_io_splice(RelayIO *io, MailConn *c, struct tokend_error *e);

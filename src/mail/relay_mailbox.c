@@ -86,25 +86,16 @@ static int login(struct mailbox *m, const char *tag, const char *user, const cha
                 : say(m, "%s OK tokend: %s logged in", tag, a->name);
 }
 
-/* STARTTLS or STLS, answered with go (the protocol's go-ahead): TLS from
- * here on; a failed handshake ends the session. */
+/* STARTTLS or STLS, answered with go: a failed handshake ends the session. */
 static int start_tls(struct mailbox *m, const char *go)
 {
-    struct tokend_error e = TOKEND_ERROR_INIT;
-
-    say(m, "%s", go);
-    if (relay_tls_start(m->io, m->ctx, &e) < 0) {
-        log_warn("relay: TLS with the client failed: %s", e.message);
-        error_clear(&e);
-        m->quit = true;
-    }
+    m->quit = !relay_tls_go(m->io, m->ctx, go);
     return 0;
 }
 
 static char *imap_capabilities(const struct mailbox *m)
 {
-    return g_strdup_printf("IMAP4rev1%s%s",
-                           relay_tls_offered(m->io, m->ctx) ? " STARTTLS" : "",
+    return g_strdup_printf("IMAP4rev1%s%s", relay_tls_offered(m->io, m->ctx) ? " STARTTLS" : "",
                            relay_tls_login_allowed(m->io, m->ctx) ? "" : " LOGINDISABLED");
 }
 

@@ -128,22 +128,15 @@ static int ehlo(struct smtp *s, bool extended, const char *arg)
     return say(s, text);
 }
 
-/* STARTTLS (RFC 3207): TLS from here on, the session as new (EHLO again);
- * a failed handshake ends it. */
-static int cmd_starttls(struct smtp *s, const char *arg, struct tokend_error *e)
+/* STARTTLS (RFC 3207): TLS from here on, the session as new (EHLO again). */
+static int cmd_starttls(struct smtp *s, const char *arg)
 {
     if (!relay_tls_offered(s->io, s->ctx) || s->account || s->in_mail)
         return bad(s, "503 5.5.1 tokend: STARTTLS is not possible now");
     if (*arg)
         return bad(s, "501 5.5.4 tokend: STARTTLS takes no argument");
-    say(s, "220 2.0.0 tokend: ready to start TLS");
-    if (relay_tls_start(s->io, s->ctx, e) < 0) {
-        log_warn("relay: TLS with the client failed: %s", e->message);
-        error_clear(e);
-        s->quit = true;
-        return 0;
-    }
     s->greeted = false;
+    s->quit = !relay_tls_go(s->io, s->ctx, "220 2.0.0 tokend: ready to start TLS");
     return 0;
 }
 
@@ -217,30 +210,10 @@ static char *auth_user(struct smtp *s, const char *arg, char **password, struct 
     return user;
 }
 
-/* A client on another machine: its password against the account's hash;
- * false when the client has been answered 535. */
-static bool password_ok(struct smtp *s, const Account *a, char *password)
-{
-    struct tokend_error pe = TOKEND_ERROR_INIT;
-    g_autofree char *line = NULL;
-    int rc = relay_password_check(s->ctx, a, password, &pe);
-
-    if (password)
-        explicit_bzero(password, strlen(password));
-    g_free(password);
-    if (rc == 0)
-        return true;
-    log_warn("relay: %s", pe.message);
-    line = g_strdup_printf("535 5.7.8 tokend: %s", pe.message);
-    error_clear(&pe);
-    bad(s, line);
-    return false;
-}
-
 static int cmd_auth(struct smtp *s, const char *arg, struct tokend_error *e)
 {
     char *password = NULL;
-    g_autofree char *user = NULL;
+    g_autofree char *user = NULL, *why = NULL;
     g_autofree char *safe = NULL;
     g_autofree char *line = NULL;
     const Account *a;
@@ -252,18 +225,18 @@ static int cmd_auth(struct smtp *s, const char *arg, struct tokend_error *e)
     if (!relay_tls_login_allowed(s->io, s->ctx))
         return bad(s, "530 5.7.0 tokend: must issue a STARTTLS command first");
     if (!(user = auth_user(s, arg, &password, e)))
-        return g_free(password), 0;
+        return relay_password_take(s->ctx, NULL, password, NULL), 0;
     safe = relay_safe_name(user);
     if (!(a = relay_find_account(s->ctx->cfg, user))) {
         line =
             g_strdup_printf("535 5.7.8 tokend: no account \"%s\" in %s", safe, s->ctx->cfg->path);
-        if (password)
-            explicit_bzero(password, strlen(password));
-        g_free(password);
+        relay_password_take(s->ctx, NULL, password, NULL);
         return bad(s, line);
     }
-    if (!password_ok(s, a, password))
-        return 0;
+    if (relay_password_take(s->ctx, a, password, &why) < 0) {
+        line = g_strdup_printf("535 5.7.8 tokend: %s", why);
+        return bad(s, line);
+    }
     if (login_upstream(s, a, e) < 0 || !s->up)
         return 0;
     line = g_strdup_printf("235 2.7.0 tokend: %s logged in", a->name);
@@ -442,7 +415,7 @@ static int command(struct smtp *s, const GString *line, struct tokend_error *e)
     case RELAYCMD_SMTP_HELP:
         return say(s, "214 2.0.0 tokend relay: see tokend(1)");
     case RELAYCMD_SMTP_STARTTLS:
-        return cmd_starttls(s, arg, e);
+        return cmd_starttls(s, arg);
     case RELAYCMD_SMTP_BDAT:
         return bad(s, "502 5.5.1 tokend: not offered by this local relay");
     case RELAYCMD_SMTP_UNKNOWN:

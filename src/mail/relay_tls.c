@@ -82,8 +82,8 @@ static X509 *loopback_cert(EVP_PKEY *key)
         X509_set_pubkey(x, key) != 1 ||
         X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"tokend relay",
                                    -1, -1, 0) != 1 ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost",
-                                   -1, -1, 0) != 1 ||
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+                                   -1, 0) != 1 ||
         X509_set_issuer_name(x, name) != 1)
         return NULL;
     if (add_ext(x, NID_subject_alt_name, LOOPBACK_NAMES) < 0 ||
@@ -207,6 +207,19 @@ int relay_tls_start(RelayIO *io, const struct relay_ctx *ctx, struct tokend_erro
     return 0;
 }
 
+bool relay_tls_go(RelayIO *io, const struct relay_ctx *ctx, const char *go)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+
+    if (relay_io_say(io, "%s", go) < 0)
+        return false;
+    if (relay_tls_start(io, ctx, &e) == 0)
+        return true;
+    log_warn("relay: TLS with the client failed: %s", e.message);
+    error_clear(&e);
+    return false;
+}
+
 /* Passwords --------------------------------------------------------------- */
 
 bool relay_password_hash_usable(const char *hash)
@@ -240,6 +253,22 @@ int relay_password_check(const struct relay_ctx *ctx, const Account *a, const ch
     if (!password || !password_matches(password, a->relay_password_hash))
         return error_set(e, TOKEND_EX_NOPERM, "wrong password for %s", a->name);
     return 0;
+}
+
+int relay_password_take(const struct relay_ctx *ctx, const Account *a, char *password, char **why)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    int rc = a ? relay_password_check(ctx, a, password, &e) : -1;
+
+    if (password)
+        explicit_bzero(password, strlen(password));
+    g_free(password);
+    if (rc < 0 && a) {
+        log_warn("relay: %s", e.message);
+        *why = g_strdup(e.message);
+    }
+    error_clear(&e);
+    return rc;
 }
 
 char *relay_password_hash_new(const char *password, struct tokend_error *e)
@@ -280,8 +309,10 @@ int relay_remote_ready(const Config *cfg, struct tokend_error *e)
                       "account, stored as a hash";
 
     if (!cfg->relay_tls_certificate || !cfg->relay_tls_key) {
-        error_set(e, TOKEND_EX_CONFIG, "%s: set relay_tls_certificate and relay_tls_key in "
-                  "[defaults]", why);
+        error_set(e, TOKEND_EX_CONFIG,
+                  "%s: set relay_tls_certificate and relay_tls_key in "
+                  "[defaults]",
+                  why);
         return -1;
     }
     if (netconn_check_server_tls(cfg->relay_tls_certificate, cfg->relay_tls_key, e) < 0) {

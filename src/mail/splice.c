@@ -22,8 +22,8 @@ struct flow {
 struct relay {
     NetConn *c;
     int in, out;
-    NetConn *cl;               /* the client under TLS (relay), or NULL: fds in and out */
-    bool cl_read_wants_write;  /* TLS: as below, on the client's side */
+    NetConn *cl;              /* the client under TLS (relay), or NULL: fds in and out */
+    bool cl_read_wants_write; /* TLS: as below, on the client's side */
     bool cl_write_wants_read;
     struct flow up;        /* client -> server */
     struct flow down;      /* server -> client */

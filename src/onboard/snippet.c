@@ -202,6 +202,21 @@ static const char *value_key(const struct placeholder *p, enum snippet_service s
     return p->name;
 }
 
+/* The relay's loopback certificate, made now if the relay has not made it
+ * yet: a client may read it before its first connection (msmtp does). */
+static char *relay_cert(void)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *key = NULL;
+    char *cert = NULL;
+
+    if (relay_tls_loopback(&cert, &key, &e) < 0) {
+        error_clear(&e);
+        return relay_tls_loopback_cert_path();
+    }
+    return cert;
+}
+
 /* The raw value of a placeholder, or NULL when the account lacks it. */
 static char *raw_value(const struct snippet_ctx *c, const struct placeholder *p,
                        enum snippet_service s)
@@ -234,7 +249,7 @@ static char *raw_value(const struct snippet_ctx *c, const struct placeholder *p,
     case SNIPPET_VALUE_CONFIG:
         return g_strdup(c->config);
     case SNIPPET_VALUE_RELAY_CERT:
-        return relay_tls_loopback_cert_path();
+        return relay_cert();
     }
     return NULL;
 }
