@@ -190,7 +190,10 @@ static int serve(struct mailbox *m, GString *line, struct tokend_error *e)
         if (r == RELAY_IO_EOF)
             return 0;
         if (r == RELAY_IO_FAILED) {
-            relay_refuse(m->ctx->proto, m->ctx->out, false, e->message);
+            if (pop3)
+                say(m, "-ERR [SYS/TEMP] %s", e->message);
+            else
+                say(m, "* BYE [UNAVAILABLE] %s", e->message);
             return -1;
         }
         if (r == RELAY_IO_TOO_LONG) {
