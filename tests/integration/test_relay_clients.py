@@ -2,22 +2,24 @@
 them, against `tokend relay --listen` on loopback, which logs in to the
 real Dovecot (IMAP, POP3, submission) with the account's token:
 
-- Debian's fetchmail 6.4 with `auth password` for IMAP and POP3: the
-  seed's own configuration (`poll localhost protocol IMAP port N auth
-  password`, the password ignored by the relay; its `sslmode none` is
-  fetchmail 7's spelling and 6.4 refuses it, so it is left out) and the
-  same with `sslproto ''`, which the relay recipe adds.  Without it
-  fetchmail 6.4 sends STARTTLS first even though the relay does not
-  offer it, and gives up when refused ("upgrade to TLS failed"): the
-  relay does not offer STARTTLS on loopback (no certificate of its own
-  yet), so the client needs `sslproto ''`.  The seed's lines are tested
-  for exactly that failure, so that the day the relay offers STARTTLS the
-  test says to flip it.  The messages put into
-  the mailbox arrive byte-identical (after fetchmail's CRLF to LF for the
-  MDA; `--invisible` leaves out its Received: header).
-- msmtp without OAuth (`auth plain` with any password, `tls off`: msmtp
-  refuses a plain-text method unless named) and mutt's `smtp_url` to the
-  relay: the message arrives at Dovecot submission's sink.
+- Debian's fetchmail 6.4 with `auth password` for IMAP and POP3, the
+  seed's own lines (`poll localhost protocol IMAP port N auth password`;
+  its `sslmode none` is fetchmail 7's spelling, which 6.4 refuses, so it
+  is left out).  fetchmail 6.4 checks certificates by default
+  (sslcertck) and so insists on TLS: it takes the relay's STARTTLS (STLS)
+  and then refuses the self-signed loopback certificate, which nothing in
+  those lines trusts; the test asserts exactly that.  With one line more,
+  `sslcertfile` naming the certificate tokend made (what the snippet
+  adds, with `poll localhost`: fetchmail compares names, not addresses),
+  the upgrade to TLS succeeds and the mail comes through the TLS session
+  after the sandbox; `sslproto ''` (no TLS at all) still works too.  The
+  messages put into the mailbox arrive byte-identical (after fetchmail's
+  CRLF to LF for the MDA; `--invisible` leaves out its Received: header).
+- msmtp without OAuth (`auth plain` with any password, `tls on` with the
+  loopback certificate as its trust file), mutt's `smtp_url` to the relay
+  from the snippet, and the seed's four mutt lines as they are (STARTTLS
+  off, the password typed at mutt's prompt in a private tmux): the
+  message arrives at Dovecot submission's sink.
 """
 
 import os
