@@ -16,6 +16,14 @@ static void check_printable(const char *s)
         abort();
 }
 
+/* A password: no CR or LF (NUL ends the C string anyway). */
+static void check_password(char *p)
+{
+    if (p && strpbrk(p, "\r\n"))
+        abort();
+    g_free(p);
+}
+
 static void smtp_line(const char *line)
 {
     enum relaycmd_smtp verb;
@@ -33,6 +41,8 @@ static void smtp_line(const char *line)
     text = relaycmd_b64_text(arg);
     check_printable(user);
     check_printable(text);
+    check_password(relaycmd_plain_password(arg));
+    check_password(relaycmd_b64_password(arg));
 }
 
 static void imap_line(const char *line)

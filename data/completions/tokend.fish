@@ -5,7 +5,7 @@ function __tokend_accounts
     test -r $conf; and sed -n 's/^[[:space:]]*\[account[[:space:]]\+\(.*\)\][[:space:]]*$/\1/p' $conf
 end
 
-set -l commands add obtain refresh token status logout check relay migrate import snippet
+set -l commands add obtain refresh token status logout check relay relay-password migrate import snippet
 complete -c tokend -f
 complete -c tokend -s c -l config -r -F -d 'configuration file'
 complete -c tokend -s v -l verbose -d 'say more'
@@ -32,7 +32,8 @@ complete -c tokend -n '__fish_seen_subcommand_from status' -l json
 complete -c tokend -n '__fish_seen_subcommand_from status' -l check
 complete -c tokend -n '__fish_seen_subcommand_from check' -l imap -l smtp
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a relay -d 'serve local programs that only know passwords'
-complete -c tokend -n '__fish_seen_subcommand_from relay' -l listen -r -l max-sessions -r -l timeout -r -a 'smtp imap pop3'
+complete -c tokend -n '__fish_seen_subcommand_from relay' -l listen -r -l max-sessions -r -l timeout -r -l tls -r -a 'smtp imap pop3'
+complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a relay-password -d 'print the relay password hash for an account'
 complete -c tokend -n '__fish_seen_subcommand_from migrate' -l store -x -a 'file secret-service command'
 complete -c tokend -n '__fish_seen_subcommand_from import' -l from -x -a 'fetchmail-oauth2 mutt-oauth2 oama pizauth email-oauth2-proxy'
 complete -c tokend -n '__fish_seen_subcommand_from import' -l force

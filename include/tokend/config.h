@@ -77,7 +77,9 @@ typedef struct account {
     char *send_as;      /* the relay: more MAIL FROM addresses, space separated */
     char *smtp_backend; /* the relay's sending: smtp (default) or graph */
     char *graph_url;    /* Microsoft Graph's root URL (the provider's, or the key's) */
-    char *store_get;    /* store = command: command lines */
+    /* The relay, for clients on other machines: a crypt(3) yescrypt hash. */
+    char *relay_password_hash;
+    char *store_get; /* store = command: command lines */
     char *store_put;
     char *store_delete;
     int store_timeout;   /* seconds, for each store command */
@@ -103,6 +105,9 @@ typedef struct config {
     char *file;          /* the file read, links resolved (config_target_path) */
     GPtrArray *accounts; /* Account*, in file order */
     int max_parallel;
+    /* [defaults]: the relay's TLS certificate chain and key (PEM), or NULL. */
+    char *relay_tls_certificate;
+    char *relay_tls_key;
     char *relay_account; /* [defaults]: the relay's account for SMTP clients that do not log in */
     char *relay_peers;   /* [defaults]: users and groups the relay serves beside its own */
     char *config_arg;    /* set by config_set_arg */

@@ -30,6 +30,17 @@ int netconn_first_byte(NetConn *c, gint64 deadline, unsigned char *byte, struct 
 /* TLS handshake, verifying the certificate against ca_file (or the system's
  * authorities) and the host name the connection was opened with. */
 int netconn_start_tls(NetConn *c, const char *ca_file, gint64 deadline, struct tokend_error *e);
+/* The server side of TLS on an accepted connection fd (a relay's client;
+ * fd is duplicated, not taken): the handshake with the certificate chain
+ * in cert_file and its key, TLS 1.2 or later. */
+NetConn *netconn_accept_tls(int fd, const char *cert_file, const char *key_file, gint64 deadline,
+                            struct tokend_error *e);
+/* The certificate and key can serve TLS: 0, or -1 (e says why). */
+int netconn_check_server_tls(const char *cert_file, const char *key_file, struct tokend_error *e);
+/* Up to len bytes, waiting until the deadline for at least one: >0, 0 at
+ * the end of the stream, -1 (e). */
+ssize_t netconn_read_some(NetConn *c, void *buf, size_t len, gint64 deadline,
+                          struct tokend_error *e);
 /* One line without its CR LF. */
 int netconn_read_line(NetConn *c, GString *line, gint64 deadline, struct tokend_error *e);
 int netconn_write(NetConn *c, const char *data, size_t len, gint64 deadline,

@@ -56,6 +56,11 @@ char *relaycmd_plain_user(const char *b64);
 /* The text of a base64 SASL response (AUTH LOGIN's user name); NULL when
  * malformed or holding NUL or controls. */
 char *relaycmd_b64_text(const char *b64);
+/* The password of an AUTH PLAIN response (after the second NUL), or of
+ * AUTH LOGIN's second answer: any bytes but NUL, CR and LF; NULL when
+ * malformed.  The caller wipes it. */
+char *relaycmd_plain_password(const char *b64);
+char *relaycmd_b64_password(const char *b64);
 
 /* An IMAP command: *tag, *command (upper case) and its arguments (atoms,
  * quoted strings unquoted), at most max_args.  -1 when malformed (a

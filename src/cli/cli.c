@@ -88,10 +88,19 @@ static const struct verb_help verb_help[] = {
      "                        serve a local program that only knows passwords: SMTP,\n"
      "                        IMAP or POP3 on stdin/stdout (socket activation), logged\n"
      "                        in upstream with the account's token\n",
-     "  --listen ADDR:PORT    accept on this loopback address (repeatable), one process\n"
-     "                        per connection\n"
+     "  --listen ADDR:PORT    accept on this address (repeatable), one process per\n"
+     "                        connection; other than loopback only with TLS and\n"
+     "                        relay_password_hash\n"
      "  --max-sessions N      at most N sessions at once with --listen (20)\n"
-     "  --timeout SECONDS     drop a client silent this long (300)\n"},
+     "  --timeout SECONDS     drop a client silent this long (300)\n"
+     "  --tls starttls|implicit\n"
+     "                        TLS when the client asks (STARTTLS, the default) or from\n"
+     "                        the first byte (ports 465, 993, 995)\n"},
+    {"relay-password",
+     "  relay-password ACCOUNT\n"
+     "                        read a password (terminal or stdin) and print the\n"
+     "                        relay_password_hash line for clients on other machines\n",
+     NULL},
     {"snippet",
      "  snippet ACCOUNT CLIENT\n"
      "                        print a configuration for a mail client (fetchmail,\n"

@@ -261,10 +261,19 @@ static int verb_add(struct verb_ctx *ctx)
 }
 
 static const struct verb verbs[] = {
-    {"obtain", verb_obtain}, {"refresh", verb_refresh}, {"token", verb_token},
-    {"status", verb_status}, {"logout", verb_logout},   {"check", verb_check},
-    {"tunnel", verb_tunnel}, {"snippet", verb_snippet}, {"migrate", verb_migrate},
-    {"add", verb_add},       {"import", verb_import},   {"relay", verb_relay},
+    {"obtain", verb_obtain},
+    {"refresh", verb_refresh},
+    {"token", verb_token},
+    {"status", verb_status},
+    {"logout", verb_logout},
+    {"check", verb_check},
+    {"tunnel", verb_tunnel},
+    {"snippet", verb_snippet},
+    {"migrate", verb_migrate},
+    {"add", verb_add},
+    {"import", verb_import},
+    {"relay", verb_relay},
+    {"relay-password", verb_relay_password},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the verb's usage and options,

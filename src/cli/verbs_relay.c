@@ -1,13 +1,16 @@
 /* tokend relay: one SMTP, IMAP or POP3 session on stdin/stdout for a
  * local program that only knows passwords, or --listen to start one
- * process per connection. */
+ * process per connection.  tokend relay-password: the hash of an
+ * account's password for clients on other machines. */
 
 #include <getopt.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "verbs_internal.h"
+#include "tokend/import.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
 #include "tokend/relay.h"
@@ -20,6 +23,7 @@ struct relay_opts {
     int max_sessions;
     int timeout_s;
     int proto;
+    bool implicit_tls;
 };
 
 /* The error said to the client, in its protocol, and on stderr. */
@@ -39,6 +43,10 @@ static int take_option(struct verb_ctx *ctx, int c, struct relay_opts *o)
 
     if (c == 'l') {
         g_ptr_array_add(o->listen, g_strdup(optarg));
+        return 0;
+    }
+    if (c == 'T' && (strcmp(optarg, "starttls") == 0 || strcmp(optarg, "implicit") == 0)) {
+        o->implicit_tls = strcmp(optarg, "implicit") == 0;
         return 0;
     }
     if ((c == 'm' || c == 't') && g_ascii_string_to_unsigned(optarg, 10, 1, 86400, &n, NULL)) {
@@ -61,9 +69,23 @@ static char **self_argv(const struct verb_ctx *ctx, const struct relay_opts *o)
         g_ptr_array_add(argv, g_strdup("-v"));
     g_ptr_array_add(argv, g_strdup("relay"));
     g_ptr_array_add(argv, g_strdup_printf("--timeout=%d", o->timeout_s));
+    if (o->implicit_tls)
+        g_ptr_array_add(argv, g_strdup("--tls=implicit"));
     g_ptr_array_add(argv, g_strdup(relay_proto_name(o->proto)));
     g_ptr_array_add(argv, NULL);
     return (char **)g_ptr_array_free(argv, FALSE);
+}
+
+/* The certificate sessions offer on loopback, made before the first one
+ * (the client recipes name the file). */
+static void loopback_certificate(void)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *cert = NULL, *key = NULL;
+
+    if (relay_tls_loopback(&cert, &key, &e) < 0)
+        log_warn("relay: no STARTTLS on loopback: %s", e.message);
+    error_clear(&e);
 }
 
 static int relay_one(struct verb_ctx *ctx, const struct relay_opts *o)
@@ -73,7 +95,8 @@ static int relay_one(struct verb_ctx *ctx, const struct relay_opts *o)
                            .proto = o->proto,
                            .in = STDIN_FILENO,
                            .out = STDOUT_FILENO,
-                           .timeout_s = o->timeout_s};
+                           .timeout_s = o->timeout_s,
+                           .implicit_tls = o->implicit_tls};
     int status;
 
     if (relay_check_peer(&rc, &e) < 0)
@@ -89,6 +112,7 @@ int verb_relay(struct verb_ctx *ctx)
         {"listen", required_argument, NULL, 'l'},
         {"max-sessions", required_argument, NULL, 'm'},
         {"timeout", required_argument, NULL, 't'},
+        {"tls", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     struct tokend_error e = TOKEND_ERROR_INIT;
@@ -117,7 +141,59 @@ int verb_relay(struct verb_ctx *ctx)
         return relay_one(ctx, &o);
     argv = self_argv(ctx, &o);
     g_ptr_array_add(listen, NULL);
-    if (relay_listen(o.proto, (char **)listen->pdata, o.max_sessions, argv, &e) < 0)
+    loopback_certificate();
+    if (relay_listen(ctx->cfg, o.proto, (char **)listen->pdata, o.max_sessions, argv, &e) < 0)
         return verb_fail(&e, NULL);
+    return 0;
+}
+
+/* The password, from the terminal (twice, without echo) or stdin's first
+ * line; NULL after printing why. */
+static SecStr *new_password(const char *account, int *status)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *prompt = g_strdup_printf("relay password for %s: ", account);
+    g_autoptr(SecStr) first = import_ask_password(prompt, &e);
+    g_autoptr(SecStr) again = NULL;
+
+    if (first && first->len == 0)
+        error_set(&e, TOKEND_EX_USAGE, "the password is empty");
+    if (!first || first->len == 0)
+        return *status = verb_fail(&e, account), NULL;
+    if (!isatty(STDIN_FILENO))
+        return g_steal_pointer(&first);
+    if (!(again = import_ask_password("again: ", &e)))
+        return *status = verb_fail(&e, account), NULL;
+    if (again->len != first->len || memcmp(again->data, first->data, first->len) != 0) {
+        error_set(&e, TOKEND_EX_USAGE, "the two passwords differ");
+        return *status = verb_fail(&e, account), NULL;
+    }
+    return g_steal_pointer(&first);
+}
+
+int verb_relay_password(struct verb_ctx *ctx)
+{
+    static const struct option opts[] = {{NULL, 0, NULL, 0}};
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autoptr(SecStr) password = NULL;
+    g_autofree char *hash = NULL;
+    const Account *a;
+    int status = 0, c;
+
+    VERB_GETOPT(ctx, "", opts, c)
+    {
+        return cli_usage_error("relay-password: bad option %s; usage: %s", ctx->argv[optind - 1],
+                               RELAY_PASSWORD_USAGE);
+    }
+    if (ctx->argc - optind != 1)
+        return cli_usage_error("usage: %s", RELAY_PASSWORD_USAGE);
+    if (!(a = verb_account(ctx, &status)))
+        return status;
+    if (!(password = new_password(a->name, &status)))
+        return status;
+    if (!(hash = relay_password_hash_new(password->data, &e)))
+        return verb_fail(&e, a->name);
+    printf("relay_password_hash = %s\n", hash);
+    fprintf(stderr, "tokend: put this line in [account %s] of %s\n", a->name, ctx->cfg->path);
     return 0;
 }

@@ -28,6 +28,23 @@ bool config_account_name_valid(const char *name)
     return true;
 }
 
+/* The relay's certificate and key for other machines; relative paths
+ * are the config file's folder's. */
+static int parse_relay_tls(struct parse_ctx *c, Config *cfg)
+{
+    g_autofree char *dir = g_path_get_dirname(c->path);
+    g_autofree char *cert = NULL, *key = NULL;
+
+    if (config_get_value(c, DEFAULTS_GROUP, "relay_tls_certificate", &cert) < 0 ||
+        config_get_value(c, DEFAULTS_GROUP, "relay_tls_key", &key) < 0)
+        return -1;
+    if (cert && *cert)
+        cfg->relay_tls_certificate = paths_expand(cert, dir);
+    if (key && *key)
+        cfg->relay_tls_key = paths_expand(key, dir);
+    return 0;
+}
+
 static int parse_defaults(struct parse_ctx *c, Config *cfg)
 {
     g_autofree char *v = NULL;
@@ -42,7 +59,7 @@ static int parse_defaults(struct parse_ctx *c, Config *cfg)
     if (config_get_value(c, DEFAULTS_GROUP, "relay_account", &cfg->relay_account) < 0 ||
         config_get_value(c, DEFAULTS_GROUP, "relay_peers", &cfg->relay_peers) < 0)
         return -1;
-    return 0;
+    return parse_relay_tls(c, cfg);
 }
 
 /* GKeyFile merges a repeated [group] into the first one: refuse it instead.
@@ -283,6 +300,8 @@ void config_free(Config *c)
     g_free(c->config_arg);
     g_free(c->relay_account);
     g_free(c->relay_peers);
+    g_free(c->relay_tls_certificate);
+    g_free(c->relay_tls_key);
     if (c->accounts)
         g_ptr_array_free(c->accounts, TRUE);
     g_free(c);

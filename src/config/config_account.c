@@ -43,6 +43,7 @@ void config_account_free(Account *a)
     g_free(a->send_as);
     g_free(a->smtp_backend);
     g_free(a->graph_url);
+    g_free(a->relay_password_hash);
     g_free(a->store_get);
     g_free(a->store_put);
     g_free(a->store_delete);

@@ -100,6 +100,9 @@ static const struct key_spec keys[] = {
     {"graph_url", KEY_URL, SCOPE_BOTH, F(graph_url)},
     {"relay_account", KEY_STRING, SCOPE_DEFAULTS, 0},
     {"relay_peers", KEY_STRING, SCOPE_DEFAULTS, 0},
+    {"relay_tls_certificate", KEY_PATH, SCOPE_DEFAULTS, 0},
+    {"relay_tls_key", KEY_PATH, SCOPE_DEFAULTS, 0},
+    {"relay_password_hash", KEY_STRING, SCOPE_ACCOUNT, F(relay_password_hash)},
 };
 
 #undef F

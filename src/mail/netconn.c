@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,6 +33,7 @@ struct netconn {
 };
 
 static ssize_t io_failed(NetConn *c, const char *what, int err, struct tokend_error *e);
+static int tls_handshake(NetConn *c, bool server, gint64 deadline, struct tokend_error *e);
 
 /* 1 ready, 0 deadline passed, -1 error. */
 static int wait_fd(int fd, short events, gint64 deadline)
@@ -262,11 +264,58 @@ int netconn_start_tls(NetConn *c, const char *ca_file, gint64 deadline, struct t
     c->ssl = SSL_new(c->ctx);
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || tls_expect_host(c->ssl, c->host) < 0)
         return error_set(e, TOKEND_EX_SOFTWARE, "cannot set up TLS for %s", c->host);
+    return tls_handshake(c, false, deadline, e);
+}
+
+/* The server side of TLS (the relay's clients): a context with the
+ * certificate chain and its key, TLS 1.2 or later, no session tickets. */
+static SSL_CTX *tls_server_context(const char *cert_file, const char *key_file,
+                                   struct tokend_error *e)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (!ctx) {
+        error_set(e, TOKEND_EX_SOFTWARE, "cannot set up TLS");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        unsigned long err = ERR_peek_last_error();
+        char buf[256] = "";
+        if (err)
+            ERR_error_string_n(err, buf, sizeof(buf));
+        SSL_CTX_free(ctx);
+        error_set(e, TOKEND_EX_CONFIG, "cannot use the certificate %s with the key %s: %s",
+                  cert_file, key_file, buf);
+        return NULL;
+    }
+    return ctx;
+}
+
+int netconn_check_server_tls(const char *cert_file, const char *key_file, struct tokend_error *e)
+{
+    SSL_CTX *ctx = tls_server_context(cert_file, key_file, e);
+
+    if (!ctx)
+        return -1;
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
+/* The handshake's loop, either side. */
+static int tls_handshake(NetConn *c, bool server, gint64 deadline, struct tokend_error *e)
+{
     for (;;) {
         int r, w;
 
         ERR_clear_error();
-        r = SSL_connect(c->ssl);
+        r = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
         if (r == 1)
             return 0;
         switch (SSL_get_error(c->ssl, r)) {
@@ -283,6 +332,30 @@ int netconn_start_tls(NetConn *c, const char *ca_file, gint64 deadline, struct t
             return error_set(e, TOKEND_EX_TEMPFAIL, "TLS with %s port %d timed out", c->host,
                              c->port);
     }
+}
+
+NetConn *netconn_accept_tls(int fd, const char *cert_file, const char *key_file, gint64 deadline,
+                            struct tokend_error *e)
+{
+    struct sockaddr_storage peer = {0};
+    socklen_t plen = sizeof(peer);
+    g_autoptr(NetConn) c = g_new0(NetConn, 1);
+    int fl;
+
+    c->host = g_strdup("the client");
+    c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (c->fd < 0 || (fl = fcntl(c->fd, F_GETFL)) < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return error_set(e, TOKEND_EX_SOFTWARE, "the client's socket: %s", g_strerror(errno)), NULL;
+    c->loopback =
+        getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && netconn_addr_is_loopback(&peer);
+    if (!(c->ctx = tls_server_context(cert_file, key_file, e)))
+        return NULL;
+    c->ssl = SSL_new(c->ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+        return error_set(e, TOKEND_EX_SOFTWARE, "cannot set up TLS for the client"), NULL;
+    if (tls_handshake(c, true, deadline, e) < 0)
+        return NULL;
+    return g_steal_pointer(&c);
 }
 
 static ssize_t io_failed(NetConn *c, const char *what, int err, struct tokend_error *e)
@@ -383,6 +456,20 @@ static int fill(NetConn *c, gint64 deadline, struct tokend_error *e)
         }
         if (n == 0)
             return error_set(e, TOKEND_EX_TEMPFAIL, "%s closed the connection", c->host);
+        if (n == NETCONN_FAILED || wait_again(c, true, other, deadline, e) < 0)
+            return -1;
+    }
+}
+
+ssize_t netconn_read_some(NetConn *c, void *buf, size_t len, gint64 deadline,
+                          struct tokend_error *e)
+{
+    for (;;) {
+        bool other;
+        ssize_t n = netconn_try_read(c, buf, len, &other, e);
+
+        if (n >= 0)
+            return n;
         if (n == NETCONN_FAILED || wait_again(c, true, other, deadline, e) < 0)
             return -1;
     }

@@ -9,6 +9,7 @@
 
 #include "tokend/error.h"
 #include "tokend/mailconn.h"
+#include "tokend/netconn.h"
 #include "tokend/relay.h"
 
 /* Client reads go through this much memory, whatever the client sends. */
@@ -32,6 +33,7 @@ typedef struct relay_io {
     char buf[RELAY_IO_BUF];
     size_t off, len;
     bool eof;
+    NetConn *tls; /* after STARTTLS or implicit TLS: the client's TLS session */
 } RelayIO;
 
 void relay_io_init(RelayIO *io, const struct relay_ctx *ctx);
@@ -44,6 +46,32 @@ void relay_io_consume(RelayIO *io, size_t n);
 /* A reply line (CR LF added); -1 when the client is gone. */
 int relay_io_say(RelayIO *io, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 int relay_io_write(RelayIO *io, const char *data, size_t len);
+
+/* TLS with the client now (after the protocol's go-ahead, or before the
+ * greeting): what the client sent before is dropped (RFC 3207 §4.2), and
+ * io reads and writes through TLS from here on.  The certificate is the
+ * configured one, else (not for other machines) the loopback one. */
+int relay_tls_start(RelayIO *io, const struct relay_ctx *ctx, struct tokend_error *e);
+/* TLS may be started: the client is on TCP and not under TLS yet. */
+bool relay_tls_offered(const RelayIO *io, const struct relay_ctx *ctx);
+/* A login may go on: not from another machine, or under TLS.  False: the
+ * client must start TLS first. */
+bool relay_tls_login_allowed(const RelayIO *io, const struct relay_ctx *ctx);
+/* A client on another machine logs in as a with password: 0 when it is
+ * the one relay_password_hash holds; -1 (e, the sentence for the client)
+ * otherwise.  Local clients: always 0 (their uid was checked). */
+int relay_password_check(const struct relay_ctx *ctx, const Account *a, const char *password,
+                         struct tokend_error *e);
+/* Says go (the protocol's go-ahead to STARTTLS or STLS), then TLS; false
+ * (logged) when the handshake failed: the session ends. */
+bool relay_tls_go(RelayIO *io, const struct relay_ctx *ctx, const char *go);
+/* relay_password_check, then password (which may be NULL) wiped and
+ * freed; when refused, the sentence for the client in *why (logged).
+ * With a NULL only wipes (-1). */
+int relay_password_take(const struct relay_ctx *ctx, const Account *a, char *password, char **why);
+void relay_io_free_tls(RelayIO *io);
+/* Splice the session with upstream c, through TLS if the client has it. */
+int relay_io_splice(RelayIO *io, MailConn *c, struct tokend_error *e);
 
 /* Log in upstream to the account's server for proto with its token (one
  * forced refresh when the token is refused): the session, or NULL and e. */

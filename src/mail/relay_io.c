@@ -12,6 +12,7 @@
 #include "tokend/mailconn.h"
 #include "tokend/sandbox.h"
 #include "tokend/sasl.h"
+#include "tokend/splice.h"
 #include "tokend/tunnel.h"
 
 void relay_io_init(RelayIO *io, const struct relay_ctx *ctx)
@@ -21,6 +22,7 @@ void relay_io_init(RelayIO *io, const struct relay_ctx *ctx)
     io->timeout_s = ctx->timeout_s;
     io->off = io->len = 0;
     io->eof = false;
+    io->tls = NULL;
 }
 
 static int wait_for(int fd, short events, int timeout_s)
@@ -46,6 +48,15 @@ static int fill(RelayIO *io, struct tokend_error *e)
     }
     if (io->eof || io->len == RELAY_IO_BUF)
         return io->eof ? 0 : 1;
+    if (io->tls) {
+        n = netconn_read_some(io->tls, io->buf + io->len, RELAY_IO_BUF - io->len,
+                              g_get_monotonic_time() + (gint64)io->timeout_s * G_USEC_PER_SEC, e);
+        if (n < 0)
+            return -1;
+        io->eof = n == 0;
+        io->len += (size_t)n;
+        return n > 0;
+    }
     if (wait_for(io->in, POLLIN, io->timeout_s) == 0)
         return error_set(e, TOKEND_EX_TEMPFAIL, "the client sent nothing for %d seconds",
                          io->timeout_s);
@@ -118,6 +129,13 @@ void relay_io_consume(RelayIO *io, size_t n)
 
 int relay_io_write(RelayIO *io, const char *data, size_t len)
 {
+    if (io->tls) {
+        struct tokend_error e = TOKEND_ERROR_INIT;
+        int rc = netconn_write(io->tls, data, len,
+                               g_get_monotonic_time() + (gint64)io->timeout_s * G_USEC_PER_SEC, &e);
+        error_clear(&e);
+        return rc;
+    }
     while (len > 0) {
         ssize_t n = write(io->out, data, len);
         if (n < 0 && errno == EINTR)
@@ -144,6 +162,18 @@ int relay_io_say(RelayIO *io, const char *fmt, ...)
     log_debug("relay: L: %s", text);
     line = g_strconcat(text, "\r\n", NULL);
     return relay_io_write(io, line, strlen(line));
+}
+
+void relay_io_free_tls(RelayIO *io)
+{
+    g_clear_pointer(&io->tls, netconn_free);
+}
+
+int relay_io_splice(RelayIO *io, MailConn *c, struct tokend_error *e)
+{
+    if (io->tls)
+        return splice_run_tls(mailconn_netconn(c), io->tls, e);
+    return splice_run(mailconn_netconn(c), io->in, io->out, e);
 }
 
 char *relay_safe_name(const char *name)

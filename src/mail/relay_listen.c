@@ -2,8 +2,8 @@
  * connection gets a fresh tokend process (as systemd's Accept=yes would
  * start), so nothing stale (resolver, sockets, tokens) outlives a session;
  * at most max_sessions run at once, the next are refused in their
- * protocol.  Only loopback addresses: the relay has no TLS or local
- * passwords for other machines. */
+ * protocol.  An address other than loopback needs what relay_remote_ready
+ * checks (TLS and password hashes); without it the relay does not start. */
 
 #include <errno.h>
 #include <netdb.h>
@@ -43,7 +43,7 @@ void relay_refuse(enum relay_proto p, int out, bool permanent, const char *line)
     while (n < 0 && errno == EINTR);
 }
 
-static int listen_on(const char *addr, struct tokend_error *e)
+static int listen_on(const Config *cfg, const char *addr, struct tokend_error *e)
 {
     g_autofree char *host = NULL;
     g_autofree char *port_text = NULL;
@@ -57,13 +57,11 @@ static int listen_on(const char *addr, struct tokend_error *e)
     port_text = g_strdup_printf("%d", port);
     if ((rc = getaddrinfo(host, port_text, &hints, &res)) != 0)
         return error_set(e, TOKEND_EX_USAGE, "--listen %s: %s", addr, gai_strerror(rc));
-    if (!netconn_addr_is_loopback((const struct sockaddr_storage *)(void *)res->ai_addr)) {
+    if (!netconn_addr_is_loopback((const struct sockaddr_storage *)(void *)res->ai_addr) &&
+        relay_remote_ready(cfg, e) < 0) {
         freeaddrinfo(res);
-        return error_set(e, TOKEND_EX_CONFIG,
-                         "--listen %s: not a loopback address; the relay serves only local "
-                         "programs: for other machines it would need TLS (a certificate and "
-                         "key) and a local password hash per account, which it does not have",
-                         addr);
+        error_prefix(e, "--listen %s: not a loopback address", addr);
+        return -1;
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
@@ -146,8 +144,8 @@ static int serve(struct pollfd *p, int n, enum relay_proto proto, int max_sessio
     }
 }
 
-int relay_listen(enum relay_proto proto, char **addrs, int max_sessions, char *const *self_argv,
-                 struct tokend_error *e)
+int relay_listen(const Config *cfg, enum relay_proto proto, char **addrs, int max_sessions,
+                 char *const *self_argv, struct tokend_error *e)
 {
     struct pollfd p[MAX_LISTENERS + 1];
     sigset_t mask, old;
@@ -156,7 +154,7 @@ int relay_listen(enum relay_proto proto, char **addrs, int max_sessions, char *c
     for (; addrs[n]; n++) {
         if (n == MAX_LISTENERS)
             return error_set(e, TOKEND_EX_USAGE, "at most %d --listen", MAX_LISTENERS);
-        p[n] = (struct pollfd){.fd = listen_on(addrs[n], e), .events = POLLIN};
+        p[n] = (struct pollfd){.fd = listen_on(cfg, addrs[n], e), .events = POLLIN};
         if (p[n].fd < 0)
             return -1;
         log_info("relay: %s on %s", relay_proto_name(proto), addrs[n]);

@@ -1,6 +1,7 @@
 /* Who may use the relay: the peer of the connection (a pipe from the
  * process that started tokend, a unix socket's SO_PEERCRED, a loopback TCP
- * peer's owner by inet_diag), and which account a login name chooses. */
+ * peer's owner by inet_diag; another machine only when the relay has TLS
+ * and password hashes for it), and which account a login name chooses. */
 
 #include <errno.h>
 #include <grp.h>
@@ -114,7 +115,7 @@ int relay_peer_allowed(uid_t uid, const char *relay_peers, bool *allowed, struct
     return 0;
 }
 
-int relay_check_peer(const struct relay_ctx *ctx, struct tokend_error *e)
+int relay_check_peer(struct relay_ctx *ctx, struct tokend_error *e)
 {
     enum relay_peer_kind kind = RELAY_PEER_REMOTE;
     uid_t uid = (uid_t)-1;
@@ -122,12 +123,11 @@ int relay_check_peer(const struct relay_ctx *ctx, struct tokend_error *e)
 
     if (relay_peer_of(ctx->in, &kind, &uid, e) < 0)
         return -1;
+    ctx->tcp = kind == RELAY_PEER_LOOPBACK || kind == RELAY_PEER_REMOTE;
     if (kind == RELAY_PEER_REMOTE) {
-        error_set(e, TOKEND_EX_NOPERM,
-                  "this relay serves only local programs (loopback or a unix socket): from "
-                  "another machine it would need TLS and a local password per account, which "
-                  "it does not have");
-        return -1;
+        /* Another machine: TLS and the account's password, or nothing. */
+        ctx->remote = true;
+        return relay_remote_ready(ctx->cfg, e);
     }
     if (relay_peer_allowed(uid, ctx->cfg->relay_peers, &allowed, e) < 0)
         return -1;

@@ -134,13 +134,28 @@ static int ehlo(struct smtp *s, bool extended, const char *arg)
     if (!extended)
         return say(s, "250 localhost tokend relay");
     /* Graph's limit when the account (the one logged in, else
-     * relay_account) sends through Graph. */
-    if (relay_graph_backend(s->account ? s->account : default_graph_account(s->ctx->cfg)))
-        return say(s, "250-localhost tokend relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-                      "250-SIZE " G_STRINGIFY(GRAPH_MIME_MAX) "\r\n250-ENHANCEDSTATUSCODES\r\n"
-                                                              "250 AUTH PLAIN LOGIN");
-    return say(s, "250-localhost tokend relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-                  "250-SIZE\r\n250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN");
+     * relay_account) sends through Graph; AUTH only where a login may go
+     * on (under TLS for other machines). */
+    const Account *a = s->account ? s->account : default_graph_account(s->ctx->cfg);
+    g_autofree char *text = g_strdup_printf(
+        "250-localhost tokend relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE%s\r\n%s%s",
+        relay_graph_backend(a) ? " " G_STRINGIFY(GRAPH_MIME_MAX) : "",
+        relay_tls_offered(s->io, s->ctx) && !s->account ? "250-STARTTLS\r\n" : "",
+        relay_tls_login_allowed(s->io, s->ctx) ? "250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN"
+                                               : "250 ENHANCEDSTATUSCODES");
+    return say(s, text);
+}
+
+/* STARTTLS (RFC 3207): TLS from here on, the session as new (EHLO again). */
+static int cmd_starttls(struct smtp *s, const char *arg)
+{
+    if (!relay_tls_offered(s->io, s->ctx) || s->account || s->in_mail)
+        return bad(s, "503 5.5.1 tokend: STARTTLS is not possible now");
+    if (*arg)
+        return bad(s, "501 5.5.4 tokend: STARTTLS takes no argument");
+    s->greeted = false;
+    s->quit = !relay_tls_go(s->io, s->ctx, "220 2.0.0 tokend: ready to start TLS");
+    return 0;
 }
 
 /* The client's answer to a 334; -1 (s->quit) when it is gone. */
@@ -158,24 +173,28 @@ static int sasl_response(struct smtp *s, GString *line, struct tokend_error *e)
     return -1;
 }
 
-/* AUTH LOGIN's password: read and wiped.  Only allowed local peers reach
- * this, and the password plays no part (tokend(1), RELAY). */
-static int skip_password(struct smtp *s, struct tokend_error *e)
+/* AUTH LOGIN's password, read and wiped; kept in *password (for the
+ * caller to wipe) only for a client on another machine: for allowed local
+ * peers it plays no part (tokend(1), RELAY). */
+static int read_password(struct smtp *s, char **password, struct tokend_error *e)
 {
     g_autoptr(GString) line = g_string_new(NULL);
     int r;
 
     say(s, "334 UGFzc3dvcmQ6");
     r = sasl_response(s, line, e);
+    if (r == 0 && strcmp(line->str, "*") == 0) {
+        bad(s, "501 5.7.0 tokend: authentication cancelled");
+        r = -1;
+    } else if (r == 0 && s->ctx->remote)
+        *password = relaycmd_b64_password(line->str);
     explicit_bzero(line->str, line->len);
-    if (r == 0 && strcmp(line->str, "*") == 0)
-        return bad(s, "501 5.7.0 tokend: authentication cancelled"), -1;
     return r;
 }
 
 /* AUTH PLAIN|LOGIN [initial-response]: the login name, or NULL when the
  * client has been answered. */
-static char *auth_user(struct smtp *s, const char *arg, struct tokend_error *e)
+static char *auth_user(struct smtp *s, const char *arg, char **password, struct tokend_error *e)
 {
     g_auto(GStrv) parts = g_strsplit(arg, " ", 3);
     g_autoptr(GString) line = g_string_new(NULL);
@@ -197,19 +216,22 @@ static char *auth_user(struct smtp *s, const char *arg, struct tokend_error *e)
     if (strcmp(resp, "*") == 0)
         return bad(s, "501 5.7.0 tokend: authentication cancelled"), NULL;
     user = plain ? relaycmd_plain_user(resp) : relaycmd_b64_text(resp);
+    if (plain && s->ctx->remote)
+        *password = relaycmd_plain_password(resp);
     explicit_bzero(line->str, line->len);
     if (parts[1])
         explicit_bzero(parts[1], strlen(parts[1]));
     if (!user)
         return bad(s, "501 5.5.2 tokend: the authentication response is not valid base64"), NULL;
-    if (login && skip_password(s, e) < 0)
+    if (login && read_password(s, password, e) < 0)
         return g_free(user), NULL;
     return user;
 }
 
 static int cmd_auth(struct smtp *s, const char *arg, struct tokend_error *e)
 {
-    g_autofree char *user = NULL;
+    char *password = NULL;
+    g_autofree char *user = NULL, *why = NULL;
     g_autofree char *safe = NULL;
     g_autofree char *line = NULL;
     const Account *a;
@@ -218,12 +240,19 @@ static int cmd_auth(struct smtp *s, const char *arg, struct tokend_error *e)
         return bad(s, "503 5.5.1 tokend: already authenticated");
     if (!s->greeted || s->in_mail)
         return bad(s, "503 5.5.1 tokend: AUTH comes after EHLO, before MAIL");
-    if (!(user = auth_user(s, arg, e)))
-        return 0;
+    if (!relay_tls_login_allowed(s->io, s->ctx))
+        return bad(s, "530 5.7.0 tokend: must issue a STARTTLS command first");
+    if (!(user = auth_user(s, arg, &password, e)))
+        return relay_password_take(s->ctx, NULL, password, NULL), 0;
     safe = relay_safe_name(user);
     if (!(a = relay_find_account(s->ctx->cfg, user))) {
         line =
             g_strdup_printf("535 5.7.8 tokend: no account \"%s\" in %s", safe, s->ctx->cfg->path);
+        relay_password_take(s->ctx, NULL, password, NULL);
+        return bad(s, line);
+    }
+    if (relay_password_take(s->ctx, a, password, &why) < 0) {
+        line = g_strdup_printf("535 5.7.8 tokend: %s", why);
         return bad(s, line);
     }
     if (login_upstream(s, a, e) < 0 || !s->account)
@@ -239,7 +268,7 @@ static const Account *default_account(struct smtp *s)
     g_autofree char *line = NULL;
     const Account *a;
 
-    if (!cfg->relay_account || !*cfg->relay_account) {
+    if (s->ctx->remote || !cfg->relay_account || !*cfg->relay_account) {
         bad(s, "530 5.7.0 tokend: authentication required (AUTH with the account's address, "
                "or relay_account in [defaults])");
         return NULL;
@@ -496,6 +525,7 @@ static int command(struct smtp *s, const GString *line, struct tokend_error *e)
     case RELAYCMD_SMTP_HELP:
         return say(s, "214 2.0.0 tokend relay: see tokend(1)");
     case RELAYCMD_SMTP_STARTTLS:
+        return cmd_starttls(s, arg);
     case RELAYCMD_SMTP_BDAT:
         return bad(s, "502 5.5.1 tokend: not offered by this local relay");
     case RELAYCMD_SMTP_UNKNOWN:
@@ -538,6 +568,8 @@ int relay_smtp_session(const struct relay_ctx *ctx, struct tokend_error *e)
     int rc;
 
     relay_io_init(io, ctx);
+    if (ctx->implicit_tls && relay_tls_start(io, ctx, e) < 0)
+        return -1;
     say(&s, "220 localhost ESMTP tokend relay");
     rc = serve(&s, line, e);
     if (s.up) {
@@ -547,5 +579,6 @@ int relay_smtp_session(const struct relay_ctx *ctx, struct tokend_error *e)
     relay_graph_free(s.graph);
     g_free(s.sender);
     g_ptr_array_unref(s.rcpts);
+    relay_io_free_tls(io);
     return rc;
 }

@@ -173,6 +173,47 @@ char *relaycmd_b64_text(const char *b64)
     return text;
 }
 
+/* A password: any bytes but NUL, CR and LF (UTF-8 passwords pass). */
+static char *password_of(const guchar *start, gsize len)
+{
+    for (gsize i = 0; i < len; i++)
+        if (start[i] == '\0' || start[i] == '\r' || start[i] == '\n')
+            return NULL;
+    return g_strndup((const char *)start, len);
+}
+
+char *relaycmd_plain_password(const char *b64)
+{
+    gsize len = 0;
+    guchar *raw = b64_decode(b64, &len);
+    const guchar *nul1, *nul2;
+    char *password = NULL;
+
+    if (!raw)
+        return NULL;
+    nul1 = memchr(raw, '\0', len);
+    nul2 = nul1 ? memchr(nul1 + 1, '\0', len - (gsize)(nul1 + 1 - raw)) : NULL;
+    if (nul2)
+        password = password_of(nul2 + 1, len - (gsize)(nul2 + 1 - raw));
+    explicit_bzero(raw, len);
+    g_free(raw);
+    return password;
+}
+
+char *relaycmd_b64_password(const char *b64)
+{
+    gsize len = 0;
+    guchar *raw = b64_decode(b64, &len);
+    char *password;
+
+    if (!raw)
+        return NULL;
+    password = password_of(raw, len);
+    explicit_bzero(raw, len);
+    g_free(raw);
+    return password;
+}
+
 /* An atom or a quoted string at *p (RFC 9051 astring without literals);
  * *p moves past it.  NULL when malformed. */
 static char *imap_astring(const char **p)

@@ -22,6 +22,9 @@ struct flow {
 struct relay {
     NetConn *c;
     int in, out;
+    NetConn *cl;              /* the client under TLS (relay), or NULL: fds in and out */
+    bool cl_read_wants_write; /* TLS: as below, on the client's side */
+    bool cl_write_wants_read;
     struct flow up;        /* client -> server */
     struct flow down;      /* server -> client */
     bool read_wants_write; /* TLS: a read needs the socket writable */
@@ -48,10 +51,34 @@ static void nonblocking(int fd)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* The client under TLS: what is at hand, as server_read does. */
+static bool client_tls_read(struct relay *r)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    bool progress = false;
+
+    if (flow_empty(&r->up))
+        r->up.off = r->up.len = 0;
+    while (!r->up.eof && r->up.off == 0 && r->up.len < RELAY_BUF) {
+        ssize_t n = netconn_try_read(r->cl, r->up.data + r->up.len, RELAY_BUF - r->up.len,
+                                     &r->cl_read_wants_write, &e);
+        if (n == NETCONN_AGAIN)
+            break;
+        r->cl_read_wants_write = false;
+        r->up.eof = n <= 0; /* end of stream, or a client that went away */
+        r->up.len += n > 0 ? (size_t)n : 0;
+        progress = true;
+    }
+    error_clear(&e);
+    return progress;
+}
+
 static bool client_read(struct relay *r)
 {
     ssize_t n;
 
+    if (r->cl)
+        return client_tls_read(r);
     if (r->up.eof || !flow_empty(&r->up))
         return false;
     n = read(r->in, r->up.data, RELAY_BUF);
@@ -66,13 +93,31 @@ static bool client_read(struct relay *r)
     return true;
 }
 
+static ssize_t client_write_some(struct relay *r)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    const char *data = r->down.data + r->down.off;
+    size_t len = r->down.len - r->down.off;
+    ssize_t n;
+
+    if (!r->cl)
+        return write(r->out, data, len);
+    n = netconn_try_write(r->cl, data, len, &r->cl_write_wants_read, &e);
+    error_clear(&e);
+    if (n == NETCONN_AGAIN)
+        errno = EAGAIN;
+    else if (n >= 0)
+        r->cl_write_wants_read = false;
+    return n == NETCONN_AGAIN ? -1 : n;
+}
+
 static bool client_write(struct relay *r)
 {
     ssize_t n;
 
     if (flow_empty(&r->down))
         return false;
-    n = write(r->out, r->down.data + r->down.off, r->down.len - r->down.off);
+    n = client_write_some(r);
     if (n > 0) {
         r->down.off += (size_t)n;
         return true;
@@ -159,9 +204,12 @@ static short server_events(const struct relay *r)
 /* Blocks until something can move; false when the grace time is over. */
 static bool wait_any(struct relay *r)
 {
+    int in = r->cl ? netconn_fd(r->cl) : r->in, out = r->cl ? netconn_fd(r->cl) : r->out;
     struct pollfd p[3] = {
-        {.fd = r->up.eof || !flow_empty(&r->up) ? -1 : r->in, .events = POLLIN},
-        {.fd = flow_empty(&r->down) ? -1 : r->out, .events = POLLOUT},
+        {.fd = r->up.eof || !flow_empty(&r->up) ? -1 : in,
+         .events = r->cl_read_wants_write ? POLLOUT : POLLIN},
+        {.fd = flow_empty(&r->down) ? -1 : out,
+         .events = r->cl_write_wants_read ? POLLIN : POLLOUT},
         {.fd = netconn_fd(r->c), .events = server_events(r)},
     };
     int timeout = -1;
@@ -179,15 +227,8 @@ static bool wait_any(struct relay *r)
     return true;
 }
 
-int splice_run(NetConn *c, int in, int out, struct tokend_error *e)
+static int run(struct relay *r, struct tokend_error *e)
 {
-    g_autofree struct relay *r = g_new0(struct relay, 1);
-
-    r->c = c;
-    r->in = in;
-    r->out = out;
-    nonblocking(in);
-    nonblocking(out);
     /* Test builds: a relay that opens a file, which the sandbox kills. */
     FAULT_OPEN("sandbox-open");
     for (;;) {
@@ -198,13 +239,38 @@ int splice_run(NetConn *c, int in, int out, struct tokend_error *e)
             return 0;
         }
         if (r->down.eof && flow_empty(&r->down)) {
-            log_verbose("%s closed the connection", netconn_host(c));
-            close(out);
+            log_verbose("%s closed the connection", netconn_host(r->c));
+            if (r->cl)
+                netconn_shutdown_write(r->cl);
+            else
+                close(r->out);
             return 0;
         }
         if (!wait_any(r)) {
-            log_verbose("%s did not close the connection; closing it", netconn_host(c));
+            log_verbose("%s did not close the connection; closing it", netconn_host(r->c));
             return 0;
         }
     }
+}
+
+int splice_run(NetConn *c, int in, int out, struct tokend_error *e)
+{
+    g_autofree struct relay *r = g_new0(struct relay, 1);
+
+    r->c = c;
+    r->in = in;
+    r->out = out;
+    nonblocking(in);
+    nonblocking(out);
+    return run(r, e);
+}
+
+int splice_run_tls(NetConn *c, NetConn *client, struct tokend_error *e)
+{
+    g_autofree struct relay *r = g_new0(struct relay, 1);
+
+    r->c = c;
+    r->cl = client;
+    r->in = r->out = -1;
+    return run(r, e);
 }

@@ -13,6 +13,7 @@
 
 #include <string.h>
 
+#include "tokend/relay.h"
 #include "tokend/snippet.h"
 #include "snippet_templates.h"
 
@@ -120,6 +121,7 @@ enum snippet_value {
     SNIPPET_VALUE_METADATA,
     SNIPPET_VALUE_TOKEND,
     SNIPPET_VALUE_CONFIG,
+    SNIPPET_VALUE_RELAY_CERT,
 };
 
 #define SNIPPET_OWN_SERVICE (-1) /* @HOST@ and @PORT@: the client's service */
@@ -150,6 +152,7 @@ static const struct placeholder {
     {"METADATA", SNIPPET_VALUE_METADATA, 0, false},
     {"TOKEND", SNIPPET_VALUE_TOKEND, 0, true},
     {"CONFIG", SNIPPET_VALUE_CONFIG, 0, true},
+    {"RELAY_CERT", SNIPPET_VALUE_RELAY_CERT, 0, false},
 };
 
 static const struct placeholder *placeholder_find(const char *name, size_t len)
@@ -199,6 +202,21 @@ static const char *value_key(const struct placeholder *p, enum snippet_service s
     return p->name;
 }
 
+/* The relay's loopback certificate, made now if the relay has not made it
+ * yet: a client may read it before its first connection (msmtp does). */
+static char *relay_cert(void)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    g_autofree char *key = NULL;
+    char *cert = NULL;
+
+    if (relay_tls_loopback(&cert, &key, &e) < 0) {
+        error_clear(&e);
+        return relay_tls_loopback_cert_path();
+    }
+    return cert;
+}
+
 /* The raw value of a placeholder, or NULL when the account lacks it. */
 static char *raw_value(const struct snippet_ctx *c, const struct placeholder *p,
                        enum snippet_service s)
@@ -230,6 +248,8 @@ static char *raw_value(const struct snippet_ctx *c, const struct placeholder *p,
         return g_strdup(c->program);
     case SNIPPET_VALUE_CONFIG:
         return g_strdup(c->config);
+    case SNIPPET_VALUE_RELAY_CERT:
+        return relay_cert();
     }
     return NULL;
 }
@@ -279,6 +299,8 @@ static const char *value_what(const struct placeholder *p, enum snippet_service 
         return "the path of the token file";
     case SNIPPET_VALUE_CA_FILE:
         return "ca_file";
+    case SNIPPET_VALUE_RELAY_CERT:
+        return "the relay's loopback certificate";
     case SNIPPET_VALUE_ACCOUNT:
     case SNIPPET_VALUE_USER:
     case SNIPPET_VALUE_URL_USER:

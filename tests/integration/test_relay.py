@@ -17,6 +17,7 @@ import poplib
 import re
 import smtplib
 import socket
+import ssl
 import subprocess
 from email.message import EmailMessage
 
@@ -424,3 +425,79 @@ def test_poplib_login_through_relay(tokend, dovecot):
     finally:
         relay.terminate()
         relay.communicate(timeout=TIMEOUT)
+
+
+# STARTTLS on loopback -------------------------------------------------------
+
+def _starttls(s, cafile):
+    """STARTTLS on a Session over TCP, verified against cafile."""
+    assert s.reply().startswith('220 ')
+    ehlo = s.command('EHLO c')
+    assert '250-STARTTLS' in ehlo, ehlo
+    assert s.command('STARTTLS').startswith('220 ')
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    s.sock = ctx.wrap_socket(s.sock, server_hostname='localhost')
+    return s.command('EHLO c')
+
+
+def test_loopback_starttls_certificate_made_once_and_private(tokend, dovecot, session):
+    sign_in(tokend, dovecot, extra='[defaults]\nrelay_account = work\n')
+    folder = tokend.state / '_relay-tls'
+    assert not folder.exists()
+    # Unix sockets and pipes get no STARTTLS: nothing to protect there.
+    s = session('smtp')
+    assert s.reply().startswith('220 ') and 'STARTTLS' not in s.command('EHLO c')
+    # Four sessions at once make it: one folder wins, whole, and all of
+    # them serve its certificate.
+    sessions = [session('smtp', family=socket.AF_INET) for _ in range(4)]
+    for s in sessions:
+        assert s.reply().startswith('220 ')
+        assert '250-STARTTLS' in s.command('EHLO c')
+        s.send('STARTTLS\r\n')
+    for s in sessions:
+        assert s.reply().startswith('220 ')
+    wait_until((folder / 'cert.pem').exists, 10, 'the certificate is made')
+    ctx = ssl.create_default_context(cafile=str(folder / 'cert.pem'))
+    for s in sessions:
+        s.sock = ctx.wrap_socket(s.sock, server_hostname='localhost')
+        ehlo = s.command('EHLO c')
+        assert 'STARTTLS' not in ehlo and 'AUTH PLAIN LOGIN' in ehlo, ehlo
+    assert sorted(p.name for p in tokend.state.iterdir() if p.name.startswith('_relay')) == \
+        ['_relay-tls']
+    assert sorted(p.name for p in folder.iterdir()) == ['cert.pem', 'key.pem']
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (folder / 'key.pem').stat().st_mode & 0o777 == 0o600
+    names = subprocess.run(['openssl', 'x509', '-noout', '-ext', 'subjectAltName', '-in',
+                            str(folder / 'cert.pem')], capture_output=True, text=True).stdout
+    assert 'DNS:localhost' in names and 'IP Address:127.0.0.1' in names and \
+        'IP Address:0:0:0:0:0:0:0:1' in names, names
+    # A message through the TLS session, after the sandbox: byte-identical.
+    count = len(dovecot.messages())
+    s = sessions[0]
+    assert s.command(f'MAIL FROM:<{SENDER}>').startswith('250')
+    assert s.command('RCPT TO:<bob@example.org>').startswith('250')
+    assert s.command('DATA').startswith('354')
+    s.send(message().replace(b'\r\n.', b'\r\n..') + b'.\r\n')
+    assert s.reply().startswith('250 ')
+    assert relayed(wait_message(dovecot, count + 1)) == message()
+    # Made once: a later session serves the same certificate.
+    before = (folder / 'cert.pem').read_bytes()
+    again = session('smtp', family=socket.AF_INET)
+    assert 'AUTH PLAIN LOGIN' in _starttls(again, folder / 'cert.pem')
+    assert (folder / 'cert.pem').read_bytes() == before
+
+
+def test_starttls_drops_what_came_before_the_handshake(tokend, dovecot, session):
+    """Commands pipelined behind STARTTLS in plain text are not run inside
+    the TLS session (RFC 3207 4.2)."""
+    sign_in(tokend, dovecot, extra='[defaults]\nrelay_account = work\n')
+    tokend.run('snippet', 'work', 'msmtp-relay')  # makes the certificate
+    s = session('smtp', family=socket.AF_INET)
+    assert s.reply().startswith('220 ')
+    s.command('EHLO c')
+    s.send('STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n')
+    assert s.reply().startswith('220 ')
+    ctx = ssl.create_default_context(cafile=str(tokend.state / '_relay-tls' / 'cert.pem'))
+    s.sock = ctx.wrap_socket(s.sock, server_hostname='localhost')
+    assert s.command('NOOP').startswith('250 ')  # not the injected MAIL's answer
+    assert s.command('RSET').startswith('250 ')

@@ -2,27 +2,33 @@
 them, against `tokend relay --listen` on loopback, which logs in to the
 real Dovecot (IMAP, POP3, submission) with the account's token:
 
-- Debian's fetchmail 6.4 with `auth password` for IMAP and POP3: the
-  seed's own configuration (`poll localhost protocol IMAP port N auth
-  password`, the password ignored by the relay; its `sslmode none` is
-  fetchmail 7's spelling and 6.4 refuses it, so it is left out) and the
-  same with `sslproto ''`, which the relay recipe adds.  Without it
-  fetchmail 6.4 sends STARTTLS first even though the relay does not
-  offer it, and gives up when refused ("upgrade to TLS failed"): the
-  relay does not offer STARTTLS on loopback (no certificate of its own
-  yet), so the client needs `sslproto ''`.  The seed's lines are tested
-  for exactly that failure, so that the day the relay offers STARTTLS the
-  test says to flip it.  The messages put into
-  the mailbox arrive byte-identical (after fetchmail's CRLF to LF for the
-  MDA; `--invisible` leaves out its Received: header).
-- msmtp without OAuth (`auth plain` with any password, `tls off`: msmtp
-  refuses a plain-text method unless named) and mutt's `smtp_url` to the
-  relay: the message arrives at Dovecot submission's sink.
+- Debian's fetchmail 6.4 with `auth password` for IMAP and POP3, the
+  seed's own lines (`poll localhost protocol IMAP port N auth password`;
+  its `sslmode none` is fetchmail 7's spelling, which 6.4 refuses, so it
+  is left out).  fetchmail 6.4 checks certificates by default
+  (sslcertck) and so insists on TLS: it takes the relay's STARTTLS (STLS)
+  and then refuses the self-signed loopback certificate, which nothing in
+  those lines trusts; the test asserts exactly that.  With one line more,
+  `sslcertfile` naming the certificate tokend made (what the snippet
+  adds, with `poll localhost`: fetchmail compares names, not addresses),
+  the upgrade to TLS succeeds and the mail comes through the TLS session
+  after the sandbox; `sslproto ''` (no TLS at all) still works too.  The
+  messages put into the mailbox arrive byte-identical (after fetchmail's
+  CRLF to LF for the MDA; `--invisible` leaves out its Received: header).
+- msmtp without OAuth (`auth plain` with any password, `tls on` with the
+  loopback certificate as its trust file), mutt's `smtp_url` to the relay
+  from the snippet, and the seed's four mutt lines as they are (STARTTLS
+  off, the password typed at mutt's prompt in a private tmux): the
+  message arrives at Dovecot submission's sink.
 """
 
 import os
+import re
+import shutil
 import socket
 import subprocess
+import tempfile
+import urllib.parse
 import uuid
 
 import pytest
@@ -114,36 +120,60 @@ def messages():
     return out
 
 
+def fetchmail_rc(tokend, variant, proto, port):
+    """The seed's lines, as they are or with one line more; or the snippet."""
+    text = SEED_RC.format(proto=proto, port=port, user=USER, local=os.environ.get('USER', 'root'))
+    if variant == 'seed+sslcertfile':
+        text += f'    sslcertfile "{loopback_cert(tokend)}"\n'
+    elif variant == "seed+sslproto''":
+        text += "    sslproto ''\n"
+    elif variant == 'snippet':
+        text = snippet(tokend, 'fetchmail-relay' if proto == 'IMAP' else
+                       'fetchmail-relay-pop3', port)
+        assert f'sslcertfile "{loopback_cert(tokend)}"' in text and 'poll localhost' in text
+    return text
+
+
+def loopback_cert(tokend):
+    return tokend.home / 'state' / 'tokend' / '_relay-tls' / 'cert.pem'
+
+
 @pytest.mark.parametrize('proto', ['IMAP', 'POP3'])
-@pytest.mark.parametrize('sslproto', [False, True], ids=['seed', 'snippet'])
+@pytest.mark.parametrize('variant', ['seed', 'seed+sslcertfile', 'snippet', "seed+sslproto''"])
 def test_fetchmail_auth_password_through_relay(tokend, dovecot, signed_in, listen, tmp_path,
-                                               proto, sslproto):
+                                               proto, variant):
     port = listen(proto.lower())
     empty_inbox(dovecot)
     sent = messages()
     for m in sent:
         append_message(dovecot, signed_in, m)
     rc = tmp_path / 'fetchmailrc'
-    text = SEED_RC.format(proto=proto, port=port, user=USER, local=os.environ.get('USER', 'root'))
-    if sslproto:  # what the snippet adds to the seed's lines
-        text = snippet(tokend, 'fetchmail-relay' if proto == 'IMAP' else
-                       'fetchmail-relay-pop3', port)
-        assert "sslproto ''" in text
-    rc.write_text(text)
+    rc.write_text(fetchmail_rc(tokend, variant, proto, port))
     rc.chmod(0o600)
     out = tmp_path / 'out'
     out.mkdir()
     before = logins(dovecot, proto.lower(), 'OAUTHBEARER')
     r = run(['fetchmail', '-f', str(rc), '-d0', '-v', '--invisible', '--mda',
              f'cat > {out}/msg.$$'], tokend.env)
-    if not sslproto:
-        assert r.returncode == 2 and 'upgrade to TLS failed' in r.stderr, r.stdout + r.stderr
+    log = r.stdout + r.stderr
+    asked_tls = re.search(rf'{proto}> (A\d+ STARTTLS|STLS)\n', log)
+    if variant == 'seed':
+        # fetchmail 6.4 checks certificates by default (sslcertck) and so
+        # requires TLS: it takes the relay's STARTTLS, then refuses the
+        # self-signed certificate, which nothing in the seed's lines trusts.
+        assert asked_tls and 'upgrade to TLS succeeded' not in log, log
+        assert r.returncode == 2 and 'Server certificate verification error' in log, log
+        assert not list(out.glob('msg.*'))
         return
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0, log
+    if variant == "seed+sslproto''":
+        assert not asked_tls, log
+    else:
+        assert asked_tls and 'upgrade to TLS succeeded' in log, log
     got = sorted(p.read_bytes() for p in out.glob('msg.*'))
-    assert got == sorted(m.replace(b'\r\n', b'\n') for m in sent), r.stdout + r.stderr
+    assert got == sorted(m.replace(b'\r\n', b'\n') for m in sent), log
     wait_logged_in(dovecot, proto.lower(), 'OAUTHBEARER', before)
-    assert signed_in not in r.stdout + r.stderr
+    assert signed_in not in log
 
 
 # msmtp and mutt -------------------------------------------------------------
@@ -176,3 +206,79 @@ def test_mutt_smtp_url_through_relay(tokend, dovecot, listen, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     wait_until(lambda: sink_has(dovecot, marker), 10, 'the sink got the message')
 
+
+
+MUTT_SEED = """\
+set smtp_url = "smtp://{user}@localhost:{port}/"
+unset smtp_pass
+set ssl_starttls=no
+set ssl_force_tls=no
+"""
+
+
+def test_mutt_seed_smtp_url_through_relay(tokend, dovecot, listen, tmp_path):
+    """The seed's four lines as they are (plain text on loopback: mutt is
+    told not to start TLS, so the relay's STARTTLS offer is left alone);
+    with `unset smtp_pass` mutt asks for the password on its terminal (a
+    private tmux here), and the relay ignores it on loopback."""
+    port = listen('smtp')
+    muttrc = tmp_path / 'muttrc'
+    body = tmp_path / 'body'
+    body.write_text('hello from mutt\n')
+    (tokend.home / 'Mail').mkdir(exist_ok=True)  # mutt asks to make its $folder otherwise
+    muttrc.write_text(MUTT_SEED.format(user=urllib.parse.quote(SENDER), port=port) +
+                      f'set from = "{SENDER}"\nset record = ""\nset editor = "true"\n'
+                      'set edit_headers = no\nset autoedit = no\nset abort_unmodified = no\n')
+    marker = uuid.uuid4().hex
+    term = Tmux(tokend.env)
+    try:
+        term.start(['mutt', '-n', '-F', str(muttrc), '-s', f'mutt-{marker}', '-i', str(body),
+                    'bob@example.org'])
+        wait_until(lambda: compose_menu(term), 10, 'mutt shows its compose menu',
+                   detail=term.screen)
+        term.keys('y')
+        wait_until(lambda: 'Password' in term.screen(), 10, 'mutt asks for the password',
+                   detail=term.screen)
+        term.keys('typed at the prompt', 'Enter')
+        wait_until(lambda: sink_has(dovecot, marker), 10, 'the sink got the message',
+                   detail=term.screen)
+    finally:
+        term.close()
+
+
+def compose_menu(term):
+    """True at mutt's compose menu; Enter at its To: and Subject: prompts
+    (already filled from the command line) on the way."""
+    screen = term.screen()
+    last = [line for line in screen.splitlines() if line.strip()][-1:] or ['']
+    if last[0].startswith(('To:', 'Subject:')):
+        term.keys('Enter')
+    return 'y:Send' in screen
+
+
+class Tmux:
+    """A private tmux server (its own socket) running one program."""
+
+    def __init__(self, env):
+        self.dir = tempfile.mkdtemp(prefix='tokend-tmux-')  # short socket path
+        self.socket = os.path.join(self.dir, 's')
+        self.env = dict(env, TERM='xterm')
+
+    def tmux(self, *args):
+        return subprocess.run(['tmux', '-S', self.socket, *args], capture_output=True,
+                              text=True, env=self.env, timeout=10)
+
+    def start(self, argv):
+        r = self.tmux('-f', '/dev/null', 'new-session', '-d', '-s', 'mail', '-x', '150',
+                      '-y', '50', ' '.join(argv))
+        assert r.returncode == 0, r.stderr
+
+    def keys(self, *keys):
+        self.tmux('send-keys', '-t', 'mail', *keys)
+
+    def screen(self):
+        return self.tmux('capture-pane', '-p', '-t', 'mail').stdout
+
+    def close(self):
+        self.tmux('kill-server')
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -80,6 +80,7 @@ def values(tokend, keys, service, quote, config):
         'TOKEN_FILE': str(tokend.token_file('mail.me')), 'CA_FILE': keys['ca_file'],
         'MAILDIR': '~/Mail/mail.me', 'METADATA': '~/.offlineimap',
         'TOKEND': shell(str(TOKEND)), 'CONFIG': shell(str(config)),
+        'RELAY_CERT': str(tokend.state / '_relay-tls' / 'cert.pem'),
     }
 
 

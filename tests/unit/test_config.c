@@ -371,6 +371,9 @@ static void test_known_keys(void)
         "graph_url",
         "relay_account",
         "relay_peers",
+        "relay_tls_certificate",
+        "relay_tls_key",
+        "relay_password_hash",
     };
     const char *const *keys = config_known_keys();
 
