@@ -15,6 +15,7 @@
 #include "relay_internal.h"
 #include "tokend/log.h"
 #include "tokend/relaycmd.h"
+#include "tokend/smtpext.h"
 
 /* Bad commands before the relay hangs up (RFC 5321 §4.3.2 lets it). */
 #define MAX_ERRORS 10
@@ -27,6 +28,8 @@ struct smtp {
     const Account *account;
     MailConn *up;
     bool greeted, in_mail, has_rcpt, quit;
+    bool utf8;        /* this message's MAIL asked for SMTPUTF8 */
+    unsigned offered; /* upstream's extensions (tokend/smtpext.h) */
     int errors;
 };
 
@@ -107,8 +110,20 @@ static int login_upstream(struct smtp *s, const Account *a, struct tokend_error 
         return say(s, line);
     }
     s->account = a;
+    s->offered = relay_smtp_offered(s->up, s->ctx->timeout_s);
     (void)e;
     return 0;
+}
+
+/* Before the login, what the relay supports; after it, only what
+ * upstream supports too. */
+static int say_ehlo(struct smtp *s)
+{
+    unsigned exts = s->up ? s->offered & (SMTPEXT_RELAY | SMTPEXT_BINARYMIME) : SMTPEXT_RELAY;
+    g_autofree char *lines = smtpext_ehlo_lines(exts);
+    g_autofree char *reply = g_strconcat("250-localhost tokend relay\r\n", lines, NULL);
+
+    return say(s, reply);
 }
 
 static int ehlo(struct smtp *s, bool extended, const char *arg)
@@ -119,8 +134,7 @@ static int ehlo(struct smtp *s, bool extended, const char *arg)
     s->in_mail = s->has_rcpt = false;
     if (!extended)
         return say(s, "250 localhost tokend relay");
-    return say(s, "250-localhost tokend relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-                  "250-SIZE\r\n250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN");
+    return say_ehlo(s);
 }
 
 /* The client's answer to a 334; -1 (s->quit) when it is gone. */
@@ -232,20 +246,22 @@ static const Account *default_account(struct smtp *s)
     return a;
 }
 
-/* MAIL FROM as upstream gets it: the parameters of the extensions both
- * the relay and upstream offer (SIZE, BODY of 8BITMIME); others dropped. */
-static char *mail_command(struct smtp *s, const char *address, const char *params)
+/* MAIL FROM or RCPT TO as upstream gets it, with the parameters of the
+ * extensions upstream offers (tokend/smtpext.h), or NULL when the client
+ * has been answered. */
+static char *path_command(struct smtp *s, bool rcpt, const char *address, const char *params)
 {
-    g_auto(GStrv) list = g_strsplit(params, " ", -1);
-    GString *cmd = g_string_new(NULL);
+    g_autofree char *passed = NULL, *reply = NULL;
+    bool utf8 = false;
 
-    g_string_printf(cmd, "MAIL FROM:<%s>", address);
-    for (char **p = list; *p; p++) {
-        if ((g_ascii_strncasecmp(*p, "SIZE=", 5) == 0 && mailconn_offers(s->up, "SIZE")) ||
-            (g_ascii_strncasecmp(*p, "BODY=", 5) == 0 && mailconn_offers(s->up, "8BITMIME")))
-            g_string_append_printf(cmd, " %s", *p);
-    }
-    return g_string_free(cmd, FALSE);
+    if (smtpext_params(params, rcpt, s->offered, &passed, &reply, &utf8) < 0)
+        return say(s, reply), NULL;
+    if (!rcpt)
+        s->utf8 = utf8;
+    if (smtpext_non_ascii(address) && !s->utf8)
+        return say(s, "553 5.6.7 tokend: a non-ASCII address needs MAIL FROM with SMTPUTF8"),
+               NULL;
+    return g_strdup_printf("%s:<%s>%s", rcpt ? "RCPT TO" : "MAIL FROM", address, passed);
 }
 
 static int cmd_mail(struct smtp *s, const char *arg, struct tokend_error *e)
@@ -269,7 +285,8 @@ static int cmd_mail(struct smtp *s, const char *arg, struct tokend_error *e)
     }
     if (!s->up && (login_upstream(s, a, e) < 0 || !s->up))
         return 0;
-    cmd = mail_command(s, address, params);
+    if (!(cmd = path_command(s, false, address, params)))
+        return 0;
     if (forward(s, cmd, &number, e) < 0)
         return -1;
     s->in_mail = number / 100 == 2;
@@ -285,7 +302,8 @@ static int cmd_rcpt(struct smtp *s, const char *arg, struct tokend_error *e)
         return bad(s, "503 5.5.1 tokend: RCPT comes after MAIL");
     if (relaycmd_path(arg, "TO:", &address, &params) < 0 || !*address)
         return bad(s, "501 5.5.4 tokend: syntax: RCPT TO:<address>");
-    cmd = g_strdup_printf("RCPT TO:<%s>", address);
+    if (!(cmd = path_command(s, true, address, params)))
+        return 0;
     if (forward(s, cmd, &number, e) < 0)
         return -1;
     s->has_rcpt = s->has_rcpt || number / 100 == 2;
@@ -341,6 +359,44 @@ static int cmd_data(struct smtp *s, const char *arg, struct tokend_error *e)
     return pass_reply(s, &r);
 }
 
+/* Why a chunk cannot go upstream now, or NULL. */
+static const char *bdat_refusal(const struct smtp *s)
+{
+    if (!s->in_mail)
+        return "503 5.5.1 tokend: BDAT comes after MAIL and RCPT";
+    if (!s->has_rcpt)
+        return "554 5.5.1 tokend: no valid recipients";
+    if (!(s->offered & SMTPEXT_CHUNKING))
+        return "502 5.5.1 tokend: the upstream server does not offer CHUNKING; send with DATA";
+    return NULL;
+}
+
+/* BDAT SIZE [LAST] (RFC 3030): the chunk follows the command unasked, so
+ * a refused one is read and dropped; an accepted one is streamed. */
+static int cmd_bdat(struct smtp *s, const char *arg, struct tokend_error *e)
+{
+    g_auto(MailReply) r = {0};
+    const char *refused = bdat_refusal(s);
+    guint64 size;
+    bool last;
+
+    if (smtpext_bdat(arg, &size, &last) < 0)
+        return bad(s, "501 5.5.4 tokend: syntax: BDAT SIZE [LAST]");
+    if (refused) {
+        if (relay_io_copy(s->io, NULL, size, e) < 0)
+            return upstream_lost(s, e);
+        s->in_mail = s->has_rcpt = false;
+        return bad(s, refused);
+    }
+    if (relay_smtp_bdat(s->up, s->io, size, last, &r, e) < 0) {
+        error_prefix(e, "the message was not sent");
+        return upstream_lost(s, e);
+    }
+    if (last || r.number / 100 != 2)
+        s->in_mail = s->has_rcpt = false;
+    return pass_reply(s, &r);
+}
+
 static int cmd_rset(struct smtp *s, struct tokend_error *e)
 {
     s->in_mail = s->has_rcpt = false;
@@ -383,8 +439,9 @@ static int command(struct smtp *s, const GString *line, struct tokend_error *e)
         return say(s, "252 2.5.0 tokend: cannot VRFY");
     case RELAYCMD_SMTP_HELP:
         return say(s, "214 2.0.0 tokend relay: see tokend(1)");
-    case RELAYCMD_SMTP_STARTTLS:
     case RELAYCMD_SMTP_BDAT:
+        return cmd_bdat(s, arg, e);
+    case RELAYCMD_SMTP_STARTTLS:
         return bad(s, "502 5.5.1 tokend: not offered by this local relay");
     case RELAYCMD_SMTP_UNKNOWN:
         return bad(s, "500 5.5.2 tokend: command not recognized");
