@@ -33,7 +33,8 @@ static void smtp_params(const char *params, bool rcpt)
             abort();
         if (out && strlen(out) > strlen(params) + 1)
             abort();
-        if (reply && (!g_str_has_prefix(reply, "555 ") || !relaycmd_printable(reply, strlen(reply))))
+        if (reply &&
+            (!g_str_has_prefix(reply, "555 ") || !relaycmd_printable(reply, strlen(reply))))
             abort();
     }
 }

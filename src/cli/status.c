@@ -411,8 +411,7 @@ static void print_relay(const GPtrArray *listeners)
     for (guint i = 0; i < listeners->len; i++) {
         const RelayListener *l = g_ptr_array_index(listeners, i);
         g_autofree char *state = error_escape(l->state);
-        printf("  %-4s %-21s %s: %s\n", l->protocol, *l->address ? l->address : "?", l->via,
-               state);
+        printf("  %-4s %-21s %s: %s\n", l->protocol, *l->address ? l->address : "?", l->via, state);
     }
 }
 

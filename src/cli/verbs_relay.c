@@ -117,8 +117,7 @@ int verb_relay(struct verb_ctx *ctx)
         return relay_one(ctx, &o);
     argv = self_argv(ctx, &o);
     g_ptr_array_add(listen, NULL);
-    if (relay_listen(o.proto, (char **)listen->pdata, o.max_sessions, argv, ctx->cfg->path,
-                     &e) < 0)
+    if (relay_listen(o.proto, (char **)listen->pdata, o.max_sessions, argv, ctx->cfg->path, &e) < 0)
         return verb_fail(&e, NULL);
     return 0;
 }

@@ -128,9 +128,9 @@ int relay_io_copy(RelayIO *io, MailConn *up, guint64 n, struct tokend_error *e)
                                         "the client went away in the middle of a message")
                             : -1;
         take = (size_t)MIN((guint64)got, n);
-        if (up && mailconn_write(up, data, take,
-                                 g_get_monotonic_time() + (gint64)io->timeout_s * G_USEC_PER_SEC,
-                                 e) < 0)
+        if (up &&
+            mailconn_write(up, data, take,
+                           g_get_monotonic_time() + (gint64)io->timeout_s * G_USEC_PER_SEC, e) < 0)
             return -1;
         relay_io_consume(io, take);
         n -= take;

@@ -138,7 +138,7 @@ static void add_listener(GPtrArray *list, const char *proto, const char *address
     l->via = g_strdup("tokend relay --listen");
     l->pid = pid;
     l->active = up && listening(address);
-    l->state = g_strdup_printf(!up ? "process %d is gone (its runtime file is left over)"
+    l->state = g_strdup_printf(!up         ? "process %d is gone (its runtime file is left over)"
                                : l->active ? "listening (process %d)"
                                            : "not listening (process %d)",
                                pid);
@@ -215,9 +215,8 @@ static void unit_block(GHashTable *kv, GPtrArray *list)
         return;
     l = g_new0(RelayListener, 1);
     l->via = g_strdup(id);
-    l->protocol = g_str_has_prefix(id, "tokend-relay-")
-                      ? g_strndup(id + 13, strcspn(id + 13, ".@"))
-                      : g_strdup("?");
+    l->protocol = g_str_has_prefix(id, "tokend-relay-") ? g_strndup(id + 13, strcspn(id + 13, ".@"))
+                                                        : g_strdup("?");
     l->address = g_strndup(listen ? listen : "", strcspn(listen ? listen : "", " "));
     l->active = active && strcmp(active, "active") == 0;
     l->state = g_strdup_printf("%s (%s)", active ? active : "?", sub ? sub : "?");
@@ -273,10 +272,10 @@ static void read_units(GPtrArray *list)
 {
     g_auto(GStrv) env = NULL;
     const char *which = manager(&env);
-    const char *argv[] = {"systemctl", which, "show", "--no-pager",
-                          "-p",        "Id,LoadState,ActiveState,SubState,Listen",
-                          units[0],    units[1],
-                          units[2],    NULL};
+    const char *argv[] = {"systemctl",  which,    "show",
+                          "--no-pager", "-p",     "Id,LoadState,ActiveState,SubState,Listen",
+                          units[0],     units[1], units[2],
+                          NULL};
     SpawnOptions o = {.what = "systemctl show",
                       .argv = argv,
                       .env = (const char *const *)env,

@@ -259,8 +259,7 @@ static char *path_command(struct smtp *s, bool rcpt, const char *address, const 
     if (!rcpt)
         s->utf8 = utf8;
     if (smtpext_non_ascii(address) && !s->utf8)
-        return say(s, "553 5.6.7 tokend: a non-ASCII address needs MAIL FROM with SMTPUTF8"),
-               NULL;
+        return say(s, "553 5.6.7 tokend: a non-ASCII address needs MAIL FROM with SMTPUTF8"), NULL;
     return g_strdup_printf("%s:<%s>%s", rcpt ? "RCPT TO" : "MAIL FROM", address, passed);
 }
 

@@ -6,7 +6,7 @@
 #include "tokend/smtpext.h"
 
 static const char *const names[] = {
-    "SIZE", "8BITMIME", "SMTPUTF8", "PIPELINING", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES",
+    "SIZE",       "8BITMIME", "SMTPUTF8", "PIPELINING", "CHUNKING", "DSN", "ENHANCEDSTATUSCODES",
     "BINARYMIME",
 };
 
@@ -52,10 +52,14 @@ static const struct rule {
     enum smtpext needs; /* 0: never passed on */
     enum action without;
 } rules[] = {
-    {"SIZE", false, SMTPEXT_SIZE, DROP},       {"SMTPUTF8", false, SMTPEXT_SMTPUTF8, REFUSE},
-    {"RET", false, SMTPEXT_DSN, DROP},         {"ENVID", false, SMTPEXT_DSN, DROP},
-    {"AUTH", false, 0, DROP},                  {"BODY", false, SMTPEXT_8BITMIME, REFUSE},
-    {"NOTIFY", true, SMTPEXT_DSN, DROP},       {"ORCPT", true, SMTPEXT_DSN, DROP},
+    {"SIZE", false, SMTPEXT_SIZE, DROP},
+    {"SMTPUTF8", false, SMTPEXT_SMTPUTF8, REFUSE},
+    {"RET", false, SMTPEXT_DSN, DROP},
+    {"ENVID", false, SMTPEXT_DSN, DROP},
+    {"AUTH", false, 0, DROP},
+    {"BODY", false, SMTPEXT_8BITMIME, REFUSE},
+    {"NOTIFY", true, SMTPEXT_DSN, DROP},
+    {"ORCPT", true, SMTPEXT_DSN, DROP},
 };
 
 static const struct rule *rule_of(const char *keyword, size_t len, bool rcpt)
@@ -107,8 +111,7 @@ static char *refusal(const char *param, size_t len, unsigned missing)
         if (missing == 1u << i)
             return g_strdup_printf("555 %s tokend: %s needs %s, which the upstream server "
                                    "does not offer",
-                                   missing == SMTPEXT_SMTPUTF8 ? "5.6.7" : "5.5.4", name,
-                                   names[i]);
+                                   missing == SMTPEXT_SMTPUTF8 ? "5.6.7" : "5.5.4", name, names[i]);
     return g_strdup_printf("555 5.5.4 tokend: parameter %s is not supported", name);
 }
 

@@ -54,8 +54,8 @@ static void test_params(void)
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autofree char *out = NULL, *reply = NULL;
         bool utf8 = true;
-        int rc = smtpext_params(cases[i].params, cases[i].rcpt, cases[i].offered, &out, &reply,
-                                &utf8);
+        int rc =
+            smtpext_params(cases[i].params, cases[i].rcpt, cases[i].offered, &out, &reply, &utf8);
 
         g_test_message("case %zu: %s", i, cases[i].params);
         g_assert_cmpint(rc, ==, cases[i].out ? 0 : -1);
@@ -71,8 +71,8 @@ static void test_params(void)
 
 static void test_keywords_and_ehlo(void)
 {
-    static const char *const kw[] = {"size", "SIZE 41943040", "8BITMIME", "AUTH", "CHUNKING",
-                                     "BURL", "DSNX", "Pipelining"};
+    static const char *const kw[] = {"size",     "SIZE 41943040", "8BITMIME", "AUTH",
+                                     "CHUNKING", "BURL",          "DSNX",     "Pipelining"};
     unsigned exts = smtpext_from_keywords(kw, G_N_ELEMENTS(kw));
     g_autofree char *lines = smtpext_ehlo_lines(exts);
     g_autofree char *own = smtpext_ehlo_lines(SMTPEXT_RELAY);
@@ -130,9 +130,9 @@ static void test_utf8_only_in_mail_and_rcpt(void)
         {"rcpt TO:<\xe7\x94\xa8\xe6\x88\xb7@example.org>", 0},
         {"NOOP \xc3\xa9t\xc3\xa9", -1},
         {"EHLO \xc3\xa9", -1},
-        {"MAIL FROM:<\xc3@example.org>", -1},     /* not UTF-8 */
-        {"MAIL FROM:<a\x7f@example.org>", -1},    /* DEL */
-        {"RCPT TO:<a\xc2\x85@example.org>", 0},   /* U+0085 is UTF-8 */
+        {"MAIL FROM:<\xc3@example.org>", -1},   /* not UTF-8 */
+        {"MAIL FROM:<a\x7f@example.org>", -1},  /* DEL */
+        {"RCPT TO:<a\xc2\x85@example.org>", 0}, /* U+0085 is UTF-8 */
         {"MAIL FROM:<a\r@example.org>", -1},
     };
 
