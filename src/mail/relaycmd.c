@@ -111,6 +111,13 @@ size_t relaycmd_data_end(const char *data, size_t len, int *state, bool *end)
     *end = false;
     for (size_t i = 0; i < len; i++) {
         int st = *state, next = 0;
+        /* Inside a line only CR matters: skip to it at memchr's pace. */
+        if (st == 0) {
+            const char *cr = memchr(data + i, '\r', len - i);
+            if (!cr)
+                return len;
+            i = (size_t)(cr - data);
+        }
         for (int m = 0; m < 2; m++) {
             if (data[i] == moves[st][m].ch) {
                 next = moves[st][m].next;
