@@ -384,8 +384,7 @@ static int cmd_bdat(struct smtp *s, const char *arg, struct tokend_error *e)
     if (refused) {
         if (relay_io_copy(s->io, NULL, size, e) < 0)
             return upstream_lost(s, e);
-        s->in_mail = s->has_rcpt = false;
-        return bad(s, refused);
+        return bad(s, refused); /* a transaction upstream stays open: RSET ends it */
     }
     if (relay_smtp_bdat(s->up, s->io, size, last, &r, e) < 0) {
         error_prefix(e, "the message was not sent");
