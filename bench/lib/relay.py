@@ -7,7 +7,9 @@ harness's SMTP sink in this process), in one run:
 1. throughput: Python's smtplib sending 1 MB messages over one connection,
    directly to Dovecot submission (STARTTLS, AUTH XOAUTH2 with the token)
    versus through `tokend relay --listen` on loopback (AUTH PLAIN, the relay
-   doing STARTTLS and XOAUTH2 upstream); ratio of the medians;
+   doing STARTTLS and XOAUTH2 upstream); ratio of the medians.  The client
+   is a process of its own (this file with --client), apart from the sink's
+   threads in this one;
 2. 100 concurrent SMTP sessions through the relay: each connects, says
    EHLO (the time to that first 250 is measured), logs in, sends one
    message and waits for the others; with all of them open, each session
@@ -17,6 +19,7 @@ harness's SMTP sink in this process), in one run:
 
 import argparse
 import base64
+import hashlib
 import os
 import shutil
 import smtplib
@@ -90,20 +93,30 @@ def sign_in(work, tokend, srv, dc, max_sessions):
     return relay, port
 
 
-def direct_session(dc, srv, token):
-    s = smtplib.SMTP(dc.host, dc.submission_port, timeout=TIMEOUT)
-    s.starttls(context=ssl.create_default_context(cafile=srv.ca_file))
-    s.ehlo()
-    code, text = s.docmd('AUTH', 'XOAUTH2 ' + base64.b64encode(xoauth2(USER, token)).decode())
-    if code != 235:
-        raise SystemExit(f'direct AUTH XOAUTH2: {code} {text}')
-    return s
-
-
-def relay_session(port):
-    s = smtplib.SMTP('127.0.0.1', port, timeout=TIMEOUT)
-    s.login(USER, 'the relay ignores it')
-    return s
+def client(mode, host, port, count, ca_file):
+    """`relay.py --client`: the sending client, a process of its own so
+    that it shares no interpreter with the sink.  The token comes on
+    stdin; prints the seconds from the first MAIL to the last 250 and the
+    SHA-256 of the last message, then waits for a line before QUIT."""
+    token = sys.stdin.readline().strip()
+    msgs = [message(i, MB) for i in range(count)]
+    s = smtplib.SMTP(host, port, timeout=TIMEOUT)
+    if mode == 'direct':
+        s.starttls(context=ssl.create_default_context(cafile=ca_file))
+        s.ehlo()
+        code, text = s.docmd('AUTH', 'XOAUTH2 ' +
+                             base64.b64encode(xoauth2(USER, token)).decode())
+        if code != 235:
+            raise SystemExit(f'direct AUTH XOAUTH2: {code} {text}')
+    else:
+        s.login(USER, 'the relay ignores it')
+    started = time.monotonic()
+    for m in msgs:
+        s.sendmail(SENDER, [RCPT], m)
+    elapsed = time.monotonic() - started
+    print(elapsed, hashlib.sha256(msgs[-1]).hexdigest(), sum(len(m) for m in msgs), flush=True)
+    sys.stdin.readline()
+    s.quit()
 
 
 def clear_sink(dc):
@@ -134,36 +147,42 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def send_round(dc, open_session, msgs, relay_pid=None):
-    """One connection, every message: the seconds from the first MAIL to
-    the last 250, and (through the relay) the session process's CPU
-    seconds, login included."""
+def send_round(dc, argv, token, count, relay_pid=None):
+    """One connection (a client process), every message: the seconds from
+    the first MAIL to the last 250, the bytes, and (through the relay) the
+    session process's CPU seconds, login included."""
     clear_sink(dc)
-    s = open_session()
-    started = time.monotonic()
-    for m in msgs:
-        s.sendmail(SENDER, [RCPT], m)
-    elapsed = time.monotonic() - started
+    p = subprocess.Popen([sys.executable, __file__, '--client', *argv, str(count)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p.stdin.write(token + '\n')
+    p.stdin.flush()
+    line = p.stdout.readline().split()
+    if len(line) != 3:
+        p.kill()
+        raise SystemExit(f'the client {argv[0]} failed')
     cpu = None
     if relay_pid:
         [session] = children(relay_pid)
         cpu = cpu_seconds(session)
-    s.quit()
-    got = delivered(dc, len(msgs))
-    if body_of(got[-1]['data']) != msgs[-1]:
+    p.stdin.write('\n')
+    p.stdin.close()
+    if p.wait(TIMEOUT) != 0:
+        raise SystemExit(f'the client {argv[0]} failed')
+    got = delivered(dc, count)
+    if hashlib.sha256(body_of(got[-1]['data'])).hexdigest() != line[1]:
         raise SystemExit('a message did not arrive byte-identical')
-    return elapsed, cpu
+    return float(line[0]), int(line[2]), cpu
 
 
 def throughput(dc, srv, token, relay, port, count, rounds):
-    msgs = [message(i, MB) for i in range(count)]
-    total = sum(len(m) for m in msgs)
     times = {'direct': [], 'relay': [], 'cpu': []}
-    sessions = {'direct': lambda: direct_session(dc, srv, token),
-                'relay': lambda: relay_session(port)}
+    argv = {'direct': ['direct', dc.host, str(dc.submission_port), srv.ca_file],
+            'relay': ['relay', '127.0.0.1', str(port), '-']}
+    total = 0
     for rnd in range(rounds + 1):  # round 0 warms the caches
         for name in ('direct', 'relay'):
-            t, cpu = send_round(dc, sessions[name], msgs, relay.pid if name == 'relay' else None)
+            t, total, cpu = send_round(dc, argv[name], token, count,
+                                       relay.pid if name == 'relay' else None)
             if rnd:
                 times[name].append(t)
                 if cpu is not None:
@@ -268,6 +287,9 @@ def rows_of(times, total, first250, rss, pss, hwm):
 
 
 def main():
+    if sys.argv[1:2] == ['--client']:
+        mode, host, port, ca_file, count = sys.argv[2:7]
+        return client(mode, host, int(port), int(count), ca_file)
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--build', default=str(REPO / 'build-release'))
     ap.add_argument('--short', action='store_true', help='a few MB, to check it works')
