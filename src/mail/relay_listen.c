@@ -150,7 +150,7 @@ static int serve(struct pollfd *p, int n, enum relay_proto proto, int max_sessio
 /* "127.0.0.1:1587", "[::1]:1587": where fd listens, numeric. */
 static char *bound_address(int fd)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof(ss);
     char host[NI_MAXHOST], port[NI_MAXSERV];
 

@@ -232,3 +232,20 @@ def test_large_bdat_chunk_streams_in_constant_memory(tokend, plain, session):
         assert s.finish() == 0
         assert relayed(wait_message(plain, count + 1)) == msg
     assert hwm[1] - hwm[0] < 2048, hwm
+
+
+def test_bdat_without_recipients_is_refused_and_rset_starts_over(tokend, plain, session):
+    sign_in(tokend, plain)
+    count = len(plain.messages())
+    s = session()
+    logged_in(s)
+    assert s.command(f'MAIL FROM:<{SENDER}>').startswith('250')
+    assert s.command(f'RCPT TO:<{BOB}> XFOO=1').startswith('555 ')
+    s.send(b'BDAT 5\r\nhello')
+    assert s.reply().startswith('554 5.5.1 tokend: no valid recipients')
+    # Upstream still holds the MAIL: RSET ends it on both sides.
+    assert s.command('RSET').startswith('250')
+    assert s.command(f'MAIL FROM:<{SENDER}>').startswith('250')
+    assert s.command(f'RCPT TO:<{BOB}>').startswith('250')
+    assert send_chunks(s, [body()])[0].startswith('250 ')
+    assert relayed(wait_message(plain, count + 1)) == body()
