@@ -1,6 +1,7 @@
 /* The relay's local command parser: what a local mail client says before
  * its login.  The first byte chooses the parser (its value mod 4: SMTP
- * command with MAIL/RCPT paths and AUTH responses, IMAP command, POP3
+ * command with MAIL/RCPT paths, their parameters (smtpext.c), BDAT and AUTH
+ * responses, IMAP command, POP3
  * command, the end-of-data scanner over the whole input); the rest is
  * split into lines at "\n" as the relay's reader splits them. */
 
@@ -9,6 +10,7 @@
 
 #include "fuzz.h"
 #include "tokend/relaycmd.h"
+#include "tokend/smtpext.h"
 
 static void check_printable(const char *s)
 {
@@ -24,19 +26,47 @@ static void check_password(char *p)
     g_free(p);
 }
 
+/* MAIL and RCPT parameters, upstream offering all or nothing: what is
+ * passed on is a subset of what came, a refusal one printable line. */
+static void smtp_params(const char *params, bool rcpt)
+{
+    static const unsigned offers[] = {0, SMTPEXT_RELAY | SMTPEXT_BINARYMIME};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(offers); i++) {
+        g_autofree char *out = NULL, *reply = NULL;
+        bool utf8;
+        int rc = smtpext_params(params, rcpt, offers[i], &out, &reply, &utf8);
+
+        if ((rc == 0) != (out != NULL) || (rc == 0) == (reply != NULL))
+            abort();
+        if (out && strlen(out) > strlen(params) + 1)
+            abort();
+        if (reply &&
+            (!g_str_has_prefix(reply, "555 ") || !relaycmd_printable(reply, strlen(reply))))
+            abort();
+    }
+}
+
 static void smtp_line(const char *line)
 {
     enum relaycmd_smtp verb;
     const char *arg;
     g_autofree char *address = NULL, *params = NULL, *user = NULL, *text = NULL;
+    guint64 size;
+    bool last;
 
     if (relaycmd_smtp_parse(line, strlen(line), &verb, &arg) < 0)
         return;
     if (relaycmd_path(arg, verb == RELAYCMD_SMTP_RCPT ? "TO:" : "FROM:", &address, &params) == 0) {
         if (strchr(address, '<') || strchr(address, ' '))
             abort();
-        check_printable(params);
+        if (!relaycmd_utf8_text(params, strlen(params)))
+            abort();
+        smtp_params(params, verb == RELAYCMD_SMTP_RCPT);
     }
+    if (relaycmd_smtp_parse(line, strlen(line), &verb, &arg) == 0 && verb == RELAYCMD_SMTP_BDAT &&
+        smtpext_bdat(arg, &size, &last) == 0 && size > G_MAXINT64)
+        abort();
     user = relaycmd_plain_user(arg);
     text = relaycmd_b64_text(arg);
     check_printable(user);

@@ -89,6 +89,8 @@ void relay_refuse(enum relay_proto p, int out, bool permanent, const char *line)
 
 /* Listen on each of addrs ("ADDR:PORT"), start `self_argv` with each
  * connection on its stdin and stdout, at most max_sessions at a time (the
- * next are refused in their protocol).  Runs until SIGTERM or SIGINT. */
+ * next are refused in their protocol).  Runs until SIGTERM or SIGINT,
+ * with a runtime file for `tokend status` (tokend/relayrun.h) naming
+ * cfg's file, removed on the way out. */
 int relay_listen(const Config *cfg, enum relay_proto p, char **addrs, int max_sessions,
                  char *const *self_argv, struct tokend_error *e);

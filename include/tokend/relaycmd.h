@@ -29,8 +29,12 @@ enum relaycmd_smtp {
 
 /* Printable ASCII and spaces only (no controls, no 8-bit), len bytes. */
 bool relaycmd_printable(const char *line, size_t len);
+/* UTF-8 without controls, len bytes. */
+bool relaycmd_utf8_text(const char *line, size_t len);
 /* The verb (case-insensitive) and *arg, what follows it after one space
- * ("" when nothing).  -1 when the line is not printable ASCII. */
+ * ("" when nothing).  -1 when the line is not printable ASCII, but for
+ * MAIL and RCPT, whose addresses may be UTF-8 (RFC 6531; the caller
+ * checks SMTPUTF8 was asked for). */
 int relaycmd_smtp_parse(const char *line, size_t len, enum relaycmd_smtp *verb, const char **arg);
 /* "FROM:<a@b> SIZE=10" with prefix "FROM:": *address "a@b" (may be "",
  * the null path), *params "SIZE=10" (or "").  A space after the colon is

@@ -1,13 +1,16 @@
 #pragma once
 /* `tokend status`: what tokend knows of each account, from local files only
- * (never the keyring or the network). */
+ * (never the keyring or the network), and where the relay listens
+ * (tokend/relayrun.h: its runtime files, and `systemctl show` of its
+ * socket units when a service manager is reachable). */
 
 #include <stdbool.h>
 #include <glib.h>
 #include "tokend/config.h"
 #include "tokend/error.h"
 
-/* Print each account of `accounts` (the verb has chosen them).  Returns
+/* Print each account of `accounts` (the verb has chosen them), then the
+ * relay's listeners (in JSON: each account's "relay" list).  Returns
  * the exit status: TOKEND_EX_NOPERM when an account has lost its sign-in
  * (the server refused the refresh token, or the configuration now names
  * another server or client than it came from), else 0; -1 with e set when

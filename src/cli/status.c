@@ -6,6 +6,7 @@
 #include "tokend/status.h"
 #include "tokend/paths.h"
 #include "tokend/reauth.h"
+#include "tokend/relayrun.h"
 #include "tokend/state.h"
 #include "tokend/shared.h"
 #include "tokend/tokenfile.h"
@@ -400,14 +401,47 @@ static cJSON *to_json(const Account *a, const AccountState *st, gint64 now)
     return o;
 }
 
+/* Where the relay listens for this configuration's accounts: after the
+ * accounts in text, in each account's object in JSON (the same list). */
+static void print_relay(const GPtrArray *listeners)
+{
+    printf("relay:\n");
+    if (listeners->len == 0)
+        printf("  none listening (tokend relay --listen, or the tokend-relay-*.socket units)\n");
+    for (guint i = 0; i < listeners->len; i++) {
+        const RelayListener *l = g_ptr_array_index(listeners, i);
+        g_autofree char *state = error_escape(l->state);
+        printf("  %-4s %-21s %s: %s\n", l->protocol, *l->address ? l->address : "?", l->via, state);
+    }
+}
+
+static cJSON *relay_json(const GPtrArray *listeners)
+{
+    cJSON *list = cJSON_CreateArray();
+
+    for (guint i = 0; i < listeners->len; i++) {
+        const RelayListener *l = g_ptr_array_index(listeners, i);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "protocol", l->protocol);
+        cJSON_AddStringToObject(o, "address", l->address);
+        cJSON_AddStringToObject(o, "via", l->via);
+        if (l->pid > 0)
+            cJSON_AddNumberToObject(o, "pid", l->pid);
+        cJSON_AddBoolToObject(o, "active", l->active);
+        cJSON_AddStringToObject(o, "state", l->state);
+        cJSON_AddItemToArray(list, o);
+    }
+    return list;
+}
+
 int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct tokend_error *err)
 {
     g_autoptr(cJSON) list = cJSON_CreateArray();
+    g_autoptr(GPtrArray) relay = relayrun_listeners(cfg->path);
     gint64 now = state_now();
     int status = TOKEND_OK;
     char *text;
 
-    (void)cfg;
     for (guint i = 0; i < accounts->len; i++) {
         const Account *a = g_ptr_array_index(accounts, i);
         struct tokend_error e = TOKEND_ERROR_INIT;
@@ -423,11 +457,16 @@ int status_print(const Config *cfg, GPtrArray *accounts, bool json, struct token
         error_clear(&e);
         if (signin_lost(st))
             status = TOKEND_EX_NOPERM;
-        if (json)
-            cJSON_AddItemToArray(list, to_json(a, st, now));
-        else
+        if (json) {
+            cJSON *o = to_json(a, st, now);
+            cJSON_AddItemToObject(o, "relay", relay_json(relay));
+            cJSON_AddItemToArray(list, o);
+        } else {
             print_text(a, st, now);
+        }
     }
+    if (!json)
+        print_relay(relay);
     if (json) {
         if (!(text = cJSON_Print(list)))
             return error_set(err, TOKEND_EX_SOFTWARE,

@@ -43,6 +43,9 @@ enum relay_io_result relay_io_line(RelayIO *io, GString *line, size_t max, struc
  * its length (0 at end of stream); -1 on timeout or error. */
 ssize_t relay_io_peek(RelayIO *io, const char **data, struct tokend_error *e);
 void relay_io_consume(RelayIO *io, size_t n);
+/* n bytes of the client's, written to up as they come (dropped when up
+ * is NULL); -1 when the client or upstream failed (e says which). */
+int relay_io_copy(RelayIO *io, MailConn *up, guint64 n, struct tokend_error *e);
 /* A reply line (CR LF added); -1 when the client is gone. */
 int relay_io_say(RelayIO *io, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 int relay_io_write(RelayIO *io, const char *data, size_t len);
@@ -96,3 +99,10 @@ char *relay_graph_submit(RelayGraph *g, const char *sender, const GByteArray *mi
  * header are added as a Bcc header; -1 and *refusal (the 5xx reply) when
  * the header names an address that is not a RCPT TO. */
 int relay_graph_recipients(GByteArray *msg, const GPtrArray *rcpts, char **refusal);
+/* The SMTP extensions upstream offers, asked once logged in
+ * (tokend/smtpext.h); 0 when it cannot say. */
+unsigned relay_smtp_offered(MailConn *up, int timeout_s);
+/* BDAT SIZE [LAST] sent upstream with the chunk, read from the client as
+ * it comes, and upstream's reply in *r; -1 when either side failed. */
+int relay_smtp_bdat(MailConn *up, RelayIO *io, guint64 size, bool last, MailReply *r,
+                    struct tokend_error *e);

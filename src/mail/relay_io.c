@@ -127,6 +127,28 @@ void relay_io_consume(RelayIO *io, size_t n)
     io->off += MIN(n, io->len - io->off);
 }
 
+int relay_io_copy(RelayIO *io, MailConn *up, guint64 n, struct tokend_error *e)
+{
+    while (n > 0) {
+        const char *data;
+        ssize_t got = relay_io_peek(io, &data, e);
+        size_t take;
+
+        if (got <= 0)
+            return got == 0 ? error_set(e, TOKEND_EX_TEMPFAIL,
+                                        "the client went away in the middle of a message")
+                            : -1;
+        take = (size_t)MIN((guint64)got, n);
+        if (up &&
+            mailconn_write(up, data, take,
+                           g_get_monotonic_time() + (gint64)io->timeout_s * G_USEC_PER_SEC, e) < 0)
+            return -1;
+        relay_io_consume(io, take);
+        n -= take;
+    }
+    return 0;
+}
+
 int relay_io_write(RelayIO *io, const char *data, size_t len)
 {
     if (io->tls) {

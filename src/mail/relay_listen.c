@@ -18,6 +18,7 @@
 #include "tokend/log.h"
 #include "tokend/netconn.h"
 #include "tokend/relay.h"
+#include "tokend/relayrun.h"
 #include "tokend/uri.h"
 
 #define MAX_LISTENERS 16
@@ -144,10 +145,47 @@ static int serve(struct pollfd *p, int n, enum relay_proto proto, int max_sessio
     }
 }
 
+/* "127.0.0.1:1587", "[::1]:1587": where fd listens, numeric. */
+static char *bound_address(int fd)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len = sizeof(ss);
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return NULL;
+    return g_strdup_printf(ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+/* What `tokend status` shows of this listener: its runtime file, or NULL
+ * (said) when it cannot be written; the relay runs all the same. */
+static char *announce(enum relay_proto proto, const struct pollfd *p, int n,
+                      const char *config_path)
+{
+    g_autoptr(GPtrArray) bound = g_ptr_array_new_with_free_func(g_free);
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    char *path;
+
+    for (int i = 0; i < n; i++) {
+        char *a = bound_address(p[i].fd);
+        if (a)
+            g_ptr_array_add(bound, a);
+    }
+    g_ptr_array_add(bound, NULL);
+    if (!(path = relayrun_register(relay_proto_name(proto), (char *const *)bound->pdata,
+                                   config_path, &e)))
+        log_warn("%s; tokend status will not show this relay", e.message);
+    error_clear(&e);
+    return path;
+}
+
 int relay_listen(const Config *cfg, enum relay_proto proto, char **addrs, int max_sessions,
                  char *const *self_argv, struct tokend_error *e)
 {
     struct pollfd p[MAX_LISTENERS + 1];
+    g_autofree char *runfile = NULL;
     sigset_t mask, old;
     int n = 0, rc;
 
@@ -165,7 +203,9 @@ int relay_listen(const Config *cfg, enum relay_proto proto, char **addrs, int ma
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, &old);
     p[n] = (struct pollfd){.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK), .events = POLLIN};
+    runfile = announce(proto, p, n, cfg->path);
     rc = serve(p, n, proto, max_sessions, self_argv, &old);
+    relayrun_remove(runfile);
     for (int i = 0; i <= n; i++)
         close(p[i].fd);
     sigprocmask(SIG_SETMASK, &old, NULL);

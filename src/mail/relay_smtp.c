@@ -16,6 +16,7 @@
 #include "tokend/graph.h"
 #include "tokend/log.h"
 #include "tokend/relaycmd.h"
+#include "tokend/smtpext.h"
 
 /* Bad commands before the relay hangs up (RFC 5321 §4.3.2 lets it). */
 #define MAX_ERRORS 10
@@ -34,6 +35,8 @@ struct smtp {
     char *sender;      /* Graph: MAIL FROM, and RCPT TO below */
     GPtrArray *rcpts;
     bool greeted, in_mail, has_rcpt, quit;
+    bool utf8;        /* this message's MAIL asked for SMTPUTF8 */
+    unsigned offered; /* upstream's extensions (tokend/smtpext.h) */
     int errors;
 };
 
@@ -116,6 +119,7 @@ static int login_upstream(struct smtp *s, const Account *a, struct tokend_error 
         return say(s, line);
     }
     s->account = a;
+    s->offered = graph ? SMTPEXT_GRAPH : relay_smtp_offered(s->up, s->ctx->timeout_s);
     (void)e;
     return 0;
 }
@@ -123,6 +127,26 @@ static int login_upstream(struct smtp *s, const Account *a, struct tokend_error 
 static const Account *default_graph_account(const Config *cfg)
 {
     return cfg->relay_account ? relay_find_account(cfg, cfg->relay_account) : NULL;
+}
+
+/* Before the login, what the relay supports; after it, only what
+ * upstream supports too (Graph: its size limit, tokend/smtpext.h's
+ * SMTPEXT_GRAPH).  STARTTLS while it may come; AUTH only where a login
+ * may go on (under TLS for other machines). */
+static int say_ehlo(struct smtp *s)
+{
+    const Account *a = s->account ? s->account : default_graph_account(s->ctx->cfg);
+    bool graph = relay_graph_backend(a);
+    unsigned exts = graph    ? SMTPEXT_GRAPH
+                    : s->up ? s->offered & (SMTPEXT_RELAY | SMTPEXT_BINARYMIME)
+                             : SMTPEXT_RELAY;
+    g_autofree char *lines =
+        smtpext_ehlo_lines(exts, graph ? GRAPH_MIME_MAX : 0, relay_tls_login_allowed(s->io, s->ctx));
+    g_autofree char *reply = g_strconcat(
+        *lines ? "250-localhost tokend relay\r\n" : "250 localhost tokend relay",
+        relay_tls_offered(s->io, s->ctx) && !s->account ? "250-STARTTLS\r\n" : "", lines, NULL);
+
+    return say(s, reply);
 }
 
 static int ehlo(struct smtp *s, bool extended, const char *arg)
@@ -133,17 +157,7 @@ static int ehlo(struct smtp *s, bool extended, const char *arg)
     s->in_mail = s->has_rcpt = false;
     if (!extended)
         return say(s, "250 localhost tokend relay");
-    /* Graph's limit when the account (the one logged in, else
-     * relay_account) sends through Graph; AUTH only where a login may go
-     * on (under TLS for other machines). */
-    const Account *a = s->account ? s->account : default_graph_account(s->ctx->cfg);
-    g_autofree char *text = g_strdup_printf(
-        "250-localhost tokend relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE%s\r\n%s%s",
-        relay_graph_backend(a) ? " " G_STRINGIFY(GRAPH_MIME_MAX) : "",
-        relay_tls_offered(s->io, s->ctx) && !s->account ? "250-STARTTLS\r\n" : "",
-        relay_tls_login_allowed(s->io, s->ctx) ? "250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN"
-                                               : "250 ENHANCEDSTATUSCODES");
-    return say(s, text);
+    return say_ehlo(s);
 }
 
 /* STARTTLS (RFC 3207): TLS from here on, the session as new (EHLO again). */
@@ -365,20 +379,21 @@ static int graph_data(struct smtp *s, struct tokend_error *e)
     return say(s, reply);
 }
 
-/* MAIL FROM as upstream gets it: the parameters of the extensions both
- * the relay and upstream offer (SIZE, BODY of 8BITMIME); others dropped. */
-static char *mail_command(struct smtp *s, const char *address, const char *params)
+/* MAIL FROM or RCPT TO as upstream gets it, with the parameters of the
+ * extensions upstream offers (tokend/smtpext.h), or NULL when the client
+ * has been answered. */
+static char *path_command(struct smtp *s, bool rcpt, const char *address, const char *params)
 {
-    g_auto(GStrv) list = g_strsplit(params, " ", -1);
-    GString *cmd = g_string_new(NULL);
+    g_autofree char *passed = NULL, *reply = NULL;
+    bool utf8 = false;
 
-    g_string_printf(cmd, "MAIL FROM:<%s>", address);
-    for (char **p = list; *p; p++) {
-        if ((g_ascii_strncasecmp(*p, "SIZE=", 5) == 0 && mailconn_offers(s->up, "SIZE")) ||
-            (g_ascii_strncasecmp(*p, "BODY=", 5) == 0 && mailconn_offers(s->up, "8BITMIME")))
-            g_string_append_printf(cmd, " %s", *p);
-    }
-    return g_string_free(cmd, FALSE);
+    if (smtpext_params(params, rcpt, s->offered, &passed, &reply, &utf8) < 0)
+        return say(s, reply), NULL;
+    if (!rcpt)
+        s->utf8 = utf8;
+    if (smtpext_non_ascii(address) && !s->utf8)
+        return say(s, "553 5.6.7 tokend: a non-ASCII address needs MAIL FROM with SMTPUTF8"), NULL;
+    return g_strdup_printf("%s:<%s>%s", rcpt ? "RCPT TO" : "MAIL FROM", address, passed);
 }
 
 static int cmd_mail(struct smtp *s, const char *arg, struct tokend_error *e)
@@ -402,9 +417,10 @@ static int cmd_mail(struct smtp *s, const char *arg, struct tokend_error *e)
     }
     if (!s->account && (login_upstream(s, a, e) < 0 || !s->account))
         return 0;
+    if (!(cmd = path_command(s, false, address, params)))
+        return 0;
     if (s->graph)
         return graph_mail(s, address, params);
-    cmd = mail_command(s, address, params);
     if (forward(s, cmd, &number, e) < 0)
         return -1;
     s->in_mail = number / 100 == 2;
@@ -420,9 +436,10 @@ static int cmd_rcpt(struct smtp *s, const char *arg, struct tokend_error *e)
         return bad(s, "503 5.5.1 tokend: RCPT comes after MAIL");
     if (relaycmd_path(arg, "TO:", &address, &params) < 0 || !*address)
         return bad(s, "501 5.5.4 tokend: syntax: RCPT TO:<address>");
+    if (!(cmd = path_command(s, true, address, params)))
+        return 0;
     if (s->graph)
         return graph_rcpt(s, address);
-    cmd = g_strdup_printf("RCPT TO:<%s>", address);
     if (forward(s, cmd, &number, e) < 0)
         return -1;
     s->has_rcpt = s->has_rcpt || number / 100 == 2;
@@ -480,6 +497,46 @@ static int cmd_data(struct smtp *s, const char *arg, struct tokend_error *e)
     return pass_reply(s, &r);
 }
 
+/* Why a chunk cannot go upstream now, or NULL. */
+static const char *bdat_refusal(const struct smtp *s)
+{
+    if (!s->in_mail)
+        return "503 5.5.1 tokend: BDAT comes after MAIL and RCPT";
+    if (!s->has_rcpt)
+        return "554 5.5.1 tokend: no valid recipients";
+    if (s->graph)
+        return "502 5.5.1 tokend: BDAT is not offered when sending through Microsoft Graph; "
+               "send with DATA";
+    if (!(s->offered & SMTPEXT_CHUNKING))
+        return "502 5.5.1 tokend: the upstream server does not offer CHUNKING; send with DATA";
+    return NULL;
+}
+
+/* BDAT SIZE [LAST] (RFC 3030): the chunk follows the command unasked, so
+ * a refused one is read and dropped; an accepted one is streamed. */
+static int cmd_bdat(struct smtp *s, const char *arg, struct tokend_error *e)
+{
+    g_auto(MailReply) r = {0};
+    const char *refused = bdat_refusal(s);
+    guint64 size;
+    bool last;
+
+    if (smtpext_bdat(arg, &size, &last) < 0)
+        return bad(s, "501 5.5.4 tokend: syntax: BDAT SIZE [LAST]");
+    if (refused) {
+        if (relay_io_copy(s->io, NULL, size, e) < 0)
+            return upstream_lost(s, e);
+        return bad(s, refused); /* a transaction upstream stays open: RSET ends it */
+    }
+    if (relay_smtp_bdat(s->up, s->io, size, last, &r, e) < 0) {
+        error_prefix(e, "the message was not sent");
+        return upstream_lost(s, e);
+    }
+    if (last || r.number / 100 != 2)
+        s->in_mail = s->has_rcpt = false;
+    return pass_reply(s, &r);
+}
+
 static int cmd_rset(struct smtp *s, struct tokend_error *e)
 {
     s->in_mail = s->has_rcpt = false;
@@ -527,7 +584,7 @@ static int command(struct smtp *s, const GString *line, struct tokend_error *e)
     case RELAYCMD_SMTP_STARTTLS:
         return cmd_starttls(s, arg);
     case RELAYCMD_SMTP_BDAT:
-        return bad(s, "502 5.5.1 tokend: not offered by this local relay");
+        return cmd_bdat(s, arg, e);
     case RELAYCMD_SMTP_UNKNOWN:
         return bad(s, "500 5.5.2 tokend: command not recognized");
     }

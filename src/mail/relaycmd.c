@@ -25,20 +25,36 @@ bool relaycmd_printable(const char *line, size_t len)
     return true;
 }
 
+bool relaycmd_utf8_text(const char *line, size_t len)
+{
+    if (!g_utf8_validate_len(line, len, NULL))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] == 0x7f)
+            return false;
+    return true;
+}
+
 int relaycmd_smtp_parse(const char *line, size_t len, enum relaycmd_smtp *verb, const char **arg)
 {
     size_t n = 0;
+    enum relaycmd_smtp v = RELAYCMD_SMTP_UNKNOWN;
+    bool ascii = relaycmd_printable(line, len);
 
     *verb = RELAYCMD_SMTP_UNKNOWN;
     *arg = "";
-    if (!relaycmd_printable(line, len) || strlen(line) != len)
+    if (strlen(line) != len || (!ascii && !relaycmd_utf8_text(line, len)))
         return -1;
     while (n < len && line[n] != ' ')
         n++;
     for (size_t i = 0; i < G_N_ELEMENTS(smtp_verbs); i++)
         if (strlen(smtp_verbs[i].name) == n &&
             g_ascii_strncasecmp(line, smtp_verbs[i].name, n) == 0)
-            *verb = smtp_verbs[i].verb;
+            v = smtp_verbs[i].verb;
+    /* UTF-8 only in the paths and parameters of MAIL and RCPT (RFC 6531). */
+    if (!ascii && v != RELAYCMD_SMTP_MAIL && v != RELAYCMD_SMTP_RCPT)
+        return -1;
+    *verb = v;
     if (n < len)
         *arg = line + n + 1;
     return 0;
@@ -95,6 +111,13 @@ size_t relaycmd_data_end(const char *data, size_t len, int *state, bool *end)
     *end = false;
     for (size_t i = 0; i < len; i++) {
         int st = *state, next = 0;
+        /* Inside a line only CR matters: skip to it at memchr's pace. */
+        if (st == 0) {
+            const char *cr = memchr(data + i, '\r', len - i);
+            if (!cr)
+                return len;
+            i = (size_t)(cr - data);
+        }
         for (int m = 0; m < 2; m++) {
             if (data[i] == moves[st][m].ch) {
                 next = moves[st][m].next;

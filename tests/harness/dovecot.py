@@ -165,14 +165,18 @@ def open_path_to(path):
 
 
 class SmtpSink(socketserver.ThreadingTCPServer):
-    """Answers every SMTP command with success and keeps what DATA carried."""
+    """Answers every SMTP command with success and keeps what DATA carried,
+    with MAIL FROM and RCPT TO as they came (parameters included).  Its
+    EHLO names `extensions` (DSN: it takes the parameters, as an MTA behind
+    Dovecot that has DSN would)."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self):
+    def __init__(self, extensions=('8BITMIME', 'PIPELINING')):
         super().__init__(('127.0.0.1', 0), _SmtpHandler)
         self.port = self.server_address[1]
+        self.extensions = tuple(extensions)
         self.messages = []
         self.lock = threading.Lock()
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -193,7 +197,9 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
             line = raw.decode('utf-8', 'replace').rstrip('\r\n')
             verb = line.split(' ', 1)[0].upper()
             if verb == 'EHLO':
-                self.reply('250-localhost\r\n250-8BITMIME\r\n250 PIPELINING')
+                self.reply('\r\n'.join(['250-localhost'] + [
+                    f'250-{x}' for x in self.server.extensions[:-1]] +
+                    [f'250 {self.server.extensions[-1]}']))
             elif verb == 'MAIL':
                 mail_from, rcpt_tos = line.split(':', 1)[1].strip(), []
                 self.reply('250 2.1.0 Ok')
@@ -228,13 +234,16 @@ class Dovecot:
     def __init__(self, workdir, introspection_url, client_id='dovecot',
                  client_secret='dovecot-secret', ca_file=None,
                  mechanisms=('xoauth2', 'oauthbearer'), tls=None, pop3=False, apps=None,
-                 extra_config=''):
+                 extra_config='', sink_extensions=('8BITMIME', 'PIPELINING')):
         """tls: (cert_file, key_file) turns TLS on: STARTTLS on the IMAP (and
         POP3) ports, implicit TLS on imaps_port (and pop3s_port).  pop3:
         serve POP3 too.  apps: {client_id: [mailbox, ...]}, the app-only
         clients and the mailboxes each may log in to (APP_PASSDB).
         extra_config: settings appended to dovecot.conf
-        (`imap_capability = IMAP4rev1 IDLE`: a server without SASL-IR)."""
+        (`imap_capability = IMAP4rev1 IDLE`: a server without SASL-IR).
+        sink_extensions: what the MTA behind submission (the sink) offers,
+        which Dovecot passes on (DSN)."""
+        self.sink_extensions = tuple(sink_extensions)
         self.apps = dict(apps or {})
         self.workdir = Path(workdir)
         self.tls = tls
@@ -327,7 +336,7 @@ class Dovecot:
 
     def start(self):
         started = time.monotonic()
-        self.sink = SmtpSink()
+        self.sink = SmtpSink(self.sink_extensions)
         try:
             self.write_config()
             (self.workdir / 'state').mkdir(exist_ok=True)
