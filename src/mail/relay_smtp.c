@@ -137,11 +137,11 @@ static int say_ehlo(struct smtp *s)
 {
     const Account *a = s->account ? s->account : default_graph_account(s->ctx->cfg);
     bool graph = relay_graph_backend(a);
-    unsigned exts = graph    ? SMTPEXT_GRAPH
+    unsigned exts = graph   ? SMTPEXT_GRAPH
                     : s->up ? s->offered & (SMTPEXT_RELAY | SMTPEXT_BINARYMIME)
-                             : SMTPEXT_RELAY;
-    g_autofree char *lines =
-        smtpext_ehlo_lines(exts, graph ? GRAPH_MIME_MAX : 0, relay_tls_login_allowed(s->io, s->ctx));
+                            : SMTPEXT_RELAY;
+    g_autofree char *lines = smtpext_ehlo_lines(exts, graph ? GRAPH_MIME_MAX : 0,
+                                                relay_tls_login_allowed(s->io, s->ctx));
     g_autofree char *reply = g_strconcat(
         *lines ? "250-localhost tokend relay\r\n" : "250 localhost tokend relay",
         relay_tls_offered(s->io, s->ctx) && !s->account ? "250-STARTTLS\r\n" : "", lines, NULL);
