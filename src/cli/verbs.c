@@ -264,6 +264,7 @@ static const struct verb verbs[] = {
     {"status", verb_status}, {"logout", verb_logout},   {"check", verb_check},
     {"tunnel", verb_tunnel}, {"snippet", verb_snippet}, {"migrate", verb_migrate},
     {"add", verb_add},       {"import", verb_import},   {"relay", verb_relay},
+    {"broker", verb_broker},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the verb's usage and options,

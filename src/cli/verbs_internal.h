@@ -48,3 +48,4 @@ int verb_import(struct verb_ctx *ctx);
 int verb_check(struct verb_ctx *ctx);
 int verb_tunnel(struct verb_ctx *ctx);
 int verb_relay(struct verb_ctx *ctx);
+int verb_broker(struct verb_ctx *ctx);
