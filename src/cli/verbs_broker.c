@@ -44,17 +44,18 @@ static bool peer_may_read(const Account *a, uid_t uid, const GArray *gids)
     return false;
 }
 
-/* The answer line on stdout and one log line; the exit status. */
-static int answer(uid_t uid, const char *account, struct tokend_error *e, const char *done)
+/* The answer line on stdout and one log line (what: "refused" before a
+ * refresh, "failed" in one, else what was done); the exit status. */
+static int answer(uid_t uid, const char *account, const struct tokend_error *e, const char *what)
 {
-    g_autofree char *line = broker_answer_line(e->status, e->status ? e->message : done);
+    g_autofree char *line = broker_answer_line(e->status, e->status ? e->message : what);
     ssize_t n;
 
     if (e->status)
-        log_warn("broker: uid %u: %s: refused or failed: %s", (unsigned)uid,
-                 account ? account : "-", e->message);
+        log_warn("broker: uid %u: %s: %s: %s", (unsigned)uid, account ? account : "-", what,
+                 e->message);
     else
-        log_info("broker: uid %u: %s: %s", (unsigned)uid, account, done);
+        log_info("broker: uid %u: %s: %s", (unsigned)uid, account, what);
     do
         n = write(STDOUT_FILENO, line, strlen(line));
     while (n < 0 && errno == EINTR);
@@ -88,6 +89,7 @@ static int serve_one(struct verb_ctx *ctx)
     g_autofree char *account = NULL;
     enum refresh_outcome outcome = REFRESH_NOT_NEEDED;
     const Account *a;
+    const char *what = NULL;
     uid_t uid;
     int status;
 
@@ -99,9 +101,12 @@ static int serve_one(struct verb_ctx *ctx)
     /* A caller that hangs up must not kill us mid-write: EPIPE instead. */
     signal(SIGPIPE, SIG_IGN);
     if (!(account = broker_read_request(STDIN_FILENO, REQUEST_TIMEOUT_MS, &e)) ||
-        !(a = allowed_account(ctx, account, uid, gids, &e)) ||
-        flow_refresh(a, a->min_validity, false, &outcome, &e) < 0) {
-        status = answer(uid, account, &e, NULL);
+        !(a = allowed_account(ctx, account, uid, gids, &e)))
+        what = "refused";
+    else if (flow_refresh(a, a->min_validity, false, &outcome, &e) < 0)
+        what = "failed";
+    if (what) {
+        status = answer(uid, account, &e, what);
         error_clear(&e);
         return status;
     }
