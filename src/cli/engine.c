@@ -34,11 +34,13 @@ static int enter_system_mode(const char *verb, char **argv)
     case SYSUSER_ROLE_SERVICE:
         return 0;
     case SYSUSER_ROLE_READER:
-        if (strcmp(verb, "token") == 0 || strcmp(verb, "tunnel") == 0)
+        /* status: --check only (verb_status). */
+        if (strcmp(verb, "token") == 0 || strcmp(verb, "tunnel") == 0 ||
+            strcmp(verb, "status") == 0)
             return 0;
         fprintf(stderr,
-                "tokend: %s needs the %s user or root; other users may run only token and "
-                "tunnel; run: sudo tokend --system %s ...\n",
+                "tokend: %s needs the %s user or root; other users may run only token, tunnel "
+                "and status --check; run: sudo tokend --system %s ...\n",
                 verb, paths_system_user(), verb);
         return TOKEND_EX_NOPERM;
     }

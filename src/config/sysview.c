@@ -128,6 +128,29 @@ Account *sysview_read(const char *name, gint64 *expires_at, struct tokend_error 
     return view_account(name, o, expires_at);
 }
 
+static gint compare_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **sysview_names(void)
+{
+    g_autofree char *run = paths_runtime_dir();
+    g_autoptr(GDir) d = g_dir_open(run, 0, NULL);
+    GPtrArray *names = g_ptr_array_new();
+    const char *file;
+
+    while (d && (file = g_dir_read_name(d)) != NULL) {
+        g_autofree char *name =
+            g_str_has_suffix(file, ".info") ? g_strndup(file, strlen(file) - 5) : NULL;
+        if (name && config_account_name_valid(name))
+            g_ptr_array_add(names, g_steal_pointer(&name));
+    }
+    g_ptr_array_sort(names, compare_names);
+    g_ptr_array_add(names, NULL);
+    return (char **)g_ptr_array_free(names, FALSE);
+}
+
 void sysview_account_free(Account *a)
 {
     config_account_free(a);

@@ -220,8 +220,43 @@ def test_status_check_judges_the_system_accounts_for_a_monitor(system):
     assert "'work token'=" in first
     r = system.tokend('status', '--check', 'work', user=system.service)
     assert r.returncode == EX_OK and r.stdout.startswith('TOKEND OK - 1 account'), r.stdout
-    # A reader may not read the state: an error, which monitors show as UNKNOWN.
-    assert system.tokend('status', '--check', user=system.reader).returncode == EX_NOPERM
+    # A reader may not read the state: its verdict comes from the token
+    # files' public views it may read (work's, not shop's), in the same
+    # convention.
+    r = system.tokend('status', '--check', user=system.reader)
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first.startswith('TOKEND OK - 1 account (token files only), none in trouble |'), first
+    assert "'work token'=" in first and 'shop' not in r.stdout
+    # An account it may not read, named: UNKNOWN, never 77.
+    r = system.tokend('status', '--check', 'shop', user=system.reader)
+    assert r.returncode == 3 and r.stdout.startswith('TOKEND UNKNOWN - shop: view unreadable'), \
+        r.stdout
+    # Nothing it may read: UNKNOWN.
+    r = system.tokend('status', '--check', user=system.outsider)
+    assert r.returncode == 3 and r.stdout.startswith('TOKEND UNKNOWN - no account'), r.stdout
+    # The rest of status stays closed to readers.
+    r = system.tokend('status', '--json', user=system.reader)
+    assert r.returncode == EX_NOPERM and 'needs the' in r.stderr, r.stderr
+
+
+def test_status_check_as_a_reader_reports_an_expired_token(system):
+    """A reader's monitor: the view's expiry says the timer is not doing
+    its work (CRITICAL), or that the token is about to go (WARNING)."""
+    import time
+    system.account('work', token_file_group=system.group, min_validity=600)
+    assert system.tokend('obtain', 'work').returncode == EX_OK
+    info = system.run_dir / 'work.info'
+    view = json.loads(info.read_text())
+    for expires_at, level, code, why in ((int(time.time()) + 300, 'WARNING', 1, 'expires in'),
+                                         (int(time.time()) - 10, 'CRITICAL', 2, 'expired')):
+        # As the service user writes it: same owner, group and mode.
+        st = os.stat(info)
+        info.write_text(json.dumps(dict(view, expires_at=expires_at)))
+        os.chown(info, st.st_uid, st.st_gid)
+        r = system.tokend('status', '--check', user=system.reader)
+        assert r.returncode == code, r.stdout + r.stderr
+        assert r.stdout.startswith(f'TOKEND {level} - work: access token {why}'), r.stdout
 
 
 def test_the_systemd_creds_host_key_recipe_fails_plainly_as_the_service_user(system):
