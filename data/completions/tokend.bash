@@ -29,7 +29,7 @@ _tokend()
     --from) COMPREPLY=($(compgen -W "fetchmail-oauth2 mutt-oauth2 oama pizauth email-oauth2-proxy" -- "$cur")); return ;;
     esac
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel relay migrate import snippet -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel relay broker migrate import snippet -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
         return
     fi
     local opts
@@ -42,6 +42,7 @@ _tokend()
     check) opts="--imap --smtp" ;;
     tunnel) opts="--pop3" ;;
     relay) opts="--listen --max-sessions --timeout smtp imap pop3" ;;
+    broker) COMPREPLY=($(compgen -W "--listen --group --max-sessions" -- "$cur")); return ;;
     migrate) opts="--store" ;;
     import) opts="--from --force --pizauth-account --key $(compgen -f -- "$cur")" ;;
     snippet) opts="fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail postfix msmtp-relay mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3" ;;
