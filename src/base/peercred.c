@@ -420,8 +420,7 @@ int peercred_unix(int fd, uid_t *uid, GArray **gids, struct tokend_error *e)
     g_autoptr(GArray) all = g_array_new(FALSE, TRUE, sizeof(gid_t));
 
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-        return error_set(e, TOKEND_EX_USAGE, "not a unix socket connection: %s",
-                         g_strerror(errno));
+        return error_set(e, TOKEND_EX_USAGE, "not a unix socket connection: %s", g_strerror(errno));
     g_array_append_val(all, cred.gid);
     len = 0;
     /* ERANGE, with the length needed. */

@@ -21,9 +21,9 @@ static int clear_stale(const char *path, struct tokend_error *e)
     struct stat st;
 
     if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0
-                               : error_set(e, TOKEND_EX_CANTCREAT, "%s: %s", path,
-                                           g_strerror(errno));
+        return errno == ENOENT
+                   ? 0
+                   : error_set(e, TOKEND_EX_CANTCREAT, "%s: %s", path, g_strerror(errno));
     if (!S_ISSOCK(st.st_mode))
         return error_set(e, TOKEND_EX_CANTCREAT, "%s is there and is not a socket", path);
     if (unlink(path) < 0)

@@ -139,8 +139,7 @@ static int write_dropin(const char *name, const char *text, struct tokend_error 
         return error_set(e, TOKEND_EX_CONFIG, "there is no user %s", paths_system_user());
     if (g_file_test(path, G_FILE_TEST_EXISTS))
         return error_set(e, TOKEND_EX_CANTCREAT, "%s is there already", path);
-    if (fileio_write_atomic_shared(path, text, strlen(text), FILEIO_SYNC_DURABLE, gid, 0640, e) <
-        0)
+    if (fileio_write_atomic_shared(path, text, strlen(text), FILEIO_SYNC_DURABLE, gid, 0640, e) < 0)
         return -1;
     log_info("%s: added [account %s] as %s (root:%s 0640)", name, name, path, paths_system_user());
     return 0;

@@ -109,8 +109,8 @@ static void note(GString *trouble, GString *detail, const Account *a, struct che
     g_free(r->why);
 }
 
-static int print_verdict(enum status_check_level worst, GString *trouble, guint n,
-                         const char *what, const GString *perf, const GString *detail)
+static int print_verdict(enum status_check_level worst, GString *trouble, guint n, const char *what,
+                         const GString *perf, const GString *detail)
 {
     if (trouble->len == 0)
         g_string_printf(trouble, "%u account%s%s, none in trouble", n, n == 1 ? "" : "s", what);

@@ -159,8 +159,7 @@ static int exchange(int fd, const char *account, gint64 deadline, struct tokend_
     int status;
 
     if (send(fd, request, strlen(request), MSG_NOSIGNAL) != (ssize_t)strlen(request))
-        return error_set(e, TOKEND_EX_TEMPFAIL, "the system broker hung up: %s",
-                         g_strerror(errno));
+        return error_set(e, TOKEND_EX_TEMPFAIL, "the system broker hung up: %s", g_strerror(errno));
     n = read_line(fd, buf, sizeof(buf), deadline);
     if (n < 0)
         return error_set(e, TOKEND_EX_TEMPFAIL, "the system broker did not answer in time");
