@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -32,27 +33,31 @@ static int clear_stale(const char *path, struct tokend_error *e)
     return 0;
 }
 
+/* Bound, given its group and listening under a name of its own, then
+ * renamed into place: whoever finds the socket at path finds it whole. */
 static int listen_at(const char *path, gid_t gid, struct tokend_error *e)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    g_autofree char *tmp = g_strdup_printf("%s.%d", path, (int)getpid());
     mode_t old_mask;
     int fd, rc;
 
-    if (strlen(path) >= sizeof(sa.sun_path))
+    if (strlen(tmp) >= sizeof(sa.sun_path))
         return error_set(e, TOKEND_EX_USAGE, "--listen %s: the path is too long", path);
-    if (clear_stale(path, e) < 0)
+    if (clear_stale(path, e) < 0 || clear_stale(tmp, e) < 0)
         return -1;
-    strcpy(sa.sun_path, path);
+    strcpy(sa.sun_path, tmp);
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
         return error_set(e, TOKEND_EX_SOFTWARE, "socket: %s", g_strerror(errno));
-    /* 0660 from the first moment: our group until the chown. */
+    /* 0660 from the first moment, and our group until the chown. */
     old_mask = umask(0117);
     rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old_mask);
-    if (rc == 0 && gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)
+    if (rc == 0 && gid != (gid_t)-1 && chown(tmp, (uid_t)-1, gid) < 0)
         rc = -1;
-    if (rc < 0 || listen(fd, 64) < 0) {
+    if (rc < 0 || listen(fd, 64) < 0 || rename(tmp, path) < 0) {
         error_set(e, TOKEND_EX_CANTCREAT, "--listen %s: %s", path, g_strerror(errno));
+        unlink(tmp);
         close(fd);
         return -1;
     }

@@ -145,33 +145,41 @@ static int write_dropin(const char *name, const char *text, struct tokend_error 
     return 0;
 }
 
+/* The service user's "NAME 1|0" line: the name, and whether to sign in. */
+static char *emitted_name(const GString *out, const char **text, bool *signin)
+{
+    const char *nl = out->len < EMIT_MAX_BYTES ? strchr(out->str, '\n') : NULL;
+    g_autofree char *name = nl ? g_strndup(out->str, (gsize)(nl - out->str)) : NULL;
+    char *space = name ? strrchr(name, ' ') : NULL;
+
+    if (!space)
+        return NULL;
+    *signin = strcmp(space, " 1") == 0;
+    *space = '\0';
+    *text = nl + 1;
+    return config_account_name_valid(name) ? g_steal_pointer(&name) : NULL;
+}
+
 int add_system_as_root(char **argv)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autoptr(GString) out = g_string_new(NULL);
     g_autofree char *name = NULL;
-    const char *nl;
-    int rc = run_emitter(argv, out, &e), signin = 0;
+    const char *text = NULL;
+    bool signin = false;
+    int rc = run_emitter(argv, out, &e);
 
     if (rc < -1)
         return -1 - rc; /* the service user said why */
     if (rc == 0 && out->len == 0)
         return 0; /* it had nothing to add (--help) */
-    nl = out->len < EMIT_MAX_BYTES ? strchr(out->str, '\n') : NULL;
-    if (rc == 0 && nl) {
-        char *space;
-        name = g_strndup(out->str, (gsize)(nl - out->str));
-        signin = g_str_has_suffix(name, " 1");
-        if ((space = strrchr(name, ' ')))
-            *space = '\0';
-    }
-    if (rc == 0 && !(name && config_account_name_valid(name)))
-        rc = error_set(&e, TOKEND_EX_SOFTWARE, "the service user's add said no account");
-    if (rc == 0 && write_dropin(name, nl + 1, &e) == 0 && !signin) {
-        log_info("%s: sign in with: sudo tokend --system obtain %s", name, name);
-        return 0;
-    }
-    if (rc == 0 && !e.status) {
+    if (rc == 0 && !(name = emitted_name(out, &text, &signin)))
+        error_set(&e, TOKEND_EX_SOFTWARE, "the service user's add said no account");
+    if (name && write_dropin(name, text, &e) == 0) {
+        if (!signin) {
+            log_info("%s: sign in with: sudo tokend --system obtain %s", name, name);
+            return 0;
+        }
         g_setenv(ADD_SIGNIN_VAR, "1", TRUE);
         sysuser_become_service(argv, &e);
     }

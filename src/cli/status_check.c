@@ -163,11 +163,12 @@ int status_check_views(char *const *names)
     g_autoptr(GString) detail = g_string_new(NULL);
     g_autoptr(GString) perf = g_string_new(NULL);
     g_auto(GStrv) all = names && names[0] ? NULL : sysview_names();
+    char *const *list = all ? all : names;
     enum status_check_level worst = STATUS_CHECK_OK;
     gint64 now = state_now();
     guint n = 0;
 
-    for (char *const *name = all ? all : names; *name; name++) {
+    for (char *const *name = list; name && *name; name++) {
         struct tokend_error e = TOKEND_ERROR_INIT;
         gint64 expires_at = 0;
         Account *view = sysview_read(*name, &expires_at, &e);
