@@ -424,7 +424,7 @@ int peercred_unix(int fd, uid_t *uid, GArray **gids, struct tokend_error *e)
     g_array_append_val(all, cred.gid);
     len = 0;
     /* ERANGE, with the length needed. */
-    (void)getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &len);
+    (void)getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, &cred.gid, &len);
     if (len > 0 && len <= PEER_GROUPS_MAX * sizeof(gid_t)) {
         g_array_set_size(all, 1 + len / sizeof(gid_t));
         if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, &g_array_index(all, gid_t, 1), &len) < 0)

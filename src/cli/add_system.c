@@ -165,7 +165,7 @@ int add_system_as_root(char **argv)
     struct tokend_error e = TOKEND_ERROR_INIT;
     g_autoptr(GString) out = g_string_new(NULL);
     g_autofree char *name = NULL;
-    const char *text = NULL;
+    const char *text = "";
     bool signin = false;
     int rc = run_emitter(argv, out, &e);
 
