@@ -29,7 +29,7 @@ _tokend()
     --from) COMPREPLY=($(compgen -W "fetchmail-oauth2 mutt-oauth2 oama pizauth email-oauth2-proxy" -- "$cur")); return ;;
     esac
     if [[ -z $cmd ]]; then
-        COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel relay relay-password migrate import snippet -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "add obtain refresh token status logout check tunnel relay relay-password broker migrate import snippet -c --config -v --verbose -q --quiet -h --help -V --version" -- "$cur"))
         return
     fi
     local opts
@@ -43,6 +43,7 @@ _tokend()
     tunnel) opts="--pop3" ;;
     relay) opts="--listen --max-sessions --timeout --tls smtp imap pop3" ;;
     relay-password) opts="" ;;
+    broker) COMPREPLY=($(compgen -W "--listen --group --max-sessions" -- "$cur")); return ;;
     migrate) opts="--store" ;;
     import) opts="--from --force --pizauth-account --key --secret $(compgen -f -- "$cur")" ;;
     snippet) opts="fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail postfix msmtp-relay mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3" ;;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <glib.h>
 #include "tokend/error.h"
 
 /* The uid owning the socket whose local end is peer and whose remote end is
@@ -28,3 +29,7 @@ int peercred_listener_uid(const struct sockaddr *server, uid_t *uid, struct toke
  * table's text: 0 and *uid, or -1. */
 int peercred_listener_from_proc_table(const char *table, int family, const struct sockaddr *server,
                                       uid_t *uid);
+/* The peer of a unix socket: its uid and every group it had when it
+ * connected (its gid and SO_PEERGROUPS), in *gids (gid_t).  -1 with e set
+ * when fd is no unix socket. */
+int peercred_unix(int fd, uid_t *uid, GArray **gids, struct tokend_error *e);

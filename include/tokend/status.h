@@ -33,5 +33,12 @@ enum status_check_level {
  * Prints `TOKEND LEVEL - accounts in trouble | perfdata`, then a line per
  * account; returns the worst level. */
 int status_check(GPtrArray *accounts);
+/* System mode, run by a reader (which may not read the configuration or
+ * the state): the same verdict from the public views it may read
+ * (sysview.h), for the accounts named (NULL-terminated) or, with none,
+ * every view this user may read.  CRITICAL when an access token has
+ * expired, WARNING when it is about to (within min_validity), UNKNOWN
+ * when a view named cannot be read or there is none. */
+int status_check_views(char *const *names);
 /* The first line when no account could be judged at all. */
 void status_check_fail(const char *why);

@@ -17,6 +17,10 @@ int sysview_write(const Account *a, gint64 expires_at, struct tokend_error *e);
  * NULL with e set (77 when this user may not read it). */
 Account *sysview_read(const char *name, gint64 *expires_at, struct tokend_error *e);
 void sysview_account_free(Account *a);
-/* The reader's token, when valid for min_validity more seconds; 75 when
- * it is not (the tokend timer refreshes it). */
-SecStr *sysview_token(const Account *view, gint64 expires_at, struct tokend_error *e);
+/* The accounts with a view in the runtime folder, sorted (names only:
+ * whether this user may read them is sysview_read's to say). */
+char **sysview_names(void);
+/* The reader's token, valid for min_validity more seconds: read as it is
+ * when fresh, else after the system broker refreshed it (broker.h; the
+ * view and *expires_at are read again); 75 when the broker could not. */
+SecStr *sysview_token(Account *view, gint64 *expires_at, struct tokend_error *e);

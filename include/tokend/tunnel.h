@@ -26,10 +26,11 @@ struct tunnel_target {
     enum sasl_mech mech; /* tunnel_mech */
     const char *ca_file;
     const char *user;
-    /* System mode, run by a reader: the token file as it is (valid until
-     * expires_at), never a refresh. */
+    /* System mode, run by a reader: the token the verb read from its file
+     * (the system broker refreshed it when stale; tokend refreshes nothing
+     * itself then). */
     bool reader;
-    gint64 expires_at;
+    const SecStr *reader_token;
 };
 
 typedef struct tunnel Tunnel;

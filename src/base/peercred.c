@@ -410,3 +410,28 @@ int peercred_listener_uid(const struct sockaddr *server, uid_t *uid, struct toke
     *uid = best.uid;
     return 0;
 }
+
+#define PEER_GROUPS_MAX 65536
+
+int peercred_unix(int fd, uid_t *uid, GArray **gids, struct tokend_error *e)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    g_autoptr(GArray) all = g_array_new(FALSE, TRUE, sizeof(gid_t));
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return error_set(e, TOKEND_EX_USAGE, "not a unix socket connection: %s", g_strerror(errno));
+    g_array_append_val(all, cred.gid);
+    len = 0;
+    /* ERANGE, with the length needed. */
+    (void)getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, &cred.gid, &len);
+    if (len > 0 && len <= PEER_GROUPS_MAX * sizeof(gid_t)) {
+        g_array_set_size(all, 1 + len / sizeof(gid_t));
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, &g_array_index(all, gid_t, 1), &len) < 0)
+            return error_set(e, TOKEND_EX_SOFTWARE, "SO_PEERGROUPS: %s", g_strerror(errno));
+        g_array_set_size(all, 1 + len / sizeof(gid_t));
+    }
+    *uid = cred.uid;
+    *gids = g_steal_pointer(&all);
+    return 0;
+}

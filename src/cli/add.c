@@ -39,6 +39,8 @@ struct add_options {
     bool device;
     bool no_browser;
     bool no_signin;
+    enum add_phase phase; /* system mode: add_internal.h */
+    int emit_fd;
 };
 
 /* The provider whose public client NAME is, or NULL. */
@@ -512,8 +514,9 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
 {
     g_autofree char *path = paths_config_file(g->config_path);
     /* A link to the configuration is followed: the account goes into its
-     * target, and the link stays. */
-    g_autofree char *target = config_target_path(path);
+     * target, and the link stays.  System mode: a file of its own. */
+    g_autofree char *target =
+        paths_system() ? add_system_target(path, name) : config_target_path(path);
     g_autofree char *existing = NULL;
     g_autofree char *group = NULL;
     g_autofree char *secret = NULL;
@@ -521,6 +524,10 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
     const char *client_id = NULL;
     size_t len = 0;
 
+    if (o->phase == ADD_PHASE_SIGNIN)
+        return sign_in(g, path, o, name, check, e);
+    if (paths_system() && add_system_check_unused(path, name, e) < 0)
+        return -1;
     if (read_existing(target, name, &existing, &len, e) < 0 ||
         claim_check_folder(target, name, e) < 0 || !(d = detect(o, name, e)) ||
         choose_client(o, d, &client_id, e) < 0)
@@ -528,6 +535,8 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
     secret = absolute(o->secret_file);
     group = account_text(o, d, name, client_id, secret);
     explicit_bzero(existing, len);
+    if (o->phase == ADD_PHASE_EMIT)
+        return add_system_emit(o->emit_fd, name, !o->no_signin, group, e);
     if (append_account(target, name, group, e) < 0)
         return -1;
     log_info("%s: added [account %s] to %s", name, name, path);
@@ -565,6 +574,7 @@ int add_run(const struct cli_globals *g, int argc, char **argv, char **check)
     int status;
 
     *check = NULL;
+    o.phase = add_system_phase(&o.emit_fd);
     if ((status = parse_options(argc, argv, &o)) != 0)
         return status;
     name = o.name ? g_strdup(o.name) : g_ascii_strdown(o.email, -1);

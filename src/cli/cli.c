@@ -101,6 +101,15 @@ static const struct verb_help verb_help[] = {
      "                        read a password (terminal or stdin) and print the\n"
      "                        relay_password_hash line for clients on other machines\n",
      NULL},
+    {"broker",
+     "  broker [--listen PATH [--group GROUP]]\n"
+     "                        system mode: refresh an account's token file for a reader\n"
+     "                        that asks on the broker socket (one request on stdin,\n"
+     "                        socket activation)\n",
+     "  --listen PATH         accept on this unix socket (empty: /run/tokend/broker),\n"
+     "                        one process per connection\n"
+     "  --group GROUP         the group that may connect (mode 0660; default tokend's)\n"
+     "  --max-sessions N      at most N requests at once with --listen (16)\n"},
     {"snippet",
      "  snippet ACCOUNT CLIENT\n"
      "                        print a configuration for a mail client (fetchmail,\n"

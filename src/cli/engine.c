@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tokend-config.h"
+#include "tokend/add.h"
 #include "tokend/cli.h"
 #include "tokend/harden.h"
 #include "tokend/log.h"
@@ -15,12 +16,16 @@
 
 /* System mode: root hands over to the service user before anything is
  * read; another user may only read the token files it is given. */
-static int enter_system_mode(const char *verb, char **argv)
+static int enter_system_mode(const char *verb, char **argv, bool *done)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     enum sysuser_role role;
 
     paths_set_system(true);
+    if (sysuser_role(&role, &e) == 0 && role == SYSUSER_ROLE_ROOT && strcmp(verb, "add") == 0) {
+        *done = true;
+        return add_system_as_root(argv);
+    }
     if (sysuser_role(&role, &e) < 0 ||
         (role == SYSUSER_ROLE_ROOT && sysuser_become_service(argv, &e) < 0)) {
         int status = e.status;
@@ -34,11 +39,13 @@ static int enter_system_mode(const char *verb, char **argv)
     case SYSUSER_ROLE_SERVICE:
         return 0;
     case SYSUSER_ROLE_READER:
-        if (strcmp(verb, "token") == 0 || strcmp(verb, "tunnel") == 0)
+        /* status: --check only (verb_status). */
+        if (strcmp(verb, "token") == 0 || strcmp(verb, "tunnel") == 0 ||
+            strcmp(verb, "status") == 0)
             return 0;
         fprintf(stderr,
-                "tokend: %s needs the %s user or root; other users may run only token and "
-                "tunnel; run: sudo tokend --system %s ...\n",
+                "tokend: %s needs the %s user or root; other users may run only token, tunnel "
+                "and status --check; run: sudo tokend --system %s ...\n",
                 verb, paths_system_user(), verb);
         return TOKEND_EX_NOPERM;
     }
@@ -49,7 +56,7 @@ int main(int argc, char **argv)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     struct cli_globals g;
-    bool hardened;
+    bool hardened, done = false;
     int status;
 
     /* Before any file is opened. */
@@ -84,7 +91,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tokend: no command given; see tokend --help\n");
         return 64;
     }
-    if (g.system && (status = enter_system_mode(argv[g.command_index], argv)) != 0)
+    if (g.system && ((status = enter_system_mode(argv[g.command_index], argv, &done)) != 0 || done))
         return status;
     return verbs_run(&g, argc, argv);
 }

@@ -80,7 +80,7 @@ static AccountState *cached_state(const char *name, const char *config_id)
 enum fast {
     FAST_NO,     /* hand over to the engine */
     FAST_DONE,   /* answered */
-    FAST_FAILED, /* answered, but writing the answer failed */
+    FAST_FAILED, /* answered with an error (73: writing the answer failed) */
 };
 
 static enum fast print_token(SecStr *token)
@@ -208,15 +208,37 @@ static enum fast fast_refresh(const struct cli_globals *g, int argc, char **argv
     return FAST_DONE;
 }
 
+/* System mode, a reader's `token ACCOUNT`: the token file when fresh, else
+ * refreshed by the system broker (a few plain socket calls, sysview.h);
+ * the broker's failure is said here, once (75). */
+static enum fast reader_token(const char *name, int *status)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    gint64 expires_at = 0;
+    Account *view = sysview_read(name, &expires_at, &e);
+    g_autoptr(SecStr) token = NULL;
+    enum fast answered = FAST_NO;
+
+    if (view && view->token_file) {
+        if ((token = sysview_token(view, &expires_at, &e))) {
+            answered = print_token(token);
+        } else if (e.status == TOKEND_EX_TEMPFAIL) {
+            *status = e.status;
+            error_print(&e, name);
+            answered = FAST_FAILED;
+        }
+    }
+    sysview_account_free(view);
+    error_clear(&e);
+    return answered;
+}
+
 /* System mode: `token ACCOUNT` by a reader, from the runtime view and the
  * token file; root and everything unusual go to the engine. */
-static enum fast fast_system(const struct cli_globals *g, int argc, char **argv)
+static enum fast fast_system(const struct cli_globals *g, int argc, char **argv, int *status)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     enum sysuser_role role;
-    gint64 expires_at = 0;
-    Account *view = NULL;
-    enum fast answered = FAST_NO;
     int i = g->command_index + 1;
 
     paths_set_system(true);
@@ -229,14 +251,7 @@ static enum fast fast_system(const struct cli_globals *g, int argc, char **argv)
                                                             : fast_refresh(g, argc, argv);
     if (argc - i != 1 || strcmp(argv[g->command_index], "token") != 0)
         return FAST_NO;
-    if ((view = sysview_read(argv[i], &expires_at, &e)) &&
-        state_expiry_fresh(expires_at, view->min_validity, state_now()) && view->token_file) {
-        g_autoptr(SecStr) token = sysview_token(view, expires_at, &e);
-        answered = token ? print_token(token) : FAST_NO;
-    }
-    sysview_account_free(view);
-    error_clear(&e);
-    return answered;
+    return reader_token(argv[i], status);
 }
 
 int main(int argc, char **argv)
@@ -244,6 +259,7 @@ int main(int argc, char **argv)
     struct tokend_error e = TOKEND_ERROR_INIT;
     struct cli_globals g;
     enum fast answered = FAST_NO;
+    int failed = 73;
     const char *cmd;
 
     /* Before any file is opened. */
@@ -263,7 +279,7 @@ int main(int argc, char **argv)
         return exec_engine(argv);
     cmd = argv[g.command_index];
     if (g.system && (strcmp(cmd, "token") == 0 || strcmp(cmd, "refresh") == 0))
-        answered = fast_system(&g, argc, argv);
+        answered = fast_system(&g, argc, argv, &failed);
     else if (g.system)
         answered = FAST_NO;
     else if (strcmp(cmd, "token") == 0)
@@ -272,5 +288,5 @@ int main(int argc, char **argv)
         answered = fast_refresh(&g, argc, argv);
     if (answered == FAST_NO)
         return exec_engine(argv);
-    return answered == FAST_DONE ? 0 : 73;
+    return answered == FAST_DONE ? 0 : failed;
 }

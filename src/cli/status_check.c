@@ -9,6 +9,7 @@
 #include "tokend/paths.h"
 #include "tokend/reauth.h"
 #include "tokend/state.h"
+#include "tokend/sysview.h"
 
 /* One account's verdict and the words that say why. */
 struct check_result {
@@ -108,6 +109,16 @@ static void note(GString *trouble, GString *detail, const Account *a, struct che
     g_free(r->why);
 }
 
+static int print_verdict(enum status_check_level worst, GString *trouble, guint n, const char *what,
+                         const GString *perf, const GString *detail)
+{
+    if (trouble->len == 0)
+        g_string_printf(trouble, "%u account%s%s, none in trouble", n, n == 1 ? "" : "s", what);
+    printf("TOKEND %s - %s |%s\n%s", check_level_names[worst], trouble->str, perf->str,
+           detail->str);
+    return (int)worst;
+}
+
 int status_check(GPtrArray *accounts)
 {
     g_autoptr(GString) trouble = g_string_new(NULL);
@@ -130,12 +141,60 @@ int status_check(GPtrArray *accounts)
             worst = r.level;
         note(trouble, detail, a, &r);
     }
-    if (trouble->len == 0)
-        g_string_printf(trouble, "%u account%s, none in trouble", accounts->len,
-                        accounts->len == 1 ? "" : "s");
-    printf("TOKEND %s - %s |%s\n%s", check_level_names[worst], trouble->str, perf->str,
-           detail->str);
-    return (int)worst;
+    return print_verdict(worst, trouble, accounts->len, "", perf, detail);
+}
+
+/* A reader's verdict on one view: its access token only. */
+static struct check_result judge_view(const Account *view, gint64 expires_at, gint64 now)
+{
+    if (expires_at <= now)
+        return (struct check_result){STATUS_CHECK_CRITICAL,
+                                     g_strdup("access token expired (is the timer running?)")};
+    if (!state_expiry_fresh(expires_at, view->min_validity, now))
+        return (struct check_result){
+            STATUS_CHECK_WARNING,
+            g_strdup_printf("access token expires in %" G_GINT64_FORMAT " s", expires_at - now)};
+    return (struct check_result){STATUS_CHECK_OK, NULL};
+}
+
+int status_check_views(char *const *names)
+{
+    g_autoptr(GString) trouble = g_string_new(NULL);
+    g_autoptr(GString) detail = g_string_new(NULL);
+    g_autoptr(GString) perf = g_string_new(NULL);
+    g_auto(GStrv) all = names && names[0] ? NULL : sysview_names();
+    char *const *list = all ? all : names;
+    enum status_check_level worst = STATUS_CHECK_OK;
+    gint64 now = state_now();
+    guint n = 0;
+
+    for (char *const *name = list; name && *name; name++) {
+        struct tokend_error e = TOKEND_ERROR_INIT;
+        gint64 expires_at = 0;
+        Account *view = sysview_read(*name, &expires_at, &e);
+        Account shown = {.name = *name};
+        struct check_result r = {STATUS_CHECK_UNKNOWN, g_strdup("view unreadable")};
+
+        error_clear(&e);
+        if (!view && all)
+            continue; /* another reader's account */
+        if (view) {
+            g_free(r.why);
+            r = judge_view(view, expires_at, now);
+            g_string_append_printf(perf, " '%s token'=%" G_GINT64_FORMAT "s;;;0", *name,
+                                   MAX(expires_at - now, 0));
+        }
+        sysview_account_free(view);
+        if (severity(r.level) > severity(worst))
+            worst = r.level;
+        note(trouble, detail, &shown, &r);
+        n++;
+    }
+    if (n == 0) {
+        status_check_fail("no account whose token file this user may read");
+        return STATUS_CHECK_UNKNOWN;
+    }
+    return print_verdict(worst, trouble, n, " (token files only)", perf, detail);
 }
 
 void status_check_fail(const char *why)

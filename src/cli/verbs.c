@@ -69,6 +69,15 @@ const Account *verb_account(struct verb_ctx *ctx, int *status)
     return verb_find_account(ctx, ctx->argv[optind], status);
 }
 
+int verb_refuse_reader(const char *verb)
+{
+    fprintf(stderr,
+            "tokend: %s needs the %s user or root; other users may run only token, tunnel and "
+            "status --check; run: sudo tokend --system %s ...\n",
+            verb, paths_system_user(), verb);
+    return TOKEND_EX_NOPERM;
+}
+
 bool verb_as_reader(void)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
@@ -159,6 +168,12 @@ static int verb_status(struct verb_ctx *ctx)
     }
     if (json && check)
         return cli_usage_error("%s", "status: --json and --check exclude each other");
+    /* A reader may not read the configuration or the state; a monitor run
+     * as one gets the verdict on the token files it may read. */
+    if (verb_as_reader() && check)
+        return status_check_views(ctx->argv + optind);
+    if (verb_as_reader())
+        return verb_refuse_reader("status");
     if ((status = verb_collect_accounts(ctx, accounts)) != 0 && check) {
         status_check_fail("the configuration or an account named cannot be used (see the error)");
         return STATUS_CHECK_UNKNOWN;
@@ -274,6 +289,7 @@ static const struct verb verbs[] = {
     {"import", verb_import},
     {"relay", verb_relay},
     {"relay-password", verb_relay_password},
+    {"broker", verb_broker},
 };
 
 /* "tokend VERB ... --help" (or -h) prints the verb's usage and options,

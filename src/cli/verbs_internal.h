@@ -29,8 +29,10 @@ const Account *verb_find_account(struct verb_ctx *ctx, const char *name, int *st
 const Account *verb_account(struct verb_ctx *ctx, int *status);
 
 /* System mode, run by a reader of token files: neither root nor the
- * service user (the engine let only token and tunnel through). */
+ * service user (the engine let only token, tunnel and status through). */
 bool verb_as_reader(void);
+/* What a reader hears for a verb it may not run: 77. */
+int verb_refuse_reader(const char *verb);
 
 /* The accounts named (argv[optind...]) or, with none named, all of them;
  * 0, or the exit status after printing why. */
@@ -49,3 +51,4 @@ int verb_check(struct verb_ctx *ctx);
 int verb_tunnel(struct verb_ctx *ctx);
 int verb_relay(struct verb_ctx *ctx);
 int verb_relay_password(struct verb_ctx *ctx);
+int verb_broker(struct verb_ctx *ctx);

@@ -166,13 +166,18 @@ static int tunnel_as_reader(const char *name, bool pop3, char **args, int n,
                             struct tunnel_target *t)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
-    Account *a = sysview_read(name, &t->expires_at, &e);
+    gint64 expires_at = 0;
+    Account *a = sysview_read(name, &expires_at, &e);
+    g_autoptr(SecStr) token = a ? sysview_token(a, &expires_at, &e) : NULL;
     bool greeted = false;
     int status = 0;
 
     t->reader = true;
-    if (!a)
+    t->reader_token = token;
+    if (!token) {
+        sysview_account_free(a);
         return tunnel_fail(t->proto, &e, name);
+    }
     if (tunnel_target_of(a, pop3, args, n, t, &e) < 0 || tunnel_session(a, t, &greeted, &e) < 0)
         status = greeted ? verb_fail(&e, name) : tunnel_fail(t->proto, &e, name);
     sysview_account_free(a);

@@ -285,7 +285,7 @@ static int token_as_reader(const char *name)
     struct tokend_error e = TOKEND_ERROR_INIT;
     gint64 expires_at = 0;
     Account *view = sysview_read(name, &expires_at, &e);
-    g_autoptr(SecStr) token = view ? sysview_token(view, expires_at, &e) : NULL;
+    g_autoptr(SecStr) token = view ? sysview_token(view, &expires_at, &e) : NULL;
 
     sysview_account_free(view);
     if (!token)

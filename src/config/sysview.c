@@ -4,6 +4,7 @@
 
 #include "config_internal.h"
 #include "tokend/sysview.h"
+#include "tokend/broker.h"
 #include "tokend/fileio.h"
 #include "tokend/paths.h"
 #include "tokend/shared.h"
@@ -127,22 +128,63 @@ Account *sysview_read(const char *name, gint64 *expires_at, struct tokend_error 
     return view_account(name, o, expires_at);
 }
 
+static gint compare_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **sysview_names(void)
+{
+    g_autofree char *run = paths_runtime_dir();
+    g_autoptr(GDir) d = g_dir_open(run, 0, NULL);
+    GPtrArray *names = g_ptr_array_new();
+    const char *file;
+
+    while (d && (file = g_dir_read_name(d)) != NULL) {
+        g_autofree char *name =
+            g_str_has_suffix(file, ".info") ? g_strndup(file, strlen(file) - 5) : NULL;
+        if (name && config_account_name_valid(name))
+            g_ptr_array_add(names, g_steal_pointer(&name));
+    }
+    g_ptr_array_sort(names, compare_names);
+    g_ptr_array_add(names, NULL);
+    return (char **)g_ptr_array_free(names, FALSE);
+}
+
 void sysview_account_free(Account *a)
 {
     config_account_free(a);
 }
 
-SecStr *sysview_token(const Account *view, gint64 expires_at, struct tokend_error *e)
+/* The view again, after the broker's refresh: its expiry and token file. */
+static int reread(Account *view, gint64 *expires_at, struct tokend_error *e)
+{
+    Account *fresh = sysview_read(view->name, expires_at, e);
+
+    if (!fresh)
+        return -1;
+    g_free(view->token_file);
+    view->token_file = g_steal_pointer(&fresh->token_file);
+    view->token_file_mode = fresh->token_file_mode;
+    view->min_validity = fresh->min_validity;
+    sysview_account_free(fresh);
+    return 0;
+}
+
+SecStr *sysview_token(Account *view, gint64 *expires_at, struct tokend_error *e)
 {
     uid_t owner;
     gid_t gid;
 
-    if (!state_expiry_fresh(expires_at, view->min_validity, state_now())) {
+    if (!state_expiry_fresh(*expires_at, view->min_validity, state_now()) &&
+        (broker_request_refresh(view->name, BROKER_TIMEOUT_MS, e) < 0 ||
+         reread(view, expires_at, e) < 0))
+        return NULL;
+    if (!state_expiry_fresh(*expires_at, view->min_validity, state_now())) {
         error_set(e, TOKEND_EX_TEMPFAIL,
-                  "the access token has expired or is about to, and only the %s user can "
-                  "refresh it",
-                  paths_system_user());
-        error_set_hint(e, "the system timer refreshes it (tokend-refresh.timer); try again later");
+                  "the access token has expired or is about to, even after the system broker's "
+                  "refresh");
+        error_set_hint(e, "the next poll tries again; run as root: tokend --system status");
         return NULL;
     }
     if (!view->token_file || !sysuser_service_ids(&owner, &gid)) {

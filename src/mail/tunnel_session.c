@@ -11,7 +11,6 @@
 #include "tokend/notify.h"
 #include "tokend/paths.h"
 #include "tokend/state.h"
-#include "tokend/sysview.h"
 #include "tokend/tunnel.h"
 
 /* Connect and login together are bounded; the session that follows is not. */
@@ -94,14 +93,13 @@ static void *session_login(void *target, const SecStr *token, enum sasl_result *
     return g_steal_pointer(&tun);
 }
 
-/* System mode, run by a reader: the token file as it is, and no refresh
- * (a reader cannot): a refusal is said as it came. */
-static Tunnel *reader_login(const Account *a, const struct tunnel_target *t, struct tokend_error *e)
+/* System mode, run by a reader: the token the verb read, and no refresh
+ * of its own (a reader cannot): a refusal is said as it came. */
+static Tunnel *reader_login(const struct tunnel_target *t, struct tokend_error *e)
 {
-    g_autoptr(SecStr) token = sysview_token(a, t->expires_at, e);
     enum sasl_result result;
 
-    return token ? session_login((void *)t, token, &result, e) : NULL;
+    return session_login((void *)t, t->reader_token, &result, e);
 }
 
 int tunnel_session(const Account *a, const struct tunnel_target *t, bool *greeted,
@@ -110,7 +108,7 @@ int tunnel_session(const Account *a, const struct tunnel_target *t, bool *greete
     g_autoptr(Tunnel) tun = NULL;
 
     *greeted = false;
-    tun = t->reader ? reader_login(a, t, e) : tunnel_login_retrying(a, session_login, (void *)t, e);
+    tun = t->reader ? reader_login(t, e) : tunnel_login_retrying(a, session_login, (void *)t, e);
     if (!tun)
         return -1;
     /* A client that hangs up must not kill us mid-write: EPIPE instead. */

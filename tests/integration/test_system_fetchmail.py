@@ -2,12 +2,15 @@
 a daemon (`-d 1`, not detached) run as a fetchmail-like user of the reader
 group, its `plugin "tokend --system tunnel work %h %p"` logging in to
 Dovecot over TLS with the token file that group may read.  Across the
-access token's expiry: the reader's tunnel never refreshes (75, fetchmail
-retries at its next poll) and the timer's command, `tokend --system
+access token's expiry: without the system broker the reader's tunnel
+cannot refresh (75, fetchmail retries at its next poll) and the timer's
+command, `tokend --system
 refresh` run as the service user as tokend-refresh.service would (the
 test machine has no systemd as PID 1), brings a new token that the same
 daemon then uses.  The reader cannot read anything under the state
-folder, checked with its own uid."""
+folder, checked with its own uid.  With the broker running (as the
+service user, --listen, as tokend-broker.socket would start it), the same
+daemon fetches across the expiry with no timer at all."""
 
 import json
 import os
@@ -133,8 +136,8 @@ def test_fetchmail_as_a_system_daemon_fetches_across_expiry(host):
                    ['expires_at'] and not host.srv.introspect(first.strip())['active'],
                    ACCESS_TTL + 10, 'the access token expired')
         deliver(host.dc, message())
-        # The reader's tunnel does not refresh: the poll fails for now.
-        wait_until(lambda: 'work' in log.read_text() and 'expired' in log.read_text(), 20,
+        # No broker: the reader's tunnel cannot refresh, the poll fails for now.
+        wait_until(lambda: 'work' in log.read_text() and 'system broker' in log.read_text(), 20,
                    "fetchmail's poll failed on the expired token", interval=0.1, detail=detail)
         assert len(delivered(home)) == 1 and token_file.read_text() == first
         # The timer's run, as tokend-refresh.service does it.
@@ -156,3 +159,43 @@ def test_fetchmail_as_a_system_daemon_fetches_across_expiry(host):
     assert unreadable_as(host.reader, token_file)[1] == [str(token_file)]
     secrets_seen = log.read_text()
     assert first.strip() not in secrets_seen and token_file.read_text().strip() not in secrets_seen
+
+
+def test_fetchmail_through_the_broker_fetches_across_expiry_without_a_timer(host):
+    from test_system_broker import broker
+    host.sockgroup = host.group
+    host.account('work', token_file_group=host.group, scopes='openid offline_access mail.imap',
+                 imap_host=host.dc.host, imap_port=host.dc.imaps_port, tunnel_tls='implicit',
+                 min_validity=1)
+    r = host.tokend('obtain', 'work')
+    assert r.returncode == EX_OK, r.stderr
+    token_file = host.run_dir / 'work.token'
+    first = token_file.read_text()
+    home = reader_home(host)
+    log = home / 'fetchmail.log'
+    argv = ['fetchmail', '-f', str(home / 'fetchmailrc'), '-d', '1', '-N', '--invisible',
+            '--mda', f'cat > {home}/out/msg.$$', '--pidfile', str(home / 'fetchmail.pid'),
+            '--idfile', str(home / 'fetchids')]
+    with broker(host) as broker_log, open(log, 'w') as logf:
+        daemon = subprocess.Popen(as_user(host.reader, argv), env=dict(host.env, HOME=str(home)),
+                                  stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
+        try:
+            def detail():
+                return log.read_text()[-3000:] + broker_log.read_text()[-2000:]
+
+            deliver(host.dc, message())
+            wait_until(lambda: len(delivered(home)) == 1, 20, 'fetchmail fetched the first',
+                       interval=0.1, detail=detail)
+            wait_until(lambda: not host.srv.introspect(first.strip())['active'],
+                       ACCESS_TTL + 10, 'the access token expired')
+            deliver(host.dc, message())
+            wait_until(lambda: len(delivered(home)) == 2, 20,
+                       'fetchmail fetched the second message through the broker',
+                       interval=0.1, detail=detail)
+            assert daemon.poll() is None, detail()
+        finally:
+            daemon.terminate()
+            daemon.wait(10)
+        assert token_file.read_text() != first
+        assert 'work: refreshed' in broker_log.read_text()
+    assert first.strip() not in log.read_text()

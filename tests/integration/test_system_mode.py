@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BROWSER, EX_CONFIG, EX_NOPERM, EX_OK, TOKEND, mode
+from conftest import BROWSER, EX_CANTCREAT, EX_CONFIG, EX_NOPERM, EX_OK, TOKEND, mode
 from harness.authserver import AuthServer
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='creates users: needs root')
@@ -220,8 +220,43 @@ def test_status_check_judges_the_system_accounts_for_a_monitor(system):
     assert "'work token'=" in first
     r = system.tokend('status', '--check', 'work', user=system.service)
     assert r.returncode == EX_OK and r.stdout.startswith('TOKEND OK - 1 account'), r.stdout
-    # A reader may not read the state: an error, which monitors show as UNKNOWN.
-    assert system.tokend('status', '--check', user=system.reader).returncode == EX_NOPERM
+    # A reader may not read the state: its verdict comes from the token
+    # files' public views it may read (work's, not shop's), in the same
+    # convention.
+    r = system.tokend('status', '--check', user=system.reader)
+    assert r.returncode == EX_OK, r.stdout + r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first.startswith('TOKEND OK - 1 account (token files only), none in trouble |'), first
+    assert "'work token'=" in first and 'shop' not in r.stdout
+    # An account it may not read, named: UNKNOWN, never 77.
+    r = system.tokend('status', '--check', 'shop', user=system.reader)
+    assert r.returncode == 3 and r.stdout.startswith('TOKEND UNKNOWN - shop: view unreadable'), \
+        r.stdout
+    # Nothing it may read: UNKNOWN.
+    r = system.tokend('status', '--check', user=system.outsider)
+    assert r.returncode == 3 and r.stdout.startswith('TOKEND UNKNOWN - no account'), r.stdout
+    # The rest of status stays closed to readers.
+    r = system.tokend('status', '--json', user=system.reader)
+    assert r.returncode == EX_NOPERM and 'needs the' in r.stderr, r.stderr
+
+
+def test_status_check_as_a_reader_reports_an_expired_token(system):
+    """A reader's monitor: the view's expiry says the timer is not doing
+    its work (CRITICAL), or that the token is about to go (WARNING)."""
+    import time
+    system.account('work', token_file_group=system.group, min_validity=600)
+    assert system.tokend('obtain', 'work').returncode == EX_OK
+    info = system.run_dir / 'work.info'
+    view = json.loads(info.read_text())
+    for expires_at, level, code, why in ((int(time.time()) + 300, 'WARNING', 1, 'expires in'),
+                                         (int(time.time()) - 10, 'CRITICAL', 2, 'expired')):
+        # As the service user writes it: same owner, group and mode.
+        st = os.stat(info)
+        info.write_text(json.dumps(dict(view, expires_at=expires_at)))
+        os.chown(info, st.st_uid, st.st_gid)
+        r = system.tokend('status', '--check', user=system.reader)
+        assert r.returncode == code, r.stdout + r.stderr
+        assert r.stdout.startswith(f'TOKEND {level} - work: access token {why}'), r.stdout
 
 
 def test_the_systemd_creds_host_key_recipe_fails_plainly_as_the_service_user(system):
@@ -248,3 +283,40 @@ def test_the_systemd_creds_host_key_recipe_fails_plainly_as_the_service_user(sys
     # The file store's copy: the service user's alone.
     kept = system.state / 'work' / 'refresh_token'
     assert os.stat(kept).st_uid == pw.pw_uid and mode(kept) == 0o600
+
+
+def test_add_writes_the_account_to_accounts_d_as_root_tokend_0640(system):
+    """`sudo tokend --system add`: the service user detects and writes the
+    account's text, root puts it in accounts.d/NAME.conf, owned by root,
+    group tokend, 0640, in one atomic step; the main file is untouched."""
+    main = (system.etc / 'config').read_text()
+    r = system.tokend('-v', 'add', 'alice@outlook.com', 'home', '--client-id',
+                      '00000000-0000-0000-0000-000000000001', '--no-signin')
+    assert r.returncode == EX_OK, r.stderr
+    dropin = system.etc / 'accounts.d' / 'home.conf'
+    st = os.stat(dropin)
+    assert (st.st_uid, st.st_gid, mode(dropin)) == \
+        (0, pwd.getpwnam(system.service).pw_gid, 0o640)
+    text = dropin.read_text()
+    assert '[account home]\n' in text and 'provider = microsoft\n' in text, text
+    assert (system.etc / 'config').read_text() == main
+    assert [p.name for p in (system.etc / 'accounts.d').iterdir()] == ['home.conf']
+    assert 'sudo tokend --system obtain home' in r.stderr, r.stderr
+    # The service user reads it as part of the system configuration.
+    r = system.tokend('status', 'home', user=system.service)
+    assert r.stdout.startswith('home: microsoft'), r.stdout + r.stderr
+    # A name the configuration has already: refused, nothing written.
+    system.account('work')
+    r = system.tokend('add', 'bob@outlook.com', 'work', '--client-id',
+                      '00000000-0000-0000-0000-000000000001', '--no-signin')
+    assert r.returncode == EX_CANTCREAT and 'already has an [account work]' in r.stderr, r.stderr
+    assert sorted(p.name for p in (system.etc / 'accounts.d').iterdir()) == \
+        ['home.conf', 'work.conf']
+    # A usage error is the service user's to say, once; root writes nothing.
+    r = system.tokend('add', 'not-an-address')
+    assert r.returncode == 64 and r.stderr.count('tokend:') == 1, r.stderr
+    # The service user itself may not write into root's accounts.d: said so.
+    r = system.tokend('add', 'carol@outlook.com', 'carol', '--client-id',
+                      '00000000-0000-0000-0000-000000000001', '--no-signin', user=system.service)
+    assert r.returncode == EX_CANTCREAT and 'accounts.d' in r.stderr, r.stderr
+    assert not (system.etc / 'accounts.d' / 'carol.conf').exists()

@@ -16,6 +16,7 @@ from test_install import installed  # noqa: F401  (the module's install)
 SYSTEM = ['lib/systemd/system/tokend-refresh.service', 'lib/systemd/system/tokend-refresh.timer',
           'lib/systemd/system/tokend-relay-smtp.socket',
           'lib/systemd/system/tokend-relay-smtp@.service',
+          'lib/systemd/system/tokend-broker.socket', 'lib/systemd/system/tokend-broker@.service',
           'lib/sysusers.d/tokend.conf', 'lib/tmpfiles.d/tokend.conf',
           'share/doc/tokend/examples/system/config']
 
@@ -119,3 +120,44 @@ def test_sysusers_and_tmpfiles_make_the_user_and_folders(installed, tmp_path):  
     for path, want in (('var/lib/tokend', 0o700), ('run/tokend', 0o755)):
         st = os.stat(root / path)
         assert (st.st_uid, st.st_mode & 0o7777) == (uid, want), path
+
+
+def test_broker_units_verify_and_their_hardening_scores(installed, capsys):  # noqa: F811
+    """tokend-broker.socket starts one tokend-broker@.service per request,
+    as tokend, on a socket only the readers' group may open; shipped
+    disabled (the socket has an [Install] for the admin's enable)."""
+    prefix, _ = installed
+    units = prefix / 'lib' / 'systemd' / 'system'
+    sock = (units / 'tokend-broker.socket').read_text()
+    for line in ('ListenStream=/run/tokend/broker\n', 'SocketGroup=tokend-readers\n',
+                 'SocketMode=0660\n', 'Accept=yes\n'):
+        assert line in sock, line
+    service = (units / 'tokend-broker@.service').read_text()
+    assert f'ExecStart={prefix}/bin/tokend --system broker\n' in service
+    refresh = (units / 'tokend-refresh.service').read_text()
+    hardening = [line for line in refresh.splitlines()
+                 if line.split('=')[0] in ('User', 'ProtectSystem', 'ReadWritePaths',
+                                          'NoNewPrivileges', 'PrivateTmp', 'CapabilityBoundingSet',
+                                          'RestrictAddressFamilies', 'SystemCallFilter')]
+    for line in hardening + ['StandardInput=socket', 'StandardOutput=socket']:
+        assert line + '\n' in service, line
+    assert '[Install]' not in service
+    env = dict(os.environ, MANPATH=str(prefix / 'share' / 'man'), SYSTEMD_LOG_LEVEL='notice')
+    r = subprocess.run(['systemd-analyze', 'verify', str(units / 'tokend-broker.socket'),
+                        str(units / 'tokend-broker@.service')],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and r.stdout + r.stderr == '', r.stdout + r.stderr
+    # An instance, as the socket starts it.
+    instance = units.parent / 'tokend-broker@0.service'
+    instance.write_text(service)
+    try:
+        r = subprocess.run(['systemd-analyze', 'security', '--offline=yes', '--no-pager',
+                            str(instance)], capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        instance.unlink()
+    m = re.search(r'Overall exposure level for tokend-broker@0.service: ([0-9.]+) (\w+)', r.stdout)
+    assert m, r.stdout + r.stderr
+    with capsys.disabled():
+        print(f'\nsystemd-analyze security --offline=yes: tokend-broker@.service exposure '
+              f'{m.group(1)} {m.group(2)} (0 best, 10 worst)')
+    assert float(m.group(1)) <= 2.0, r.stdout
