@@ -321,6 +321,31 @@ def test_declared_size_over_the_limit_is_552_at_mail_from(tokend, dovecot, graph
     assert s.command(f'MAIL FROM:<{SENDER}> SIZE={LIMIT}').startswith('250 ')
 
 
+def test_graph_session_offers_no_chunks_and_refuses_bdat(tokend, dovecot, graph, session):
+    """sendMail takes one whole MIME message: a Graph session offers no
+    CHUNKING, DSN or SMTPUTF8, refuses a success notice it cannot give, and
+    answers BDAT with 502 (the chunk read and dropped), after which the
+    session still sends with DATA."""
+    user_account(tokend, dovecot, graph)
+    empty(dovecot, 'bob')
+    s = session()
+    assert s.reply().startswith('220 ')
+    ehlo = s.command('EHLO c')
+    assert f'SIZE {LIMIT}' in ehlo and 'PIPELINING' in ehlo, ehlo
+    for word in ('CHUNKING', 'DSN', 'SMTPUTF8'):
+        assert word not in ehlo, ehlo
+    assert s.command(f'MAIL FROM:<{SENDER}>').startswith('250 ')
+    assert s.command('RCPT TO:<bob@example.org> NOTIFY=SUCCESS').startswith('555 ')
+    assert s.command('RCPT TO:<bob@example.org>').startswith('250 ')
+    s.send(b'BDAT 5 LAST\r\nhello')
+    r = s.reply()
+    assert r.startswith('502 5.5.1 ') and 'Graph' in r, r
+    assert s.command('RSET').startswith('250')
+    msg = message()
+    assert transaction(s, msg, ehlo=False).startswith('250 ')
+    assert inbox(dovecot, 'bob') == [msg]
+
+
 def test_message_over_the_limit_is_552_after_the_data(tokend, dovecot, graph, session):
     """Without SIZE= the relay learns the size only while reading: what
     passes the limit is read and dropped, never kept, so 30 MB take no more
