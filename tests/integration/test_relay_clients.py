@@ -319,18 +319,40 @@ def test_msmtp_without_oauth_through_relay(tokend, dovecot, listen, tmp_path):
     wait_until(lambda: sink_has(dovecot, marker), 10, 'the sink got the message')
 
 
-def test_mutt_smtp_url_through_relay(tokend, dovecot, listen, tmp_path):
+@pytest.mark.parametrize('client', ['mutt', 'neomutt'])
+@pytest.mark.parametrize('trust', ['relay-cert', 'another-ca'])
+def test_mutt_smtp_url_through_relay(tokend, dovecot, listen, tmp_path, client, trust):
+    """The snippet (Debian's mutt and neomutt, both GnuTLS): STARTTLS to the
+    relay, its loopback certificate trusted for that connection only by an
+    account-hook, the CA list set before it (Debian's /etc/Muttrc's, which
+    -n leaves out) kept for every other one.  With another CA named
+    instead, the client refuses the certificate and sends nothing."""
     port = listen('smtp')
+    text = snippet(tokend, f'{client}-relay', port)
+    cert = str(loopback_cert(tokend))
+    assert f'"{cert}"' in text
+    if trust == 'another-ca':
+        text = text.replace(cert, tokend.env['TOKEND_TEST_CA'])
     muttrc = tmp_path / 'muttrc'
-    muttrc.write_text(snippet(tokend, 'mutt-relay', port) +
-                      f'set from = "{SENDER}"\nset record = ""\n')
+    muttrc.write_text('set ssl_ca_certificates_file = "/etc/ssl/certs/ca-certificates.crt"\n' +
+                      text + f'set from = "{SENDER}"\nset record = ""\n')
     marker = uuid.uuid4().hex
     env = dict(tokend.env, TERM='dumb')
-    r = run(['mutt', '-n', '-F', str(muttrc), '-s', f'mutt {marker}', 'bob@example.org'], env,
-            input='hello from mutt\n')
+    extra = ['-d', '2', '-l', str(tmp_path / 'debug')] if client == 'neomutt' else []
+    r = run([client, '-n', '-F', str(muttrc), *extra, '-s', f'mutt {marker}',
+             'bob@example.org'], env, input='hello from mutt\n')
+    if trust == 'another-ca':
+        said = r.stdout + r.stderr
+        if client == 'mutt':
+            assert 'Untrusted server certificate' in said, said
+        else:  # neomutt asks about the certificate (no terminal: no) and logs nothing
+            said = ''.join(p.read_text(errors='replace') for p in tmp_path.glob('debug*'))
+            assert 'ready to start TLS' in said and 'MAIL FROM' not in said, said
+        assert r.returncode != 0
+        assert not sink_has(dovecot, marker)
+        return
     assert r.returncode == 0, r.stdout + r.stderr
     wait_until(lambda: sink_has(dovecot, marker), 10, 'the sink got the message')
-
 
 
 MUTT_SEED = """\
