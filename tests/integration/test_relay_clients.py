@@ -15,6 +15,13 @@ real Dovecot (IMAP, POP3, submission) with the account's token:
   after the sandbox; `sslproto ''` (no TLS at all) still works too.  The
   messages put into the mailbox arrive byte-identical (after fetchmail's
   CRLF to LF for the MDA; `--invisible` leaves out its Received: header).
+- fetchmail 7 (the `next` branch the seed's user runs: `sslmode none` is
+  its spelling) with the seed's lines exactly, both variants (without and
+  with `keep`), only the port, the names and procmail's rcfile changed:
+  the password is typed at fetchmail's prompt on a pseudo-terminal, as
+  the seed's user does; plain text on loopback (the relay's STARTTLS offer
+  is left alone); procmail delivers into a Maildir, byte-identical after
+  fetchmail's Received: line; without `keep` the mailbox is emptied.
 - msmtp without OAuth (`auth plain` with any password, `tls on` with the
   loopback certificate as its trust file), mutt's `smtp_url` to the relay
   from the snippet, and the seed's four mutt lines as they are (STARTTLS
@@ -22,18 +29,25 @@ real Dovecot (IMAP, POP3, submission) with the account's token:
   message arrives at Dovecot submission's sink.
 """
 
+import getpass
 import os
+import pty
 import re
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import urllib.parse
 import uuid
 
 import pytest
 
+from conftest import REPO
 from harness.dovecot import free_port
+from harness.fetchmail7 import fetchmail7
 from harness.tunnelpeers import USER, append_message, dovecot_for, empty_inbox, logins, \
     wait_logged_in
 from harness.wait import wait_until
@@ -176,6 +190,117 @@ def test_fetchmail_auth_password_through_relay(tokend, dovecot, signed_in, liste
     assert signed_in not in log
 
 
+# fetchmail 7 --------------------------------------------------------------
+
+# The seed's lines (both of its variants: without and with `keep`), only
+# the port, the user names and procmail's destination changed.
+SEED7_RC = """\
+poll localhost protocol IMAP port {port}
+ auth password username "{user}"
+ is {local} here
+{keep} sslmode none
+ mda "/usr/bin/procmail -m {procmailrc}"
+ folders INBOX
+"""
+
+
+@pytest.fixture(scope='module')
+def fetchmail7_binary():
+    path, why = fetchmail7(REPO / 'build')
+    if not path:
+        pytest.skip(why)
+    return path
+
+
+def on_terminal(argv, env, prompt, answer, seconds=TIMEOUT):
+    """Runs argv on a fresh pseudo-terminal (its controlling tty), types
+    answer when prompt appears, as a person would; returns (status,
+    everything it wrote)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    out, answered, deadline = b'', False, time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the program closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not answered and prompt in out:
+                os.write(fd, answer + b'\n')
+                answered = True
+    finally:
+        os.close(fd)
+    return _reap(pid, deadline), out.decode(errors='replace')
+
+
+def _reap(pid, deadline):
+    """The exit code of pid, killed if it is still running at deadline."""
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def inbox_uids(dc):
+    """The UIDs in alice's INBOX (doveadm prints `MAILBOX-GUID UID` lines)."""
+    r = subprocess.run(['doveadm', '-c', str(dc.config_path), 'search', '-u', USER,
+                       'mailbox', 'INBOX', 'all'], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return [line.split()[1] for line in r.stdout.splitlines()]
+
+
+@pytest.mark.parametrize('keep', [False, True], ids=['seed-000', 'seed-001-keep'])
+def test_fetchmail7_seed_lines_through_relay(tokend, dovecot, signed_in, listen, tmp_path,
+                                             fetchmail7_binary, keep):
+    """fetchmail 7 with the seed's lines (`auth password`, `sslmode none`:
+    plain text on loopback, no STARTTLS asked) against the IMAP relay;
+    the password is typed at fetchmail's prompt on its terminal, as the
+    seed's user does, and ignored by the relay on loopback.  procmail
+    delivers into a Maildir; each message arrives byte-identical (CRLF to
+    LF for the MDA, after fetchmail's own Received: line)."""
+    port = listen('imap')
+    empty_inbox(dovecot)
+    sent = messages()
+    for m in sent:
+        append_message(dovecot, signed_in, m)
+    maildir = tmp_path / 'Maildir'
+    procmailrc = tmp_path / 'procmailrc'
+    procmailrc.write_text(f':0\n{maildir}/\n')
+    rc = tmp_path / 'fetchmailrc'
+    rc.write_text(SEED7_RC.format(port=port, user=SENDER, local=getpass.getuser(),
+                                  keep=' keep\n' if keep else '', procmailrc=procmailrc))
+    rc.chmod(0o600)
+    before = logins(dovecot, 'imap', 'OAUTHBEARER')
+    status, log = on_terminal([fetchmail7_binary, '-f', str(rc), '-d0', '-v'], tokend.env,
+                              b'Enter password for', b'typed at the prompt')
+    assert status == 0, log
+    assert f'Enter password for {SENDER}@localhost' in log
+    # The relay offers STARTTLS; `sslmode none` leaves it alone (fetchmail
+    # warns that it was offered) and logs in in plain text on loopback.
+    assert not re.search(r'IMAP> A\d+ STARTTLS', log) and 'upgrade to TLS' not in log, log
+    got = sorted(p.read_bytes() for p in (maildir / 'new').iterdir())
+    assert len(got) == len(sent), log
+    stripped = sorted(re.sub(rb'\AReceived: .*?\n(?=\S)', b'', m, flags=re.S) for m in got)
+    assert stripped == sorted(m.replace(b'\r\n', b'\n') for m in sent), (got, log)
+    assert all(m.startswith(b'Received: from localhost') for m in got), got
+    assert len(inbox_uids(dovecot)) == (len(sent) if keep else 0), log
+    wait_logged_in(dovecot, 'imap', 'OAUTHBEARER', before)
+    assert signed_in not in log
+
+
 # msmtp and mutt -------------------------------------------------------------
 
 def sink_has(dc, marker):
@@ -194,18 +319,40 @@ def test_msmtp_without_oauth_through_relay(tokend, dovecot, listen, tmp_path):
     wait_until(lambda: sink_has(dovecot, marker), 10, 'the sink got the message')
 
 
-def test_mutt_smtp_url_through_relay(tokend, dovecot, listen, tmp_path):
+@pytest.mark.parametrize('client', ['mutt', 'neomutt'])
+@pytest.mark.parametrize('trust', ['relay-cert', 'another-ca'])
+def test_mutt_smtp_url_through_relay(tokend, dovecot, listen, tmp_path, client, trust):
+    """The snippet (Debian's mutt and neomutt, both GnuTLS): STARTTLS to the
+    relay, its loopback certificate trusted for that connection only by an
+    account-hook, the CA list set before it (Debian's /etc/Muttrc's, which
+    -n leaves out) kept for every other one.  With another CA named
+    instead, the client refuses the certificate and sends nothing."""
     port = listen('smtp')
+    text = snippet(tokend, f'{client}-relay', port)
+    cert = str(loopback_cert(tokend))
+    assert f'"{cert}"' in text
+    if trust == 'another-ca':
+        text = text.replace(cert, tokend.env['TOKEND_TEST_CA'])
     muttrc = tmp_path / 'muttrc'
-    muttrc.write_text(snippet(tokend, 'mutt-relay', port) +
-                      f'set from = "{SENDER}"\nset record = ""\n')
+    muttrc.write_text('set ssl_ca_certificates_file = "/etc/ssl/certs/ca-certificates.crt"\n' +
+                      text + f'set from = "{SENDER}"\nset record = ""\n')
     marker = uuid.uuid4().hex
     env = dict(tokend.env, TERM='dumb')
-    r = run(['mutt', '-n', '-F', str(muttrc), '-s', f'mutt {marker}', 'bob@example.org'], env,
-            input='hello from mutt\n')
+    extra = ['-d', '2', '-l', str(tmp_path / 'debug')] if client == 'neomutt' else []
+    r = run([client, '-n', '-F', str(muttrc), *extra, '-s', f'mutt {marker}',
+             'bob@example.org'], env, input='hello from mutt\n')
+    if trust == 'another-ca':
+        said = r.stdout + r.stderr
+        if client == 'mutt':
+            assert 'Untrusted server certificate' in said, said
+        else:  # neomutt asks about the certificate (no terminal: no) and logs nothing
+            said = ''.join(p.read_text(errors='replace') for p in tmp_path.glob('debug*'))
+            assert 'ready to start TLS' in said and 'MAIL FROM' not in said, said
+        assert r.returncode != 0
+        assert not sink_has(dovecot, marker)
+        return
     assert r.returncode == 0, r.stdout + r.stderr
     wait_until(lambda: sink_has(dovecot, marker), 10, 'the sink got the message')
-
 
 
 MUTT_SEED = """\

@@ -14,9 +14,9 @@ what it answers to EHLO after the login):
   Dovecot below and not for the `plain` one (`submission_backend_capabilities`
   would only change what Dovecot offers, not what it sends the MTA);
 - SMTPUTF8 never: Dovecot 2.3 answers MAIL FROM ... SMTPUTF8 with 555.
-So SMTPUTF8's refusal is tested here against a real peer, and its
-passing on only by the unit test of the parameter rules
-(tests/unit/test_smtpext.c).  The messages arrive at Dovecot's sink,
+So SMTPUTF8's refusal is tested here against a real peer; its passing on
+with an upstream that has it (Postfix) in test_relay_smtputf8.py, and
+the parameter rules by tests/unit/test_smtpext.c.  The messages arrive at Dovecot's sink,
 which keeps MAIL FROM and RCPT TO with their parameters and the data as
 Dovecot sent it.
 """
