@@ -313,7 +313,7 @@ def test_add_writes_the_account_to_accounts_d_as_root_tokend_0640(system):
     assert r.returncode == EX_CANTCREAT and 'already has an [account work]' in r.stderr, r.stderr
     assert sorted(p.name for p in (system.etc / 'accounts.d').iterdir()) == \
         ['home.conf', 'work.conf']
-    # A usage error is the service user's to say, once; root writes nothing.
+    # A usage error is said once (by root, before any hand-over); nothing written.
     r = system.tokend('add', 'not-an-address')
     assert r.returncode == 64 and r.stderr.count('tokend:') == 1, r.stderr
     # The service user itself may not write into root's accounts.d: said so.
