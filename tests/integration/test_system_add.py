@@ -10,9 +10,16 @@ again; root installs the staged text in accounts.d (root:tokend 0640) and
 execs as the service user for the sign-in (paste flow, no browser on the
 server; the admin's browser is harness/browser.py, a separate process).
 The autoconfig answer is held back a moment so that the test can look at
-every tokend process (/proc) while the service user waits for it."""
+every tokend process (/proc) while the service user waits for it.
+
+An address of a provider table domain (outlook.com) is one command: root
+writes accounts.d from the command line and the table, asking nothing of
+the network, and execs as the service user for the sign-in, against
+login.microsoftonline.com replayed by the namespace's test HTTPS server
+with a token set of the test authorization server (which Dovecot takes)."""
 
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -243,3 +250,90 @@ def test_add_over_ssh_detects_as_the_service_user_then_signs_in(host):  # noqa: 
     assert s.srv.introspect(r.stdout.strip())['active']
     r = s.tokend('token', 'mail', user=s.outsider)
     assert r.returncode != EX_OK and not r.stdout
+
+
+TOKENS_IN_NS = '''
+import json, ssl, sys
+from harness.authserver import AuthServer
+s = AuthServer.__new__(AuthServer)
+s.base_url, s.issuer, s.ca_file, s.authorize_url, s.token_url = sys.argv[1:6]
+s._ssl = ssl.create_default_context(cafile=s.ca_file)
+print(json.dumps(s.obtain_tokens(login=sys.argv[6], scope='openid offline_access')))
+'''
+
+
+def microsoft_replay(s, login):
+    """login.microsoftonline.com, replayed by the namespace's test HTTPS
+    server: the consumers tenant's authorize endpoint redirects back with a
+    code, its token endpoint answers with a token set that the test
+    authorization server issued for login (so Dovecot takes it)."""
+    a = s.srv
+    r = s.ns.run([sys.executable, '-c', TOKENS_IN_NS, a.base_url, a.issuer, a.ca_file,
+                  a.authorize_url, a.token_url, login], check=True,
+                 env=dict(PATH=os.environ['PATH'],
+                          PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    tokens = json.loads(r.stdout)
+    s.ns.serve(MS, '/consumers/oauth2/v2.0/authorize', '', authorize=True)
+    s.ns.serve(MS, '/consumers/oauth2/v2.0/token', {
+        'token_type': 'Bearer', 'expires_in': 3599, 'access_token': tokens['access_token'],
+        'refresh_token': tokens['refresh_token'],
+        'scope': 'https://outlook.office.com/IMAP.AccessAsUser.All '
+                 'https://outlook.office.com/SMTP.Send'})
+    return tokens
+
+
+def test_add_for_a_table_provider_is_one_command_over_ssh(host):
+    """outlook.com is in the provider table: root writes accounts.d from the
+    command line and the table alone (nothing asked of the network), then
+    becomes the service user by exec for the sign-in, in one command."""
+    s = host
+    pw = pwd.getpwnam(s.service)
+    tokens = microsoft_replay(s, 'alice@outlook.com')
+    # The mail check goes to the namespace's Dovecot.
+    s.write(s.etc / 'config', f'[defaults]\ntoken_file_group = {s.group}\n'
+            f'imap_host = 127.0.0.1\nimap_port = {s.dovecot.imap_port}\n'
+            f'smtp_host = 127.0.0.1\nsmtp_port = {s.dovecot.submission_port}\n')
+    before = len(s.ns.requests())
+    proc = s.ns.popen([TOKEND, '--system', '-v', 'add', 'alice@outlook.com', 'home',
+                       '--client-id', '00000000-0000-0000-0000-000000000001'],
+                      env=ssh_env(s), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        url = read_until(proc, r'^(https://\S+)$', seen).group(1)
+        # Written by root before any network; nothing asked of it yet.
+        assert len(s.ns.requests()) == before, s.ns.requests()[before:]
+        assert 'outlook.com is a Microsoft consumer domain' in ''.join(seen)
+        assert_only_the_service_user(s, proc.pid)
+        # The admin's browser, elsewhere: the address the sign-in ended on.
+        r = s.ns.run(['curl', '-s', '-o', '/dev/null', '-w', '%{redirect_url}', url],
+                     timeout=TIMEOUT)
+        assert r.returncode == 0 and r.stdout.startswith('http'), r
+        out, err = proc.communicate(r.stdout.strip() + '\n', timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = ''.join(seen) + err
+    assert proc.returncode == EX_OK, err
+    assert 'run the same command again' not in err
+    assert f'home: IMAP login to 127.0.0.1:{s.dovecot.imap_port} as alice@outlook.com: ok' \
+        in out, out + err
+    assert [q['host'] for q in s.ns.requests()[before:]] == [MS, MS], s.ns.requests()[before:]
+
+    dropin = s.etc / 'accounts.d' / 'home.conf'
+    st = os.stat(dropin)
+    assert (st.st_uid, st.st_gid, mode(dropin)) == (0, pw.pw_gid, 0o640)
+    assert 'provider = microsoft\n' in dropin.read_text()
+    assert not (s.state / 'add').exists()
+    folder = s.state / 'home'
+    kept = folder / 'refresh_token'
+    for path, want in ((s.state, 0o700), (folder, 0o700), (kept, 0o600)):
+        assert (os.stat(path).st_uid, mode(path)) == (pw.pw_uid, want), path
+    assert stored_token(kept.read_text()) == tokens['refresh_token']
+    assert tokens['refresh_token'] not in out + err
+    for path in [s.state, *s.state.rglob('*'), *s.run_dir.rglob('*')]:
+        assert os.stat(path).st_uid == pw.pw_uid, path
+    token_file = s.run_dir / 'home.token'
+    assert (os.stat(token_file).st_gid, mode(token_file)) == (grp.getgrnam(s.group).gr_gid, 0o640)
+    r = s.tokend('token', 'home', user=s.reader)
+    assert r.returncode == EX_OK and r.stdout.strip() == tokens['access_token'], r.stderr
