@@ -27,6 +27,9 @@ typedef struct detection {
  * (the user's --issuer, or NULL); a trusted_issuer other than the one
  * found is refused too. */
 Detection *detect_provider(const char *email, const char *trusted_issuer, struct tokend_error *e);
+/* The first step alone, with no network: the provider whose consumer
+ * domain the address is in, or NULL. */
+Detection *detect_known(const char *email);
 /* The domain of an address, lower case, or NULL if it is not one. */
 char *detect_domain(const char *email);
 void detection_free(Detection *d);

@@ -40,7 +40,6 @@ struct add_options {
     bool no_browser;
     bool no_signin;
     enum add_phase phase; /* system mode: add_internal.h */
-    int emit_fd;
 };
 
 /* The provider whose public client NAME is, or NULL. */
@@ -487,6 +486,52 @@ static Detection *detect(const struct add_options *o, const char *name, struct t
     return d;
 }
 
+/* System mode, root: the provider from the command line or the table's
+ * consumer domains, or NULL (no error) when only the network can tell. */
+static Detection *detect_offline(const struct add_options *o, const char *name,
+                                 struct tokend_error *e)
+{
+    Detection *d = NULL;
+
+    if (o->provider)
+        d = given_provider(o, e);
+    else
+        d = detect_known(o->email);
+    if (d)
+        log_info("%s: %s: provider %s", name, d->how, d->provider->name);
+    return d;
+}
+
+/* Root's part of a system add: the file from what needs no network (or
+ * from the service user's staged text), then the sign-in as that user. */
+static int add_as_root(const struct add_options *o, const char *name, struct tokend_error *e)
+{
+    g_autofree char *staged = NULL, *staged_at = NULL, *text = NULL, *secret = NULL;
+    g_autoptr(Detection) d = NULL;
+    const char *client_id = NULL;
+
+    if (add_system_staged(name, &staged, &staged_at, e) < 0)
+        return -1;
+    if (!staged && !(d = detect_offline(o, name, e)))
+        return e->status ? -1 : add_system_hand_over(ADD_PHASE_STAGE, e);
+    if (d && choose_client(o, d, &client_id, e) < 0)
+        return -1;
+    secret = absolute(o->secret_file);
+    text = d ? account_text(o, d, name, client_id, secret) : NULL;
+    if (add_system_install(name, o->email, staged ? staged : text, e) < 0)
+        return -1;
+    if (staged && unlink(staged_at) < 0)
+        log_warn("%s: cannot remove %s: %s", name, staged_at, g_strerror(errno));
+    if (o->client && d)
+        print_caveats(name, d->provider);
+    if (o->no_signin) {
+        log_info("%s: %s with: sudo tokend --system obtain %s", name,
+                 o->app_only ? "mint the first token" : "sign in", name);
+        return 0;
+    }
+    return add_system_hand_over(ADD_PHASE_SIGNIN, e);
+}
+
 static int sign_in(const struct cli_globals *g, const char *path, const struct add_options *o,
                    const char *name, char **check, struct tokend_error *e)
 {
@@ -529,14 +574,17 @@ static int add_account(const struct cli_globals *g, const struct add_options *o,
     if (paths_system() && add_system_check_unused(path, name, e) < 0)
         return -1;
     if (read_existing(target, name, &existing, &len, e) < 0 ||
-        claim_check_folder(target, name, e) < 0 || !(d = detect(o, name, e)) ||
-        choose_client(o, d, &client_id, e) < 0)
+        claim_check_folder(target, name, e) < 0)
+        return -1;
+    explicit_bzero(existing, len);
+    if (o->phase == ADD_PHASE_ROOT)
+        return add_as_root(o, name, e);
+    if (!(d = detect(o, name, e)) || choose_client(o, d, &client_id, e) < 0)
         return -1;
     secret = absolute(o->secret_file);
     group = account_text(o, d, name, client_id, secret);
-    explicit_bzero(existing, len);
-    if (o->phase == ADD_PHASE_EMIT)
-        return add_system_emit(o->emit_fd, name, !o->no_signin, group, e);
+    if (o->phase == ADD_PHASE_STAGE)
+        return add_system_stage(name, group, e);
     if (append_account(target, name, group, e) < 0)
         return -1;
     log_info("%s: added [account %s] to %s", name, name, path);
@@ -574,7 +622,7 @@ int add_run(const struct cli_globals *g, int argc, char **argv, char **check)
     int status;
 
     *check = NULL;
-    o.phase = add_system_phase(&o.emit_fd);
+    o.phase = add_system_phase();
     if ((status = parse_options(argc, argv, &o)) != 0)
         return status;
     name = o.name ? g_strdup(o.name) : g_ascii_strdown(o.email, -1);

@@ -11,19 +11,30 @@ char *add_app_setup_text(const Account *a, const struct flow_app_facts *f);
 void add_app_print_setup(const Account *a);
 
 /* System mode (add_system.c).  Which part of add this process does: all
- * of it, only up to the account's text handed to root on a pipe (EMIT:
- * root writes the file), or only the sign-in (SIGNIN: root has written
- * it).  Read once from the environment root set, and cleared. */
+ * of it (user mode, or the service user run by hand), root's part (ROOT:
+ * the file from the command line and the provider table, no network),
+ * the service user's detection over the network into a staged file
+ * (STAGE), or only the sign-in (SIGNIN: root has written the file).  Read
+ * once from what root set, and cleared. */
 enum add_phase {
     ADD_PHASE_ALL,
-    ADD_PHASE_EMIT,
+    ADD_PHASE_ROOT,
+    ADD_PHASE_STAGE,
     ADD_PHASE_SIGNIN,
 };
-enum add_phase add_system_phase(int *fd);
+enum add_phase add_system_phase(void);
 /* accounts.d/NAME.conf beside the main file. */
 char *add_system_target(const char *config_path, const char *name);
 /* -1 (73) when the whole system configuration has the account already. */
 int add_system_check_unused(const char *config_path, const char *name, struct tokend_error *e);
-/* "NAME 1|0\n" (sign in after, or not) and the account's text, to root. */
-int add_system_emit(int fd, const char *name, bool signin, const char *group,
-                    struct tokend_error *e);
+/* Root: exec as the service user for NEXT (STAGE or SIGNIN); returns
+ * only on failure. */
+int add_system_hand_over(enum add_phase next, struct tokend_error *e);
+/* The service user: TEXT into STATEDIR/add/NAME.conf, and what to do next. */
+int add_system_stage(const char *name, const char *text, struct tokend_error *e);
+/* Root: the staged text for NAME (*text NULL when there is none) and its
+ * path; -1 when a file is there that the service user did not stage. */
+int add_system_staged(const char *name, char **text, char **path, struct tokend_error *e);
+/* Root: TEXT, one [account NAME] added for EMAIL, into accounts.d. */
+int add_system_install(const char *name, const char *email, const char *text,
+                       struct tokend_error *e);

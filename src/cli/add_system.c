@@ -1,17 +1,23 @@
 /* `tokend --system add`: the account goes to accounts.d/NAME.conf, owned
- * by root, group tokend, mode 0640, written atomically.  Run by root, the
- * work is the service user's all the same: root starts it as tokend with
- * a pipe (TOKEND_ADD_FD) and only writes the file from what comes back
- * (checked as the configuration is), then hands over to the service user
- * for the sign-in (TOKEND_ADD_SIGNIN), leaving no root process behind.
- * Root never reads a secret or talks to the network. */
+ * by root, group tokend, mode 0640, written atomically.
+ *
+ * No root process ever waits while tokend talks to the network.  Root
+ * writes the file itself from what needs no network: the command line
+ * and the provider table (--provider, or an address in one of the table's
+ * consumer domains); it then execs as the service user for the sign-in,
+ * leaving no root process behind.  An address that only the network can
+ * place (MX records, a Microsoft 365 tenant, autoconfig) is detected by
+ * the service user, root having exec'd into it: it stages the account's
+ * text in STATEDIR/add/NAME.conf and asks for the same command again.
+ * Root, run again, installs the staged text after checking it strictly
+ * (owner, mode, one [account NAME] for this address, parsed as the
+ * configuration is), and hands over for the sign-in as before. */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "add_internal.h"
@@ -21,9 +27,15 @@
 #include "tokend/paths.h"
 #include "tokend/sysuser.h"
 
-#define ADD_FD_VAR "TOKEND_ADD_FD"
-#define ADD_SIGNIN_VAR "TOKEND_ADD_SIGNIN"
-#define EMIT_MAX_BYTES (64 * 1024)
+#define ADD_PHASE_VAR "TOKEND_ADD_PHASE"
+#define STAGED_MAX_BYTES (64 * 1024)
+
+static char **root_argv;
+
+void add_system_enter_root(char **argv)
+{
+    root_argv = argv;
+}
 
 char *add_system_target(const char *config_path, const char *name)
 {
@@ -48,81 +60,115 @@ int add_system_check_unused(const char *config_path, const char *name, struct to
     return 0;
 }
 
-enum add_phase add_system_phase(int *fd)
+enum add_phase add_system_phase(void)
 {
-    const char *text = g_getenv(ADD_FD_VAR);
-    guint64 n = 0;
+    const char *phase = g_getenv(ADD_PHASE_VAR);
+    enum add_phase p = ADD_PHASE_ALL;
     uid_t uid;
     gid_t gid;
-    enum add_phase phase = ADD_PHASE_ALL;
 
-    /* Only the service user started by root's add below. */
-    if (paths_system() && sysuser_service_ids(&uid, &gid) && geteuid() == uid) {
-        if (text && g_ascii_string_to_unsigned(text, 10, 3, 1024, &n, NULL)) {
-            *fd = (int)n;
-            phase = ADD_PHASE_EMIT;
-        } else if (g_getenv(ADD_SIGNIN_VAR)) {
-            phase = ADD_PHASE_SIGNIN;
-        }
+    if (paths_system() && geteuid() == 0 && root_argv) {
+        p = ADD_PHASE_ROOT;
+    } else if (paths_system() && phase && sysuser_service_ids(&uid, &gid) && geteuid() == uid) {
+        /* Only the service user root exec'd into. */
+        if (strcmp(phase, "stage") == 0)
+            p = ADD_PHASE_STAGE;
+        else if (strcmp(phase, "signin") == 0)
+            p = ADD_PHASE_SIGNIN;
     }
-    g_unsetenv(ADD_FD_VAR);
-    g_unsetenv(ADD_SIGNIN_VAR);
-    return phase;
+    g_unsetenv(ADD_PHASE_VAR);
+    return p;
 }
 
-int add_system_emit(int fd, const char *name, bool signin, const char *group,
-                    struct tokend_error *e)
+int add_system_hand_over(enum add_phase next, struct tokend_error *e)
 {
-    g_autofree char *all = g_strdup_printf("%s %d\n%s", name, signin ? 1 : 0, group);
-    size_t len = strlen(all), done = 0;
+    g_setenv(ADD_PHASE_VAR, next == ADD_PHASE_STAGE ? "stage" : "signin", TRUE);
+    return sysuser_become_service(root_argv, e);
+}
 
-    while (done < len) {
-        ssize_t n = write(fd, all + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return error_set(e, TOKEND_EX_SOFTWARE, "cannot hand the account to root: %s",
-                             g_strerror(errno));
-        done += (size_t)n;
-    }
-    close(fd);
+static char *staged_path(const char *name)
+{
+    g_autofree char *state = paths_state_dir();
+    g_autofree char *file = g_strconcat(name, ".conf", NULL);
+
+    return g_build_filename(state, "add", file, NULL);
+}
+
+int add_system_stage(const char *name, const char *text, struct tokend_error *e)
+{
+    g_autofree char *path = staged_path(name);
+    g_autofree char *dir = g_path_get_dirname(path);
+
+    if (paths_ensure_private_dir(dir, e) < 0 ||
+        fileio_write_atomic(path, text, strlen(text), FILEIO_SYNC_DURABLE, e) < 0)
+        return -1;
+    fprintf(stderr,
+            "tokend: %s: the provider was found over the network, as user %s; the account is "
+            "staged in %s; to put it in accounts.d, run the same command again (sudo tokend "
+            "--system add ...)\n",
+            name, paths_system_user(), path);
     return 0;
 }
 
-/* Root's side, 1: the service user's add up to the account's text. */
-static int run_emitter(char **argv, GString *out, struct tokend_error *e)
+/* The staged file as only the service user can have left it. */
+static int read_staged_fd(int fd, const char *path, char **text, struct tokend_error *e)
 {
-    int fds[2], wstatus = 0;
-    char buf[4096];
+    struct stat st;
+    uid_t uid;
+    gid_t gid;
     ssize_t n;
-    pid_t pid;
 
-    if (pipe2(fds, O_CLOEXEC) < 0 || (pid = fork()) < 0)
-        return error_set(e, TOKEND_EX_SOFTWARE, "cannot start the service user: %s",
-                         g_strerror(errno));
-    if (pid == 0) {
-        g_autofree char *num = g_strdup_printf("%d", fds[1]);
-        close(fds[0]);
-        fcntl(fds[1], F_SETFD, 0);
-        g_setenv(ADD_FD_VAR, num, TRUE);
-        sysuser_become_service(argv, e);
-        error_print(e, NULL);
-        _exit(e->status ? e->status : TOKEND_EX_SOFTWARE);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return error_set(e, TOKEND_EX_DATAERR, "%s is not a regular file", path);
+    if (!sysuser_service_ids(&uid, &gid) || st.st_uid != uid || (st.st_mode & 077) != 0 ||
+        st.st_size <= 0 || st.st_size > STAGED_MAX_BYTES) {
+        error_set(e, TOKEND_EX_DATAERR,
+                  "%s is not what tokend stages (a file of user %s, 0600, at most 64 KiB)", path,
+                  paths_system_user());
+        error_set_hint(e, "remove it and run the command again: rm %s", path);
+        return -1;
     }
-    close(fds[1]);
-    while ((n = read(fds[0], buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0 && out->len <= EMIT_MAX_BYTES)
-            g_string_append_len(out, buf, n);
-    close(fds[0]);
-    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-        ;
-    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
-        return -1 - (WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : TOKEND_EX_SOFTWARE);
+    *text = g_malloc0((gsize)st.st_size + 1);
+    n = read(fd, *text, (size_t)st.st_size);
+    if (n != st.st_size)
+        return error_set(e, TOKEND_EX_DATAERR, "cannot read %s", path);
+    if (strlen(*text) != (size_t)n)
+        return error_set(e, TOKEND_EX_DATAERR, "%s holds a NUL byte", path);
     return 0;
 }
 
-/* Root's side, 2: the text checked as one [account NAME] and written. */
-static int write_dropin(const char *name, const char *text, struct tokend_error *e)
+int add_system_staged(const char *name, char **text, char **path, struct tokend_error *e)
+{
+    int fd, r;
+
+    *text = NULL;
+    *path = staged_path(name);
+    fd = open(*path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    if (fd < 0)
+        return error_set(e, TOKEND_EX_DATAERR, "cannot open %s: %s", *path, g_strerror(errno));
+    r = read_staged_fd(fd, *path, text, e);
+    close(fd);
+    return r;
+}
+
+/* The text is one [account NAME] added for this address. */
+static int check_text(const char *name, const char *email, const char *text, Config *cfg,
+                      struct tokend_error *e)
+{
+    g_autofree char *head = g_strdup_printf("# added by tokend add %s: ", email);
+
+    if (cfg->accounts->len != 1 || !config_find(cfg, name))
+        return error_set(e, TOKEND_EX_DATAERR, "the new account's text is not one [account %s]",
+                         name);
+    if (g_ascii_strncasecmp(text, head, strlen(head)) != 0)
+        return error_set(e, TOKEND_EX_DATAERR, "the staged account is not the one for %s", email);
+    return 0;
+}
+
+int add_system_install(const char *name, const char *email, const char *text,
+                       struct tokend_error *e)
 {
     g_autofree char *config = paths_config_file(NULL);
     g_autofree char *path = add_system_target(config, name);
@@ -130,11 +176,8 @@ static int write_dropin(const char *name, const char *text, struct tokend_error 
     uid_t uid;
     gid_t gid;
 
-    if (!cfg)
+    if (!cfg || check_text(name, email, text, cfg, e) < 0)
         return -1;
-    if (cfg->accounts->len != 1 || !config_find(cfg, name))
-        return error_set(e, TOKEND_EX_SOFTWARE, "the new account's text is not one [account %s]",
-                         name);
     if (!sysuser_service_ids(&uid, &gid))
         return error_set(e, TOKEND_EX_CONFIG, "there is no user %s", paths_system_user());
     if (g_file_test(path, G_FILE_TEST_EXISTS))
@@ -143,46 +186,4 @@ static int write_dropin(const char *name, const char *text, struct tokend_error 
         return -1;
     log_info("%s: added [account %s] as %s (root:%s 0640)", name, name, path, paths_system_user());
     return 0;
-}
-
-/* The service user's "NAME 1|0" line: the name, and whether to sign in. */
-static char *emitted_name(const GString *out, const char **text, bool *signin)
-{
-    const char *nl = out->len < EMIT_MAX_BYTES ? strchr(out->str, '\n') : NULL;
-    g_autofree char *name = nl ? g_strndup(out->str, (gsize)(nl - out->str)) : NULL;
-    char *space = name ? strrchr(name, ' ') : NULL;
-
-    if (!space)
-        return NULL;
-    *signin = strcmp(space, " 1") == 0;
-    *space = '\0';
-    *text = nl + 1;
-    return config_account_name_valid(name) ? g_steal_pointer(&name) : NULL;
-}
-
-int add_system_as_root(char **argv)
-{
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    g_autoptr(GString) out = g_string_new(NULL);
-    g_autofree char *name = NULL;
-    const char *text = "";
-    bool signin = false;
-    int rc = run_emitter(argv, out, &e);
-
-    if (rc < -1)
-        return -1 - rc; /* the service user said why */
-    if (rc == 0 && out->len == 0)
-        return 0; /* it had nothing to add (--help) */
-    if (rc == 0 && !(name = emitted_name(out, &text, &signin)))
-        error_set(&e, TOKEND_EX_SOFTWARE, "the service user's add said no account");
-    if (name && write_dropin(name, text, &e) == 0) {
-        if (!signin) {
-            log_info("%s: sign in with: sudo tokend --system obtain %s", name, name);
-            return 0;
-        }
-        g_setenv(ADD_SIGNIN_VAR, "1", TRUE);
-        sysuser_become_service(argv, &e);
-    }
-    error_print(&e, name);
-    return e.status ? e.status : TOKEND_EX_SOFTWARE;
 }

@@ -15,16 +15,17 @@
 #include "tokend/verbs.h"
 
 /* System mode: root hands over to the service user before anything is
- * read; another user may only read the token files it is given. */
-static int enter_system_mode(const char *verb, char **argv, bool *done)
+ * read (add: root's part is in add_system.c, the rest as the service
+ * user); another user may only read the token files it is given. */
+static int enter_system_mode(const char *verb, char **argv)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     enum sysuser_role role;
 
     paths_set_system(true);
     if (sysuser_role(&role, &e) == 0 && role == SYSUSER_ROLE_ROOT && strcmp(verb, "add") == 0) {
-        *done = true;
-        return add_system_as_root(argv);
+        add_system_enter_root(argv);
+        return 0;
     }
     if (sysuser_role(&role, &e) < 0 ||
         (role == SYSUSER_ROLE_ROOT && sysuser_become_service(argv, &e) < 0)) {
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     struct cli_globals g;
-    bool hardened, done = false;
+    bool hardened;
     int status;
 
     /* Before any file is opened. */
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tokend: no command given; see tokend --help\n");
         return 64;
     }
-    if (g.system && ((status = enter_system_mode(argv[g.command_index], argv, &done)) != 0 || done))
+    if (g.system && (status = enter_system_mode(argv[g.command_index], argv)) != 0)
         return status;
     return verbs_run(&g, argc, argv);
 }

@@ -387,6 +387,13 @@ static Detection *by_autoconfig(Http *h, const char *email, const char *domain, 
     return g_steal_pointer(&d);
 }
 
+Detection *detect_known(const char *email)
+{
+    g_autofree char *domain = detect_domain(email);
+
+    return domain ? by_name(domain) : NULL;
+}
+
 Detection *detect_provider(const char *email, const char *trusted_issuer, struct tokend_error *e)
 {
     g_autofree char *domain = detect_domain(email);

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BROWSER, EX_CANTCREAT, EX_CONFIG, EX_NOPERM, EX_OK, TOKEND, mode
+from conftest import BROWSER, EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_OK, TOKEND, mode
 from harness.authserver import AuthServer
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='creates users: needs root')
@@ -286,9 +286,10 @@ def test_the_systemd_creds_host_key_recipe_fails_plainly_as_the_service_user(sys
 
 
 def test_add_writes_the_account_to_accounts_d_as_root_tokend_0640(system):
-    """`sudo tokend --system add`: the service user detects and writes the
-    account's text, root puts it in accounts.d/NAME.conf, owned by root,
-    group tokend, 0640, in one atomic step; the main file is untouched."""
+    """`sudo tokend --system add` for an address the provider table knows:
+    root writes accounts.d/NAME.conf from the command line and the table
+    (no network), owned by root, group tokend, 0640, in one atomic step;
+    the main file is untouched."""
     main = (system.etc / 'config').read_text()
     r = system.tokend('-v', 'add', 'alice@outlook.com', 'home', '--client-id',
                       '00000000-0000-0000-0000-000000000001', '--no-signin')
@@ -312,7 +313,7 @@ def test_add_writes_the_account_to_accounts_d_as_root_tokend_0640(system):
     assert r.returncode == EX_CANTCREAT and 'already has an [account work]' in r.stderr, r.stderr
     assert sorted(p.name for p in (system.etc / 'accounts.d').iterdir()) == \
         ['home.conf', 'work.conf']
-    # A usage error is the service user's to say, once; root writes nothing.
+    # A usage error is said once (by root, before any hand-over); nothing written.
     r = system.tokend('add', 'not-an-address')
     assert r.returncode == 64 and r.stderr.count('tokend:') == 1, r.stderr
     # The service user itself may not write into root's accounts.d: said so.
@@ -320,3 +321,63 @@ def test_add_writes_the_account_to_accounts_d_as_root_tokend_0640(system):
                       '00000000-0000-0000-0000-000000000001', '--no-signin', user=system.service)
     assert r.returncode == EX_CANTCREAT and 'accounts.d' in r.stderr, r.stderr
     assert not (system.etc / 'accounts.d' / 'carol.conf').exists()
+
+
+def staged_text(address, name='mail', extra=''):
+    return (f'# added by tokend add {address}: test\n[account {name}]\nprovider = generic\n'
+            f'client_id = tokend-native\nauthorize_url = https://idp.example/auth\n'
+            f'token_url = https://idp.example/token\nusername = alice\n{extra}')
+
+
+def test_add_installs_only_what_the_service_user_staged_for_this_address(system):
+    """An address only the network can place is detected by the service
+    user into STATEDIR/add/NAME.conf; root, run again, installs that text
+    only if it is the service user's own file (not a link, 0600), one
+    [account NAME] added for this very address.  Anything else: refused
+    with the rm to run, accounts.d untouched."""
+    pw = pwd.getpwnam(system.service)
+    folder = system.state / 'add'
+    folder.mkdir(mode=0o700)
+    os.chown(folder, pw.pw_uid, pw.pw_gid)
+    staged = folder / 'mail.conf'
+    dropin = system.etc / 'accounts.d' / 'mail.conf'
+    args = ('add', 'alice@example.org', 'mail', '--no-signin')
+
+    def stage(text, owner=pw.pw_uid, file_mode=0o600):
+        staged.unlink(missing_ok=True)
+        staged.write_text(text)
+        os.chown(staged, owner, pw.pw_gid)
+        staged.chmod(file_mode)
+
+    bad = [(dict(text=staged_text('alice@example.org'), owner=0), 'is not what tokend stages'),
+           (dict(text=staged_text('alice@example.org'), file_mode=0o640),
+            'is not what tokend stages'),
+           (dict(text=staged_text('bob@example.org')), 'not the one for alice@example.org'),
+           (dict(text=staged_text('alice@example.org', 'other')), 'not one [account mail]'),
+           (dict(text=staged_text('alice@example.org') + '\0'), 'NUL'),
+           (dict(text=staged_text('alice@example.org', extra=staged_text('alice@example.org',
+                                                                         'two'))),
+            'not one [account mail]')]
+    for kw, words in bad:
+        stage(**kw)
+        r = system.tokend(*args)
+        assert r.returncode == EX_DATAERR and words in r.stderr, (kw, r.stderr)
+        assert not dropin.exists()
+    # A link to a file of the service user's elsewhere: not followed.
+    elsewhere = system.state / 'elsewhere.conf'
+    stage(staged_text('alice@example.org'))
+    staged.rename(elsewhere)
+    staged.symlink_to(elsewhere)
+    r = system.tokend(*args)
+    assert r.returncode == EX_DATAERR and 'cannot open' in r.stderr, r.stderr
+    assert not dropin.exists()
+    # The service user's own staging: installed, and the staged file gone.
+    staged.unlink()
+    stage(staged_text('alice@example.org'))
+    r = system.tokend('-v', *args)
+    assert r.returncode == EX_OK, r.stderr
+    st = os.stat(dropin)
+    assert (st.st_uid, st.st_gid, mode(dropin)) == (0, pw.pw_gid, 0o640)
+    assert dropin.read_text() == staged_text('alice@example.org')
+    assert not staged.exists()
+    assert 'sudo tokend --system obtain mail' in r.stderr, r.stderr
