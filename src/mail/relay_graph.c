@@ -335,9 +335,9 @@ static void add_addresses(const struct mimelib *l, InternetAddressList *list, GH
         if (l->type_check_instance_is_a(inst, l->address_group_get_type()))
             add_addresses(l, l->address_group_get_members((InternetAddressGroup *)ia), seen);
         else if (l->type_check_instance_is_a(inst, l->address_mailbox_get_type()))
-            g_hash_table_add(seen, g_ascii_strdown(l->address_mailbox_get_addr(
-                                                       (InternetAddressMailbox *)ia),
-                                                   -1));
+            g_hash_table_add(
+                seen,
+                g_ascii_strdown(l->address_mailbox_get_addr((InternetAddressMailbox *)ia), -1));
     }
 }
 

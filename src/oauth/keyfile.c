@@ -56,8 +56,8 @@ static EVP_PKEY *read_rsa_key(const SecStr *pem, const SecStr *passphrase)
 {
     g_autoptr(BIO) bio = BIO_new_mem_buf(pem->data, (int)pem->len);
     EVP_PKEY *pkey = NULL;
-    OSSL_DECODER_CTX *dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA",
-                                                           EVP_PKEY_KEYPAIR, NULL, NULL);
+    OSSL_DECODER_CTX *dctx =
+        OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA", EVP_PKEY_KEYPAIR, NULL, NULL);
 
     if (bio && dctx &&
         OSSL_DECODER_CTX_set_pem_password_cb(dctx, give_passphrase, (void *)passphrase) == 1 &&
@@ -89,8 +89,7 @@ AppKey *keyfile_parse_private_key(const SecStr *pem, const SecStr *passphrase,
     pkey = read_rsa_key(pem, passphrase);
     if (!pkey) {
         bio = BIO_new_mem_buf(pem->data, (int)pem->len);
-        pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, give_passphrase, (void *)passphrase)
-                   : NULL;
+        pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, give_passphrase, (void *)passphrase) : NULL;
     }
     ERR_clear_error();
     if (!pkey && pem_encrypted(pem)) {
