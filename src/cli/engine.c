@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "tokend-config.h"
 #include "tokend/add.h"
@@ -67,6 +68,11 @@ int main(int argc, char **argv)
     }
     /* Tokens live in this process's memory. */
     hardened = harden_process(&e) == 0;
+    /* Before any other call into OpenSSL: no atexit handler.  Its
+     * cleanup only frees what the exit frees anyway (the keys tokend
+     * loads are freed, and wiped, when it is done with them), and took
+     * 0.15 - 0.35 ms of CPU at the end of every run. */
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
     if (cli_parse_globals(argc, argv, &g) < 0) {
         /* The launcher left the saying to us: said once. */
         status = cli_usage_error("%s", g.error);

@@ -20,12 +20,12 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <gmime/gmime.h>
 
 #include "relay_internal.h"
 #include "tokend/flow.h"
 #include "tokend/graph.h"
 #include "tokend/log.h"
+#include "tokend/mimelib.h"
 #include "tokend/notify.h"
 #include "tokend/sandbox.h"
 #include "tokend/tokenset.h"
@@ -249,6 +249,9 @@ RelayGraph *relay_graph_start(const Account *a, const struct relay_ctx *ctx, str
     g_autofree RelayGraph *g = g_new0(RelayGraph, 1);
     int sv[2];
 
+    /* Before the fork and the sandbox (which refuses open()). */
+    if (!mimelib_load(e))
+        return NULL;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         error_set(e, TOKEND_EX_TEMPFAIL, "socketpair: %s", g_strerror(errno));
         return NULL;
@@ -273,7 +276,6 @@ RelayGraph *relay_graph_start(const Account *a, const struct relay_ctx *ctx, str
         relay_graph_free(g_steal_pointer(&g));
         return NULL;
     }
-    g_mime_init();
     if (sandbox_enter(&session_policy, e) < 0) {
         relay_graph_free(g_steal_pointer(&g));
         return NULL;
@@ -323,18 +325,19 @@ static size_t header_length(const GByteArray *msg)
     return lf ? (size_t)(lf - d) + 2 : msg->len;
 }
 
-static void add_addresses(InternetAddressList *list, GHashTable *seen)
+static void add_addresses(const struct mimelib *l, InternetAddressList *list, GHashTable *seen)
 {
-    int n = list ? internet_address_list_length(list) : 0;
+    int n = list ? l->address_list_length(list) : 0;
 
     for (int i = 0; i < n; i++) {
-        InternetAddress *ia = internet_address_list_get_address(list, i);
-        if (INTERNET_ADDRESS_IS_GROUP(ia))
-            add_addresses(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), seen);
-        else if (INTERNET_ADDRESS_IS_MAILBOX(ia))
+        InternetAddress *ia = l->address_list_get_address(list, i);
+        GTypeInstance *inst = (GTypeInstance *)ia;
+        if (l->type_check_instance_is_a(inst, l->address_group_get_type()))
+            add_addresses(l, l->address_group_get_members((InternetAddressGroup *)ia), seen);
+        else if (l->type_check_instance_is_a(inst, l->address_mailbox_get_type()))
             g_hash_table_add(
-                seen, g_ascii_strdown(
-                          internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia)), -1));
+                seen,
+                g_ascii_strdown(l->address_mailbox_get_addr((InternetAddressMailbox *)ia), -1));
     }
 }
 
@@ -344,18 +347,26 @@ static GHashTable *header_recipients(const GByteArray *msg)
 {
     static const GMimeAddressType types[] = {GMIME_ADDRESS_TYPE_TO, GMIME_ADDRESS_TYPE_CC,
                                              GMIME_ADDRESS_TYPE_BCC};
-    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    GMimeStream *stream =
-        g_mime_stream_mem_new_with_buffer((const char *)msg->data, header_length(msg));
-    GMimeParser *parser = g_mime_parser_new_with_stream(stream);
-    GMimeMessage *m = g_mime_parser_construct_message(parser, NULL);
+    /* Loaded by relay_graph_start, before the sandbox. */
+    const struct mimelib *l = mimelib_load(NULL);
+    GHashTable *seen;
+    GMimeStream *stream;
+    GMimeParser *parser;
+    GMimeMessage *m;
+
+    if (!l)
+        return NULL;
+    seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    stream = l->stream_mem_new_with_buffer((const char *)msg->data, header_length(msg));
+    parser = l->parser_new_with_stream(stream);
+    m = l->parser_construct_message(parser, NULL);
 
     for (size_t i = 0; m && i < G_N_ELEMENTS(types); i++)
-        add_addresses(g_mime_message_get_addresses(m, types[i]), seen);
+        add_addresses(l, l->message_get_addresses(m, types[i]), seen);
     if (m)
-        g_object_unref(m);
-    g_object_unref(parser);
-    g_object_unref(stream);
+        l->object_unref(m);
+    l->object_unref(parser);
+    l->object_unref(stream);
     return seen;
 }
 
@@ -379,6 +390,10 @@ int relay_graph_recipients(GByteArray *msg, const GPtrArray *rcpts, char **refus
     GHashTableIter it;
     gpointer key;
 
+    if (!seen) {
+        *refusal = g_strdup("451 4.3.0 tokend: cannot read the message's recipients (GMime)");
+        return -1;
+    }
     for (guint i = 0; i < rcpts->len; i++) {
         char *low = g_ascii_strdown(g_ptr_array_index(rcpts, i), -1);
         if (!g_hash_table_contains(seen, low) && !g_hash_table_contains(wanted, low))

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include <openssl/bio.h>
+#include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -45,6 +46,30 @@ static int give_passphrase(char *buf, int size, int rwflag, void *user)
     return (int)p->len;
 }
 
+/* The key asked of OpenSSL's decoders as what tokend signs with, an RSA
+ * key pair in PEM (PKCS #8, encrypted or not, or PKCS #1): building a
+ * decoder chain for every key type and structure, as
+ * PEM_read_bio_PrivateKey does, costs about 0.4 ms of CPU per mint.  Any
+ * other key goes on to PEM_read_bio_PrivateKey, whose answer gives the
+ * error. */
+static EVP_PKEY *read_rsa_key(const SecStr *pem, const SecStr *passphrase)
+{
+    g_autoptr(BIO) bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+    EVP_PKEY *pkey = NULL;
+    OSSL_DECODER_CTX *dctx =
+        OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "RSA", EVP_PKEY_KEYPAIR, NULL, NULL);
+
+    if (bio && dctx &&
+        OSSL_DECODER_CTX_set_pem_password_cb(dctx, give_passphrase, (void *)passphrase) == 1 &&
+        OSSL_DECODER_from_bio(dctx, bio) != 1) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    OSSL_DECODER_CTX_free(dctx);
+    ERR_clear_error();
+    return pkey;
+}
+
 static bool pem_encrypted(const SecStr *pem)
 {
     return g_strstr_len(pem->data, (gssize)pem->len, "ENCRYPTED") != NULL;
@@ -61,8 +86,11 @@ AppKey *keyfile_parse_private_key(const SecStr *pem, const SecStr *passphrase,
         error_set(e, TOKEND_EX_DATAERR, "the private key is empty or too large");
         return NULL;
     }
-    bio = BIO_new_mem_buf(pem->data, (int)pem->len);
-    pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, give_passphrase, (void *)passphrase) : NULL;
+    pkey = read_rsa_key(pem, passphrase);
+    if (!pkey) {
+        bio = BIO_new_mem_buf(pem->data, (int)pem->len);
+        pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, give_passphrase, (void *)passphrase) : NULL;
+    }
     ERR_clear_error();
     if (!pkey && pem_encrypted(pem)) {
         error_set(e, TOKEND_EX_CONFIG, "the private key is encrypted and the passphrase %s",

@@ -1,0 +1,66 @@
+#include <dlfcn.h>
+
+#include "tokend/mimelib.h"
+
+#define LIBGMIME_SONAME "libgmime-3.0.so.0"
+
+#define SYM(field, name)                                                                           \
+    {                                                                                              \
+        offsetof(struct mimelib, field), #name                                                     \
+    }
+
+static const struct {
+    size_t offset;
+    const char *name;
+} symbols[] = {
+    SYM(init, g_mime_init),
+    SYM(stream_mem_new_with_buffer, g_mime_stream_mem_new_with_buffer),
+    SYM(parser_new_with_stream, g_mime_parser_new_with_stream),
+    SYM(parser_construct_message, g_mime_parser_construct_message),
+    SYM(message_get_addresses, g_mime_message_get_addresses),
+    SYM(address_list_length, internet_address_list_length),
+    SYM(address_list_get_address, internet_address_list_get_address),
+    SYM(address_group_get_type, internet_address_group_get_type),
+    SYM(address_group_get_members, internet_address_group_get_members),
+    SYM(address_mailbox_get_type, internet_address_mailbox_get_type),
+    SYM(address_mailbox_get_addr, internet_address_mailbox_get_addr),
+    SYM(type_check_instance_is_a, g_type_check_instance_is_a),
+    SYM(object_unref, g_object_unref),
+};
+
+static struct mimelib lib;
+static const char *load_error;
+
+static gpointer load(gpointer unused)
+{
+    void *handle = dlopen(LIBGMIME_SONAME, RTLD_NOW | RTLD_LOCAL);
+
+    (void)unused;
+    if (!handle) {
+        load_error = dlerror();
+        return NULL;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(symbols); i++) {
+        void *f = dlsym(handle, symbols[i].name);
+        if (!f) {
+            load_error = symbols[i].name;
+            return NULL;
+        }
+        *(void **)((char *)&lib + symbols[i].offset) = f;
+    }
+    lib.init();
+    return &lib;
+}
+
+const struct mimelib *mimelib_load(struct tokend_error *e)
+{
+    static GOnce once = G_ONCE_INIT;
+    const struct mimelib *l = g_once(&once, load, NULL);
+
+    if (!l) {
+        error_set(e, TOKEND_EX_UNAVAILABLE, "cannot load %s (%s)", LIBGMIME_SONAME,
+                  load_error ? load_error : "unknown error");
+        error_set_hint(e, "install GMime 3 (Debian: libgmime-3.0-0)");
+    }
+    return l;
+}
