@@ -46,7 +46,7 @@ _tokend()
     broker) COMPREPLY=($(compgen -W "--listen --group --max-sessions" -- "$cur")); return ;;
     migrate) opts="--store" ;;
     import) opts="--from --force --pizauth-account --key --secret $(compgen -f -- "$cur")" ;;
-    snippet) opts="fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail postfix msmtp-relay mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3" ;;
+    snippet) opts="fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail postfix msmtp-relay mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3 git-send-email" ;;
     esac
     COMPREPLY=($(compgen -W "$opts $(_tokend_accounts)" -- "$cur"))
 }

@@ -42,4 +42,4 @@ complete -c tokend -n '__fish_seen_subcommand_from import' -l key -r -F -d 'priv
 complete -c tokend -n '__fish_seen_subcommand_from import' -l secret -r -F -d 'client secret to keep in the store'
 complete -c tokend -n '__fish_seen_subcommand_from import' -F
 complete -c tokend -n "not __fish_seen_subcommand_from $commands" -a snippet -d 'print a configuration for a mail client'
-complete -c tokend -n '__fish_seen_subcommand_from snippet' -a 'fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail postfix msmtp-relay mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3'
+complete -c tokend -n '__fish_seen_subcommand_from snippet' -a 'fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel msmtp mbsync mbsync-tunnel offlineimap getmail postfix msmtp-relay mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3 git-send-email'

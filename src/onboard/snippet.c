@@ -4,7 +4,7 @@
  * case letters and _) is a placeholder; any other '@' is copied as it is, so
  * "@USER@@@HOST@" is the user, an '@' and the host.  Each value is escaped
  * for where the client reads it, inside the template's double quotes:
- * mbsync and Python (getmail's password_command) take '\' before '"' and
+ * mbsync, git config and Python (getmail's password_command) take '\' before '"' and
  * '\'; mutt also before '$' and '`', which it expands; fetchmail takes '\'
  * before '\' and has no way to write '"' (refused); msmtp only strips the
  * outer quotes (as it is); OfflineIMAP's INI values are taken as they are.  @TOKEND@ and @CONFIG@
@@ -18,7 +18,7 @@
 #include "snippet_templates.h"
 
 enum snippet_quote {
-    SNIPPET_QUOTE_DQ,        /* mbsync "..." */
+    SNIPPET_QUOTE_DQ,        /* mbsync and git config "..." */
     SNIPPET_QUOTE_FETCHMAIL, /* fetchmail "...": \\ only, no '"' */
     SNIPPET_QUOTE_MSMTP,     /* msmtp "...": as it is */
     SNIPPET_QUOTE_MUTT,      /* mutt and neomutt "..." */
@@ -55,6 +55,7 @@ static const struct snippet_client clients[] = {
     {"neomutt-relay", "muttrc-relay.in", SNIPPET_QUOTE_MUTT, SNIPPET_SMTP},
     {"fetchmail-relay", "fetchmailrc-relay.in", SNIPPET_QUOTE_FETCHMAIL, SNIPPET_IMAP},
     {"fetchmail-relay-pop3", "fetchmailrc-relay-pop3.in", SNIPPET_QUOTE_FETCHMAIL, SNIPPET_POP},
+    {"git-send-email", "gitconfig-relay.in", SNIPPET_QUOTE_DQ, SNIPPET_SMTP},
 };
 
 #define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"

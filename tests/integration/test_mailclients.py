@@ -106,7 +106,8 @@ RECIPE_TEMPLATES = [
     ('getmail.md', 'getmailrc.in'),
     ('fetchmail7.md', 'fetchmailrc.in'),
     *[('relay.md', t) for t in ('postfix-relay.in', 'msmtprc-relay.in', 'muttrc-relay.in',
-                                'fetchmailrc-relay.in', 'fetchmailrc-relay-pop3.in')],
+                                'fetchmailrc-relay.in', 'fetchmailrc-relay-pop3.in',
+                                'gitconfig-relay.in')],
 ]
 
 

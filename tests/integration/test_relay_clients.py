@@ -27,6 +27,13 @@ real Dovecot (IMAP, POP3, submission) with the account's token:
   from the snippet, and the seed's four mutt lines as they are (STARTTLS
   off, the password typed at mutt's prompt in a private tmux): the
   message arrives at Dovecot submission's sink.
+- git send-email (Debian's git-email) with the snippet as its global
+  configuration in a private HOME: STARTTLS checked against the loopback
+  certificate, AUTH PLAIN with the mailbox name, no prompt; a patch from
+  git format-patch arrives with its body as it is.
+- swaks with --tls and the loopback certificate as its CA (--tls-verify):
+  with AUTH PLAIN by the mailbox name, and without AUTH when
+  relay_account is set; its --data file arrives byte-identical.
 """
 
 import getpass
@@ -42,6 +49,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -429,3 +437,109 @@ class Tmux:
     def close(self):
         self.tmux('kill-server')
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# git send-email and swaks ----------------------------------------------------
+
+def delivered(dc, marker):
+    """The message the sink got with marker in it, without the Received
+    line Dovecot submission puts on top; None while there is none."""
+    for m in dc.messages():
+        if marker.encode() in m['data']:
+            head, _, rest = m['data'].partition(b'\r\n')
+            assert head.startswith(b'Received: '), m['data'][:200]
+            while rest[:1] in (b' ', b'\t'):
+                _, _, rest = rest.partition(b'\r\n')
+            return m | {'data': rest}
+    return None
+
+
+def git(env, cwd, *args):
+    r = subprocess.run(['git', *args], cwd=cwd, capture_output=True, text=True, env=env,
+                       stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+    assert r.returncode == 0, f'git {args[0]}: {r.stdout}{r.stderr}'
+    return r
+
+
+def test_git_send_email_snippet_through_relay(tokend, dovecot, listen, tmp_path):
+    """git send-email (Debian's git-email) with the snippet as its whole
+    global configuration, in a private HOME: STARTTLS to the relay checked
+    against the loopback certificate, AUTH PLAIN with the mailbox name and
+    the ignored password, never a prompt.  A patch made by git
+    format-patch arrives with its body as it is."""
+    port = listen('smtp')
+    text = snippet(tokend, 'git-send-email', port)
+    assert f'smtpSslCertPath = "{loopback_cert(tokend)}"' in text, text
+    home = tmp_path / 'home'
+    home.mkdir()
+    gitconfig = home / '.gitconfig'
+    gitconfig.write_text(text + f'[user]\n\tname = Alice\n\temail = {SENDER}\n')
+    env = {'PATH': os.environ['PATH'], 'HOME': str(home), 'GIT_CONFIG_GLOBAL': str(gitconfig),
+           'GIT_CONFIG_NOSYSTEM': '1', 'LANG': 'C.UTF-8', 'GIT_TERMINAL_PROMPT': '0'}
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    marker = uuid.uuid4().hex
+    git(env, repo, 'init', '-q')
+    (repo / 'README').write_text(f'hello {marker}\n.a line with a leading dot\n')
+    git(env, repo, 'add', 'README')
+    git(env, repo, 'commit', '-q', '-m', f'README: {marker}')
+    patch = Path(git(env, repo, 'format-patch', '-1', '-o', str(tmp_path / 'out')).stdout.strip())
+    before = logins(dovecot, 'submission', 'OAUTHBEARER')
+    # The test account's username is no address (a real one's is); the
+    # author's own From keeps git from adding one to the body.
+    r = git(env, repo, 'send-email', f'--from=Alice <{SENDER}>', '--to=bob@example.org',
+            '--confirm=never', '--suppress-cc=all', '--smtp-debug=1', str(patch))
+    assert 'STARTTLS' in r.stderr and 'AUTH PLAIN' in r.stderr, r.stdout + r.stderr
+    wait_until(lambda: delivered(dovecot, marker), 10, 'the sink got the patch')
+    got = delivered(dovecot, marker)
+    assert got['mail_from'].startswith(f'<{SENDER}>')
+    assert got['rcpt_tos'][0].startswith('<bob@example.org>')
+    want = patch.read_bytes().split(b'\n\n', 1)[1].replace(b'\n', b'\r\n')
+    assert got['data'].split(b'\r\n\r\n', 1)[1] == want
+    assert f'Subject: [PATCH] README: {marker}' in got['data'].decode()
+    wait_logged_in(dovecot, 'submission', 'OAUTHBEARER', before)
+
+
+def swaks(tokend, port, data, *auth):
+    """swaks to the relay with STARTTLS, the loopback certificate its only
+    trust anchor (--tls-verify), the message from the --data file."""
+    return run(['swaks', '--server', 'localhost', '--port', str(port), '--tls',
+                '--tls-verify', '--tls-ca-path', str(loopback_cert(tokend)),
+                '--from', SENDER, '--to', 'bob@example.org', '--data', str(data), *auth],
+               tokend.env)
+
+
+def swaks_message(tmp_path):
+    marker = uuid.uuid4().hex
+    msg = (f'From: {SENDER}\r\nTo: bob@example.org\r\nSubject: swaks {marker}\r\n'
+           f'Message-ID: <{marker}@example.org>\r\n\r\nbody {marker}\r\n.dot\r\n'
+           '\xe9t\xe9 8bit\r\n').encode()
+    data = tmp_path / 'message.eml'
+    # swaks ends DATA with the file's own final "." line, or adds one
+    # after a CRLF of its own.
+    data.write_bytes(msg + b'.\r\n')
+    return marker, msg, data
+
+
+def test_swaks_auth_plain_through_relay(tokend, dovecot, listen, tmp_path):
+    port = listen('smtp')
+    marker, msg, data = swaks_message(tmp_path)
+    r = swaks(tokend, port, data, '--auth', 'PLAIN', '--auth-user', USER,
+              '--auth-password', 'ignored')
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'TLS started' in r.stdout and '~> AUTH PLAIN' in r.stdout, r.stdout
+    wait_until(lambda: delivered(dovecot, marker), 10, 'the sink got the message')
+    got = delivered(dovecot, marker)
+    assert got['data'] == msg
+    assert got['mail_from'].startswith(f'<{SENDER}>')
+
+
+def test_swaks_without_auth_uses_relay_account(tokend, dovecot, signed_in, listen, tmp_path):
+    tokend.write_config('[defaults]\nrelay_account = work\n')
+    port = listen('smtp')
+    marker, msg, data = swaks_message(tmp_path)
+    r = swaks(tokend, port, data)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'TLS started' in r.stdout and '~> AUTH' not in r.stdout, r.stdout
+    wait_until(lambda: delivered(dovecot, marker), 10, 'the sink got the message')
+    assert delivered(dovecot, marker)['data'] == msg

@@ -36,6 +36,7 @@ CLIENTS = {
     'neomutt-relay': ('muttrc-relay.in', 'mutt', 'smtp'),
     'fetchmail-relay': ('fetchmailrc-relay.in', 'fetchmail', 'imap'),
     'fetchmail-relay-pop3': ('fetchmailrc-relay-pop3.in', 'fetchmail', 'pop'),
+    'git-send-email': ('gitconfig-relay.in', 'dq', 'smtp'),
 }
 # What each client's double-quoted strings need a '\' before (msmtp only
 # strips the outer quotes; fetchmail cannot write '"' at all).

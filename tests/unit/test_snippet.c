@@ -158,7 +158,7 @@ static void test_clients_listed(void)
     g_assert_cmpstr(snippet_client_names(), ==,
                     "fetchmail fetchmail-pop3 fetchmail7 mutt neomutt mutt-tunnel neomutt-tunnel "
                     "msmtp mbsync mbsync-tunnel offlineimap getmail postfix msmtp-relay "
-                    "mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3");
+                    "mutt-relay neomutt-relay fetchmail-relay fetchmail-relay-pop3 git-send-email");
     g_assert_true(snippet_client_known("neomutt"));
     g_assert_false(snippet_client_known("Mutt"));
 }
