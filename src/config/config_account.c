@@ -210,11 +210,41 @@ static int validate_system_store(struct parse_ctx *c, const Account *a)
                             "/var/lib/tokend");
 }
 
+/* dir itself or a path below it (both absolute, `..` resolved first). */
+static bool path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || n == 1);
+}
+
+/* A system account's token file lies in the runtime or the state folder:
+ * the service user writes it, and anywhere else it could replace a file
+ * the service user may write for another purpose. */
+static int validate_system_token_file(struct parse_ctx *c, const Account *a)
+{
+    g_autofree char *run = NULL, *state = NULL, *file = NULL;
+
+    if (!paths_system() || !a->token_file)
+        return 0;
+    run = paths_runtime_dir();
+    state = paths_state_dir();
+    if (!g_path_is_absolute(a->token_file))
+        return config_key_error(c, "token_file", "must be an absolute path in system mode");
+    file = g_canonicalize_filename(a->token_file, "/");
+    if (path_under(file, run) || path_under(file, state))
+        return 0;
+    return config_key_error(c, "token_file",
+                            "%s is outside %s and %s: in system mode a token file lies in the "
+                            "runtime or the state folder (leave token_file out for %s/%s.token)",
+                            a->token_file, run, state, run, a->name);
+}
+
 /* The commands are kept when store names another kind: migrate reads the
  * token back through them. */
 static int validate_store_commands(struct parse_ctx *c, const Account *a)
 {
-    if (validate_system_store(c, a) < 0)
+    if (validate_system_store(c, a) < 0 || validate_system_token_file(c, a) < 0)
         return -1;
     const char *names[] = {"store_get", "store_put", "store_delete"};
     const char *lines[] = {a->store_get, a->store_put, a->store_delete};

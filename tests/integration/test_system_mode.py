@@ -188,6 +188,23 @@ def test_configuration_others_can_change_is_refused_with_the_fix(system):
     assert r.returncode == EX_CONFIG and 'belongs to another user' in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize('where', ['/etc/tokend-work.token', 'RUN/../elsewhere.token',
+                                   'relative.token'])
+def test_a_token_file_outside_the_runtime_and_state_folders_is_refused(system, where):
+    """The service user writes the token file: anywhere but its runtime and
+    state folders it could replace a file it may write for another purpose.
+    Refused as a configuration error, and nothing is written."""
+    path = where.replace('RUN', str(system.run_dir))
+    system.account('work', token_file=path)
+    r = system.tokend('status')
+    assert r.returncode == EX_CONFIG, r.stderr
+    assert 'token_file' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    assert not Path(path).exists() and not (system.run_dir.parent / 'elsewhere.token').exists()
+    system.account('work', token_file=str(system.run_dir / 'work.token'))
+    r = system.tokend('status')
+    assert r.returncode != EX_CONFIG, r.stderr
+
+
 def test_secret_service_is_refused_plainly(system):
     system.account('work', store='secret-service')
     r = system.tokend('status')
