@@ -173,13 +173,14 @@ int status_check_views(char *const *names)
         gint64 expires_at = 0;
         Account *view = sysview_read(*name, &expires_at, &e);
         Account shown = {.name = *name};
-        struct check_result r = {STATUS_CHECK_UNKNOWN, g_strdup("view unreadable")};
+        struct check_result r = {STATUS_CHECK_UNKNOWN, NULL};
 
         error_clear(&e);
         if (!view && all)
             continue; /* another reader's account */
-        if (view) {
-            g_free(r.why);
+        if (!view) {
+            r.why = g_strdup("view unreadable");
+        } else {
             r = judge_view(view, expires_at, now);
             g_string_append_printf(perf, " '%s token'=%" G_GINT64_FORMAT "s;;;0", *name,
                                    MAX(expires_at - now, 0));
