@@ -329,12 +329,15 @@ static int graph_rcpt(struct smtp *s, const char *address)
     return say(s, "250 2.1.5 tokend: recipient ok");
 }
 
-/* The message into memory up to Graph's limit, without its dot-stuffing;
- * past the limit the rest is read and dropped (*msg NULL).  The client
- * gone or silent: -1, nothing sent. */
-static int graph_spool(struct smtp *s, GByteArray **msg, struct tokend_error *e)
+/* The message as it comes from the client's buffer, up to and with the
+ * "." line, each piece handed to sink (which answers -1 when it fails).
+ * A client that stalls or goes away: -1, the message not complete. */
+typedef int (*data_sink)(struct smtp *s, const char *data, size_t len, void *ctx,
+                         struct tokend_error *e);
+
+static int read_data(struct smtp *s, data_sink sink, void *ctx, struct tokend_error *e)
 {
-    int end_state = RELAYCMD_DATA_LINE_START, stuff_state = RELAYCMD_DATA_LINE_START;
+    int state = RELAYCMD_DATA_LINE_START;
     bool end = false;
 
     while (!end) {
@@ -348,14 +351,43 @@ static int graph_spool(struct smtp *s, GByteArray **msg, struct tokend_error *e)
             error_prefix(e, "the message was not sent");
             return upstream_lost(s, e);
         }
-        take = relaycmd_data_end(data, (size_t)n, &end_state, &end);
-        if (*msg)
-            relaycmd_unstuff(data, take, &stuff_state, *msg);
-        /* The end line leaves 2 bytes that are not the message's. */
-        if (*msg && (*msg)->len > GRAPH_MIME_MAX + 2)
-            g_clear_pointer(msg, g_byte_array_unref);
+        take = relaycmd_data_end(data, (size_t)n, &state, &end);
+        if (sink(s, data, take, ctx, e) < 0)
+            return -1;
         relay_io_consume(s->io, take);
     }
+    return 0;
+}
+
+/* Graph's copy of the message: into memory up to Graph's limit, without
+ * its dot-stuffing; past the limit the rest is dropped (*msg NULL). */
+struct spool {
+    GByteArray **msg;
+    int stuff_state;
+};
+
+static int spool_piece(struct smtp *s, const char *data, size_t len, void *ctx,
+                       struct tokend_error *e)
+{
+    struct spool *sp = ctx;
+
+    (void)s;
+    (void)e;
+    if (*sp->msg)
+        relaycmd_unstuff(data, len, &sp->stuff_state, *sp->msg);
+    /* The end line leaves 2 bytes that are not the message's. */
+    if (*sp->msg && (*sp->msg)->len > GRAPH_MIME_MAX + 2)
+        g_clear_pointer(sp->msg, g_byte_array_unref);
+    return 0;
+}
+
+/* The client gone or silent: -1, nothing sent. */
+static int graph_spool(struct smtp *s, GByteArray **msg, struct tokend_error *e)
+{
+    struct spool sp = {msg, RELAYCMD_DATA_LINE_START};
+
+    if (read_data(s, spool_piece, &sp, e) < 0)
+        return -1;
     if (*msg)
         g_byte_array_set_size(*msg, (*msg)->len - 2);
     return 0;
@@ -446,31 +478,19 @@ static int cmd_rcpt(struct smtp *s, const char *arg, struct tokend_error *e)
     return 0;
 }
 
+static int upstream_piece(struct smtp *s, const char *data, size_t len, void *ctx,
+                          struct tokend_error *e)
+{
+    (void)ctx;
+    return mailconn_write(s->up, data, len, deadline_of(s), e) < 0 ? upstream_lost(s, e) : 0;
+}
+
 /* The message, from the client's buffer to upstream as it comes, up to
  * and with the "." line.  A client that stalls or goes away leaves
  * upstream without the end of the data: nothing is sent. */
 static int stream_data(struct smtp *s, struct tokend_error *e)
 {
-    int state = RELAYCMD_DATA_LINE_START;
-    bool end = false;
-
-    while (!end) {
-        const char *data;
-        ssize_t n = relay_io_peek(s->io, &data, e);
-        size_t take;
-
-        if (n <= 0) {
-            if (n == 0)
-                error_set(e, TOKEND_EX_TEMPFAIL, "the client went away in the middle of a message");
-            error_prefix(e, "the message was not sent");
-            return upstream_lost(s, e);
-        }
-        take = relaycmd_data_end(data, (size_t)n, &state, &end);
-        if (mailconn_write(s->up, data, take, deadline_of(s), e) < 0)
-            return upstream_lost(s, e);
-        relay_io_consume(s->io, take);
-    }
-    return 0;
+    return read_data(s, upstream_piece, NULL, e);
 }
 
 static int cmd_data(struct smtp *s, const char *arg, struct tokend_error *e)
