@@ -1,18 +1,11 @@
-#include <dlfcn.h>
-
+#include "tokend/dynlib.h"
 #include "tokend/mimelib.h"
 
 #define LIBGMIME_SONAME "libgmime-3.0.so.0"
 
-#define SYM(field, name)                                                                           \
-    {                                                                                              \
-        offsetof(struct mimelib, field), #name                                                     \
-    }
+#define SYM(field, name) DYNLIB_SYMBOL(struct mimelib, field, name)
 
-static const struct {
-    size_t offset;
-    const char *name;
-} symbols[] = {
+static const struct dynlib_symbol symbols[] = {
     SYM(init, g_mime_init),
     SYM(stream_mem_new_with_buffer, g_mime_stream_mem_new_with_buffer),
     SYM(parser_new_with_stream, g_mime_parser_new_with_stream),
@@ -33,21 +26,9 @@ static const char *load_error;
 
 static gpointer load(gpointer unused)
 {
-    void *handle = dlopen(LIBGMIME_SONAME, RTLD_NOW | RTLD_LOCAL);
-
     (void)unused;
-    if (!handle) {
-        load_error = dlerror();
+    if (dynlib_load(LIBGMIME_SONAME, symbols, G_N_ELEMENTS(symbols), &lib, &load_error) < 0)
         return NULL;
-    }
-    for (size_t i = 0; i < G_N_ELEMENTS(symbols); i++) {
-        void *f = dlsym(handle, symbols[i].name);
-        if (!f) {
-            load_error = symbols[i].name;
-            return NULL;
-        }
-        *(void **)((char *)&lib + symbols[i].offset) = f;
-    }
     lib.init();
     return &lib;
 }

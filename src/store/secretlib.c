@@ -1,18 +1,11 @@
-#include <dlfcn.h>
-
+#include "tokend/dynlib.h"
 #include "tokend/secretlib.h"
 
 #define LIBSECRET_SONAME "libsecret-1.so.0"
 
-#define SYM(field, name)                                                                           \
-    {                                                                                              \
-        offsetof(struct secretlib, field), #name                                                   \
-    }
+#define SYM(field, name) DYNLIB_SYMBOL(struct secretlib, field, name)
 
-static const struct {
-    size_t offset;
-    const char *name;
-} symbols[] = {
+static const struct dynlib_symbol symbols[] = {
     SYM(service_get_sync, secret_service_get_sync),
     SYM(service_search_sync, secret_service_search_sync),
     SYM(service_store_sync, secret_service_store_sync),
@@ -36,21 +29,9 @@ static const char *load_error;
 
 static gpointer load(gpointer unused)
 {
-    void *handle = dlopen(LIBSECRET_SONAME, RTLD_NOW | RTLD_LOCAL);
-
     (void)unused;
-    if (!handle) {
-        load_error = dlerror();
+    if (dynlib_load(LIBSECRET_SONAME, symbols, G_N_ELEMENTS(symbols), &lib, &load_error) < 0)
         return NULL;
-    }
-    for (size_t i = 0; i < G_N_ELEMENTS(symbols); i++) {
-        void *f = dlsym(handle, symbols[i].name);
-        if (!f) {
-            load_error = symbols[i].name;
-            return NULL;
-        }
-        *(void **)((char *)&lib + symbols[i].offset) = f;
-    }
     return &lib;
 }
 
