@@ -14,7 +14,10 @@ harness's SMTP sink in this process), in one run:
    EHLO (the time to that first 250 is measured), logs in, sends one
    message and waits for the others; with all of them open, each session
    process's RSS (VmRSS, and its proportional share, Pss) is read; then all
-   quit and every message must have arrived.
+   quit and every message must have arrived.  Beside them, the floor of
+   such a process: a bare OpenSSL client (bench/lib/tls_floor.c, built
+   here with cc) that does EHLO and STARTTLS to the same server, its
+   VmRSS read the same way.
 """
 
 import argparse
@@ -255,6 +258,22 @@ def concurrent(dc, relay, port, n):
     return first250, rss, pss, hwm
 
 
+def tls_floor(work, dc, runs=5):
+    """VmRSS (KiB) of bench/lib/tls_floor.c after its TLS handshake with
+    Dovecot submission, over a few runs."""
+    exe = work / 'tls_floor'
+    subprocess.run(['cc', '-O2', '-o', str(exe), str(BENCH / 'lib' / 'tls_floor.c'),
+                    '-lssl', '-lcrypto'], check=True)
+    out = []
+    for _ in range(runs):
+        r = subprocess.run([str(exe), str(dc.submission_port)], capture_output=True, text=True,
+                           timeout=60)
+        if r.returncode != 0:
+            raise SystemExit(f'tls_floor: {r.stderr.strip()}')
+        out.append(int(r.stdout))
+    return out
+
+
 def table(rows):
     out = ['| # | subject | baseline | result | target |', '| --- | --- | --- | --- | --- |']
     out += [f'| {" | ".join(str(c) for c in row)} |' for row in rows]
@@ -267,7 +286,7 @@ def spread(values, unit, scale=1.0, fmt='.1f'):
             f'max {v[-1]:{fmt}}')
 
 
-def rows_of(times, total, first250, rss, pss, hwm):
+def rows_of(times, total, first250, rss, pss, hwm, floor):
     md, mr = statistics.median(times['direct']), statistics.median(times['relay'])
     ratio = md / mr
     worst = max(rss) / 1024
@@ -280,7 +299,9 @@ def rows_of(times, total, first250, rss, pss, hwm):
          f'{statistics.median(times["cpu"]) * 1000 / (total / MB):.2f} ms/MB', 'reported'),
         (2, f'{len(rss)} concurrent sessions through the relay, all delivered: '
             'time to the first 250 (EHLO)', '—', spread(first250, 'ms', 1000), 'reported'),
-        (2, 'RSS per session process (VmRSS; Pss: shared pages split)', '—',
+        (2, 'RSS per session process (VmRSS; Pss: shared pages split)',
+         f'a bare OpenSSL client after STARTTLS (tls_floor.c): VmRSS '
+         f'{spread(floor, "MiB", 1 / 1024)}',
          f'VmRSS {spread(rss, "MiB", 1 / 1024)}; Pss {spread(pss, "MiB", 1 / 1024)}; '
          f'peak {max(hwm) / 1024:.1f} MiB', '<= 8 MiB' + ('' if worst <= 8 else ': **not met**')),
     ]
@@ -311,9 +332,10 @@ def main():
             token = (work / 'state' / 'tokend' / 'work' / 'token').read_text().strip()
             times, total = throughput(dc, srv, token, relay, port, count, rounds)
             first250, rss, pss, hwm = concurrent(dc, relay, port, n)
+            floor = tls_floor(work, dc)
             text = (f'Relay benchmark: {count} messages of 1 MB per connection, {rounds} '
                     f'rounds; {n} concurrent sessions\n\n'
-                    f'{table(rows_of(times, total, first250, rss, pss, hwm))}\n')
+                    f'{table(rows_of(times, total, first250, rss, pss, hwm, floor))}\n')
             print(text)
             if args.output:
                 Path(args.output).write_text(text)
