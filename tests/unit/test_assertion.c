@@ -184,6 +184,63 @@ static void test_certificate_thumbprints(void)
     g_assert_true(keyfile_key_matches(k, c));
 }
 
+/* The certificate's key in every form keyfile reads: PKCS #8 and PKCS #1
+ * read from their numbers, encrypted ones and a three-prime key through
+ * OpenSSL's decoders; each matches its certificate and signs. */
+static void test_key_forms(void)
+{
+    static const struct {
+        const char *name, *tool, *options, *passphrase;
+    } forms[] = {
+        {"pkcs8", "pkey", "", NULL},
+        {"pkcs1", "rsa", "-traditional", NULL},
+        {"pkcs8-enc", "pkey", "-aes256 -passout pass:sesame", "sesame"},
+        {"pkcs1-enc", "rsa", "-traditional -aes256 -passout pass:sesame", "sesame"},
+    };
+    g_autofree char *cert_pem = NULL;
+    size_t cert_len = 0;
+    g_auto(TokendError) ce = TOKEND_ERROR_INIT;
+    g_autoptr(AppCert) c = NULL;
+
+    cert_pem = testutil_read(fx.cert_path, &cert_len);
+    c = keyfile_parse_certificate(cert_pem, cert_len, &ce);
+    g_assert_nonnull(c);
+    for (size_t i = 0; i < G_N_ELEMENTS(forms); i++) {
+        g_autofree char *path = g_build_filename(fx.dir, forms[i].name, NULL);
+        g_autofree char *cmd = g_strdup_printf("openssl %s -in %s %s -out %s", forms[i].tool,
+                                               fx.key_path, forms[i].options, path);
+        g_autoptr(SecStr) pem = NULL, pass = NULL, jwt = NULL;
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(AppKey) k = NULL;
+
+        g_free(run(cmd));
+        pem = read_secret(path);
+        if (forms[i].passphrase)
+            pass = secstr_from(forms[i].passphrase, strlen(forms[i].passphrase));
+        k = keyfile_parse_private_key(pem, pass, &e);
+        g_assert_nonnull(k);
+        g_assert_true(keyfile_key_matches(k, c));
+        jwt = assertion_build(&fixed, ASSERTION_ALG_RS256, k, &e);
+        g_assert_nonnull(jwt);
+    }
+    {
+        g_autofree char *path = g_build_filename(fx.dir, "three-primes.key", NULL);
+        g_autofree char *cmd = g_strdup_printf("openssl genpkey -algorithm RSA -pkeyopt "
+                                               "rsa_keygen_bits:2048 -pkeyopt rsa_keygen_primes:3 "
+                                               "-out %s",
+                                               path);
+        g_autoptr(SecStr) pem = NULL;
+        g_auto(TokendError) e = TOKEND_ERROR_INIT;
+        g_autoptr(AppKey) k = NULL;
+
+        g_free(run(cmd));
+        pem = read_secret(path);
+        k = keyfile_parse_private_key(pem, NULL, &e);
+        g_assert_nonnull(k);
+        g_assert_false(keyfile_key_matches(k, c));
+    }
+}
+
 static const char *const bad_keys[] = {
     "",
     "not a key",
@@ -269,6 +326,7 @@ int main(int argc, char **argv)
     g_test_add_func("/assertion/ps256-verifies", test_ps256_verifies);
     g_test_add_func("/assertion/fresh-jti", test_fresh_jti_each_time);
     g_test_add_func("/keyfile/thumbprints", test_certificate_thumbprints);
+    g_test_add_func("/keyfile/key-forms", test_key_forms);
     g_test_add_func("/keyfile/bad-keys", test_bad_keys);
     g_test_add_func("/keyfile/ec-refused", test_ec_key_refused);
     g_test_add_func("/keyfile/service-account", test_service_account_files);
