@@ -186,12 +186,17 @@ class Bench:
             d.mkdir(mode=0o700, exist_ok=True)
         self.hf_dir = self.work / 'hyperfine'
         self.hf_dir.mkdir()
+        # A login session's runtime folder (logind's /run/user/UID), in
+        # memory as that one is: where tokend keeps what it can make again.
+        shm = Path('/dev/shm')
+        self.runtime = Path(tempfile.mkdtemp(prefix='tokend-bench-run-',
+                                             dir=shm if shm.is_dir() else self.work))
         self.env = {
             'PATH': os.environ.get('PATH', '/usr/bin:/bin'),
             'HOME': str(self.home),
             'XDG_CONFIG_HOME': str(self.home / 'config'),
             'XDG_STATE_HOME': str(self.home / 'state'),
-            'XDG_RUNTIME_DIR': str(self.home / 'no-runtime'),
+            'XDG_RUNTIME_DIR': str(self.runtime),
             'LANG': 'C.UTF-8',
         }
 
@@ -218,6 +223,9 @@ class Bench:
         srv = getattr(self, 'srv', None)
         if srv:
             srv.stop()
+        runtime = getattr(self, 'runtime', None)
+        if runtime:
+            shutil.rmtree(runtime, ignore_errors=True)
         work = getattr(self, 'work', None)
         if work and not self.opts.keep:
             shutil.rmtree(work, ignore_errors=True)

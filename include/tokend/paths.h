@@ -22,6 +22,15 @@ char *paths_config_file(const char *explicit_path);
 /* $XDG_STATE_HOME/tokend (~/.local/state/tokend); system mode:
  * /var/lib/tokend. */
 char *paths_state_dir(void);
+/* The user's runtime folder ($XDG_RUNTIME_DIR, else /run/user/UID) when
+ * it is a folder of ours, as the login manager makes it: a tmpfs, emptied
+ * at logout and reboot.  NULL when there is none (cron, su). */
+char *paths_user_runtime_dir(void);
+/* Where what tokend can make again at any time is kept (an app's shared
+ * token): system mode /run/tokend, else paths_user_runtime_dir()/tokend,
+ * else the state folder.  In memory where there is one: its files need
+ * no journal and no write-back. */
+char *paths_cache_dir(void);
 /* The state folder of one account. */
 char *paths_account_dir(const char *account);
 /* Make the folder and its missing parents; the final folder gets 0700 and

@@ -81,6 +81,37 @@ char *paths_state_dir(void)
     return g_build_filename(base, "tokend", NULL);
 }
 
+static bool own_dir(const char *path)
+{
+    struct stat st;
+
+    return path && g_path_is_absolute(path) && stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+           st.st_uid == getuid();
+}
+
+char *paths_user_runtime_dir(void)
+{
+    const char *v = g_getenv("XDG_RUNTIME_DIR");
+    g_autofree char *guess = g_strdup_printf("/run/user/%u", (unsigned)getuid());
+
+    if (own_dir(v))
+        return g_strdup(v);
+    if (own_dir(guess))
+        return g_steal_pointer(&guess);
+    return NULL;
+}
+
+char *paths_cache_dir(void)
+{
+    g_autofree char *base = NULL;
+
+    if (system_mode)
+        return paths_runtime_dir();
+    if ((base = paths_user_runtime_dir()))
+        return g_build_filename(base, "tokend", NULL);
+    return paths_state_dir();
+}
+
 char *paths_account_dir(const char *account)
 {
     g_autofree char *state = paths_state_dir();

@@ -294,10 +294,12 @@ static int app_request(const Account *a, Http *http, TokenResponse **t, gint64 *
 }
 
 /* The folder of the app's shared token: one per token endpoint, client,
- * scopes and (JWT bearer) mailbox. */
+ * scopes and (JWT bearer) mailbox.  It is a cache (a missing or torn one
+ * is minted again), so it lives in memory where there is a runtime
+ * folder: writing it then costs no journal commit and no write-back. */
 static char *app_dir(const Account *a)
 {
-    g_autofree char *state = paths_state_dir();
+    g_autofree char *state = paths_cache_dir();
     g_autofree char *what = g_strjoin(
         "\n", account_grant_name(a->grant), a->token_url ? a->token_url : a->issuer,
         a->client_id ? a->client_id : "", a->service_account_file ? a->service_account_file : "",

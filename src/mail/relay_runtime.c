@@ -37,28 +37,6 @@ void relay_listener_free(RelayListener *l)
     g_free(l);
 }
 
-static bool own_dir(const char *path)
-{
-    struct stat st;
-
-    return path && g_path_is_absolute(path) && stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
-           st.st_uid == getuid();
-}
-
-/* $XDG_RUNTIME_DIR, else /run/user/UID, when it is a folder of ours (the
- * login manager makes it); NULL when neither is. */
-static char *user_runtime_dir(void)
-{
-    const char *v = g_getenv("XDG_RUNTIME_DIR");
-    g_autofree char *guess = g_strdup_printf("/run/user/%u", (unsigned)getuid());
-
-    if (own_dir(v))
-        return g_strdup(v);
-    if (own_dir(guess))
-        return g_steal_pointer(&guess);
-    return NULL;
-}
-
 static char *runtime_dir(void)
 {
     g_autofree char *base = NULL;
@@ -67,7 +45,7 @@ static char *runtime_dir(void)
         base = paths_runtime_dir();
         return g_build_filename(base, "relay", NULL);
     }
-    if ((base = user_runtime_dir()))
+    if ((base = paths_user_runtime_dir()))
         return g_build_filename(base, "tokend", "relay", NULL);
     base = paths_state_dir();
     return g_build_filename(base, ".relay", NULL);
@@ -259,7 +237,7 @@ static const char *manager(char ***env)
     *env = NULL;
     if (paths_system())
         return g_file_test("/run/systemd/private", G_FILE_TEST_EXISTS) ? "--system" : NULL;
-    if (!(rt = user_runtime_dir()))
+    if (!(rt = paths_user_runtime_dir()))
         return NULL;
     socket = g_build_filename(rt, "systemd", "private", NULL);
     if (!g_file_test(socket, G_FILE_TEST_EXISTS))

@@ -9,6 +9,7 @@ would, letting the app into the mailboxes it may act for and no other
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -188,6 +189,42 @@ def test_a_state_torn_by_a_power_cut_is_made_again_by_the_next_mint(tokend, serv
 
 
 # Keys ----------------------------------------------------------------------
+
+def test_the_apps_token_lives_in_the_runtime_folder_and_a_reboot_only_costs_a_mint(
+        tokend, server, keys, tmp_path):
+    """With a login session's runtime folder ($XDG_RUNTIME_DIR, in memory),
+    the app's shared token is kept there, private, and nothing of it under
+    the state folder; the mailbox's token file stays in the state folder.
+    A reboot empties the runtime folder: the mailbox's token is still read
+    from its file, and the next refresh mints once and keeps the app's
+    token there again."""
+    runtime = tmp_path / 'runtime'
+    runtime.mkdir(mode=0o700)
+    tokend.env['XDG_RUNTIME_DIR'] = str(runtime)
+    for i in (1, 2):
+        app_account(tokend, f'box{i}', keys, f'box{i}@example.org')
+    server.reset_stats()
+    first = run_ok(tokend, 'token', 'box1').stdout.strip()
+    assert run_ok(tokend, 'token', 'box2').stdout.strip() == first
+    assert token_requests(server) == 1
+    [app] = list((runtime / 'tokend' / '.apps').glob('*'))
+    assert (app / 'token').read_text() == first + '\n'
+    for d in (runtime / 'tokend', runtime / 'tokend' / '.apps', app):
+        assert d.stat().st_mode & 0o777 == 0o700, d
+    assert (app / 'token').stat().st_mode & 0o777 == 0o600
+    assert not (tokend.state / '.apps').exists()
+    assert tokend.token_file('box1').read_text().strip() == first
+    # A reboot: the runtime folder is made again, empty.
+    shutil.rmtree(runtime / 'tokend')
+    assert run_ok(tokend, 'token', 'box1').stdout.strip() == first
+    assert token_requests(server) == 1
+    run_ok(tokend, 'refresh', '--force', 'box1', 'box2')
+    assert token_requests(server) == 2
+    [again] = list((runtime / 'tokend' / '.apps').glob('*'))
+    minted = (again / 'token').read_text().strip()
+    assert minted != first and server.introspect(minted)['active']
+    assert {tokend.token_file(f'box{i}').read_text().strip() for i in (1, 2)} == {minted}
+
 
 def test_a_key_others_can_read_is_refused_with_the_chmod(tokend, keys, tmp_path):
     loose = tmp_path / 'loose.key'
