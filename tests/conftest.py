@@ -107,6 +107,26 @@ def pytest_make_collect_report(collector):
                                       f'{skip_reason(report.longrepr)}\n{ALLOW_SKIP_HINT}')
 
 
+# Where a run's time goes: each file's setup, call and teardown summed,
+# the slowest ten at the end (what scripts/check-sanitizers' quick list is
+# chosen by).
+
+FILE_SECONDS = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split('::', 1)[0]
+    FILE_SECONDS[path] = FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if len(FILE_SECONDS) < 2:
+        return
+    slowest = sorted(FILE_SECONDS.items(), key=lambda kv: -kv[1])[:10]
+    terminalreporter.write_line('slowest files: ' + ', '.join(
+        f'{Path(path).name} {seconds:.0f} s' for path, seconds in slowest))
+
+
 # sysexits, as documented in tokend(1)
 EX_OK, EX_USAGE, EX_DATAERR, EX_UNAVAILABLE = 0, 64, 65, 69
 EX_CANTCREAT, EX_TEMPFAIL, EX_NOPERM, EX_CONFIG = 73, 75, 77, 78
