@@ -184,6 +184,20 @@ static void test_certificate_thumbprints(void)
     g_assert_true(keyfile_key_matches(k, c));
 }
 
+/* A key made by `openssl genpkey -algorithm ALGORITHM_AND_OPTIONS`, as
+ * keyfile reads it. */
+static AppKey *generated_key(const char *name, const char *algorithm, struct tokend_error *e)
+{
+    g_autofree char *path = g_build_filename(fx.dir, name, NULL);
+    g_autofree char *cmd =
+        g_strdup_printf("openssl genpkey -algorithm %s -out %s", algorithm, path);
+    g_autoptr(SecStr) pem = NULL;
+
+    g_free(run(cmd));
+    pem = read_secret(path);
+    return keyfile_parse_private_key(pem, NULL, e);
+}
+
 /* The certificate's key in every form keyfile reads: PKCS #8 and PKCS #1
  * read from their numbers, encrypted ones and a three-prime key through
  * OpenSSL's decoders; each matches its certificate and signs. */
@@ -224,18 +238,11 @@ static void test_key_forms(void)
         g_assert_nonnull(jwt);
     }
     {
-        g_autofree char *path = g_build_filename(fx.dir, "three-primes.key", NULL);
-        g_autofree char *cmd = g_strdup_printf("openssl genpkey -algorithm RSA -pkeyopt "
-                                               "rsa_keygen_bits:2048 -pkeyopt rsa_keygen_primes:3 "
-                                               "-out %s",
-                                               path);
-        g_autoptr(SecStr) pem = NULL;
         g_auto(TokendError) e = TOKEND_ERROR_INIT;
-        g_autoptr(AppKey) k = NULL;
+        g_autoptr(AppKey) k =
+            generated_key("three-primes.key",
+                          "RSA -pkeyopt rsa_keygen_bits:2048 -pkeyopt rsa_keygen_primes:3", &e);
 
-        g_free(run(cmd));
-        pem = read_secret(path);
-        k = keyfile_parse_private_key(pem, NULL, &e);
         g_assert_nonnull(k);
         g_assert_false(keyfile_key_matches(k, c));
     }
@@ -262,17 +269,9 @@ static void test_bad_keys(void)
 
 static void test_ec_key_refused(void)
 {
-    g_autofree char *path = g_build_filename(fx.dir, "ec.key", NULL);
-    g_autofree char *cmd = g_strdup_printf("openssl genpkey -algorithm EC -pkeyopt "
-                                           "ec_paramgen_curve:P-256 -out %s",
-                                           path);
     g_auto(TokendError) e = TOKEND_ERROR_INIT;
-    g_autoptr(SecStr) pem = NULL;
-    g_autoptr(AppKey) k = NULL;
+    g_autoptr(AppKey) k = generated_key("ec.key", "EC -pkeyopt ec_paramgen_curve:P-256", &e);
 
-    g_free(run(cmd));
-    pem = read_secret(path);
-    k = keyfile_parse_private_key(pem, NULL, &e);
     g_assert_null(k);
     testutil_assert_contains(e.message, "not an RSA key");
     error_clear(&e);
