@@ -554,7 +554,7 @@ class Bench:
                 rounds[i].append(t)
         # The last response must be good too.
         self.run([sys.executable, PREPARE, 'single', chain])
-        curl_s, tok_s, mem_s = Sample(rounds[0]), Sample(rounds[1]), Sample(rounds[2])
+        curl_s, tok_s = Sample(rounds[0]), Sample(rounds[1])
         self.row(2, f'one bare `curl` POST of the refresh request (baseline; '
                  f'{p["single_runs"]} runs × {p["rounds"]})', curl_s,
                  is_baseline=True)
@@ -601,7 +601,7 @@ class Bench:
                 for i, t in enumerate(times):
                     rounds[i].append(t)
             self.run([sys.executable, PREPARE, 'bulk', chain])
-            curl_s, tok_s, mem_s = Sample(rounds[0]), Sample(rounds[1]), Sample(rounds[2])
+            curl_s, tok_s = Sample(rounds[0]), Sample(rounds[1])
             self.row(3, f'`curl --parallel --parallel-max {par}`, {n} refresh requests '
                      f'(baseline; {p["bulk_runs"]} runs × {nrounds})', curl_s,
                      is_baseline=True)
@@ -904,7 +904,8 @@ class Bench:
         runs, warmup = p['system_runs'], 1
         names_file = self.work / f'system-{tag}-names.txt'
         names_file.write_text('\n'.join(names) + '\n')
-        prep = f'{sys.executable} {PREPARE} due {env["TOKEND_STATEDIR"]} {names_file}'
+        prep = (f'{sys.executable} {PREPARE} due {env["TOKEND_STATEDIR"]} {names_file} '
+                f'{env["TOKEND_RUNTIMEDIR"]}')
         before = self.srv.stats()['token'].get(grant, 0)
         saved, self.env = self.env, env
         try:

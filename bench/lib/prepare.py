@@ -15,10 +15,12 @@ lands in the next timed run.
       "url", "ca", "client_id", "scope"}; writes a curl -K config with one
       url/data/output per request, separated by `next`.
 
-  prepare.py due STATE_DIR NAMES_FILE
+  prepare.py due STATE_DIR NAMES_FILE [RUNTIME_DIR]
       Makes tokend's accounts due: expires_at in the past in each
-      STATE_DIR/NAME/state.json, and `due` in the past in every refresh
-      schedule (STATE_DIR/due-*.json), as if the clock had moved on.
+      STATE_DIR/NAME/state.json and in the apps' shared tokens
+      (RUNTIME_DIR/.apps/*/state.json, system mode's place for them), and
+      `due` in the past in every refresh schedule (STATE_DIR/due-*.json),
+      as if the clock had moved on.
 
   prepare.py assertion STATE_JSON
       The form of one client credentials request authenticated by a signed
@@ -133,7 +135,7 @@ def assertion(state_path):
         ('client_assertion', client_assertion(s))]))
 
 
-def due(state_dir, names_file):
+def due(state_dir, names_file, runtime_dir=None):
     past = int(time.time()) - 60
     for name in Path(names_file).read_text().split():
         p = Path(state_dir) / name / 'state.json'
@@ -141,7 +143,7 @@ def due(state_dir, names_file):
         st['expires_at'] = past
         p.write_text(json.dumps(st, indent=2) + '\n')
     # App-only accounts (7.): the token their app shares.
-    for p in Path(state_dir).glob('.apps/*/state.json'):
+    for p in Path(runtime_dir or state_dir).glob('.apps/*/state.json'):
         st = json.loads(p.read_text())
         st['expires_at'] = past
         p.write_text(json.dumps(st, indent=2) + '\n')
@@ -158,8 +160,8 @@ def main(argv):
         bulk(argv[2])
     elif len(argv) == 3 and argv[1] == 'assertion':
         assertion(argv[2])
-    elif len(argv) == 4 and argv[1] == 'due':
-        due(argv[2], argv[3])
+    elif len(argv) in (4, 5) and argv[1] == 'due':
+        due(*argv[2:])
     else:
         sys.exit(__doc__)
     os.sync()
