@@ -266,9 +266,21 @@ static void places_to_look(const Account *a, const AccountState *st, const char 
     names[n] = NULL;
 }
 
-/* Remove the refresh token from every store that may hold it.  A store
- * that holds it (the state says so) and cannot be opened, or any store
- * that fails to remove it, is a failure: the first one fills failed. */
+/* What an account keeps in a store: its refresh token and, for an app-only
+ * account, the key or client secret that `tokend import` put there. */
+static const struct {
+    const char *item, *what;
+    bool app_only;
+} kept_items[] = {
+    {STORE_REFRESH_TOKEN, "the refresh token", false},
+    {STORE_CLIENT_KEY, "the client key", true},
+    {STORE_CLIENT_SECRET, "the client secret", true},
+};
+
+/* Remove what the account keeps (kept_items) from every store that may
+ * hold it.  A store that holds the refresh token (the state says so) and
+ * cannot be opened, or any store that fails to remove an item, is a
+ * failure: the first one fills failed. */
 static void forget_everywhere(const Account *a, const AccountState *st, GString *removed,
                               struct tokend_error *failed)
 {
@@ -280,7 +292,6 @@ static void forget_everywhere(const Account *a, const AccountState *st, GString 
         g_autoptr(Store) s = NULL;
         bool holds = g_strcmp0(st->store, names[i]) == 0;
         int kind = store_kind_from_name(names[i]);
-        int r = 0;
 
         if (kind < 0)
             continue;
@@ -289,13 +300,20 @@ static void forget_everywhere(const Account *a, const AccountState *st, GString 
         s = store_kind_info(kind)->quiet_unless_known && !holds
                 ? store_open_quietly(kind, &e)
                 : store_open_account(a, names[i], &e);
-        if (s && (r = store_remove(s, a->name, STORE_REFRESH_TOKEN, &e)) > 0)
-            g_string_append_printf(removed, "removed the refresh token (%s store); ", names[i]);
-        if (e.message && (r < 0 || holds) && !failed->status) {
-            error_move(failed, &e);
-            error_prefix(failed, "the refresh token is still in the %s store", names[i]);
+        for (size_t k = 0; k < G_N_ELEMENTS(kept_items); k++) {
+            int r = 0;
+
+            if (kept_items[k].app_only && !config_app_only(a))
+                continue;
+            if (s && (r = store_remove(s, a->name, kept_items[k].item, &e)) > 0)
+                g_string_append_printf(removed, "removed %s (%s store); ", kept_items[k].what,
+                                       names[i]);
+            if (e.message && (r < 0 || (holds && k == 0)) && !failed->status) {
+                error_move(failed, &e);
+                error_prefix(failed, "%s is still in the %s store", kept_items[k].what, names[i]);
+            }
+            error_clear(&e);
         }
-        error_clear(&e);
     }
 }
 
@@ -427,6 +445,8 @@ int flow_logout(const Account *a, GString *removed, struct tokend_error *e)
         flow_remove_stale_temps(a, dir);
     revoke_at_provider(a, st, removed);
     forget_everywhere(a, st, removed, &kept);
+    if (config_app_only(a) && flow_app_forget(a, removed, &kept) < 0)
+        error_prefix(&kept, "the app's shared token is still kept");
     room_forget_rescued(a);
     if (fileio_remove(a->token_file, e) > 0)
         g_string_append_printf(removed, "removed the access token file %s; ", a->token_file);

@@ -377,6 +377,26 @@ static SecStr *app_token(const Account *a, int margin, gint64 since, AccountStat
     return token;
 }
 
+int flow_app_forget(const Account *a, GString *removed, struct tokend_error *e)
+{
+    g_autofree char *dir = app_dir(a);
+    g_autofree char *token = g_build_filename(dir, APP_TOKEN_FILE, NULL);
+    g_autofree char *state = g_build_filename(dir, STATE_FILE, NULL);
+    int fd, r;
+
+    if (paths_trust_private_dir(dir, e) != 0)
+        return e->status ? -1 : 0; /* 1: there is none */
+    if ((fd = lock_acquire(dir, LOCK_TIMEOUT_MS, e)) < 0)
+        return -1;
+    r = fileio_remove(token, e);
+    if (r > 0)
+        g_string_append(removed, "removed the app's shared token; ");
+    if (r >= 0)
+        r = fileio_remove(state, e);
+    lock_release(fd);
+    return r < 0 ? -1 : 0;
+}
+
 /* Under the account's lock: its token file, then its state. */
 static int save_account(const Account *a, const char *dir, AccountState *st, const SecStr *token,
                         const AccountState *app, struct tokend_error *e)

@@ -57,6 +57,10 @@ int flow_device(const Account *a, FlowClient *client, Http *http, bool open_brow
  * seconds, from the app's shared token or a new one minted; since > 0:
  * only a token obtained at `since` or later will do (a forced refresh,
  * obtain).  Under the account's lock, then the app's. */
+/* logout of an app-only account: the app's shared token goes too, so that
+ * the account cannot copy it without its credentials (the app's other
+ * mailboxes mint a new one when next asked). */
+int flow_app_forget(const Account *a, GString *removed, struct tokend_error *e);
 int flow_app_refresh(const Account *a, int margin, gint64 since, enum refresh_outcome *outcome,
                      struct tokend_error *e);
 /* Many accounts' refresh (flow_refresh_many): forced, one new token per

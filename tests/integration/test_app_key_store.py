@@ -257,6 +257,42 @@ def test_a_client_secret_from_standard_input_into_the_secret_service_mints(token
     mints_with_the_secret_in_the_body(tokend, server)
 
 
+def test_logout_forgets_what_import_kept_in_the_store(tokend, server, keys, keyring, tmp_path):
+    """`logout` of an app-only account forgets the key or client secret
+    that `tokend import` put in its store, as it forgets a person's refresh
+    token, and says so; the account then has nothing to mint with until
+    the next import.  A key file the configuration names is the admin's
+    and stays."""
+    tokend.env.update(keyring.env)
+    app_account(tokend, 'box1', keys, 'box1@example.org', client_key=None,
+                store='secret-service')
+    import_key(tokend, 'box1', keys.key)
+    secret_account(tokend, 'box2', store='file')
+    run_ok(tokend, 'import', 'box2', '--secret', str(secret_file(tmp_path)))
+    app_account(tokend, 'box3', keys, 'box3@example.org')
+    for name in ('box1', 'box2', 'box3'):
+        run_ok(tokend, 'token', name)
+
+    r = run_ok(tokend, 'logout', 'box1')
+    assert 'removed the client key (secret-service store)' in r.stdout + r.stderr
+    assert keyring.lookup(account='box1', kind='client_key') is None
+    assert not tokend.token_file('box1').exists()
+    r = tokend.run('token', 'box1')
+    assert r.returncode != EX_OK and 'key' in r.stderr, r.stderr
+
+    r = run_ok(tokend, 'logout', 'box2')
+    assert 'removed the client secret (file store)' in r.stdout + r.stderr
+    assert not (tokend.state / 'box2' / 'client_secret').exists()
+    assert SECRET not in r.stdout + r.stderr
+
+    r = run_ok(tokend, 'logout', 'box3')
+    assert 'client key' not in r.stdout + r.stderr
+    assert keys.key.exists() and not tokend.token_file('box3').exists()
+    # An import makes box1 whole again.
+    import_key(tokend, 'box1', keys.key)
+    mints(tokend, server, 'box1', keys.key)
+
+
 def test_a_client_secret_through_the_command_store_is_named_and_never_seen(tokend, server,
                                                                            tmp_path):
     """TOKEND_SECRET=client_secret; the secret only on the pipes."""
