@@ -114,14 +114,19 @@ def add_command(s):
             'tokend-native', '--issuer', f'https://{s.issuer}']
 
 
-def tokend_processes():
-    """{pid: (uids, gids, groups, ppid)} of every process of this build."""
+def tokend_processes(netns):
+    """{pid: (uids, gids, groups, ppid)} of every process of this build in
+    the network namespace netns (a /proc/PID/ns/net link): the test's own,
+    not those of tests that run beside it (the sanitizer run has two
+    lanes)."""
     binaries = {os.path.realpath(TOKEND), os.path.realpath(Path(TOKEND).parent / 'tokend-engine')}
     found = {}
     for entry in Path('/proc').iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            if os.readlink(entry / 'ns' / 'net') != netns:
+                continue
             exe = os.path.realpath(entry / 'exe')
             # Under the sanitizer runs TOKEND is a wrapper that execs a
             # binary of another build folder of this tree.
@@ -144,7 +149,7 @@ def assert_only_the_service_user(s, pid):
     """pid is alive as the service user (all uids, gids and groups) and no
     process of tokend is root's, nor waits for pid."""
     pw = pwd.getpwnam(s.service)
-    procs = tokend_processes()
+    procs = tokend_processes(os.readlink(f'/proc/{pid}/ns/net'))
     assert pid in procs, f'tokend {pid} is not running: {procs}'
     uids, gids, groups, ppid = procs[pid]
     assert uids == [pw.pw_uid] * 4 and gids == [pw.pw_gid] * 4, procs[pid]
