@@ -20,8 +20,8 @@ typedef struct app_cert {
     char *x5t_s256;   /* base64url(SHA-256(DER)), RFC 7515 x5t#S256 */
     char *x5t;        /* base64url(SHA-1(DER)), for tenants that read only x5t */
     gint64 not_after; /* expiry, unix seconds */
-    char *subject;    /* one line, for messages */
-    void *public_key; /* EVP_PKEY *, to check that the key belongs to it */
+    void *rsa_n;      /* BIGNUM *: an RSA key's modulus, else NULL */
+    void *rsa_e;      /* BIGNUM *: its public exponent */
 } AppCert;
 
 /* Google's service account key file ("type": "service_account"). */

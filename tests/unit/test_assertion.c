@@ -184,6 +184,128 @@ static void test_certificate_thumbprints(void)
     g_assert_true(keyfile_key_matches(k, c));
 }
 
+/* The certificate's expiry in unix seconds, as openssl reads it. */
+static gint64 openssl_not_after(const char *cert)
+{
+    g_autofree char *cmd = g_strdup_printf(
+        "sh -c 'date -u -d \"$(openssl x509 -enddate -noout -in %s | cut -d= -f2)\" +%%s'", cert);
+    g_autofree char *out = run(cmd);
+
+    return g_ascii_strtoll(out, NULL, 10);
+}
+
+static char *openssl_x5t(const char *cert, const char *digest)
+{
+    g_autofree char *cmd =
+        g_strdup_printf("sh -c 'openssl x509 -in %s -outform DER | openssl dgst -%s -binary | "
+                        "openssl base64 -A | tr \"+/\" \"-_\" | tr -d ='",
+                        cert, digest);
+
+    return g_strstrip(run(cmd));
+}
+
+static AppCert *cert_at(const char *path)
+{
+    gsize len = 0;
+    g_autofree char *pem = testutil_read(path, &len);
+    g_auto(TokendError) e = TOKEND_ERROR_INIT;
+    AppCert *c = keyfile_parse_certificate(pem, len, &e);
+
+    if (!c)
+        g_error("%s: %s", path, e.message);
+    return c;
+}
+
+/* Certificates as admins have them, each read as openssl reads it: one
+ * after its key in the same file, a version 1 certificate (no version
+ * field), one expiring after 2049 (GeneralizedTime), and an EC one (read,
+ * but no RSA key is its key). */
+static void test_certificate_forms(void)
+{
+    static const struct {
+        const char *name, *make;
+        bool rsa;
+    } forms[] = {
+        {"key-then-cert.pem", "cat $KEY $CERT > $OUT", true},
+        {"v1.pem",
+         "openssl req -new -key $KEY -subj /CN=v1 -out $OUT.csr && "
+         "openssl x509 -req -in $OUT.csr -key $KEY -days 5 -out $OUT",
+         true},
+        {"far.pem", "openssl req -x509 -key $KEY -subj /CN=far -days 20000 -out $OUT", true},
+        {"ec.pem",
+         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $OUT.key "
+         "-subj /CN=ec -days 5 -out $OUT",
+         false},
+    };
+    g_autoptr(AppKey) k = the_key();
+
+    for (size_t i = 0; i < G_N_ELEMENTS(forms); i++) {
+        g_autofree char *path = g_build_filename(fx.dir, forms[i].name, NULL);
+        g_autofree char *cmd = g_strdup_printf("sh -c 'CERT=%s KEY=%s OUT=%s; %s'", fx.cert_path,
+                                               fx.key_path, path, forms[i].make);
+        g_autofree char *s256 = NULL, *sha1 = NULL;
+        g_autoptr(AppCert) c = NULL;
+
+        g_free(run(cmd));
+        c = cert_at(path);
+        s256 = openssl_x5t(path, "sha256");
+        sha1 = openssl_x5t(path, "sha1");
+        g_assert_cmpstr(c->x5t_s256, ==, s256);
+        g_assert_cmpstr(c->x5t, ==, sha1);
+        g_assert_cmpint(c->not_after, ==, openssl_not_after(path));
+        g_assert_cmpint(keyfile_key_matches(k, c), ==, forms[i].rsa);
+    }
+    {
+        g_autofree char *v1 = g_build_filename(fx.dir, "v1.pem", NULL);
+        g_autofree char *cmd = g_strdup_printf(
+            "sh -c 'openssl x509 -in %s -noout -text | grep -c \"Version: 1\"'", v1);
+
+        g_free(run(cmd)); /* fails unless openssl made a version 1 certificate */
+    }
+}
+
+/* Not a certificate: each refused with 65. */
+static void test_bad_certificates(void)
+{
+    g_autofree char *key_pem = testutil_read(fx.key_path, NULL);
+    g_autofree char *key_as_cert = NULL;
+    g_autoptr(GString) truncated = NULL;
+    gsize len = 0;
+    g_autofree char *cert = testutil_read(fx.cert_path, &len);
+    const char *end = strstr(cert, "-----END");
+
+    key_as_cert = g_strdup(key_pem);
+    /* A private key's DER under a certificate's label. */
+    {
+        g_autoptr(GString) s = g_string_new(key_as_cert);
+        g_string_replace(s, "PRIVATE KEY", "CERTIFICATE", 0);
+        g_free(key_as_cert);
+        key_as_cert = g_string_free(g_steal_pointer(&s), FALSE);
+    }
+    /* The certificate's base64 cut short by two lines. */
+    truncated = g_string_new_len(cert, end - cert - 130);
+    g_string_append(truncated, "\n-----END CERTIFICATE-----\n");
+    {
+        const char *bad[] = {
+            "",
+            "not a certificate",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",
+            key_pem,
+            key_as_cert,
+            truncated->str,
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+            g_auto(TokendError) e = TOKEND_ERROR_INIT;
+            g_autoptr(AppCert) c = keyfile_parse_certificate(bad[i], strlen(bad[i]), &e);
+
+            g_assert_null(c);
+            g_assert_cmpint(e.status, ==, 65);
+        }
+    }
+}
+
 /* A key made by `openssl genpkey -algorithm ALGORITHM_AND_OPTIONS`, as
  * keyfile reads it. */
 static AppKey *generated_key(const char *name, const char *algorithm, struct tokend_error *e)
@@ -325,6 +447,8 @@ int main(int argc, char **argv)
     g_test_add_func("/assertion/ps256-verifies", test_ps256_verifies);
     g_test_add_func("/assertion/fresh-jti", test_fresh_jti_each_time);
     g_test_add_func("/keyfile/thumbprints", test_certificate_thumbprints);
+    g_test_add_func("/keyfile/certificate-forms", test_certificate_forms);
+    g_test_add_func("/keyfile/bad-certificates", test_bad_certificates);
     g_test_add_func("/keyfile/key-forms", test_key_forms);
     g_test_add_func("/keyfile/bad-keys", test_bad_keys);
     g_test_add_func("/keyfile/ec-refused", test_ec_key_refused);
