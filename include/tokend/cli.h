@@ -25,5 +25,10 @@ void cli_print_usage(void);
 /* `tokend VERB --help`: the verb's usage and options; false when there is
  * no such verb. */
 bool cli_print_verb_usage(const char *verb);
+/* The engine's entry point, the one symbol tokend-engine.so exports: the
+ * launcher loads the engine into its own process and calls it with its
+ * own arguments when it cannot answer alone. */
+#define CLI_ENGINE_MAIN "tokend_engine_main"
+int tokend_engine_main(int argc, char **argv) __attribute__((visibility("default")));
 /* Print "tokend: MESSAGE; see tokend --help"; returns TOKEND_EX_USAGE. */
 int cli_usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

@@ -1,5 +1,6 @@
-/* tokend-engine: the whole of tokend.  The tokend launcher runs it for
- * everything but the calls it can answer from local files. */
+/* tokend-engine.so: the whole of tokend.  The tokend launcher loads it
+ * into its own process and calls tokend_engine_main for everything but the
+ * calls it can answer from local files. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ static int enter_system_mode(const char *verb, char **argv)
     return TOKEND_EX_SOFTWARE;
 }
 
-int main(int argc, char **argv)
+int tokend_engine_main(int argc, char **argv)
 {
     struct tokend_error e = TOKEND_ERROR_INIT;
     struct cli_globals g;

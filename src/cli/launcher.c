@@ -4,10 +4,11 @@
  * configuration, linking only GLib and cJSON: the account's state (which
  * records the settings it was written under, valid while the configuration
  * file is unchanged), the token file, and the configuration's refresh
- * schedule.  Anything else, or anything unusual, is handed to tokend-engine,
- * which does the whole job and re-checks everything itself. */
+ * schedule.  Anything else, or anything unusual, is handed to the engine
+ * (tokend-engine.so, loaded into this process), which does the whole job
+ * and re-checks everything itself. */
 
-#include <errno.h>
+#include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,23 +35,39 @@ static const char *engine_path(char *buf, size_t size)
     if (n > 0) {
         buf[n] = '\0';
         slash = strrchr(buf, '/');
-        if (slash && (size_t)(slash - buf) + sizeof("/tokend-engine") <= size) {
-            strcpy(slash, "/tokend-engine");
-            if (access(buf, X_OK) == 0)
+        if (slash && (size_t)(slash - buf) + sizeof("/tokend-engine.so") <= size) {
+            strcpy(slash, "/tokend-engine.so");
+            if (access(buf, R_OK) == 0)
                 return buf;
         }
     }
     return TOKEND_ENGINE_PATH;
 }
 
-static int exec_engine(char **argv)
+/* The engine, in this process: it starts with what the launcher has
+ * already mapped (the C library, GLib, cJSON) and keeps its own copy of
+ * everything of tokend's, so that it begins as if it had been executed. */
+static int run_engine(int argc, char **argv)
 {
     char buf[PATH_MAX];
     const char *path = engine_path(buf, sizeof(buf));
+    void *engine = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+    int (*engine_main)(int, char **) = NULL;
+    const char *why;
 
-    execv(path, argv);
-    fprintf(stderr, "tokend: cannot run %s: %s; reinstall tokend\n", path, g_strerror(errno));
-    return 70;
+    if (engine)
+        *(void **)&engine_main = dlsym(engine, CLI_ENGINE_MAIN);
+    if (!engine_main) {
+        why = dlerror();
+        fprintf(stderr, "tokend: cannot load %s: %s; reinstall tokend\n", path,
+                why ? why : "no " CLI_ENGINE_MAIN);
+        if (engine)
+            dlclose(engine);
+        return 70;
+    }
+    /* The engine is the rest of this process's life: never unloaded. */
+    // cppcheck-suppress resourceLeak
+    return engine_main(argc, argv);
 }
 
 /* The account's state, if it was written under this identity of the
@@ -271,12 +288,12 @@ int main(int argc, char **argv)
      * engine tries again and says so, once. */
     if (harden_process(&e) < 0) {
         error_clear(&e);
-        return exec_engine(argv);
+        return run_engine(argc, argv);
     }
     /* A usage error is the engine's to say (once). */
     if (cli_parse_globals(argc, argv, &g) < 0 || g.help || g.version || g.verbosity > 0 ||
         g.command_index >= argc)
-        return exec_engine(argv);
+        return run_engine(argc, argv);
     cmd = argv[g.command_index];
     if (g.system && (strcmp(cmd, "token") == 0 || strcmp(cmd, "refresh") == 0))
         answered = fast_system(&g, argc, argv, &failed);
@@ -287,6 +304,6 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "refresh") == 0)
         answered = fast_refresh(&g, argc, argv);
     if (answered == FAST_NO)
-        return exec_engine(argv);
+        return run_engine(argc, argv);
     return answered == FAST_DONE ? 0 : failed;
 }

@@ -78,7 +78,7 @@ def _fault_option(directory):
 
 
 def build(directory=None):
-    """Configures (once) and compiles tokend and tokend-engine with
+    """Configures (once) and compiles tokend and tokend-engine.so with
     -Dfault_injection=true; returns the path of the tokend launcher."""
     d = Path(directory or build_dir()).resolve()
     d.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ def build(directory=None):
         elif _fault_option(d) is not True:
             _run(['meson', 'configure', '-Dfault_injection=true', str(d)])
         _run(['meson', 'compile', '-C', str(d), 'tokend:executable',
-              'tokend-engine:executable'])
+              'tokend-engine:shared_library'])
     tokend = d / 'src' / 'tokend'
     if not os.access(tokend, os.X_OK):
         raise FaultBuildError(f'{tokend} was not built')

@@ -469,14 +469,15 @@ def test_every_command_answers_help_with_its_own_usage(tmp_path, flag):
     (['-vx', 'status'], 'unknown option -x'),
     (['--help=yes'], 'option --help takes no value'),
 ])
-def test_a_bad_global_option_is_said_once_by_both_binaries(tmp_path, args, line):
+def test_a_bad_global_option_is_said_once(tmp_path, args, line):
+    """The launcher parses the options too, and leaves the saying to the
+    engine it loads: one line, not two."""
     t = Tokend(tmp_path)
-    r = t.run(*args)
+    r = t.run(*args, env={'LD_DEBUG': 'files'})
     assert r.returncode == EX_USAGE
-    assert r.stderr == f'tokend: {line}; see tokend --help\n'
-    engine = subprocess.run([str(TOKEND.parent / 'tokend-engine'), *args], capture_output=True,
-                            text=True, env=t.env, timeout=10)
-    assert (engine.returncode, engine.stderr) == (r.returncode, r.stderr)
+    said = [ln for ln in r.stderr.splitlines() if ln.startswith('tokend: ')]
+    assert said == [f'tokend: {line}; see tokend --help']
+    assert 'tokend-engine.so' in r.stderr
 
 
 def test_help_lists_every_option():

@@ -14,7 +14,6 @@ from conftest import REPO, TOKEND
 
 EXPECTED = [
     'bin/tokend',
-    'libexec/tokend/tokend-engine',
     'share/man/man1/tokend.1',
     'share/man/man5/tokend.conf.5',
     'lib/systemd/user/tokend-refresh.service',
@@ -55,6 +54,11 @@ def test_destdir_layout(installed):
     root = dest / str(prefix).lstrip('/')
     for rel in EXPECTED:
         assert (root / rel).is_file(), rel
+    # The engine: a private shared object in the package's folder under
+    # libdir (lib/x86_64-linux-gnu/tokend on Debian), nothing else there.
+    engines = [p.relative_to(root) for p in root.glob('lib/**/tokend-engine.so')]
+    assert len(engines) == 1 and engines[0].parent.name == 'tokend', engines
+    assert sorted(q.name for q in (root / engines[0]).parent.iterdir()) == ['tokend-engine.so']
     assert os.access(root / 'bin' / 'tokend', os.X_OK)
     # Nothing lands outside DESTDIR's prefix.
     outside = [p for p in dest.rglob('*') if p.is_file() and not str(p).startswith(str(root))]

@@ -135,7 +135,7 @@ def test_warning_needs_no_notify_cmd_and_notify_before_zero_turns_it_off(tokend)
     assert status_of(tokend)['signin_warned_at'] is None
 
 
-def test_idle_tick_execs_the_engine_only_when_the_warning_is_due(tokend, tmp_path):
+def test_idle_tick_loads_the_engine_only_when_the_warning_is_due(tokend, tmp_path):
     notes = Notes(tmp_path)
     lead = 20
     # Warned `lead` seconds after signing in: notify_before is 2 days.

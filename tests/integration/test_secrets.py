@@ -505,8 +505,8 @@ def test_obtain_cannot_dump_core(tmp_path):
         core = next(l for l in limits.splitlines() if l.startswith('Max core file size'))
         print(core)
         assert core.split()[4:6] == ['0', '0'], core
-        assert 'tokend-engine' in Path(f'/proc/{proc.pid}/cmdline').read_text() or \
-            os.readlink(f'/proc/{proc.pid}/exe').endswith('tokend-engine')
+        # The engine runs in it (under valgrind, in valgrind's process).
+        assert 'tokend-engine.so' in Path(f'/proc/{proc.pid}/maps').read_text()
     finally:
         proc.kill()
         proc.communicate()

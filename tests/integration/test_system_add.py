@@ -119,7 +119,7 @@ def tokend_processes(netns):
     the network namespace netns (a /proc/PID/ns/net link): the test's own,
     not those of tests that run beside it (the sanitizer run has two
     lanes)."""
-    binaries = {os.path.realpath(TOKEND), os.path.realpath(Path(TOKEND).parent / 'tokend-engine')}
+    binaries = {os.path.realpath(TOKEND)}
     found = {}
     for entry in Path('/proc').iterdir():
         if not entry.name.isdigit():
@@ -132,7 +132,7 @@ def tokend_processes(netns):
             # binary of another build folder of this tree.
             if exe not in binaries and not (
                     exe.startswith(str(REPO) + '/')
-                    and os.path.basename(exe) in ('tokend', 'tokend-engine')):
+                    and os.path.basename(exe) == 'tokend'):
                 continue
             fields = dict(line.split(':', 1) for line in
                           (entry / 'status').read_text().splitlines() if ':' in line)
