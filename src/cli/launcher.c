@@ -290,10 +290,14 @@ int main(int argc, char **argv)
         error_clear(&e);
         return run_engine(argc, argv);
     }
-    /* A usage error is the engine's to say (once). */
+    /* A usage error is the engine's to say (once).  The engine parses
+     * the options again, in this process: nothing of the launcher's is
+     * left to it. */
     if (cli_parse_globals(argc, argv, &g) < 0 || g.help || g.version || g.verbosity > 0 ||
-        g.command_index >= argc)
+        g.command_index >= argc) {
+        cli_globals_clear(&g);
         return run_engine(argc, argv);
+    }
     cmd = argv[g.command_index];
     if (g.system && (strcmp(cmd, "token") == 0 || strcmp(cmd, "refresh") == 0))
         answered = fast_system(&g, argc, argv, &failed);
@@ -303,6 +307,7 @@ int main(int argc, char **argv)
         answered = fast_token(&g, argc, argv);
     else if (strcmp(cmd, "refresh") == 0)
         answered = fast_refresh(&g, argc, argv);
+    cli_globals_clear(&g);
     if (answered == FAST_NO)
         return run_engine(argc, argv);
     return answered == FAST_DONE ? 0 : failed;
