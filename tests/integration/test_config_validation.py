@@ -4,11 +4,14 @@ spellings reach the right Microsoft endpoint; loopback traffic never goes
 through a proxy from the environment; the commands tokend suggests carry
 -c FILE; every command answers --help; check with no mail host is 78."""
 
+import fcntl
+import json
 import os
 import re
 import subprocess
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,7 @@ from conftest import EX_CONFIG, EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_USAGE, REPO, T
 from harness.authserver import make_certs
 from harness.proxy import PROXY_VARS, CountingProxy
 from harness.scripted import Reply, ScriptedEndpoint
+from harness.wait import wait_until
 
 FOLLOW = REPO / 'tests' / 'harness' / 'follow-redirects'
 TENANT = 'contoso.onmicrosoft.com'
@@ -478,6 +482,49 @@ def test_a_bad_global_option_is_said_once(tmp_path, args, line):
     said = [ln for ln in r.stderr.splitlines() if ln.startswith('tokend: ')]
     assert said == [f'tokend: {line}; see tokend --help']
     assert 'tokend-engine.so' in r.stderr
+
+
+def test_the_launcher_hands_the_engine_no_open_file(tokend):
+    """The engine runs in the launcher's process: a file the launcher left
+    open would be the engine's too (a lock above all: a second flock from
+    the same process on another descriptor waits for itself).  The
+    launcher reads the account's state, finds the token expired and hands
+    over; while the engine waits for the account's lock, which the test
+    holds, its open files are read from /proc: the lock once, and none of
+    the files the launcher read."""
+    tokend.account()
+    tokend.obtain()
+    assert tokend.run('token', 'work').returncode == EX_OK  # notes the settings
+    state = tokend.state / 'work' / 'state.json'
+    st = json.loads(state.read_text())
+    st['expires_at'] = int(time.time()) - 60
+    state.write_text(json.dumps(st))
+    lock = tokend.state / 'work' / 'lock'
+
+    def open_files(pid):
+        links = []
+        for fd in Path(f'/proc/{pid}/fd').iterdir():
+            try:
+                links.append(os.readlink(fd))
+            except FileNotFoundError:
+                pass
+        return links
+
+    with open(lock, 'a') as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = tokend.popen('token', 'work')
+        try:
+            wait_until(lambda: str(lock) in open_files(proc.pid), 30,
+                       'the engine waiting for the lock')
+            links = open_files(proc.pid)
+            assert links.count(str(lock)) == 1, links
+            for f in (state, tokend.token_file(), tokend.config):
+                assert str(f) not in links, links
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+            out, err = proc.communicate(timeout=60)
+    assert proc.returncode == EX_OK, err
+    assert out == tokend.token_file().read_text()
 
 
 def test_help_lists_every_option():
