@@ -481,8 +481,9 @@ class Bench:
                  value=f'cat: {fmt_kib(statistics.median(cat_rss))}', unit='kib',
                  target='≤ 4 MiB', met=s.max <= 4 * MIB)
         self.notes.append(f'(1) peak RSS is GNU time %M (the launcher loads the engine into '
-                          f'its own process, so it would include the engine); under GNU time `/bin/true` shows '
-                          f'{fmt_kib(statistics.median(true_rss))}, the floor of the method.')
+                          f'its own process, so it would include the engine); under GNU '
+                          f'time `/bin/true` shows {fmt_kib(statistics.median(true_rss))}, '
+                          f'the floor of the method.')
         if mutt:
             mrss = [self.gnu_time_rss(mutt.split())[0] for _ in range(5)]
             self.row(1, 'peak RSS of `python3 mutt_oauth2.py` (5 runs)', Sample([mrss]),

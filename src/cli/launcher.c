@@ -58,9 +58,13 @@ static int run_engine(int argc, char **argv)
     if (engine)
         *(void **)&engine_main = dlsym(engine, CLI_ENGINE_MAIN);
     if (!engine_main) {
+        /* dlerror names the file. */
         why = dlerror();
-        fprintf(stderr, "tokend: cannot load %s: %s; reinstall tokend\n", path,
-                why ? why : "no " CLI_ENGINE_MAIN);
+        if (why)
+            fprintf(stderr, "tokend: cannot load its engine: %s; reinstall tokend\n", why);
+        else
+            fprintf(stderr, "tokend: cannot load its engine: %s: no %s; reinstall tokend\n", path,
+                    CLI_ENGINE_MAIN);
         if (engine)
             dlclose(engine);
         return 70;

@@ -49,6 +49,30 @@ def installed(tmp_path_factory):
     return prefix, tmp / 'dest'
 
 
+@pytest.mark.parametrize('engine', ['not a shared object', 'another library'])
+def test_an_engine_that_cannot_be_loaded_is_one_line_and_70(installed, tmp_path, engine):
+    """The launcher loads tokend-engine.so from beside itself: a broken
+    installation (the file truncated, or another library under its name)
+    is one line naming the file, exit 70 (tokend(1), EXIT STATUS).  The
+    installed launcher (a plain build: a sanitizer run's tokend is a
+    wrapper script) is copied beside the broken engine."""
+    prefix, _ = installed
+    shutil.copy(prefix / 'bin' / 'tokend', tmp_path / 'tokend')
+    so = tmp_path / 'tokend-engine.so'
+    if engine == 'not a shared object':
+        so.write_bytes(b'\x7fELF truncated')
+    else:
+        # cJSON's library: a real shared object without the engine's symbol.
+        shutil.copy(next(Path('/usr/lib').glob('*/libcjson.so.1')), so)
+    r = subprocess.run([str(tmp_path / 'tokend'), 'status'], capture_output=True, text=True,
+                       timeout=30, env={'PATH': os.environ['PATH'], 'HOME': str(tmp_path)})
+    assert r.returncode == 70, r
+    assert r.stdout == ''
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith('tokend: cannot load its engine: '), lines
+    assert lines[0].count(str(so)) == 1 and lines[0].endswith('; reinstall tokend'), lines
+
+
 def test_destdir_layout(installed):
     prefix, dest = installed
     root = dest / str(prefix).lstrip('/')
