@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
-#include <seccomp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 
 #include "tokend/log.h"
 #include "tokend/sandbox.h"
+#include "tokend/seccomplib.h"
 
 /* Rights of later Landlock ABIs than the headers of Debian 12 know. */
 #ifndef LANDLOCK_ACCESS_FS_REFER
@@ -113,10 +113,13 @@ static int landlock_enter(const char *who, struct tokend_error *e)
 
 /* seccomp ---------------------------------------------------------------- */
 
+/* libseccomp, loaded by sandbox_enter before Landlock (seccomplib.h). */
+static const struct seccomplib *sc;
+
 static void seccomp_ctx_free(scmp_filter_ctx ctx)
 {
     if (ctx)
-        seccomp_release(ctx);
+        sc->release(ctx);
 }
 
 /* name: allowed (or answered with action); nothing when this
@@ -124,11 +127,11 @@ static void seccomp_ctx_free(scmp_filter_ctx ctx)
 static int act_on_name(scmp_filter_ctx ctx, uint32_t action, const char *name,
                        struct tokend_error *e)
 {
-    int nr = seccomp_syscall_resolve_name(name), rc;
+    int nr = sc->syscall_resolve_name(name), rc;
 
     if (nr == __NR_SCMP_ERROR)
         return 0;
-    if ((rc = seccomp_rule_add(ctx, action, nr, 0)) < 0)
+    if ((rc = sc->rule_add(ctx, action, nr, 0)) < 0)
         return error_set(e, TOKEND_EX_SOFTWARE, "seccomp: cannot allow %s: %s", name,
                          g_strerror(-rc));
     return 0;
@@ -141,18 +144,18 @@ static int allow_narrow(scmp_filter_ctx ctx, struct tokend_error *e)
 {
     int rc = 0;
 
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-                           SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-                           SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, SCMP_A1(SCMP_CMP_EQ, F_GETFL));
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, SCMP_A1(SCMP_CMP_EQ, F_SETFL));
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, SCMP_A1(SCMP_CMP_EQ, F_GETFD));
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
-                           SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fstat), 0);
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+    rc |= sc->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+                       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    rc |= sc->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+                       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    rc |= sc->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, SCMP_A1(SCMP_CMP_EQ, F_GETFL));
+    rc |= sc->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, SCMP_A1(SCMP_CMP_EQ, F_SETFL));
+    rc |= sc->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, SCMP_A1(SCMP_CMP_EQ, F_GETFD));
+    rc |= sc->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+                       SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+    rc |= sc->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fstat), 0);
+    rc |= sc->rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
     if (rc < 0)
         return error_set(e, TOKEND_EX_SOFTWARE, "seccomp: cannot add the argument rules");
     return 0;
@@ -169,19 +172,19 @@ static int act_on_list(scmp_filter_ctx ctx, uint32_t action, const char *const *
 
 static int seccomp_enter(const struct sandbox_policy *p, struct tokend_error *e)
 {
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    scmp_filter_ctx ctx = sc->init(SCMP_ACT_KILL_PROCESS);
     int rc = -1, err;
 
     if (!ctx)
         return error_set(e, TOKEND_EX_SOFTWARE, "seccomp: cannot start a filter");
     /* Every thread, not only this one. */
-    if ((err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
+    if ((err = sc->attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
         error_set(e, TOKEND_EX_SOFTWARE, "seccomp: no thread sync: %s", g_strerror(-err));
     else if (act_on_list(ctx, SCMP_ACT_ALLOW, relay_syscalls, e) == 0 &&
              act_on_list(ctx, SCMP_ACT_ALLOW, p->extra_syscalls, e) == 0 &&
              act_on_list(ctx, SCMP_ACT_ERRNO(EACCES), p->refused_syscalls, e) == 0 &&
              allow_narrow(ctx, e) == 0) {
-        if ((err = seccomp_load(ctx)) < 0)
+        if ((err = sc->load(ctx)) < 0)
             error_set(e, TOKEND_EX_SOFTWARE, "cannot load the seccomp filter: %s",
                       g_strerror(-err));
         else
@@ -217,6 +220,11 @@ int sandbox_enter(const struct sandbox_policy *p, struct tokend_error *e)
 
     if (sandbox_skipped(who))
         return 0;
+    /* Before Landlock, which leaves no file to load it from. */
+    if (!(sc = seccomplib_load(e))) {
+        error_prefix(e, "%s: sandbox", who);
+        return -1;
+    }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return error_set(e, TOKEND_EX_SOFTWARE, "cannot set no new privileges: %s",
                          g_strerror(errno));

@@ -6,7 +6,6 @@
  * checked against the account's relay_password_hash (libxcrypt's
  * yescrypt), compared in constant time. */
 
-#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "relay_internal.h"
+#include "tokend/cryptlib.h"
 #include "tokend/log.h"
 #include "tokend/paths.h"
 
@@ -222,17 +222,29 @@ bool relay_tls_go(RelayIO *io, const struct relay_ctx *ctx, const char *go)
 
 /* Passwords --------------------------------------------------------------- */
 
-bool relay_password_hash_usable(const char *hash)
+/* libcrypt is loaded by the first use (cryptlib.h): a relay serving other
+ * machines loads it in relay_remote_ready, before its sessions start. */
+
+static bool hash_usable(const struct cryptlib *lib, const char *hash)
 {
     return hash && (g_str_has_prefix(hash, "$y$") || g_str_has_prefix(hash, "$gy$")) &&
-           crypt_checksalt(hash) == CRYPT_SALT_OK;
+           lib->checksalt(hash) == CRYPT_SALT_OK;
+}
+
+bool relay_password_hash_usable(const char *hash)
+{
+    struct tokend_error e = TOKEND_ERROR_INIT;
+    const struct cryptlib *lib = cryptlib_load(&e);
+
+    error_clear(&e);
+    return lib && hash_usable(lib, hash);
 }
 
 /* password matches hash: crypt's answer compared in constant time. */
-static bool password_matches(const char *password, const char *hash)
+static bool password_matches(const struct cryptlib *lib, const char *password, const char *hash)
 {
     struct crypt_data *cd = g_malloc0(sizeof(*cd));
-    const char *out = crypt_rn(password, hash, cd, sizeof(*cd));
+    const char *out = lib->rn(password, hash, cd, sizeof(*cd));
     size_t len = strlen(hash);
     bool ok = out && out[0] != '*' && strlen(out) == len && CRYPTO_memcmp(out, hash, len) == 0;
 
@@ -244,13 +256,17 @@ static bool password_matches(const char *password, const char *hash)
 int relay_password_check(const struct relay_ctx *ctx, const Account *a, const char *password,
                          struct tokend_error *e)
 {
+    const struct cryptlib *lib;
+
     if (!ctx->remote)
         return 0;
-    if (!relay_password_hash_usable(a->relay_password_hash))
+    if (!(lib = cryptlib_load(e)))
+        return -1;
+    if (!hash_usable(lib, a->relay_password_hash))
         return error_set(e, TOKEND_EX_NOPERM,
                          "%s has no usable relay_password_hash (yescrypt) for other machines",
                          a->name);
-    if (!password || !password_matches(password, a->relay_password_hash))
+    if (!password || !password_matches(lib, password, a->relay_password_hash))
         return error_set(e, TOKEND_EX_NOPERM, "wrong password for %s", a->name);
     return 0;
 }
@@ -273,16 +289,19 @@ int relay_password_take(const struct relay_ctx *ctx, const Account *a, char *pas
 
 char *relay_password_hash_new(const char *password, struct tokend_error *e)
 {
+    const struct cryptlib *lib = cryptlib_load(e);
     char salt[CRYPT_GENSALT_OUTPUT_SIZE];
     struct crypt_data *cd;
     char *hash = NULL;
 
-    if (!crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt))) {
+    if (!lib)
+        return NULL;
+    if (!lib->gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt))) {
         error_set(e, TOKEND_EX_SOFTWARE, "cannot make a yescrypt salt: %s", g_strerror(errno));
         return NULL;
     }
     cd = g_malloc0(sizeof(*cd));
-    if (crypt_rn(password, salt, cd, sizeof(*cd)) && cd->output[0] == '$')
+    if (lib->rn(password, salt, cd, sizeof(*cd)) && cd->output[0] == '$')
         hash = g_strdup(cd->output);
     else
         error_set(e, TOKEND_EX_SOFTWARE, "cannot hash the password: %s", g_strerror(errno));
@@ -293,11 +312,11 @@ char *relay_password_hash_new(const char *password, struct tokend_error *e)
 
 /* For other machines ------------------------------------------------------ */
 
-static bool some_account_has_hash(const Config *cfg)
+static bool some_account_has_hash(const struct cryptlib *lib, const Config *cfg)
 {
     for (guint i = 0; i < cfg->accounts->len; i++) {
         const Account *a = g_ptr_array_index(cfg->accounts, i);
-        if (relay_password_hash_usable(a->relay_password_hash))
+        if (hash_usable(lib, a->relay_password_hash))
             return true;
     }
     return false;
@@ -307,6 +326,7 @@ int relay_remote_ready(const Config *cfg, struct tokend_error *e)
 {
     const char *why = "the relay serves other machines only over TLS with a password per "
                       "account, stored as a hash";
+    const struct cryptlib *lib;
 
     if (!cfg->relay_tls_certificate || !cfg->relay_tls_key) {
         error_set(e, TOKEND_EX_CONFIG,
@@ -319,7 +339,11 @@ int relay_remote_ready(const Config *cfg, struct tokend_error *e)
         error_prefix(e, "%s", why);
         return -1;
     }
-    if (!some_account_has_hash(cfg)) {
+    if (!(lib = cryptlib_load(e))) {
+        error_prefix(e, "%s", why);
+        return -1;
+    }
+    if (!some_account_has_hash(lib, cfg)) {
         error_set(e, TOKEND_EX_CONFIG, "%s: no account has a relay_password_hash (yescrypt)", why);
         error_set_hint(e, "run: tokend relay-password ACCOUNT");
         return -1;

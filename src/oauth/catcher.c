@@ -6,17 +6,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <curl/curl.h>
-#include <microhttpd.h>
 
 #include "tokend/catcher.h"
 #include "tokend/shared_curl.h"
 #include "tokend/log.h"
+#include "tokend/mhdlib.h"
 #include "tokend/peercred.h"
 #include "tokend/uri.h"
 
 #define CONNECTION_LIMIT 64
 #define CONNECTION_TIMEOUT_S 10
 #define CONNECTION_MEMORY 16384
+
+/* libmicrohttpd, loaded by the first catcher_new (mhdlib.h). */
+static const struct mhdlib *mhd;
 
 struct catcher;
 
@@ -74,18 +77,18 @@ bool catcher_handles(const char *redirect_uri)
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *page)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(page), (void *)page, MHD_RESPMEM_PERSISTENT);
+        mhd->create_response_from_buffer(strlen(page), (void *)page, MHD_RESPMEM_PERSISTENT);
     enum MHD_Result ret;
 
-    MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(r, "Content-Security-Policy",
-                            "default-src 'none'; style-src 'unsafe-inline'");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(r, "Connection", "close");
-    ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
+    mhd->add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+    mhd->add_response_header(r, "Cache-Control", "no-store");
+    mhd->add_response_header(r, "Referrer-Policy", "no-referrer");
+    mhd->add_response_header(r, "Content-Security-Policy",
+                             "default-src 'none'; style-src 'unsafe-inline'");
+    mhd->add_response_header(r, "X-Content-Type-Options", "nosniff");
+    mhd->add_response_header(r, "Connection", "close");
+    ret = mhd->queue_response(conn, status, r);
+    mhd->destroy_response(r);
     return ret;
 }
 
@@ -140,7 +143,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         redirect_params_free(col.p);
         return reply(conn, MHD_HTTP_NOT_FOUND, page_missing);
     }
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &col);
+    mhd->get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &col);
     g_mutex_lock(&c->lock);
     if (col.failed) {
         status = MHD_HTTP_BAD_REQUEST;
@@ -345,7 +348,7 @@ static struct MHD_Daemon *start_daemon(Catcher *c, int i, bool v6)
     l->catcher = c;
     if (getsockname(fd, (struct sockaddr *)&l->local, &len) < 0)
         return NULL;
-    return MHD_start_daemon(
+    return mhd->start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0), 0, on_accept, l,
         on_request, c, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -359,6 +362,8 @@ Catcher *catcher_new(const char *redirect_uri, const char *expected_state, struc
     int port = 0;
 
     c->sockets[0] = c->sockets[1] = c->ready_fd = -1;
+    if (!(mhd = mhdlib_load(e)))
+        return NULL;
     g_mutex_init(&c->lock);
     g_cond_init(&c->changed);
     c->state = g_strdup(expected_state);
@@ -484,7 +489,7 @@ void catcher_free(Catcher *c)
         return;
     for (int i = 0; i < 2; i++) {
         if (c->daemons[i])
-            MHD_stop_daemon(c->daemons[i]);
+            mhd->stop_daemon(c->daemons[i]);
         if (c->sockets[i] >= 0)
             close(c->sockets[i]);
     }

@@ -94,6 +94,33 @@ def test_token_with_a_fresh_cache_needs_no_network_nor_engine(tokend, authserver
     assert authserver.stats() == before
 
 
+# Loaded (dlopen) only by what uses them: the sign-in's loopback catcher,
+# the sandbox of a tunnel or relay session, the relay's passwords, the
+# Secret Service store, the relay's Graph backend.
+ON_DEMAND = ('libmicrohttpd.so', 'libseccomp.so', 'libcrypt.so', 'libsecret-1.so',
+             'libgmime-3.0.so')
+
+
+def loaded(stderr):
+    """The libraries LD_DEBUG=libs says the process loaded."""
+    return {ln.split('find library=', 1)[1].split()[0] for ln in stderr.splitlines()
+            if 'find library=' in ln}
+
+
+def test_a_refresh_maps_only_what_a_refresh_uses(tokend, authserver):
+    tokend.account()
+    # A sign-in through the browser serves its redirect with libmicrohttpd,
+    # loaded then and only then.
+    r = tokend.obtain(env={'LD_DEBUG': 'libs'})
+    libs = loaded(r.stderr)
+    assert any(n.startswith('libmicrohttpd.so') for n in libs), sorted(libs)
+    r = tokend.run('refresh', '--force', 'work', env={'LD_DEBUG': 'libs'})
+    assert r.returncode == EX_OK, r.stderr
+    libs = loaded(r.stderr)
+    assert any(n.startswith('libcurl.so') for n in libs), sorted(libs)
+    assert not [n for n in libs if n.startswith(ON_DEMAND)], sorted(libs)
+
+
 def test_refresh_tick_with_nothing_due_reads_no_account(tokend, authserver):
     for n in ('one', 'two'):
         tokend.account(n)
