@@ -101,6 +101,49 @@ def test_installed_tokend_finds_its_engine(installed, tmp_path):
         assert lib not in ldd
 
 
+def needed(path):
+    """The file's NEEDED entries, in order."""
+    out = subprocess.run(['readelf', '-dW', str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return re.findall(r'\(NEEDED\)\s+Shared library: \[(.+?)\]', out)
+
+
+def mapped(path):
+    """soname -> file of every library the dynamic linker maps for path."""
+    out = subprocess.run(['ldd', str(path)], capture_output=True, text=True, check=True).stdout
+    return dict(re.findall(r'^\s*(\S+) => (/\S+)', out, re.M))
+
+
+def dynamic_symbols(path, defined):
+    out = subprocess.run(['nm', '-D', '--defined-only' if defined else '--undefined-only',
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    return {ln.split()[-1].split('@')[0] for ln in out.splitlines() if ln.strip()}
+
+
+def test_the_engine_names_first_the_libraries_searched_most():
+    """The dynamic linker looks each of some 9,000 symbol references up in
+    the engine's libraries breadth first (src/meson.build): the big ones
+    that libcurl brings come right after the C library and libcrypto, and
+    naming them maps no library that would not be mapped anyway."""
+    engine = TOKEND.parent / 'tokend-engine.so'
+    order = needed(engine)
+    curl = mapped(engine)['libcurl.so.4']
+    by_curl = mapped(curl)
+    # Each comes before libcurl when this libcurl brings it.
+    first = [n for n in by_curl if re.match(r'lib(gnutls|nettle|unistring|ldap(-[0-9.]+)?'
+                                            r'|hogweed|lber(-[0-9.]+)?|gmp|gssapi_krb5)\.so', n)]
+    assert len(first) >= 5, sorted(by_curl)
+    for n in first:
+        assert n in order and order.index(n) < order.index('libcurl.so.4'), order
+    # Every other entry is a library the engine calls itself.
+    wanted = dynamic_symbols(engine, defined=False)
+    for n in order:
+        if n in by_curl or n == 'libcurl.so.4':
+            continue
+        lib = mapped(engine)[n] if n in mapped(engine) else None
+        assert lib and dynamic_symbols(lib, defined=True) & wanted, (n, order)
+
+
 def test_systemd_units_verify(installed, tmp_path):
     prefix, _ = installed
     runtime = tmp_path / 'runtime'
