@@ -68,9 +68,6 @@ char *relay_tls_loopback_cert_path(void);
  * for localhost, 127.0.0.1 and ::1; the key 0600 in a 0700 folder of the
  * state folder, the folder put in place whole by one rename): their paths. */
 int relay_tls_loopback(char **cert, char **key, struct tokend_error *e);
-/* A relay_password_hash tokend accepts: yescrypt ($y$ or $gy$) whose
- * parameters libxcrypt finds sound. */
-bool relay_password_hash_usable(const char *hash);
 /* The hash of password (yescrypt, libxcrypt's default cost), or NULL (e). */
 char *relay_password_hash_new(const char *password, struct tokend_error *e);
 

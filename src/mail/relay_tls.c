@@ -222,22 +222,15 @@ bool relay_tls_go(RelayIO *io, const struct relay_ctx *ctx, const char *go)
 
 /* Passwords --------------------------------------------------------------- */
 
-/* libcrypt is loaded by the first use (cryptlib.h): a relay serving other
+/* libcrypt (cryptlib.h) is loaded by the first use: a relay serving other
  * machines loads it in relay_remote_ready, before its sessions start. */
 
+/* A relay_password_hash tokend accepts: yescrypt ($y$ or $gy$) whose
+ * parameters libxcrypt finds sound. */
 static bool hash_usable(const struct cryptlib *lib, const char *hash)
 {
     return hash && (g_str_has_prefix(hash, "$y$") || g_str_has_prefix(hash, "$gy$")) &&
            lib->checksalt(hash) == CRYPT_SALT_OK;
-}
-
-bool relay_password_hash_usable(const char *hash)
-{
-    struct tokend_error e = TOKEND_ERROR_INIT;
-    const struct cryptlib *lib = cryptlib_load(&e);
-
-    error_clear(&e);
-    return lib && hash_usable(lib, hash);
 }
 
 /* password matches hash: crypt's answer compared in constant time. */
