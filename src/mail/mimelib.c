@@ -1,8 +1,6 @@
 #include "tokend/dynlib.h"
 #include "tokend/mimelib.h"
 
-#define LIBGMIME_SONAME "libgmime-3.0.so.0"
-
 #define SYM(field, name) DYNLIB_SYMBOL(struct mimelib, field, name)
 
 static const struct dynlib_symbol symbols[] = {
@@ -21,27 +19,17 @@ static const struct dynlib_symbol symbols[] = {
     SYM(object_unref, g_object_unref),
 };
 
-static struct mimelib lib;
-static const char *load_error;
-
-static gpointer load(gpointer unused)
+/* GMime wants g_mime_init before anything else. */
+static void init_gmime(void *table)
 {
-    (void)unused;
-    if (dynlib_load(LIBGMIME_SONAME, symbols, G_N_ELEMENTS(symbols), &lib, &load_error) < 0)
-        return NULL;
-    lib.init();
-    return &lib;
+    ((struct mimelib *)table)->init();
 }
+
+static struct mimelib table;
+static struct dynlib lib = DYNLIB_INIT("libgmime-3.0.so.0", symbols, &table,
+                                       "install GMime 3 (Debian: libgmime-3.0-0)", init_gmime);
 
 const struct mimelib *mimelib_load(struct tokend_error *e)
 {
-    static GOnce once = G_ONCE_INIT;
-    const struct mimelib *l = g_once(&once, load, NULL);
-
-    if (!l) {
-        error_set(e, TOKEND_EX_UNAVAILABLE, "cannot load %s (%s)", LIBGMIME_SONAME,
-                  load_error ? load_error : "unknown error");
-        error_set_hint(e, "install GMime 3 (Debian: libgmime-3.0-0)");
-    }
-    return l;
+    return dynlib_get(&lib, e);
 }

@@ -1,8 +1,6 @@
 #include "tokend/dynlib.h"
 #include "tokend/mhdlib.h"
 
-#define LIBMHD_SONAME "libmicrohttpd.so.12"
-
 #define SYM(field, name) DYNLIB_SYMBOL(struct mhdlib, field, name)
 
 static const struct dynlib_symbol symbols[] = {
@@ -15,27 +13,13 @@ static const struct dynlib_symbol symbols[] = {
     SYM(get_connection_values, MHD_get_connection_values),
 };
 
-static struct mhdlib lib;
-static const char *load_error;
-
-static gpointer load(gpointer unused)
-{
-    (void)unused;
-    if (dynlib_load(LIBMHD_SONAME, symbols, G_N_ELEMENTS(symbols), &lib, &load_error) < 0)
-        return NULL;
-    return &lib;
-}
+static struct mhdlib table;
+static struct dynlib lib = DYNLIB_INIT(
+    "libmicrohttpd.so.12", symbols, &table,
+    "install libmicrohttpd (Debian: libmicrohttpd12), or sign in with obtain --manual or --device",
+    NULL);
 
 const struct mhdlib *mhdlib_load(struct tokend_error *e)
 {
-    static GOnce once = G_ONCE_INIT;
-    const struct mhdlib *l = g_once(&once, load, NULL);
-
-    if (!l) {
-        error_set(e, TOKEND_EX_UNAVAILABLE, "cannot load %s (%s)", LIBMHD_SONAME,
-                  load_error ? load_error : "unknown error");
-        error_set_hint(e, "install libmicrohttpd (Debian: libmicrohttpd12), or sign in with "
-                          "--device or --paste");
-    }
-    return l;
+    return dynlib_get(&lib, e);
 }

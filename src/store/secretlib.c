@@ -1,8 +1,6 @@
 #include "tokend/dynlib.h"
 #include "tokend/secretlib.h"
 
-#define LIBSECRET_SONAME "libsecret-1.so.0"
-
 #define SYM(field, name) DYNLIB_SYMBOL(struct secretlib, field, name)
 
 static const struct dynlib_symbol symbols[] = {
@@ -24,26 +22,11 @@ static const struct dynlib_symbol symbols[] = {
     SYM(object_unref, g_object_unref),
 };
 
-static struct secretlib lib;
-static const char *load_error;
-
-static gpointer load(gpointer unused)
-{
-    (void)unused;
-    if (dynlib_load(LIBSECRET_SONAME, symbols, G_N_ELEMENTS(symbols), &lib, &load_error) < 0)
-        return NULL;
-    return &lib;
-}
+static struct secretlib table;
+static struct dynlib lib = DYNLIB_INIT("libsecret-1.so.0", symbols, &table,
+                                       "install libsecret, or set store = file", NULL);
 
 const struct secretlib *secretlib_load(struct tokend_error *e)
 {
-    static GOnce once = G_ONCE_INIT;
-    const struct secretlib *l = g_once(&once, load, NULL);
-
-    if (!l) {
-        error_set(e, TOKEND_EX_UNAVAILABLE, "cannot load %s (%s)", LIBSECRET_SONAME,
-                  load_error ? load_error : "unknown error");
-        error_set_hint(e, "install libsecret, or set store = file");
-    }
-    return l;
+    return dynlib_get(&lib, e);
 }
